@@ -1,0 +1,74 @@
+//! Shared, immutable tensor bytes that may live in a memory map or on the heap.
+
+use std::fmt;
+use std::ops::{Deref, Range};
+use std::sync::Arc;
+
+use crate::{Error, Result};
+
+/// A cheaply clonable view into bytes owned by someone else: a memory-mapped file, a buffer
+/// read from disk, or a `Vec` built in memory.
+///
+/// The owner is kept alive as long as any view of it exists, so tensors can outlive the
+/// reader that produced them.
+#[derive(Clone)]
+pub struct TensorBytes {
+    owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    range: Range<usize>,
+}
+
+impl TensorBytes {
+    /// A view of all of `owner`'s bytes.
+    pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
+        let len = (*owner).as_ref().len();
+        Self { owner, range: 0..len }
+    }
+
+    /// A view of a freshly built buffer.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        Self::new(Arc::new(bytes))
+    }
+
+    /// A sub-view, `range` relative to this view.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `range` does not lie within this view.
+    pub fn slice(&self, range: Range<usize>) -> Result<Self> {
+        if range.start > range.end || range.end > self.len() {
+            return Err(Error::ShapeMismatch {
+                op: "slice bytes",
+                detail: format!("{range:?} outside 0..{}", self.len()),
+            });
+        }
+        let start = self.range.start + range.start;
+        Ok(Self { owner: Arc::clone(&self.owner), range: start..start + range.len() })
+    }
+}
+
+impl Deref for TensorBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &(*self.owner).as_ref()[self.range.clone()]
+    }
+}
+
+impl fmt::Debug for TensorBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorBytes").field("range", &self.range).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_nest_and_are_checked() {
+        let bytes = TensorBytes::from_vec((0u8..10).collect());
+        let mid = bytes.slice(2..8).unwrap();
+        assert_eq!(&*mid, &[2, 3, 4, 5, 6, 7]);
+        assert_eq!(&*mid.slice(1..3).unwrap(), &[3, 4]);
+        assert!(mid.slice(4..7).is_err());
+    }
+}

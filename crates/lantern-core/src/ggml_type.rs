@@ -1,0 +1,200 @@
+//! The tensor element types of ggml, by their on-disk id.
+//!
+//! Every type ggml defines is listed so that any GGUF file can be inspected; which of them
+//! lantern can compute with is a separate question, answered by [`GgmlType::is_supported`].
+
+use crate::{Error, Result};
+
+/// A ggml tensor type: its id in GGUF files, block size and bytes per block.
+///
+/// Sizes follow ggml's `type_traits` table
+/// (<https://github.com/ggml-org/llama.cpp/blob/b6000/ggml/src/ggml.c>).
+#[allow(non_camel_case_types, reason = "names mirror ggml's type names")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum GgmlType {
+    /// 32-bit float.
+    F32,
+    /// IEEE half float.
+    F16,
+    /// 4-bit, 32 per block, one f16 scale; value = d·(q − 8).
+    Q4_0,
+    /// 4-bit, 32 per block, f16 scale and min; value = d·q + m.
+    Q4_1,
+    /// 5-bit, 32 per block, one scale.
+    Q5_0,
+    /// 5-bit, 32 per block, scale and min.
+    Q5_1,
+    /// 8-bit, 32 per block, one f16 scale; value = d·q.
+    Q8_0,
+    /// 8-bit, 32 per block, scale and the block's scaled sum.
+    Q8_1,
+    /// 2-bit k-quant, 256 per super-block.
+    Q2_K,
+    /// 3-bit k-quant.
+    Q3_K,
+    /// 4-bit k-quant.
+    Q4_K,
+    /// 5-bit k-quant.
+    Q5_K,
+    /// 6-bit k-quant.
+    Q6_K,
+    /// 8-bit k-quant (activations).
+    Q8_K,
+    /// i-quant, 2.06 bits.
+    IQ2_XXS,
+    /// i-quant, 2.31 bits.
+    IQ2_XS,
+    /// i-quant, 3.06 bits.
+    IQ3_XXS,
+    /// i-quant, 1.56 bits.
+    IQ1_S,
+    /// i-quant, 4.5 bits, non-linear.
+    IQ4_NL,
+    /// i-quant, 3.44 bits.
+    IQ3_S,
+    /// i-quant, 2.5 bits.
+    IQ2_S,
+    /// i-quant, 4.25 bits.
+    IQ4_XS,
+    /// 8-bit integer.
+    I8,
+    /// 16-bit integer.
+    I16,
+    /// 32-bit integer.
+    I32,
+    /// 64-bit integer.
+    I64,
+    /// 64-bit float.
+    F64,
+    /// i-quant, 1.75 bits.
+    IQ1_M,
+    /// bfloat16.
+    BF16,
+    /// ternary, 1.69 bits.
+    TQ1_0,
+    /// ternary, 2.06 bits.
+    TQ2_0,
+    /// microscaling 4-bit float.
+    MXFP4,
+}
+
+/// (type, id, elements per block, bytes per block)
+const TABLE: &[(GgmlType, u32, usize, usize)] = &[
+    (GgmlType::F32, 0, 1, 4),
+    (GgmlType::F16, 1, 1, 2),
+    (GgmlType::Q4_0, 2, 32, 18),
+    (GgmlType::Q4_1, 3, 32, 20),
+    (GgmlType::Q5_0, 6, 32, 22),
+    (GgmlType::Q5_1, 7, 32, 24),
+    (GgmlType::Q8_0, 8, 32, 34),
+    (GgmlType::Q8_1, 9, 32, 36),
+    (GgmlType::Q2_K, 10, 256, 84),
+    (GgmlType::Q3_K, 11, 256, 110),
+    (GgmlType::Q4_K, 12, 256, 144),
+    (GgmlType::Q5_K, 13, 256, 176),
+    (GgmlType::Q6_K, 14, 256, 210),
+    (GgmlType::Q8_K, 15, 256, 292),
+    (GgmlType::IQ2_XXS, 16, 256, 66),
+    (GgmlType::IQ2_XS, 17, 256, 74),
+    (GgmlType::IQ3_XXS, 18, 256, 98),
+    (GgmlType::IQ1_S, 19, 256, 50),
+    (GgmlType::IQ4_NL, 20, 32, 18),
+    (GgmlType::IQ3_S, 21, 256, 110),
+    (GgmlType::IQ2_S, 22, 256, 82),
+    (GgmlType::IQ4_XS, 23, 256, 136),
+    (GgmlType::I8, 24, 1, 1),
+    (GgmlType::I16, 25, 1, 2),
+    (GgmlType::I32, 26, 1, 4),
+    (GgmlType::I64, 27, 1, 8),
+    (GgmlType::F64, 28, 1, 8),
+    (GgmlType::IQ1_M, 29, 256, 56),
+    (GgmlType::BF16, 30, 1, 2),
+    (GgmlType::TQ1_0, 34, 256, 54),
+    (GgmlType::TQ2_0, 35, 256, 66),
+    (GgmlType::MXFP4, 39, 32, 17),
+];
+
+impl GgmlType {
+    /// The type with GGUF id `id`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownType`] for an id ggml does not define (or has retired).
+    pub fn from_id(id: u32) -> Result<Self> {
+        TABLE.iter().find(|e| e.1 == id).map(|e| e.0).ok_or(Error::UnknownType { id })
+    }
+
+    fn entry(self) -> &'static (GgmlType, u32, usize, usize) {
+        // Every variant has exactly one row; the table test below keeps it so.
+        TABLE.iter().find(|e| e.0 == self).unwrap_or(&TABLE[0])
+    }
+
+    /// The id this type has in GGUF files.
+    pub fn id(self) -> u32 {
+        self.entry().1
+    }
+
+    /// Elements per block.
+    pub fn block_size(self) -> usize {
+        self.entry().2
+    }
+
+    /// Bytes per block.
+    pub fn type_size(self) -> usize {
+        self.entry().3
+    }
+
+    /// Whether lantern can dequantize this type and multiply with it.
+    pub fn is_supported(self) -> bool {
+        matches!(self, Self::F32 | Self::F16 | Self::Q4_0 | Self::Q4_1 | Self::Q8_0)
+    }
+
+    /// Bytes taken by a row of `len` elements.
+    ///
+    /// # Errors
+    /// [`Error::RaggedRow`] when `len` is not a whole number of blocks.
+    pub fn row_bytes(self, len: usize) -> Result<usize> {
+        let block = self.block_size();
+        if len % block != 0 {
+            return Err(Error::RaggedRow { ty: self, len, block });
+        }
+        (len / block).checked_mul(self.type_size()).ok_or(Error::Overflow { what: "row bytes" })
+    }
+
+    /// Bytes taken by a tensor with these dimensions (innermost first).
+    ///
+    /// # Errors
+    /// [`Error::RaggedRow`] for a ragged innermost dimension, [`Error::Overflow`] when the size
+    /// does not fit `usize`.
+    pub fn tensor_bytes(self, dims: &[usize]) -> Result<usize> {
+        let Some((&len, outer)) = dims.split_first() else {
+            return Ok(self.type_size());
+        };
+        outer.iter().try_fold(self.row_bytes(len)?, |acc, &d| {
+            acc.checked_mul(d).ok_or(Error::Overflow { what: "tensor bytes" })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_round_trips_ids() {
+        for &(ty, id, _, _) in TABLE {
+            assert_eq!(GgmlType::from_id(id).unwrap(), ty);
+            assert_eq!(ty.id(), id);
+        }
+        assert!(matches!(GgmlType::from_id(4), Err(Error::UnknownType { id: 4 })));
+        assert!(matches!(GgmlType::from_id(1000), Err(Error::UnknownType { id: 1000 })));
+    }
+
+    #[test]
+    fn sizes_of_the_formats_we_run() {
+        assert_eq!(GgmlType::Q4_1.row_bytes(576).unwrap(), 18 * 20);
+        assert_eq!(GgmlType::Q8_0.tensor_bytes(&[576, 49152]).unwrap(), 18 * 34 * 49152);
+        assert!(matches!(GgmlType::Q4_0.row_bytes(33), Err(Error::RaggedRow { .. })));
+        assert!(GgmlType::F32.tensor_bytes(&[usize::MAX, 2]).is_err());
+    }
+}
