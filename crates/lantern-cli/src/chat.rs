@@ -1,0 +1,96 @@
+//! `lantern chat`: an interactive conversation in the terminal.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lantern::{GenerateConfig, Message};
+
+use crate::model_args::{peak_rss, ModelArgs};
+use crate::sampling_args::SamplingArgs;
+
+/// Chat with a model; `/reset` starts over, `/quit` (or end of input) leaves.
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// System prompt. By default, the template's own (if any).
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens per reply.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 1024)]
+    n_predict: usize,
+    /// Print speed and memory after each reply.
+    #[arg(long)]
+    stats: bool,
+}
+
+pub(crate) fn run(args: ChatArgs) -> Result<()> {
+    let engine = args.model.engine()?;
+    let mut session = engine.session(args.model.session_config())?;
+    let config =
+        GenerateConfig::default().max_tokens(args.n_predict).sampler(args.sampling.config());
+    let start: Vec<Message> = args.system.iter().map(Message::system).collect();
+    let mut messages = start.clone();
+    eprintln!(
+        "lantern chat: {} ({} layers, loaded in {:.0} ms). /reset starts over, /quit leaves.",
+        engine.info().path.as_deref().map_or("model".into(), |p| p.display().to_string()),
+        engine.config().n_layers,
+        engine.info().load_time.as_secs_f64() * 1e3
+    );
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    let mut line = String::new();
+    loop {
+        write!(stdout, "> ")?;
+        stdout.flush()?;
+        line.clear();
+        if stdin.lock().read_line(&mut line).context("reading input")? == 0 {
+            break;
+        }
+        let input = line.trim();
+        match input {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                session.reset();
+                messages = start.clone();
+                eprintln!("(conversation reset)");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(Message::user(input));
+        let reply = match session.chat(&messages, &config) {
+            Ok(generation) => generation.for_each_text(|text| {
+                let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+            }),
+            Err(e) => Err(e),
+        };
+        writeln!(stdout)?;
+        match reply {
+            Ok(completion) => {
+                if args.stats {
+                    let t = completion.timings;
+                    eprintln!(
+                        "[prompt {} tok, {:.1} tok/s | reply {} tok, {:.1} tok/s | peak RSS {:.1} MiB]",
+                        t.prompt_tokens,
+                        t.prompt_tokens_per_second(),
+                        t.generated_tokens,
+                        t.generate_tokens_per_second(),
+                        peak_rss().unwrap_or(0) as f64 / (1024.0 * 1024.0)
+                    );
+                }
+                messages.push(Message::assistant(completion.text));
+            }
+            Err(e) => {
+                // The turn failed (for example the context is full): drop it and go on.
+                messages.pop();
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(())
+}

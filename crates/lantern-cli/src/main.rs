@@ -1,0 +1,82 @@
+//! `lantern`: chat with, run, inspect, benchmark and score quantized LLMs.
+//!
+//! Run with: `cargo run --release -p lantern-cli -- <command>` (or `cargo chat`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+mod bench;
+mod chat;
+mod fetch;
+mod inspect;
+mod model_args;
+mod ppl;
+mod progress;
+mod run;
+mod sampling_args;
+mod tokenize;
+
+/// Embeddable LLM inference for edge devices.
+#[derive(Debug, Parser)]
+#[command(name = "lantern", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Chat with a model (the default model when none is given).
+    Chat(chat::ChatArgs),
+    /// Complete one prompt.
+    Run(run::RunArgs),
+    /// Show a model file's metadata, tensors and bytes by type.
+    Inspect(inspect::InspectArgs),
+    /// Perplexity of a text, as llama-perplexity measures it.
+    Ppl(ppl::PplArgs),
+    /// Prompt and generation speed, as llama-bench measures it.
+    Bench(bench::BenchArgs),
+    /// Print the token ids of a text.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Download and verify a known model into the cache; prints its path.
+    Fetch {
+        /// Which model.
+        #[arg(default_value = fetch::DEFAULT_MODEL.name)]
+        model: String,
+        /// Cache root. By default, `$LANTERN_CACHE`, `$XDG_CACHE_HOME/lantern` or `~/.cache/lantern`.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// No progress output.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("LANTERN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Chat(args) => chat::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Ppl(args) => ppl::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+        Command::Fetch { model, cache_dir, quiet } => {
+            let model = fetch::find(&model).ok_or_else(|| {
+                let known: Vec<_> = fetch::KNOWN_MODELS.iter().map(|m| m.name).collect();
+                anyhow::anyhow!("unknown model {model:?}; known: {}", known.join(", "))
+            })?;
+            let cache = cache_dir.unwrap_or_else(fetch::default_cache_dir);
+            println!("{}", fetch::ensure(model, &cache, quiet)?.display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Dequantization: raw tensor bytes back to f32.
+//!
+//! # Layout contract
+//! `src` holds `dst.len()` elements of one type in ggml's on-disk layout (little-endian,
+//! blocks one after another, no padding or alignment); `dst` receives them in order. Several
+//! rows may be dequantized in one call, since rows are contiguous. Results are bit-exact with
+//! ggml's `dequantize_row_*` reference functions as written (each value is one f32 multiply,
+//! plus one f32 add for Q4_1; a C compiler allowed to contract `x*d + m` into an FMA may
+//! differ in the last bit for Q4_1):
+//! <https://github.com/ggml-org/llama.cpp/blob/36491e4024b3016e6e2d21afc140add042b44bec/ggml/src/ggml-quants.c>
+
+use half::{bf16, f16};
+
+use crate::{BlockQ4_0, BlockQ4_1, BlockQ8_0, Error, GgmlType, Result, QK8};
+
+/// Dequantizes `dst.len()` elements of type `ty` from `src` into `dst`.
+///
+/// Supports F32, F16, BF16, Q4_0, Q4_1 and Q8_0.
+///
+/// # Errors
+/// [`Error::UnsupportedType`] for any other type, [`Error::RaggedRow`] when `dst.len()` is not
+/// a whole number of blocks, [`Error::SizeMismatch`] when `src` is not exactly the bytes of
+/// `dst.len()` elements.
+///
+/// # Example
+/// ```
+/// use lantern_core::{dequantize_row, GgmlType};
+///
+/// // Two f16 values: 1.0 (0x3C00) and -0.5 (0xB800), little-endian.
+/// let mut out = [0.0f32; 2];
+/// dequantize_row(GgmlType::F16, &[0x00, 0x3C, 0x00, 0xB8], &mut out)?;
+/// assert_eq!(out, [1.0, -0.5]);
+/// # Ok::<(), lantern_core::Error>(())
+/// ```
+pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
+    if !matches!(
+        ty,
+        GgmlType::F32
+            | GgmlType::F16
+            | GgmlType::BF16
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q8_0
+    ) {
+        return Err(Error::UnsupportedType { ty, op: "dequantize" });
+    }
+    let expected = ty.row_bytes(dst.len())?;
+    if src.len() != expected {
+        return Err(Error::SizeMismatch {
+            ty,
+            dims: vec![dst.len()],
+            expected,
+            actual: src.len(),
+        });
+    }
+    let n = dst.len();
+    match ty {
+        GgmlType::F32 => {
+            for (o, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        GgmlType::F16 => {
+            for (o, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        GgmlType::BF16 => {
+            for (o, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        GgmlType::Q4_0 => {
+            for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockQ4_0>(ty, src, n, expected)?) {
+                q4_0(b, o);
+            }
+        }
+        GgmlType::Q4_1 => {
+            for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockQ4_1>(ty, src, n, expected)?) {
+                q4_1(b, o);
+            }
+        }
+        GgmlType::Q8_0 => {
+            for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockQ8_0>(ty, src, n, expected)?) {
+                let d = b.d();
+                for (o, &q) in o.iter_mut().zip(&b.qs) {
+                    *o = f32::from(q) * d;
+                }
+            }
+        }
+        _ => return Err(Error::UnsupportedType { ty, op: "dequantize" }),
+    }
+    Ok(())
+}
+
+/// Views `src` as blocks. Blocks have alignment 1, so only a ragged length can fail, and the
+/// caller has already checked the length; the error path is there to avoid a panic anyway.
+fn cast<B: bytemuck::Pod>(ty: GgmlType, src: &[u8], n: usize, expected: usize) -> Result<&[B]> {
+    bytemuck::try_cast_slice(src).map_err(|_| Error::SizeMismatch {
+        ty,
+        dims: vec![n],
+        expected,
+        actual: src.len(),
+    })
+}
+
+#[inline]
+fn q4_0(b: &BlockQ4_0, out: &mut [f32]) {
+    let d = b.d();
+    let (lo, hi) = out.split_at_mut(QK8 / 2);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b.qs) {
+        *l = (i32::from(q & 0x0F) - 8) as f32 * d;
+        *h = (i32::from(q >> 4) - 8) as f32 * d;
+    }
+}
+
+#[inline]
+fn q4_1(b: &BlockQ4_1, out: &mut [f32]) {
+    let (d, m) = (b.d(), b.m());
+    let (lo, hi) = out.split_at_mut(QK8 / 2);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b.qs) {
+        *l = f32::from(q & 0x0F) * d + m;
+        *h = f32::from(q >> 4) * d + m;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_lengths_are_errors_not_panics() {
+        let mut out = [0.0f32; 32];
+        assert!(matches!(
+            dequantize_row(GgmlType::Q4_1, &[0u8; 19], &mut out),
+            Err(Error::SizeMismatch { expected: 20, actual: 19, .. })
+        ));
+        assert!(matches!(
+            dequantize_row(GgmlType::Q8_0, &[0u8; 34], &mut out[..31]),
+            Err(Error::RaggedRow { len: 31, .. })
+        ));
+        assert!(matches!(
+            dequantize_row(GgmlType::F32, &[0u8; 7], &mut out[..2]),
+            Err(Error::SizeMismatch { expected: 8, .. })
+        ));
+        assert!(matches!(
+            dequantize_row(GgmlType::Q4_K, &[0u8; 144], &mut [0.0; 256]),
+            Err(Error::UnsupportedType { ty: GgmlType::Q4_K, op: "dequantize" })
+        ));
+    }
+
+    #[test]
+    fn empty_row_is_fine() {
+        dequantize_row(GgmlType::Q4_0, &[], &mut []).unwrap();
+    }
+
+    #[test]
+    fn f32_and_bf16_are_exact() {
+        let mut out = [0.0f32; 2];
+        let src: Vec<u8> = [1.5f32, -3.25].iter().flat_map(|v| v.to_le_bytes()).collect();
+        dequantize_row(GgmlType::F32, &src, &mut out).unwrap();
+        assert_eq!(out, [1.5, -3.25]);
+        // bf16 is the top half of an f32: 0x3FC0 = 1.5, 0xC050 = -3.25.
+        dequantize_row(GgmlType::BF16, &[0xC0, 0x3F, 0x50, 0xC0], &mut out).unwrap();
+        assert_eq!(out, [1.5, -3.25]);
+    }
+
+    #[test]
+    fn q4_0_nibble_order() {
+        // d = 1.0; low nibbles 0..16 map to elements 0..16, high nibble 15 to elements 16..32.
+        let mut bytes = vec![0x00, 0x3C];
+        bytes.extend((0u8..16).map(|j| j | 0xF0));
+        let mut out = [0.0f32; 32];
+        dequantize_row(GgmlType::Q4_0, &bytes, &mut out).unwrap();
+        for j in 0..16 {
+            assert_eq!(out[j], j as f32 - 8.0);
+            assert_eq!(out[j + 16], 7.0);
+        }
+    }
+}

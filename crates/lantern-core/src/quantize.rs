@@ -1,0 +1,270 @@
+//! Quantization: f32 to ggml blocks (for weights) and to [`BlockQ8`] (for activations).
+//!
+//! # Layout contract
+//! [`quantize_row`] writes ggml's on-disk layout and is bit-exact with ggml's reference
+//! quantizers (`quantize_row_q4_0_ref`, `quantize_row_q4_1_ref`, `quantize_row_q8_0_ref`):
+//! <https://github.com/ggml-org/llama.cpp/blob/36491e4024b3016e6e2d21afc140add042b44bec/ggml/src/ggml-quants.c>
+//!
+//! [`quantize_activation`] writes one [`BlockQ8`] per 32 input values and reproduces the
+//! numbers of llama.cpp's x86 AVX2 `quantize_row_q8_1` (and, for `d` and `qs`, of
+//! `quantize_row_q8_0`), which is what the CPU backend runs on activations before every
+//! quantized matrix product:
+//! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
+//! Note that this is *not* the reference `quantize_row_q8_1_ref`, which rounds half away
+//! from zero and uses a scale of 1/d rather than 127/amax; matching the SIMD path is what
+//! keeps our logits equal to the peer's.
+
+use half::{bf16, f16};
+
+use crate::kernels::{self, scalar};
+use crate::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, Error, GgmlType, Result, QK8};
+
+/// Quantizes activations `x` to 8 bits, 32 values per block, for the quantized dot kernels.
+///
+/// For each block: amax = max|x|, d = amax/127, q = round-half-to-even(x · 127/amax) (0 when
+/// amax is 0), stored d = f16(d), s = f16(d · Σq). When `x.len()` is not a multiple of 32,
+/// the last block is quantized as if padded with zeros, which add nothing to any dot product.
+/// Uses AVX2 when the CPU has it; every path gives identical bits.
+///
+/// `out` must hold `x.len().div_ceil(32)` blocks (checked with `debug_assert`). In release
+/// builds a shorter `out` receives only the blocks that fit, and surplus blocks are zeroed.
+///
+/// # Example
+/// ```
+/// use lantern_core::{quantize_activation, BlockQ8};
+///
+/// let x: Vec<f32> = (0..40).map(|i| i as f32).collect();
+/// let mut xq = vec![BlockQ8::default(); 2]; // 40 values: one full block and a padded tail
+/// quantize_activation(&x, &mut xq);
+/// assert_eq!(xq[0].qs[31], 127);
+/// assert_eq!(xq[1].qs[7], 127);
+/// assert_eq!(xq[1].qs[8], 0); // padding
+/// ```
+pub fn quantize_activation(x: &[f32], out: &mut [BlockQ8]) {
+    debug_assert_eq!(out.len(), x.len().div_ceil(QK8), "quantize_activation: output blocks");
+    let full = (x.len() / QK8).min(out.len());
+    let (head, rest) = out.split_at_mut(full);
+    kernels::quantize_q8_blocks(&x[..full * QK8], head);
+    let tail = &x[full * QK8..];
+    let mut rest = rest.iter_mut();
+    if !tail.is_empty() && full == x.len() / QK8 {
+        if let Some(o) = rest.next() {
+            let mut padded = [0.0f32; QK8];
+            padded[..tail.len()].copy_from_slice(tail);
+            *o = scalar::q8_block(&padded);
+        }
+    }
+    for o in rest {
+        *o = BlockQ8::default();
+    }
+}
+
+/// Quantizes `src` (one or more rows, rows back to back) to type `ty`, writing ggml's on-disk
+/// layout into `dst`.
+///
+/// Supports F32, F16, BF16 (round to nearest even) and ggml's reference quantizers for Q4_0,
+/// Q4_1 and Q8_0.
+///
+/// # Errors
+/// [`Error::UnsupportedType`] for other types, [`Error::RaggedRow`] when `src.len()` is not a
+/// whole number of blocks, [`Error::SizeMismatch`] when `dst` is not exactly the size of
+/// `src.len()` elements of `ty`.
+///
+/// # Example
+/// ```
+/// use lantern_core::{dequantize_row, quantize_row, GgmlType};
+///
+/// let x: Vec<f32> = (0..32).map(|i| i as f32 / 8.0).collect();
+/// let mut bytes = vec![0u8; GgmlType::Q8_0.row_bytes(32)?];
+/// quantize_row(GgmlType::Q8_0, &x, &mut bytes)?;
+/// let mut back = vec![0.0f32; 32];
+/// dequantize_row(GgmlType::Q8_0, &bytes, &mut back)?;
+/// // Within about half a step of amax/127 = 0.03.
+/// assert!(x.iter().zip(&back).all(|(a, b)| (a - b).abs() < 0.02));
+/// # Ok::<(), lantern_core::Error>(())
+/// ```
+pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
+    if !matches!(
+        ty,
+        GgmlType::F32
+            | GgmlType::F16
+            | GgmlType::BF16
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q8_0
+    ) {
+        return Err(Error::UnsupportedType { ty, op: "quantize" });
+    }
+    let expected = ty.row_bytes(src.len())?;
+    if dst.len() != expected {
+        return Err(Error::SizeMismatch {
+            ty,
+            dims: vec![src.len()],
+            expected,
+            actual: dst.len(),
+        });
+    }
+    let mismatch =
+        |_| Error::SizeMismatch { ty, dims: vec![src.len()], expected, actual: expected };
+    match ty {
+        GgmlType::F32 => {
+            for (o, v) in dst.chunks_exact_mut(4).zip(src) {
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for (o, &v) in dst.chunks_exact_mut(2).zip(src) {
+                o.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+        }
+        GgmlType::BF16 => {
+            for (o, &v) in dst.chunks_exact_mut(2).zip(src) {
+                o.copy_from_slice(&bf16::from_f32(v).to_le_bytes());
+            }
+        }
+        GgmlType::Q4_0 => {
+            let blocks: &mut [BlockQ4_0] = bytemuck::try_cast_slice_mut(dst).map_err(mismatch)?;
+            for (b, x) in blocks.iter_mut().zip(src.chunks_exact(QK8)) {
+                *b = q4_0_ref(x);
+            }
+        }
+        GgmlType::Q4_1 => {
+            let blocks: &mut [BlockQ4_1] = bytemuck::try_cast_slice_mut(dst).map_err(mismatch)?;
+            for (b, x) in blocks.iter_mut().zip(src.chunks_exact(QK8)) {
+                *b = q4_1_ref(x);
+            }
+        }
+        GgmlType::Q8_0 => {
+            let blocks: &mut [BlockQ8_0] = bytemuck::try_cast_slice_mut(dst).map_err(mismatch)?;
+            for (b, x) in blocks.iter_mut().zip(src.chunks_exact(QK8)) {
+                *b = q8_0_ref(x);
+            }
+        }
+        _ => return Err(Error::UnsupportedType { ty, op: "quantize" }),
+    }
+    Ok(())
+}
+
+/// Packs two 4-bit codes computed from `x0` (element j) and `x1` (element j + 16), each
+/// already offset so that truncation toward zero rounds, capped at 15 as ggml does.
+#[inline]
+fn pack_nibbles(x0: f32, x1: f32) -> u8 {
+    // `as i8` truncates toward zero like C's `(int8_t)` cast; clamp(0, ..) only matters for
+    // NaN or inputs ggml would also mangle.
+    let lo = (x0 as i8).clamp(0, 15) as u8;
+    let hi = (x1 as i8).clamp(0, 15) as u8;
+    lo | (hi << 4)
+}
+
+/// `quantize_row_q4_0_ref` for one block: d = max/−8 where max is the value of largest
+/// magnitude (first one wins), q = min(15, trunc(x/d + 8.5)).
+fn q4_0_ref(x: &[f32]) -> BlockQ4_0 {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -8.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0u8; QK8 / 2];
+    for (j, q) in qs.iter_mut().enumerate() {
+        *q = pack_nibbles(x[j] * id + 8.5, x[j + QK8 / 2] * id + 8.5);
+    }
+    BlockQ4_0 { d: f16::from_f32(d).to_le_bytes(), qs }
+}
+
+/// `quantize_row_q4_1_ref` for one block: d = (max − min)/15, m = min,
+/// q = min(15, trunc((x − min)/d + 0.5)).
+fn q4_1_ref(x: &[f32]) -> BlockQ4_1 {
+    let (mut min, mut max) = (f32::MAX, -f32::MAX);
+    for &v in x {
+        if v < min {
+            min = v;
+        }
+        if v > max {
+            max = v;
+        }
+    }
+    let d = (max - min) / 15.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0u8; QK8 / 2];
+    for (j, q) in qs.iter_mut().enumerate() {
+        *q = pack_nibbles((x[j] - min) * id + 0.5, (x[j + QK8 / 2] - min) * id + 0.5);
+    }
+    BlockQ4_1 { d: f16::from_f32(d).to_le_bytes(), m: f16::from_f32(min).to_le_bytes(), qs }
+}
+
+/// `quantize_row_q8_0_ref` for one block: d = amax/127, q = round-half-away(x/d).
+fn q8_0_ref(x: &[f32]) -> BlockQ8_0 {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; QK8];
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = (v * id).round() as i8;
+    }
+    BlockQ8_0 { d: f16::from_f32(d).to_le_bytes(), qs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q4_1_ref_by_hand() {
+        // Values 0, 1, ..., 31 scaled by 0.5: min 0, d = 15.5/15, codes round to nearest.
+        let x: Vec<f32> = (0..32).map(|i| i as f32 * 0.5).collect();
+        let b = q4_1_ref(&x);
+        assert_eq!(b.m(), 0.0);
+        assert_eq!(b.d(), f16::from_f32(15.5 / 15.0).to_f32());
+        assert_eq!(b.qs[0] & 0x0F, 0);
+        assert_eq!(b.qs[15] >> 4, 15); // element 31 is the max
+        assert_eq!(b.qs[2] & 0x0F, 1); // 1.0 / 1.0333 + 0.5 = 1.47 → 1
+    }
+
+    #[test]
+    fn q4_0_ref_uses_signed_extreme() {
+        // Largest magnitude is negative: d = -4/-8 = 0.5, so -4 maps to code 0 and 3.5 to 15.
+        let mut x = [0.0f32; 32];
+        x[0] = -4.0;
+        x[16] = 3.5;
+        let b = q4_0_ref(&x);
+        assert_eq!(b.d(), 0.5);
+        assert_eq!(b.qs[0], 15 << 4); // low nibble 0 (element 0), high nibble 15 (element 16)
+        assert_eq!(b.qs[1], 0x88); // zeros map to code 8
+    }
+
+    #[test]
+    fn errors() {
+        let mut dst = [0u8; 20];
+        assert!(matches!(
+            quantize_row(GgmlType::Q4_1, &[0.0; 31], &mut dst),
+            Err(Error::RaggedRow { .. })
+        ));
+        assert!(matches!(
+            quantize_row(GgmlType::Q4_1, &[0.0; 32], &mut dst[..19]),
+            Err(Error::SizeMismatch { expected: 20, actual: 19, .. })
+        ));
+        assert!(matches!(
+            quantize_row(GgmlType::Q5_0, &[0.0; 32], &mut dst),
+            Err(Error::UnsupportedType { op: "quantize", .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_output_lengths_do_not_panic_in_release() {
+        if cfg!(debug_assertions) {
+            return; // the length check is a debug_assert
+        }
+        let mut out = [BlockQ8 { d: 9.0, s: 9.0, qs: [9; 32] }; 3];
+        quantize_activation(&[1.0; 33], &mut out);
+        assert_eq!(out[1].qs[0], 127);
+        assert_eq!(out[1].qs[1], 0);
+        assert_eq!(out[2], BlockQ8::default());
+        let mut short = [BlockQ8::default(); 1];
+        quantize_activation(&[1.0; 64], &mut short);
+        assert_eq!(short[0].qs, [127; 32]);
+    }
+}

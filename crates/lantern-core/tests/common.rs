@@ -1,0 +1,61 @@
+//! Shared helpers: seeded random data and f64 reference math.
+
+use lantern_core::{dequantize_row, quantize_activation, quantize_row, BlockQ8, GgmlType, QK8};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A seeded generator, so failures reproduce.
+pub(crate) fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// Roughly normal values with standard deviation `scale` (sum of four uniforms), plus a few
+/// outliers as real activations have.
+pub(crate) fn randn(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let v: f32 = (0..4).map(|_| rng.random_range(-1.0f32..1.0)).sum::<f32>() * 0.866;
+            if rng.random_range(0..64) == 0 {
+                v * 8.0 * scale
+            } else {
+                v * scale
+            }
+        })
+        .collect()
+}
+
+/// `values` quantized to `ty` (rows back to back).
+pub(crate) fn quantize(ty: GgmlType, values: &[f32]) -> Vec<u8> {
+    let mut bytes = vec![0u8; ty.row_bytes(values.len()).unwrap()];
+    quantize_row(ty, values, &mut bytes).unwrap();
+    bytes
+}
+
+/// `bytes` dequantized, `n` values of type `ty`.
+pub(crate) fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
+    let mut out = vec![0.0; n];
+    dequantize_row(ty, bytes, &mut out).unwrap();
+    out
+}
+
+/// The activation blocks for `x`.
+pub(crate) fn quantize_x(x: &[f32]) -> Vec<BlockQ8> {
+    let mut xq = vec![BlockQ8::default(); x.len().div_ceil(QK8)];
+    quantize_activation(x, &mut xq);
+    xq
+}
+
+/// The activation as the quantized kernels see it: d·q per element.
+pub(crate) fn dequantize_x(xq: &[BlockQ8]) -> Vec<f32> {
+    xq.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect()
+}
+
+/// Σ a·b in f64.
+pub(crate) fn dot64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+}
+
+/// Σ |a·b| in f64: the scale against which float rounding errors are measured.
+pub(crate) fn absdot64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum()
+}

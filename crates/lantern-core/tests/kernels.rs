@@ -1,0 +1,228 @@
+//! Every SIMD kernel against its scalar twin, and both against an f32 reference.
+//!
+//! Error budgets, per output y = row · x:
+//! - **Rounding** (SIMD vs scalar, and either vs the kernel's own math in f64): both compute
+//!   the same integer block sums and differ only in f32 rounding of at most a few dozen block
+//!   terms, so |Δ| ≤ 1e-5 · Σ|terms|.
+//! - **Quantized formats vs the f32 reference** (dequantized weights · x in f64): the kernels
+//!   see the activation as d·q, so the error is at most Σ|w_i|·|x_i − d·q_i|, plus for Q4_1 the
+//!   f16 rounding of s, Σ_b |m_b|·|s_b − d_b·Σq_b|, plus rounding (checked exactly). As a
+//!   per-format budget that needs no knowledge of q: Q4_0, Q4_1 and Q8_0 all share the
+//!   activation quantization, whose error per element is at most 0.56 steps of amax_b/127
+//!   (half a step, plus d's f16 rounding over 127 steps), so the error is below
+//!   0.56 · Σ_b (amax_b/127) · Σ_{i∈b} |w_i| (plus 2^-10·Σ_b |m_b·s_b| for Q4_1).
+//! - **Float formats** (F32, F16, BF16) use x directly: rounding only, 1e-5 · Σ|w_i·x_i|.
+
+use lantern_core::kernels::{best_isa, dot_fn, dot_fn_for, Isa};
+use lantern_core::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, GgmlType};
+
+use crate::common::{absdot64, dequantize, dequantize_x, dot64, quantize, quantize_x, randn, rng};
+
+const LENGTHS: [usize; 4] = [32, 96, 576, 1536];
+const QUANTIZED: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+const FLOATS: [GgmlType; 3] = [GgmlType::F32, GgmlType::F16, GgmlType::BF16];
+
+/// The kernel's own math in f64, from the blocks: Σ_b d_w·d_a·Σ_j q_w·q_a (+ m_w·s_a), and the
+/// sum of the absolute values of its terms.
+fn kernel_math(ty: GgmlType, row: &[u8], xq: &[BlockQ8]) -> (f64, f64) {
+    let terms: Vec<f64> = match ty {
+        GgmlType::Q4_0 => bytemuck::cast_slice::<u8, BlockQ4_0>(row)
+            .iter()
+            .zip(xq)
+            .map(|(w, a)| {
+                let sumi: i32 = (0..16)
+                    .map(|j| {
+                        (i32::from(w.qs[j] & 15) - 8) * i32::from(a.qs[j])
+                            + (i32::from(w.qs[j] >> 4) - 8) * i32::from(a.qs[j + 16])
+                    })
+                    .sum();
+                f64::from(w.d()) * f64::from(a.d) * f64::from(sumi)
+            })
+            .collect(),
+        GgmlType::Q4_1 => bytemuck::cast_slice::<u8, BlockQ4_1>(row)
+            .iter()
+            .zip(xq)
+            .flat_map(|(w, a)| {
+                let sumi: i32 = (0..16)
+                    .map(|j| {
+                        i32::from(w.qs[j] & 15) * i32::from(a.qs[j])
+                            + i32::from(w.qs[j] >> 4) * i32::from(a.qs[j + 16])
+                    })
+                    .sum();
+                [
+                    f64::from(w.d()) * f64::from(a.d) * f64::from(sumi),
+                    f64::from(w.m()) * f64::from(a.s),
+                ]
+            })
+            .collect(),
+        GgmlType::Q8_0 => bytemuck::cast_slice::<u8, BlockQ8_0>(row)
+            .iter()
+            .zip(xq)
+            .map(|(w, a)| {
+                let sumi: i32 =
+                    w.qs.iter().zip(&a.qs).map(|(&p, &q)| i32::from(p) * i32::from(q)).sum();
+                f64::from(w.d()) * f64::from(a.d) * f64::from(sumi)
+            })
+            .collect(),
+        _ => unreachable!(),
+    };
+    (terms.iter().sum(), terms.iter().map(|t| t.abs()).sum())
+}
+
+/// Σ_b |m_b|·|s_b − d_b·Σq_b|: what rounding s through f16 can move a Q4_1 result.
+fn s_rounding(row: &[u8], xq: &[BlockQ8]) -> f64 {
+    bytemuck::cast_slice::<u8, BlockQ4_1>(row)
+        .iter()
+        .zip(xq)
+        .map(|(w, a)| {
+            let sumq: i32 = a.qs.iter().map(|&q| i32::from(q)).sum();
+            let exact = f64::from(a.d) * f64::from(sumq);
+            f64::from(w.m()).abs() * (f64::from(a.s) - exact).abs()
+        })
+        .sum()
+}
+
+/// The per-format budget of the module docs: 0.56 activation steps per unit of |w|, plus
+/// 2^-10 of |m·s| for Q4_1.
+fn format_budget(ty: GgmlType, row: &[u8], w: &[f32], x: &[f32], xq: &[BlockQ8]) -> f64 {
+    let steps: f64 = w
+        .chunks(32)
+        .zip(x.chunks(32))
+        .map(|(wb, xb)| {
+            let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let wsum: f64 = wb.iter().map(|&v| f64::from(v.abs())).sum();
+            0.56 * f64::from(amax) / 127.0 * wsum
+        })
+        .sum();
+    let ms: f64 = if ty == GgmlType::Q4_1 {
+        bytemuck::cast_slice::<u8, BlockQ4_1>(row)
+            .iter()
+            .zip(xq)
+            .map(|(b, a)| f64::from(b.m() * a.s).abs() * 2f64.powi(-10))
+            .sum()
+    } else {
+        0.0
+    };
+    steps + ms
+}
+
+struct Case {
+    n: usize,
+    w: Vec<f32>,
+    x: Vec<f32>,
+    xq: Vec<BlockQ8>,
+}
+
+fn cases() -> Vec<Case> {
+    let mut rng = rng(7);
+    let mut out = Vec::new();
+    for n in LENGTHS {
+        for rep in 0..4 {
+            // Weights small like real ones (and shifted for one rep, to exercise Q4_1's min),
+            // activations of unit scale with outliers.
+            let mut w = randn(&mut rng, n, 0.05);
+            if rep == 3 {
+                w.iter_mut().for_each(|v| *v += 0.1);
+            }
+            let x = randn(&mut rng, n, 1.0);
+            let xq = quantize_x(&x);
+            out.push(Case { n, w, x, xq });
+        }
+    }
+    out
+}
+
+#[test]
+fn simd_matches_scalar() {
+    if !Isa::Avx2.is_available() {
+        eprintln!("note: this CPU lacks AVX2/FMA/F16C; SIMD comparisons skipped");
+        return;
+    }
+    for case in cases() {
+        for ty in QUANTIZED {
+            let row = quantize(ty, &case.w);
+            let scalar = dot_fn_for(ty, Isa::Scalar).unwrap()(&row, &case.x, &case.xq);
+            let simd = dot_fn_for(ty, Isa::Avx2).unwrap()(&row, &case.x, &case.xq);
+            let (_, abs) = kernel_math(ty, &row, &case.xq);
+            let tol = 1e-5 * abs;
+            assert!(
+                f64::from((simd - scalar).abs()) <= tol,
+                "{ty:?} n={}: avx2 {simd} vs scalar {scalar} (tol {tol:e})",
+                case.n
+            );
+        }
+    }
+}
+
+#[test]
+fn kernels_compute_their_math() {
+    for case in cases() {
+        for ty in QUANTIZED {
+            let row = quantize(ty, &case.w);
+            let (exact, abs) = kernel_math(ty, &row, &case.xq);
+            for isa in [Isa::Scalar, Isa::Avx2] {
+                let Some(dot) = dot_fn_for(ty, isa) else { continue };
+                let y = f64::from(dot(&row, &case.x, &case.xq));
+                assert!((y - exact).abs() <= 1e-5 * abs, "{ty:?} {isa} n={}: {y} vs {exact}", case.n);
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_kernels_match_f32_reference() {
+    for case in cases() {
+        let x_seen = dequantize_x(&case.xq);
+        for ty in QUANTIZED {
+            let row = quantize(ty, &case.w);
+            let w = dequantize(ty, &row, case.n);
+            let reference = dot64(&w, &case.x);
+            let absdot = absdot64(&w, &case.x);
+            let act_err: f64 = w
+                .iter()
+                .zip(case.x.iter().zip(&x_seen))
+                .map(|(&w, (&x, &xs))| f64::from(w).abs() * f64::from(x - xs).abs())
+                .sum();
+            let s_err = if ty == GgmlType::Q4_1 { s_rounding(&row, &case.xq) } else { 0.0 };
+            let (_, abs) = kernel_math(ty, &row, &case.xq);
+            let bound = act_err + s_err + 1e-5 * abs;
+            let budget = format_budget(ty, &row, &w, &case.x, &case.xq) + 1e-5 * abs;
+            for isa in [Isa::Scalar, Isa::Avx2] {
+                let Some(dot) = dot_fn_for(ty, isa) else { continue };
+                let err = (f64::from(dot(&row, &case.x, &case.xq)) - reference).abs();
+                assert!(err <= bound, "{ty:?} {isa} n={}: error {err:e} > bound {bound:e}", case.n);
+                assert!(err <= budget, "{ty:?} {isa} n={}: error {err:e} > {budget:e}", case.n);
+                // Relative to Σ|w·x| this is typically well under 1%; a block dominated by one
+                // outlier activation makes the step coarse for the rest, hence no fixed ratio.
+                assert!(err <= 0.05 * absdot, "{ty:?} {isa} n={}: error {err:e}", case.n);
+            }
+        }
+    }
+}
+
+#[test]
+fn float_kernels_match_f32_reference() {
+    for case in cases() {
+        for ty in FLOATS {
+            let row = quantize(ty, &case.w);
+            let w = dequantize(ty, &row, case.n);
+            let y = f64::from(dot_fn(ty).unwrap()(&row, &case.x, &case.xq));
+            let err = (y - dot64(&w, &case.x)).abs();
+            assert!(err <= 1e-5 * absdot64(&w, &case.x), "{ty:?} n={}: error {err:e}", case.n);
+        }
+    }
+}
+
+#[test]
+fn dispatch_prefers_the_best_isa() {
+    assert!(best_isa().is_available());
+    for ty in QUANTIZED {
+        let best = dot_fn(ty).unwrap();
+        let expected = dot_fn_for(ty, best_isa()).unwrap();
+        assert!(std::ptr::fn_addr_eq(best, expected), "{ty:?}");
+    }
+    if !Isa::Avx2.is_available() {
+        eprintln!("note: this CPU lacks AVX2/FMA/F16C; the scalar path is in use");
+        assert!(dot_fn_for(GgmlType::Q4_1, Isa::Avx2).is_none());
+    }
+}

@@ -1,0 +1,120 @@
+//! `QTensor::matvec` / `matmul` agreement and their shape errors.
+
+use lantern_core::{Error, GgmlType, QTensor, TensorBytes, QK8};
+
+use crate::common::{dequantize, dot64, quantize, quantize_x, randn, rng};
+
+const ROW_LEN: usize = 576;
+const ROWS: usize = 40;
+
+fn tensor(ty: GgmlType, seed: u64) -> (QTensor, Vec<f32>) {
+    let w = randn(&mut rng(seed), ROW_LEN * ROWS, 0.05);
+    let bytes = TensorBytes::from_vec(quantize(ty, &w));
+    (QTensor::new(ty, &[ROW_LEN, ROWS], bytes).unwrap(), w)
+}
+
+#[test]
+fn matmul_column_equals_matvec() {
+    let n = 3;
+    let x = randn(&mut rng(11), ROW_LEN * n, 1.0);
+    let xq = quantize_x(&x);
+    let blocks = ROW_LEN / QK8;
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F32, GgmlType::F16] {
+        let (t, _) = tensor(ty, 12);
+        for rows in [0..ROWS, 5..17, 9..9] {
+            let mut mm = vec![f32::NAN; rows.len() * n];
+            t.matmul(rows.clone(), &x, &xq, n, &mut mm).unwrap();
+            for i in 0..n {
+                let x_i = &x[i * ROW_LEN..(i + 1) * ROW_LEN];
+                let xq_i = &xq[i * blocks..(i + 1) * blocks];
+                let mut mv = vec![f32::NAN; rows.len()];
+                t.matvec(rows.clone(), x_i, xq_i, &mut mv).unwrap();
+                for (r, &v) in mv.iter().enumerate() {
+                    // Same kernel on the same bytes: equal to the bit.
+                    assert_eq!(mm[r * n + i].to_bits(), v.to_bits(), "{ty:?} row {r} input {i}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matvec_matches_dequantized_reference() {
+    let x = randn(&mut rng(13), ROW_LEN, 1.0);
+    let xq = quantize_x(&x);
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F32] {
+        let (t, _) = tensor(ty, 14);
+        let w = t.dequantize().unwrap();
+        assert_eq!(w, dequantize(ty, t.bytes(), ROW_LEN * ROWS));
+        let mut y = vec![0.0; ROWS];
+        t.matvec(0..ROWS, &x, &xq, &mut y).unwrap();
+        for (r, &v) in y.iter().enumerate() {
+            let reference = dot64(&w[r * ROW_LEN..(r + 1) * ROW_LEN], &x);
+            // 1% of Σ|w·x| is far above the budgets of tests/kernels.rs; this checks wiring.
+            let scale: f64 = w[r * ROW_LEN..(r + 1) * ROW_LEN]
+                .iter()
+                .zip(&x)
+                .map(|(&a, &b)| f64::from(a * b).abs())
+                .sum();
+            assert!((f64::from(v) - reference).abs() <= 0.01 * scale, "{ty:?} row {r}");
+        }
+    }
+}
+
+fn is_shape_error<T: std::fmt::Debug>(r: Result<T, Error>) -> bool {
+    matches!(r, Err(Error::ShapeMismatch { .. }))
+}
+
+#[test]
+fn shape_errors() {
+    let (t, _) = tensor(GgmlType::Q4_1, 15);
+    let x = vec![0.5f32; ROW_LEN * 2];
+    let xq = quantize_x(&x);
+    let blocks = ROW_LEN / QK8;
+    let mut out = vec![0.0f32; ROWS * 2];
+
+    // matvec: input length, block count, row range, output length.
+    assert!(is_shape_error(t.matvec(0..ROWS, &x[..ROW_LEN - 1], &xq[..blocks], &mut out[..ROWS])));
+    assert!(is_shape_error(t.matvec(0..ROWS, &x[..ROW_LEN], &xq[..blocks - 1], &mut out[..ROWS])));
+    assert!(is_shape_error(t.matvec(0..ROWS + 1, &x[..ROW_LEN], &xq[..blocks], &mut out[..41])));
+    assert!(is_shape_error(t.matvec(0..ROWS, &x[..ROW_LEN], &xq[..blocks], &mut out[..ROWS - 1])));
+    #[allow(clippy::reversed_empty_ranges, reason = "a reversed range is the error under test")]
+    let reversed = 5..2;
+    assert!(is_shape_error(t.matvec(reversed, &x[..ROW_LEN], &xq[..blocks], &mut out[..0])));
+
+    // matmul: n disagreeing with the inputs or the output.
+    assert!(is_shape_error(t.matmul(0..ROWS, &x, &xq, 3, &mut out)));
+    assert!(is_shape_error(t.matmul(0..ROWS, &x, &xq, 2, &mut out[..ROWS * 2 - 1])));
+    assert!(is_shape_error(t.matmul(0..ROWS, &x, &xq[..blocks], 2, &mut out)));
+    assert!(is_shape_error(t.matmul(30..ROWS + 1, &x, &xq, 2, &mut out[..22])));
+    t.matmul(0..ROWS, &x, &xq, 2, &mut out).unwrap();
+
+    // dequantize_row: index and output length.
+    assert!(is_shape_error(t.dequantize_row(ROWS, &mut out[..ROW_LEN.min(80)])));
+    let mut row = vec![0.0; ROW_LEN];
+    assert!(is_shape_error(t.dequantize_row(0, &mut row[..ROW_LEN - 1])));
+    t.dequantize_row(ROWS - 1, &mut row).unwrap();
+}
+
+#[test]
+fn construction_errors() {
+    let bytes = TensorBytes::from_vec(vec![0u8; 20 * 18 * 2 - 1]);
+    assert!(matches!(
+        QTensor::new(GgmlType::Q4_1, &[576, 2], bytes),
+        Err(Error::SizeMismatch { expected: 720, actual: 719, .. })
+    ));
+    let bytes = TensorBytes::from_vec(vec![0u8; 40]);
+    assert!(matches!(
+        QTensor::new(GgmlType::Q4_1, &[33, 2], bytes),
+        Err(Error::RaggedRow { len: 33, .. })
+    ));
+    // A type without kernels can be held and inspected, but not multiplied or dequantized.
+    let t = QTensor::new(GgmlType::Q4_K, &[256, 1], TensorBytes::from_vec(vec![0u8; 144])).unwrap();
+    let x = vec![0.0f32; 256];
+    let xq = quantize_x(&x);
+    assert!(matches!(
+        t.matvec(0..1, &x, &xq, &mut [0.0]),
+        Err(Error::UnsupportedType { ty: GgmlType::Q4_K, .. })
+    ));
+    assert!(matches!(t.dequantize(), Err(Error::UnsupportedType { .. })));
+}

@@ -1,0 +1,10 @@
+//! Integration tests of lantern-core, one binary split by topic.
+//!
+//! Fixtures are built in the tests themselves: hand-made blocks whose values are worked out
+//! in comments, and seeded random rows.
+
+mod common;
+mod dequant;
+mod kernels;
+mod qtensor;
+mod quantize;

@@ -1,0 +1,210 @@
+//! Errors of the I/O crate.
+//!
+//! Every variant names what a user needs to act on: the file path for I/O failures, the
+//! byte offset for malformed input, the metadata key or the tensor name for bad entries.
+
+use std::path::PathBuf;
+
+/// What can go wrong while reading, validating or writing a model file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening, reading, mapping or writing a file failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Writing to a caller-supplied writer failed.
+    #[error("cannot write GGUF output: {source}")]
+    Write {
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file ended before a field it declares.
+    #[error("file truncated reading {what} at offset {offset}: need {needed} bytes, file is {file_len} bytes")]
+    Truncated {
+        /// The field being read.
+        what: &'static str,
+        /// Byte offset of the field.
+        offset: u64,
+        /// Bytes the field needs.
+        needed: u64,
+        /// Length of the whole file.
+        file_len: u64,
+    },
+    /// The file does not start with `GGUF`.
+    #[error("not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")]
+    BadMagic {
+        /// The first four bytes of the file.
+        found: [u8; 4],
+    },
+    /// A GGUF version other than 2 or 3 (v1 and big-endian files land here too).
+    #[error("unsupported GGUF version {version} (lantern reads versions 2 and 3)")]
+    UnsupportedVersion {
+        /// The version found in the header.
+        version: u32,
+    },
+    /// A count, length or nesting depth above lantern's sanity cap.
+    #[error("{what} is {value}, more than the maximum of {max}")]
+    TooLarge {
+        /// What was counted.
+        what: &'static str,
+        /// The value found.
+        value: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// A string that is not valid UTF-8.
+    #[error("{what} at offset {offset} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// Which string.
+        what: &'static str,
+        /// Byte offset of the string's bytes.
+        offset: u64,
+    },
+    /// A bool stored as a byte other than 0 or 1.
+    #[error(
+        "metadata key {key:?}: bool at offset {offset} has byte value {value}, expected 0 or 1"
+    )]
+    InvalidBool {
+        /// The metadata key.
+        key: String,
+        /// Byte offset of the value.
+        offset: u64,
+        /// The byte found.
+        value: u8,
+    },
+    /// A metadata value type id GGUF does not define.
+    #[error("metadata key {key:?} has unknown value type id {id}")]
+    UnknownValueType {
+        /// The metadata key.
+        key: String,
+        /// The raw type id.
+        id: u32,
+    },
+    /// An array whose elements do not all have the same type (writer only).
+    #[error("metadata key {key:?}: array mixes {first} and {found} elements")]
+    MixedArray {
+        /// The metadata key.
+        key: String,
+        /// The first element's type.
+        first: &'static str,
+        /// The first differing element's type.
+        found: &'static str,
+    },
+    /// A tensor type id ggml does not define.
+    #[error("tensor {tensor:?} has unknown type id {id}")]
+    UnknownTensorType {
+        /// The tensor's name.
+        tensor: String,
+        /// The raw type id.
+        id: u32,
+    },
+    /// A tensor with more dimensions than ggml allows.
+    #[error("tensor {tensor:?} has {n_dims} dimensions, at most {max} are allowed")]
+    TooManyDims {
+        /// The tensor's name.
+        tensor: String,
+        /// The number of dimensions declared.
+        n_dims: u64,
+        /// The cap (ggml's `GGML_MAX_DIMS`).
+        max: u64,
+    },
+    /// A tensor whose data lies (partly) outside the file.
+    #[error("tensor {tensor:?}: {size} bytes at offset {offset} run past the end of the {file_len}-byte file")]
+    TensorOutOfBounds {
+        /// The tensor's name.
+        tensor: String,
+        /// Absolute byte offset of the data (saturated on overflow).
+        offset: u64,
+        /// Size of the data in bytes.
+        size: u64,
+        /// Length of the whole file.
+        file_len: u64,
+    },
+    /// A tensor whose data offset is not a multiple of the file's alignment.
+    #[error(
+        "tensor {tensor:?}: data offset {offset} is not a multiple of the alignment {alignment}"
+    )]
+    MisalignedTensor {
+        /// The tensor's name.
+        tensor: String,
+        /// Offset relative to the data section.
+        offset: u64,
+        /// The file's alignment.
+        alignment: u64,
+    },
+    /// A `general.alignment` that is zero, not a power of two or above the cap.
+    #[error("general.alignment is {value}; it must be a power of two between 1 and 16777216")]
+    BadAlignment {
+        /// The value found.
+        value: u64,
+    },
+    /// A metadata key or tensor name that appears twice.
+    #[error("duplicate {what} {name:?}")]
+    Duplicate {
+        /// `"metadata key"` or `"tensor name"`.
+        what: &'static str,
+        /// The repeated name.
+        name: String,
+    },
+    /// A required metadata key is absent.
+    #[error("metadata key {key:?} is missing")]
+    MissingKey {
+        /// The key.
+        key: String,
+    },
+    /// A metadata value of a different type than asked for.
+    #[error("metadata key {key:?} has type {found}, expected {expected}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// The type found.
+        found: &'static str,
+    },
+    /// An integer metadata value that does not fit the type asked for.
+    #[error("metadata key {key:?} has value {value}, which does not fit {expected}")]
+    OutOfRange {
+        /// The key.
+        key: String,
+        /// The value found.
+        value: i128,
+        /// The type asked for.
+        expected: &'static str,
+    },
+    /// A tensor the caller asked for is not in the file.
+    #[error("tensor {name:?} not found in the model file")]
+    MissingTensor {
+        /// The tensor's name.
+        name: String,
+    },
+    /// A tensor's shape, type and bytes do not fit together.
+    #[error("tensor {name:?}: {source}")]
+    Tensor {
+        /// The tensor's name.
+        name: String,
+        /// What the core crate reported.
+        source: lantern_core::Error,
+    },
+    /// A model architecture lantern does not implement.
+    #[error("model architecture {arch:?} is not supported")]
+    UnsupportedArchitecture {
+        /// The value of `general.architecture`.
+        arch: String,
+    },
+}
+
+/// Result with the I/O crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}

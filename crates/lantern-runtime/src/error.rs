@@ -1,0 +1,84 @@
+//! Errors of the runtime crate.
+
+/// What can go wrong while building or running the decoder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error reading the model file.
+    #[error(transparent)]
+    Io(#[from] lantern_io::Error),
+    /// An error in a tensor kernel.
+    #[error(transparent)]
+    Core(#[from] lantern_core::Error),
+    /// The file's architecture is not one this decoder runs.
+    #[error("unsupported architecture {arch:?} (supported: {supported})")]
+    UnsupportedArchitecture {
+        /// `general.architecture` of the file.
+        arch: String,
+        /// The architectures the decoder knows.
+        supported: &'static str,
+    },
+    /// Hyper-parameters that contradict each other or are out of range.
+    #[error("invalid model hyper-parameter {key}: {reason}")]
+    InvalidConfig {
+        /// The metadata key at fault.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A weight whose shape does not fit the hyper-parameters.
+    #[error("tensor {tensor} has shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        /// The tensor's name.
+        tensor: String,
+        /// The shape the config implies (innermost first).
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// A weight in a format the decoder cannot compute with.
+    #[error("tensor {tensor} has type {ty:?}, which lantern cannot compute with yet")]
+    UnsupportedTensorType {
+        /// The tensor's name.
+        tensor: String,
+        /// Its type.
+        ty: lantern_core::GgmlType,
+    },
+    /// More tokens than the context holds.
+    #[error("{needed} tokens do not fit in a context of {ctx_len} ({used} already used)")]
+    ContextFull {
+        /// Tokens asked for.
+        needed: usize,
+        /// Tokens already in the cache.
+        used: usize,
+        /// The context length.
+        ctx_len: usize,
+    },
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is outside the vocabulary of {vocab_size}")]
+    InvalidToken {
+        /// The id.
+        id: u32,
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
+    /// A session setting out of range.
+    #[error("invalid setting {name}: {reason}")]
+    InvalidSetting {
+        /// The setting.
+        name: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// The worker pool could not be started.
+    #[error("cannot start {threads} worker threads: {reason}")]
+    ThreadPool {
+        /// Threads asked for.
+        threads: usize,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// Result with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,78 @@
+//! The key/value cache: f16 rows, preallocated for the session's context length.
+//!
+//! Layout: for each layer, `ctx_len` positions of `kv_dim` keys, and the same for values.
+//! f16 halves the cache's memory and matches llama.cpp's default cache type, so attention
+//! sees the same rounded keys and values.
+
+use half::f16;
+
+/// Keys and values of every layer for positions `0..len`.
+#[derive(Debug)]
+pub(crate) struct KvCache {
+    keys: Vec<f16>,
+    values: Vec<f16>,
+    kv_dim: usize,
+    ctx_len: usize,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `n_layers` layers of `ctx_len` positions of `kv_dim` values.
+    pub(crate) fn new(n_layers: usize, ctx_len: usize, kv_dim: usize) -> Self {
+        let size = n_layers * ctx_len * kv_dim;
+        Self { keys: vec![f16::ZERO; size], values: vec![f16::ZERO; size], kv_dim, ctx_len, len: 0 }
+    }
+
+    /// Positions filled.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is filled.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Positions the cache can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.ctx_len
+    }
+
+    /// Forgets positions from `len` on (keeps a common prefix for reuse).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Marks positions `..len` as filled.
+    pub(crate) fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= self.ctx_len);
+        self.len = len;
+    }
+
+    /// Bytes held by the cache.
+    pub(crate) fn bytes(&self) -> usize {
+        (self.keys.len() + self.values.len()) * size_of::<f16>()
+    }
+
+    fn range(&self, layer: usize, pos: usize, n: usize) -> std::ops::Range<usize> {
+        let start = (layer * self.ctx_len + pos) * self.kv_dim;
+        start..start + n * self.kv_dim
+    }
+
+    /// Stores `n` consecutive positions' keys and values of `layer`, starting at `pos`.
+    pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
+        let range = self.range(layer, pos, k.len() / self.kv_dim);
+        for (dst, &src) in self.keys[range.clone()].iter_mut().zip(k) {
+            *dst = f16::from_f32(src);
+        }
+        for (dst, &src) in self.values[range].iter_mut().zip(v) {
+            *dst = f16::from_f32(src);
+        }
+    }
+
+    /// Keys and values of `layer` for positions `0..n`.
+    pub(crate) fn layer(&self, layer: usize, n: usize) -> (&[f16], &[f16]) {
+        let range = self.range(layer, 0, n);
+        (&self.keys[range.clone()], &self.values[range])
+    }
+}

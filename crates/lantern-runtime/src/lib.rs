@@ -1,0 +1,51 @@
+//! The transformer forward pass of lantern: one generic llama-family decoder.
+//!
+//! The runtime turns a parsed model file into a [`Model`] (hyper-parameters from metadata,
+//! weights as zero-copy quantized views), keeps each sequence's KV cache and scratch in a
+//! [`State`], and picks tokens with a [`Sampler`]. Architectures differ in data
+//! ([`ModelConfig`], the tensor-name table in [`Weights`]), never in copied code.
+//!
+//! # Overview
+//! - [`Model`]: the decoder; [`Model::forward`] runs a batch of tokens and returns logits.
+//! - [`State`] and [`StateConfig`]: one sequence's KV cache, worker threads and buffers.
+//! - [`ModelConfig`]: hyper-parameters read from GGUF metadata.
+//! - [`Weights`]: the tensors, found by name and checked against the config.
+//! - [`Sampler`] and [`SamplerConfig`]: greedy, temperature, top-k, top-p, min-p,
+//!   repetition penalty, seeded.
+//!
+//! # Example
+//! ```no_run
+//! use lantern_io::{GgufModel, ModelSource};
+//! use lantern_runtime::{Model, Sampler, SamplerConfig, StateConfig};
+//!
+//! let file = GgufModel::open(ModelSource::read("model.gguf")?)?;
+//! let model = Model::load(&file)?;
+//! let mut state = model.new_state(StateConfig { ctx_len: 512, ..Default::default() })?;
+//! let mut sampler = Sampler::new(SamplerConfig::greedy())?;
+//! let logits = model.forward(&mut state, &[1, 4093, 198], 2)?;
+//! let next = sampler.sample(logits, &[]);
+//! # let _ = next;
+//! # Ok::<(), lantern_runtime::Error>(())
+//! ```
+//!
+//! # Features
+//! No optional features. The crate has no `unsafe` code; kernels live in `lantern-core`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod attention;
+mod config;
+mod error;
+mod kv_cache;
+mod model;
+mod ops;
+mod sampler;
+mod weights;
+mod workers;
+
+pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
+pub use error::{Error, Result};
+pub use model::{Model, State, StateConfig};
+pub use sampler::{Sampler, SamplerConfig};
+pub use weights::{LayerWeights, Weights};

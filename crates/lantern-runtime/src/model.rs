@@ -1,0 +1,291 @@
+//! [`Model`]: the generic llama-family decoder, and [`State`], one sequence's cache and
+//! scratch.
+//!
+//! The forward pass takes a batch of tokens at the next positions of a [`State`] and
+//! returns logits for the tokens asked for. A batch of one is decoding; a longer batch is
+//! prefill, where each weight row is read once for the whole batch.
+
+use lantern_core::{quantize_activation, BlockQ8, QK8};
+use lantern_io::GgufModel;
+
+use crate::attention::{attend, Heads};
+use crate::kv_cache::KvCache;
+use crate::ops::{add_assign, rms_norm, rope, silu_mul};
+use crate::workers::Workers;
+use crate::{Error, ModelConfig, Result, Weights};
+
+/// A loaded decoder: hyper-parameters and weights. Immutable, so one model serves many
+/// sessions on many threads.
+#[derive(Debug)]
+pub struct Model {
+    config: ModelConfig,
+    weights: Weights,
+}
+
+/// Per-sequence settings of a [`State`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Positions the KV cache holds.
+    pub ctx_len: usize,
+    /// Most tokens computed in one batch; longer inputs are split.
+    pub batch_size: usize,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { ctx_len: 4096, batch_size: 256, threads: 1 }
+    }
+}
+
+/// One sequence's KV cache, worker threads and scratch buffers, allocated once.
+#[derive(Debug)]
+pub struct State {
+    cache: KvCache,
+    workers: Workers,
+    batch_size: usize,
+    buf: Buffers,
+    logits: Vec<f32>,
+}
+
+/// Activations of one batch, each sized for `batch_size` tokens.
+#[derive(Debug, Default)]
+struct Buffers {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    xq: Vec<BlockQ8>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    attq: Vec<BlockQ8>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    hq: Vec<BlockQ8>,
+    mix: Vec<f32>,
+    transpose: Vec<f32>,
+    attn_scratch: Vec<f32>,
+}
+
+impl State {
+    /// Tokens in the cache.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Positions the cache holds.
+    pub fn ctx_len(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.workers.threads()
+    }
+
+    /// Forgets every position from `len` on, keeping the prefix for reuse.
+    pub fn truncate(&mut self, len: usize) {
+        self.cache.truncate(len);
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+}
+
+impl Model {
+    /// Builds the decoder from a parsed GGUF file.
+    ///
+    /// # Errors
+    /// See [`ModelConfig::from_metadata`] and [`Weights::load`].
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn load(file: &GgufModel) -> Result<Self> {
+        let embd = file.tensor("token_embd.weight")?;
+        let vocab_size = embd.dims().get(1).copied().unwrap_or(0);
+        let config = ModelConfig::from_metadata(file.metadata(), vocab_size)?;
+        let weights = Weights::load(file, &config)?;
+        Ok(Self { config, weights })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The weights.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// A fresh sequence state: an empty KV cache of `config.ctx_len` positions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a zero context, batch or thread count;
+    /// [`Error::ThreadPool`] if the workers cannot start.
+    pub fn new_state(&self, config: StateConfig) -> Result<State> {
+        for (name, v) in [("ctx_len", config.ctx_len), ("batch_size", config.batch_size)] {
+            if v == 0 {
+                return Err(Error::InvalidSetting { name, reason: "must be at least 1".into() });
+            }
+        }
+        let c = &self.config;
+        let nb = config.batch_size;
+        let q_dim = c.n_heads * c.head_dim;
+        let blocks = |len: usize| nb * len.div_ceil(QK8);
+        let buf = Buffers {
+            x: vec![0.0; nb * c.d_model],
+            xn: vec![0.0; nb * c.d_model],
+            xq: vec![BlockQ8::default(); blocks(c.d_model)],
+            q: vec![0.0; nb * q_dim],
+            k: vec![0.0; nb * c.kv_dim()],
+            v: vec![0.0; nb * c.kv_dim()],
+            att: vec![0.0; nb * q_dim],
+            attq: vec![BlockQ8::default(); blocks(q_dim)],
+            gate: vec![0.0; nb * c.n_ff],
+            up: vec![0.0; nb * c.n_ff],
+            hq: vec![BlockQ8::default(); blocks(c.n_ff)],
+            mix: vec![0.0; nb * c.d_model],
+            transpose: Vec::new(),
+            attn_scratch: Vec::with_capacity(c.head_dim + config.ctx_len),
+        };
+        Ok(State {
+            cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim()),
+            workers: Workers::new(config.threads)?,
+            batch_size: nb,
+            buf,
+            logits: Vec::new(),
+        })
+    }
+
+    /// Runs `tokens` at the next positions of `state` and returns the logits of
+    /// `tokens[logits_from..]`, one row of `vocab_size` values per token.
+    ///
+    /// # Errors
+    /// [`Error::ContextFull`] when the tokens do not fit in the cache (nothing is computed),
+    /// [`Error::InvalidToken`] for an id outside the vocabulary.
+    #[tracing::instrument(level = "trace", skip_all, fields(n = tokens.len()))]
+    pub fn forward<'s>(
+        &self,
+        state: &'s mut State,
+        tokens: &[u32],
+        logits_from: usize,
+    ) -> Result<&'s [f32]> {
+        let vocab = self.config.vocab_size;
+        let used = state.cache.len();
+        if used + tokens.len() > state.cache.capacity() {
+            return Err(Error::ContextFull {
+                needed: tokens.len(),
+                used,
+                ctx_len: state.cache.capacity(),
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::InvalidToken { id, vocab_size: vocab });
+        }
+        let n_logits = tokens.len().saturating_sub(logits_from);
+        state.logits.resize(n_logits * vocab, 0.0);
+        let batch_size = state.batch_size;
+        for (b, batch) in tokens.chunks(batch_size).enumerate() {
+            let first = b * batch_size;
+            self.forward_batch(state, batch)?;
+            // Logits of this batch's tokens at or after `logits_from`.
+            let skip = logits_from.saturating_sub(first).min(batch.len());
+            if skip < batch.len() {
+                let out_start = (first + skip - logits_from) * vocab;
+                let out_end = out_start + (batch.len() - skip) * vocab;
+                self.output_head(state, skip..batch.len(), out_start..out_end)?;
+            }
+        }
+        Ok(&state.logits)
+    }
+
+    /// One batch through every block; leaves the residual stream in `buf.x`.
+    fn forward_batch(&self, state: &mut State, tokens: &[u32]) -> Result<()> {
+        let c = &self.config;
+        let n = tokens.len();
+        let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.n_heads * c.head_dim);
+        let pos0 = state.cache.len();
+        let State { cache, workers, buf, .. } = state;
+
+        for (t, &token) in tokens.iter().enumerate() {
+            self.weights.token_embd.dequantize_row(token as usize, &mut buf.x[t * d..(t + 1) * d])?;
+        }
+        let heads = Heads { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
+        for (l, layer) in self.weights.layers.iter().enumerate() {
+            // Attention.
+            rms_norm(&buf.x[..n * d], &layer.attn_norm, c.rms_eps, &mut buf.xn[..n * d]);
+            quantize_rows(&buf.xn[..n * d], d, &mut buf.xq);
+            let (xn, xq) = (&buf.xn[..n * d], &buf.xq[..n * d.div_ceil(QK8)]);
+            workers.linear(&layer.wq, xn, xq, n, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
+            workers.linear(&layer.wk, xn, xq, n, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
+            workers.linear(&layer.wv, xn, xq, n, &mut buf.v[..n * kv_dim], &mut buf.transpose)?;
+            for t in 0..n {
+                let pos = pos0 + t;
+                rope(&mut buf.q[t * q_dim..(t + 1) * q_dim], pos, c.head_dim, c.rope_dim, c.rope_base);
+                rope(&mut buf.k[t * kv_dim..(t + 1) * kv_dim], pos, c.head_dim, c.rope_dim, c.rope_base);
+            }
+            cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
+            let (keys, values) = cache.layer(l, pos0 + n);
+            let q = &buf.q;
+            if n == 1 {
+                attend(heads, &q[..q_dim], keys, values, pos0 + 1, &mut buf.attn_scratch, &mut buf.att[..q_dim]);
+            } else {
+                workers.for_each_chunk(&mut buf.att[..n * q_dim], q_dim, |t, out| {
+                    let mut scratch = Vec::new();
+                    attend(heads, &q[t * q_dim..(t + 1) * q_dim], keys, values, pos0 + t + 1, &mut scratch, out);
+                    Ok(())
+                })?;
+            }
+            quantize_rows(&buf.att[..n * q_dim], q_dim, &mut buf.attq);
+            let attq = &buf.attq[..n * q_dim.div_ceil(QK8)];
+            workers.linear(&layer.wo, &buf.att[..n * q_dim], attq, n, &mut buf.mix[..n * d], &mut buf.transpose)?;
+            add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
+
+            // Gated FFN.
+            let ff = c.n_ff;
+            rms_norm(&buf.x[..n * d], &layer.ffn_norm, c.rms_eps, &mut buf.xn[..n * d]);
+            quantize_rows(&buf.xn[..n * d], d, &mut buf.xq);
+            let (xn, xq) = (&buf.xn[..n * d], &buf.xq[..n * d.div_ceil(QK8)]);
+            workers.linear(&layer.gate, xn, xq, n, &mut buf.gate[..n * ff], &mut buf.transpose)?;
+            workers.linear(&layer.up, xn, xq, n, &mut buf.up[..n * ff], &mut buf.transpose)?;
+            silu_mul(&mut buf.gate[..n * ff], &buf.up[..n * ff]);
+            quantize_rows(&buf.gate[..n * ff], ff, &mut buf.hq);
+            let hq = &buf.hq[..n * ff.div_ceil(QK8)];
+            workers.linear(&layer.down, &buf.gate[..n * ff], hq, n, &mut buf.mix[..n * d], &mut buf.transpose)?;
+            add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
+        }
+        cache.set_len(pos0 + n);
+        Ok(())
+    }
+
+    /// Final norm and output head for batch rows `rows`, into `state.logits[out]`.
+    fn output_head(
+        &self,
+        state: &mut State,
+        rows: std::ops::Range<usize>,
+        out: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let d = self.config.d_model;
+        let n = rows.len();
+        let State { workers, buf, logits, .. } = state;
+        rms_norm(&buf.x[rows.start * d..rows.end * d], &self.weights.output_norm, self.config.rms_eps, &mut buf.xn[..n * d]);
+        quantize_rows(&buf.xn[..n * d], d, &mut buf.xq);
+        let xq = &buf.xq[..n * d.div_ceil(QK8)];
+        workers.linear(&self.weights.output, &buf.xn[..n * d], xq, n, &mut logits[out], &mut buf.transpose)
+    }
+}
+
+/// Quantizes consecutive rows of `len` values, each to its own run of blocks.
+fn quantize_rows(x: &[f32], len: usize, out: &mut [BlockQ8]) {
+    let blocks = len.div_ceil(QK8);
+    for (row, q) in x.chunks_exact(len).zip(out.chunks_exact_mut(blocks)) {
+        quantize_activation(row, q);
+    }
+}

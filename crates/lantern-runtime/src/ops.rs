@@ -1,0 +1,96 @@
+//! Element-wise and per-row operations of the decoder, on f32 slices.
+//!
+//! Where summation order or precision decides a near-tie between tokens, these follow ggml's
+//! CPU definitions (RMSNorm sums squares in f64, RoPE advances the angle by repeated
+//! multiplication) so greedy output matches llama.cpp on the same file.
+
+/// `out = x / rms(x) · gain`, one row of `gain.len()` values at a time.
+pub(crate) fn rms_norm(x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) {
+    let n = gain.len();
+    for (row, out_row) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
+        let mean = (sum / n as f64) as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        for ((o, &v), &g) in out_row.iter_mut().zip(row).zip(gain) {
+            *o = v * scale * g;
+        }
+    }
+}
+
+/// Rotary position embedding of one token's heads, in place.
+///
+/// `x` holds `x.len() / head_dim` heads; within each, the first `rope_dim` values are
+/// rotated in adjacent pairs `(2i, 2i+1)` by `pos · base^(−2i/rope_dim)` (GGUF stores llama
+/// Q/K weights permuted for this pairing).
+pub(crate) fn rope(x: &mut [f32], pos: usize, head_dim: usize, rope_dim: usize, base: f32) {
+    let theta_scale = base.powf(-2.0 / rope_dim as f32);
+    for head in x.chunks_exact_mut(head_dim) {
+        let mut theta = pos as f32;
+        for pair in head[..rope_dim].chunks_exact_mut(2) {
+            let (sin, cos) = theta.sin_cos();
+            let (a, b) = (pair[0], pair[1]);
+            pair[0] = a * cos - b * sin;
+            pair[1] = a * sin + b * cos;
+            theta *= theta_scale;
+        }
+    }
+}
+
+/// `gate = silu(gate) · up`, the SiLU-gated FFN activation, in place.
+pub(crate) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// Softmax in place; sums in f64 as ggml does.
+pub(crate) fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += f64::from(*v);
+    }
+    let inv = (1.0 / sum) as f32;
+    x.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `acc += x`, element-wise.
+pub(crate) fn add_assign(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, &b)| *a += b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_makes_unit_rms() {
+        let x = [3.0, 4.0, 0.0, 0.0];
+        let mut out = [0.0; 4];
+        rms_norm(&x, &[1.0, 1.0, 2.0, 2.0], 0.0, &mut out);
+        assert!((out[0] - 1.2).abs() < 1e-6 && (out[1] - 1.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_at_zero_is_identity_and_preserves_norm() {
+        let mut x: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let orig = x.clone();
+        rope(&mut x, 0, 8, 8, 10_000.0);
+        assert_eq!(x, orig);
+        rope(&mut x, 7, 8, 8, 10_000.0);
+        let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>();
+        assert!((norm(&x) - norm(&orig)).abs() < 1e-3);
+        // The first pair turns by exactly `pos` radians.
+        let (s, c) = 7f32.sin_cos();
+        assert!((x[0] - (0.0 * c - 1.0 * s)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut x = [1.0, 2.0, 3.0, -1e9];
+        softmax(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(x[3], 0.0);
+    }
+}

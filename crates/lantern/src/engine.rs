@@ -1,0 +1,175 @@
+//! [`Engine`]: a loaded model, its tokenizer and chat template, shareable across threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lantern_io::{GgufModel, ModelSource};
+use lantern_runtime::{Model, ModelConfig};
+
+use crate::{ChatTemplate, Error, Result, Session, SessionConfig, Tokenizer};
+
+/// A loaded model. Cloning is cheap (the weights are shared), and one engine serves any
+/// number of [`Session`]s on any threads.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) model: Model,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) template: Option<ChatTemplate>,
+    pub(crate) info: ModelInfo,
+}
+
+/// Facts about a loaded model file.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ModelInfo {
+    /// The file, when the model came from one.
+    pub path: Option<PathBuf>,
+    /// Size of the file in bytes.
+    pub file_bytes: usize,
+    /// Whether the file is memory-mapped rather than read into memory.
+    pub mapped: bool,
+    /// Weight bytes read to decode one token.
+    pub bytes_per_token: usize,
+    /// Time from opening the file to a ready engine.
+    pub load_time: Duration,
+}
+
+/// Where an [`EngineBuilder`] takes the model from.
+#[derive(Debug)]
+enum Origin {
+    Path(PathBuf),
+    Source(ModelSource),
+}
+
+/// Builds an [`Engine`]; made by [`Engine::builder`] or [`Engine::builder_from_source`].
+#[derive(Debug)]
+#[must_use]
+pub struct EngineBuilder {
+    origin: Origin,
+    tokenizer_json: Option<PathBuf>,
+    chat_template: Option<String>,
+}
+
+impl Engine {
+    /// A builder that reads the GGUF file at `path` into memory.
+    ///
+    /// To memory-map the file instead, open it with the unsafe
+    /// [`ModelSource::mmap`] and use [`Engine::builder_from_source`].
+    pub fn builder(path: impl AsRef<Path>) -> EngineBuilder {
+        EngineBuilder::new(Origin::Path(path.as_ref().to_owned()))
+    }
+
+    /// A builder over an already opened model source (read, mapped or built in memory).
+    pub fn builder_from_source(source: ModelSource) -> EngineBuilder {
+        EngineBuilder::new(Origin::Source(source))
+    }
+
+    /// Loads the GGUF file at `path` with default settings.
+    ///
+    /// # Errors
+    /// See [`EngineBuilder::build`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).build()
+    }
+
+    /// A new session with its own KV cache and worker threads.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] for settings out of range (zero threads, zero context) or when
+    /// the worker threads cannot start.
+    pub fn session(&self, config: SessionConfig) -> Result<Session> {
+        Session::new(self.clone(), config)
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.inner.tokenizer
+    }
+
+    /// The chat template, when the model has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.inner.template.as_ref()
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &ModelConfig {
+        self.inner.model.config()
+    }
+
+    /// Facts about the loaded file.
+    pub fn info(&self) -> &ModelInfo {
+        &self.inner.info
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl EngineBuilder {
+    fn new(origin: Origin) -> Self {
+        Self { origin, tokenizer_json: None, chat_template: None }
+    }
+
+    /// Takes the tokenizer from a HuggingFace `tokenizer.json` instead of the GGUF metadata.
+    ///
+    /// By default, the tokenizer is built from the GGUF metadata.
+    pub fn tokenizer_json(mut self, path: impl AsRef<Path>) -> Self {
+        self.tokenizer_json = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Uses this Jinja chat template instead of the model's `tokenizer.chat_template`.
+    ///
+    /// By default, the model's own template is used (chat is unavailable without one).
+    pub fn chat_template(mut self, template: impl Into<String>) -> Self {
+        self.chat_template = Some(template.into());
+        self
+    }
+
+    /// Opens, validates and loads the model.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for an unreadable, truncated or corrupt file or a missing tensor;
+    /// [`Error::Runtime`] for an unsupported architecture, tensor type or inconsistent
+    /// shapes; [`Error::Tokenizer`](crate::Error) variants for a bad tokenizer;
+    /// a chat-template error for a template that does not compile.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn build(self) -> Result<Engine> {
+        let start = Instant::now();
+        let source = match self.origin {
+            Origin::Path(path) => ModelSource::read(path)?,
+            Origin::Source(source) => source,
+        };
+        let file = GgufModel::open(source)?;
+        let model = Model::load(&file)?;
+        let tokenizer = match &self.tokenizer_json {
+            Some(path) => Tokenizer::from_file(path)?,
+            None => Tokenizer::from_gguf(file.metadata())?,
+        };
+        let template_source = self.chat_template.as_deref().or(tokenizer.chat_template());
+        let template = template_source.map(ChatTemplate::new).transpose()?;
+        let source = file.source();
+        let info = ModelInfo {
+            path: source.path().map(Path::to_owned),
+            file_bytes: source.bytes().len(),
+            mapped: source.is_mapped(),
+            bytes_per_token: model.weights().bytes_per_token(),
+            load_time: start.elapsed(),
+        };
+        tracing::debug!(?info, "model loaded");
+        if tokenizer.vocab_size() > model.config().vocab_size {
+            return Err(Error::VocabMismatch {
+                tokenizer: tokenizer.vocab_size(),
+                model: model.config().vocab_size,
+            });
+        }
+        Ok(Engine { inner: Arc::new(Inner { model, tokenizer, template, info }) })
+    }
+}

@@ -1,0 +1,282 @@
+//! [`Generation`]: the tokens of one reply, computed as they are iterated.
+
+use std::time::{Duration, Instant};
+
+use lantern_runtime::Sampler;
+
+use crate::stream_decoder::StreamDecoder;
+use crate::{GenerateConfig, Result, Session};
+
+/// One generated token and the text it completes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// The token id.
+    pub id: u32,
+    /// Text released with this token: never a split UTF-8 character, and without text
+    /// that might begin a stop string (held back until it is known not to).
+    pub text: String,
+}
+
+/// Why a generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model produced an end-of-turn token.
+    EndOfTurn,
+    /// A stop string appeared.
+    StopString,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The context is full.
+    ContextFull,
+    /// A [`CancelHandle`](crate::CancelHandle) asked it to stop.
+    Cancelled,
+    /// An error was returned; the session keeps the tokens computed before it.
+    Error,
+}
+
+/// Prompt and generation speed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// Prompt tokens computed (the cached prefix is not counted).
+    pub prompt_tokens: usize,
+    /// Time to compute them and produce the first logits.
+    pub prompt_time: Duration,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Time spent generating after the prompt.
+    pub generate_time: Duration,
+}
+
+impl Timings {
+    /// Prompt tokens per second.
+    pub fn prompt_tokens_per_second(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prompt_time.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// Generated tokens per second.
+    pub fn generate_tokens_per_second(&self) -> f64 {
+        self.generated_tokens as f64 / self.generate_time.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The reply to a prompt, as an iterator of [`Token`]s.
+///
+/// Each call to `next` computes one token. The end-of-turn token is not yielded, except to
+/// release text held back for a stop string: then it comes last, with that text.
+#[derive(Debug)]
+pub struct Generation<'s> {
+    session: &'s mut Session,
+    sampler: Option<Sampler>,
+    decoder: StreamDecoder,
+    stop: Vec<String>,
+    max_tokens: usize,
+    /// The token to feed before sampling the next one.
+    pending: Option<u32>,
+    /// Decoded text not yet released.
+    held: String,
+    stop_reason: Option<StopReason>,
+    timings: Timings,
+    started: Instant,
+}
+
+impl<'s> Generation<'s> {
+    pub(crate) fn new(
+        session: &'s mut Session,
+        sampler: Sampler,
+        config: &GenerateConfig,
+        pending: u32,
+        prompt_tokens: usize,
+        started: Instant,
+    ) -> Self {
+        Self {
+            session,
+            sampler: Some(sampler),
+            decoder: StreamDecoder::new(true),
+            stop: config.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            max_tokens: config.max_tokens,
+            pending: Some(pending),
+            held: String::new(),
+            stop_reason: None,
+            timings: Timings { prompt_tokens, ..Timings::default() },
+            started,
+        }
+    }
+
+    pub(crate) fn cancelled(session: &'s mut Session) -> Self {
+        Self {
+            session,
+            sampler: None,
+            decoder: StreamDecoder::new(true),
+            stop: Vec::new(),
+            max_tokens: 0,
+            pending: None,
+            held: String::new(),
+            stop_reason: Some(StopReason::Cancelled),
+            timings: Timings::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Why the generation ended; `None` while it is running.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason
+    }
+
+    /// Prompt and generation speed so far.
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
+    /// Runs the generation to its end, calling `on_text` with each piece of text.
+    ///
+    /// # Errors
+    /// The first error of the forward pass or the detokenizer.
+    pub fn for_each_text(mut self, mut on_text: impl FnMut(&str)) -> Result<Completion> {
+        let mut text = String::new();
+        let mut tokens = Vec::new();
+        for token in self.by_ref() {
+            let token = token?;
+            on_text(&token.text);
+            text.push_str(&token.text);
+            tokens.push(token.id);
+        }
+        Ok(Completion {
+            text,
+            tokens,
+            stop_reason: self.stop_reason.unwrap_or(StopReason::MaxTokens),
+            timings: self.timings,
+        })
+    }
+
+    /// Runs the generation to its end and returns the whole reply.
+    ///
+    /// # Errors
+    /// As [`Generation::for_each_text`].
+    pub fn complete(self) -> Result<Completion> {
+        self.for_each_text(|_| {})
+    }
+
+    /// Ends the generation and returns the text still held back (none after a stop string).
+    fn finish(&mut self, reason: StopReason) -> String {
+        self.stop_reason = Some(reason);
+        self.pending = None;
+        if let Ok(Some(rest)) = self.decoder.flush(&self.session.engine.inner().tokenizer) {
+            self.held.push_str(&rest);
+        }
+        if reason == StopReason::StopString {
+            self.held.clear();
+        }
+        std::mem::take(&mut self.held)
+    }
+
+    /// Ends the generation, releasing held-back text with the last token of the history.
+    fn finish_with_token(&mut self, reason: StopReason) -> Option<Token> {
+        let text = self.finish(reason);
+        let id = self.session.history.last().copied().unwrap_or_default();
+        (!text.is_empty()).then_some(Token { id, text })
+    }
+
+    fn step(&mut self) -> Result<Option<Token>> {
+        let Some(pending) = self.pending else { return Ok(None) };
+        if self.session.cancel.take() {
+            return Ok(self.finish_with_token(StopReason::Cancelled));
+        }
+        let engine = self.session.engine.clone();
+        let inner = engine.inner();
+        let session = &mut *self.session;
+        let logits = inner.model.forward(&mut session.state, &[pending], 0)?;
+        session.fed.push(pending);
+        if self.timings.generated_tokens == 0 {
+            self.timings.prompt_time = self.started.elapsed();
+            self.started = Instant::now();
+        }
+        let Some(sampler) = self.sampler.as_mut() else { return Ok(None) };
+        let id = sampler.sample(logits, &session.history);
+        session.history.push(id);
+        if inner.tokenizer.is_stop_token(id) {
+            return Ok(self.finish_with_token(StopReason::EndOfTurn));
+        }
+        self.timings.generated_tokens += 1;
+        self.timings.generate_time = self.started.elapsed();
+        if let Some(piece) = self.decoder.step(&inner.tokenizer, id)? {
+            self.held.push_str(&piece);
+        }
+        if let Some(at) = self.stop.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+            self.held.truncate(at);
+            let text = std::mem::take(&mut self.held);
+            self.finish(StopReason::StopString);
+            // The token that completed the stop string is never fed to the model.
+            return Ok(Some(Token { id, text }));
+        }
+        let full = self.session.fed.len() >= self.session.state.ctx_len();
+        let text = if full || self.timings.generated_tokens >= self.max_tokens {
+            self.finish(if full { StopReason::ContextFull } else { StopReason::MaxTokens })
+        } else {
+            self.pending = Some(id);
+            let released = self.held.len() - held_back(&self.held, &self.stop);
+            let rest = self.held.split_off(released);
+            std::mem::replace(&mut self.held, rest)
+        };
+        Ok(Some(Token { id, text }))
+    }
+}
+
+/// Bytes at the end of `text` that could be the start of a stop string.
+fn held_back(text: &str, stops: &[String]) -> usize {
+    stops
+        .iter()
+        .flat_map(|stop| {
+            (1..stop.len().min(text.len() + 1))
+                .rev()
+                .find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+impl Iterator for Generation<'_> {
+    type Item = Result<Token>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.stop_reason.is_some() {
+            return None;
+        }
+        if self.timings.generated_tokens >= self.max_tokens {
+            return self.finish_with_token(StopReason::MaxTokens).map(Ok);
+        }
+        match self.step() {
+            Ok(token) => token.map(Ok),
+            Err(e) => {
+                self.pending = None;
+                self.stop_reason = Some(StopReason::Error);
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// A finished reply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// The text, without stop strings or end-of-turn tokens.
+    pub text: String,
+    /// The token ids.
+    pub tokens: Vec<u32>,
+    /// Why it ended.
+    pub stop_reason: StopReason,
+    /// Speed.
+    pub timings: Timings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::held_back;
+
+    #[test]
+    fn holds_back_only_possible_stop_prefixes() {
+        let stops = ["\nUser:".to_owned()];
+        assert_eq!(held_back("Hello\nUs", &stops), 3);
+        assert_eq!(held_back("Hello", &stops), 0);
+        assert_eq!(held_back("Hello\n", &stops), 1);
+    }
+}

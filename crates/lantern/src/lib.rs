@@ -1,0 +1,64 @@
+//! Embeddable LLM inference for edge devices: load a quantized GGUF model, open a session,
+//! stream tokens.
+//!
+//! `lantern` is the crate host apps depend on. It ties together the model file reader
+//! (`lantern-io`), the quantized kernels (`lantern-core`) and the decoder
+//! (`lantern-runtime`) behind two types: an [`Engine`] (the loaded model, shared) and a
+//! [`Session`] (one conversation's KV cache and threads).
+//!
+//! # Overview
+//! - [`Engine`], [`EngineBuilder`]: load a model; cheap to clone, shareable across threads.
+//! - [`Session`], [`SessionConfig`]: a conversation; [`Session::generate`] for raw text,
+//!   [`Session::chat`] for [`Message`]s through the model's [`ChatTemplate`].
+//! - [`Generation`]: an iterator of [`Token`]s, computed as you iterate; or run it to a
+//!   [`Completion`] with a callback. [`GenerateConfig`] sets length, stop strings and the
+//!   [`SamplerConfig`]; a [`CancelHandle`] stops it from another thread.
+//! - [`Tokenizer`] (from GGUF metadata or a `tokenizer.json`) and [`StreamDecoder`], which
+//!   never splits a UTF-8 character.
+//!
+//! | to do this | use |
+//! |---|---|
+//! | complete a prompt | [`Session::generate`] then [`Generation::complete`] |
+//! | stream a chat reply | [`Session::chat`], iterate the [`Generation`] |
+//! | greedy, reproducible output | [`GenerateConfig::greedy`] |
+//! | memory-map the file | [`lantern_io::ModelSource::mmap`] + [`Engine::builder_from_source`] |
+//!
+//! # Example
+//! ```no_run
+//! use lantern::{Engine, GenerateConfig, Message, SessionConfig};
+//!
+//! let engine = Engine::load("SmolLM2-135M-Instruct.Q4_1.gguf")?;
+//! let mut session = engine.session(SessionConfig::default().threads(2))?;
+//! let reply = session.chat(&[Message::user("What is the capital of France?")], &GenerateConfig::greedy(64))?;
+//! for token in reply {
+//!     print!("{}", token?.text);
+//! }
+//! # Ok::<(), lantern::Error>(())
+//! ```
+//!
+//! # Features
+//! No optional features. The crate has no `unsafe` code, reads no environment variables
+//! and installs no `tracing` subscriber; it emits `tracing` events for the host to collect.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod chat_template;
+mod engine;
+mod error;
+mod generation;
+mod session;
+mod stream_decoder;
+mod tokenizer;
+
+pub use chat_template::{ChatTemplate, Message};
+pub use engine::{Engine, EngineBuilder, ModelInfo};
+pub use error::{Error, Result};
+pub use generation::{Completion, Generation, StopReason, Timings, Token};
+pub use session::{CancelHandle, GenerateConfig, Session, SessionConfig};
+pub use stream_decoder::StreamDecoder;
+pub use tokenizer::Tokenizer;
+
+pub use lantern_core as core;
+pub use lantern_io as io;
+pub use lantern_runtime::{ModelConfig, SamplerConfig};

@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests: where the real model is, and small fixtures.
+
+use std::path::PathBuf;
+
+/// The file name `lantern fetch` saves the default model under.
+const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Path of the real default model: `$LANTERN_MODEL`, else
+/// `$HOME/.cache/lantern/models/SmolLM2-135M-Instruct.Q4_1.gguf`.
+///
+/// # Panics
+/// If the model is in neither place, with a message saying to run `lantern fetch`.
+pub(crate) fn model_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("LANTERN_MODEL") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "LANTERN_MODEL={} is not a file: point it at a .gguf model, or unset it and run \
+             `lantern fetch` to download the default model",
+            path.display()
+        );
+        return path;
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let path = home.join(".cache/lantern/models").join(DEFAULT_MODEL);
+    assert!(
+        path.is_file(),
+        "the default model is not at {} and LANTERN_MODEL is not set: run `lantern fetch` \
+         (or set LANTERN_MODEL to a .gguf path)",
+        path.display()
+    );
+    path
+}
+
+/// The metadata of the real default model (see [`model_path`]).
+pub(crate) fn model_metadata() -> lantern::io::Metadata {
+    let source = lantern::io::ModelSource::read(model_path()).expect("read the model");
+    let model = lantern::io::GgufModel::open(source).expect("parse the model");
+    model.metadata().clone()
+}
+
+/// GPT-2's byte-to-character map: the form byte-level BPE vocabularies store bytes in
+/// (`' '` is `'Ġ'`, `'\n'` is `'Ċ'`).
+pub(crate) fn byte_char(b: u8) -> char {
+    let visible = |c: u8| (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || c >= 0xAE;
+    if visible(b) {
+        return char::from(b);
+    }
+    let rank = (0..b).filter(|&c| !visible(c)).count() as u32;
+    char::from_u32(256 + rank).expect("a valid char")
+}
