@@ -46,12 +46,7 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     }
     let expected = ty.row_bytes(dst.len())?;
     if src.len() != expected {
-        return Err(Error::SizeMismatch {
-            ty,
-            dims: vec![dst.len()],
-            expected,
-            actual: src.len(),
-        });
+        return Err(Error::SizeMismatch { ty, dims: vec![dst.len()], expected, actual: src.len() });
     }
     let n = dst.len();
     match ty {

@@ -97,12 +97,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
     }
     let expected = ty.row_bytes(src.len())?;
     if dst.len() != expected {
-        return Err(Error::SizeMismatch {
-            ty,
-            dims: vec![src.len()],
-            expected,
-            actual: dst.len(),
-        });
+        return Err(Error::SizeMismatch { ty, dims: vec![src.len()], expected, actual: dst.len() });
     }
     let mismatch =
         |_| Error::SizeMismatch { ty, dims: vec![src.len()], expected, actual: expected };

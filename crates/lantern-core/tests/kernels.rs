@@ -163,7 +163,11 @@ fn kernels_compute_their_math() {
             for isa in [Isa::Scalar, Isa::Avx2] {
                 let Some(dot) = dot_fn_for(ty, isa) else { continue };
                 let y = f64::from(dot(&row, &case.x, &case.xq));
-                assert!((y - exact).abs() <= 1e-5 * abs, "{ty:?} {isa} n={}: {y} vs {exact}", case.n);
+                assert!(
+                    (y - exact).abs() <= 1e-5 * abs,
+                    "{ty:?} {isa} n={}: {y} vs {exact}",
+                    case.n
+                );
             }
         }
     }

@@ -71,7 +71,7 @@ impl ModelConfig {
             Some(n) => n as usize,
             None => n_heads,
         };
-        let head_dim = if n_heads == 0 { 0 } else { d_model / n_heads };
+        let head_dim = d_model.checked_div(n_heads).unwrap_or(0);
         let rope_dim = match metadata.opt_u32(&key("rope.dimension_count"))? {
             Some(n) => n as usize,
             None => head_dim,

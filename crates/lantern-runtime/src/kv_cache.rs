@@ -5,6 +5,7 @@
 //! sees the same rounded keys and values.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Keys and values of every layer for positions `0..len`.
 #[derive(Debug)]
@@ -62,17 +63,17 @@ impl KvCache {
     /// Stores `n` consecutive positions' keys and values of `layer`, starting at `pos`.
     pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let range = self.range(layer, pos, k.len() / self.kv_dim);
-        for (dst, &src) in self.keys[range.clone()].iter_mut().zip(k) {
-            *dst = f16::from_f32(src);
-        }
-        for (dst, &src) in self.values[range].iter_mut().zip(v) {
-            *dst = f16::from_f32(src);
-        }
+        self.keys[range.clone()].convert_from_f32_slice(k);
+        self.values[range].convert_from_f32_slice(v);
     }
 
-    /// Keys and values of `layer` for positions `0..n`.
-    pub(crate) fn layer(&self, layer: usize, n: usize) -> (&[f16], &[f16]) {
+    /// Keys and values of `layer` for positions `0..n`, widened to f32 into `keys` and
+    /// `values` (once per layer and batch, so attention's inner loops are plain f32).
+    pub(crate) fn layer_f32(&self, layer: usize, n: usize, keys: &mut Vec<f32>, values: &mut Vec<f32>) {
         let range = self.range(layer, 0, n);
-        (&self.keys[range.clone()], &self.values[range])
+        keys.resize(range.len(), 0.0);
+        values.resize(range.len(), 0.0);
+        self.keys[range.clone()].convert_to_f32_slice(keys);
+        self.values[range].convert_to_f32_slice(values);
     }
 }

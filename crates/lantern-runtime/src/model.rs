@@ -66,6 +66,8 @@ struct Buffers {
     mix: Vec<f32>,
     transpose: Vec<f32>,
     attn_scratch: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
 }
 
 impl State {
@@ -154,6 +156,8 @@ impl Model {
             mix: vec![0.0; nb * c.d_model],
             transpose: Vec::new(),
             attn_scratch: Vec::with_capacity(c.head_dim + config.ctx_len),
+            keys: Vec::with_capacity(config.ctx_len * c.kv_dim()),
+            values: Vec::with_capacity(config.ctx_len * c.kv_dim()),
         };
         Ok(State {
             cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim()),
@@ -232,7 +236,8 @@ impl Model {
                 rope(&mut buf.k[t * kv_dim..(t + 1) * kv_dim], pos, c.head_dim, c.rope_dim, c.rope_base);
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
-            let (keys, values) = cache.layer(l, pos0 + n);
+            cache.layer_f32(l, pos0 + n, &mut buf.keys, &mut buf.values);
+            let (keys, values) = (&buf.keys[..], &buf.values[..]);
             let q = &buf.q;
             if n == 1 {
                 attend(heads, &q[..q_dim], keys, values, pos0 + 1, &mut buf.attn_scratch, &mut buf.att[..q_dim]);

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::{Error, Result};
 
 /// Tasks per thread: a few, so an unlucky thread does not hold the others up.
-const TASKS_PER_THREAD: usize = 4;
+const TASKS_PER_THREAD: usize = 1;
 /// Rows below which splitting costs more than it saves.
 const MIN_ROWS_PER_TASK: usize = 16;
 

@@ -1,23 +1,5 @@
-//! [`ChatTemplate`]: turns a conversation ([`Message`]s) into the prompt text a chat model
-//! was trained on, by running the Jinja template the model ships (`tokenizer.chat_template`).
-//!
-//! Templates see what HuggingFace's `apply_chat_template` passes them: `messages` (a list
-//! of `{role, content}` maps), `add_generation_prompt`, `bos_token` and `eos_token`. They are
-//! rendered as `transformers` does, with `trim_blocks` and `lstrip_blocks` on, Python string
-//! methods (`.strip()`, `.startswith()`, …) available, and a `raise_exception(msg)` function.
-//!
-//! # Example
-//!
-//! ```
-//! use lantern::{ChatTemplate, Message};
-//! let template = ChatTemplate::new(
-//!     "{% for m in messages %}<|{{ m.role }}|>{{ m.content.strip() }}\n{% endfor %}\
-//!      {% if add_generation_prompt %}<|assistant|>{% endif %}",
-//! )?;
-//! let prompt = template.render(&[Message::user("  Hi ")], true)?;
-//! assert_eq!(prompt, "<|user|>Hi\n<|assistant|>");
-//! # Ok::<(), lantern::Error>(())
-//! ```
+//! [`ChatTemplate`] and [`Message`]: a conversation to the prompt text a chat model was
+//! trained on, through the Jinja template the model ships.
 
 use minijinja::{context, Environment, ErrorKind};
 
@@ -58,6 +40,27 @@ impl Message {
 }
 
 /// A compiled chat template. Compile once, render per prompt.
+///
+/// Turns a conversation ([`Message`]s) into the prompt text a chat model was trained on, by
+/// running the Jinja template the model ships (`tokenizer.chat_template`). Templates see what
+/// HuggingFace's `apply_chat_template` passes them: `messages` (a list of `{role, content}`
+/// maps), `add_generation_prompt`, `bos_token` and `eos_token`. They are rendered as
+/// `transformers` does, with `trim_blocks` and `lstrip_blocks` on, Python string methods
+/// (`.strip()`, `.startswith()`, …) and `tojson` available, and a `raise_exception(msg)`
+/// function.
+///
+/// # Example
+///
+/// ```
+/// use lantern::{ChatTemplate, Message};
+/// let template = ChatTemplate::new(
+///     "{% for m in messages %}<|{{ m.role }}|>{{ m.content.strip() }}\n{% endfor %}\
+///      {% if add_generation_prompt %}<|assistant|>{% endif %}",
+/// )?;
+/// let prompt = template.render(&[Message::user("  Hi ")], true)?;
+/// assert_eq!(prompt, "<|user|>Hi\n<|assistant|>");
+/// # Ok::<(), lantern::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -94,12 +97,15 @@ impl ChatTemplate {
     /// As [`ChatTemplate::new`].
     pub fn from_tokenizer(tokenizer: &Tokenizer) -> Result<Option<Self>> {
         let Some(source) = tokenizer.chat_template() else { return Ok(None) };
-        let token = |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
-        Ok(Some(
-            Self::new(source)?
-                .with_bos_token(token(tokenizer.bos()))
-                .with_eos_token(token(tokenizer.eos())),
-        ))
+        Ok(Some(Self::new(source)?.with_tokens_of(tokenizer)))
+    }
+
+    /// Sets `bos_token` and `eos_token` to the tokenizer's BOS and EOS token strings.
+    #[must_use]
+    pub fn with_tokens_of(self, tokenizer: &Tokenizer) -> Self {
+        let token =
+            |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default();
+        self.with_bos_token(token(tokenizer.bos())).with_eos_token(token(tokenizer.eos()))
     }
 
     /// Sets the text of `bos_token` in the template.

@@ -153,8 +153,10 @@ impl EngineBuilder {
             Some(path) => Tokenizer::from_file(path)?,
             None => Tokenizer::from_gguf(file.metadata())?,
         };
-        let template_source = self.chat_template.as_deref().or(tokenizer.chat_template());
-        let template = template_source.map(ChatTemplate::new).transpose()?;
+        let template = match &self.chat_template {
+            Some(source) => Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)),
+            None => ChatTemplate::from_tokenizer(&tokenizer)?,
+        };
         let source = file.source();
         let info = ModelInfo {
             path: source.path().map(Path::to_owned),

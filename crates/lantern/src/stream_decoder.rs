@@ -1,19 +1,19 @@
 //! [`StreamDecoder`]: token ids to text, one id at a time, never splitting a UTF-8 character.
-//!
-//! Byte-level BPE can put the bytes of one character (an emoji, a CJK ideograph) in two or
-//! more tokens, and decoding a single token can change how the previous ones read. The
-//! decoder keeps the few ids still needed and returns a piece only once it is complete
-//! text. Concatenating every piece, then [`StreamDecoder::flush`], gives exactly
-//! `tokenizer.decode(all_ids, skip_special)`.
-//!
-//! It holds no reference to the [`Tokenizer`]: pass one to each call, so a session can keep
-//! its decoder next to an `Arc` of the engine. The state is small (a few ids and the text
-//! they decode to); the work per step is decoding that window, not the whole sequence.
 
 use crate::{Error, Result, Tokenizer};
 
-/// Incremental detokenizer. See the [module docs](self).
+/// Incremental detokenizer: token ids to text, one id at a time, never splitting a UTF-8
+/// character.
 ///
+/// Byte-level BPE can put the bytes of one character (an emoji, a CJK ideograph) in two or
+/// more tokens, and decoding a single token can change how the previous ones read. The
+/// decoder keeps the few ids still needed and returns a piece only once it is complete
+/// text. Concatenating every piece, then [`StreamDecoder::flush`], gives exactly
+/// `tokenizer.decode(all_ids, skip_special)`.
+///
+/// It holds no reference to the [`Tokenizer`]: pass one to each call, so a session can keep
+/// its decoder next to an `Arc` of the engine. The state is small (a few ids and the text
+/// they decode to); the work per step is decoding that window, not the whole sequence.
 /// The logic is `tokenizers`' `DecodeStream`, which borrows its tokenizer; this one stores
 /// the same state (window of ids, text already returned) and takes the tokenizer per call.
 ///

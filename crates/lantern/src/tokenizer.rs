@@ -1,25 +1,5 @@
 //! [`Tokenizer`]: text to token ids and back, built from a GGUF model's metadata or from a
 //! HuggingFace `tokenizer.json`.
-//!
-//! Ids are `u32` indices into the model's vocabulary (`0..vocab_size()`). Special tokens
-//! written in the input text (`<|im_start|>`) are always recognized as single tokens,
-//! whatever `add_special` says; `add_special` only controls whether BOS/EOS are added around
-//! the text. Decoding byte-level BPE is lossless for any UTF-8 string:
-//! `decode(encode(s, false), false) == s`.
-//!
-//! To turn ids into text one at a time while generating, use [`StreamDecoder`], which never
-//! splits a UTF-8 character across two pieces.
-//!
-//! # Example
-//!
-//! ```no_run
-//! # fn main() -> lantern::Result<()> {
-//! let tokenizer = lantern::Tokenizer::from_file("tokenizer.json")?;
-//! let ids = tokenizer.encode("Hello, world", false)?;
-//! assert_eq!(tokenizer.decode(&ids, false)?, "Hello, world");
-//! # Ok(())
-//! # }
-//! ```
 
 use std::fmt;
 use std::path::Path;
@@ -31,9 +11,9 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper};
 
-use crate::{Error, Result};
 #[cfg(doc)]
 use crate::StreamDecoder;
+use crate::{Error, Result};
 
 /// GGUF `token_type` of a control token (`<|im_start|>`): parsed in text, skipped by
 /// `decode(.., skip_special = true)`.
@@ -61,9 +41,27 @@ const TURN_ENDERS: &[&str] = &[
 
 /// A tokenizer: encodes text to token ids and decodes ids to text.
 ///
+/// Ids are `u32` indices into the model's vocabulary (`0..vocab_size()`). Special tokens
+/// written in the input text (`<|im_start|>`) are always recognized as single tokens,
+/// whatever `add_special` says; `add_special` only controls whether BOS/EOS are added around
+/// the text. Decoding byte-level BPE is lossless for any UTF-8 string:
+/// `decode(encode(s, false), false) == s`. To turn ids into text one at a time while
+/// generating, use [`StreamDecoder`], which never splits a UTF-8 character across pieces.
+///
 /// Cheap to share (`Send + Sync`); clone it only if you need an owned copy, the vocabulary is
 /// copied. [`Tokenizer::inner`] exposes the wrapped `tokenizers::Tokenizer` for anything this
 /// type does not cover.
+///
+/// # Example
+///
+/// ```no_run
+/// # fn main() -> lantern::Result<()> {
+/// let tokenizer = lantern::Tokenizer::from_file("tokenizer.json")?;
+/// let ids = tokenizer.encode("Hello, world", false)?;
+/// assert_eq!(tokenizer.decode(&ids, false)?, "Hello, world");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -161,8 +159,8 @@ impl Tokenizer {
     /// [`Error::TokenizerJson`] (both naming the file) if it is not a valid tokenizer.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|source| Error::File { path: path.to_owned(), source })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| Error::File { path: path.to_owned(), source })?;
         Self::from_json(&bytes).map_err(|e| match e {
             Error::TokenizerUtf8 { source, .. } => {
                 Error::TokenizerUtf8 { path: Some(path.to_owned()), source }
@@ -357,7 +355,8 @@ fn build_byte_level_bpe(
         }
     }
     // Ids fit in u32: checked above.
-    let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| ((*t).to_owned(), id as u32)).collect();
+    let vocab: Vocab =
+        tokens.iter().enumerate().map(|(id, t)| ((*t).to_owned(), id as u32)).collect();
     let merges = merges
         .iter()
         .enumerate()

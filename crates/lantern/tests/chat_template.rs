@@ -21,7 +21,8 @@ fn smollm_template_adds_default_system_prompt() {
 #[test]
 fn smollm_template_keeps_given_system_prompt_and_history() {
     let t = ChatTemplate::new(SMOLLM).unwrap();
-    let messages = [Message::system("Be brief."), Message::user("Hi"), Message::assistant("Hello!")];
+    let messages =
+        [Message::system("Be brief."), Message::user("Hi"), Message::assistant("Hello!")];
     let out = t.render(&messages, false).unwrap();
     assert_eq!(
         out,
@@ -46,9 +47,13 @@ fn renders_like_transformers() {
     // trim_blocks + lstrip_blocks: block tags on their own lines leave no blank lines.
     let source = "{% for m in messages %}\n    {% if m.role == 'user' %}\n[{{ m.content.strip() }}]\n    {% endif %}\n{% endfor %}";
     let t = ChatTemplate::new(source).unwrap();
-    assert_eq!(t.render(&[Message::user("  a "), Message::user("b")], false).unwrap(), "[a]\n[b]\n");
+    assert_eq!(
+        t.render(&[Message::user("  a "), Message::user("b")], false).unwrap(),
+        "[a]\n[b]\n"
+    );
     // Python string methods, bos/eos strings, and tojson.
-    let source = "{{ bos_token }}{{ messages[0].content.upper() }}{{ messages[0].role.startswith('us') }}\
+    let source =
+        "{{ bos_token }}{{ messages[0].content.upper() }}{{ messages[0].role.startswith('us') }}\
                   {{ messages[0].content | tojson }}{{ eos_token }}";
     let t = ChatTemplate::new(source).unwrap().with_bos_token("<s>").with_eos_token("</s>");
     assert_eq!(t.render(&[Message::user("hi")], false).unwrap(), "<s>HITrue\"hi\"</s>");

@@ -28,7 +28,8 @@ const SAMPLES: &[&str] = &[
 
 #[test]
 fn smollm_chat_prompt_ids_match_reference() {
-    let text = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let text =
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
     let ids = smollm().encode(text, true).unwrap();
     assert_eq!(ids, [1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198]);
 }
@@ -226,7 +227,8 @@ fn from_json_round_trips_a_gguf_tokenizer() {
     for &s in SAMPLES {
         assert_eq!(from_file.encode(s, false).unwrap(), t.encode(s, false).unwrap());
     }
-    let prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let prompt =
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
     assert_eq!(from_file.encode(prompt, true).unwrap(), t.encode(prompt, true).unwrap());
 }
 

@@ -147,13 +147,38 @@ unsafe fn q4_1(w: &[BlockQ4_1], a: &[BlockQ8]) -> f32 {
     unsafe {
         let mut acc = _mm256_setzero_ps();
         let mut summs = 0.0f32;
-        for (w, a) in w.iter().zip(a) {
-            let (dw, mw) = f16_pair(w.d, w.m);
+        // Two blocks per iteration share one f16 conversion of (d0, m0, d1, m1); the float
+        // operations stay in block order, so the result is the same as one block at a time.
+        let mut w2 = w.chunks_exact(2);
+        let mut a2 = a.chunks_exact(2);
+        for (w, a) in (&mut w2).zip(&mut a2) {
+            let (w0, w1) = (&w[0], &w[1]);
+            let bits = i64::from_le_bytes([
+                w0.d[0], w0.d[1], w0.m[0], w0.m[1], w1.d[0], w1.d[1], w1.m[0], w1.m[1],
+            ]);
+            let dm = _mm_cvtph_ps(_mm_cvtsi64_si128(bits));
+            let p0 = dot_u8_i8(nibbles(&w0.qs), load_i8x32(&a[0].qs));
+            let p1 = dot_u8_i8(nibbles(&w1.qs), load_i8x32(&a[1].qs));
+            let d0 = _mm_cvtss_f32(dm);
+            let m0 = _mm_cvtss_f32(_mm_movehdup_ps(dm));
+            let hi = _mm_movehl_ps(dm, dm);
+            let d1 = _mm_cvtss_f32(hi);
+            let m1 = _mm_cvtss_f32(_mm_movehdup_ps(hi));
             // ggml writes `summs += m*s`, which GCC (gnu11, -ffp-contract=fast) fuses.
+            summs = m0.mul_add(a[0].s, summs);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[0].d), p0, acc);
+            summs = m1.mul_add(a[1].s, summs);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d1 * a[1].d), p1, acc);
+        }
+        for (w, a) in w2.remainder().iter().zip(a2.remainder()) {
+            let (dw, mw) = f16_pair(w.d, w.m);
             summs = mw.mul_add(a.s, summs);
-            let d = _mm256_set1_ps(dw * a.d);
             // Weight codes are 0..16, so they can be maddubs' unsigned operand directly.
-            acc = _mm256_fmadd_ps(d, dot_u8_i8(nibbles(&w.qs), load_i8x32(&a.qs)), acc);
+            acc = _mm256_fmadd_ps(
+                _mm256_set1_ps(dw * a.d),
+                dot_u8_i8(nibbles(&w.qs), load_i8x32(&a.qs)),
+                acc,
+            );
         }
         hsum_f32(acc) + summs
     }
