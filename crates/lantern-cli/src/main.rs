@@ -18,6 +18,7 @@ mod progress;
 mod run;
 mod sampling_args;
 mod tokenize;
+mod trace;
 
 /// Embeddable LLM inference for edge devices.
 #[derive(Debug, Parser)]
@@ -41,6 +42,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the token ids of a text.
     Tokenize(tokenize::TokenizeArgs),
+    /// Greedy-decode with each step's top logits, for token-by-token comparisons.
+    Trace(trace::TraceArgs),
     /// Download and verify a known model into the cache; prints its path.
     Fetch {
         /// Which model.
@@ -69,6 +72,7 @@ fn main() -> Result<()> {
         Command::Ppl(args) => ppl::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Fetch { model, cache_dir, quiet } => {
             let model = fetch::find(&model).ok_or_else(|| {
                 let known: Vec<_> = fetch::KNOWN_MODELS.iter().map(|m| m.name).collect();

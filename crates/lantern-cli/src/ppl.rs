@@ -1,9 +1,6 @@
 //! `lantern ppl`: perplexity of a text, by llama.cpp's `llama-perplexity` method.
 //!
-//! The text is tokenized whole and cut into non-overlapping chunks of `ctx` tokens; each
-//! chunk starts with a fresh cache (and BOS in place of its first token when the model adds
-//! BOS), and only the second half of each chunk is scored, so every scored token sees at
-//! least `ctx/2` tokens of context. Reported: exp(mean NLL) ± its standard error.
+//! The method itself lives in [`lantern::Session::perplexity`].
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,14 +23,6 @@ pub(crate) struct PplArgs {
     chunks: Option<usize>,
 }
 
-/// Perplexity and its standard error.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Perplexity {
-    pub(crate) ppl: f64,
-    pub(crate) error: f64,
-    pub(crate) scored: usize,
-}
-
 pub(crate) fn run(args: PplArgs) -> Result<()> {
     let ctx = args.model.ctx_size.unwrap_or(512);
     if ctx < 4 {
@@ -51,69 +40,19 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
     if n_chunks == 0 {
         bail!("{} tokens are fewer than one chunk of {ctx}", tokens.len());
     }
-    // The BOS substitution follows the model's own add-BOS setting, as llama.cpp does.
-    let bos = tokenizer.add_bos().then(|| tokenizer.bos()).flatten();
     let mut session = engine.session(args.model.session_config().ctx_len(ctx))?;
     eprintln!("{} tokens, {n_chunks} chunks of {ctx}", tokens.len());
     let start = Instant::now();
-    let first = ctx / 2;
-    let vocab = engine.config().vocab_size;
-    let (mut nll, mut nll2, mut count) = (0.0f64, 0.0f64, 0usize);
-    for chunk in tokens.chunks_exact(ctx).take(n_chunks) {
-        let mut input = chunk[..ctx - 1].to_vec();
-        if let Some(bos) = bos {
-            input[0] = bos;
-        }
-        session.reset();
-        let logits = session.eval(&input, first)?;
-        for (row, &target) in logits.chunks_exact(vocab).zip(&chunk[first + 1..]) {
-            let v = negative_log_likelihood(row, target as usize);
-            nll += v;
-            nll2 += v * v;
-            count += 1;
-        }
-        eprint!("[{}]{:.4},", count / (ctx - 1 - first), (nll / count as f64).exp());
-    }
+    let result = session.perplexity(&tokens, Some(n_chunks), |p| eprint!("[{}]{:.4},", p.chunks, p.ppl))?;
     eprintln!();
-    let result = estimate(nll, nll2, count);
     let elapsed = start.elapsed().as_secs_f64();
     println!(
         "Final estimate: PPL = {:.4} +/- {:.5} ({} chunks of {ctx}, {} tokens scored, {:.1} tok/s)",
         result.ppl,
         result.error,
-        n_chunks,
+        result.chunks,
         result.scored,
         (n_chunks * (ctx - 1)) as f64 / elapsed
     );
     Ok(())
-}
-
-/// −log softmax(row)[target], summed in f64.
-fn negative_log_likelihood(row: &[f32], target: usize) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&l| f64::from(l - max).exp()).sum();
-    sum.ln() - f64::from(row[target] - max)
-}
-
-/// exp(mean) and its standard error, as llama.cpp reports them.
-fn estimate(nll: f64, nll2: f64, count: usize) -> Perplexity {
-    let n = count as f64;
-    let mean = nll / n;
-    let var = nll2 / n - mean * mean;
-    let ppl = mean.exp();
-    let error = if var > 0.0 && count > 1 { (var / (n - 1.0)).sqrt() * ppl } else { 0.0 };
-    Perplexity { ppl, error, scored: count }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uniform_logits_give_vocabulary_size() {
-        let nll = negative_log_likelihood(&[0.5; 8], 3);
-        assert!((nll.exp() - 8.0).abs() < 1e-9);
-        let p = estimate(nll * 10.0, nll * nll * 10.0, 10);
-        assert!((p.ppl - 8.0).abs() < 1e-9 && p.error == 0.0);
-    }
 }

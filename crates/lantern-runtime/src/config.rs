@@ -14,6 +14,7 @@ pub const SUPPORTED_ARCHITECTURES: &str = "llama";
 const MAX_LAYERS: usize = 1024;
 const MAX_DIM: usize = 1 << 20;
 const MAX_CONTEXT: usize = 1 << 24;
+const MAX_VOCAB: usize = 1 << 24;
 
 /// Hyper-parameters of a llama-family decoder.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,6 +111,7 @@ impl ModelConfig {
         in_range("attention.head_count", self.n_heads, self.d_model)?;
         in_range("attention.head_count_kv", self.n_kv_heads, self.n_heads)?;
         in_range("context_length", self.train_ctx_len, MAX_CONTEXT)?;
+        in_range("vocab_size", self.vocab_size, MAX_VOCAB)?;
         if self.d_model % self.n_heads != 0 {
             return Err(invalid(
                 "attention.head_count",

@@ -7,6 +7,8 @@
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use crate::{Error, Result};
+
 /// Keys and values of every layer for positions `0..len`.
 #[derive(Debug)]
 pub(crate) struct KvCache {
@@ -19,9 +21,24 @@ pub(crate) struct KvCache {
 
 impl KvCache {
     /// An empty cache for `n_layers` layers of `ctx_len` positions of `kv_dim` values.
-    pub(crate) fn new(n_layers: usize, ctx_len: usize, kv_dim: usize) -> Self {
-        let size = n_layers * ctx_len * kv_dim;
-        Self { keys: vec![f16::ZERO; size], values: vec![f16::ZERO; size], kv_dim, ctx_len, len: 0 }
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when the cache's size overflows or cannot be allocated.
+    pub(crate) fn new(n_layers: usize, ctx_len: usize, kv_dim: usize) -> Result<Self> {
+        let too_big = |reason: String| Error::InvalidSetting { name: "ctx_len", reason };
+        let size = n_layers
+            .checked_mul(ctx_len)
+            .and_then(|n| n.checked_mul(kv_dim))
+            .ok_or_else(|| too_big(format!("a KV cache of {ctx_len} positions overflows")))?;
+        let alloc = || -> Result<Vec<f16>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(size).map_err(|_| {
+                too_big(format!("a KV cache of {} bytes cannot be allocated", 4 * size as u128))
+            })?;
+            v.resize(size, f16::ZERO);
+            Ok(v)
+        };
+        Ok(Self { keys: alloc()?, values: alloc()?, kv_dim, ctx_len, len: 0 })
     }
 
     /// Positions filled.

@@ -155,12 +155,12 @@ impl Model {
             hq: vec![BlockQ8::default(); blocks(c.n_ff)],
             mix: vec![0.0; nb * c.d_model],
             transpose: Vec::new(),
-            attn_scratch: Vec::with_capacity(c.head_dim + config.ctx_len),
-            keys: Vec::with_capacity(config.ctx_len * c.kv_dim()),
-            values: Vec::with_capacity(config.ctx_len * c.kv_dim()),
+            attn_scratch: Vec::with_capacity(c.head_dim),
+            keys: Vec::new(),
+            values: Vec::new(),
         };
         Ok(State {
-            cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim()),
+            cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim())?,
             workers: Workers::new(config.threads)?,
             batch_size: nb,
             buf,

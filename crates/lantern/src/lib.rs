@@ -13,6 +13,7 @@
 //! - [`Generation`]: an iterator of [`Token`]s, computed as you iterate; or run it to a
 //!   [`Completion`] with a callback. [`GenerateConfig`] sets length, stop strings and the
 //!   [`SamplerConfig`]; a [`CancelHandle`] stops it from another thread.
+//! - [`Session::perplexity`]: llama.cpp's perplexity method, for quality checks.
 //! - [`Tokenizer`] (from GGUF metadata or a `tokenizer.json`) and [`StreamDecoder`], which
 //!   never splits a UTF-8 character.
 //!
@@ -47,6 +48,7 @@ mod chat_template;
 mod engine;
 mod error;
 mod generation;
+mod perplexity;
 mod session;
 mod stream_decoder;
 mod tokenizer;
@@ -55,6 +57,7 @@ pub use chat_template::{ChatTemplate, Message};
 pub use engine::{Engine, EngineBuilder, ModelInfo};
 pub use error::{Error, Result};
 pub use generation::{Completion, Generation, StopReason, Timings, Token};
+pub use perplexity::Perplexity;
 pub use session::{CancelHandle, GenerateConfig, Session, SessionConfig};
 pub use stream_decoder::StreamDecoder;
 pub use tokenizer::Tokenizer;

@@ -1,5 +1,8 @@
 //! The facade crate's integration tests, one binary (see `autotests = false`).
 
+mod bad_input;
 mod chat_template;
+mod generation;
+mod perplexity;
 mod testutil;
 mod tokenizer;

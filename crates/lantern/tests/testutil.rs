@@ -49,3 +49,18 @@ pub(crate) fn byte_char(b: u8) -> char {
     let rank = (0..b).filter(|&c| !visible(c)).count() as u32;
     char::from_u32(256 + rank).expect("a valid char")
 }
+
+/// WikiText-2's test split: `$LANTERN_EVALDATA/wiki.test.raw`, else
+/// `../shared/evaldata/wiki.test.raw` beside the repository.
+///
+/// # Panics
+/// If the file is in neither place.
+pub(crate) fn wiki_text() -> String {
+    let dir = std::env::var_os("LANTERN_EVALDATA").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/evaldata")
+    });
+    let path = dir.join("wiki.test.raw");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read {}: {e}; set LANTERN_EVALDATA to the folder holding wiki.test.raw", path.display())
+    })
+}

@@ -278,7 +278,7 @@ fn locate(
     }
     let offset = data_offset.saturating_add(rel);
     let end = data_offset.checked_add(rel).and_then(|o| o.checked_add(size as u64));
-    if end.map_or(true, |end| end > file_len) {
+    if end.is_none_or(|end| end > file_len) {
         return Err(Error::TensorOutOfBounds { tensor: name, offset, size: size as u64, file_len });
     }
     Ok(TensorInfo { name, dims, ty, offset, size })

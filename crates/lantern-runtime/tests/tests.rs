@@ -1,0 +1,10 @@
+//! Integration tests of lantern-runtime, one binary (see `autotests = false` in Cargo.toml).
+//!
+//! Every model is a tiny random llama written in memory by [`testutil::tiny_model`]; nothing
+//! is downloaded.
+
+mod bad_model;
+mod forward;
+mod reference;
+mod sampler;
+mod testutil;

@@ -1,0 +1,202 @@
+//! Fixtures: a tiny random llama GGUF built in memory with [`GgufWriter`], and the small
+//! helpers the tests share (loading, fresh states, prompts, logit comparisons).
+
+use lantern_core::{quantize_row, GgmlType};
+use lantern_io::{GgufModel, GgufWriter, ModelSource, Value};
+use lantern_runtime::{Error, Model, State, StateConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Every weight type the runtime computes with.
+pub(crate) const WEIGHT_TYPES: [GgmlType; 5] =
+    [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32];
+
+/// What the tiny model looks like. Start from [`Tiny::default`] (a valid 2-block llama with
+/// GQA and an untied head) and change the fields a test is about.
+#[derive(Clone, Debug)]
+pub(crate) struct Tiny {
+    /// Type of every projection, the embedding and the output head (norms are always F32).
+    pub(crate) ty: GgmlType,
+    /// Leave out `output.weight`, so the head is the embedding.
+    pub(crate) tied: bool,
+    /// `general.architecture`, also the prefix of the hyper-parameter keys.
+    pub(crate) arch: &'static str,
+    pub(crate) layers: usize,
+    pub(crate) dim: usize,
+    pub(crate) ff: usize,
+    pub(crate) heads: usize,
+    pub(crate) kv_heads: usize,
+    pub(crate) vocab: usize,
+    /// Seed of the random weights.
+    pub(crate) seed: u64,
+    /// A tensor not written at all.
+    pub(crate) omit_tensor: Option<&'static str>,
+    /// A tensor written (with random values) in these dims instead of the right ones.
+    pub(crate) wrong_shape: Option<(&'static str, Vec<usize>)>,
+    /// A tensor written in this type instead (random bytes unless `quantize_row` knows it).
+    pub(crate) retype: Option<(&'static str, GgmlType)>,
+    /// Metadata keys (full names) set after the defaults, replacing them.
+    pub(crate) set_keys: Vec<(&'static str, Value)>,
+    /// Metadata keys (full names) left out.
+    pub(crate) omit_keys: Vec<&'static str>,
+}
+
+impl Default for Tiny {
+    fn default() -> Self {
+        Self {
+            ty: GgmlType::Q4_1,
+            tied: false,
+            arch: "llama",
+            layers: 2,
+            dim: 64,
+            ff: 128,
+            heads: 4,
+            kv_heads: 2,
+            vocab: 96,
+            seed: 42,
+            omit_tensor: None,
+            wrong_shape: None,
+            retype: None,
+            set_keys: Vec::new(),
+            omit_keys: Vec::new(),
+        }
+    }
+}
+
+impl Tiny {
+    /// The default model with weights of type `ty`.
+    pub(crate) fn of(ty: GgmlType) -> Self {
+        Self { ty, ..Self::default() }
+    }
+}
+
+/// Builds the GGUF bytes of `t`: llama.cpp's tensor names, dims innermost first, seeded
+/// uniform weights (projections scaled by 1.5/√fan_in, embedding and head in ±1, norm gains
+/// around 1.0) quantized with `quantize_row`.
+pub(crate) fn tiny_model(t: &Tiny) -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    let a = t.arch;
+    let defaults: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), a.into()),
+        (format!("{a}.block_count"), (t.layers as u32).into()),
+        (format!("{a}.embedding_length"), (t.dim as u32).into()),
+        (format!("{a}.feed_forward_length"), (t.ff as u32).into()),
+        (format!("{a}.attention.head_count"), (t.heads as u32).into()),
+        (format!("{a}.attention.head_count_kv"), (t.kv_heads as u32).into()),
+        (format!("{a}.rope.freq_base"), 10_000.0f32.into()),
+        (format!("{a}.attention.layer_norm_rms_epsilon"), 1e-5f32.into()),
+        (format!("{a}.context_length"), 256u32.into()),
+    ];
+    for (k, v) in defaults {
+        if !t.omit_keys.contains(&k.as_str()) {
+            w.metadata(k, v);
+        }
+    }
+    for (k, v) in &t.set_keys {
+        w.metadata(*k, v.clone());
+    }
+
+    let mut rng = StdRng::seed_from_u64(t.seed);
+    let (d, kv) = (t.dim, t.dim / t.heads.max(1) * t.kv_heads);
+    let mut tensors: Vec<(String, Vec<usize>, bool)> = vec![
+        ("token_embd.weight".into(), vec![d, t.vocab], false),
+        ("output_norm.weight".into(), vec![d], true),
+    ];
+    if !t.tied {
+        tensors.push(("output.weight".into(), vec![d, t.vocab], false));
+    }
+    for i in 0..t.layers {
+        let blk = |n: &str, dims: Vec<usize>, norm| (format!("blk.{i}.{n}.weight"), dims, norm);
+        tensors.extend([
+            blk("attn_norm", vec![d], true),
+            blk("attn_q", vec![d, d], false),
+            blk("attn_k", vec![d, kv], false),
+            blk("attn_v", vec![d, kv], false),
+            blk("attn_output", vec![d, d], false),
+            blk("ffn_norm", vec![d], true),
+            blk("ffn_gate", vec![d, t.ff], false),
+            blk("ffn_up", vec![d, t.ff], false),
+            blk("ffn_down", vec![t.ff, d], false),
+        ]);
+    }
+    for (name, mut dims, norm) in tensors {
+        if t.omit_tensor == Some(name.as_str()) {
+            continue;
+        }
+        if let Some((_, bad)) = t.wrong_shape.as_ref().filter(|(n, _)| *n == name) {
+            dims.clone_from(bad);
+        }
+        let len: usize = dims.iter().product();
+        let scale = if name.starts_with("token_embd") || name.starts_with("output.") {
+            1.0
+        } else {
+            1.5 / (dims[0] as f32).sqrt()
+        };
+        let values: Vec<f32> = if norm {
+            (0..len).map(|_| 1.0 + rng.random_range(-0.2..0.2)).collect()
+        } else {
+            (0..len).map(|_| scale * rng.random_range(-1.0..1.0)).collect()
+        };
+        let ty = match t.retype.as_ref().filter(|(n, _)| *n == name) {
+            Some(&(_, ty)) => ty,
+            None if norm => GgmlType::F32,
+            None => t.ty,
+        };
+        let mut bytes = vec![0u8; ty.tensor_bytes(&dims).expect("fixture dims fit the type")];
+        if quantize_row(ty, &values, &mut bytes).is_err() {
+            // A type without a quantizer (Q5_K, …): bytes of the right size are enough.
+            rng.fill(&mut bytes[..]);
+        }
+        w.tensor(name, ty, &dims, bytes).expect("fixture tensor");
+    }
+    w.to_bytes().expect("fixture serializes")
+}
+
+/// Parses the bytes of `t`.
+pub(crate) fn open(t: &Tiny) -> GgufModel {
+    GgufModel::open(ModelSource::from_vec(tiny_model(t))).expect("fixture parses")
+}
+
+/// Loads `t`, which must be valid.
+pub(crate) fn load(t: &Tiny) -> Model {
+    Model::load(&open(t)).expect("fixture loads")
+}
+
+/// Loads `t`, which must be rejected.
+pub(crate) fn load_err(t: &Tiny) -> Error {
+    Model::load(&open(t)).expect_err("the model should be rejected")
+}
+
+/// A fresh state.
+pub(crate) fn state(model: &Model, ctx_len: usize, batch_size: usize, threads: usize) -> State {
+    model.new_state(StateConfig { ctx_len, batch_size, threads }).expect("state")
+}
+
+/// A fixed pseudo-random prompt of `n` token ids below `vocab`.
+pub(crate) fn prompt(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n).map(|i| ((i * 37 + 11) % vocab) as u32).collect()
+}
+
+/// Logits of `tokens` fed one at a time into a fresh single-threaded state.
+pub(crate) fn decode_one_by_one(model: &Model, tokens: &[u32]) -> Vec<f32> {
+    let mut s = state(model, 64, 1, 1);
+    tokens.iter().flat_map(|&t| model.forward(&mut s, &[t], 0).expect("decode").to_vec()).collect()
+}
+
+/// Largest element-wise absolute difference.
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared slices differ in length");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// `max - min` of the values: the scale relative tolerances are measured against.
+pub(crate) fn spread(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let min = x.iter().copied().fold(f32::INFINITY, f32::min);
+    max - min
+}
+
+/// Index of the first largest value.
+pub(crate) fn argmax(x: &[f32]) -> usize {
+    x.iter().enumerate().fold(0, |best, (i, &v)| if v > x[best] { i } else { best })
+}

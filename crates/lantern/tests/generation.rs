@@ -1,0 +1,133 @@
+//! Generation with the real default model: the reference answer, sampling, sessions.
+
+use lantern::{Engine, Error, GenerateConfig, Message, SamplerConfig, SessionConfig, StopReason};
+
+use crate::testutil::model_path;
+
+const PARIS_PROMPT: &str =
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+
+fn engine() -> Engine {
+    Engine::load(model_path()).expect("load the default model")
+}
+
+fn session(engine: &Engine) -> lantern::Session {
+    engine.session(SessionConfig::default().threads(2).ctx_len(512)).expect("open a session")
+}
+
+#[test]
+fn greedy_answer_is_paris_and_stops_at_end_of_turn() {
+    let engine = engine();
+    let mut session = session(&engine);
+    let done = session.generate(PARIS_PROMPT, &GenerateConfig::greedy(64)).unwrap().complete().unwrap();
+    assert_eq!(done.text, "The capital of France is Paris.");
+    // The ids llama.cpp's llama-simple produces on the same file.
+    assert_eq!(done.tokens, [504, 3575, 282, 4649, 314, 7042, 30]);
+    assert_eq!(done.stop_reason, StopReason::EndOfTurn);
+    // The conversation holds the prompt, the answer and the end-of-turn token.
+    assert_eq!(session.tokens().len(), 16 + 7 + 1);
+    assert_eq!(session.tokens().last(), Some(&2));
+}
+
+#[test]
+fn chat_renders_the_template_and_replies_as_llama_cpp_does() {
+    let engine = engine();
+    let mut session = session(&engine);
+    let question = [Message::user("What is the capital of France?")];
+    let done = session.chat(&question, &GenerateConfig::greedy(7)).unwrap().complete().unwrap();
+    // The prompt llama.cpp tokenizes from the same rendered template (default system prompt).
+    let prompt = [
+        1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411,
+        407, 19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1,
+        520, 9531, 198,
+    ];
+    assert_eq!(&session.tokens()[..prompt.len()], prompt);
+    // With the system prompt this small model answers oddly; llama.cpp gives the same tokens.
+    assert_eq!(done.tokens, [60, 23, 39614, 1141, 552, 28, 2618]);
+    assert_eq!(done.text, "L'Étoile, la");
+}
+
+#[test]
+fn a_second_chat_turn_reuses_the_cache_and_matches_a_fresh_session() {
+    let engine = engine();
+    let config = GenerateConfig::greedy(24);
+    let mut messages = vec![Message::user("Name a color.")];
+    let mut session = session(&engine);
+    let first = session.chat(&messages, &config).unwrap().complete().unwrap();
+    messages.push(Message::assistant(first.text));
+    messages.push(Message::user("Name another one."));
+    let second = session.chat(&messages, &config).unwrap().complete().unwrap();
+    // Only the new turn was computed ...
+    assert!(second.timings.prompt_tokens < 20, "{:?}", second.timings);
+    // ... and the answer is what a fresh session computes from scratch.
+    let fresh = session_fresh_reply(&engine, &messages, &config);
+    assert_eq!(second.tokens, fresh);
+}
+
+fn session_fresh_reply(engine: &Engine, messages: &[Message], config: &GenerateConfig) -> Vec<u32> {
+    let mut session = session(engine);
+    session.chat(messages, config).unwrap().complete().unwrap().tokens
+}
+
+#[test]
+fn sampling_is_deterministic_for_a_seed() {
+    let engine = engine();
+    let sample = |seed| {
+        let sampler = SamplerConfig { temperature: 1.0, seed, ..SamplerConfig::default() };
+        let config = GenerateConfig::default().max_tokens(32).sampler(sampler);
+        let mut session = session(&engine);
+        session.generate("Once upon a time", &config).unwrap().complete().unwrap().tokens
+    };
+    let a = sample(11);
+    assert_eq!(a, sample(11));
+    assert_ne!(a, sample(12));
+}
+
+#[test]
+fn max_tokens_and_stop_strings_end_the_reply() {
+    let engine = engine();
+    let mut session = session(&engine);
+    let done = session.generate("One, two, three,", &GenerateConfig::greedy(5)).unwrap().complete().unwrap();
+    assert_eq!((done.tokens.len(), done.stop_reason), (5, StopReason::MaxTokens));
+
+    session.reset();
+    let config = GenerateConfig::greedy(64).stop("Paris");
+    let done = session.generate(PARIS_PROMPT, &config).unwrap().complete().unwrap();
+    assert_eq!(done.text, "The capital of France is ");
+    assert_eq!(done.stop_reason, StopReason::StopString);
+}
+
+#[test]
+fn cancelling_stops_the_generation() {
+    let engine = engine();
+    let mut session = session(&engine);
+    let cancel = session.cancel_handle();
+    let mut generation = session.generate("Count to one hundred:", &GenerateConfig::greedy(100)).unwrap();
+    assert!(generation.next().is_some());
+    cancel.cancel();
+    assert!(generation.by_ref().count() <= 1);
+    assert_eq!(generation.stop_reason(), Some(StopReason::Cancelled));
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_an_error_not_a_panic() {
+    let engine = engine();
+    let mut session = engine.session(SessionConfig::default().threads(1).ctx_len(16)).unwrap();
+    let long = "word ".repeat(40);
+    match session.generate(&long, &GenerateConfig::greedy(4)) {
+        Err(Error::PromptTooLong { tokens, ctx_len: 16 }) => assert!(tokens > 16),
+        other => panic!("expected PromptTooLong, got {:?}", other.map(|_| ())),
+    }
+    // The session is still usable.
+    assert!(session.generate("Hi", &GenerateConfig::greedy(2)).is_ok());
+}
+
+#[test]
+fn a_full_context_ends_the_reply_without_an_error() {
+    let engine = engine();
+    let mut session = engine.session(SessionConfig::default().threads(1).ctx_len(24)).unwrap();
+    let done = session.generate(PARIS_PROMPT, &GenerateConfig::greedy(64).stop("unused")).unwrap();
+    let done = done.complete().unwrap();
+    assert!(matches!(done.stop_reason, StopReason::ContextFull | StopReason::EndOfTurn));
+    assert!(session.tokens().len() <= 24 + 1);
+}
