@@ -43,7 +43,8 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
     let mut session = engine.session(args.model.session_config().ctx_len(ctx))?;
     eprintln!("{} tokens, {n_chunks} chunks of {ctx}", tokens.len());
     let start = Instant::now();
-    let result = session.perplexity(&tokens, Some(n_chunks), |p| eprint!("[{}]{:.4},", p.chunks, p.ppl))?;
+    let result =
+        session.perplexity(&tokens, Some(n_chunks), |p| eprint!("[{}]{:.4},", p.chunks, p.ppl))?;
     eprintln!();
     let elapsed = start.elapsed().as_secs_f64();
     println!(

@@ -30,12 +30,18 @@ pub(crate) fn run(args: TraceArgs) -> Result<()> {
     println!("prompt {prompt:?}");
     let mut logits = session.eval(&prompt, prompt.len() - 1)?.to_vec();
     for step in 0..args.n_predict {
-        let mut ranked: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+        let mut ranked: Vec<(u32, f32)> =
+            logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let top: Vec<String> = ranked.iter().take(args.top).map(|(id, l)| format!("{id}:{l:.4}")).collect();
+        let top: Vec<String> =
+            ranked.iter().take(args.top).map(|(id, l)| format!("{id}:{l:.4}")).collect();
         let best = ranked[0].0;
         let text = tokenizer.decode(&[best], false)?;
-        println!("{step:3} {best:6} {text:?} | {} | margin {:.4}", top.join(" "), ranked[0].1 - ranked[1].1);
+        println!(
+            "{step:3} {best:6} {text:?} | {} | margin {:.4}",
+            top.join(" "),
+            ranked[0].1 - ranked[1].1
+        );
         if tokenizer.is_stop_token(best) {
             break;
         }

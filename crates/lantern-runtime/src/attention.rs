@@ -9,7 +9,6 @@
 
 use half::f16;
 
-
 /// Head geometry shared by every attention call of a model.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Heads {
@@ -135,7 +134,15 @@ mod tests {
     fn one_position_returns_its_value() {
         let heads = Heads { n_heads: 2, n_kv_heads: 1, head_dim: 2 };
         let mut out = [0.0; 4];
-        attend(heads, &[1.0, 2.0, 3.0, 4.0], &[1.0, 0.0], &[3.0, -2.0], 1, &mut Vec::new(), &mut out);
+        attend(
+            heads,
+            &[1.0, 2.0, 3.0, 4.0],
+            &[1.0, 0.0],
+            &[3.0, -2.0],
+            1,
+            &mut Vec::new(),
+            &mut out,
+        );
         assert_eq!(out, [3.0, -2.0, 3.0, -2.0]);
     }
 

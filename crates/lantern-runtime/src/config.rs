@@ -97,7 +97,8 @@ impl ModelConfig {
 
     fn validate(&self) -> Result<()> {
         let arch = &self.architecture;
-        let invalid = |k: &str, reason: String| Error::InvalidConfig { key: format!("{arch}.{k}"), reason };
+        let invalid =
+            |k: &str, reason: String| Error::InvalidConfig { key: format!("{arch}.{k}"), reason };
         let in_range = |k: &str, v: usize, max: usize| {
             if v == 0 || v > max {
                 Err(invalid(k, format!("{v} is outside 1..={max}")))
@@ -127,11 +128,17 @@ impl ModelConfig {
         if self.rope_dim > self.head_dim || self.rope_dim % 2 != 0 {
             return Err(invalid(
                 "rope.dimension_count",
-                format!("{} must be even and at most the head width {}", self.rope_dim, self.head_dim),
+                format!(
+                    "{} must be even and at most the head width {}",
+                    self.rope_dim, self.head_dim
+                ),
             ));
         }
         if !(self.rope_base.is_finite() && self.rope_base > 0.0) {
-            return Err(invalid("rope.freq_base", format!("{} is not a positive number", self.rope_base)));
+            return Err(invalid(
+                "rope.freq_base",
+                format!("{} is not a positive number", self.rope_base),
+            ));
         }
         if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
             return Err(invalid(

@@ -86,7 +86,13 @@ impl KvCache {
 
     /// Keys and values of `layer` for positions `0..n`, widened to f32 into `keys` and
     /// `values` (once per layer and batch, so attention's inner loops are plain f32).
-    pub(crate) fn layer_f32(&self, layer: usize, n: usize, keys: &mut Vec<f32>, values: &mut Vec<f32>) {
+    pub(crate) fn layer_f32(
+        &self,
+        layer: usize,
+        n: usize,
+        keys: &mut Vec<f32>,
+        values: &mut Vec<f32>,
+    ) {
         let range = self.range(layer, 0, n);
         keys.resize(range.len(), 0.0);
         values.resize(range.len(), 0.0);

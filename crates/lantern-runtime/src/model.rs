@@ -219,7 +219,9 @@ impl Model {
         let State { cache, workers, buf, .. } = state;
 
         for (t, &token) in tokens.iter().enumerate() {
-            self.weights.token_embd.dequantize_row(token as usize, &mut buf.x[t * d..(t + 1) * d])?;
+            self.weights
+                .token_embd
+                .dequantize_row(token as usize, &mut buf.x[t * d..(t + 1) * d])?;
         }
         let heads = Heads { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
         for (l, layer) in self.weights.layers.iter().enumerate() {
@@ -232,25 +234,60 @@ impl Model {
             workers.linear(&layer.wv, xn, xq, n, &mut buf.v[..n * kv_dim], &mut buf.transpose)?;
             for t in 0..n {
                 let pos = pos0 + t;
-                rope(&mut buf.q[t * q_dim..(t + 1) * q_dim], pos, c.head_dim, c.rope_dim, c.rope_base);
-                rope(&mut buf.k[t * kv_dim..(t + 1) * kv_dim], pos, c.head_dim, c.rope_dim, c.rope_base);
+                rope(
+                    &mut buf.q[t * q_dim..(t + 1) * q_dim],
+                    pos,
+                    c.head_dim,
+                    c.rope_dim,
+                    c.rope_base,
+                );
+                rope(
+                    &mut buf.k[t * kv_dim..(t + 1) * kv_dim],
+                    pos,
+                    c.head_dim,
+                    c.rope_dim,
+                    c.rope_base,
+                );
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
             cache.layer_f32(l, pos0 + n, &mut buf.keys, &mut buf.values);
             let (keys, values) = (&buf.keys[..], &buf.values[..]);
             let q = &buf.q;
             if n == 1 {
-                attend(heads, &q[..q_dim], keys, values, pos0 + 1, &mut buf.attn_scratch, &mut buf.att[..q_dim]);
+                attend(
+                    heads,
+                    &q[..q_dim],
+                    keys,
+                    values,
+                    pos0 + 1,
+                    &mut buf.attn_scratch,
+                    &mut buf.att[..q_dim],
+                );
             } else {
                 workers.for_each_chunk(&mut buf.att[..n * q_dim], q_dim, |t, out| {
                     let mut scratch = Vec::new();
-                    attend(heads, &q[t * q_dim..(t + 1) * q_dim], keys, values, pos0 + t + 1, &mut scratch, out);
+                    attend(
+                        heads,
+                        &q[t * q_dim..(t + 1) * q_dim],
+                        keys,
+                        values,
+                        pos0 + t + 1,
+                        &mut scratch,
+                        out,
+                    );
                     Ok(())
                 })?;
             }
             quantize_rows(&buf.att[..n * q_dim], q_dim, &mut buf.attq);
             let attq = &buf.attq[..n * q_dim.div_ceil(QK8)];
-            workers.linear(&layer.wo, &buf.att[..n * q_dim], attq, n, &mut buf.mix[..n * d], &mut buf.transpose)?;
+            workers.linear(
+                &layer.wo,
+                &buf.att[..n * q_dim],
+                attq,
+                n,
+                &mut buf.mix[..n * d],
+                &mut buf.transpose,
+            )?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
 
             // Gated FFN.
@@ -263,7 +300,14 @@ impl Model {
             silu_mul(&mut buf.gate[..n * ff], &buf.up[..n * ff]);
             quantize_rows(&buf.gate[..n * ff], ff, &mut buf.hq);
             let hq = &buf.hq[..n * ff.div_ceil(QK8)];
-            workers.linear(&layer.down, &buf.gate[..n * ff], hq, n, &mut buf.mix[..n * d], &mut buf.transpose)?;
+            workers.linear(
+                &layer.down,
+                &buf.gate[..n * ff],
+                hq,
+                n,
+                &mut buf.mix[..n * d],
+                &mut buf.transpose,
+            )?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
         }
         cache.set_len(pos0 + n);
@@ -280,10 +324,22 @@ impl Model {
         let d = self.config.d_model;
         let n = rows.len();
         let State { workers, buf, logits, .. } = state;
-        rms_norm(&buf.x[rows.start * d..rows.end * d], &self.weights.output_norm, self.config.rms_eps, &mut buf.xn[..n * d]);
+        rms_norm(
+            &buf.x[rows.start * d..rows.end * d],
+            &self.weights.output_norm,
+            self.config.rms_eps,
+            &mut buf.xn[..n * d],
+        );
         quantize_rows(&buf.xn[..n * d], d, &mut buf.xq);
         let xq = &buf.xq[..n * d.div_ceil(QK8)];
-        workers.linear(&self.weights.output, &buf.xn[..n * d], xq, n, &mut logits[out], &mut buf.transpose)
+        workers.linear(
+            &self.weights.output,
+            &buf.xn[..n * d],
+            xq,
+            n,
+            &mut logits[out],
+            &mut buf.transpose,
+        )
     }
 }
 

@@ -73,5 +73,4 @@ mod tests {
         let (s, c) = 7f32.sin_cos();
         assert!((x[0] - (0.0 * c - 1.0 * s)).abs() < 1e-6);
     }
-
 }

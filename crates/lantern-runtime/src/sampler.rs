@@ -108,7 +108,8 @@ impl Sampler {
         if c.repeat_penalty != 1.0 {
             // Each distinct recent token is penalised once, however often it appeared.
             self.recent.clear();
-            self.recent.extend_from_slice(&history[history.len().saturating_sub(c.repeat_last_n)..]);
+            self.recent
+                .extend_from_slice(&history[history.len().saturating_sub(c.repeat_last_n)..]);
             self.recent.sort_unstable();
             self.recent.dedup();
             for &id in &self.recent {
@@ -120,7 +121,8 @@ impl Sampler {
         if c.temperature <= 0.0 {
             return argmax(&self.candidates);
         }
-        let k = if c.top_k == 0 { self.candidates.len() } else { c.top_k.min(self.candidates.len()) };
+        let k =
+            if c.top_k == 0 { self.candidates.len() } else { c.top_k.min(self.candidates.len()) };
         if k < self.candidates.len() {
             self.candidates.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1));
             self.candidates.truncate(k);
@@ -148,7 +150,8 @@ impl Sampler {
         }
         self.candidates.truncate(keep);
         self.weights.clear();
-        self.weights.extend(self.candidates.iter().map(|&(_, l)| ((l - max) / c.temperature).exp()));
+        self.weights
+            .extend(self.candidates.iter().map(|&(_, l)| ((l - max) / c.temperature).exp()));
         let total: f32 = self.weights.iter().sum();
         let mut r = self.rng.random::<f32>() * total;
         for (&(id, _), &w) in self.candidates.iter().zip(&self.weights) {
@@ -189,7 +192,15 @@ mod tests {
     #[test]
     fn same_seed_same_tokens_and_other_seed_differs() {
         let draw = |seed| {
-            let mut s = Sampler::new(SamplerConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed, ..Default::default() }).unwrap();
+            let mut s = Sampler::new(SamplerConfig {
+                temperature: 1.5,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                seed,
+                ..Default::default()
+            })
+            .unwrap();
             (0..50).map(|_| s.sample(&logits(), &[])).collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
@@ -207,13 +218,21 @@ mod tests {
     #[test]
     fn min_p_drops_unlikely_tokens() {
         let l = [10.0, 9.5, 0.0, 0.0];
-        let mut s = Sampler::new(SamplerConfig { min_p: 0.1, top_k: 0, top_p: 1.0, temperature: 1.0, ..Default::default() }).unwrap();
+        let mut s = Sampler::new(SamplerConfig {
+            min_p: 0.1,
+            top_k: 0,
+            top_p: 1.0,
+            temperature: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
         assert!((0..200).all(|_| s.sample(&l, &[]) < 2));
     }
 
     #[test]
     fn repeat_penalty_changes_the_greedy_choice() {
-        let mut s = Sampler::new(SamplerConfig { repeat_penalty: 2.0, ..SamplerConfig::greedy() }).unwrap();
+        let mut s =
+            Sampler::new(SamplerConfig { repeat_penalty: 2.0, ..SamplerConfig::greedy() }).unwrap();
         assert_eq!(s.sample(&[4.0, 3.0], &[0, 0]), 1);
         assert_eq!(s.sample(&[4.0, 3.0], &[1]), 0);
     }
@@ -221,6 +240,8 @@ mod tests {
     #[test]
     fn settings_out_of_range_are_rejected() {
         assert!(Sampler::new(SamplerConfig { top_p: 0.0, ..Default::default() }).is_err());
-        assert!(Sampler::new(SamplerConfig { temperature: f32::NAN, ..Default::default() }).is_err());
+        assert!(
+            Sampler::new(SamplerConfig { temperature: f32::NAN, ..Default::default() }).is_err()
+        );
     }
 }

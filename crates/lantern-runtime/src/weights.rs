@@ -77,7 +77,12 @@ impl Weights {
             Some(_) => loader.matrix("output.weight", d, config.vocab_size)?,
             None => token_embd.clone(),
         };
-        Ok(Self { token_embd, layers, output_norm: loader.vector("output_norm.weight", d)?, output })
+        Ok(Self {
+            token_embd,
+            layers,
+            output_norm: loader.vector("output_norm.weight", d)?,
+            output,
+        })
     }
 
     /// Bytes of weight data read to decode one token: every block's projections and the

@@ -25,7 +25,10 @@ impl Workers {
     /// Starts `threads` workers (none for one thread: the caller's thread does the work).
     pub(crate) fn new(threads: usize) -> Result<Self> {
         if threads == 0 {
-            return Err(Error::InvalidSetting { name: "threads", reason: "must be at least 1".into() });
+            return Err(Error::InvalidSetting {
+                name: "threads",
+                reason: "must be at least 1".into(),
+            });
         }
         let pool = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -53,9 +56,9 @@ impl Workers {
         f: impl Fn(usize, &mut [T]) -> Result<()> + Send + Sync,
     ) -> Result<()> {
         match &self.pool {
-            Some(pool) => {
-                pool.install(|| data.par_chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c)))
-            }
+            Some(pool) => pool.install(|| {
+                data.par_chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c))
+            }),
             None => data.chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c)),
         }
     }

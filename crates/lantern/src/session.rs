@@ -204,7 +204,11 @@ impl Session {
     /// # Errors
     /// [`Error::NoChatTemplate`] when the model has no template; otherwise as
     /// [`Session::generate`].
-    pub fn chat(&mut self, messages: &[Message], config: &GenerateConfig) -> Result<Generation<'_>> {
+    pub fn chat(
+        &mut self,
+        messages: &[Message],
+        config: &GenerateConfig,
+    ) -> Result<Generation<'_>> {
         let inner = self.engine.inner();
         let template = inner.template.as_ref().ok_or(Error::NoChatTemplate)?;
         let text = template.render(messages, true)?;
@@ -216,7 +220,11 @@ impl Session {
     ///
     /// # Errors
     /// As [`Session::generate`].
-    pub fn generate_tokens(&mut self, tokens: &[u32], config: &GenerateConfig) -> Result<Generation<'_>> {
+    pub fn generate_tokens(
+        &mut self,
+        tokens: &[u32],
+        config: &GenerateConfig,
+    ) -> Result<Generation<'_>> {
         if tokens.is_empty() {
             return Err(Error::EmptyPrompt);
         }

@@ -19,7 +19,9 @@ fn a_truncated_file_names_what_is_missing() {
     for len in [0, 3, 100, 1_000_000, bytes.len() / 2, bytes.len() - 1] {
         match load(bytes[..len].to_vec()) {
             Err(Error::Io(IoError::Truncated { .. } | IoError::TensorOutOfBounds { .. })) => {}
-            other => panic!("truncated to {len}: expected Truncated/TensorOutOfBounds, got {other:?}"),
+            other => {
+                panic!("truncated to {len}: expected Truncated/TensorOutOfBounds, got {other:?}")
+            }
         }
     }
 }
@@ -35,7 +37,10 @@ fn flipped_header_bytes_are_caught() {
     assert!(matches!(load(version), Err(Error::Io(IoError::UnsupportedVersion { .. }))));
     let mut count = bytes.clone();
     count[8..16].copy_from_slice(&u64::MAX.to_le_bytes()); // tensor count
-    assert!(matches!(load(count), Err(Error::Io(IoError::TooLarge { .. } | IoError::Truncated { .. }))));
+    assert!(matches!(
+        load(count),
+        Err(Error::Io(IoError::TooLarge { .. } | IoError::Truncated { .. }))
+    ));
 }
 
 #[test]
@@ -50,7 +55,9 @@ fn an_unknown_tensor_type_names_the_tensor() {
     let mut patched = bytes.clone();
     patched[type_at..type_at + 4].copy_from_slice(&99u32.to_le_bytes());
     match load(patched) {
-        Err(Error::Io(IoError::UnknownTensorType { tensor, id: 99 })) => assert_eq!(tensor, first.name),
+        Err(Error::Io(IoError::UnknownTensorType { tensor, id: 99 })) => {
+            assert_eq!(tensor, first.name)
+        }
         other => panic!("expected UnknownTensorType, got {other:?}"),
     }
 }

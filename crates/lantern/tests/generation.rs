@@ -19,7 +19,8 @@ fn session(engine: &Engine) -> lantern::Session {
 fn greedy_answer_is_paris_and_stops_at_end_of_turn() {
     let engine = engine();
     let mut session = session(&engine);
-    let done = session.generate(PARIS_PROMPT, &GenerateConfig::greedy(64)).unwrap().complete().unwrap();
+    let done =
+        session.generate(PARIS_PROMPT, &GenerateConfig::greedy(64)).unwrap().complete().unwrap();
     assert_eq!(done.text, "The capital of France is Paris.");
     // The ids llama.cpp's llama-simple produces on the same file.
     assert_eq!(done.tokens, [504, 3575, 282, 4649, 314, 7042, 30]);
@@ -87,7 +88,11 @@ fn sampling_is_deterministic_for_a_seed() {
 fn max_tokens_and_stop_strings_end_the_reply() {
     let engine = engine();
     let mut session = session(&engine);
-    let done = session.generate("One, two, three,", &GenerateConfig::greedy(5)).unwrap().complete().unwrap();
+    let done = session
+        .generate("One, two, three,", &GenerateConfig::greedy(5))
+        .unwrap()
+        .complete()
+        .unwrap();
     assert_eq!((done.tokens.len(), done.stop_reason), (5, StopReason::MaxTokens));
 
     session.reset();
@@ -102,7 +107,8 @@ fn cancelling_stops_the_generation() {
     let engine = engine();
     let mut session = session(&engine);
     let cancel = session.cancel_handle();
-    let mut generation = session.generate("Count to one hundred:", &GenerateConfig::greedy(100)).unwrap();
+    let mut generation =
+        session.generate("Count to one hundred:", &GenerateConfig::greedy(100)).unwrap();
     assert!(generation.next().is_some());
     cancel.cancel();
     assert!(generation.by_ref().count() <= 1);

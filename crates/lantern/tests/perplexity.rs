@@ -28,5 +28,10 @@ fn perplexity_of_two_chunks_matches_llama_cpp() {
     let result = session.perplexity(&tokens, Some(2), |_| {}).unwrap();
     assert_eq!((result.chunks, result.scored), (2, 2 * 255));
     let deviation = (result.ppl - PEER_PPL_2_CHUNKS).abs() / PEER_PPL_2_CHUNKS;
-    assert!(deviation < TOLERANCE, "ppl {:.4} vs llama.cpp {PEER_PPL_2_CHUNKS} ({:.2}%)", result.ppl, deviation * 100.0);
+    assert!(
+        deviation < TOLERANCE,
+        "ppl {:.4} vs llama.cpp {PEER_PPL_2_CHUNKS} ({:.2}%)",
+        result.ppl,
+        deviation * 100.0
+    );
 }

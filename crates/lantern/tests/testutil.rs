@@ -61,6 +61,9 @@ pub(crate) fn wiki_text() -> String {
     });
     let path = dir.join("wiki.test.raw");
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read {}: {e}; set LANTERN_EVALDATA to the folder holding wiki.test.raw", path.display())
+        panic!(
+            "cannot read {}: {e}; set LANTERN_EVALDATA to the folder holding wiki.test.raw",
+            path.display()
+        )
     })
 }
