@@ -42,7 +42,7 @@ pub(crate) fn run(args: TraceArgs) -> Result<()> {
             top.join(" "),
             ranked[0].1 - ranked[1].1
         );
-        if tokenizer.is_stop_token(best) {
+        if tokenizer.is_stop_token(best) || step + 1 == args.n_predict {
             break;
         }
         logits = session.eval(&[best], 0)?.to_vec();

@@ -9,6 +9,8 @@
 
 use half::f16;
 
+use crate::ops::fused_multiply_add;
+
 /// Head geometry shared by every attention call of a model.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Heads {
@@ -95,15 +97,8 @@ fn dot_like_ggml(a: &[f32], b: &[f32]) -> f32 {
     }
     let h8: [f32; 8] = std::array::from_fn(|i| v[i] + v[i + 8]);
     let h4: [f32; 4] = std::array::from_fn(|i| h8[i] + h8[i + 4]);
-    let h2 = [h4[0] + h4[2], h4[1] + h4[3]];
+    let h2 = [h4[0] + h4[1], h4[2] + h4[3]];
     (f64::from(h2[0] + h2[1]) + tail) as f32
-}
-
-/// `a·b + c` rounded once, as an FMA instruction computes it: the f32 product is exact in
-/// f64, so only the sum is rounded (twice in rare cases, which f32 results do not show).
-#[inline]
-fn fused_multiply_add(a: f32, b: f32, c: f32) -> f32 {
-    (f64::from(a) * f64::from(b) + f64::from(c)) as f32
 }
 
 /// Rounds to the nearest f16 value (ties to even), kept as f32: the f16 accumulator of

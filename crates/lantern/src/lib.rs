@@ -30,7 +30,8 @@
 //!
 //! let engine = Engine::load("SmolLM2-135M-Instruct.Q4_1.gguf")?;
 //! let mut session = engine.session(SessionConfig::default().threads(2))?;
-//! let reply = session.chat(&[Message::user("What is the capital of France?")], &GenerateConfig::greedy(64))?;
+//! let question = [Message::system("You are a helpful assistant."), Message::user("What is the capital of France?")];
+//! let reply = session.chat(&question, &GenerateConfig::greedy(64))?;
 //! for token in reply {
 //!     print!("{}", token?.text);
 //! }
