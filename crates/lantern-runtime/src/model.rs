@@ -8,7 +8,7 @@
 use lantern_core::{quantize_activation, BlockQ8, QK8};
 use lantern_io::GgufModel;
 
-use crate::attention::{attend, Heads};
+use crate::attention::{attend, attend_long_batch, Heads, LONG_BATCH};
 use crate::kv_cache::KvCache;
 use crate::ops::{add_assign, rms_norm, rope, silu_mul};
 use crate::workers::Workers;
@@ -264,9 +264,11 @@ impl Model {
                     &mut buf.att[..q_dim],
                 );
             } else {
+                // Long batches take the peer's f32 path; short ones its f16 path, as decoding.
+                let attend_one = if n >= LONG_BATCH { attend_long_batch } else { attend };
                 workers.for_each_chunk(&mut buf.att[..n * q_dim], q_dim, |t, out| {
                     let mut scratch = Vec::new();
-                    attend(
+                    attend_one(
                         heads,
                         &q[t * q_dim..(t + 1) * q_dim],
                         keys,

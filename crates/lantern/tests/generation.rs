@@ -30,6 +30,41 @@ fn greedy_answer_is_paris_and_stops_at_end_of_turn() {
     assert_eq!(session.tokens().last(), Some(&2));
 }
 
+/// Greedy ids from llama.cpp on the same file (`benches/peer/top_logits.cpp`, the settings of
+/// `llama-simple`, built by `benches/peer/build.sh`): lantern follows the peer's arithmetic,
+/// so 64 tokens agree exactly where any rounding difference would flip a near-tie.
+#[test]
+fn greedy_completions_match_llama_cpp_token_for_token() {
+    let expected: [(&str, [u32; 64]); 2] = [
+        (
+            "The history of the Roman Empire",
+            [
+                314, 253, 1977, 282, 1149, 28, 5993, 28, 284, 260, 29092, 13392, 282, 11022, 30,
+                657, 2585, 351, 260, 4095, 282, 7268, 28, 253, 2240, 338, 761, 719, 7957, 411, 260,
+                29092, 13392, 282, 1149, 284, 260, 29092, 13392, 282, 11022, 30, 378, 4469, 7057,
+                436, 253, 1406, 282, 260, 29092, 13392, 282, 11022, 28, 284, 357, 4851, 288, 325,
+                253, 1406, 282, 260,
+            ],
+        ),
+        (
+            "def fibonacci(n):",
+            [
+                472, 585, 304, 1758, 216, 32, 42, 448, 1003, 216, 33, 472, 1003, 2822, 24, 38572,
+                46477, 24, 94, 731, 216, 33, 25, 1232, 216, 33, 28, 304, 25, 198, 198, 19, 4246,
+                260, 1517, 198, 3272, 24, 38572, 46477, 24, 33, 32, 1292, 216, 907, 21367, 42, 216,
+                35, 35, 35, 198, 3725, 198, 198, 788, 451, 2909, 28, 392, 722, 253, 35881,
+            ],
+        ),
+    ];
+    let engine = engine();
+    for (prompt, ids) in expected {
+        let mut session = session(&engine);
+        let done =
+            session.generate(prompt, &GenerateConfig::greedy(64)).unwrap().complete().unwrap();
+        assert_eq!(done.tokens, ids, "{prompt:?}");
+    }
+}
+
 #[test]
 fn chat_renders_the_template_and_replies_as_llama_cpp_does() {
     let engine = engine();
