@@ -82,32 +82,34 @@ pub(crate) fn attend(
     }
 }
 
-/// The dot product of ggml's f16 kernel on 512-bit vectors (the peer's build on this kind of
-/// machine): 4 accumulators of 16 lanes over each 64 values, added pairwise, then a halving
-/// tree across lanes. The same order gives the same rounding, hence the same scores.
+/// The dot product of ggml's f16 kernel on AVX2 (the peer's build on this kind of machine):
+/// 4 accumulators of 8 lanes take 32 products a step with fused multiply-adds, then the
+/// accumulators are added pairwise and the lanes by halves. The same order gives the same
+/// rounding, hence the same scores.
 fn dot_like_ggml(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
+    const LANES: usize = 8;
     const STEP: usize = 4 * LANES;
-    let mut acc = [[0.0f32; LANES]; 4];
-    let (a64, b64) = (a.chunks_exact(STEP), b.chunks_exact(STEP));
-    let tail: f64 =
-        a64.remainder().iter().zip(b64.remainder()).map(|(&x, &y)| f64::from(x * y)).sum();
-    for (x, y) in a64.zip(b64) {
-        for (j, acc_j) in acc.iter_mut().enumerate() {
-            for (l, s) in acc_j.iter_mut().enumerate() {
-                let i = j * LANES + l;
-                *s = fused_multiply_add(x[i], y[i], *s);
-            }
+    // Accumulator j, lane l at j·8 + l.
+    let mut acc = [0.0f32; STEP];
+    let whole = a.len().min(b.len()) / STEP * STEP;
+    let mut steps = a[..whole].chunks_exact(STEP).zip(b[..whole].chunks_exact(STEP));
+    // The first step adds to zero: a plain (vectorizable) product rounds the same.
+    if let Some((x, y)) = steps.next() {
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *s = x * y;
         }
     }
-    let mut v = [0.0f32; LANES];
-    for (l, v) in v.iter_mut().enumerate() {
-        *v = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    for (x, y) in steps {
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *s = fused_multiply_add(x, y, *s);
+        }
     }
-    let h8: [f32; 8] = std::array::from_fn(|i| v[i] + v[i + 8]);
-    let h4: [f32; 4] = std::array::from_fn(|i| h8[i] + h8[i + 4]);
-    let h2 = [h4[0] + h4[1], h4[2] + h4[3]];
-    (f64::from(h2[0] + h2[1]) + tail) as f32
+    let lanes: [f32; LANES] = std::array::from_fn(|l| {
+        (acc[l] + acc[2 * LANES + l]) + (acc[LANES + l] + acc[3 * LANES + l])
+    });
+    let quad: [f32; 4] = std::array::from_fn(|i| lanes[i] + lanes[i + 4]);
+    let tail: f64 = a[whole..].iter().zip(&b[whole..]).map(|(&x, &y)| f64::from(x * y)).sum();
+    (f64::from((quad[0] + quad[1]) + (quad[2] + quad[3])) + tail) as f32
 }
 
 /// Attention as [`attend`] computes it, with the query and the accumulator kept in f32 and a
