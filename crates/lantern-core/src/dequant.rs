@@ -33,21 +33,8 @@ use crate::{BlockQ4_0, BlockQ4_1, BlockQ8_0, Error, GgmlType, Result, QK8};
 /// # Ok::<(), lantern_core::Error>(())
 /// ```
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
-    if !matches!(
-        ty,
-        GgmlType::F32
-            | GgmlType::F16
-            | GgmlType::BF16
-            | GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q8_0
-    ) {
-        return Err(Error::UnsupportedType { ty, op: "dequantize" });
-    }
-    let expected = ty.row_bytes(dst.len())?;
-    if src.len() != expected {
-        return Err(Error::SizeMismatch { ty, dims: vec![dst.len()], expected, actual: src.len() });
-    }
+    ty.check_conversion("dequantize", dst.len(), src.len())?;
+    let expected = src.len();
     let n = dst.len();
     match ty {
         GgmlType::F32 => {

@@ -149,6 +149,24 @@ impl GgmlType {
         matches!(self, Self::F32 | Self::F16 | Self::Q4_0 | Self::Q4_1 | Self::Q8_0)
     }
 
+    /// Whether rows of this type convert to and from f32 ([`dequantize_row`](crate::dequantize_row),
+    /// [`quantize_row`](crate::quantize_row)).
+    pub fn is_convertible(self) -> bool {
+        matches!(self, Self::F32 | Self::F16 | Self::BF16 | Self::Q4_0 | Self::Q4_1 | Self::Q8_0)
+    }
+
+    /// Checks that `bytes` hold exactly `values` elements of a convertible type.
+    pub(crate) fn check_conversion(self, op: &'static str, values: usize, bytes: usize) -> Result<()> {
+        if !self.is_convertible() {
+            return Err(Error::UnsupportedType { ty: self, op });
+        }
+        let expected = self.row_bytes(values)?;
+        if bytes != expected {
+            return Err(Error::SizeMismatch { ty: self, dims: vec![values], expected, actual: bytes });
+        }
+        Ok(())
+    }
+
     /// Bytes taken by a row of `len` elements.
     ///
     /// # Errors

@@ -84,21 +84,8 @@ pub fn quantize_activation(x: &[f32], out: &mut [BlockQ8]) {
 /// # Ok::<(), lantern_core::Error>(())
 /// ```
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
-    if !matches!(
-        ty,
-        GgmlType::F32
-            | GgmlType::F16
-            | GgmlType::BF16
-            | GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q8_0
-    ) {
-        return Err(Error::UnsupportedType { ty, op: "quantize" });
-    }
-    let expected = ty.row_bytes(src.len())?;
-    if dst.len() != expected {
-        return Err(Error::SizeMismatch { ty, dims: vec![src.len()], expected, actual: dst.len() });
-    }
+    ty.check_conversion("quantize", src.len(), dst.len())?;
+    let expected = dst.len();
     let mismatch =
         |_| Error::SizeMismatch { ty, dims: vec![src.len()], expected, actual: expected };
     match ty {

@@ -10,8 +10,9 @@ use crate::{GenerateConfig, Result, Session};
 /// One generated token and the text it completes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {
-    /// The token id.
-    pub id: u32,
+    /// The token id; `None` for the last piece of a generation when it only releases text
+    /// held back until the end (a possible stop-string prefix or an incomplete character).
+    pub id: Option<u32>,
     /// Text released with this token: never a split UTF-8 character, and without text
     /// that might begin a stop string (held back until it is known not to).
     pub text: String,
@@ -61,8 +62,8 @@ impl Timings {
 
 /// The reply to a prompt, as an iterator of [`Token`]s.
 ///
-/// Each call to `next` computes one token. The end-of-turn token is not yielded, except to
-/// release text held back for a stop string: then it comes last, with that text.
+/// Each call to `next` computes one token. End-of-turn tokens are not yielded; text held back
+/// at the end comes in a last item without an id.
 #[derive(Debug)]
 pub struct Generation<'s> {
     session: &'s mut Session,
@@ -138,7 +139,7 @@ impl<'s> Generation<'s> {
             let token = token?;
             on_text(&token.text);
             text.push_str(&token.text);
-            tokens.push(token.id);
+            tokens.extend(token.id);
         }
         Ok(Completion {
             text,
@@ -169,11 +170,10 @@ impl<'s> Generation<'s> {
         std::mem::take(&mut self.held)
     }
 
-    /// Ends the generation, releasing held-back text with the last token of the history.
+    /// Ends the generation, releasing held-back text as a last item without an id.
     fn finish_with_token(&mut self, reason: StopReason) -> Option<Token> {
         let text = self.finish(reason);
-        let id = self.session.history.last().copied().unwrap_or_default();
-        (!text.is_empty()).then_some(Token { id, text })
+        (!text.is_empty()).then_some(Token { id: None, text })
     }
 
     fn step(&mut self) -> Result<Option<Token>> {
@@ -206,7 +206,7 @@ impl<'s> Generation<'s> {
             let text = std::mem::take(&mut self.held);
             self.finish(StopReason::StopString);
             // The token that completed the stop string is never fed to the model.
-            return Ok(Some(Token { id, text }));
+            return Ok(Some(Token { id: Some(id), text }));
         }
         let full = self.session.fed.len() >= self.session.state.ctx_len();
         let text = if full || self.timings.generated_tokens >= self.max_tokens {
@@ -217,7 +217,7 @@ impl<'s> Generation<'s> {
             let rest = self.held.split_off(released);
             std::mem::replace(&mut self.held, rest)
         };
-        Ok(Some(Token { id, text }))
+        Ok(Some(Token { id: Some(id), text }))
     }
 }
 
