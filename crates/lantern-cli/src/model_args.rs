@@ -22,7 +22,7 @@ pub(crate) struct ModelArgs {
     #[arg(short = 'c', long = "ctx-size")]
     pub(crate) ctx_size: Option<usize>,
     /// Prompt tokens per batch.
-    #[arg(short = 'b', long = "batch-size", default_value_t = 256)]
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
     pub(crate) batch_size: usize,
     /// Read the file into memory instead of memory-mapping it.
     #[arg(long)]

@@ -156,13 +156,23 @@ impl GgmlType {
     }
 
     /// Checks that `bytes` hold exactly `values` elements of a convertible type.
-    pub(crate) fn check_conversion(self, op: &'static str, values: usize, bytes: usize) -> Result<()> {
+    pub(crate) fn check_conversion(
+        self,
+        op: &'static str,
+        values: usize,
+        bytes: usize,
+    ) -> Result<()> {
         if !self.is_convertible() {
             return Err(Error::UnsupportedType { ty: self, op });
         }
         let expected = self.row_bytes(values)?;
         if bytes != expected {
-            return Err(Error::SizeMismatch { ty: self, dims: vec![values], expected, actual: bytes });
+            return Err(Error::SizeMismatch {
+                ty: self,
+                dims: vec![values],
+                expected,
+                actual: bytes,
+            });
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        Self { ctx_len: 4096, batch_size: 256, threads: 1 }
+        Self { ctx_len: 4096, batch_size: 512, threads: 1 }
     }
 }
 

@@ -67,11 +67,13 @@ impl Timings {
 #[derive(Debug)]
 pub struct Generation<'s> {
     session: &'s mut Session,
-    sampler: Option<Sampler>,
+    sampler: Sampler,
     decoder: StreamDecoder,
     stop: Vec<String>,
     max_tokens: usize,
-    /// The token to feed before sampling the next one.
+    /// Logits of the prompt's last token, until the first token is sampled from them.
+    prompt_logits: Vec<f32>,
+    /// The last sampled token, fed before sampling the next one.
     pending: Option<u32>,
     /// Decoded text not yet released.
     held: String,
@@ -81,39 +83,27 @@ pub struct Generation<'s> {
 }
 
 impl<'s> Generation<'s> {
+    /// A generation whose prompt has been computed: `prompt_logits` are its last token's.
+    /// Without them (the prompt was cancelled) the generation is over before it starts.
     pub(crate) fn new(
         session: &'s mut Session,
         sampler: Sampler,
         config: &GenerateConfig,
-        pending: u32,
-        prompt_tokens: usize,
-        started: Instant,
+        prompt_logits: Option<Vec<f32>>,
+        timings: Timings,
     ) -> Self {
+        let stop_reason = prompt_logits.is_none().then_some(StopReason::Cancelled);
         Self {
             session,
-            sampler: Some(sampler),
+            sampler,
             decoder: StreamDecoder::new(true),
             stop: config.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
             max_tokens: config.max_tokens,
-            pending: Some(pending),
-            held: String::new(),
-            stop_reason: None,
-            timings: Timings { prompt_tokens, ..Timings::default() },
-            started,
-        }
-    }
-
-    pub(crate) fn cancelled(session: &'s mut Session) -> Self {
-        Self {
-            session,
-            sampler: None,
-            decoder: StreamDecoder::new(true),
-            stop: Vec::new(),
-            max_tokens: 0,
+            prompt_logits: prompt_logits.unwrap_or_default(),
             pending: None,
             held: String::new(),
-            stop_reason: Some(StopReason::Cancelled),
-            timings: Timings::default(),
+            stop_reason,
+            timings,
             started: Instant::now(),
         }
     }
@@ -160,7 +150,6 @@ impl<'s> Generation<'s> {
     /// Ends the generation and returns the text still held back (none after a stop string).
     fn finish(&mut self, reason: StopReason) -> String {
         self.stop_reason = Some(reason);
-        self.pending = None;
         if let Ok(Some(rest)) = self.decoder.flush(&self.session.engine.inner().tokenizer) {
             self.held.push_str(&rest);
         }
@@ -171,30 +160,34 @@ impl<'s> Generation<'s> {
     }
 
     /// Ends the generation, releasing held-back text as a last item without an id.
-    fn finish_with_token(&mut self, reason: StopReason) -> Option<Token> {
+    fn finish_with_text(&mut self, reason: StopReason) -> Option<Token> {
         let text = self.finish(reason);
         (!text.is_empty()).then_some(Token { id: None, text })
     }
 
     fn step(&mut self) -> Result<Option<Token>> {
-        let Some(pending) = self.pending else { return Ok(None) };
+        if self.timings.generated_tokens >= self.max_tokens {
+            return Ok(self.finish_with_text(StopReason::MaxTokens));
+        }
         if self.session.cancel.take() {
-            return Ok(self.finish_with_token(StopReason::Cancelled));
+            return Ok(self.finish_with_text(StopReason::Cancelled));
         }
         let engine = self.session.engine.clone();
         let inner = engine.inner();
         let session = &mut *self.session;
-        let logits = inner.model.forward(&mut session.state, &[pending], 0)?;
-        session.fed.push(pending);
-        if self.timings.generated_tokens == 0 {
-            self.timings.prompt_time = self.started.elapsed();
-            self.started = Instant::now();
-        }
-        let Some(sampler) = self.sampler.as_mut() else { return Ok(None) };
-        let id = sampler.sample(logits, &session.history);
+        let logits = match self.pending {
+            Some(token) => {
+                let logits = inner.model.forward(&mut session.state, &[token], 0)?;
+                session.fed.push(token);
+                logits
+            }
+            None => &self.prompt_logits,
+        };
+        let id = self.sampler.sample(logits, &session.history);
         session.history.push(id);
+        self.pending = Some(id);
         if inner.tokenizer.is_stop_token(id) {
-            return Ok(self.finish_with_token(StopReason::EndOfTurn));
+            return Ok(self.finish_with_text(StopReason::EndOfTurn));
         }
         self.timings.generated_tokens += 1;
         self.timings.generate_time = self.started.elapsed();
@@ -205,14 +198,14 @@ impl<'s> Generation<'s> {
             self.held.truncate(at);
             let text = std::mem::take(&mut self.held);
             self.finish(StopReason::StopString);
-            // The token that completed the stop string is never fed to the model.
             return Ok(Some(Token { id: Some(id), text }));
         }
-        let full = self.session.fed.len() >= self.session.state.ctx_len();
-        let text = if full || self.timings.generated_tokens >= self.max_tokens {
-            self.finish(if full { StopReason::ContextFull } else { StopReason::MaxTokens })
+        // The sampled token needs a position before another can be sampled.
+        let text = if self.session.fed.len() >= self.session.ctx_len() {
+            self.finish(StopReason::ContextFull)
+        } else if self.timings.generated_tokens >= self.max_tokens {
+            self.finish(StopReason::MaxTokens)
         } else {
-            self.pending = Some(id);
             let released = self.held.len() - held_back(&self.held, &self.stop);
             let rest = self.held.split_off(released);
             std::mem::replace(&mut self.held, rest)
@@ -241,13 +234,9 @@ impl Iterator for Generation<'_> {
         if self.stop_reason.is_some() {
             return None;
         }
-        if self.timings.generated_tokens >= self.max_tokens {
-            return self.finish_with_token(StopReason::MaxTokens).map(Ok);
-        }
         match self.step() {
             Ok(token) => token.map(Ok),
             Err(e) => {
-                self.pending = None;
                 self.stop_reason = Some(StopReason::Error);
                 Some(Err(e))
             }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use lantern_runtime::{SamplerConfig, State, StateConfig};
 
-use crate::generation::Generation;
+use crate::generation::{Generation, Timings};
 use crate::{Engine, Error, Message, Result};
 
 /// Settings of a session, fixed when it is opened.
@@ -17,14 +17,14 @@ pub struct SessionConfig {
     pub ctx_len: Option<usize>,
     /// Worker threads. By default, the number of CPUs available.
     pub threads: usize,
-    /// Most prompt tokens computed in one batch. By default, 256.
+    /// Most prompt tokens computed in one batch. By default, 512.
     pub batch_size: usize,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { ctx_len: None, threads, batch_size: 256 }
+        Self { ctx_len: None, threads, batch_size: 512 }
     }
 }
 
@@ -43,7 +43,7 @@ impl SessionConfig {
         self
     }
 
-    /// Sets the prompt batch size. By default, 256.
+    /// Sets the prompt batch size. By default, 512.
     #[must_use]
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
@@ -239,16 +239,28 @@ impl Session {
         self.state.truncate(keep);
         self.fed.truncate(keep);
         self.history = tokens.to_vec();
-        let (todo, last) = tokens[keep..].split_at(tokens.len() - keep - 1);
         self.cancel.take();
-        for batch in todo.chunks(self.batch_size) {
-            self.engine.inner().model.forward(&mut self.state, batch, batch.len())?;
+        let todo = &tokens[keep..];
+        let mut prompt_logits = None;
+        for (i, batch) in todo.chunks(self.batch_size).enumerate() {
+            let last = (i + 1) * self.batch_size >= todo.len();
+            let logits_from = if last { batch.len() - 1 } else { batch.len() };
+            let logits = self.engine.inner().model.forward(&mut self.state, batch, logits_from)?;
+            if last {
+                prompt_logits = Some(logits.to_vec());
+            }
             self.fed.extend_from_slice(batch);
             if self.cancel.take() {
-                return Ok(Generation::cancelled(self));
+                prompt_logits = None;
+                break;
             }
         }
-        Ok(Generation::new(self, sampler, config, last[0], todo.len() + 1, start))
+        let timings = Timings {
+            prompt_tokens: todo.len(),
+            prompt_time: start.elapsed(),
+            ..Timings::default()
+        };
+        Ok(Generation::new(self, sampler, config, prompt_logits, timings))
     }
 }
 
