@@ -172,3 +172,24 @@ fn a_full_context_ends_the_reply_without_an_error() {
     assert!(matches!(done.stop_reason, StopReason::ContextFull | StopReason::EndOfTurn));
     assert!(session.tokens().len() <= 24 + 1);
 }
+
+#[test]
+fn one_engine_serves_sessions_on_several_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Engine>();
+    let engine = engine();
+    let answers: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let engine = engine.clone();
+                scope.spawn(move || {
+                    let mut session = engine.session(SessionConfig::default().threads(1)).unwrap();
+                    let config = GenerateConfig::greedy(16);
+                    session.generate(PARIS_PROMPT, &config).unwrap().complete().unwrap().text
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(answers, ["The capital of France is Paris.", "The capital of France is Paris."]);
+}
