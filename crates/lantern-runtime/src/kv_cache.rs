@@ -84,19 +84,9 @@ impl KvCache {
         self.values[range].convert_from_f32_slice(v);
     }
 
-    /// Keys and values of `layer` for positions `0..n`, widened to f32 into `keys` and
-    /// `values` (once per layer and batch, so attention's inner loops are plain f32).
-    pub(crate) fn layer_f32(
-        &self,
-        layer: usize,
-        n: usize,
-        keys: &mut Vec<f32>,
-        values: &mut Vec<f32>,
-    ) {
+    /// Keys and values of `layer` for positions `0..n`.
+    pub(crate) fn layer(&self, layer: usize, n: usize) -> (&[f16], &[f16]) {
         let range = self.range(layer, 0, n);
-        keys.resize(range.len(), 0.0);
-        values.resize(range.len(), 0.0);
-        self.keys[range.clone()].convert_to_f32_slice(keys);
-        self.values[range].convert_to_f32_slice(values);
+        (&self.keys[range.clone()], &self.values[range])
     }
 }

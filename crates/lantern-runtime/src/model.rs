@@ -8,7 +8,7 @@
 use lantern_core::{quantize_activation, BlockQ8, QK8};
 use lantern_io::GgufModel;
 
-use crate::attention::{attend, attend_long_batch, Heads, LONG_BATCH};
+use crate::attention::{attend, attend_long_batch, Heads, Scratch, LONG_BATCH};
 use crate::kv_cache::KvCache;
 use crate::ops::{add_assign, rms_norm, rope, silu_mul};
 use crate::workers::Workers;
@@ -65,9 +65,7 @@ struct Buffers {
     hq: Vec<BlockQ8>,
     mix: Vec<f32>,
     transpose: Vec<f32>,
-    attn_scratch: Vec<f32>,
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    attn_scratch: Scratch,
 }
 
 impl State {
@@ -155,9 +153,7 @@ impl Model {
             hq: vec![BlockQ8::default(); blocks(c.n_ff)],
             mix: vec![0.0; nb * c.d_model],
             transpose: Vec::new(),
-            attn_scratch: Vec::with_capacity(c.head_dim),
-            keys: Vec::new(),
-            values: Vec::new(),
+            attn_scratch: Scratch::default(),
         };
         Ok(State {
             cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim())?,
@@ -250,8 +246,7 @@ impl Model {
                 );
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
-            cache.layer_f32(l, pos0 + n, &mut buf.keys, &mut buf.values);
-            let (keys, values) = (&buf.keys[..], &buf.values[..]);
+            let (keys, values) = cache.layer(l, pos0 + n);
             let q = &buf.q;
             if n == 1 {
                 attend(
@@ -267,7 +262,7 @@ impl Model {
                 // Long batches take the peer's f32 path; short ones its f16 path, as decoding.
                 let attend_one = if n >= LONG_BATCH { attend_long_batch } else { attend };
                 workers.for_each_chunk(&mut buf.att[..n * q_dim], q_dim, |t, out| {
-                    let mut scratch = Vec::new();
+                    let mut scratch = Scratch::default();
                     attend_one(
                         heads,
                         &q[t * q_dim..(t + 1) * q_dim],

@@ -32,7 +32,12 @@ use crate::{BlockQ8, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod f16;
+#[cfg(target_arch = "x86_64")]
+mod f16_avx2;
 pub(crate) mod scalar;
+
+pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
 
 /// The dot product of one weight row (raw bytes) with an input given as f32 and as its
 /// 8-bit quantization; see the [module docs](self) for the contract.
