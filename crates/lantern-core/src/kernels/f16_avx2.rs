@@ -13,11 +13,15 @@ use half::f16;
 use super::f16::F16Kernels;
 
 pub(super) static KERNELS: F16Kernels = F16Kernels {
-    // SAFETY (all five): handed out only after AVX2/FMA/F16C detection (module docs).
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (module docs).
     dot: |a, b| unsafe { dot(a, b) },
+    // SAFETY: as above.
     dot_f32: |a, b| unsafe { dot_f32(a, b) },
+    // SAFETY: as above.
     mad: |y, x, v| unsafe { mad(y, x, v) },
+    // SAFETY: as above.
     mad_f32: |y, x, v| unsafe { mad_f32(y, x, v) },
+    // SAFETY: as above.
     scale: |y, v| unsafe { scale(y, v) },
 };
 
