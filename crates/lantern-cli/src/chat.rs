@@ -1,6 +1,8 @@
 //! `lantern chat`: an interactive conversation in the terminal.
 
 use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -9,7 +11,8 @@ use lantern::{GenerateConfig, Message};
 use crate::model_args::{peak_rss, ModelArgs};
 use crate::sampling_args::SamplingArgs;
 
-/// Chat with a model; `/reset` starts over, `/quit` (or end of input) leaves.
+/// Chat with a model; `/reset` starts over, `/quit` (or end of input) leaves, Ctrl-C stops
+/// a reply.
 #[derive(Debug, Args)]
 pub(crate) struct ChatArgs {
     #[command(flatten)]
@@ -30,12 +33,24 @@ pub(crate) struct ChatArgs {
 pub(crate) fn run(args: ChatArgs) -> Result<()> {
     let engine = args.model.engine()?;
     let mut session = engine.session(args.model.session_config())?;
+    // Ctrl-C stops the reply being written (the conversation goes on), or leaves at the prompt.
+    let replying = Arc::new(AtomicBool::new(false));
+    let (cancel, busy) = (session.cancel_handle(), Arc::clone(&replying));
+    ctrlc::set_handler(move || {
+        if busy.load(Ordering::Relaxed) {
+            cancel.cancel();
+        } else {
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
     let config =
         GenerateConfig::default().max_tokens(args.n_predict).sampler(args.sampling.config());
     let start: Vec<Message> = args.system.iter().map(Message::system).collect();
     let mut messages = start.clone();
     eprintln!(
-        "lantern chat: {} ({} layers, loaded in {:.0} ms). /reset starts over, /quit leaves.",
+        "lantern chat: {} ({} layers, loaded in {:.0} ms). /reset starts over, /quit leaves, \
+         Ctrl-C stops a reply.",
         engine.info().path.as_deref().map_or("model".into(), |p| p.display().to_string()),
         engine.config().n_layers,
         engine.info().load_time.as_secs_f64() * 1e3
@@ -63,12 +78,14 @@ pub(crate) fn run(args: ChatArgs) -> Result<()> {
             _ => {}
         }
         messages.push(Message::user(input));
+        replying.store(true, Ordering::Relaxed);
         let reply = match session.chat(&messages, &config) {
             Ok(generation) => generation.for_each_text(|text| {
                 let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
             }),
             Err(e) => Err(e),
         };
+        replying.store(false, Ordering::Relaxed);
         writeln!(stdout)?;
         match reply {
             Ok(completion) => {
