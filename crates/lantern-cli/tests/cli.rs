@@ -1,0 +1,71 @@
+//! The `lantern` binary end to end: bad input gives a clear message and a failing exit
+//! status, never a panic.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use lantern::io::GgufWriter;
+
+fn lantern(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lantern")).args(args).output().expect("run lantern")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A GGUF with metadata and one tensor, but no model in it.
+fn write_small_gguf(path: &Path) {
+    let mut w = GgufWriter::new();
+    w.metadata("general.architecture", "llama");
+    w.metadata("general.name", "tiny");
+    w.tensor_f32("output_norm.weight", &[4], &[1.0, 1.0, 1.0, 1.0]).unwrap();
+    w.write_file(path).unwrap();
+}
+
+#[test]
+fn inspect_lists_metadata_and_bytes_by_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_small_gguf(&path);
+    let out = lantern(&["inspect", path.to_str().unwrap(), "--tensors"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("GGUF v3, 2 metadata keys, 1 tensors"), "{text}");
+    assert!(text.contains("general.name = \"tiny\""), "{text}");
+    assert!(text.contains("output_norm.weight"), "{text}");
+}
+
+#[test]
+fn broken_models_fail_with_a_message_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("tiny.gguf");
+    write_small_gguf(&small);
+    let truncated = dir.path().join("truncated.gguf");
+    let bytes = std::fs::read(&small).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let cases = [
+        (small.to_str().unwrap(), "token_embd.weight"),
+        (truncated.to_str().unwrap(), "truncated"),
+        ("/nonexistent/model.gguf", "/nonexistent/model.gguf"),
+    ];
+    for (model, expected) in cases {
+        let out = lantern(&["run", "-m", model, "-p", "Hi", "-n", "1"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{model}");
+        assert!(!err.contains("panicked"), "{model}: {err}");
+        assert!(err.to_lowercase().contains(expected), "{model}: expected {expected:?} in {err}");
+    }
+}
+
+#[test]
+fn a_text_that_is_not_utf8_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("latin1.txt");
+    std::fs::write(&text, b"caf\xe9").unwrap();
+    let model = dir.path().join("tiny.gguf");
+    write_small_gguf(&model);
+    let out = lantern(&["ppl", "-m", model.to_str().unwrap(), "-f", text.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
+}
