@@ -57,15 +57,19 @@ pub(crate) fn run(args: ChatArgs) -> Result<()> {
     );
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         write!(stdout, "> ")?;
         stdout.flush()?;
         line.clear();
-        if stdin.lock().read_line(&mut line).context("reading input")? == 0 {
+        if stdin.lock().read_until(b'\n', &mut line).context("reading input")? == 0 {
             break;
         }
-        let input = line.trim();
+        let Ok(input) = std::str::from_utf8(&line) else {
+            eprintln!("error: the input is not valid UTF-8; please type it again");
+            continue;
+        };
+        let input = input.trim();
         match input {
             "" => continue,
             "/quit" | "/exit" => break,
