@@ -212,7 +212,13 @@ impl Session {
         let inner = self.engine.inner();
         let template = inner.template.as_ref().ok_or(Error::NoChatTemplate)?;
         let text = template.render(messages, true)?;
-        let tokens = inner.tokenizer.encode(&text, true)?;
+        let mut tokens = inner.tokenizer.encode(&text, true)?;
+        // Templates often write BOS themselves; the model asks for it once.
+        if let (Some(bos), [first, second, ..]) = (inner.tokenizer.bos(), tokens.as_slice()) {
+            if *first == bos && *second == bos {
+                tokens.remove(0);
+            }
+        }
         self.generate_tokens(&tokens, config)
     }
 
