@@ -34,6 +34,16 @@ impl Heads {
     fn kv_offset(&self, h: usize) -> usize {
         (h / (self.n_heads / self.n_kv_heads)) * self.head_dim
     }
+
+    /// Values in one cache row: every kv head of one position.
+    fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+
+    /// The factor applied to every score, 1/√head_dim.
+    fn scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
+    }
 }
 
 /// Buffers reused between calls so decoding allocates nothing.
@@ -58,9 +68,7 @@ pub(crate) fn attend(
     out: &mut [f32],
 ) {
     let kernels = f16_kernels();
-    let d = heads.head_dim;
-    let kv_dim = heads.n_kv_heads * d;
-    let scale = 1.0 / (d as f32).sqrt();
+    let (d, kv_dim, scale) = (heads.head_dim, heads.kv_dim(), heads.scale());
     scratch.query.resize(d, f16::ZERO);
     scratch.acc.resize(d, f16::ZERO);
     let (query, acc) = (&mut scratch.query, &mut scratch.acc);
@@ -107,9 +115,7 @@ pub(crate) fn attend_long_batch(
     out: &mut [f32],
 ) {
     let kernels = f16_kernels();
-    let d = heads.head_dim;
-    let kv_dim = heads.n_kv_heads * d;
-    let scale = 1.0 / (d as f32).sqrt();
+    let (d, kv_dim, scale) = (heads.head_dim, heads.kv_dim(), heads.scale());
     let scores = &mut scratch.scores;
     scores.resize(n_pos, 0.0);
     for (h, acc) in out.chunks_exact_mut(d).take(heads.n_heads).enumerate() {
