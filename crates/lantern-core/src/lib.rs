@@ -1,8 +1,9 @@
 //! Quantized tensor formats and the kernels that compute with them.
 //!
 //! lantern-core knows how tensor bytes are laid out and how to multiply them with
-//! activations fast. It reads no files and starts no threads: the I/O crate hands it bytes,
-//! and the runtime decides how rows are spread over threads.
+//! activations fast. It reads no files: the I/O crate hands it bytes. Its [`ThreadPool`] is
+//! the low-latency fork/join the runtime spreads rows over; which rows go where is the
+//! runtime's choice.
 //!
 //! # Overview
 //! - [`GgmlType`]: every ggml element type, with its block geometry.
@@ -12,6 +13,7 @@
 //! - [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`]: on-disk blocks, bit-exact with ggml.
 //! - [`BlockQ8`] and [`quantize_activation`]: an activation vector quantized to 8 bits once,
 //!   then dotted with many weight rows.
+//! - [`ThreadPool`]: persistent workers with a fork/join of a few microseconds.
 //! - [`kernels`]: scalar kernels and their SIMD twins, chosen at run time.
 //!
 //! # Example
@@ -45,6 +47,7 @@ mod dequant;
 mod error;
 mod ggml_type;
 pub mod kernels;
+mod pool;
 mod qtensor;
 mod quantize;
 
@@ -53,5 +56,6 @@ pub use bytes::TensorBytes;
 pub use dequant::dequantize_row;
 pub use error::{Error, Result};
 pub use ggml_type::GgmlType;
+pub use pool::ThreadPool;
 pub use qtensor::QTensor;
 pub use quantize::{quantize_activation, quantize_row};

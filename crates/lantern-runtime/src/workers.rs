@@ -1,11 +1,10 @@
 //! The session's worker threads and the row-parallel linear layer built on them.
 //!
 //! A linear layer splits its weight rows into contiguous ranges, one task each, so every
-//! thread streams its own part of the matrix; with one thread no pool exists and work runs
-//! inline, with no hand-off at all.
+//! thread streams its own part of the matrix; with one thread the pool has no workers and
+//! work runs inline, with no hand-off at all.
 
-use lantern_core::{BlockQ8, QTensor};
-use rayon::prelude::*;
+use lantern_core::{BlockQ8, QTensor, ThreadPool};
 
 use crate::{Error, Result};
 
@@ -17,8 +16,7 @@ const MIN_ROWS_PER_TASK: usize = 16;
 /// A fixed set of worker threads owned by one session.
 #[derive(Debug)]
 pub(crate) struct Workers {
-    pool: Option<rayon::ThreadPool>,
-    threads: usize,
+    pool: ThreadPool,
 }
 
 impl Workers {
@@ -30,22 +28,14 @@ impl Workers {
                 reason: "must be at least 1".into(),
             });
         }
-        let pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("lantern-worker-{i}"))
-                .build()
-                .map_err(|e| Error::ThreadPool { threads, reason: e.to_string() })?;
-            Some(pool)
-        } else {
-            None
-        };
-        Ok(Self { pool, threads })
+        let pool = ThreadPool::new(threads)
+            .map_err(|e| Error::ThreadPool { threads, reason: e.to_string() })?;
+        Ok(Self { pool })
     }
 
     /// Number of threads computing.
     pub(crate) fn threads(&self) -> usize {
-        self.threads
+        self.pool.threads()
     }
 
     /// Calls `f(index, chunk)` for each `chunk_len`-sized chunk of `data`, on the workers.
@@ -55,16 +45,11 @@ impl Workers {
         chunk_len: usize,
         f: impl Fn(usize, &mut [T]) -> Result<()> + Send + Sync,
     ) -> Result<()> {
-        match &self.pool {
-            Some(pool) => pool.install(|| {
-                data.par_chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c))
-            }),
-            None => data.chunks_mut(chunk_len).enumerate().try_for_each(|(i, c)| f(i, c)),
-        }
+        self.pool.for_each_chunk(data, chunk_len, f)
     }
 
     fn rows_per_task(&self, rows: usize) -> usize {
-        rows.div_ceil(self.threads * TASKS_PER_THREAD).max(MIN_ROWS_PER_TASK)
+        rows.div_ceil(self.threads() * TASKS_PER_THREAD).max(MIN_ROWS_PER_TASK)
     }
 
     /// `out = W·x` for `n` inputs: `out` is token-major, `n` rows of `w.n_rows()` values.
