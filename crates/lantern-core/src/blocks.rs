@@ -1,26 +1,43 @@
 //! Quantization blocks: ggml's on-disk layouts and lantern's in-memory activation block.
 //!
 //! # Layout contract
-//! The on-disk blocks ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`]) are `#[repr(C)]` with
-//! alignment 1 and no padding: every f16 field is stored as `[u8; 2]` little-endian, exactly
-//! as ggml writes it. Any `&[u8]` whose length is a multiple of the block size can therefore
-//! be viewed as `&[Block]` with [`bytemuck::try_cast_slice`] wherever it sits in memory (a
-//! memory map at an odd offset included); only the length can make the cast fail.
+//! The on-disk blocks ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`], [`BlockQ8_0`],
+//! [`BlockQ4K`], [`BlockQ6K`]) are `#[repr(C)]` with alignment 1 and no padding: every f16
+//! field is stored as `[u8; 2]` little-endian, exactly as ggml writes it. Any `&[u8]` whose
+//! length is a multiple of the block size can therefore be viewed as `&[Block]` with
+//! [`bytemuck::try_cast_slice`] wherever it sits in memory (a memory map at an odd offset
+//! included); only the length can make the cast fail.
 //!
-//! Each block holds [`QK8`] = 32 values. The 4-bit formats pack element `j` in the low nibble
-//! of `qs[j]` and element `j + 16` in its high nibble (not `2j` and `2j + 1`).
+//! The 32-value formats hold [`QK8`] = 32 values per block. The 4- and 5-bit ones pack element
+//! `j` in the low nibble of `qs[j]` and element `j + 16` in its high nibble (not `2j` and
+//! `2j + 1`); Q5_0 keeps the fifth bit of element `j` in bit `j` of the little-endian `u32`
+//! `qh`.
 //!
-//! [`BlockQ8`] is not an on-disk format: it is the activation side of every quantized dot
-//! product, holding f32 scales so that kernels need no f16 conversion in their inner loop.
-//! The numbers it holds are exactly those of ggml's `block_q8_1` (see
-//! [`quantize_activation`](crate::quantize_activation)).
+//! The k-quants ([`BlockQ4K`], [`BlockQ6K`]) hold [`QK_K`] = 256 values per super-block, split
+//! into sub-blocks (8 of 32 for Q4_K, 16 of 16 for Q6_K) that each have a small integer scale
+//! (and, for Q4_K, a minimum) relative to the super-block's f16 `d` (and `dmin`). Their codes
+//! are laid out in runs of 32 bytes; the doc of each block says which byte and bit hold which
+//! element.
+//!
+//! [`BlockQ8`] and [`BlockQ8K`] are not on-disk formats: they are the activation side of the
+//! quantized dot products, holding f32 scales so that kernels need no f16 conversion in their
+//! inner loop. [`BlockQ8`] holds exactly the numbers of ggml's `block_q8_1` (see
+//! [`quantize_activation`](crate::quantize_activation)); [`BlockQ8K`] is ggml's `block_q8_K`
+//! itself, numbers and field layout (see [`quantize_activation_k`](crate::quantize_activation_k)).
+//!
+//! Field layouts follow ggml's `ggml-common.h`:
+//! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-common.h>
 
 use std::mem::size_of;
 
 use half::f16;
 
-/// Values per block in every 32-element format (ggml's `QK4_0`, `QK4_1`, `QK8_0`, `QK8_1`).
+/// Values per block in every 32-element format (ggml's `QK4_0`, `QK4_1`, `QK5_0`, `QK8_0`,
+/// `QK8_1`).
 pub const QK8: usize = 32;
+
+/// Values per super-block in the k-quant formats (ggml's `QK_K`).
+pub const QK_K: usize = 256;
 
 /// Reads a little-endian f16 stored as two bytes.
 #[inline(always)]
@@ -78,6 +95,50 @@ impl BlockQ4_1 {
     }
 }
 
+/// ggml `block_q5_0`: 32 weights, value = d·(q − 16) with q in 0..32.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ5_0 {
+    /// Scale, f16 little-endian.
+    pub d: [u8; 2],
+    /// Fifth bits: bit `j` of this little-endian `u32` is bit 4 of element `j`.
+    pub qh: [u8; 4],
+    /// Low four bits: element `j` in the low half of `qs[j]`, element `j + 16` in the high half.
+    pub qs: [u8; QK8 / 2],
+}
+
+const _: () = assert!(size_of::<BlockQ5_0>() == 22);
+const _: () = assert!(std::mem::align_of::<BlockQ5_0>() == 1);
+
+impl BlockQ5_0 {
+    /// The scale as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// The fifth bits of the 32 codes, bit `j` for element `j`.
+    #[inline(always)]
+    pub fn qh(&self) -> u32 {
+        u32::from_le_bytes(self.qh)
+    }
+
+    /// The 32 codes minus 16 (each in −16..16), in element order.
+    #[inline]
+    pub fn codes(&self) -> [i8; QK8] {
+        let qh = self.qh();
+        let mut out = [0i8; QK8];
+        let (lo, hi) = out.split_at_mut(QK8 / 2);
+        for (j, ((l, h), &q)) in lo.iter_mut().zip(hi).zip(&self.qs).enumerate() {
+            let fifth_lo = (((qh >> j) & 1) << 4) as u8;
+            let fifth_hi = (((qh >> (j + 16)) & 1) << 4) as u8;
+            *l = ((q & 0x0F) | fifth_lo) as i8 - 16;
+            *h = ((q >> 4) | fifth_hi) as i8 - 16;
+        }
+        out
+    }
+}
+
 /// ggml `block_q8_0`: 32 weights, value = d·q with q an `i8`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -99,6 +160,126 @@ impl BlockQ8_0 {
     }
 }
 
+/// ggml `block_q4_K`: 256 weights in 8 sub-blocks of 32, value = d·sc·q − dmin·m with q in
+/// 0..16 and a 6-bit scale `sc` and minimum `m` per sub-block.
+///
+/// Codes: the 32 bytes `qs[32i..32i + 32]` hold sub-block `2i` in their low nibbles and
+/// sub-block `2i + 1` in their high nibbles (element `64i + l` is the low nibble of
+/// `qs[32i + l]`, element `64i + 32 + l` its high nibble). The twelve `scales` bytes pack the
+/// eight (sc, m) pairs; [`BlockQ4K::scales_and_mins`] unpacks them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ4K {
+    /// Super-block scale of the sub-block scales, f16 little-endian.
+    pub d: [u8; 2],
+    /// Super-block scale of the sub-block minimums, f16 little-endian.
+    pub dmin: [u8; 2],
+    /// Eight 6-bit scales and eight 6-bit minimums, packed.
+    pub scales: [u8; 12],
+    /// The 4-bit codes, in runs of 32 bytes as described above.
+    pub qs: [u8; QK_K / 2],
+}
+
+const _: () = assert!(size_of::<BlockQ4K>() == 144);
+const _: () = assert!(std::mem::align_of::<BlockQ4K>() == 1);
+
+impl BlockQ4K {
+    /// `d` as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// `dmin` as f32.
+    #[inline(always)]
+    pub fn dmin(&self) -> f32 {
+        f16_le(self.dmin)
+    }
+
+    /// The eight sub-block scales (bytes 0..8) followed by the eight minimums (bytes 8..16),
+    /// each in 0..64: ggml's `get_scale_min_k4` for every sub-block at once.
+    ///
+    /// Sub-blocks 0..4 keep scale and minimum in the low six bits of `scales[j]` and
+    /// `scales[j + 4]`; sub-blocks 4..8 keep their low four bits in the nibbles of
+    /// `scales[j + 4]` (scale low, minimum high) and their top two bits in the top bits of
+    /// `scales[j - 4]` (scale) and `scales[j]` (minimum).
+    #[inline]
+    pub fn scales_and_mins(&self) -> [u8; 16] {
+        let q = &self.scales;
+        let mut out = [0u8; 16];
+        for j in 0..4 {
+            out[j] = q[j] & 63;
+            out[j + 8] = q[j + 4] & 63;
+            out[j + 4] = (q[j + 8] & 0x0F) | ((q[j] >> 6) << 4);
+            out[j + 12] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+        }
+        out
+    }
+
+    /// The 256 codes (each in 0..16), in element order.
+    #[inline]
+    pub fn codes(&self) -> [u8; QK_K] {
+        let mut out = [0u8; QK_K];
+        for (out, qs) in out.chunks_exact_mut(64).zip(self.qs.chunks_exact(32)) {
+            let (lo, hi) = out.split_at_mut(32);
+            for ((l, h), &q) in lo.iter_mut().zip(hi).zip(qs) {
+                *l = q & 0x0F;
+                *h = q >> 4;
+            }
+        }
+        out
+    }
+}
+
+/// ggml `block_q6_K`: 256 weights in 16 sub-blocks of 16, value = d·sc·(q − 32) with q in
+/// 0..64 and an `i8` scale `sc` per sub-block.
+///
+/// Codes come in two halves of 128 elements; half `h` uses `ql[64h..64h + 64]` and
+/// `qh[32h..32h + 32]`. Within a half, for `l` in 0..32, the low four bits of elements
+/// `l`, `l + 32`, `l + 64` and `l + 96` are the low nibble of `ql[l]`, the low nibble of
+/// `ql[l + 32]`, the high nibble of `ql[l]` and the high nibble of `ql[l + 32]`, and their
+/// top two bits are bits 0–1, 2–3, 4–5 and 6–7 of `qh[l]`. Note that `d` comes last.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ6K {
+    /// Low four bits of the codes.
+    pub ql: [u8; QK_K / 2],
+    /// High two bits of the codes.
+    pub qh: [u8; QK_K / 4],
+    /// Sub-block scales.
+    pub scales: [i8; QK_K / 16],
+    /// Super-block scale, f16 little-endian.
+    pub d: [u8; 2],
+}
+
+const _: () = assert!(size_of::<BlockQ6K>() == 210);
+const _: () = assert!(std::mem::align_of::<BlockQ6K>() == 1);
+
+impl BlockQ6K {
+    /// `d` as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// The 256 codes minus 32 (each in −32..32), in element order.
+    #[inline]
+    pub fn codes(&self) -> [i8; QK_K] {
+        let mut out = [0i8; QK_K];
+        let halves = out.chunks_exact_mut(128).zip(self.ql.chunks_exact(64));
+        for ((out, ql), qh) in halves.zip(self.qh.chunks_exact(32)) {
+            for (l, &h) in qh.iter().enumerate() {
+                let low = [ql[l] & 0x0F, ql[l + 32] & 0x0F, ql[l] >> 4, ql[l + 32] >> 4];
+                for (k, low) in low.into_iter().enumerate() {
+                    // Element l + 32k takes bits 2k and 2k + 1 of qh[l] as its top two bits.
+                    out[l + 32 * k] = (low | (((h >> (2 * k)) & 3) << 4)) as i8 - 32;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// 32 activation values quantized to 8 bits: value ≈ d·q.
 ///
 /// Built by [`quantize_activation`](crate::quantize_activation). `d` and `s` are f16 values
@@ -112,6 +293,34 @@ pub struct BlockQ8 {
     pub s: f32,
     /// The quantized values, each in −127..=127.
     pub qs: [i8; QK8],
+}
+
+/// 256 activation values quantized to 8 bits for the k-quant kernels: value ≈ d·q.
+///
+/// ggml's `block_q8_K`, field for field (292 bytes, the size [`GgmlType::Q8_K`] lists). Built
+/// by [`quantize_activation_k`](crate::quantize_activation_k); note that `d` is negative
+/// when the value of largest magnitude is positive, since ggml maps that value to −127.
+///
+/// [`GgmlType::Q8_K`]: crate::GgmlType::Q8_K
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlockQ8K {
+    /// Scale (full f32, not rounded through f16).
+    pub d: f32,
+    /// The quantized values, each in −127..=127.
+    pub qs: [i8; QK_K],
+    /// Sums of `qs` over each run of 16 values, which lets Q4_K kernels apply the minimums
+    /// without touching the 256 values again.
+    pub bsums: [i16; QK_K / 16],
+}
+
+const _: () = assert!(size_of::<BlockQ8K>() == 292);
+
+impl Default for BlockQ8K {
+    /// The all-zero block (d = 0), which adds nothing to any dot product.
+    fn default() -> Self {
+        Self { d: 0.0, qs: [0; QK_K], bsums: [0; QK_K / 16] }
+    }
 }
 
 #[cfg(test)]

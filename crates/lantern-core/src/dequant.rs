@@ -4,18 +4,27 @@
 //! `src` holds `dst.len()` elements of one type in ggml's on-disk layout (little-endian,
 //! blocks one after another, no padding or alignment); `dst` receives them in order. Several
 //! rows may be dequantized in one call, since rows are contiguous. Results are bit-exact with
-//! ggml's `dequantize_row_*` reference functions as written (each value is one f32 multiply,
-//! plus one f32 add for Q4_1; a C compiler allowed to contract `x*d + m` into an FMA may
-//! differ in the last bit for Q4_1):
+//! ggml's `dequantize_row_*` reference functions as written, operation for operation:
+//! - Q4_0, Q5_0, Q8_0: `q·d`, one f32 multiply;
+//! - Q4_1: `q·d + m`;
+//! - Q4_K: `(d·sc)·q − dmin·m` per sub-block (the two products are exact in f32, so only the
+//!   multiply by `q` and the subtraction round);
+//! - Q6_K: `(d·sc)·(q − 32)`, in that order.
+//!
+//! A C compiler allowed to contract `x*d + m` (Q4_1) or `d1*q - m1` (Q4_K) into an FMA may
+//! differ in the last bit; gguf-py's numpy dequantizers do not contract and agree bit for bit.
 //! <https://github.com/ggml-org/llama.cpp/blob/36491e4024b3016e6e2d21afc140add042b44bec/ggml/src/ggml-quants.c>
 
 use half::{bf16, f16};
 
-use crate::{BlockQ4_0, BlockQ4_1, BlockQ8_0, Error, GgmlType, Result, QK8};
+use crate::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8_0, Error, GgmlType, Result, QK8,
+    QK_K,
+};
 
 /// Dequantizes `dst.len()` elements of type `ty` from `src` into `dst`.
 ///
-/// Supports F32, F16, BF16, Q4_0, Q4_1 and Q8_0.
+/// Supports F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for any other type, [`Error::RaggedRow`] when `dst.len()` is not
@@ -62,6 +71,21 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
                 q4_1(b, o);
             }
         }
+        GgmlType::Q5_0 => {
+            for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockQ5_0>(ty, src, n, expected)?) {
+                q5_0(b, o);
+            }
+        }
+        GgmlType::Q4_K => {
+            for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockQ4K>(ty, src, n, expected)?) {
+                q4_k(b, o);
+            }
+        }
+        GgmlType::Q6_K => {
+            for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockQ6K>(ty, src, n, expected)?) {
+                q6_k(b, o);
+            }
+        }
         GgmlType::Q8_0 => {
             for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockQ8_0>(ty, src, n, expected)?) {
                 let d = b.d();
@@ -106,6 +130,41 @@ fn q4_1(b: &BlockQ4_1, out: &mut [f32]) {
     }
 }
 
+/// `dequantize_row_q5_0`: (q − 16)·d.
+#[inline]
+fn q5_0(b: &BlockQ5_0, out: &mut [f32]) {
+    let d = b.d();
+    for (o, q) in out.iter_mut().zip(b.codes()) {
+        *o = f32::from(q) * d;
+    }
+}
+
+/// `dequantize_row_q4_K`: (d·sc)·q − dmin·m with the sub-block's scale and minimum.
+#[inline]
+fn q4_k(b: &BlockQ4K, out: &mut [f32]) {
+    let (d, dmin) = (b.d(), b.dmin());
+    let sm = b.scales_and_mins();
+    let codes = b.codes();
+    for (s, (out, codes)) in out.chunks_exact_mut(32).zip(codes.chunks_exact(32)).enumerate() {
+        let (ds, ms) = (d * f32::from(sm[s]), dmin * f32::from(sm[8 + s]));
+        for (o, &q) in out.iter_mut().zip(codes) {
+            *o = ds * f32::from(q) - ms;
+        }
+    }
+}
+
+/// `dequantize_row_q6_K`: (d·sc)·(q − 32) with the sub-block's scale, multiplied in that order.
+#[inline]
+fn q6_k(b: &BlockQ6K, out: &mut [f32]) {
+    let d = b.d();
+    let codes = b.codes();
+    for ((out, codes), &sc) in out.chunks_exact_mut(16).zip(codes.chunks_exact(16)).zip(&b.scales) {
+        for (o, &q) in out.iter_mut().zip(codes) {
+            *o = d * f32::from(sc) * f32::from(q);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,8 +185,16 @@ mod tests {
             Err(Error::SizeMismatch { expected: 8, .. })
         ));
         assert!(matches!(
-            dequantize_row(GgmlType::Q4_K, &[0u8; 144], &mut [0.0; 256]),
-            Err(Error::UnsupportedType { ty: GgmlType::Q4_K, op: "dequantize" })
+            dequantize_row(GgmlType::Q5_K, &[0u8; 176], &mut [0.0; 256]),
+            Err(Error::UnsupportedType { ty: GgmlType::Q5_K, op: "dequantize" })
+        ));
+        assert!(matches!(
+            dequantize_row(GgmlType::Q4_K, &[0u8; 144], &mut [0.0; 255]),
+            Err(Error::RaggedRow { len: 255, .. })
+        ));
+        assert!(matches!(
+            dequantize_row(GgmlType::Q6_K, &[0u8; 209], &mut [0.0; 256]),
+            Err(Error::SizeMismatch { expected: 210, actual: 209, .. })
         ));
     }
 

@@ -146,13 +146,34 @@ impl GgmlType {
 
     /// Whether lantern can dequantize this type and multiply with it.
     pub fn is_supported(self) -> bool {
-        matches!(self, Self::F32 | Self::F16 | Self::Q4_0 | Self::Q4_1 | Self::Q8_0)
+        matches!(
+            self,
+            Self::F32
+                | Self::F16
+                | Self::Q4_0
+                | Self::Q4_1
+                | Self::Q5_0
+                | Self::Q8_0
+                | Self::Q4_K
+                | Self::Q6_K
+        )
     }
 
     /// Whether rows of this type convert to and from f32 ([`dequantize_row`](crate::dequantize_row),
     /// [`quantize_row`](crate::quantize_row)).
     pub fn is_convertible(self) -> bool {
-        matches!(self, Self::F32 | Self::F16 | Self::BF16 | Self::Q4_0 | Self::Q4_1 | Self::Q8_0)
+        matches!(
+            self,
+            Self::F32
+                | Self::F16
+                | Self::BF16
+                | Self::Q4_0
+                | Self::Q4_1
+                | Self::Q5_0
+                | Self::Q8_0
+                | Self::Q4_K
+                | Self::Q6_K
+        )
     }
 
     /// Checks that `bytes` hold exactly `values` elements of a convertible type.

@@ -8,8 +8,8 @@
 //! # Overview
 //! - [`GgmlType`]: every ggml element type, with its block geometry.
 //! - [`TensorBytes`]: shared bytes from a memory map or the heap.
-//! - [`QTensor`]: a typed, shaped tensor over such bytes, with [`QTensor::matvec`] (decode)
-//!   and [`QTensor::matmul`] (prefill).
+//! - [`QTensor`]: a typed, shaped tensor over such bytes, with [`QTensor::matmul`] for one
+//!   input (decode) or many (prefill).
 //! - [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`]: on-disk blocks, bit-exact with ggml.
 //! - [`BlockQ8`] and [`quantize_activation`]: an activation vector quantized to 8 bits once,
 //!   then dotted with many weight rows.
@@ -18,6 +18,7 @@
 //!
 //! # Example
 //! ```
+//! use lantern_core::kernels::Input;
 //! use lantern_core::{quantize_activation, quantize_row, BlockQ8, GgmlType, QTensor, TensorBytes};
 //!
 //! // Two rows of 32 weights, quantized to Q4_1.
@@ -30,7 +31,7 @@
 //! let mut xq = vec![BlockQ8::default(); 1];
 //! quantize_activation(&x, &mut xq);
 //! let mut y = [0.0f32; 2];
-//! w.matvec(0..2, &x, &xq, &mut y)?;
+//! w.matmul(0..2, Input::new(&x, &xq, 1), &mut y)?;
 //! assert!((y[0] - weights[..32].iter().sum::<f32>()).abs() < 0.5);
 //! # Ok::<(), lantern_core::Error>(())
 //! ```
@@ -51,11 +52,13 @@ mod pool;
 mod qtensor;
 mod quantize;
 
-pub use blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK8};
+pub use blocks::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0, QK8, QK_K,
+};
 pub use bytes::TensorBytes;
 pub use dequant::dequantize_row;
 pub use error::{Error, Result};
 pub use ggml_type::GgmlType;
 pub use pool::ThreadPool;
 pub use qtensor::QTensor;
-pub use quantize::{quantize_activation, quantize_row};
+pub use quantize::{quantize_activation, quantize_activation_k, quantize_row};

@@ -7,8 +7,8 @@
 
 use std::ops::Range;
 
-use crate::kernels::{self, DotFn};
-use crate::{dequant, BlockQ8, Error, GgmlType, Result, TensorBytes, QK8};
+use crate::kernels::{self, Input, MatmulFn};
+use crate::{dequant, Error, GgmlType, Result, TensorBytes, QK8, QK_K};
 
 /// A tensor of any [`GgmlType`] over shared bytes.
 #[derive(Clone, Debug)]
@@ -19,7 +19,7 @@ pub struct QTensor {
     n_rows: usize,
     row_bytes: usize,
     bytes: TensorBytes,
-    dot: Option<DotFn>,
+    kernel: Option<MatmulFn>,
 }
 
 impl QTensor {
@@ -47,7 +47,7 @@ impl QTensor {
             n_rows,
             row_bytes: ty.row_bytes(row_len)?,
             bytes,
-            dot: kernels::dot_fn(ty),
+            kernel: kernels::matmul_fn(ty),
         })
     }
 
@@ -118,98 +118,48 @@ impl QTensor {
         Ok(out)
     }
 
-    fn dot_fn(&self, op: &'static str) -> Result<DotFn> {
-        self.dot.ok_or(Error::UnsupportedType { ty: self.ty, op })
-    }
-
-    fn check_input(&self, op: &'static str, x: &[f32], xq: &[BlockQ8], n: usize) -> Result<()> {
-        let blocks = self.row_len.div_ceil(QK8);
-        if x.len() != self.row_len * n || xq.len() != blocks * n {
-            return Err(Error::ShapeMismatch {
-                op,
-                detail: format!(
-                    "{n} inputs of {} values need {} floats and {} q8 blocks, got {} and {}",
-                    self.row_len,
-                    self.row_len * n,
-                    blocks * n,
-                    x.len(),
-                    xq.len()
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    fn check_rows(&self, op: &'static str, rows: &Range<usize>, out_len: usize) -> Result<()> {
-        if rows.start > rows.end || rows.end > self.n_rows || out_len != rows.len() {
-            return Err(Error::ShapeMismatch {
-                op,
-                detail: format!("rows {rows:?} of {} into {out_len} outputs", self.n_rows),
-            });
-        }
-        Ok(())
-    }
-
-    /// Matrix-vector product over a range of rows: `out[r - rows.start] = row(r) · x`.
+    /// Matrix product over a range of rows: `out[(r - rows.start) * n + t] = row(r) · x_t`
+    /// for the `n` vectors of `input`.
     ///
-    /// `x` is the input and `xq` the same input quantized by
-    /// [`quantize_activation`](crate::quantize_activation); each format uses the one its
-    /// kernel needs, so the caller quantizes once and reuses it across tensors.
+    /// The result is weight-row-major, so that a range of rows is one contiguous slice of the
+    /// output and the row's bytes are read once for all inputs; with one input it is simply
+    /// `out[r - rows.start]`. Each format reads the form of the input its kernel needs (see
+    /// [`Input`]), so the caller quantizes once and reuses it across tensors.
     ///
     /// # Errors
     /// [`Error::UnsupportedType`] for a type without kernels, [`Error::ShapeMismatch`] when
     /// the sizes disagree.
-    pub fn matvec(
-        &self,
-        rows: Range<usize>,
-        x: &[f32],
-        xq: &[BlockQ8],
-        out: &mut [f32],
-    ) -> Result<()> {
-        let dot = self.dot_fn("matvec")?;
-        self.check_input("matvec", x, xq, 1)?;
-        self.check_rows("matvec", &rows, out.len())?;
-        for (o, r) in out.iter_mut().zip(rows) {
-            *o = dot(self.row(r), x, xq);
-        }
-        Ok(())
-    }
-
-    /// Matrix product with `n` inputs over a range of rows.
-    ///
-    /// `x` holds `n` inputs of `row_len` values one after another and `xq` their
-    /// quantizations. The result is weight-row-major: `out[(r - rows.start) * n + t]` is
-    /// `row(r) · x_t`, so that a range of rows is one contiguous slice of the output and the
-    /// row's bytes are read once for all inputs.
-    ///
-    /// # Errors
-    /// As [`QTensor::matvec`].
-    pub fn matmul(
-        &self,
-        rows: Range<usize>,
-        x: &[f32],
-        xq: &[BlockQ8],
-        n: usize,
-        out: &mut [f32],
-    ) -> Result<()> {
-        let dot = self.dot_fn("matmul")?;
-        self.check_input("matmul", x, xq, n)?;
-        self.check_rows("matmul", &rows, out.len() / n.max(1))?;
-        if out.len() != rows.len() * n {
+    pub fn matmul(&self, rows: Range<usize>, input: Input<'_>, out: &mut [f32]) -> Result<()> {
+        let kernel = self.kernel.ok_or(Error::UnsupportedType { ty: self.ty, op: "matmul" })?;
+        let n = input.n();
+        let (x_len, q8_len, q8k_len) = input.lens();
+        let (block, got) =
+            if kernels::reads_q8k(self.ty) { (QK_K, q8k_len) } else { (QK8, q8_len) };
+        let blocks = self.row_len.div_ceil(block);
+        if x_len != self.row_len * n || got != blocks * n {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
-                detail: format!("{} outputs for {} rows × {n} inputs", out.len(), rows.len()),
+                detail: format!(
+                    "{n} inputs of {} values need {} floats and {} blocks of {block}, got \
+                     {x_len} and {got}",
+                    self.row_len,
+                    self.row_len * n,
+                    blocks * n,
+                ),
             });
         }
-        let blocks = self.row_len.div_ceil(QK8);
-        for (r, out_row) in rows.zip(out.chunks_exact_mut(n.max(1))) {
-            let row = self.row(r);
-            for (t, o) in out_row.iter_mut().enumerate() {
-                let x_t = &x[t * self.row_len..(t + 1) * self.row_len];
-                let xq_t = &xq[t * blocks..(t + 1) * blocks];
-                *o = dot(row, x_t, xq_t);
-            }
+        if rows.start > rows.end || rows.end > self.n_rows || out.len() != rows.len() * n {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                detail: format!(
+                    "rows {rows:?} of {} × {n} inputs into {} outputs",
+                    self.n_rows,
+                    out.len()
+                ),
+            });
         }
+        let bytes = &self.bytes[rows.start * self.row_bytes..rows.end * self.row_bytes];
+        kernel(bytes, self.row_bytes, input, out);
         Ok(())
     }
 }

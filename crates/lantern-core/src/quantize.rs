@@ -1,8 +1,10 @@
-//! Quantization: f32 to ggml blocks (for weights) and to [`BlockQ8`] (for activations).
+//! Quantization: f32 to ggml blocks (for weights) and to [`BlockQ8`] and [`BlockQ8K`] (for
+//! activations).
 //!
 //! # Layout contract
 //! [`quantize_row`] writes ggml's on-disk layout and is bit-exact with ggml's reference
-//! quantizers (`quantize_row_q4_0_ref`, `quantize_row_q4_1_ref`, `quantize_row_q8_0_ref`):
+//! quantizers (`quantize_row_q4_0_ref`, `quantize_row_q4_1_ref`, `quantize_row_q5_0_ref`,
+//! `quantize_row_q8_0_ref`):
 //! <https://github.com/ggml-org/llama.cpp/blob/36491e4024b3016e6e2d21afc140add042b44bec/ggml/src/ggml-quants.c>
 //!
 //! [`quantize_activation`] writes one [`BlockQ8`] per 32 input values and reproduces the
@@ -13,11 +15,19 @@
 //! Note that this is *not* the reference `quantize_row_q8_1_ref`, which rounds half away
 //! from zero and uses a scale of 1/d rather than 127/amax; matching the SIMD path is what
 //! keeps our logits equal to the peer's.
+//!
+//! [`quantize_activation_k`] writes one [`BlockQ8K`] per 256 input values, bit-exact with
+//! `quantize_row_q8_K_ref` (same file as the weight quantizers), which is also what llama.cpp's
+//! x86 build runs for the activations of k-quant products (its `quantize_row_q8_K` calls the
+//! reference).
 
 use half::{bf16, f16};
 
 use crate::kernels::{self, scalar};
-use crate::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, Error, GgmlType, Result, QK8};
+use crate::{
+    BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8K, BlockQ8_0, Error, GgmlType, Result, QK8,
+    QK_K,
+};
 
 /// Quantizes activations `x` to 8 bits, 32 values per block, for the quantized dot kernels.
 ///
@@ -59,11 +69,91 @@ pub fn quantize_activation(x: &[f32], out: &mut [BlockQ8]) {
     }
 }
 
+/// Quantizes activations `x` to 8 bits, 256 values per block, for the k-quant dot kernels.
+///
+/// For each block, exactly as ggml's `quantize_row_q8_K_ref`: `max` is the value of largest
+/// magnitude (the first one on ties), iscale = −127/max, q = min(127, round-half-to-even(
+/// iscale·x)), d = 1/iscale, and `bsums[j]` is the sum of `q[16j..16j + 16]`. A block of zeros
+/// gets d = 0 and all-zero codes and sums. The value of largest magnitude always gets code
+/// −127, so d is negative when that value is positive. NaN inputs give unspecified codes.
+///
+/// When `x.len()` is not a multiple of 256, the last block is quantized as if padded with
+/// zeros, which add nothing to any dot product. `out` must hold `x.len().div_ceil(256)` blocks
+/// (checked with `debug_assert`). In release builds a shorter `out` receives only the blocks
+/// that fit, and surplus blocks are zeroed.
+///
+/// # Example
+/// ```
+/// use lantern_core::{quantize_activation_k, BlockQ8K};
+///
+/// // The largest magnitude is -127, so iscale = 1, d = 1 and every code is its value.
+/// let x: Vec<f32> = (0..300).map(|i| -((i % 128) as f32)).collect();
+/// let mut xq = vec![BlockQ8K::default(); 2]; // 300 values: one full block and a padded tail
+/// quantize_activation_k(&x, &mut xq);
+/// assert_eq!(xq[0].d, 1.0);
+/// assert_eq!(xq[0].qs[127], -127);
+/// assert_eq!(xq[0].bsums[0], -(0..16).sum::<i16>());
+/// // Block 1 holds values 256..300 (0 down to -43, whose magnitude is largest, so it gets
+/// // code -127), then padding.
+/// assert_eq!(xq[1].qs[43], -127);
+/// assert_eq!(xq[1].qs[44], 0);
+/// ```
+pub fn quantize_activation_k(x: &[f32], out: &mut [BlockQ8K]) {
+    debug_assert_eq!(out.len(), x.len().div_ceil(QK_K), "quantize_activation_k: output blocks");
+    let mut blocks = out.iter_mut();
+    // Chunks first: `zip` then stops without taking a block it would not fill.
+    for (chunk, o) in x.chunks(QK_K).zip(&mut blocks) {
+        match <&[f32; QK_K]>::try_from(chunk) {
+            Ok(full) => *o = q8_k_block(full),
+            Err(_) => {
+                let mut padded = [0.0f32; QK_K];
+                padded[..chunk.len()].copy_from_slice(chunk);
+                *o = q8_k_block(&padded);
+            }
+        }
+    }
+    for o in blocks {
+        *o = BlockQ8K::default();
+    }
+}
+
+/// ggml's `nearest_int`: adding 1.5·2^23 leaves the integer part of `v`, rounded half to
+/// even, in the low mantissa bits (exact for |v| <= 2^22 − 1; ggml asserts that range).
+#[inline(always)]
+fn nearest_int(v: f32) -> i32 {
+    ((v + 12_582_912.0).to_bits() & 0x007F_FFFF) as i32 - 0x0040_0000
+}
+
+/// `quantize_row_q8_K_ref` for one block.
+fn q8_k_block(x: &[f32; QK_K]) -> BlockQ8K {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        return BlockQ8K::default();
+    }
+    let iscale = -127.0 / max;
+    let mut out = BlockQ8K { d: 1.0 / iscale, ..BlockQ8K::default() };
+    for (q, &v) in out.qs.iter_mut().zip(x) {
+        // |iscale·v| <= 127 up to one rounding, so the cast only matters for NaN-like input.
+        *q = nearest_int(iscale * v).min(127) as i8;
+    }
+    for (s, qs) in out.bsums.iter_mut().zip(out.qs.chunks_exact(16)) {
+        // At most 16·127 in magnitude, so it fits an i16.
+        *s = qs.iter().map(|&q| i16::from(q)).sum();
+    }
+    out
+}
+
 /// Quantizes `src` (one or more rows, rows back to back) to type `ty`, writing ggml's on-disk
 /// layout into `dst`.
 ///
 /// Supports F32, F16, BF16 (round to nearest even) and ggml's reference quantizers for Q4_0,
-/// Q4_1 and Q8_0.
+/// Q4_1, Q5_0 and Q8_0. Q4_K and Q6_K rows can be dequantized but not quantized.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for other types, [`Error::RaggedRow`] when `src.len()` is not a
@@ -114,6 +204,12 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
             let blocks: &mut [BlockQ4_1] = bytemuck::try_cast_slice_mut(dst).map_err(mismatch)?;
             for (b, x) in blocks.iter_mut().zip(src.chunks_exact(QK8)) {
                 *b = q4_1_ref(x);
+            }
+        }
+        GgmlType::Q5_0 => {
+            let blocks: &mut [BlockQ5_0] = bytemuck::try_cast_slice_mut(dst).map_err(mismatch)?;
+            for (b, x) in blocks.iter_mut().zip(src.chunks_exact(QK8)) {
+                *b = q5_0_ref(x);
             }
         }
         GgmlType::Q8_0 => {
@@ -178,6 +274,33 @@ fn q4_1_ref(x: &[f32]) -> BlockQ4_1 {
     BlockQ4_1 { d: f16::from_f32(d).to_le_bytes(), m: f16::from_f32(min).to_le_bytes(), qs }
 }
 
+/// `quantize_row_q5_0_ref` for one block: d = max/−16 where max is the value of largest
+/// magnitude (first one wins), q = min(31, trunc(x/d + 16.5)), the fifth bit of element `j`
+/// going to bit `j` of `qh`.
+fn q5_0_ref(x: &[f32]) -> BlockQ5_0 {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -16.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    // `as i8` truncates toward zero like C's `(int8_t)` cast; the clamp's lower bound only
+    // matters for NaN or inputs ggml would also mangle.
+    let code = |v: f32| ((v * id + 16.5) as i8).clamp(0, 31) as u8;
+    let mut qs = [0u8; QK8 / 2];
+    let mut qh = 0u32;
+    for (j, q) in qs.iter_mut().enumerate() {
+        let (lo, hi) = (code(x[j]), code(x[j + QK8 / 2]));
+        *q = (lo & 0x0F) | ((hi & 0x0F) << 4);
+        qh |= u32::from(lo >> 4) << j;
+        qh |= u32::from(hi >> 4) << (j + QK8 / 2);
+    }
+    BlockQ5_0 { d: f16::from_f32(d).to_le_bytes(), qh: qh.to_le_bytes(), qs }
+}
+
 /// `quantize_row_q8_0_ref` for one block: d = amax/127, q = round-half-away(x/d).
 fn q8_0_ref(x: &[f32]) -> BlockQ8_0 {
     let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -219,6 +342,32 @@ mod tests {
     }
 
     #[test]
+    fn q5_0_ref_by_hand() {
+        // Largest magnitude is 8 (positive): d = 8/-16 = -0.5, id = -2, so code = trunc(16.5 - 2x).
+        // x = 8 → 0.5 → 0; x = -7.5 → 31.5 → 31 (capped); x = 0 → 16 (fifth bit set);
+        // x = 1.2 → 14.1 → 14 (fifth bit clear).
+        let mut x = [0.0f32; 32];
+        x[0] = 8.0;
+        x[16] = -7.5;
+        x[1] = 1.2;
+        let b = q5_0_ref(&x);
+        assert_eq!(b.d(), -0.5);
+        // Fifth bits: set for every element except 0 (code 0) and 1 (code 14).
+        assert_eq!(b.qh(), !0b11);
+        assert_eq!(b.qs[0], 0xF0); // element 0: code 0; element 16: code 31, low bits 15
+        assert_eq!(b.qs[1], 0x0E); // element 1: code 14; element 17: code 16, low bits 0
+    }
+
+    #[test]
+    fn nearest_int_rounds_half_to_even() {
+        let cases =
+            [(0.5, 0), (1.5, 2), (2.5, 2), (-0.5, 0), (-1.5, -2), (126.49, 126), (-127.0, -127)];
+        for (v, want) in cases {
+            assert_eq!(nearest_int(v), want, "{v}");
+        }
+    }
+
+    #[test]
     fn errors() {
         let mut dst = [0u8; 20];
         assert!(matches!(
@@ -230,7 +379,11 @@ mod tests {
             Err(Error::SizeMismatch { expected: 20, actual: 19, .. })
         ));
         assert!(matches!(
-            quantize_row(GgmlType::Q5_0, &[0.0; 32], &mut dst),
+            quantize_row(GgmlType::Q5_1, &[0.0; 32], &mut [0u8; 24]),
+            Err(Error::UnsupportedType { op: "quantize", .. })
+        ));
+        assert!(matches!(
+            quantize_row(GgmlType::Q4_K, &[0.0; 256], &mut [0u8; 144]),
             Err(Error::UnsupportedType { op: "quantize", .. })
         ));
     }

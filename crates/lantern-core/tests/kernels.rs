@@ -1,9 +1,10 @@
 //! Every SIMD kernel against its scalar twin, and both against an f32 reference.
 //!
 //! Error budgets, per output y = row · x:
-//! - **Rounding** (SIMD vs scalar, and either vs the kernel's own math in f64): both compute
-//!   the same integer block sums and differ only in f32 rounding of at most a few dozen block
-//!   terms, so |Δ| ≤ 1e-5 · Σ|terms|.
+//! - **SIMD vs scalar**: none. Both compute the same integer block sums and the same fused
+//!   multiply-adds in the same order, so they agree bit for bit.
+//! - **Rounding** (either vs the kernel's own math in f64): f32 rounding of at most a few
+//!   dozen block terms, so |Δ| ≤ 1e-5 · Σ|terms|.
 //! - **Quantized formats vs the f32 reference** (dequantized weights · x in f64): the kernels
 //!   see the activation as d·q, so the error is at most Σ|w_i|·|x_i − d·q_i|, plus for Q4_1 the
 //!   f16 rounding of s, Σ_b |m_b|·|s_b − d_b·Σq_b|, plus rounding (checked exactly). As a
@@ -13,7 +14,7 @@
 //!   0.56 · Σ_b (amax_b/127) · Σ_{i∈b} |w_i| (plus 2^-10·Σ_b |m_b·s_b| for Q4_1).
 //! - **Float formats** (F32, F16, BF16) use x directly: rounding only, 1e-5 · Σ|w_i·x_i|.
 
-use lantern_core::kernels::{best_isa, dot_fn, dot_fn_for, Isa};
+use lantern_core::kernels::{best_isa, dot_fn, matmul_fn, matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, GgmlType};
 
 use crate::common::{absdot64, dequantize, dequantize_x, dot64, quantize, quantize_x, randn, rng};
@@ -132,24 +133,38 @@ fn cases() -> Vec<Case> {
     out
 }
 
+/// Row · input through the matrix kernel of `isa`, as a one-row, one-input product.
+fn matmul_one(ty: GgmlType, isa: Isa, row: &[u8], case: &Case) -> Option<f32> {
+    let matmul = matmul_fn_for(ty, isa)?;
+    let mut out = [f32::NAN];
+    matmul(row, row.len(), Input::new(&case.x, &case.xq, 1), &mut out);
+    Some(out[0])
+}
+
 #[test]
-fn simd_matches_scalar() {
+fn simd_matches_scalar_bit_for_bit() {
     if !Isa::Avx2.is_available() {
         eprintln!("note: this CPU lacks AVX2/FMA/F16C; SIMD comparisons skipped");
         return;
     }
-    for case in cases() {
-        for ty in QUANTIZED {
-            let row = quantize(ty, &case.w);
-            let scalar = dot_fn_for(ty, Isa::Scalar).unwrap()(&row, &case.x, &case.xq);
-            let simd = dot_fn_for(ty, Isa::Avx2).unwrap()(&row, &case.x, &case.xq);
-            let (_, abs) = kernel_math(ty, &row, &case.xq);
-            let tol = 1e-5 * abs;
-            assert!(
-                f64::from((simd - scalar).abs()) <= tol,
-                "{ty:?} n={}: avx2 {simd} vs scalar {scalar} (tol {tol:e})",
-                case.n
-            );
+    let mut rng = rng(11);
+    for len in LENGTHS {
+        // Rows that leave a partial tile of 8, inputs that leave a partial tile of 4.
+        for (rows, n) in [(1, 1), (8, 1), (13, 2), (16, 4), (19, 7)] {
+            let w = randn(&mut rng, rows * len, 0.05);
+            let x = randn(&mut rng, n * len, 1.0);
+            let xq = quantize_x(&x);
+            for ty in QUANTIZED {
+                let bytes = quantize(ty, &w);
+                let row_bytes = bytes.len() / rows;
+                let mut scalar = vec![f32::NAN; rows * n];
+                let mut simd = vec![f32::NAN; rows * n];
+                let input = Input::new(&x, &xq, n);
+                matmul_fn_for(ty, Isa::Scalar).unwrap()(&bytes, row_bytes, input, &mut scalar);
+                matmul_fn_for(ty, Isa::Avx2).unwrap()(&bytes, row_bytes, input, &mut simd);
+                let same = scalar.iter().zip(&simd).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{ty:?} {rows}x{len}, {n} inputs:\n{scalar:?}\n{simd:?}");
+            }
         }
     }
 }
@@ -160,15 +175,8 @@ fn kernels_compute_their_math() {
         for ty in QUANTIZED {
             let row = quantize(ty, &case.w);
             let (exact, abs) = kernel_math(ty, &row, &case.xq);
-            for isa in [Isa::Scalar, Isa::Avx2] {
-                let Some(dot) = dot_fn_for(ty, isa) else { continue };
-                let y = f64::from(dot(&row, &case.x, &case.xq));
-                assert!(
-                    (y - exact).abs() <= 1e-5 * abs,
-                    "{ty:?} {isa} n={}: {y} vs {exact}",
-                    case.n
-                );
-            }
+            let y = f64::from(dot_fn(ty).unwrap()(&row, &case.x, &case.xq));
+            assert!((y - exact).abs() <= 1e-5 * abs, "{ty:?} n={}: {y} vs {exact}", case.n);
         }
     }
 }
@@ -192,8 +200,8 @@ fn quantized_kernels_match_f32_reference() {
             let bound = act_err + s_err + 1e-5 * abs;
             let budget = format_budget(ty, &row, &w, &case.x, &case.xq) + 1e-5 * abs;
             for isa in [Isa::Scalar, Isa::Avx2] {
-                let Some(dot) = dot_fn_for(ty, isa) else { continue };
-                let err = (f64::from(dot(&row, &case.x, &case.xq)) - reference).abs();
+                let Some(y) = matmul_one(ty, isa, &row, &case) else { continue };
+                let err = (f64::from(y) - reference).abs();
                 assert!(err <= bound, "{ty:?} {isa} n={}: error {err:e} > bound {bound:e}", case.n);
                 assert!(err <= budget, "{ty:?} {isa} n={}: error {err:e} > {budget:e}", case.n);
                 // Relative to Σ|w·x| this is typically well under 1%; a block dominated by one
@@ -210,7 +218,8 @@ fn float_kernels_match_f32_reference() {
         for ty in FLOATS {
             let row = quantize(ty, &case.w);
             let w = dequantize(ty, &row, case.n);
-            let y = f64::from(dot_fn(ty).unwrap()(&row, &case.x, &case.xq));
+            let y = f64::from(matmul_one(ty, Isa::Scalar, &row, &case).unwrap());
+            assert_eq!(y, f64::from(dot_fn(ty).unwrap()(&row, &case.x, &case.xq)));
             let err = (y - dot64(&w, &case.x)).abs();
             assert!(err <= 1e-5 * absdot64(&w, &case.x), "{ty:?} n={}: error {err:e}", case.n);
         }
@@ -221,12 +230,12 @@ fn float_kernels_match_f32_reference() {
 fn dispatch_prefers_the_best_isa() {
     assert!(best_isa().is_available());
     for ty in QUANTIZED {
-        let best = dot_fn(ty).unwrap();
-        let expected = dot_fn_for(ty, best_isa()).unwrap();
+        let best = matmul_fn(ty).unwrap();
+        let expected = matmul_fn_for(ty, best_isa()).unwrap();
         assert!(std::ptr::fn_addr_eq(best, expected), "{ty:?}");
     }
     if !Isa::Avx2.is_available() {
         eprintln!("note: this CPU lacks AVX2/FMA/F16C; the scalar path is in use");
-        assert!(dot_fn_for(GgmlType::Q4_1, Isa::Avx2).is_none());
+        assert!(matmul_fn_for(GgmlType::Q4_1, Isa::Avx2).is_none());
     }
 }

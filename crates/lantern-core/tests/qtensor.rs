@@ -1,5 +1,6 @@
-//! `QTensor::matvec` / `matmul` agreement and their shape errors.
+//! `QTensor::matmul` with one and many inputs, and its shape errors.
 
+use lantern_core::kernels::Input;
 use lantern_core::{Error, GgmlType, QTensor, TensorBytes, QK8};
 
 use crate::common::{dequantize, dot64, quantize, quantize_x, randn, rng};
@@ -14,7 +15,7 @@ fn tensor(ty: GgmlType, seed: u64) -> (QTensor, Vec<f32>) {
 }
 
 #[test]
-fn matmul_column_equals_matvec() {
+fn many_inputs_equal_one_at_a_time() {
     let n = 3;
     let x = randn(&mut rng(11), ROW_LEN * n, 1.0);
     let xq = quantize_x(&x);
@@ -23,12 +24,12 @@ fn matmul_column_equals_matvec() {
         let (t, _) = tensor(ty, 12);
         for rows in [0..ROWS, 5..17, 9..9] {
             let mut mm = vec![f32::NAN; rows.len() * n];
-            t.matmul(rows.clone(), &x, &xq, n, &mut mm).unwrap();
+            t.matmul(rows.clone(), Input::new(&x, &xq, n), &mut mm).unwrap();
             for i in 0..n {
                 let x_i = &x[i * ROW_LEN..(i + 1) * ROW_LEN];
                 let xq_i = &xq[i * blocks..(i + 1) * blocks];
                 let mut mv = vec![f32::NAN; rows.len()];
-                t.matvec(rows.clone(), x_i, xq_i, &mut mv).unwrap();
+                t.matmul(rows.clone(), Input::new(x_i, xq_i, 1), &mut mv).unwrap();
                 for (r, &v) in mv.iter().enumerate() {
                     // Same kernel on the same bytes: equal to the bit.
                     assert_eq!(mm[r * n + i].to_bits(), v.to_bits(), "{ty:?} row {r} input {i}");
@@ -39,7 +40,7 @@ fn matmul_column_equals_matvec() {
 }
 
 #[test]
-fn matvec_matches_dequantized_reference() {
+fn matmul_matches_dequantized_reference() {
     let x = randn(&mut rng(13), ROW_LEN, 1.0);
     let xq = quantize_x(&x);
     for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F32] {
@@ -47,7 +48,7 @@ fn matvec_matches_dequantized_reference() {
         let w = t.dequantize().unwrap();
         assert_eq!(w, dequantize(ty, t.bytes(), ROW_LEN * ROWS));
         let mut y = vec![0.0; ROWS];
-        t.matvec(0..ROWS, &x, &xq, &mut y).unwrap();
+        t.matmul(0..ROWS, Input::new(&x, &xq, 1), &mut y).unwrap();
         for (r, &v) in y.iter().enumerate() {
             let reference = dot64(&w[r * ROW_LEN..(r + 1) * ROW_LEN], &x);
             // 1% of Σ|w·x| is far above the budgets of tests/kernels.rs; this checks wiring.
@@ -73,21 +74,41 @@ fn shape_errors() {
     let blocks = ROW_LEN / QK8;
     let mut out = vec![0.0f32; ROWS * 2];
 
-    // matvec: input length, block count, row range, output length.
-    assert!(is_shape_error(t.matvec(0..ROWS, &x[..ROW_LEN - 1], &xq[..blocks], &mut out[..ROWS])));
-    assert!(is_shape_error(t.matvec(0..ROWS, &x[..ROW_LEN], &xq[..blocks - 1], &mut out[..ROWS])));
-    assert!(is_shape_error(t.matvec(0..ROWS + 1, &x[..ROW_LEN], &xq[..blocks], &mut out[..41])));
-    assert!(is_shape_error(t.matvec(0..ROWS, &x[..ROW_LEN], &xq[..blocks], &mut out[..ROWS - 1])));
+    // One input: its length, block count, row range, output length.
+    assert!(is_shape_error(t.matmul(
+        0..ROWS,
+        Input::new(&x[..ROW_LEN - 1], &xq[..blocks], 1),
+        &mut out[..ROWS]
+    )));
+    assert!(is_shape_error(t.matmul(
+        0..ROWS,
+        Input::new(&x[..ROW_LEN], &xq[..blocks - 1], 1),
+        &mut out[..ROWS]
+    )));
+    assert!(is_shape_error(t.matmul(
+        0..ROWS + 1,
+        Input::new(&x[..ROW_LEN], &xq[..blocks], 1),
+        &mut out[..41]
+    )));
+    assert!(is_shape_error(t.matmul(
+        0..ROWS,
+        Input::new(&x[..ROW_LEN], &xq[..blocks], 1),
+        &mut out[..ROWS - 1]
+    )));
     #[allow(clippy::reversed_empty_ranges, reason = "a reversed range is the error under test")]
     let reversed = 5..2;
-    assert!(is_shape_error(t.matvec(reversed, &x[..ROW_LEN], &xq[..blocks], &mut out[..0])));
+    assert!(is_shape_error(t.matmul(
+        reversed,
+        Input::new(&x[..ROW_LEN], &xq[..blocks], 1),
+        &mut out[..0]
+    )));
 
-    // matmul: n disagreeing with the inputs or the output.
-    assert!(is_shape_error(t.matmul(0..ROWS, &x, &xq, 3, &mut out)));
-    assert!(is_shape_error(t.matmul(0..ROWS, &x, &xq, 2, &mut out[..ROWS * 2 - 1])));
-    assert!(is_shape_error(t.matmul(0..ROWS, &x, &xq[..blocks], 2, &mut out)));
-    assert!(is_shape_error(t.matmul(30..ROWS + 1, &x, &xq, 2, &mut out[..22])));
-    t.matmul(0..ROWS, &x, &xq, 2, &mut out).unwrap();
+    // Many inputs: n disagreeing with the inputs or the output.
+    assert!(is_shape_error(t.matmul(0..ROWS, Input::new(&x, &xq, 3), &mut out)));
+    assert!(is_shape_error(t.matmul(0..ROWS, Input::new(&x, &xq, 2), &mut out[..ROWS * 2 - 1])));
+    assert!(is_shape_error(t.matmul(0..ROWS, Input::new(&x, &xq[..blocks], 2), &mut out)));
+    assert!(is_shape_error(t.matmul(30..ROWS + 1, Input::new(&x, &xq, 2), &mut out[..22])));
+    t.matmul(0..ROWS, Input::new(&x, &xq, 2), &mut out).unwrap();
 
     // dequantize_row: index and output length.
     assert!(is_shape_error(t.dequantize_row(ROWS, &mut out[..ROW_LEN.min(80)])));
@@ -109,12 +130,13 @@ fn construction_errors() {
         Err(Error::RaggedRow { len: 33, .. })
     ));
     // A type without kernels can be held and inspected, but not multiplied or dequantized.
-    let t = QTensor::new(GgmlType::Q4_K, &[256, 1], TensorBytes::from_vec(vec![0u8; 144])).unwrap();
+    let t =
+        QTensor::new(GgmlType::IQ2_XXS, &[256, 1], TensorBytes::from_vec(vec![0u8; 66])).unwrap();
     let x = vec![0.0f32; 256];
     let xq = quantize_x(&x);
     assert!(matches!(
-        t.matvec(0..1, &x, &xq, &mut [0.0]),
-        Err(Error::UnsupportedType { ty: GgmlType::Q4_K, .. })
+        t.matmul(0..1, Input::new(&x, &xq, 1), &mut [0.0]),
+        Err(Error::UnsupportedType { ty: GgmlType::IQ2_XXS, .. })
     ));
     assert!(matches!(t.dequantize(), Err(Error::UnsupportedType { .. })));
 }

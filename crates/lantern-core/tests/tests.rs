@@ -6,5 +6,6 @@
 mod common;
 mod dequant;
 mod kernels;
+mod kquants;
 mod qtensor;
 mod quantize;

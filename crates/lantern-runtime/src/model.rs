@@ -5,7 +5,7 @@
 //! returns logits for the tokens asked for. A batch of one is decoding; a longer batch is
 //! prefill, where each weight row is read once for the whole batch.
 
-use lantern_core::{quantize_activation, BlockQ8, QK8};
+use lantern_core::kernels::{self, QuantizedInput};
 use lantern_io::GgufModel;
 
 use crate::attention::{attend, attend_long_batch, Heads, Scratch, LONG_BATCH};
@@ -54,15 +54,15 @@ pub struct State {
 struct Buffers {
     x: Vec<f32>,
     xn: Vec<f32>,
-    xq: Vec<BlockQ8>,
+    xq: QuantizedInput,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
     att: Vec<f32>,
-    attq: Vec<BlockQ8>,
+    attq: QuantizedInput,
     gate: Vec<f32>,
     up: Vec<f32>,
-    hq: Vec<BlockQ8>,
+    hq: QuantizedInput,
     mix: Vec<f32>,
     transpose: Vec<f32>,
     attn_scratch: Scratch,
@@ -138,19 +138,20 @@ impl Model {
         let c = &self.config;
         let nb = config.batch_size;
         let q_dim = c.n_heads * c.head_dim;
-        let blocks = |len: usize| nb * len.div_ceil(QK8);
+        // Activations are quantized for K-quant rows too only when some matrix has them.
+        let k_quants = self.weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
         let buf = Buffers {
             x: vec![0.0; nb * c.d_model],
             xn: vec![0.0; nb * c.d_model],
-            xq: vec![BlockQ8::default(); blocks(c.d_model)],
+            xq: QuantizedInput::new(k_quants),
             q: vec![0.0; nb * q_dim],
             k: vec![0.0; nb * c.kv_dim()],
             v: vec![0.0; nb * c.kv_dim()],
             att: vec![0.0; nb * q_dim],
-            attq: vec![BlockQ8::default(); blocks(q_dim)],
+            attq: QuantizedInput::new(k_quants),
             gate: vec![0.0; nb * c.n_ff],
             up: vec![0.0; nb * c.n_ff],
-            hq: vec![BlockQ8::default(); blocks(c.n_ff)],
+            hq: QuantizedInput::new(k_quants),
             mix: vec![0.0; nb * c.d_model],
             transpose: Vec::new(),
             attn_scratch: Scratch::default(),
@@ -223,11 +224,10 @@ impl Model {
         for (l, layer) in self.weights.layers.iter().enumerate() {
             // Attention.
             rms_norm(&buf.x[..n * d], &layer.attn_norm, c.rms_eps, &mut buf.xn[..n * d]);
-            quantize_rows(&buf.xn[..n * d], d, &mut buf.xq);
-            let (xn, xq) = (&buf.xn[..n * d], &buf.xq[..n * d.div_ceil(QK8)]);
-            workers.linear(&layer.wq, xn, xq, n, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
-            workers.linear(&layer.wk, xn, xq, n, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
-            workers.linear(&layer.wv, xn, xq, n, &mut buf.v[..n * kv_dim], &mut buf.transpose)?;
+            let xn = buf.xq.quantize(&buf.xn[..n * d], n);
+            workers.linear(&layer.wq, xn, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
+            workers.linear(&layer.wk, xn, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
+            workers.linear(&layer.wv, xn, &mut buf.v[..n * kv_dim], &mut buf.transpose)?;
             for t in 0..n {
                 let pos = pos0 + t;
                 rope(
@@ -275,36 +275,19 @@ impl Model {
                     Ok(())
                 })?;
             }
-            quantize_rows(&buf.att[..n * q_dim], q_dim, &mut buf.attq);
-            let attq = &buf.attq[..n * q_dim.div_ceil(QK8)];
-            workers.linear(
-                &layer.wo,
-                &buf.att[..n * q_dim],
-                attq,
-                n,
-                &mut buf.mix[..n * d],
-                &mut buf.transpose,
-            )?;
+            let att = buf.attq.quantize(&buf.att[..n * q_dim], n);
+            workers.linear(&layer.wo, att, &mut buf.mix[..n * d], &mut buf.transpose)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
 
             // Gated FFN.
             let ff = c.n_ff;
             rms_norm(&buf.x[..n * d], &layer.ffn_norm, c.rms_eps, &mut buf.xn[..n * d]);
-            quantize_rows(&buf.xn[..n * d], d, &mut buf.xq);
-            let (xn, xq) = (&buf.xn[..n * d], &buf.xq[..n * d.div_ceil(QK8)]);
-            workers.linear(&layer.gate, xn, xq, n, &mut buf.gate[..n * ff], &mut buf.transpose)?;
-            workers.linear(&layer.up, xn, xq, n, &mut buf.up[..n * ff], &mut buf.transpose)?;
+            let xn = buf.xq.quantize(&buf.xn[..n * d], n);
+            workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
+            workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
             silu_mul(&mut buf.gate[..n * ff], &buf.up[..n * ff]);
-            quantize_rows(&buf.gate[..n * ff], ff, &mut buf.hq);
-            let hq = &buf.hq[..n * ff.div_ceil(QK8)];
-            workers.linear(
-                &layer.down,
-                &buf.gate[..n * ff],
-                hq,
-                n,
-                &mut buf.mix[..n * d],
-                &mut buf.transpose,
-            )?;
+            let hidden = buf.hq.quantize(&buf.gate[..n * ff], n);
+            workers.linear(&layer.down, hidden, &mut buf.mix[..n * d], &mut buf.transpose)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
         }
         cache.set_len(pos0 + n);
@@ -327,23 +310,7 @@ impl Model {
             self.config.rms_eps,
             &mut buf.xn[..n * d],
         );
-        quantize_rows(&buf.xn[..n * d], d, &mut buf.xq);
-        let xq = &buf.xq[..n * d.div_ceil(QK8)];
-        workers.linear(
-            &self.weights.output,
-            &buf.xn[..n * d],
-            xq,
-            n,
-            &mut logits[out],
-            &mut buf.transpose,
-        )
-    }
-}
-
-/// Quantizes consecutive rows of `len` values, each to its own run of blocks.
-fn quantize_rows(x: &[f32], len: usize, out: &mut [BlockQ8]) {
-    let blocks = len.div_ceil(QK8);
-    for (row, q) in x.chunks_exact(len).zip(out.chunks_exact_mut(blocks)) {
-        quantize_activation(row, q);
+        let xn = buf.xq.quantize(&buf.xn[..n * d], n);
+        workers.linear(&self.weights.output, xn, &mut logits[out], &mut buf.transpose)
     }
 }

@@ -85,20 +85,19 @@ impl Weights {
         })
     }
 
+    /// Every matrix a token is multiplied with: each block's projections, then the output
+    /// head.
+    pub fn matrices(&self) -> impl Iterator<Item = &QTensor> {
+        self.layers
+            .iter()
+            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down])
+            .chain([&self.output])
+    }
+
     /// Bytes of weight data read to decode one token: every block's projections and the
     /// output head (the embedding contributes one row).
     pub fn bytes_per_token(&self) -> usize {
-        let layer_bytes: usize = self
-            .layers
-            .iter()
-            .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down]
-                    .iter()
-                    .map(|t| t.bytes().len())
-                    .sum::<usize>()
-            })
-            .sum();
-        layer_bytes + self.output.bytes().len()
+        self.matrices().map(|t| t.bytes().len()).sum()
     }
 }
 

@@ -4,13 +4,15 @@
 //! thread streams its own part of the matrix; with one thread the pool has no workers and
 //! work runs inline, with no hand-off at all.
 
-use lantern_core::{BlockQ8, QTensor, ThreadPool};
+use lantern_core::kernels::Input;
+use lantern_core::{QTensor, ThreadPool};
 
 use crate::{Error, Result};
 
 /// Tasks per thread: a few, so an unlucky thread does not hold the others up.
 const TASKS_PER_THREAD: usize = 1;
-/// Rows below which splitting costs more than it saves.
+/// Rows below which splitting costs more than it saves; also the granule of a task, a
+/// multiple of the kernels' tile height.
 const MIN_ROWS_PER_TASK: usize = 16;
 
 /// A fixed set of worker threads owned by one session.
@@ -49,7 +51,8 @@ impl Workers {
     }
 
     fn rows_per_task(&self, rows: usize) -> usize {
-        rows.div_ceil(self.threads() * TASKS_PER_THREAD).max(MIN_ROWS_PER_TASK)
+        let per_task = rows.div_ceil(self.threads() * TASKS_PER_THREAD);
+        per_task.next_multiple_of(MIN_ROWS_PER_TASK)
     }
 
     /// `out = W·x` for `n` inputs: `out` is token-major, `n` rows of `w.n_rows()` values.
@@ -58,24 +61,23 @@ impl Workers {
     pub(crate) fn linear(
         &self,
         w: &QTensor,
-        x: &[f32],
-        xq: &[BlockQ8],
-        n: usize,
+        input: Input<'_>,
         out: &mut [f32],
         scratch: &mut Vec<f32>,
     ) -> Result<()> {
         let rows = w.n_rows();
+        let n = input.n();
         let chunk = self.rows_per_task(rows);
         if n == 1 {
             return self.for_each_chunk(out, chunk, |i, part| {
                 let start = i * chunk;
-                Ok(w.matvec(start..start + part.len(), x, xq, part)?)
+                Ok(w.matmul(start..start + part.len(), input, part)?)
             });
         }
         scratch.resize(rows * n, 0.0);
         self.for_each_chunk(scratch, chunk * n, |i, part| {
             let start = i * chunk;
-            Ok(w.matmul(start..start + part.len() / n, x, xq, n, part)?)
+            Ok(w.matmul(start..start + part.len() / n, input, part)?)
         })?;
         for (t, out_t) in out.chunks_exact_mut(rows).enumerate() {
             for (r, o) in out_t.iter_mut().enumerate() {

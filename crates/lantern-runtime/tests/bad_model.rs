@@ -83,8 +83,8 @@ fn unsupported_weight_type_is_named() {
     let cases = [
         (Tiny { retype: Some(("blk.0.attn_q.weight", GgmlType::Q5_K)), ..wide }, GgmlType::Q5_K),
         (
-            Tiny { retype: Some(("blk.1.ffn_up.weight", GgmlType::Q5_0)), ..Tiny::default() },
-            GgmlType::Q5_0,
+            Tiny { retype: Some(("blk.1.ffn_up.weight", GgmlType::Q5_1)), ..Tiny::default() },
+            GgmlType::Q5_1,
         ),
         (
             Tiny { retype: Some(("token_embd.weight", GgmlType::BF16)), ..Tiny::default() },

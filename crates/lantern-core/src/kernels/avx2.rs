@@ -1,56 +1,56 @@
 //! AVX2 + FMA + F16C kernels (x86-64), chosen at run time.
 //!
-//! Ported from ggml's x86 kernels, keeping their order of float operations so that our
-//! results match llama.cpp's AVX2 build:
+//! # Tiles
+//! The quantized kernels walk a tile of 8 weight rows over the blocks, for each input in
+//! turn. Per block, they unpack the 8 rows' codes and widen their f16 scales once, load the
+//! activation once, and keep 8 f32 lanes per row: lane `k` accumulates, with one FMA per
+//! block, the exact integer sum of the products of elements `4k..4k + 4`. The row's result is
+//! the horizontal sum of its 8 lanes (plus, for Q4_1, the minimums' FMA chain). That is
+//! exactly the float arithmetic of ggml's one-row AVX2 kernels (`ggml_vec_dot_q4_0_q8_0`,
+//! `ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q8_0_q8_0`, `hsum_float_8`), so results match
+//! llama.cpp's AVX2 build bit for bit, at about a third of the instructions per block:
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
-//! (`quantize_row_q8_1`, `ggml_vec_dot_q4_0_q8_0`, `ggml_vec_dot_q4_1_q8_1`,
-//! `ggml_vec_dot_q8_0_q8_0`). Per block: integer products of 32 byte pairs with
-//! `maddubs` (u8 × i8 → pairs of i16) and `madd` (pairs of i16 → i32), converted to eight f32
-//! lanes and accumulated with one FMA by the block's combined scale; one horizontal sum at
-//! the end. ggml's AVX-512 VNNI variant (`dpbusd`) gives the same i32 lanes, so it rounds
-//! the same way.
+//!
+//! The 4-bit formats hold two rows per register, row `p` in the low 128 bits and row `p + 4`
+//! in the high: one `maddubs` then serves two rows, and their accumulators stay in that
+//! interleaved layout until the final sums.
 //!
 //! # Safety design
 //! The `unsafe fn`s here require AVX2, FMA and F16C. They are reached only through the
-//! private safe wrappers below, which [`super::dot_fn_for`] and [`super::quantize_q8_fn`]
+//! private safe wrappers below, which [`super::matmul_fn_for`] and [`super::quantize_q8_fn`]
 //! hand out only after [`super::avx2_detected`] has confirmed those features on this CPU.
-//! All loads are unaligned and stay within one block struct.
+//! The wrappers derive every row pointer and block offset from the slice lengths, so all
+//! loads stay inside the weight rows and activation blocks they were given.
 
 use std::arch::x86_64::*;
 
-use super::{blocks, DotFn};
-use crate::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, GgmlType, QK8};
+use super::{Input, MatmulFn};
+use crate::{BlockQ8, GgmlType, QK8};
 
-/// The AVX2 kernel for `ty`, if there is one. Callers must have detected AVX2, FMA and F16C.
-pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
+/// The AVX2 matrix kernel for `ty`, if there is one. Callers must have detected AVX2, FMA
+/// and F16C.
+pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
     Some(match ty {
-        GgmlType::Q4_0 => dot_q4_0,
-        GgmlType::Q4_1 => dot_q4_1,
-        GgmlType::Q8_0 => dot_q8_0,
+        GgmlType::Q4_0 => matmul_q4_0,
+        GgmlType::Q4_1 => matmul_q4_1,
+        GgmlType::Q8_0 => matmul_q8_0,
         _ => return None,
     })
 }
 
-fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let w = blocks::<BlockQ4_0>(row);
-    let n = w.len().min(xq.len());
-    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs); the
-    // slices have equal lengths.
-    unsafe { q4_0(&w[..n], &xq[..n]) }
+fn matmul_q4_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
+    unsafe { matmul::<Q4_0>(w, row_bytes, input.q8_all(), input.n(), out) }
 }
 
-fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let w = blocks::<BlockQ4_1>(row);
-    let n = w.len().min(xq.len());
-    // SAFETY: as in `dot_q4_0`.
-    unsafe { q4_1(&w[..n], &xq[..n]) }
+fn matmul_q4_1(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: as in `matmul_q4_0`.
+    unsafe { matmul::<Q4_1>(w, row_bytes, input.q8_all(), input.n(), out) }
 }
 
-fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let w = blocks::<BlockQ8_0>(row);
-    let n = w.len().min(xq.len());
-    // SAFETY: as in `dot_q4_0`.
-    unsafe { q8_0(&w[..n], &xq[..n]) }
+fn matmul_q8_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: as in `matmul_q4_0`.
+    unsafe { matmul::<Q8_0>(w, row_bytes, input.q8_all(), input.n(), out) }
 }
 
 /// Safe wrapper of [`quantize_blocks`], handed out only after feature detection.
@@ -59,14 +59,332 @@ pub(super) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
     unsafe { quantize_blocks(x, out) }
 }
 
-/// Horizontal sum of eight f32 lanes, in ggml's `hsum_float_8` order.
-#[inline]
+/// Rows per tile.
+const ROWS: usize = 8;
+
+/// The running sums of a tile: 8 lanes per row, and one lane per row for a second term.
+#[derive(Clone, Copy)]
+struct Acc {
+    /// Per row, or per pair of rows in the 4-bit layout (see the module docs).
+    lanes: [__m256; ROWS],
+    /// Q4_1's Σ m_w·s_a, one lane per row.
+    mins: __m256,
+}
+
+/// A weight format as the tile driver sees it.
+trait Format {
+    /// Bytes per block of 32 weights.
+    const BLOCK_BYTES: usize;
+    /// One block of 8 rows, unpacked for the integer products.
+    type Block: Copy;
+
+    /// Unpacks the block at byte `offset` of each of the 8 rows.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available, and `offset + BLOCK_BYTES` bytes are readable from
+    /// each row pointer.
+    unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block;
+
+    /// Adds the block's products with activation block `a` to `acc`.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available.
+    unsafe fn accumulate(w: &Self::Block, a: &BlockQ8, acc: &mut Acc);
+
+    /// The 8 rows' results.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available.
+    unsafe fn finish(acc: &Acc) -> [f32; ROWS];
+}
+
+/// `out[r * n + t] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
+/// (`row_bytes / F::BLOCK_BYTES` blocks each). Inputs beyond what `xq` holds, and outputs
+/// beyond `out`, are skipped.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum_f32(x: __m256) -> f32 {
-    let r = _mm_add_ps(_mm256_extractf128_ps::<1>(x), _mm256_castps256_ps128(x));
-    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    let r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    _mm_cvtss_f32(r)
+unsafe fn matmul<F: Format>(w: &[u8], row_bytes: usize, xq: &[BlockQ8], n: usize, out: &mut [f32]) {
+    let blocks = row_bytes / F::BLOCK_BYTES;
+    if blocks == 0 || n == 0 {
+        return;
+    }
+    let rows = (w.len() / row_bytes).min(out.len() / n);
+    let n = n.min(xq.len() / blocks);
+    for r0 in (0..rows).step_by(ROWS) {
+        // A last partial tile repeats its last row; the extra results are not stored.
+        let ptrs: [*const u8; ROWS] = std::array::from_fn(|i| {
+            let r = (r0 + i).min(rows - 1);
+            // SAFETY: r < rows, so the row lies within `w`.
+            unsafe { w.as_ptr().add(r * row_bytes) }
+        });
+        // The next tile, which the hardware prefetcher does not foresee: a tile reads its 8
+        // rows side by side, not as one stream.
+        let next = &w[w.len().min((r0 + ROWS) * row_bytes)..];
+        let next = &next[..next.len().min(ROWS * row_bytes)];
+        for (t, xq) in xq.chunks_exact(blocks).take(n).enumerate() {
+            // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes,
+            // and `xq` holds `blocks` blocks.
+            let sums = unsafe { tile::<F>(&ptrs, xq, if t == 0 { next } else { &[] }) };
+            for (i, &sum) in sums.iter().enumerate().take(rows - r0) {
+                out[(r0 + i) * n + t] = sum;
+            }
+        }
+    }
+}
+
+/// One tile: 8 rows times one input, prefetching `next` on the way.
+#[inline(always)]
+unsafe fn tile<F: Format>(rows: &[*const u8; ROWS], xq: &[BlockQ8], next: &[u8]) -> [f32; ROWS] {
+    // SAFETY: the caller's contract (see `matmul`).
+    unsafe {
+        let mut acc = Acc { lanes: [_mm256_setzero_ps(); ROWS], mins: _mm256_setzero_ps() };
+        let mut prefetched = 0;
+        for (b, a) in xq.iter().enumerate() {
+            // An even share of the next tile's cache lines per block.
+            let until = next.len() * (b + 1) / xq.len();
+            while prefetched < until {
+                _mm_prefetch::<_MM_HINT_T0>(next.as_ptr().add(prefetched).cast());
+                prefetched += 64;
+            }
+            F::accumulate(&F::load(rows, b * F::BLOCK_BYTES), a, &mut acc);
+        }
+        F::finish(&acc)
+    }
+}
+
+/// Reads 4 unaligned bytes.
+#[inline(always)]
+unsafe fn read_i32(p: *const u8) -> i32 {
+    // SAFETY: the caller guarantees 4 readable bytes.
+    unsafe { p.cast::<i32>().read_unaligned() }
+}
+
+/// Reads 2 unaligned bytes.
+#[inline(always)]
+unsafe fn read_i16(p: *const u8) -> i16 {
+    // SAFETY: the caller guarantees 2 readable bytes.
+    unsafe { p.cast::<i16>().read_unaligned() }
+}
+
+/// The f16 scales at byte `offset` of the 8 rows, widened to f32 in row order.
+#[inline(always)]
+unsafe fn scales(rows: &[*const u8; ROWS], offset: usize) -> __m256 {
+    // SAFETY: the caller guarantees 2 readable bytes at `offset` of each row.
+    unsafe {
+        let d = |r: usize| read_i16(rows[r].add(offset));
+        _mm256_cvtph_ps(_mm_setr_epi16(d(0), d(1), d(2), d(3), d(4), d(5), d(6), d(7)))
+    }
+}
+
+/// Horizontal sum of eight lanes in ggml's `hsum_float_8` order.
+#[inline(always)]
+unsafe fn hsum(lo: __m128, hi: __m128) -> f32 {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let r = _mm_add_ps(hi, lo);
+        let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+        _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+    }
+}
+
+/// Nibble blocks of 8 rows in the paired layout: for pair `p`, row `p` in the low lane and
+/// row `p + 4` in the high lane, split into low nibbles (elements 0..16) and high nibbles
+/// (elements 16..32), each in 0..16.
+#[derive(Clone, Copy)]
+struct Nibbles {
+    lo: [__m256i; 4],
+    hi: [__m256i; 4],
+}
+
+impl Nibbles {
+    /// Reads the 16 bytes of nibbles at byte `offset` of each row.
+    #[inline(always)]
+    unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self {
+        // SAFETY: the caller guarantees 16 readable bytes at `offset` of each row.
+        unsafe {
+            let mask = _mm256_set1_epi8(0x0F);
+            let mut lo = [_mm256_setzero_si256(); 4];
+            let mut hi = [_mm256_setzero_si256(); 4];
+            for p in 0..4 {
+                let packed =
+                    _mm256_loadu2_m128i(rows[p + 4].add(offset).cast(), rows[p].add(offset).cast());
+                lo[p] = _mm256_and_si256(packed, mask);
+                hi[p] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), mask);
+            }
+            Self { lo, hi }
+        }
+    }
+
+    /// Adds `scale · products` with activation `a` to the paired accumulators: pair `p`
+    /// keeps row `p`'s lanes 0..4 | row `p + 4`'s lanes 0..4 in `lanes[2p]` and their lanes
+    /// 4..8 in `lanes[2p + 1]`. `dd` holds the 8 rows' combined scales in row order. With
+    /// `OFFSET_8` the codes count as q − 8 (Q4_0).
+    #[inline(always)]
+    unsafe fn accumulate<const OFFSET_8: bool>(&self, a: &BlockQ8, dd: __m256, acc: &mut Acc) {
+        // SAFETY: reads the 32 bytes of `a.qs`; the rest is register-only.
+        unsafe {
+            let q = a.qs.as_ptr();
+            let al = _mm256_broadcastsi128_si256(_mm_loadu_si128(q.cast()));
+            let ah = _mm256_broadcastsi128_si256(_mm_loadu_si128(q.add(QK8 / 2).cast()));
+            // Σ(q − 8)·a over a pair of elements is Σq·a − 8·Σa: the same integers as
+            // ggml's signed products, with the 8·Σa pairs shared by all rows.
+            let (bias_lo, bias_hi) = if OFFSET_8 {
+                let eight = _mm256_set1_epi8(8);
+                (_mm256_maddubs_epi16(eight, al), _mm256_maddubs_epi16(eight, ah))
+            } else {
+                (_mm256_setzero_si256(), _mm256_setzero_si256())
+            };
+            let ones = _mm256_set1_epi16(1);
+            for p in 0..4 {
+                // Codes are 0..16, so a pair of products is at most 2 · 15 · 127 in i16.
+                let lo = _mm256_sub_epi16(_mm256_maddubs_epi16(self.lo[p], al), bias_lo);
+                let hi = _mm256_sub_epi16(_mm256_maddubs_epi16(self.hi[p], ah), bias_hi);
+                let lo = _mm256_cvtepi32_ps(_mm256_madd_epi16(lo, ones));
+                let hi = _mm256_cvtepi32_ps(_mm256_madd_epi16(hi, ones));
+                // [dd_p × 4 | dd_{p+4} × 4]: an in-lane broadcast of lane p.
+                let d = match p {
+                    0 => _mm256_shuffle_ps::<0x00>(dd, dd),
+                    1 => _mm256_shuffle_ps::<0x55>(dd, dd),
+                    2 => _mm256_shuffle_ps::<0xAA>(dd, dd),
+                    _ => _mm256_shuffle_ps::<0xFF>(dd, dd),
+                };
+                acc.lanes[2 * p] = _mm256_fmadd_ps(d, lo, acc.lanes[2 * p]);
+                acc.lanes[2 * p + 1] = _mm256_fmadd_ps(d, hi, acc.lanes[2 * p + 1]);
+            }
+        }
+    }
+
+    /// The 8 rows' horizontal sums from the paired accumulators.
+    #[inline(always)]
+    unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
+        // SAFETY: register-only intrinsics.
+        unsafe {
+            let mut sums = [0.0; ROWS];
+            for p in 0..4 {
+                let (lo, hi) = (acc.lanes[2 * p], acc.lanes[2 * p + 1]);
+                sums[p] = hsum(_mm256_castps256_ps128(lo), _mm256_castps256_ps128(hi));
+                sums[p + 4] = hsum(_mm256_extractf128_ps::<1>(lo), _mm256_extractf128_ps::<1>(hi));
+            }
+            sums
+        }
+    }
+}
+
+/// ggml `block_q4_0` (18 bytes: f16 d, 16 bytes of nibbles): value = d·(q − 8).
+struct Q4_0;
+
+impl Format for Q4_0 {
+    const BLOCK_BYTES: usize = 18;
+    type Block = (Nibbles, __m256);
+
+    #[inline(always)]
+    unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
+        // SAFETY: the caller's contract: the block's 18 bytes are readable.
+        unsafe { (Nibbles::load(rows, offset + 2), scales(rows, offset)) }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            q.accumulate::<true>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
+        // SAFETY: the caller's contract.
+        unsafe { Nibbles::finish(acc) }
+    }
+}
+
+/// ggml `block_q4_1` (20 bytes: f16 d, f16 m, 16 bytes of nibbles): value = d·q + m.
+struct Q4_1;
+
+impl Format for Q4_1 {
+    const BLOCK_BYTES: usize = 20;
+    type Block = (Nibbles, __m256, __m256);
+
+    #[inline(always)]
+    unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
+        // SAFETY: the caller's contract: the block's 20 bytes are readable.
+        unsafe {
+            // (d, m) of rows 0, 1, 4, 5 and of rows 2, 3, 6, 7 as f32 pairs; the shuffles
+            // gather d and m of rows 0..4 in the low lane and 4..8 in the high lane.
+            let dm = |r: usize| read_i32(rows[r].add(offset));
+            let a = _mm256_cvtph_ps(_mm_setr_epi32(dm(0), dm(1), dm(4), dm(5)));
+            let b = _mm256_cvtph_ps(_mm_setr_epi32(dm(2), dm(3), dm(6), dm(7)));
+            let d = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+            let m = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+            (Nibbles::load(rows, offset + 4), d, m)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate((q, d, m): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            // ggml's `summs += m*s`, fused by GCC, one lane per row.
+            acc.mins = _mm256_fmadd_ps(*m, _mm256_set1_ps(a.s), acc.mins);
+            q.accumulate::<false>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut sums = Nibbles::finish(acc);
+            let mut mins = [0.0; ROWS];
+            _mm256_storeu_ps(mins.as_mut_ptr(), acc.mins);
+            for (s, m) in sums.iter_mut().zip(mins) {
+                *s += m;
+            }
+            sums
+        }
+    }
+}
+
+/// ggml `block_q8_0` (34 bytes: f16 d, 32 signed bytes): value = d·q.
+struct Q8_0;
+
+impl Format for Q8_0 {
+    const BLOCK_BYTES: usize = 34;
+    /// Per row: |q| and q (whose signs move onto the activation), and the scales.
+    type Block = ([__m256i; ROWS], [__m256i; ROWS], __m256);
+
+    #[inline(always)]
+    unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
+        // SAFETY: the caller's contract: the block's 34 bytes are readable.
+        unsafe {
+            let q: [__m256i; ROWS] =
+                std::array::from_fn(|r| _mm256_loadu_si256(rows[r].add(offset + 2).cast()));
+            (q.map(|v| _mm256_sign_epi8(v, v)), q, scales(rows, offset))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate((abs, q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let av = _mm256_loadu_si256(a.qs.as_ptr().cast());
+            let ones = _mm256_set1_epi16(1);
+            let mut dd = [0.0f32; ROWS];
+            _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(*d, _mm256_set1_ps(a.d)));
+            for r in 0..ROWS {
+                // |q| × sign(q)·a: maddubs needs an unsigned operand. Pairs reach at most
+                // 2 · 127 · 127 = 32258 (activation codes are never −128).
+                let pairs = _mm256_maddubs_epi16(abs[r], _mm256_sign_epi8(av, q[r]));
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+                acc.lanes[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd[r]), sums, acc.lanes[r]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
+        // SAFETY: register-only intrinsics.
+        unsafe { acc.lanes.map(|v| hsum(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v))) }
+    }
 }
 
 /// Horizontal sum of eight i32 lanes.
@@ -77,125 +395,6 @@ unsafe fn hsum_i32(a: __m256i) -> i32 {
     let r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
     let r = _mm_add_epi32(r, _mm_shuffle_epi32::<0b1011_0001>(r));
     _mm_cvtsi128_si32(r)
-}
-
-/// Two little-endian f16 values (for example a block's d and m) widened to f32.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_pair(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
-    let bits = i32::from_le_bytes([a[0], a[1], b[0], b[1]]);
-    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
-    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
-}
-
-/// 16 bytes of nibbles to 32 bytes in 0..16: low nibbles (elements 0..16) in the low lane,
-/// high nibbles (elements 16..32) in the high lane.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn nibbles(qs: &[u8; QK8 / 2]) -> __m256i {
-    // SAFETY: reads exactly the 16 bytes of `qs`; unaligned load.
-    let packed = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
-    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed);
-    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
-}
-
-/// Loads the 32 codes of an activation or Q8_0 block.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load_i8x32(qs: &[i8; QK8]) -> __m256i {
-    // SAFETY: reads exactly the 32 bytes of `qs`; unaligned load.
-    unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) }
-}
-
-/// Sums of products of unsigned bytes `u` and signed bytes `s`, as eight f32 lanes of four
-/// products each. With |u| <= 128 and |s| <= 127 a pair sums to at most 32512, so the i16
-/// stage never saturates (activation codes are never -128).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256 {
-    let pairs = _mm256_maddubs_epi16(u, s);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-}
-
-/// Signed × signed bytes via the sign trick (|a| × sign(a)·b), as in ggml.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_i8_i8(a: __m256i, b: __m256i) -> __m256 {
-    // SAFETY: a target-feature call from a function with the same features.
-    unsafe { dot_u8_i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0(w: &[BlockQ4_0], a: &[BlockQ8]) -> f32 {
-    // SAFETY: the features are enabled on this fn; helpers only read their own arguments.
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        let eight = _mm256_set1_epi8(8);
-        for (w, a) in w.iter().zip(a) {
-            let (dw, _) = f16_pair(w.d, [0, 0]);
-            let d = _mm256_set1_ps(dw * a.d);
-            let qw = _mm256_sub_epi8(nibbles(&w.qs), eight);
-            acc = _mm256_fmadd_ps(d, dot_i8_i8(qw, load_i8x32(&a.qs)), acc);
-        }
-        hsum_f32(acc)
-    }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1(w: &[BlockQ4_1], a: &[BlockQ8]) -> f32 {
-    // SAFETY: the features are enabled on this fn; helpers only read their own arguments.
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        let mut summs = 0.0f32;
-        // Two blocks per iteration share one f16 conversion of (d0, m0, d1, m1); the float
-        // operations stay in block order, so the result is the same as one block at a time.
-        let mut w2 = w.chunks_exact(2);
-        let mut a2 = a.chunks_exact(2);
-        for (w, a) in (&mut w2).zip(&mut a2) {
-            let (w0, w1) = (&w[0], &w[1]);
-            let bits = i64::from_le_bytes([
-                w0.d[0], w0.d[1], w0.m[0], w0.m[1], w1.d[0], w1.d[1], w1.m[0], w1.m[1],
-            ]);
-            let dm = _mm_cvtph_ps(_mm_cvtsi64_si128(bits));
-            let p0 = dot_u8_i8(nibbles(&w0.qs), load_i8x32(&a[0].qs));
-            let p1 = dot_u8_i8(nibbles(&w1.qs), load_i8x32(&a[1].qs));
-            let d0 = _mm_cvtss_f32(dm);
-            let m0 = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-            let hi = _mm_movehl_ps(dm, dm);
-            let d1 = _mm_cvtss_f32(hi);
-            let m1 = _mm_cvtss_f32(_mm_movehdup_ps(hi));
-            // ggml writes `summs += m*s`, which GCC (gnu11, -ffp-contract=fast) fuses.
-            summs = m0.mul_add(a[0].s, summs);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[0].d), p0, acc);
-            summs = m1.mul_add(a[1].s, summs);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d1 * a[1].d), p1, acc);
-        }
-        for (w, a) in w2.remainder().iter().zip(a2.remainder()) {
-            let (dw, mw) = f16_pair(w.d, w.m);
-            summs = mw.mul_add(a.s, summs);
-            // Weight codes are 0..16, so they can be maddubs' unsigned operand directly.
-            acc = _mm256_fmadd_ps(
-                _mm256_set1_ps(dw * a.d),
-                dot_u8_i8(nibbles(&w.qs), load_i8x32(&a.qs)),
-                acc,
-            );
-        }
-        hsum_f32(acc) + summs
-    }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0(w: &[BlockQ8_0], a: &[BlockQ8]) -> f32 {
-    // SAFETY: the features are enabled on this fn; helpers only read their own arguments.
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
-            let (dw, _) = f16_pair(w.d, [0, 0]);
-            let d = _mm256_set1_ps(dw * a.d);
-            acc = _mm256_fmadd_ps(d, dot_i8_i8(load_i8x32(&w.qs), load_i8x32(&a.qs)), acc);
-        }
-        hsum_f32(acc)
-    }
 }
 
 /// The AVX2 twin of [`super::scalar::q8_block`] over whole blocks, bit-identical to it.

@@ -1,13 +1,17 @@
-//! Dot-product kernels: one weight row against one input, per format and instruction set.
+//! Matrix kernels: weight rows against one or more inputs, per format and instruction set.
 //!
 //! # Contract
-//! A [`DotFn`] takes the raw bytes of one weight row (`row_len` elements in ggml's on-disk
-//! layout, no alignment required), the input as f32 (`x`, `row_len` values) and the same input
-//! quantized by [`quantize_activation`](crate::quantize_activation) (`xq`,
-//! `row_len.div_ceil(32)` blocks), and returns the dot product. Quantized formats read `xq`
-//! only, float formats read `x` only. Mismatched lengths are not checked here (callers such
-//! as [`QTensor`](crate::QTensor) check them once per call, not once per row): the kernel then
-//! stops at the shorter input and never reads out of bounds.
+//! A [`MatmulFn`] takes whole weight rows (`w`, `row_bytes` each, in ggml's on-disk layout,
+//! no alignment required) and an [`Input`] of `n` activation vectors, and writes
+//! `out[r * n + t] = row_r · input_t`: weight-row-major, so that a range of rows is one
+//! contiguous slice of the output and each row's bytes are read once for all inputs.
+//! Quantized formats read the input's 8-bit form ([`quantize_activation`](crate::quantize_activation)),
+//! float formats its f32 values. Lengths are not checked here (callers such as
+//! [`QTensor`](crate::QTensor) check them once per call): a kernel given mismatched lengths
+//! computes what fits and never reads or writes out of bounds.
+//!
+//! A [`DotFn`] is the scalar reference for one row and one input: the twin every SIMD kernel
+//! is tested against.
 //!
 //! # Math
 //! With per-block weight scale `d_w` (and minimum `m_w`) and activation block `(d_a, s_a, q_a)`:
@@ -15,15 +19,13 @@
 //! - Q4_1: Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j] + m_w·s_a
 //! - Q8_0: Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j]
 //!
-//! Inner sums are exact integers. The scalar kernels follow ggml's generic
-//! `ggml_vec_dot_*_generic` and the AVX2 kernels ggml's x86 `ggml_vec_dot_q4_0_q8_0`,
-//! `ggml_vec_dot_q4_1_q8_1` and `ggml_vec_dot_q8_0_q8_0`, including the order of their float
-//! operations: <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>.
-//! The two paths differ only in float rounding (the SIMD path sums eight lanes and fuses
-//! multiply-adds), typically by a few units in the last place of the result.
+//! Inner sums are exact integers. Every path then performs the float operations of
+//! llama.cpp's AVX2 kernels in their order (eight lanes of fused multiply-adds, then a fixed
+//! horizontal sum), so the SIMD kernels, their scalar twins and llama.cpp's AVX2 build agree
+//! bit for bit, and greedy decoding picks the same tokens.
 //!
 //! # Dispatch
-//! [`dot_fn`] picks the fastest kernel once per process ([`best_isa`]); [`dot_fn_for`]
+//! [`matmul_fn`] picks the fastest kernel once per process ([`best_isa`]); [`matmul_fn_for`]
 //! returns a specific path so that tests and benches can compare them.
 
 use std::fmt;
@@ -35,13 +37,19 @@ mod avx2;
 mod f16;
 #[cfg(target_arch = "x86_64")]
 mod f16_avx2;
+mod input;
+mod kquants;
 pub(crate) mod scalar;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
+pub use input::{Input, QuantizedInput};
 
-/// The dot product of one weight row (raw bytes) with an input given as f32 and as its
-/// 8-bit quantization; see the [module docs](self) for the contract.
+/// The dot product of one weight row (raw bytes) with one input given as f32 and as its
+/// 8-bit quantization: the scalar reference of the [module docs](self)' math.
 pub type DotFn = fn(row: &[u8], x: &[f32], xq: &[BlockQ8]) -> f32;
+
+/// Weight rows times `n` inputs, weight-row-major; see the [module docs](self).
+pub type MatmulFn = fn(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]);
 
 /// An instruction-set path for the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,42 +104,74 @@ pub fn best_isa() -> Isa {
     }
 }
 
-/// The fastest dot kernel for rows of type `ty` on this CPU, or `None` when lantern has no
+/// The scalar reference dot kernel for rows of type `ty`, or `None` when lantern has no
 /// kernel for `ty`.
+pub fn dot_fn(ty: GgmlType) -> Option<DotFn> {
+    scalar::dot_fn(ty)
+}
+
+/// The fastest matrix kernel for rows of type `ty` on this CPU, or `None` when lantern has
+/// no kernel for `ty`.
 ///
 /// Formats without a SIMD kernel (F32, F16, BF16) get their scalar kernel, which the compiler
 /// vectorizes as far as it can.
-pub fn dot_fn(ty: GgmlType) -> Option<DotFn> {
-    dot_fn_for(ty, best_isa()).or_else(|| dot_fn_for(ty, Isa::Scalar))
+pub fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
+    matmul_fn_for(ty, best_isa()).or_else(|| matmul_fn_for(ty, Isa::Scalar))
 }
 
-/// The dot kernel for rows of type `ty` on path `isa`.
+/// The matrix kernel for rows of type `ty` on path `isa`.
 ///
 /// Returns `None` when `isa` is not available on this CPU or has no kernel for `ty`.
 ///
 /// # Example
 /// ```
-/// use lantern_core::kernels::{dot_fn_for, Isa};
+/// use lantern_core::kernels::{matmul_fn_for, Isa};
 /// use lantern_core::GgmlType;
 ///
-/// assert!(dot_fn_for(GgmlType::Q4_1, Isa::Scalar).is_some());
-/// assert!(dot_fn_for(GgmlType::F32, Isa::Avx2).is_none()); // floats are scalar only
+/// assert!(matmul_fn_for(GgmlType::Q4_1, Isa::Scalar).is_some());
+/// assert!(matmul_fn_for(GgmlType::F32, Isa::Avx2).is_none()); // floats are scalar only
 /// ```
-pub fn dot_fn_for(ty: GgmlType, isa: Isa) -> Option<DotFn> {
+pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     match isa {
-        Isa::Scalar => scalar::dot_fn(ty),
-        Isa::Avx2 if avx2_detected() => avx2_dot_fn(ty),
+        Isa::Scalar => scalar::matmul_fn(ty).or_else(|| kquants::matmul_fn(ty, isa)),
+        Isa::Avx2 if avx2_detected() => avx2_matmul_fn(ty).or_else(|| kquants::matmul_fn(ty, isa)),
         Isa::Avx2 => None,
     }
 }
 
+/// Whether rows of type `ty` read the 256-value activation blocks
+/// ([`Input::with_q8k`]) rather than the 32-value ones.
+pub fn reads_q8k(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
+}
+
+/// Applies `dot(row, t)` to every whole row of `w` and input `t < n`, into `out[r * n + t]`:
+/// the [`MatmulFn`] contract met one row and one input at a time.
+#[inline(always)]
+fn per_row(
+    w: &[u8],
+    row_bytes: usize,
+    n: usize,
+    out: &mut [f32],
+    dot: impl Fn(&[u8], usize) -> f32,
+) {
+    if row_bytes == 0 || n == 0 {
+        return;
+    }
+    for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = dot(row, t);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
-fn avx2_dot_fn(ty: GgmlType) -> Option<DotFn> {
-    avx2::dot_fn(ty)
+fn avx2_matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
+    avx2::matmul_fn(ty)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn avx2_dot_fn(_ty: GgmlType) -> Option<DotFn> {
+fn avx2_matmul_fn(_ty: GgmlType) -> Option<MatmulFn> {
     None
 }
 
@@ -169,9 +209,10 @@ mod tests {
         let types = [GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1];
         for ty in types.into_iter().chain([GgmlType::Q8_0]) {
             assert!(dot_fn(ty).is_some(), "{ty:?}");
-            assert!(dot_fn_for(ty, Isa::Scalar).is_some(), "{ty:?}");
+            assert!(matmul_fn(ty).is_some(), "{ty:?}");
+            assert!(matmul_fn_for(ty, Isa::Scalar).is_some(), "{ty:?}");
         }
-        assert!(dot_fn(GgmlType::Q4_K).is_none());
+        assert!(matmul_fn(GgmlType::IQ2_XXS).is_none());
         assert_eq!(Isa::Scalar.to_string(), "scalar");
         assert_eq!(Isa::Avx2.to_string(), "avx2");
         assert!(best_isa().is_available());
@@ -185,14 +226,19 @@ mod tests {
         let mut row = vec![0u8; 40];
         quantize_row(GgmlType::Q4_1, &x, &mut row).unwrap();
         for isa in [Isa::Scalar, Isa::Avx2] {
-            let Some(dot) = dot_fn_for(GgmlType::Q4_1, isa) else { continue };
-            let full = dot(&row, &x, &xq);
-            assert!((full - 64.0).abs() < 0.5, "{isa}: {full}");
+            let Some(matmul) = matmul_fn_for(GgmlType::Q4_1, isa) else { continue };
+            let mut out = [0.0f32; 2];
+            matmul(&row, 40, Input::new(&x, &xq, 1), &mut out[..1]);
+            assert!((out[0] - 64.0).abs() < 0.5, "{isa}: {}", out[0]);
             // One block of input: only the first block of the row counts.
-            assert!((dot(&row, &x, &xq[..1]) - 32.0).abs() < 0.5);
-            // A ragged row: the partial block is ignored.
-            assert!((dot(&row[..39], &x, &xq) - 32.0).abs() < 0.5);
-            assert_eq!(dot(&[], &x, &xq), 0.0);
+            matmul(&row[..20], 20, Input::new(&x[..32], &xq[..1], 1), &mut out[..1]);
+            assert!((out[0] - 32.0).abs() < 0.5, "{isa}: {}", out[0]);
+            // Too little output, input or weight: whatever fits, no panic.
+            matmul(&row, 40, Input::new(&x, &xq, 2), &mut out[..1]);
+            matmul(&row[..39], 40, Input::new(&x, &xq, 1), &mut out);
+            matmul(&row, 40, Input::new(&x, &xq[..1], 1), &mut out);
+            matmul(&[], 40, Input::new(&x, &xq, 1), &mut out);
+            matmul(&row, 0, Input::new(&x, &xq, 1), &mut out);
         }
     }
 

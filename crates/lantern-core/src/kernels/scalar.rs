@@ -1,13 +1,12 @@
 //! Portable kernels: the reference twin of every SIMD kernel, and the only path for floats.
 //!
-//! The quantized kernels follow ggml's generic `ggml_vec_dot_q4_0_q8_0_generic`,
-//! `ggml_vec_dot_q4_1_q8_1_generic` and `ggml_vec_dot_q8_0_q8_0_generic` (integer sum per
-//! block, then one f32 multiply-add per block):
-//! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/quants.c>
+//! The quantized kernels reproduce the float arithmetic of ggml's AVX2 kernels (see
+//! [`Lanes`]), so that every path, this one included, gives llama.cpp's AVX2 results bit for
+//! bit: on a CPU without SIMD kernels the same tokens come out.
 
 use half::{bf16, f16};
 
-use super::{blocks, DotFn};
+use super::{blocks, per_row, DotFn, MatmulFn};
 use crate::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, GgmlType, QK8};
 
 /// The scalar kernel for `ty`, if there is one.
@@ -19,6 +18,28 @@ pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
         GgmlType::Q4_0 => dot_q4_0,
         GgmlType::Q4_1 => dot_q4_1,
         GgmlType::Q8_0 => dot_q8_0,
+        _ => return None,
+    })
+}
+
+/// The scalar matrix kernel for `ty`: its dot kernel applied to every row and input.
+pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
+    /// A [`MatmulFn`] that calls dot kernel `$dot` once per row and input.
+    macro_rules! per_row {
+        ($dot:expr) => {{
+            let f: MatmulFn = |w, row_bytes, input, out| {
+                per_row(w, row_bytes, input.n(), out, |row, t| $dot(row, input.x(t), input.q8(t)))
+            };
+            f
+        }};
+    }
+    Some(match ty {
+        GgmlType::F32 => per_row!(dot_f32),
+        GgmlType::F16 => per_row!(dot_f16),
+        GgmlType::BF16 => per_row!(dot_bf16),
+        GgmlType::Q4_0 => per_row!(dot_q4_0),
+        GgmlType::Q4_1 => per_row!(dot_q4_1),
+        GgmlType::Q8_0 => per_row!(dot_q8_0),
         _ => return None,
     })
 }
@@ -99,41 +120,65 @@ fn dot_bf16(row: &[u8], x: &[f32], _xq: &[BlockQ8]) -> f32 {
     lanes8(n, |i| bf16::from_le_bytes([row[2 * i], row[2 * i + 1]]).to_f32() * x[i])
 }
 
-fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let mut sum = 0.0f32;
-    for (w, a) in blocks::<BlockQ4_0>(row).iter().zip(xq) {
-        let mut sumi = 0i32;
-        for j in 0..QK8 / 2 {
-            let lo = i32::from(w.qs[j] & 0x0F) - 8;
-            let hi = i32::from(w.qs[j] >> 4) - 8;
-            sumi += lo * i32::from(a.qs[j]) + hi * i32::from(a.qs[j + QK8 / 2]);
+/// ggml's AVX2 accumulation order: eight f32 lanes, where lane `k` adds, per block, the
+/// exact integer sum of the block's products `4k..4k + 4` times the block's scale with one
+/// fused multiply-add; the result is the lanes' sum in `hsum_float_8`'s order.
+#[derive(Default)]
+struct Lanes([f32; 8]);
+
+impl Lanes {
+    /// Adds one block: `products[j]` is the integer product of element `j`.
+    #[inline(always)]
+    fn add_block(&mut self, scale: f32, products: &[i32; QK8]) {
+        for (k, lane) in self.0.iter_mut().enumerate() {
+            let sum: i32 = products[4 * k..4 * k + 4].iter().sum();
+            *lane = scale.mul_add(sum as f32, *lane);
         }
-        sum += sumi as f32 * (w.d() * a.d);
     }
-    sum
+
+    fn sum(&self) -> f32 {
+        let a = &self.0;
+        let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
+        (r[0] + r[2]) + (r[1] + r[3])
+    }
+}
+
+/// The codes of a 4-bit block in element order: low nibbles, then high nibbles.
+#[inline(always)]
+fn nibbles(qs: &[u8; QK8 / 2]) -> [i32; QK8] {
+    std::array::from_fn(|j| i32::from(if j < 16 { qs[j] & 0x0F } else { qs[j - 16] >> 4 }))
+}
+
+fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
+    let mut lanes = Lanes::default();
+    for (w, a) in blocks::<BlockQ4_0>(row).iter().zip(xq) {
+        let q = nibbles(&w.qs);
+        let products = std::array::from_fn(|j| (q[j] - 8) * i32::from(a.qs[j]));
+        lanes.add_block(w.d() * a.d, &products);
+    }
+    lanes.sum()
 }
 
 fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let mut sum = 0.0f32;
+    let mut lanes = Lanes::default();
+    let mut mins = 0.0f32;
     for (w, a) in blocks::<BlockQ4_1>(row).iter().zip(xq) {
-        let mut sumi = 0i32;
-        for j in 0..QK8 / 2 {
-            let lo = i32::from(w.qs[j] & 0x0F);
-            let hi = i32::from(w.qs[j] >> 4);
-            sumi += lo * i32::from(a.qs[j]) + hi * i32::from(a.qs[j + QK8 / 2]);
-        }
-        sum += (w.d() * a.d) * sumi as f32 + w.m() * a.s;
+        let q = nibbles(&w.qs);
+        let products = std::array::from_fn(|j| q[j] * i32::from(a.qs[j]));
+        lanes.add_block(w.d() * a.d, &products);
+        // ggml writes `summs += m*s`, which GCC (gnu11, -ffp-contract=fast) fuses.
+        mins = w.m().mul_add(a.s, mins);
     }
-    sum
+    lanes.sum() + mins
 }
 
 fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let mut sum = 0.0f32;
+    let mut lanes = Lanes::default();
     for (w, a) in blocks::<BlockQ8_0>(row).iter().zip(xq) {
-        let sumi: i32 = w.qs.iter().zip(&a.qs).map(|(&p, &q)| i32::from(p) * i32::from(q)).sum();
-        sum += sumi as f32 * (w.d() * a.d);
+        let products = std::array::from_fn(|j| i32::from(w.qs[j]) * i32::from(a.qs[j]));
+        lanes.add_block(w.d() * a.d, &products);
     }
-    sum
+    lanes.sum()
 }
 
 #[cfg(test)]

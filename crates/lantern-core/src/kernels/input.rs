@@ -1,0 +1,116 @@
+//! [`Input`]: the activation vectors a matrix kernel reads, and [`QuantizedInput`], the
+//! reusable buffers that quantize them once for every tensor that reads them.
+//!
+//! # Layout contract
+//! `n` vectors of one length `len` lie one after another: `x` holds `n · len` values, `q8`
+//! holds `len.div_ceil(32)` blocks per vector and `q8k` `len.div_ceil(256)` per vector, each
+//! vector quantized on its own. `q8k` is empty unless a K-quant tensor will read the input.
+
+use crate::{quantize_activation, quantize_activation_k, BlockQ8, BlockQ8K, QK8, QK_K};
+
+/// `n` activation vectors of one length, as f32 and in the 8-bit forms the kernels read.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    x: &'a [f32],
+    q8: &'a [BlockQ8],
+    q8k: &'a [BlockQ8K],
+    n: usize,
+}
+
+impl<'a> Input<'a> {
+    /// `n` vectors: `x` holds their values and `q8` their
+    /// [`quantize_activation`](crate::quantize_activation) blocks (see the module docs).
+    pub fn new(x: &'a [f32], q8: &'a [BlockQ8], n: usize) -> Self {
+        Self { x, q8, q8k: &[], n }
+    }
+
+    /// The same input with its [`quantize_activation_k`](crate::quantize_activation_k)
+    /// blocks, which Q4_K and Q6_K tensors read.
+    pub fn with_q8k(self, q8k: &'a [BlockQ8K]) -> Self {
+        Self { q8k, ..self }
+    }
+
+    /// Number of vectors.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The f32 values of vector `t` (empty when out of range).
+    pub fn x(&self, t: usize) -> &'a [f32] {
+        part(self.x, self.n, t)
+    }
+
+    /// The 32-value blocks of vector `t` (empty when out of range).
+    pub fn q8(&self, t: usize) -> &'a [BlockQ8] {
+        part(self.q8, self.n, t)
+    }
+
+    /// The 256-value blocks of vector `t` (empty when out of range or not quantized).
+    pub fn q8k(&self, t: usize) -> &'a [BlockQ8K] {
+        part(self.q8k, self.n, t)
+    }
+
+    /// All 32-value blocks.
+    pub(crate) fn q8_all(&self) -> &'a [BlockQ8] {
+        self.q8
+    }
+
+    /// Total lengths of the values, the 32-value blocks and the 256-value blocks.
+    pub(crate) fn lens(&self) -> (usize, usize, usize) {
+        (self.x.len(), self.q8.len(), self.q8k.len())
+    }
+}
+
+/// Part `t` of `n` equal parts of `all`.
+fn part<T>(all: &[T], n: usize, t: usize) -> &[T] {
+    let len = all.len() / n.max(1);
+    all.get(t * len..(t + 1) * len).unwrap_or_default()
+}
+
+/// Buffers that quantize activation vectors into an [`Input`]; they grow to the largest
+/// input seen and are then reused, so a steady decode loop allocates nothing.
+///
+/// # Example
+/// ```
+/// use lantern_core::kernels::QuantizedInput;
+///
+/// let mut q = QuantizedInput::new(false);
+/// let x = vec![0.5f32; 2 * 64];
+/// let input = q.quantize(&x, 2); // two vectors of 64 values
+/// assert_eq!(input.q8(1).len(), 2);
+/// assert!(input.q8k(0).is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct QuantizedInput {
+    q8: Vec<BlockQ8>,
+    q8k: Vec<BlockQ8K>,
+    k_quants: bool,
+}
+
+impl QuantizedInput {
+    /// Empty buffers; with `k_quants` they also produce the 256-value blocks.
+    pub fn new(k_quants: bool) -> Self {
+        Self { k_quants, ..Self::default() }
+    }
+
+    /// Quantizes `n` vectors held one after another in `x` (`x.len()` a multiple of `n`).
+    pub fn quantize<'a>(&'a mut self, x: &'a [f32], n: usize) -> Input<'a> {
+        let len = x.len() / n.max(1);
+        let x = &x[..len * n];
+        let blocks = len.div_ceil(QK8);
+        self.q8.resize(blocks * n, BlockQ8::default());
+        for (v, q) in x.chunks_exact(len.max(1)).zip(self.q8.chunks_exact_mut(blocks.max(1))) {
+            quantize_activation(v, q);
+        }
+        let mut input = Input::new(x, &self.q8, n);
+        if self.k_quants {
+            let blocks = len.div_ceil(QK_K);
+            self.q8k.resize(blocks * n, BlockQ8K::default());
+            for (v, q) in x.chunks_exact(len.max(1)).zip(self.q8k.chunks_exact_mut(blocks.max(1))) {
+                quantize_activation_k(v, q);
+            }
+            input = input.with_q8k(&self.q8k);
+        }
+        input
+    }
+}

@@ -1,0 +1,360 @@
+//! AVX2 + FMA + F16C twins of the Q5_0, Q4_K and Q6_K kernels (x86-64), chosen at run time.
+//!
+//! Ported from ggml's x86 `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q4_K_q8_K` and
+//! `ggml_vec_dot_q6_K_q8_K`, keeping their order of float operations so that our results match
+//! llama.cpp's AVX2 build:
+//! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
+//! - Q5_0, per block: the nibbles with `0xF0` or'ed in wherever the fifth bit is clear, so that
+//!   each byte reads as the signed code − 16; products with the activation codes by the sign
+//!   trick and `maddubs`/`madd`, as eight f32 lanes of four products; one FMA by d_w·d_a into
+//!   eight accumulators. One horizontal sum at the end.
+//! - Q4_K, per super-block: for each 64 values, `maddubs` of the 32 low and the 32 high
+//!   nibbles with their activation codes and `madd` by the sub-block scale, summed into eight
+//!   i32 lanes that are converted once and FMA'd by d_w·d_a. The minimums: `bsums` added in
+//!   pairs (`hadd`) and multiplied by the eight minimums (`madd`) give four i32 lanes, FMA'd by
+//!   −dmin_w·d_a into a four-lane accumulator. At the end: the horizontal sum of the eight
+//!   lanes plus ((m0 + m2) + (m1 + m3)).
+//! - Q6_K, per super-block: `maddubs` of the codes (0..64) and of the constant 32 with the
+//!   activation codes, subtracted (which applies the −32 offset), `madd` by the sub-block
+//!   scales, summed into eight i32 lanes, converted once and FMA'd by d_w·d_a; one horizontal
+//!   sum at the end.
+//!
+//! ggml's AVX-512 VNNI variants give the same integer lanes, so they round the same way.
+//!
+//! # Safety design
+//! The `unsafe fn`s here require AVX2, FMA and F16C. They are reached only through the
+//! private safe wrappers below, which [`super::matmul_fn`] hands out only after
+//! `avx2_detected` has confirmed those features on this CPU. All loads are unaligned and stay
+//! within one block struct.
+
+use std::arch::x86_64::*;
+
+use crate::kernels::blocks;
+use crate::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K};
+
+#[cfg(test)]
+/// The AVX2 kernel for K-quant rows of type `ty`, if there is one. Callers must have detected
+/// AVX2, FMA and F16C.
+pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
+    Some(match ty {
+        crate::GgmlType::Q4_K => dot_q4_k,
+        crate::GgmlType::Q6_K => dot_q6_k,
+        _ => return None,
+    })
+}
+
+/// Handed out only after feature detection, like every wrapper here.
+pub(super) fn dot_q5_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
+    let w = blocks::<BlockQ5_0>(row);
+    let n = w.len().min(xq.len());
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs); the
+    // slices have equal lengths.
+    unsafe { q5_0(&w[..n], &xq[..n]) }
+}
+
+pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
+    let w = blocks::<BlockQ4K>(row);
+    let n = w.len().min(xq.len());
+    // SAFETY: as in `dot_q5_0`.
+    unsafe { q4_k(&w[..n], &xq[..n]) }
+}
+
+pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
+    let w = blocks::<BlockQ6K>(row);
+    let n = w.len().min(xq.len());
+    // SAFETY: as in `dot_q5_0`.
+    unsafe { q6_k(&w[..n], &xq[..n]) }
+}
+
+/// Horizontal sum of eight f32 lanes, in ggml's `hsum_float_8` order:
+/// ((x4 + x0) + (x6 + x2)) + ((x5 + x1) + (x7 + x3)).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_f32(x: __m256) -> f32 {
+    let r = _mm_add_ps(_mm256_extractf128_ps::<1>(x), _mm256_castps256_ps128(x));
+    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    let r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    _mm_cvtss_f32(r)
+}
+
+/// Two little-endian f16 values widened to f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_pair(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
+    let bits = i32::from_le_bytes([a[0], a[1], b[0], b[1]]);
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
+/// Loads 32 bytes starting at `bytes[0]`.
+///
+/// # Safety
+/// `bytes` must hold at least 32 bytes (every caller passes a 32-byte chunk or array).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load32<T>(bytes: &[T]) -> __m256i {
+    debug_assert!(std::mem::size_of_val(bytes) >= 32);
+    // SAFETY: the caller guarantees 32 readable bytes; unaligned load.
+    unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+}
+
+/// Sums of products of unsigned bytes `u` and signed bytes `s` as eight f32 lanes of four
+/// products each. With |u| <= 16 and |s| <= 127 the i16 stage cannot saturate.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256 {
+    let pairs = _mm256_maddubs_epi16(u, s);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+}
+
+/// Bytes where bit `j` of `bits` is set become 0xFF, the others 0 (ggml's
+/// `bytes_from_bits_32`): each byte of `bits` is broadcast to eight bytes, all bits but the
+/// byte's own are forced to 1, and the bytes that are then all ones had their bit set.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes_from_bits(bits: u32) -> __m256i {
+    let spread =
+        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), spread);
+    let others = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7FBF_DFEF_F7FB_FDFE));
+    _mm256_cmpeq_epi8(others, _mm256_set1_epi64x(-1))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0(w: &[BlockQ5_0], a: &[BlockQ8]) -> f32 {
+    // SAFETY: the features are enabled on this fn; every load reads one whole array field.
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let low_mask = _mm256_set1_epi8(0x0F);
+        let high = _mm256_set1_epi8(0xF0u8 as i8);
+        for (w, a) in w.iter().zip(a) {
+            let (dw, _) = f16_pair(w.d, [0, 0]);
+            let d = _mm256_set1_ps(dw * a.d);
+            // Low nibbles (elements 0..16) in the low lane, high nibbles in the high lane.
+            let packed = _mm_loadu_si128(w.qs.as_ptr().cast());
+            let both = _mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed);
+            let nibbles = _mm256_and_si256(both, low_mask);
+            let qw = _mm256_or_si256(nibbles, _mm256_andnot_si256(bytes_from_bits(w.qh()), high));
+            let qa = load32(&a.qs);
+            // The sign trick: |qw| · (qa with qw's sign), since maddubs needs one unsigned side.
+            let prod = dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
+            acc = _mm256_fmadd_ps(d, prod, acc);
+        }
+        hsum_f32(acc)
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+    // SAFETY: the features are enabled on this fn; every load reads 16 or 32 bytes of one
+    // array field or of a 32- or 64-byte chunk of one.
+    unsafe {
+        let low_mask = _mm256_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = _mm_setzero_ps();
+        for (w, a) in w.iter().zip(a) {
+            let (dw, dminw) = f16_pair(w.d, w.dmin);
+            let d = a.d * dw;
+            let dmin = -a.d * dminw;
+            // Scales in the low lane, minimums in the high lane, as 16 i16 values.
+            let sm = w.scales_and_mins();
+            let mins_and_scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(sm.as_ptr().cast()));
+
+            let bsums = load32(&a.bsums);
+            let pair_sums =
+                _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256::<1>(bsums));
+            let prod = _mm_madd_epi16(_mm256_extracti128_si256::<1>(mins_and_scales), pair_sums);
+            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+
+            let mut sumi = _mm256_setzero_si256();
+            let chunks = w.qs.chunks_exact(32).zip(a.qs.chunks_exact(64));
+            for (j, (q4, q8)) in chunks.enumerate() {
+                let bits = load32(q4);
+                let q4l = _mm256_and_si256(bits, low_mask);
+                let q4h = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), low_mask);
+                let scale_l = _mm256_set1_epi16(i16::from(sm[2 * j]));
+                let scale_h = _mm256_set1_epi16(i16::from(sm[2 * j + 1]));
+                let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, load32(q8)));
+                let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, load32(&q8[32..])));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        let acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        let acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+        hsum_f32(acc) + _mm_cvtss_f32(acc_m)
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+    // SAFETY: the features are enabled on this fn; every load reads 32 bytes of a 32-, 64- or
+    // 128-byte chunk of one array field.
+    unsafe {
+        let low_mask = _mm256_set1_epi8(0x0F);
+        let two_bits = _mm256_set1_epi8(3);
+        let offset = _mm256_set1_epi8(32);
+        let mut acc = _mm256_setzero_ps();
+        for (w, a) in w.iter().zip(a) {
+            let (dw, _) = f16_pair(w.d, [0, 0]);
+            let d = a.d * dw;
+            let mut sumi = _mm256_setzero_si256();
+            let halves = w.ql.chunks_exact(64).zip(w.qh.chunks_exact(32));
+            for (h, ((ql, qh), q8)) in halves.zip(a.qs.chunks_exact(128)).enumerate() {
+                let bits1 = load32(ql);
+                let bits2 = load32(&ql[32..]);
+                let hbits = load32(qh);
+                // Top two bits of elements l, l + 32, l + 64, l + 96 (bits 0-1, 2-3, 4-5, 6-7
+                // of qh[l]), moved to bits 4-5. The 16-bit shifts move no set bit across bytes
+                // once masked.
+                let top = [
+                    _mm256_slli_epi16::<4>(_mm256_and_si256(hbits, two_bits)),
+                    _mm256_slli_epi16::<4>(_mm256_and_si256(
+                        _mm256_srli_epi16::<2>(hbits),
+                        two_bits,
+                    )),
+                    _mm256_slli_epi16::<4>(_mm256_and_si256(
+                        _mm256_srli_epi16::<4>(hbits),
+                        two_bits,
+                    )),
+                    _mm256_slli_epi16::<4>(_mm256_and_si256(
+                        _mm256_srli_epi16::<6>(hbits),
+                        two_bits,
+                    )),
+                ];
+                let low = [
+                    _mm256_and_si256(bits1, low_mask),
+                    _mm256_and_si256(bits2, low_mask),
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(bits1), low_mask),
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(bits2), low_mask),
+                ];
+                let mut p = [_mm256_setzero_si256(); 4];
+                for (k, p) in p.iter_mut().enumerate() {
+                    let codes = _mm256_or_si256(low[k], top[k]);
+                    let q8k = load32(&q8[32 * k..]);
+                    // Σ code·q8 − Σ 32·q8 per pair: at most 63·127·2 + 32·127·2 in magnitude.
+                    let shifted = _mm256_sub_epi16(
+                        _mm256_maddubs_epi16(codes, q8k),
+                        _mm256_maddubs_epi16(offset, q8k),
+                    );
+                    // Elements 32k..32k + 16 of this half are one sub-block, the next 16 the
+                    // next one: the low lane takes the first scale, the high lane the second.
+                    let s = 8 * h + 2 * k;
+                    let scales = _mm256_set_m128i(
+                        _mm_set1_epi16(i16::from(w.scales[s + 1])),
+                        _mm_set1_epi16(i16::from(w.scales[s])),
+                    );
+                    *p = _mm256_madd_epi16(scales, shifted);
+                }
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum_f32(acc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The AVX2 kernels against scalar models of ggml's AVX2 arithmetic: the same integer
+    //! lanes, the same FMAs and the same horizontal-sum order, so the results must be equal bit
+    //! for bit. This is what "keeps ggml's order of float operations" means, checked.
+
+    use super::*;
+    use crate::kernels::kquants::tests::{activations, quantize_q8, quantize_q8k, random_row, rng};
+    use crate::kernels::Isa;
+    use crate::GgmlType;
+    use crate::QK_K;
+
+    /// ggml's `hsum_float_8`: ((x4 + x0) + (x6 + x2)) + ((x5 + x1) + (x7 + x3)).
+    fn hsum(x: [f32; 8]) -> f32 {
+        ((x[4] + x[0]) + (x[6] + x[2])) + ((x[5] + x[1]) + (x[7] + x[3]))
+    }
+
+    /// Adds `d·lanes[k]` to `acc[k]` with one rounding (an FMA), as `_mm256_fmadd_ps` does.
+    fn fma_lanes(acc: &mut [f32; 8], d: f32, lanes: [i32; 8]) {
+        for (a, l) in acc.iter_mut().zip(lanes) {
+            *a = d.mul_add(l as f32, *a);
+        }
+    }
+
+    /// In every 32 values, the i32 lane of value `i` holds values 4k..4k + 4 (k = lane): pairs
+    /// from `maddubs`, pairs of pairs from `madd`.
+    fn lane(i: usize) -> usize {
+        (i % 32) / 4
+    }
+
+    fn model_q5_0(w: &[BlockQ5_0], a: &[BlockQ8]) -> f32 {
+        let mut acc = [0.0f32; 8];
+        for (w, a) in w.iter().zip(a) {
+            let mut lanes = [0i32; 8];
+            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
+                lanes[lane(i)] += i32::from(q) * i32::from(x);
+            }
+            fma_lanes(&mut acc, w.d() * a.d, lanes);
+        }
+        hsum(acc)
+    }
+
+    fn model_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+        let (mut acc, mut acc_m) = ([0.0f32; 8], [0.0f32; 4]);
+        for (w, a) in w.iter().zip(a) {
+            let sm = w.scales_and_mins();
+            // Four i32 lanes of minimums: lane u covers sub-blocks 2u and 2u + 1.
+            let dmin = -a.d * w.dmin();
+            for (u, acc_m) in acc_m.iter_mut().enumerate() {
+                let pair = |s: usize| i32::from(a.bsums[2 * s]) + i32::from(a.bsums[2 * s + 1]);
+                let m = |s: usize| i32::from(sm[8 + s]);
+                let prod = m(2 * u) * pair(2 * u) + m(2 * u + 1) * pair(2 * u + 1);
+                *acc_m = dmin.mul_add(prod as f32, *acc_m);
+            }
+            let mut lanes = [0i32; 8];
+            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
+                lanes[lane(i)] += i32::from(sm[i / 32]) * i32::from(q) * i32::from(x);
+            }
+            fma_lanes(&mut acc, a.d * w.d(), lanes);
+        }
+        hsum(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
+    }
+
+    fn model_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+        let mut acc = [0.0f32; 8];
+        for (w, a) in w.iter().zip(a) {
+            let mut lanes = [0i32; 8];
+            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
+                lanes[lane(i)] += i32::from(w.scales[i / 16]) * i32::from(q) * i32::from(x);
+            }
+            fma_lanes(&mut acc, a.d * w.d(), lanes);
+        }
+        hsum(acc)
+    }
+
+    #[test]
+    fn kernels_give_the_bits_of_ggml_avx2_arithmetic() {
+        if !Isa::Avx2.is_available() {
+            eprintln!("note: this CPU lacks AVX2/FMA/F16C; AVX2 kernels not run");
+            return;
+        }
+        let mut rng = rng(31);
+        for blocks in [1, 2, 6] {
+            let n = blocks * QK_K;
+            for _ in 0..4 {
+                let x = activations(n, &mut rng);
+                let (xq, xqk) = (quantize_q8(&x), quantize_q8k(&x));
+
+                let row = random_row(GgmlType::Q5_0, n, &mut rng);
+                let model = model_q5_0(bytemuck::cast_slice(&row), &xq);
+                assert_eq!(dot_q5_0(&row, &xq).to_bits(), model.to_bits(), "Q5_0 n={n}");
+
+                let row = random_row(GgmlType::Q4_K, n, &mut rng);
+                let model = model_q4_k(bytemuck::cast_slice(&row), &xqk);
+                assert_eq!(dot_q4_k(&row, &xqk).to_bits(), model.to_bits(), "Q4_K n={n}");
+
+                let row = random_row(GgmlType::Q6_K, n, &mut rng);
+                let model = model_q6_k(bytemuck::cast_slice(&row), &xqk);
+                assert_eq!(dot_q6_k(&row, &xqk).to_bits(), model.to_bits(), "Q6_K n={n}");
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! K-quant (Q4_K, Q6_K) and Q5_0 dot kernels.
+//!
+//! # Contract
+//! A kernel takes the raw bytes of one weight row in ggml's on-disk layout (no alignment
+//! required) and the activation quantized once per input: Q5_0 rows pair with [`BlockQ8`]
+//! (from [`quantize_activation`](crate::quantize_activation), 32 values per block; ggml pairs
+//! Q5_0 with `block_q8_0`, whose `d` and `qs` these are), K-quant rows with [`BlockQ8K`] (from
+//! [`quantize_activation_k`](crate::quantize_activation_k), 256 values per block). A kernel
+//! stops at the shorter of the row's whole blocks and the activation blocks, ignores a ragged
+//! tail of the row, and never reads out of bounds or panics.
+//!
+//! # Math
+//! With activation block `(d_a, q_a)` (and, for Q8_K, `bsums`), summing over blocks `b`,
+//! sub-blocks `s` and values `j`:
+//! - Q5_0: `Σ_b (d_w·d_a) · Σ_j (q_w,j − 16)·q_a,j`
+//! - Q4_K: `Σ_b (d_w·d_a) · Σ_s sc_s·Σ_j q_w,j·q_a,j − (dmin_w·d_a) · Σ_s m_s·Σ_j q_a,j`, with
+//!   eight sub-blocks of 32 values; the second sum reads the two `bsums` that cover each
+//!   sub-block.
+//! - Q6_K: `Σ_b (d_w·d_a) · Σ_s sc_s·Σ_j (q_w,j − 32)·q_a,j`, with sixteen sub-blocks of 16.
+//!
+//! Inner sums are exact integers. The scalar kernels follow ggml's generic
+//! `ggml_vec_dot_q5_0_q8_0_generic`, `ggml_vec_dot_q4_K_q8_K_generic` and
+//! `ggml_vec_dot_q6_K_q8_K_generic`
+//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/quants.c>),
+//! the AVX2 kernels ggml's x86 `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q4_K_q8_K` and
+//! `ggml_vec_dot_q6_K_q8_K`, including the order of their float operations
+//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>).
+//! The two paths add the same exact integers in different float groupings (generic Q5_0 keeps
+//! one running sum, the generic K-quant code eight lanes by element index mod 8, the AVX2 code
+//! eight lanes of four adjacent elements per 32, with FMAs), so they differ by float rounding
+//! only, typically a few units in the last place of the result.
+//!
+//! # Dispatch
+//! [`matmul_fn`] hands out the scalar kernels always and the AVX2 kernels only when this CPU
+//! has AVX2, FMA and F16C, as matrix kernels that take one row and one input at a time.
+
+use super::{per_row, Isa, MatmulFn};
+use crate::GgmlType;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod scalar;
+
+#[cfg(test)]
+/// Dot of one Q5_0 row (raw bytes) with a BlockQ8 activation.
+pub(crate) type DotQ8Fn = fn(row: &[u8], xq: &[crate::BlockQ8]) -> f32;
+
+#[cfg(test)]
+/// Dot of one K-quant row (raw bytes) with a Q8_K activation.
+pub(crate) type DotQ8KFn = fn(row: &[u8], xq: &[crate::BlockQ8K]) -> f32;
+
+#[cfg(test)]
+/// The Q5_0 kernel of path `isa`: always for [`Isa::Scalar`], for [`Isa::Avx2`] only when
+/// this CPU has AVX2, FMA and F16C.
+pub(crate) fn q5_0_dot_fn(isa: Isa) -> Option<DotQ8Fn> {
+    match isa {
+        Isa::Scalar => Some(scalar::dot_q5_0),
+        Isa::Avx2 if super::avx2_detected() => avx2_q5_0_dot_fn(),
+        Isa::Avx2 => None,
+    }
+}
+
+#[cfg(test)]
+/// The kernel for K-quant rows of type `ty` (Q4_K or Q6_K) on path `isa`, with the same
+/// availability rule as [`q5_0_dot_fn`]; `None` for other types.
+pub(crate) fn k_dot_fn(ty: GgmlType, isa: Isa) -> Option<DotQ8KFn> {
+    match isa {
+        Isa::Scalar => scalar::k_dot_fn(ty),
+        Isa::Avx2 if super::avx2_detected() => avx2_k_dot_fn(ty),
+        Isa::Avx2 => None,
+    }
+}
+
+/// The matrix kernel for Q5_0, Q4_K or Q6_K rows on path `isa`; `None` for other types or
+/// when `isa` is not available.
+pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
+    /// A [`MatmulFn`] calling `$dot` per row and input, on the activation form `$part`.
+    macro_rules! rows {
+        ($dot:path, $part:ident) => {{
+            let f: MatmulFn = |w, row_bytes, input, out| {
+                per_row(w, row_bytes, input.n(), out, |row, t| $dot(row, input.$part(t)))
+            };
+            f
+        }};
+    }
+    Some(match (ty, isa) {
+        (GgmlType::Q5_0, Isa::Scalar) => rows!(scalar::dot_q5_0, q8),
+        (GgmlType::Q4_K, Isa::Scalar) => rows!(scalar::dot_q4_k, q8k),
+        (GgmlType::Q6_K, Isa::Scalar) => rows!(scalar::dot_q6_k, q8k),
+        #[cfg(target_arch = "x86_64")]
+        (GgmlType::Q5_0, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q5_0, q8),
+        #[cfg(target_arch = "x86_64")]
+        (GgmlType::Q4_K, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q4_k, q8k),
+        #[cfg(target_arch = "x86_64")]
+        (GgmlType::Q6_K, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q6_k, q8k),
+        _ => return None,
+    })
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+fn avx2_q5_0_dot_fn() -> Option<DotQ8Fn> {
+    Some(avx2::dot_q5_0)
+}
+
+#[cfg(all(test, not(target_arch = "x86_64")))]
+fn avx2_q5_0_dot_fn() -> Option<DotQ8Fn> {
+    None
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+fn avx2_k_dot_fn(ty: GgmlType) -> Option<DotQ8KFn> {
+    avx2::k_dot_fn(ty)
+}
+
+#[cfg(all(test, not(target_arch = "x86_64")))]
+fn avx2_k_dot_fn(_ty: GgmlType) -> Option<DotQ8KFn> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every AVX2 kernel against its scalar twin, and both against an f64 reference.
+    //!
+    //! Error budgets, per output y = row · activation. Let A be Σ|terms| of the kernel's math
+    //! at element granularity (in f64): Σ_i |d_w,s·q_i|·|d_a·q_a,i| for Q5_0 and Q6_K, and
+    //! Σ_i (|d_w·sc_s·q_i| + |dmin_w·m_s|)·|d_a·q_a,i| for Q4_K, so that every partial sum any
+    //! path forms (lane, block or running total) is at most A.
+    //! - **AVX2 vs scalar**: both compute the same exact integer sums and differ only in how
+    //!   they group them into f32 lanes and round. Each path rounds at most a few dozen times
+    //!   along any chain of additions (≤ 48 blocks, 8 lanes, a 3-step horizontal sum), each time
+    //!   by at most 2^-24 of a partial sum bounded by A, so either path is within about
+    //!   60·2^-24·A ≈ 3.6e-6·A of the exact math; the budget is |Δ| ≤ 1e-5·A.
+    //! - **Either path vs the f32 reference** Σ w_i·x̂_i in f64, with w the dequantized row and
+    //!   x̂_i = d_a·q_a,i the activation as the kernels see it: the same exact math up to the
+    //!   reference's own f32 roundings of w_i and x̂_i (one each, 2^-24 relative), so the same
+    //!   budget 1e-5·A holds.
+    //! - **Against the unquantized activation x**, the activation's quantization error adds at
+    //!   most Σ|w_i|·|x_i − x̂_i| (triangle inequality), which checks that the activation
+    //!   quantizers and the kernels agree on units and sign.
+
+    use half::f16;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::{
+        dequantize_row, quantize_activation, quantize_activation_k, BlockQ4K, BlockQ5_0, BlockQ6K,
+        QK8, QK_K,
+    };
+    use crate::{BlockQ8, BlockQ8K};
+
+    const K_TYPES: [GgmlType; 2] = [GgmlType::Q4_K, GgmlType::Q6_K];
+    const Q5_0_LENGTHS: [usize; 4] = [256, 512, 576, 1536];
+    const K_LENGTHS: [usize; 3] = [256, 512, 1536];
+
+    pub(super) fn rng(seed: u64) -> StdRng {
+        StdRng::seed_from_u64(seed)
+    }
+
+    /// A random f16 scale in 0.01..0.1, little-endian.
+    fn scale(rng: &mut StdRng) -> [u8; 2] {
+        f16::from_f32(rng.random_range(0.01..0.1)).to_le_bytes()
+    }
+
+    /// A random row of `n` values of `ty` (Q5_0, Q4_K or Q6_K): random bytes for codes, sub-block
+    /// scales and minimums, and sane f16 super-block scales so that every value is finite.
+    pub(super) fn random_row(ty: GgmlType, n: usize, rng: &mut StdRng) -> Vec<u8> {
+        let mut row = vec![0u8; ty.row_bytes(n).unwrap()];
+        rng.fill(&mut row[..]);
+        match ty {
+            GgmlType::Q5_0 => {
+                for b in bytemuck::cast_slice_mut::<u8, BlockQ5_0>(&mut row) {
+                    b.d = scale(rng);
+                }
+            }
+            GgmlType::Q4_K => {
+                for b in bytemuck::cast_slice_mut::<u8, BlockQ4K>(&mut row) {
+                    b.d = scale(rng);
+                    b.dmin = scale(rng);
+                }
+            }
+            GgmlType::Q6_K => {
+                for b in bytemuck::cast_slice_mut::<u8, BlockQ6K>(&mut row) {
+                    b.d = scale(rng);
+                }
+            }
+            _ => unreachable!("{ty:?}"),
+        }
+        row
+    }
+
+    /// Roughly normal activations of unit scale (sum of four uniforms), with one outlier in 64
+    /// as real activations have.
+    pub(super) fn activations(n: usize, rng: &mut StdRng) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let v = (0..4).map(|_| rng.random_range(-1.0f32..1.0)).sum::<f32>() * 0.866;
+                if rng.random_range(0..64) == 0 {
+                    8.0 * v
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn quantize_q8(x: &[f32]) -> Vec<BlockQ8> {
+        let mut xq = vec![BlockQ8::default(); x.len().div_ceil(QK8)];
+        quantize_activation(x, &mut xq);
+        xq
+    }
+
+    pub(super) fn quantize_q8k(x: &[f32]) -> Vec<BlockQ8K> {
+        let mut xq = vec![BlockQ8K::default(); x.len().div_ceil(QK_K)];
+        quantize_activation_k(x, &mut xq);
+        xq
+    }
+
+    /// The kernel's math in f64 and its A (see the module docs), from the blocks.
+    fn exact(ty: GgmlType, row: &[u8], x_seen: &[f32]) -> (f64, f64) {
+        // Per element: the weight term(s) as the kernel forms them, before the activation.
+        let terms: Vec<(f64, f64)> = match ty {
+            GgmlType::Q5_0 => bytemuck::cast_slice::<u8, BlockQ5_0>(row)
+                .iter()
+                .flat_map(|b| b.codes().map(|q| (f64::from(b.d()) * f64::from(q), 0.0)))
+                .collect(),
+            GgmlType::Q4_K => bytemuck::cast_slice::<u8, BlockQ4K>(row)
+                .iter()
+                .flat_map(|b| {
+                    let sm = b.scales_and_mins();
+                    let (d, dmin) = (f64::from(b.d()), f64::from(b.dmin()));
+                    let codes = b.codes();
+                    (0..QK_K).map(move |i| {
+                        let s = i / 32;
+                        (d * f64::from(sm[s]) * f64::from(codes[i]), -dmin * f64::from(sm[8 + s]))
+                    })
+                })
+                .collect(),
+            GgmlType::Q6_K => bytemuck::cast_slice::<u8, BlockQ6K>(row)
+                .iter()
+                .flat_map(|b| {
+                    let codes = b.codes();
+                    let d = f64::from(b.d());
+                    (0..QK_K)
+                        .map(move |i| (d * f64::from(b.scales[i / 16]) * f64::from(codes[i]), 0.0))
+                })
+                .collect(),
+            _ => unreachable!("{ty:?}"),
+        };
+        terms.iter().zip(x_seen).fold((0.0, 0.0), |(sum, abs), (&(w, m), &x)| {
+            let x = f64::from(x);
+            (sum + (w + m) * x, abs + (w.abs() + m.abs()) * x.abs())
+        })
+    }
+
+    /// `d_a·q_a` per element: the activation as the kernels see it.
+    fn seen_q8(xq: &[BlockQ8]) -> Vec<f32> {
+        xq.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect()
+    }
+
+    fn seen_q8k(xq: &[BlockQ8K]) -> Vec<f32> {
+        xq.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect()
+    }
+
+    /// Checks both paths of one row against each other, the exact math, the f32 reference and
+    /// the unquantized activation, within the budgets of the module docs.
+    fn check(
+        ty: GgmlType,
+        row: &[u8],
+        x: &[f32],
+        x_seen: &[f32],
+        dot: impl Fn(Isa) -> Option<f32>,
+    ) {
+        let n = x.len();
+        let mut w = vec![0.0f32; n];
+        dequantize_row(ty, row, &mut w).unwrap();
+        let (exact, a) = exact(ty, row, x_seen);
+        let reference: f64 = w.iter().zip(x_seen).map(|(&w, &x)| f64::from(w) * f64::from(x)).sum();
+        let unquantized: f64 = w.iter().zip(x).map(|(&w, &x)| f64::from(w) * f64::from(x)).sum();
+        let act_err: f64 = w
+            .iter()
+            .zip(x.iter().zip(x_seen))
+            .map(|(&w, (&x, &xs))| f64::from(w).abs() * f64::from(x - xs).abs())
+            .sum();
+        let tol = 1e-5 * a;
+        let scalar = dot(Isa::Scalar).unwrap();
+        for isa in [Isa::Scalar, Isa::Avx2] {
+            let Some(y) = dot(isa) else { continue };
+            let y64 = f64::from(y);
+            assert!((y64 - exact).abs() <= tol, "{ty:?} {isa} n={n}: {y} vs exact {exact}");
+            assert!(
+                (y64 - reference).abs() <= tol,
+                "{ty:?} {isa} n={n}: {y} vs f32 reference {reference} (tol {tol:e})"
+            );
+            assert!(
+                (y - scalar).abs() as f64 <= tol,
+                "{ty:?} {isa} n={n}: {y} vs scalar {scalar} (tol {tol:e})"
+            );
+            let bound = act_err + tol;
+            assert!(
+                (y64 - unquantized).abs() <= bound,
+                "{ty:?} {isa} n={n}: {y} vs unquantized {unquantized} (bound {bound:e})"
+            );
+        }
+    }
+
+    #[test]
+    fn q5_0_paths_agree_with_reference() {
+        let mut rng = rng(11);
+        for n in Q5_0_LENGTHS {
+            for _ in 0..4 {
+                let row = random_row(GgmlType::Q5_0, n, &mut rng);
+                let x = activations(n, &mut rng);
+                let xq = quantize_q8(&x);
+                check(GgmlType::Q5_0, &row, &x, &seen_q8(&xq), |isa| {
+                    q5_0_dot_fn(isa).map(|dot| dot(&row, &xq))
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn k_quant_paths_agree_with_reference() {
+        let mut rng = rng(12);
+        for ty in K_TYPES {
+            for n in K_LENGTHS {
+                for _ in 0..4 {
+                    let row = random_row(ty, n, &mut rng);
+                    let x = activations(n, &mut rng);
+                    let xq = quantize_q8k(&x);
+                    check(ty, &row, &x, &seen_q8k(&xq), |isa| {
+                        k_dot_fn(ty, isa).map(|dot| dot(&row, &xq))
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dispatch() {
+        assert!(q5_0_dot_fn(Isa::Scalar).is_some());
+        assert_eq!(q5_0_dot_fn(Isa::Avx2).is_some(), Isa::Avx2.is_available());
+        for ty in K_TYPES {
+            assert!(k_dot_fn(ty, Isa::Scalar).is_some(), "{ty:?}");
+            assert_eq!(k_dot_fn(ty, Isa::Avx2).is_some(), Isa::Avx2.is_available(), "{ty:?}");
+        }
+        for ty in [GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q5_K, GgmlType::Q8_K] {
+            assert!(k_dot_fn(ty, Isa::Scalar).is_none(), "{ty:?}");
+        }
+        for ty in [GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+            assert!(matmul_fn(ty, Isa::Scalar).is_some(), "{ty:?}");
+            assert_eq!(matmul_fn(ty, Isa::Avx2).is_some(), Isa::Avx2.is_available(), "{ty:?}");
+        }
+        assert!(matmul_fn(GgmlType::Q4_1, Isa::Scalar).is_none());
+    }
+
+    #[test]
+    fn ragged_and_short_inputs_do_not_panic() {
+        let mut rng = rng(13);
+        let x = activations(2 * QK_K, &mut rng);
+        let (xq, xqk) = (quantize_q8(&x), quantize_q8k(&x));
+        for isa in [Isa::Scalar, Isa::Avx2] {
+            if let Some(dot) = q5_0_dot_fn(isa) {
+                let row = random_row(GgmlType::Q5_0, 2 * QK_K, &mut rng);
+                let first = dot(&row[..22], &xq);
+                // Stops at the shorter input; a partial trailing block is ignored.
+                assert_eq!(dot(&row, &xq[..1]), first, "{isa}");
+                assert_eq!(dot(&row[..22 + 21], &xq), first, "{isa}");
+                assert_eq!(dot(&row[..21], &xq), 0.0, "{isa}");
+                assert_eq!(dot(&[], &xq), 0.0, "{isa}");
+                assert_eq!(dot(&row, &[]), 0.0, "{isa}");
+            }
+            for ty in K_TYPES {
+                let Some(dot) = k_dot_fn(ty, isa) else { continue };
+                let size = ty.type_size();
+                let row = random_row(ty, 2 * QK_K, &mut rng);
+                let first = dot(&row[..size], &xqk);
+                assert_eq!(dot(&row, &xqk[..1]), first, "{ty:?} {isa}");
+                assert_eq!(dot(&row[..2 * size - 1], &xqk), first, "{ty:?} {isa}");
+                assert_eq!(dot(&row[..size - 1], &xqk), 0.0, "{ty:?} {isa}");
+                assert_eq!(dot(&row, &[]), 0.0, "{ty:?} {isa}");
+                // Odd offsets: blocks have alignment 1.
+                let mut shifted = vec![0u8; 1];
+                shifted.extend_from_slice(&row);
+                assert_eq!(dot(&shifted[1..], &xqk), dot(&row, &xqk), "{ty:?} {isa}");
+            }
+        }
+    }
+}

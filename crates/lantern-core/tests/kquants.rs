@@ -1,0 +1,271 @@
+//! Q5_0, Q4_K and Q6_K blocks and the Q8_K activation quantizer, checked on hand-built
+//! blocks whose values are worked out in comments.
+//!
+//! The kernels themselves are crate-internal; their tests (AVX2 against scalar against an f64
+//! reference on seeded random rows) are unit tests in `src/kernels/kquants`.
+
+use lantern_core::{
+    dequantize_row, quantize_activation_k, quantize_row, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8K,
+    Error, GgmlType, QK_K,
+};
+
+use crate::common::{randn, rng};
+
+// Little-endian f16 encodings used below.
+const F16_ONE: [u8; 2] = [0x00, 0x3C]; // 1.0
+const F16_HALF: [u8; 2] = [0x00, 0x38]; // 0.5
+const F16_QUARTER: [u8; 2] = [0x00, 0x34]; // 0.25
+const F16_TWO: [u8; 2] = [0x00, 0x40]; // 2.0
+
+fn run(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
+    let mut out = vec![f32::NAN; n];
+    dequantize_row(ty, bytes, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn block_layouts_match_ggml() {
+    // Sizes are ggml's type sizes; fields sit where ggml-common.h puts them.
+    let sizes = [
+        (GgmlType::Q5_0, size_of::<BlockQ5_0>()),
+        (GgmlType::Q4_K, size_of::<BlockQ4K>()),
+        (GgmlType::Q6_K, size_of::<BlockQ6K>()),
+        (GgmlType::Q8_K, size_of::<BlockQ8K>()),
+    ];
+    for (ty, size) in sizes {
+        assert_eq!(ty.type_size(), size, "{ty:?}");
+    }
+    assert_eq!(QK_K, GgmlType::Q4_K.block_size());
+    // Q6_K keeps d last: bytes 208..210.
+    let mut bytes = vec![0u8; 1 + 210];
+    bytes[209..211].copy_from_slice(&F16_TWO);
+    bytes[1 + 192] = 0xFF; // scales[0] = -1
+    let b: &[BlockQ6K] = bytemuck::try_cast_slice(&bytes[1..]).unwrap();
+    assert_eq!(b[0].d(), 2.0);
+    assert_eq!(b[0].scales[0], -1);
+    // Q4_K: d, dmin, then the 12 scale bytes.
+    let mut bytes = vec![0u8; 144];
+    bytes[..4].copy_from_slice(&[0x00, 0x3C, 0x00, 0x38]);
+    bytes[4] = 7;
+    let b: &[BlockQ4K] = bytemuck::try_cast_slice(&bytes).unwrap();
+    assert_eq!((b[0].d(), b[0].dmin(), b[0].scales[0]), (1.0, 0.5, 7));
+}
+
+#[test]
+fn q5_0_block() {
+    // d = 0.5. qs[j] = j | (15 − j) << 4; qh has bits 0..8 and 24..32 set.
+    // Element j < 16: code = j + 16·bit_j − 16, so j − 0 for j < 8 (fifth bit set: j + 16 − 16)
+    // and j − 16 for 8 ≤ j < 16. Element j + 16: code (15 − j) + 16·bit_{j+16} − 16, so
+    // (15 − j) − 16 for j < 8 and (15 − j) for j ≥ 8.
+    let mut bytes = F16_HALF.to_vec();
+    bytes.extend(0xFF00_00FFu32.to_le_bytes());
+    bytes.extend((0u8..16).map(|j| j | ((15 - j) << 4)));
+    let out = run(GgmlType::Q5_0, &bytes, 32);
+    assert_eq!(out[0], 0.0);
+    assert_eq!(out[7], 3.5);
+    assert_eq!(out[8], -4.0); // (8 − 16)·0.5
+    assert_eq!(out[15], -0.5);
+    assert_eq!(out[16], -0.5); // (15 − 16)·0.5
+    assert_eq!(out[24], 3.5); // (15 − 8)·0.5
+    assert_eq!(out[31], 0.0);
+    for j in 0..16 {
+        let lo = if j < 8 { j as f32 } else { j as f32 - 16.0 };
+        let hi = if j < 8 { -1.0 - j as f32 } else { 15.0 - j as f32 };
+        assert_eq!(out[j], 0.5 * lo, "{j}");
+        assert_eq!(out[j + 16], 0.5 * hi, "{j}");
+    }
+}
+
+#[test]
+fn q5_0_round_trip() {
+    // quantize_row's Q5_0 (ggml's reference) then dequantize: each value comes back within
+    // half a step |d| = amax/16 of itself, plus d's f16 rounding over 16 steps.
+    let x = randn(&mut rng(21), 576, 0.1);
+    let mut bytes = vec![0u8; GgmlType::Q5_0.row_bytes(576).unwrap()];
+    quantize_row(GgmlType::Q5_0, &x, &mut bytes).unwrap();
+    let back = run(GgmlType::Q5_0, &bytes, 576);
+    for (xb, bb) in x.chunks(32).zip(back.chunks(32)) {
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (a, b) in xb.iter().zip(bb) {
+            assert!((a - b).abs() <= 0.52 * amax / 16.0 + 1e-6, "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn q4_k_block_with_known_scales_and_mins() {
+    // d = 1, dmin = 0.5. Six-bit (scale, min) per sub-block s, packed as ggml does:
+    //   s < 4:  scales[s] = sc | (top two bits of sc_{s+4}) << 6,
+    //           scales[s + 4] = m | (top two bits of m_{s+4}) << 6,
+    //   s ≥ 4:  scales[s + 4] = (sc & 15) | (m & 15) << 4.
+    // Chosen: sc = [1, 2, 3, 63, 17, 32, 0, 5], m = [0, 1, 2, 63, 33, 16, 4, 0].
+    // Sub-block 4: sc 17 = 0b01_0001 (top 01, low 0001), m 33 = 0b10_0001 (top 10, low 0001).
+    // Sub-block 5: sc 32 = 0b10_0000, m 16 = 0b01_0000. Sub-block 6: sc 0, m 4. Sub-block 7: 5, 0.
+    let scales: [u8; 12] = [
+        0x41, // sc0 = 1, top bits 01 of sc4
+        0x82, // sc1 = 2, top bits 10 of sc5
+        0x03, // sc2 = 3, top bits 00 of sc6
+        0x3F, // sc3 = 63, top bits 00 of sc7
+        0x80, // m0 = 0, top bits 10 of m4
+        0x41, // m1 = 1, top bits 01 of m5
+        0x02, // m2 = 2, top bits 00 of m6
+        0x3F, // m3 = 63, top bits 00 of m7
+        0x11, // sub-block 4: low bits 0001 of sc4 and 0001 of m4
+        0x00, // sub-block 5: low bits 0000 of sc5 and 0000 of m5
+        0x40, // sub-block 6: low bits 0000 of sc6 and 0100 of m6
+        0x05, // sub-block 7: low bits 0101 of sc7 and 0000 of m7
+    ];
+    let mut bytes = [F16_ONE, F16_HALF].concat();
+    bytes.extend(scales);
+    // Codes: qs[32i + l] low nibble = element 64i + l, high nibble = element 64i + 32 + l.
+    // Every low nibble 3, every high nibble 10.
+    bytes.extend([0xA3u8; 128]);
+    let b: &[BlockQ4K] = bytemuck::try_cast_slice(&bytes).unwrap();
+    let sm = b[0].scales_and_mins();
+    assert_eq!(sm, [1, 2, 3, 63, 17, 32, 0, 5, 0, 1, 2, 63, 33, 16, 4, 0]);
+    // value = 1·sc·q − 0.5·m, q = 3 in even sub-blocks and 10 in odd ones.
+    let expected: [f32; 8] = [
+        3.0,        // 1·3 − 0
+        20.0 - 0.5, // 2·10 − 0.5·1
+        9.0 - 1.0,  // 3·3 − 0.5·2
+        630.0 - 31.5,
+        51.0 - 16.5, // 17·3 − 0.5·33
+        320.0 - 8.0, // 32·10 − 0.5·16
+        -2.0,        // 0·3 − 0.5·4
+        50.0,        // 5·10 − 0
+    ];
+    let out = run(GgmlType::Q4_K, &bytes, 256);
+    for (s, chunk) in out.chunks(32).enumerate() {
+        assert!(chunk.iter().all(|&v| v == expected[s]), "sub-block {s}: {chunk:?}");
+    }
+}
+
+#[test]
+fn q6_k_block_element_order() {
+    // d = 0.25. Half 0: ql[l] = 0x21 (low 1, high 2), ql[l + 32] = 0x43 (low 3, high 4),
+    // qh[l] = 0b11_10_01_00, so the top two bits are 0, 1, 2, 3 for elements l, l + 32, l + 64,
+    // l + 96. Codes: 1 + 0 = 1, 3 + 16 = 19, 2 + 32 = 34, 4 + 48 = 52, minus 32:
+    // −31, −13, 2, 20. Half 1 is all zero bytes: codes −32.
+    // Scales: sub-block s (16 values) has scale s − 8.
+    let mut bytes = vec![0x21u8; 32];
+    bytes.extend([0x43u8; 32]);
+    bytes.extend([0u8; 64]); // ql of half 1
+    bytes.extend([0b1110_0100u8; 32]);
+    bytes.extend([0u8; 32]); // qh of half 1
+    bytes.extend((0..16).map(|s: i8| (s - 8) as u8));
+    bytes.extend(F16_QUARTER);
+    let out = run(GgmlType::Q6_K, &bytes, 256);
+    let codes = [-31.0, -13.0, 2.0, 20.0];
+    for (i, &v) in out.iter().enumerate() {
+        let code = if i < 128 { codes[i / 32] } else { -32.0 };
+        let scale = (i / 16) as f32 - 8.0;
+        assert_eq!(v, 0.25 * scale * code, "element {i}");
+    }
+    assert_eq!(out[0], 0.25 * -8.0 * -31.0);
+    assert_eq!(out[255], 0.25 * 7.0 * -32.0);
+}
+
+#[test]
+fn k_quant_rows_are_checked_not_panicking() {
+    let mut out = [0.0f32; 512];
+    assert!(matches!(
+        dequantize_row(GgmlType::Q4_K, &[0u8; 144], &mut out[..255]),
+        Err(Error::RaggedRow { len: 255, block: 256, .. })
+    ));
+    assert!(matches!(
+        dequantize_row(GgmlType::Q6_K, &[0u8; 419], &mut out),
+        Err(Error::SizeMismatch { expected: 420, actual: 419, .. })
+    ));
+    assert!(matches!(
+        quantize_row(GgmlType::Q6_K, &[0.0; 256], &mut [0u8; 210]),
+        Err(Error::UnsupportedType { op: "quantize", .. })
+    ));
+    // Two zero Q4_K blocks dequantize to zeros.
+    dequantize_row(GgmlType::Q4_K, &[0u8; 288], &mut out).unwrap();
+    assert!(out.iter().all(|&v| v == 0.0));
+}
+
+fn quantize_k(x: &[f32]) -> Vec<BlockQ8K> {
+    let mut xq = vec![BlockQ8K { d: 9.0, qs: [9; QK_K], bsums: [9; 16] }; x.len().div_ceil(QK_K)];
+    quantize_activation_k(x, &mut xq);
+    xq
+}
+
+#[test]
+fn q8_k_zero_block() {
+    // ggml: amax = 0 gives d = 0 and zero codes; bsums are zero too.
+    assert_eq!(quantize_k(&[0.0; 256]), vec![BlockQ8K::default()]);
+    assert_eq!(quantize_k(&[-0.0; 300])[1], BlockQ8K::default());
+}
+
+#[test]
+fn q8_k_by_hand() {
+    // Largest magnitude -127 (negative): iscale = -127/-127 = 1, d = 1, codes = round half to
+    // even of the values: 2.5 → 2, 3.5 → 4, -0.5 → 0, 126.5 → 126.
+    let mut x = [0.0f32; 256];
+    x[0] = -127.0;
+    x[1] = 2.5;
+    x[2] = 3.5;
+    x[3] = -0.5;
+    x[16] = 126.5;
+    x[255] = 1.0;
+    let b = quantize_k(&x)[0];
+    assert_eq!(b.d, 1.0);
+    assert_eq!(&b.qs[..4], &[-127, 2, 4, 0]);
+    assert_eq!(b.qs[16], 126);
+    assert_eq!(b.bsums[0], -127 + 2 + 4);
+    assert_eq!(b.bsums[1], 126);
+    assert_eq!(b.bsums[15], 1);
+
+    // Largest magnitude 254 (positive): iscale = -127/254 = -0.5, d = -2. The codes flip sign:
+    // 254 → -127, 3 → -1.5 → -2 (ties to even), 1 → -0.5 → 0, -5 → 2.5 → 2, -254 → 127.
+    let mut x = [0.0f32; 256];
+    x[0] = 3.0;
+    x[1] = 254.0;
+    x[2] = 1.0;
+    x[3] = -5.0;
+    x[4] = -254.0; // the same magnitude as x[1]: the first one sets the sign
+    let b = quantize_k(&x)[0];
+    assert_eq!(b.d, -2.0);
+    assert_eq!(&b.qs[..5], &[-2, -127, 0, 2, 127]);
+    assert_eq!(b.bsums[0], -2 - 127 + 2 + 127);
+}
+
+#[test]
+fn q8_k_sums_padding_and_accuracy() {
+    // 300 values: one full block and one padded with zeros.
+    let x = randn(&mut rng(22), 300, 1.0);
+    let xq = quantize_k(&x);
+    assert_eq!(xq.len(), 2);
+    assert!(xq[1].qs[44..].iter().all(|&q| q == 0));
+    for (b, xb) in xq.iter().zip(x.chunks(QK_K)) {
+        for (j, &s) in b.bsums.iter().enumerate() {
+            let sum: i16 = b.qs[16 * j..16 * j + 16].iter().map(|&q| i16::from(q)).sum();
+            assert_eq!(s, sum);
+        }
+        // Each value is within half a step |d| of d·q, and the largest magnitude is exact.
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!((b.d.abs() - amax / 127.0).abs() <= 1e-6 * amax);
+        assert!(b.qs.contains(&-127));
+        for (&v, &q) in xb.iter().zip(&b.qs) {
+            assert!((v - b.d * f32::from(q)).abs() <= 0.5001 * b.d.abs(), "{v} vs {q}");
+        }
+    }
+}
+
+#[test]
+fn q8_k_short_output_does_not_panic_in_release() {
+    if cfg!(debug_assertions) {
+        return; // the length check is a debug_assert
+    }
+    let x = vec![-1.0f32; 600];
+    let mut short = [BlockQ8K::default(); 1];
+    quantize_activation_k(&x, &mut short);
+    // -1 is the value of largest magnitude: iscale = 127, every code -127, d = 1/127.
+    assert_eq!(short[0].qs, [-127; QK_K]);
+    let mut long = [BlockQ8K { d: 9.0, qs: [9; QK_K], bsums: [9; 16] }; 4];
+    quantize_activation_k(&x, &mut long);
+    assert_eq!(long[2].qs[87], -127); // values 512..600: 88 real ones, then padding
+    assert_eq!(long[2].qs[88], 0);
+    assert_eq!(long[3], BlockQ8K::default());
+}
