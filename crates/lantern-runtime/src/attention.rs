@@ -14,9 +14,9 @@
 //! the extra precision matters more than the last bit.
 
 use half::f16;
-use lantern_core::kernels::f16_kernels;
+use lantern_core::kernels::{f16_kernels, vector_kernels};
 
-use crate::ops::{exp_like_ggml, fused_multiply_add};
+use crate::ops::fused_multiply_add;
 
 /// Batches at least this long use [`attend_long_batch`] (the peer's `GGML_FA_TILE_Q`).
 pub(crate) const LONG_BATCH: usize = 64;
@@ -127,11 +127,7 @@ pub(crate) fn attend_long_batch(
             *s = (kernels.dot_f32)(q_h, &keys[row..row + d]) * scale;
             max = max.max(*s);
         }
-        let mut sum = 0.0f64;
-        for s in scores.iter_mut() {
-            *s = exp_like_ggml(*s - max);
-            sum += f64::from(*s);
-        }
+        let sum = (vector_kernels().exp_shifted)(scores, max);
         acc.fill(0.0);
         for (j, &p) in scores.iter().enumerate() {
             let row = j * kv_dim + kv;

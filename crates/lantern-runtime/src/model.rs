@@ -10,7 +10,7 @@ use lantern_io::GgufModel;
 
 use crate::attention::{attend, attend_long_batch, Heads, Scratch, LONG_BATCH};
 use crate::kv_cache::KvCache;
-use crate::ops::{add_assign, rms_norm, rope, silu_mul};
+use crate::ops::{add_assign, rms_norm, rope};
 use crate::workers::Workers;
 use crate::{Error, ModelConfig, Result, Weights};
 
@@ -285,7 +285,7 @@ impl Model {
             let xn = buf.xq.quantize(&buf.xn[..n * d], n);
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
-            silu_mul(&mut buf.gate[..n * ff], &buf.up[..n * ff]);
+            (kernels::vector_kernels().silu_mul)(&mut buf.gate[..n * ff], &buf.up[..n * ff]);
             let hidden = buf.hq.quantize(&buf.gate[..n * ff], n);
             workers.linear(&layer.down, hidden, &mut buf.mix[..n * d], &mut buf.transpose)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);

@@ -37,53 +37,11 @@ pub(crate) fn rope(x: &mut [f32], pos: usize, head_dim: usize, rope_dim: usize, 
     }
 }
 
-/// `gate = silu(gate) · up`, the SiLU-gated FFN activation, in place.
-///
-/// SiLU uses ggml's vectorized exponential ([`exp_like_ggml`]) rather than libm's, so the
-/// activations round as the peer's do.
-pub(crate) fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + exp_like_ggml(-*g)) * u;
-    }
-}
-
 /// `a·b + c` rounded once, as an FMA instruction computes it: the product of two f32 is exact
 /// in f64, so only the sum is rounded (twice in rare cases, which f32 results do not show).
 #[inline]
 pub(crate) fn fused_multiply_add(a: f32, b: f32, c: f32) -> f32 {
     (f64::from(a) * f64::from(b) + f64::from(c)) as f32
-}
-
-/// e^x as ggml's `ggml_v_expf` computes it on AVX2 (the peer's build on this kind of
-/// machine; an ARM optimized-routines port): a range reduction by ln 2, a degree-5 polynomial
-/// of fused multiply-adds, and the power of two built from the exponent bits (within 1.5 ulp).
-/// <https://github.com/ggml-org/llama.cpp/blob/b6000/ggml/src/ggml-cpu/vec.h>
-pub(crate) fn exp_like_ggml(x: f32) -> f32 {
-    let c = f32::from_bits;
-    let fma = fused_multiply_add;
-    let round = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
-    let z = fma(x, c(0x3FB8_AA3B), round); // x·log2(e) + round
-    let n = z - round;
-    let b = fma(-n, c(0x35BF_BE8E), fma(-n, c(0x3F31_7200), x)); // x − n·ln 2, in two parts
-    let e = z.to_bits() << 23;
-    let k = c(e.wrapping_add(1f32.to_bits())); // 2^n while n is in range
-    let u = b * b;
-    let j = fma(
-        fma(fma(c(0x3C07_2010), b, c(0x3D2B_9F17)), u, fma(c(0x3E2A_AF33), b, c(0x3EFF_FEDB))),
-        u,
-        c(0x3F7F_FFF6) * b,
-    );
-    if n.abs() <= 126.0 {
-        return fma(k, j, k);
-    }
-    // Near overflow or underflow 2^n is split in two factors.
-    let g = if n <= 0.0 { 0x8200_0000u32 } else { 0 };
-    let s1 = c(g.wrapping_add(0x7F00_0000));
-    if n.abs() > 192.0 {
-        return s1 * s1;
-    }
-    let s2 = c(e.wrapping_sub(g));
-    fma(s2, j, s2) * s1
 }
 
 /// `acc += x`, element-wise.
@@ -101,18 +59,6 @@ mod tests {
         let mut out = [0.0; 4];
         rms_norm(&x, &[1.0, 1.0, 2.0, 2.0], 0.0, &mut out);
         assert!((out[0] - 1.2).abs() < 1e-6 && (out[1] - 1.6).abs() < 1e-6);
-    }
-
-    #[test]
-    fn exp_like_ggml_is_within_two_ulp_of_exp() {
-        for i in -8700..8700 {
-            let x = i as f32 / 100.0;
-            let (ours, exact) = (exp_like_ggml(x), f64::from(x).exp());
-            let ulp = f64::from(f32::EPSILON) * exact;
-            assert!((f64::from(ours) - exact).abs() <= 2.0 * ulp, "{x}: {ours} vs {exact}");
-        }
-        assert_eq!(exp_like_ggml(-200.0), 0.0);
-        assert_eq!(exp_like_ggml(200.0), f32::INFINITY);
     }
 
     #[test]

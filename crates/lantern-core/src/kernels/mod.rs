@@ -40,9 +40,13 @@ mod f16_avx2;
 mod input;
 mod kquants;
 pub(crate) mod scalar;
+mod vector;
+#[cfg(target_arch = "x86_64")]
+mod vector_avx2;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
 pub use input::{Input, QuantizedInput};
+pub use vector::{vector_kernels, vector_kernels_for, VectorKernels};
 
 /// The dot product of one weight row (raw bytes) with one input given as f32 and as its
 /// 8-bit quantization: the scalar reference of the [module docs](self)' math.
