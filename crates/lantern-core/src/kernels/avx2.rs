@@ -186,6 +186,31 @@ unsafe fn hsum(lo: __m128, hi: __m128) -> f32 {
     }
 }
 
+/// The activation's elements 0..16 and 16..32, each broadcast to both 128-bit lanes.
+#[inline(always)]
+unsafe fn activation_halves(a: &BlockQ8) -> (__m256i, __m256i) {
+    // SAFETY: reads the 32 bytes of `a.qs`.
+    unsafe {
+        let q = a.qs.as_ptr();
+        (
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(q.cast())),
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(q.add(QK8 / 2).cast())),
+        )
+    }
+}
+
+/// 8·(a_j + a_j+1) for each pair of elements of both halves, summed: subtracted from the
+/// products of unsigned codes, it makes them products of q − 8. Σ(q − 8)·a = Σq·a − 8·Σa
+/// gives the same integers as ggml's signed products, and is shared by all rows.
+#[inline(always)]
+unsafe fn offset_bias(al: __m256i, ah: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let eight = _mm256_set1_epi8(8);
+        _mm256_add_epi16(_mm256_maddubs_epi16(eight, al), _mm256_maddubs_epi16(eight, ah))
+    }
+}
+
 /// Nibble blocks of 8 rows in the paired layout: for pair `p`, row `p` in the low lane and
 /// row `p + 4` in the high lane, split into low nibbles (elements 0..16) and high nibbles
 /// (elements 16..32), each in 0..16.
@@ -214,30 +239,42 @@ impl Nibbles {
         }
     }
 
-    /// Adds `scale · products` with activation `a` to the paired accumulators: pair `p`
-    /// keeps row `p`'s lanes 0..4 | row `p + 4`'s lanes 0..4 in `lanes[2p]` and their lanes
-    /// 4..8 in `lanes[2p + 1]`. `dd` holds the 8 rows' combined scales in row order. With
-    /// `OFFSET_8` the codes count as q − 8 (Q4_0).
+    /// Each row's exact sum of (q − 8)·a with activation `a` (Q4_0), as i32 lanes in row
+    /// order.
     #[inline(always)]
-    unsafe fn accumulate<const OFFSET_8: bool>(&self, a: &BlockQ8, dd: __m256, acc: &mut Acc) {
+    unsafe fn offset_row_sums(&self, a: &BlockQ8) -> __m256i {
         // SAFETY: reads the 32 bytes of `a.qs`; the rest is register-only.
         unsafe {
-            let q = a.qs.as_ptr();
-            let al = _mm256_broadcastsi128_si256(_mm_loadu_si128(q.cast()));
-            let ah = _mm256_broadcastsi128_si256(_mm_loadu_si128(q.add(QK8 / 2).cast()));
-            // Σ(q − 8)·a over a pair of elements is Σq·a − 8·Σa: the same integers as
-            // ggml's signed products, with the 8·Σa pairs shared by all rows.
-            let (bias_lo, bias_hi) = if OFFSET_8 {
-                let eight = _mm256_set1_epi8(8);
-                (_mm256_maddubs_epi16(eight, al), _mm256_maddubs_epi16(eight, ah))
-            } else {
-                (_mm256_setzero_si256(), _mm256_setzero_si256())
-            };
+            let (al, ah) = activation_halves(a);
+            let bias = offset_bias(al, ah);
+            let ones = _mm256_set1_epi16(1);
+            // Per pair: row p in the low lane, row p + 4 in the high lane, as i32 partial sums;
+            // a pair of i16 products is at most 2 · 15 · 127, two of them 7620.
+            let p: [__m256i; 4] = std::array::from_fn(|p| {
+                let qa = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(self.lo[p], al),
+                    _mm256_maddubs_epi16(self.hi[p], ah),
+                );
+                _mm256_madd_epi16(_mm256_sub_epi16(qa, bias), ones)
+            });
+            // hadd works per lane: [r0 r0 r1 r1 | r4 r4 r5 r5], then [r0 r1 r2 r3 | r4 r5 r6 r7].
+            _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]))
+        }
+    }
+
+    /// Adds `scale · products` with activation `a` to the paired accumulators: pair `p`
+    /// keeps row `p`'s lanes 0..4 | row `p + 4`'s lanes 0..4 in `lanes[2p]` and their lanes
+    /// 4..8 in `lanes[2p + 1]`. `dd` holds the 8 rows' combined scales in row order.
+    #[inline(always)]
+    unsafe fn accumulate(&self, a: &BlockQ8, dd: __m256, acc: &mut Acc) {
+        // SAFETY: reads the 32 bytes of `a.qs`; the rest is register-only.
+        unsafe {
+            let (al, ah) = activation_halves(a);
             let ones = _mm256_set1_epi16(1);
             for p in 0..4 {
                 // Codes are 0..16, so a pair of products is at most 2 · 15 · 127 in i16.
-                let lo = _mm256_sub_epi16(_mm256_maddubs_epi16(self.lo[p], al), bias_lo);
-                let hi = _mm256_sub_epi16(_mm256_maddubs_epi16(self.hi[p], ah), bias_hi);
+                let lo = _mm256_maddubs_epi16(self.lo[p], al);
+                let hi = _mm256_maddubs_epi16(self.hi[p], ah);
                 let lo = _mm256_cvtepi32_ps(_mm256_madd_epi16(lo, ones));
                 let hi = _mm256_cvtepi32_ps(_mm256_madd_epi16(hi, ones));
                 // [dd_p × 4 | dd_{p+4} × 4]: an in-lane broadcast of lane p.
@@ -270,6 +307,10 @@ impl Nibbles {
 }
 
 /// ggml `block_q4_0` (18 bytes: f16 d, 16 bytes of nibbles): value = d·(q − 8).
+///
+/// One lane per row: llama.cpp repacks Q4_0 weights on x86 and accumulates each row's exact
+/// block sum with one FMA per block (`ggml_gemv_q4_0_8x8_q8_0`, `ggml_gemm_q4_0_8x8_q8_0`),
+/// and so does this kernel, from the file's own layout.
 struct Q4_0;
 
 impl Format for Q4_0 {
@@ -286,14 +327,18 @@ impl Format for Q4_0 {
     unsafe fn accumulate((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
         // SAFETY: the caller's contract.
         unsafe {
-            q.accumulate::<true>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
+            let sums = _mm256_cvtepi32_ps(q.offset_row_sums(a));
+            acc.lanes[0] =
+                _mm256_fmadd_ps(_mm256_mul_ps(*d, _mm256_set1_ps(a.d)), sums, acc.lanes[0]);
         }
     }
 
     #[inline(always)]
     unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
-        // SAFETY: the caller's contract.
-        unsafe { Nibbles::finish(acc) }
+        let mut sums = [0.0; ROWS];
+        // SAFETY: stores the 8 lanes into an array of 8.
+        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc.lanes[0]) };
+        sums
     }
 }
 
@@ -325,7 +370,7 @@ impl Format for Q4_1 {
         unsafe {
             // ggml's `summs += m*s`, fused by GCC, one lane per row.
             acc.mins = _mm256_fmadd_ps(*m, _mm256_set1_ps(a.s), acc.mins);
-            q.accumulate::<false>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
+            q.accumulate(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
         }
     }
 

@@ -20,9 +20,11 @@
 //! - Q8_0: Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j]
 //!
 //! Inner sums are exact integers. Every path then performs the float operations of
-//! llama.cpp's AVX2 kernels in their order (eight lanes of fused multiply-adds, then a fixed
-//! horizontal sum), so the SIMD kernels, their scalar twins and llama.cpp's AVX2 build agree
-//! bit for bit, and greedy decoding picks the same tokens.
+//! llama.cpp's kernels for the format on an AVX2 CPU, in their order, so the SIMD kernels,
+//! their scalar twins and llama.cpp's AVX2 build agree bit for bit, and greedy decoding picks
+//! the same tokens: for Q4_1 and Q8_0, eight lanes of fused multiply-adds per row and a fixed
+//! horizontal sum (`ggml_vec_dot_*`); for Q4_0, which llama.cpp repacks, one fused
+//! multiply-add per block and row (`ggml_gemv_q4_0_8x8_q8_0`).
 //!
 //! # Dispatch
 //! [`matmul_fn`] picks the fastest kernel once per process ([`best_isa`]); [`matmul_fn_for`]

@@ -149,14 +149,15 @@ fn nibbles(qs: &[u8; QK8 / 2]) -> [i32; QK8] {
     std::array::from_fn(|j| i32::from(if j < 16 { qs[j] & 0x0F } else { qs[j - 16] >> 4 }))
 }
 
+/// One f32 sum per row, as llama.cpp's repacked Q4_0 kernels keep it (see the AVX2 kernel).
 fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let mut lanes = Lanes::default();
+    let mut sum = 0.0f32;
     for (w, a) in blocks::<BlockQ4_0>(row).iter().zip(xq) {
         let q = nibbles(&w.qs);
-        let products = std::array::from_fn(|j| (q[j] - 8) * i32::from(a.qs[j]));
-        lanes.add_block(w.d() * a.d, &products);
+        let sumi: i32 = (0..QK8).map(|j| (q[j] - 8) * i32::from(a.qs[j])).sum();
+        sum = (w.d() * a.d).mul_add(sumi as f32, sum);
     }
-    lanes.sum()
+    sum
 }
 
 fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
