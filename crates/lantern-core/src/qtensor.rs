@@ -118,13 +118,13 @@ impl QTensor {
         Ok(out)
     }
 
-    /// Matrix product over a range of rows: `out[(r - rows.start) * n + t] = row(r) · x_t`
-    /// for the `n` vectors of `input`.
+    /// Matrix product over a range of rows: `out[t * rows.len() + (r - rows.start)] =
+    /// row(r) · x_t` for the `n` vectors of `input`.
     ///
-    /// The result is weight-row-major, so that a range of rows is one contiguous slice of the
-    /// output and the row's bytes are read once for all inputs; with one input it is simply
-    /// `out[r - rows.start]`. Each format reads the form of the input its kernel needs (see
-    /// [`Input`]), so the caller quantizes once and reuses it across tensors.
+    /// One run of results per input; with one input it is simply `out[r - rows.start]`.
+    /// Each row's bytes are read once for all inputs. Each format reads the form of the
+    /// input its kernel needs (see [`Input`]), so the caller quantizes once and reuses it
+    /// across tensors.
     ///
     /// # Errors
     /// [`Error::UnsupportedType`] for a type without kernels, [`Error::ShapeMismatch`] when

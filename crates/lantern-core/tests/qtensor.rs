@@ -32,7 +32,11 @@ fn many_inputs_equal_one_at_a_time() {
                 t.matmul(rows.clone(), Input::new(x_i, xq_i, 1), &mut mv).unwrap();
                 for (r, &v) in mv.iter().enumerate() {
                     // Same kernel on the same bytes: equal to the bit.
-                    assert_eq!(mm[r * n + i].to_bits(), v.to_bits(), "{ty:?} row {r} input {i}");
+                    assert_eq!(
+                        mm[i * rows.len() + r].to_bits(),
+                        v.to_bits(),
+                        "{ty:?} row {r} input {i}"
+                    );
                 }
             }
         }

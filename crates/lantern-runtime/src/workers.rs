@@ -57,7 +57,8 @@ impl Workers {
 
     /// `out = W·x` for `n` inputs: `out` is token-major, `n` rows of `w.n_rows()` values.
     ///
-    /// `scratch` holds the weight-row-major intermediate of a batch; it only grows.
+    /// With several inputs each task writes its rows' results to its own part of `scratch`
+    /// (one run per input), which are then copied into place; `scratch` only grows.
     pub(crate) fn linear(
         &self,
         w: &QTensor,
@@ -79,9 +80,10 @@ impl Workers {
             let start = i * chunk;
             Ok(w.matmul(start..start + part.len() / n, input, part)?)
         })?;
-        for (t, out_t) in out.chunks_exact_mut(rows).enumerate() {
-            for (r, o) in out_t.iter_mut().enumerate() {
-                *o = scratch[r * n + t];
+        for (i, part) in scratch.chunks(chunk * n).enumerate() {
+            let (start, len) = (i * chunk, part.len() / n);
+            for (out_t, part_t) in out.chunks_exact_mut(rows).zip(part.chunks_exact(len)) {
+                out_t[start..start + len].copy_from_slice(part_t);
             }
         }
         Ok(())

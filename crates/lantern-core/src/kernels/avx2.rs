@@ -61,6 +61,8 @@ pub(super) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
 
 /// Rows per tile.
 const ROWS: usize = 8;
+/// Inputs per tile at most.
+const MAX_INPUTS: usize = 4;
 
 /// The running sums of a tile: 8 lanes per row, and one lane per row for a second term.
 #[derive(Clone, Copy)]
@@ -75,6 +77,9 @@ struct Acc {
 trait Format {
     /// Bytes per block of 32 weights.
     const BLOCK_BYTES: usize;
+    /// Inputs a tile takes at once (up to [`MAX_INPUTS`]): more share the unpacking of each
+    /// block, as long as their accumulators fit in registers.
+    const INPUTS: usize;
     /// One block of 8 rows, unpacked for the integer products.
     type Block: Copy;
 
@@ -98,7 +103,7 @@ trait Format {
     unsafe fn finish(acc: &Acc) -> [f32; ROWS];
 }
 
-/// `out[r * n + t] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
+/// `out[t * rows + r] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
 /// (`row_bytes / F::BLOCK_BYTES` blocks each). Inputs beyond what `xq` holds, and outputs
 /// beyond `out`, are skipped.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -120,34 +125,62 @@ unsafe fn matmul<F: Format>(w: &[u8], row_bytes: usize, xq: &[BlockQ8], n: usize
         // rows side by side, not as one stream.
         let next = &w[w.len().min((r0 + ROWS) * row_bytes)..];
         let next = &next[..next.len().min(ROWS * row_bytes)];
-        for (t, xq) in xq.chunks_exact(blocks).take(n).enumerate() {
+        let mut t0 = 0;
+        while t0 < n {
+            let inputs = F::INPUTS.min(n - t0);
+            let xq = &xq[t0 * blocks..(t0 + inputs) * blocks];
+            let next = if t0 == 0 { next } else { &[] };
+            let mut sums = [[0.0; ROWS]; MAX_INPUTS];
             // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes,
-            // and `xq` holds `blocks` blocks.
-            let sums = unsafe { tile::<F>(&ptrs, xq, if t == 0 { next } else { &[] }) };
-            for (i, &sum) in sums.iter().enumerate().take(rows - r0) {
-                out[(r0 + i) * n + t] = sum;
+            // and `xq` holds `inputs` inputs of `blocks` blocks.
+            unsafe {
+                match inputs {
+                    1 => tile::<F, 1>(&ptrs, xq, blocks, next, &mut sums),
+                    2 => tile::<F, 2>(&ptrs, xq, blocks, next, &mut sums),
+                    3 => tile::<F, 3>(&ptrs, xq, blocks, next, &mut sums),
+                    _ => tile::<F, MAX_INPUTS>(&ptrs, xq, blocks, next, &mut sums),
+                }
             }
+            let valid = ROWS.min(rows - r0);
+            for (t, sums) in sums.iter().take(inputs).enumerate() {
+                let start = (t0 + t) * rows + r0;
+                out[start..start + valid].copy_from_slice(&sums[..valid]);
+            }
+            t0 += inputs;
         }
     }
 }
 
-/// One tile: 8 rows times one input, prefetching `next` on the way.
+/// One tile: 8 rows times `T` inputs, prefetching `next` on the way; row `i`'s result for
+/// input `t` goes to `sums[t][i]`.
 #[inline(always)]
-unsafe fn tile<F: Format>(rows: &[*const u8; ROWS], xq: &[BlockQ8], next: &[u8]) -> [f32; ROWS] {
+unsafe fn tile<F: Format, const T: usize>(
+    rows: &[*const u8; ROWS],
+    xq: &[BlockQ8],
+    blocks: usize,
+    next: &[u8],
+    sums: &mut [[f32; ROWS]; MAX_INPUTS],
+) {
     // SAFETY: the caller's contract (see `matmul`).
     unsafe {
-        let mut acc = Acc { lanes: [_mm256_setzero_ps(); ROWS], mins: _mm256_setzero_ps() };
+        let zero = Acc { lanes: [_mm256_setzero_ps(); ROWS], mins: _mm256_setzero_ps() };
+        let mut acc = [zero; T];
         let mut prefetched = 0;
-        for (b, a) in xq.iter().enumerate() {
+        for b in 0..blocks {
             // An even share of the next tile's cache lines per block.
-            let until = next.len() * (b + 1) / xq.len();
+            let until = next.len() * (b + 1) / blocks;
             while prefetched < until {
                 _mm_prefetch::<_MM_HINT_T0>(next.as_ptr().add(prefetched).cast());
                 prefetched += 64;
             }
-            F::accumulate(&F::load(rows, b * F::BLOCK_BYTES), a, &mut acc);
+            let w = F::load(rows, b * F::BLOCK_BYTES);
+            for (t, acc) in acc.iter_mut().enumerate() {
+                F::accumulate(&w, &xq[t * blocks + b], acc);
+            }
         }
-        F::finish(&acc)
+        for (sums, acc) in sums.iter_mut().zip(&acc) {
+            *sums = F::finish(acc);
+        }
     }
 }
 
@@ -315,6 +348,7 @@ struct Q4_0;
 
 impl Format for Q4_0 {
     const BLOCK_BYTES: usize = 18;
+    const INPUTS: usize = 4;
     type Block = (Nibbles, __m256);
 
     #[inline(always)]
@@ -347,6 +381,7 @@ struct Q4_1;
 
 impl Format for Q4_1 {
     const BLOCK_BYTES: usize = 20;
+    const INPUTS: usize = 1;
     type Block = (Nibbles, __m256, __m256);
 
     #[inline(always)]
@@ -394,6 +429,7 @@ struct Q8_0;
 
 impl Format for Q8_0 {
     const BLOCK_BYTES: usize = 34;
+    const INPUTS: usize = 1;
     /// Per row: |q| and q (whose signs move onto the activation), and the scales.
     type Block = ([__m256i; ROWS], [__m256i; ROWS], __m256);
 

@@ -3,8 +3,8 @@
 //! # Contract
 //! A [`MatmulFn`] takes whole weight rows (`w`, `row_bytes` each, in ggml's on-disk layout,
 //! no alignment required) and an [`Input`] of `n` activation vectors, and writes
-//! `out[r * n + t] = row_r · input_t`: weight-row-major, so that a range of rows is one
-//! contiguous slice of the output and each row's bytes are read once for all inputs.
+//! `out[t * rows + r] = row_r · input_t`: one run of `rows` results per input, as the next
+//! layer reads them. Each row's bytes are read once for all inputs.
 //! Quantized formats read the input's 8-bit form ([`quantize_activation`](crate::quantize_activation)),
 //! float formats its f32 values. Lengths are not checked here (callers such as
 //! [`QTensor`](crate::QTensor) check them once per call): a kernel given mismatched lengths
@@ -54,7 +54,7 @@ pub use vector::{vector_kernels, vector_kernels_for, VectorKernels};
 /// 8-bit quantization: the scalar reference of the [module docs](self)' math.
 pub type DotFn = fn(row: &[u8], x: &[f32], xq: &[BlockQ8]) -> f32;
 
-/// Weight rows times `n` inputs, weight-row-major; see the [module docs](self).
+/// Weight rows times `n` inputs, one run of results per input; see the [module docs](self).
 pub type MatmulFn = fn(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]);
 
 /// An instruction-set path for the kernels.
@@ -151,8 +151,8 @@ pub fn reads_q8k(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
 }
 
-/// Applies `dot(row, t)` to every whole row of `w` and input `t < n`, into `out[r * n + t]`:
-/// the [`MatmulFn`] contract met one row and one input at a time.
+/// Applies `dot(row, t)` to every whole row of `w` and input `t < n`, into
+/// `out[t * rows + r]`: the [`MatmulFn`] contract met one row and one input at a time.
 #[inline(always)]
 fn per_row(
     w: &[u8],
@@ -164,8 +164,9 @@ fn per_row(
     if row_bytes == 0 || n == 0 {
         return;
     }
-    for (row, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
-        for (t, o) in out.iter_mut().enumerate() {
+    let rows = (w.len() / row_bytes).min(out.len() / n);
+    for (t, out) in out.chunks_exact_mut(rows.max(1)).take(n).enumerate() {
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
             *o = dot(row, t);
         }
     }
