@@ -8,19 +8,19 @@
 //! - **Quantized formats vs the f32 reference** (dequantized weights · x in f64): the kernels
 //!   see the activation as d·q, so the error is at most Σ|w_i|·|x_i − d·q_i|, plus for Q4_1 the
 //!   f16 rounding of s, Σ_b |m_b|·|s_b − d_b·Σq_b|, plus rounding (checked exactly). As a
-//!   per-format budget that needs no knowledge of q: Q4_0, Q4_1 and Q8_0 all share the
+//!   per-format budget that needs no knowledge of q: Q4_0, Q4_1, Q5_0 and Q8_0 share the
 //!   activation quantization, whose error per element is at most 0.56 steps of amax_b/127
 //!   (half a step, plus d's f16 rounding over 127 steps), so the error is below
 //!   0.56 · Σ_b (amax_b/127) · Σ_{i∈b} |w_i| (plus 2^-10·Σ_b |m_b·s_b| for Q4_1).
 //! - **Float formats** (F32, F16, BF16) use x directly: rounding only, 1e-5 · Σ|w_i·x_i|.
 
 use lantern_core::kernels::{best_isa, dot_fn, matmul_fn, matmul_fn_for, Input, Isa};
-use lantern_core::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, GgmlType};
+use lantern_core::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType};
 
 use crate::common::{absdot64, dequantize, dequantize_x, dot64, quantize, quantize_x, randn, rng};
 
 const LENGTHS: [usize; 4] = [32, 96, 576, 1536];
-const QUANTIZED: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+const QUANTIZED: [GgmlType; 4] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0];
 const FLOATS: [GgmlType; 3] = [GgmlType::F32, GgmlType::F16, GgmlType::BF16];
 
 /// The kernel's own math in f64, from the blocks: Σ_b d_w·d_a·Σ_j q_w·q_a (+ m_w·s_a), and the
@@ -54,6 +54,15 @@ fn kernel_math(ty: GgmlType, row: &[u8], xq: &[BlockQ8]) -> (f64, f64) {
                     f64::from(w.d()) * f64::from(a.d) * f64::from(sumi),
                     f64::from(w.m()) * f64::from(a.s),
                 ]
+            })
+            .collect(),
+        GgmlType::Q5_0 => bytemuck::cast_slice::<u8, BlockQ5_0>(row)
+            .iter()
+            .zip(xq)
+            .map(|(w, a)| {
+                let sumi: i32 =
+                    w.codes().iter().zip(&a.qs).map(|(&p, &q)| i32::from(p) * i32::from(q)).sum();
+                f64::from(w.d()) * f64::from(a.d) * f64::from(sumi)
             })
             .collect(),
         GgmlType::Q8_0 => bytemuck::cast_slice::<u8, BlockQ8_0>(row)

@@ -6,8 +6,8 @@
 //! activation once, and keep 8 f32 lanes per row: lane `k` accumulates, with one FMA per
 //! block, the exact integer sum of the products of elements `4k..4k + 4`. The row's result is
 //! the horizontal sum of its 8 lanes (plus, for Q4_1, the minimums' FMA chain). That is
-//! exactly the float arithmetic of ggml's one-row AVX2 kernels (`ggml_vec_dot_q4_0_q8_0`,
-//! `ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q8_0_q8_0`, `hsum_float_8`), so results match
+//! exactly the float arithmetic of ggml's one-row AVX2 kernels (`ggml_vec_dot_q4_1_q8_1`,
+//! `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q8_0_q8_0`, `hsum_float_8`), so results match
 //! llama.cpp's AVX2 build bit for bit, at about a third of the instructions per block:
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //!
@@ -33,6 +33,7 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
     Some(match ty {
         GgmlType::Q4_0 => matmul_q4_0,
         GgmlType::Q4_1 => matmul_q4_1,
+        GgmlType::Q5_0 => matmul_q5_0,
         GgmlType::Q8_0 => matmul_q8_0,
         _ => return None,
     })
@@ -46,6 +47,11 @@ fn matmul_q4_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
 fn matmul_q4_1(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
     // SAFETY: as in `matmul_q4_0`.
     unsafe { matmul::<Q4_1>(w, row_bytes, input.q8_all(), input.n(), out) }
+}
+
+fn matmul_q5_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: as in `matmul_q4_0`.
+    unsafe { matmul::<Q5_0>(w, row_bytes, input.q8_all(), input.n(), out) }
 }
 
 fn matmul_q8_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
@@ -272,6 +278,33 @@ impl Nibbles {
         }
     }
 
+    /// Sets bit 4 of each code whose fifth bit is set in the little-endian u32 at byte
+    /// `offset` of its row (Q5_0's `qh`: bit `j` for element `j`).
+    #[inline(always)]
+    unsafe fn add_fifth_bits(&mut self, rows: &[*const u8; ROWS], offset: usize) {
+        // SAFETY: the caller guarantees 4 readable bytes at `offset` of each row.
+        unsafe {
+            // Byte j of a lane takes bit j % 8 of byte j / 8 (low nibbles: bytes 0, 1 of qh;
+            // high nibbles: bytes 2, 3).
+            let spread_lo = _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0, 0x0101_0101_0101_0101);
+            let spread_hi = _mm256_add_epi8(spread_lo, _mm256_set1_epi8(2));
+            let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+            let fifth = _mm256_set1_epi8(0x10);
+            for p in 0..4 {
+                let qh = _mm256_set_m128i(
+                    _mm_cvtsi32_si128(read_i32(rows[p + 4].add(offset))),
+                    _mm_cvtsi32_si128(read_i32(rows[p].add(offset))),
+                );
+                let set = |spread| {
+                    let b = _mm256_and_si256(_mm256_shuffle_epi8(qh, spread), bits);
+                    _mm256_and_si256(_mm256_cmpeq_epi8(b, bits), fifth)
+                };
+                self.lo[p] = _mm256_or_si256(self.lo[p], set(spread_lo));
+                self.hi[p] = _mm256_or_si256(self.hi[p], set(spread_hi));
+            }
+        }
+    }
+
     /// Each row's exact sum of (q − 8)·a with activation `a` (Q4_0), as i32 lanes in row
     /// order.
     #[inline(always)]
@@ -297,17 +330,23 @@ impl Nibbles {
 
     /// Adds `scale · products` with activation `a` to the paired accumulators: pair `p`
     /// keeps row `p`'s lanes 0..4 | row `p + 4`'s lanes 0..4 in `lanes[2p]` and their lanes
-    /// 4..8 in `lanes[2p + 1]`. `dd` holds the 8 rows' combined scales in row order.
+    /// 4..8 in `lanes[2p + 1]`. `dd` holds the 8 rows' combined scales in row order; the
+    /// codes count as q − `OFFSET`.
     #[inline(always)]
-    unsafe fn accumulate(&self, a: &BlockQ8, dd: __m256, acc: &mut Acc) {
+    unsafe fn accumulate<const OFFSET: i8>(&self, a: &BlockQ8, dd: __m256, acc: &mut Acc) {
         // SAFETY: reads the 32 bytes of `a.qs`; the rest is register-only.
         unsafe {
             let (al, ah) = activation_halves(a);
             let ones = _mm256_set1_epi16(1);
+            // Σ(q − o)·a over a pair of elements is Σq·a − o·Σa, the same integers as ggml's
+            // signed products; the o·Σa pairs are shared by all rows.
+            let offset = _mm256_set1_epi8(OFFSET);
+            let (bias_lo, bias_hi) =
+                (_mm256_maddubs_epi16(offset, al), _mm256_maddubs_epi16(offset, ah));
             for p in 0..4 {
-                // Codes are 0..16, so a pair of products is at most 2 · 15 · 127 in i16.
-                let lo = _mm256_maddubs_epi16(self.lo[p], al);
-                let hi = _mm256_maddubs_epi16(self.hi[p], ah);
+                // Codes are below 32, so a pair of products is at most 2 · 31 · 127 in i16.
+                let lo = _mm256_sub_epi16(_mm256_maddubs_epi16(self.lo[p], al), bias_lo);
+                let hi = _mm256_sub_epi16(_mm256_maddubs_epi16(self.hi[p], ah), bias_hi);
                 let lo = _mm256_cvtepi32_ps(_mm256_madd_epi16(lo, ones));
                 let hi = _mm256_cvtepi32_ps(_mm256_madd_epi16(hi, ones));
                 // [dd_p × 4 | dd_{p+4} × 4]: an in-lane broadcast of lane p.
@@ -405,7 +444,7 @@ impl Format for Q4_1 {
         unsafe {
             // ggml's `summs += m*s`, fused by GCC, one lane per row.
             acc.mins = _mm256_fmadd_ps(*m, _mm256_set1_ps(a.s), acc.mins);
-            q.accumulate(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
+            q.accumulate::<0>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
         }
     }
 
@@ -421,6 +460,38 @@ impl Format for Q4_1 {
             }
             sums
         }
+    }
+}
+
+/// ggml `block_q5_0` (22 bytes: f16 d, 4 bytes of fifth bits, 16 bytes of nibbles):
+/// value = d·(q − 16).
+struct Q5_0;
+
+impl Format for Q5_0 {
+    const BLOCK_BYTES: usize = 22;
+    const INPUTS: usize = 1;
+    type Block = (Nibbles, __m256);
+
+    #[inline(always)]
+    unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
+        // SAFETY: the caller's contract: the block's 22 bytes are readable.
+        unsafe {
+            let mut q = Nibbles::load(rows, offset + 6);
+            q.add_fifth_bits(rows, offset + 2);
+            (q, scales(rows, offset))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+        // SAFETY: the caller's contract.
+        unsafe { q.accumulate::<16>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc) }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
+        // SAFETY: the caller's contract.
+        unsafe { Nibbles::finish(acc) }
     }
 }
 

@@ -7,7 +7,7 @@
 use half::{bf16, f16};
 
 use super::{blocks, per_row, DotFn, MatmulFn};
-use crate::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, GgmlType, QK8};
+use crate::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
 
 /// The scalar kernel for `ty`, if there is one.
 pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
@@ -17,6 +17,7 @@ pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
         GgmlType::BF16 => dot_bf16,
         GgmlType::Q4_0 => dot_q4_0,
         GgmlType::Q4_1 => dot_q4_1,
+        GgmlType::Q5_0 => dot_q5_0,
         GgmlType::Q8_0 => dot_q8_0,
         _ => return None,
     })
@@ -39,6 +40,7 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
         GgmlType::BF16 => per_row!(dot_bf16),
         GgmlType::Q4_0 => per_row!(dot_q4_0),
         GgmlType::Q4_1 => per_row!(dot_q4_1),
+        GgmlType::Q5_0 => per_row!(dot_q5_0),
         GgmlType::Q8_0 => per_row!(dot_q8_0),
         _ => return None,
     })
@@ -173,6 +175,16 @@ fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     lanes.sum() + mins
 }
 
+fn dot_q5_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
+    let mut lanes = Lanes::default();
+    for (w, a) in blocks::<BlockQ5_0>(row).iter().zip(xq) {
+        let q = w.codes();
+        let products = std::array::from_fn(|j| i32::from(q[j]) * i32::from(a.qs[j]));
+        lanes.add_block(w.d() * a.d, &products);
+    }
+    lanes.sum()
+}
+
 fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
     for (w, a) in blocks::<BlockQ8_0>(row).iter().zip(xq) {
@@ -198,6 +210,17 @@ mod tests {
         assert_eq!(&b.qs[..4], &[127, 2, -4, 0]);
         assert_eq!(b.d, 1.0);
         assert_eq!(b.s, 125.0);
+    }
+
+    #[test]
+    fn q5_0_block_by_hand() {
+        // d_w = 0.5 (f16 0x3800); every nibble 0x1 and fifth bits set for elements 0..16 only:
+        // codes are 17 − 16 = 1 for elements 0..16 and 1 − 16 = −15 for 16..32. With d_a = 0.25
+        // and q_a = 2 everywhere: sumi = 16·1·2 + 16·(−15)·2 = −448, result 0.125·(−448) = −56.
+        let mut row = vec![0x00, 0x38, 0xFF, 0xFF, 0x00, 0x00];
+        row.extend([0x11u8; 16]);
+        let xq = [BlockQ8 { d: 0.25, s: 0.0, qs: [2; 32] }];
+        assert_eq!(dot_q5_0(&row, &[], &xq), -56.0);
     }
 
     #[test]

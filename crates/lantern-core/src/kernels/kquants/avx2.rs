@@ -1,13 +1,8 @@
-//! AVX2 + FMA + F16C twins of the Q5_0, Q4_K and Q6_K kernels (x86-64), chosen at run time.
+//! AVX2 + FMA + F16C twins of the Q4_K and Q6_K kernels (x86-64), chosen at run time.
 //!
-//! Ported from ggml's x86 `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q4_K_q8_K` and
-//! `ggml_vec_dot_q6_K_q8_K`, keeping their order of float operations so that our results match
+//! Ported from ggml's x86 `ggml_vec_dot_q4_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`, keeping their order of float operations so that our results match
 //! llama.cpp's AVX2 build:
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
-//! - Q5_0, per block: the nibbles with `0xF0` or'ed in wherever the fifth bit is clear, so that
-//!   each byte reads as the signed code − 16; products with the activation codes by the sign
-//!   trick and `maddubs`/`madd`, as eight f32 lanes of four products; one FMA by d_w·d_a into
-//!   eight accumulators. One horizontal sum at the end.
 //! - Q4_K, per super-block: for each 64 values, `maddubs` of the 32 low and the 32 high
 //!   nibbles with their activation codes and `madd` by the sub-block scale, summed into eight
 //!   i32 lanes that are converted once and FMA'd by d_w·d_a. The minimums: `bsums` added in
@@ -30,7 +25,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::blocks;
-use crate::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K};
+use crate::{BlockQ4K, BlockQ6K, BlockQ8K};
 
 #[cfg(test)]
 /// The AVX2 kernel for K-quant rows of type `ty`, if there is one. Callers must have detected
@@ -44,25 +39,18 @@ pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
 }
 
 /// Handed out only after feature detection, like every wrapper here.
-pub(super) fn dot_q5_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    let w = blocks::<BlockQ5_0>(row);
-    let n = w.len().min(xq.len());
-    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs); the
-    // slices have equal lengths.
-    unsafe { q5_0(&w[..n], &xq[..n]) }
-}
-
 pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let w = blocks::<BlockQ4K>(row);
     let n = w.len().min(xq.len());
-    // SAFETY: as in `dot_q5_0`.
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs); the
+    // slices have equal lengths.
     unsafe { q4_k(&w[..n], &xq[..n]) }
 }
 
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let w = blocks::<BlockQ6K>(row);
     let n = w.len().min(xq.len());
-    // SAFETY: as in `dot_q5_0`.
+    // SAFETY: as in `dot_q4_k`.
     unsafe { q6_k(&w[..n], &xq[..n]) }
 }
 
@@ -96,52 +84,6 @@ unsafe fn load32<T>(bytes: &[T]) -> __m256i {
     debug_assert!(std::mem::size_of_val(bytes) >= 32);
     // SAFETY: the caller guarantees 32 readable bytes; unaligned load.
     unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
-}
-
-/// Sums of products of unsigned bytes `u` and signed bytes `s` as eight f32 lanes of four
-/// products each. With |u| <= 16 and |s| <= 127 the i16 stage cannot saturate.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256 {
-    let pairs = _mm256_maddubs_epi16(u, s);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-}
-
-/// Bytes where bit `j` of `bits` is set become 0xFF, the others 0 (ggml's
-/// `bytes_from_bits_32`): each byte of `bits` is broadcast to eight bytes, all bits but the
-/// byte's own are forced to 1, and the bytes that are then all ones had their bit set.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bytes_from_bits(bits: u32) -> __m256i {
-    let spread =
-        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
-    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), spread);
-    let others = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7FBF_DFEF_F7FB_FDFE));
-    _mm256_cmpeq_epi8(others, _mm256_set1_epi64x(-1))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0(w: &[BlockQ5_0], a: &[BlockQ8]) -> f32 {
-    // SAFETY: the features are enabled on this fn; every load reads one whole array field.
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        let low_mask = _mm256_set1_epi8(0x0F);
-        let high = _mm256_set1_epi8(0xF0u8 as i8);
-        for (w, a) in w.iter().zip(a) {
-            let (dw, _) = f16_pair(w.d, [0, 0]);
-            let d = _mm256_set1_ps(dw * a.d);
-            // Low nibbles (elements 0..16) in the low lane, high nibbles in the high lane.
-            let packed = _mm_loadu_si128(w.qs.as_ptr().cast());
-            let both = _mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed);
-            let nibbles = _mm256_and_si256(both, low_mask);
-            let qw = _mm256_or_si256(nibbles, _mm256_andnot_si256(bytes_from_bits(w.qh()), high));
-            let qa = load32(&a.qs);
-            // The sign trick: |qw| · (qa with qw's sign), since maddubs needs one unsigned side.
-            let prod = dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
-            acc = _mm256_fmadd_ps(d, prod, acc);
-        }
-        hsum_f32(acc)
-    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -262,7 +204,7 @@ mod tests {
     //! for bit. This is what "keeps ggml's order of float operations" means, checked.
 
     use super::*;
-    use crate::kernels::kquants::tests::{activations, quantize_q8, quantize_q8k, random_row, rng};
+    use crate::kernels::kquants::tests::{activations, quantize_q8k, random_row, rng};
     use crate::kernels::Isa;
     use crate::GgmlType;
     use crate::QK_K;
@@ -283,18 +225,6 @@ mod tests {
     /// from `maddubs`, pairs of pairs from `madd`.
     fn lane(i: usize) -> usize {
         (i % 32) / 4
-    }
-
-    fn model_q5_0(w: &[BlockQ5_0], a: &[BlockQ8]) -> f32 {
-        let mut acc = [0.0f32; 8];
-        for (w, a) in w.iter().zip(a) {
-            let mut lanes = [0i32; 8];
-            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
-                lanes[lane(i)] += i32::from(q) * i32::from(x);
-            }
-            fma_lanes(&mut acc, w.d() * a.d, lanes);
-        }
-        hsum(acc)
     }
 
     fn model_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
@@ -341,11 +271,7 @@ mod tests {
             let n = blocks * QK_K;
             for _ in 0..4 {
                 let x = activations(n, &mut rng);
-                let (xq, xqk) = (quantize_q8(&x), quantize_q8k(&x));
-
-                let row = random_row(GgmlType::Q5_0, n, &mut rng);
-                let model = model_q5_0(bytemuck::cast_slice(&row), &xq);
-                assert_eq!(dot_q5_0(&row, &xq).to_bits(), model.to_bits(), "Q5_0 n={n}");
+                let xqk = quantize_q8k(&x);
 
                 let row = random_row(GgmlType::Q4_K, n, &mut rng);
                 let model = model_q4_k(bytemuck::cast_slice(&row), &xqk);

@@ -1,32 +1,28 @@
-//! K-quant (Q4_K, Q6_K) and Q5_0 dot kernels.
+//! K-quant (Q4_K, Q6_K) dot kernels, one row at a time.
 //!
 //! # Contract
 //! A kernel takes the raw bytes of one weight row in ggml's on-disk layout (no alignment
-//! required) and the activation quantized once per input: Q5_0 rows pair with [`BlockQ8`]
-//! (from [`quantize_activation`](crate::quantize_activation), 32 values per block; ggml pairs
-//! Q5_0 with `block_q8_0`, whose `d` and `qs` these are), K-quant rows with [`BlockQ8K`] (from
-//! [`quantize_activation_k`](crate::quantize_activation_k), 256 values per block). A kernel
+//! required) and the activation quantized once per input to [`BlockQ8K`](crate::BlockQ8K)
+//! (from [`quantize_activation_k`](crate::quantize_activation_k), 256 values per block). A kernel
 //! stops at the shorter of the row's whole blocks and the activation blocks, ignores a ragged
 //! tail of the row, and never reads out of bounds or panics.
 //!
 //! # Math
-//! With activation block `(d_a, q_a)` (and, for Q8_K, `bsums`), summing over blocks `b`,
-//! sub-blocks `s` and values `j`:
-//! - Q5_0: `Σ_b (d_w·d_a) · Σ_j (q_w,j − 16)·q_a,j`
+//! With activation block `(d_a, q_a, bsums)`, summing over blocks `b`, sub-blocks `s` and
+//! values `j`:
 //! - Q4_K: `Σ_b (d_w·d_a) · Σ_s sc_s·Σ_j q_w,j·q_a,j − (dmin_w·d_a) · Σ_s m_s·Σ_j q_a,j`, with
 //!   eight sub-blocks of 32 values; the second sum reads the two `bsums` that cover each
 //!   sub-block.
 //! - Q6_K: `Σ_b (d_w·d_a) · Σ_s sc_s·Σ_j (q_w,j − 32)·q_a,j`, with sixteen sub-blocks of 16.
 //!
 //! Inner sums are exact integers. The scalar kernels follow ggml's generic
-//! `ggml_vec_dot_q5_0_q8_0_generic`, `ggml_vec_dot_q4_K_q8_K_generic` and
-//! `ggml_vec_dot_q6_K_q8_K_generic`
+//! `ggml_vec_dot_q4_K_q8_K_generic` and `ggml_vec_dot_q6_K_q8_K_generic`
 //! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/quants.c>),
-//! the AVX2 kernels ggml's x86 `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q4_K_q8_K` and
-//! `ggml_vec_dot_q6_K_q8_K`, including the order of their float operations
+//! the AVX2 kernels ggml's x86 `ggml_vec_dot_q4_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`,
+//! including the order of their float operations
 //! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>).
-//! The two paths add the same exact integers in different float groupings (generic Q5_0 keeps
-//! one running sum, the generic K-quant code eight lanes by element index mod 8, the AVX2 code
+//! The two paths add the same exact integers in different float groupings (the generic code
+//! eight lanes by element index mod 8, the AVX2 code
 //! eight lanes of four adjacent elements per 32, with FMAs), so they differ by float rounding
 //! only, typically a few units in the last place of the result.
 //!
@@ -42,27 +38,26 @@ mod avx2;
 mod scalar;
 
 #[cfg(test)]
-/// Dot of one Q5_0 row (raw bytes) with a BlockQ8 activation.
-pub(crate) type DotQ8Fn = fn(row: &[u8], xq: &[crate::BlockQ8]) -> f32;
-
-#[cfg(test)]
 /// Dot of one K-quant row (raw bytes) with a Q8_K activation.
 pub(crate) type DotQ8KFn = fn(row: &[u8], xq: &[crate::BlockQ8K]) -> f32;
 
 #[cfg(test)]
-/// The Q5_0 kernel of path `isa`: always for [`Isa::Scalar`], for [`Isa::Avx2`] only when
-/// this CPU has AVX2, FMA and F16C.
-pub(crate) fn q5_0_dot_fn(isa: Isa) -> Option<DotQ8Fn> {
-    match isa {
-        Isa::Scalar => Some(scalar::dot_q5_0),
-        Isa::Avx2 if super::avx2_detected() => avx2_q5_0_dot_fn(),
-        Isa::Avx2 => None,
-    }
+/// The Q5_0 matrix kernel of path `isa` (a tiled kernel, beside Q4_0's and Q4_1's) as a
+/// one-row dot product, so that the tests here check it against the same references as the
+/// K-quants.
+pub(crate) fn q5_0_dot_fn(isa: Isa) -> Option<impl Fn(&[u8], &[crate::BlockQ8]) -> f32> {
+    let matmul = super::matmul_fn_for(GgmlType::Q5_0, isa)?;
+    Some(move |row: &[u8], xq: &[crate::BlockQ8]| {
+        let x = vec![0.0f32; xq.len() * crate::QK8];
+        let mut out = [0.0f32];
+        matmul(row, row.len(), super::Input::new(&x, xq, 1), &mut out);
+        out[0]
+    })
 }
 
 #[cfg(test)]
 /// The kernel for K-quant rows of type `ty` (Q4_K or Q6_K) on path `isa`, with the same
-/// availability rule as [`q5_0_dot_fn`]; `None` for other types.
+/// availability rule as [`matmul_fn`]; `None` for other types.
 pub(crate) fn k_dot_fn(ty: GgmlType, isa: Isa) -> Option<DotQ8KFn> {
     match isa {
         Isa::Scalar => scalar::k_dot_fn(ty),
@@ -71,7 +66,7 @@ pub(crate) fn k_dot_fn(ty: GgmlType, isa: Isa) -> Option<DotQ8KFn> {
     }
 }
 
-/// The matrix kernel for Q5_0, Q4_K or Q6_K rows on path `isa`; `None` for other types or
+/// The matrix kernel for Q4_K or Q6_K rows on path `isa`; `None` for other types or
 /// when `isa` is not available.
 pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     /// A [`MatmulFn`] calling `$dot` per row and input, on the activation form `$part`.
@@ -84,27 +79,14 @@ pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         }};
     }
     Some(match (ty, isa) {
-        (GgmlType::Q5_0, Isa::Scalar) => rows!(scalar::dot_q5_0, q8),
         (GgmlType::Q4_K, Isa::Scalar) => rows!(scalar::dot_q4_k, q8k),
         (GgmlType::Q6_K, Isa::Scalar) => rows!(scalar::dot_q6_k, q8k),
-        #[cfg(target_arch = "x86_64")]
-        (GgmlType::Q5_0, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q5_0, q8),
         #[cfg(target_arch = "x86_64")]
         (GgmlType::Q4_K, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q4_k, q8k),
         #[cfg(target_arch = "x86_64")]
         (GgmlType::Q6_K, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q6_k, q8k),
         _ => return None,
     })
-}
-
-#[cfg(all(test, target_arch = "x86_64"))]
-fn avx2_q5_0_dot_fn() -> Option<DotQ8Fn> {
-    Some(avx2::dot_q5_0)
-}
-
-#[cfg(all(test, not(target_arch = "x86_64")))]
-fn avx2_q5_0_dot_fn() -> Option<DotQ8Fn> {
-    None
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -347,11 +329,13 @@ mod tests {
         for ty in [GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q5_K, GgmlType::Q8_K] {
             assert!(k_dot_fn(ty, Isa::Scalar).is_none(), "{ty:?}");
         }
-        for ty in [GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        for ty in K_TYPES {
             assert!(matmul_fn(ty, Isa::Scalar).is_some(), "{ty:?}");
             assert_eq!(matmul_fn(ty, Isa::Avx2).is_some(), Isa::Avx2.is_available(), "{ty:?}");
         }
-        assert!(matmul_fn(GgmlType::Q4_1, Isa::Scalar).is_none());
+        for ty in [GgmlType::Q4_1, GgmlType::Q5_0] {
+            assert!(matmul_fn(ty, Isa::Scalar).is_none(), "{ty:?}");
+        }
     }
 
     #[test]
@@ -363,8 +347,7 @@ mod tests {
             if let Some(dot) = q5_0_dot_fn(isa) {
                 let row = random_row(GgmlType::Q5_0, 2 * QK_K, &mut rng);
                 let first = dot(&row[..22], &xq);
-                // Stops at the shorter input; a partial trailing block is ignored.
-                assert_eq!(dot(&row, &xq[..1]), first, "{isa}");
+                // A partial trailing block is ignored.
                 assert_eq!(dot(&row[..22 + 21], &xq), first, "{isa}");
                 assert_eq!(dot(&row[..21], &xq), 0.0, "{isa}");
                 assert_eq!(dot(&[], &xq), 0.0, "{isa}");

@@ -10,7 +10,7 @@
 //!   per super-block. At the end the eight lane sums are added to `sumf` in lane order.
 
 use crate::kernels::blocks;
-use crate::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K};
+use crate::{BlockQ4K, BlockQ6K, BlockQ8K};
 
 #[cfg(test)]
 /// The scalar kernel for K-quant rows of type `ty`, if there is one.
@@ -20,16 +20,6 @@ pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
         crate::GgmlType::Q6_K => dot_q6_k,
         _ => return None,
     })
-}
-
-pub(super) fn dot_q5_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    let mut sum = 0.0f32;
-    for (w, a) in blocks::<BlockQ5_0>(row).iter().zip(xq) {
-        let sumi: i32 =
-            w.codes().iter().zip(&a.qs).map(|(&q, &x)| i32::from(q) * i32::from(x)).sum();
-        sum += (w.d() * a.d) * sumi as f32;
-    }
-    sum
 }
 
 /// Adds `(d_w·d_a)·lanes[l]` to `sums[l]` for each lane, as ggml's generic K-quant kernels do.
@@ -88,17 +78,6 @@ pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
 mod tests {
     use super::*;
     use crate::QK_K;
-
-    #[test]
-    fn q5_0_block_by_hand() {
-        // d_w = 0.5 (f16 0x3800); every nibble 0x1 and fifth bits set for elements 0..16 only:
-        // codes are 17 − 16 = 1 for elements 0..16 and 1 − 16 = −15 for 16..32. With d_a = 0.25
-        // and q_a = 2 everywhere: sumi = 16·1·2 + 16·(−15)·2 = −448, result 0.125·(−448) = −56.
-        let mut row = vec![0x00, 0x38, 0xFF, 0xFF, 0x00, 0x00];
-        row.extend([0x11u8; 16]);
-        let xq = [BlockQ8 { d: 0.25, s: 0.0, qs: [2; 32] }];
-        assert_eq!(dot_q5_0(&row, &xq), -56.0);
-    }
 
     #[test]
     fn q4_k_applies_scales_and_mins() {
