@@ -420,7 +420,7 @@ struct Q4_1;
 
 impl Format for Q4_1 {
     const BLOCK_BYTES: usize = 20;
-    const INPUTS: usize = 1;
+    const INPUTS: usize = 2;
     type Block = (Nibbles, __m256, __m256);
 
     #[inline(always)]
@@ -469,7 +469,7 @@ struct Q5_0;
 
 impl Format for Q5_0 {
     const BLOCK_BYTES: usize = 22;
-    const INPUTS: usize = 1;
+    const INPUTS: usize = 2;
     type Block = (Nibbles, __m256);
 
     #[inline(always)]
