@@ -204,7 +204,7 @@ impl GgmlType {
     /// [`Error::RaggedRow`] when `len` is not a whole number of blocks.
     pub fn row_bytes(self, len: usize) -> Result<usize> {
         let block = self.block_size();
-        if len % block != 0 {
+        if !len.is_multiple_of(block) {
             return Err(Error::RaggedRow { ty: self, len, block });
         }
         (len / block).checked_mul(self.type_size()).ok_or(Error::Overflow { what: "row bytes" })

@@ -147,7 +147,7 @@ impl ThreadPool {
         let mut spins = 0u32;
         while shared.pending.load(Acquire) != 0 {
             spins = spins.wrapping_add(1);
-            if spins % 256 == 0 {
+            if spins.is_multiple_of(256) {
                 thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -259,7 +259,7 @@ impl Shared {
                 return now;
             }
             spins = spins.wrapping_add(1);
-            if spins % 256 == 0 {
+            if spins.is_multiple_of(256) {
                 if start.elapsed() > SPIN_LIMIT {
                     break;
                 }

@@ -113,19 +113,19 @@ impl ModelConfig {
         in_range("attention.head_count_kv", self.n_kv_heads, self.n_heads)?;
         in_range("context_length", self.train_ctx_len, MAX_CONTEXT)?;
         in_range("vocab_size", self.vocab_size, MAX_VOCAB)?;
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(invalid(
                 "attention.head_count",
                 format!("{} heads do not divide the width {}", self.n_heads, self.d_model),
             ));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(invalid(
                 "attention.head_count_kv",
                 format!("{} kv heads do not divide {} heads", self.n_kv_heads, self.n_heads),
             ));
         }
-        if self.rope_dim > self.head_dim || self.rope_dim % 2 != 0 {
+        if self.rope_dim > self.head_dim || !self.rope_dim.is_multiple_of(2) {
             return Err(invalid(
                 "rope.dimension_count",
                 format!(

@@ -21,6 +21,9 @@
 //! hand out only after [`super::avx2_detected`] has confirmed those features on this CPU.
 //! The wrappers derive every row pointer and block offset from the slice lengths, so all
 //! loads stay inside the weight rows and activation blocks they were given.
+//!
+//! No closures around intrinsics: a closure is compiled without the enclosing function's
+//! target features, and if it is not inlined each intrinsic becomes a call (20× slower).
 
 use std::arch::x86_64::*;
 
@@ -295,12 +298,12 @@ impl Nibbles {
                     _mm_cvtsi32_si128(read_i32(rows[p + 4].add(offset))),
                     _mm_cvtsi32_si128(read_i32(rows[p].add(offset))),
                 );
-                let set = |spread| {
+                for (codes, spread) in [(&mut self.lo[p], spread_lo), (&mut self.hi[p], spread_hi)]
+                {
                     let b = _mm256_and_si256(_mm256_shuffle_epi8(qh, spread), bits);
-                    _mm256_and_si256(_mm256_cmpeq_epi8(b, bits), fifth)
-                };
-                self.lo[p] = _mm256_or_si256(self.lo[p], set(spread_lo));
-                self.hi[p] = _mm256_or_si256(self.hi[p], set(spread_hi));
+                    let set = _mm256_and_si256(_mm256_cmpeq_epi8(b, bits), fifth);
+                    *codes = _mm256_or_si256(*codes, set);
+                }
             }
         }
     }
@@ -316,13 +319,14 @@ impl Nibbles {
             let ones = _mm256_set1_epi16(1);
             // Per pair: row p in the low lane, row p + 4 in the high lane, as i32 partial sums;
             // a pair of i16 products is at most 2 · 15 · 127, two of them 7620.
-            let p: [__m256i; 4] = std::array::from_fn(|p| {
+            let mut p = [_mm256_setzero_si256(); 4];
+            for (i, p) in p.iter_mut().enumerate() {
                 let qa = _mm256_add_epi16(
-                    _mm256_maddubs_epi16(self.lo[p], al),
-                    _mm256_maddubs_epi16(self.hi[p], ah),
+                    _mm256_maddubs_epi16(self.lo[i], al),
+                    _mm256_maddubs_epi16(self.hi[i], ah),
                 );
-                _mm256_madd_epi16(_mm256_sub_epi16(qa, bias), ones)
-            });
+                *p = _mm256_madd_epi16(_mm256_sub_epi16(qa, bias), ones);
+            }
             // hadd works per lane: [r0 r0 r1 r1 | r4 r4 r5 r5], then [r0 r1 r2 r3 | r4 r5 r6 r7].
             _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]))
         }
@@ -508,9 +512,13 @@ impl Format for Q8_0 {
     unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
         // SAFETY: the caller's contract: the block's 34 bytes are readable.
         unsafe {
-            let q: [__m256i; ROWS] =
-                std::array::from_fn(|r| _mm256_loadu_si256(rows[r].add(offset + 2).cast()));
-            (q.map(|v| _mm256_sign_epi8(v, v)), q, scales(rows, offset))
+            let mut q = [_mm256_setzero_si256(); ROWS];
+            let mut abs = [_mm256_setzero_si256(); ROWS];
+            for r in 0..ROWS {
+                q[r] = _mm256_loadu_si256(rows[r].add(offset + 2).cast());
+                abs[r] = _mm256_sign_epi8(q[r], q[r]);
+            }
+            (abs, q, scales(rows, offset))
         }
     }
 
@@ -535,7 +543,13 @@ impl Format for Q8_0 {
     #[inline(always)]
     unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
         // SAFETY: register-only intrinsics.
-        unsafe { acc.lanes.map(|v| hsum(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v))) }
+        unsafe {
+            let mut sums = [0.0; ROWS];
+            for (s, &v) in sums.iter_mut().zip(&acc.lanes) {
+                *s = hsum(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            }
+            sums
+        }
     }
 }
 

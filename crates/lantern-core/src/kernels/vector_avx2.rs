@@ -60,7 +60,12 @@ unsafe fn exp_shifted(x: &mut [f32], max: f32) -> f64 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp(x: __m256) -> __m256 {
-    let c = |bits: u32| _mm256_set1_ps(f32::from_bits(bits));
+    // A local fn, not a closure: closures do not inherit the target features.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn c(bits: u32) -> __m256 {
+        _mm256_set1_ps(f32::from_bits(bits))
+    }
     let r = c(0x4B40_0000);
     let z = _mm256_fmadd_ps(x, c(0x3FB8_AA3B), r);
     let n = _mm256_sub_ps(z, r);

@@ -273,7 +273,7 @@ fn locate(
         Ok(size) => size,
         Err(source) => return Err(Error::Tensor { name, source }),
     };
-    if rel % alignment != 0 {
+    if !rel.is_multiple_of(alignment) {
         return Err(Error::MisalignedTensor { tensor: name, offset: rel, alignment });
     }
     let offset = data_offset.saturating_add(rel);
