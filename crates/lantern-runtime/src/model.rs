@@ -224,7 +224,7 @@ impl Model {
         for (l, layer) in self.weights.layers.iter().enumerate() {
             // Attention.
             rms_norm(&buf.x[..n * d], &layer.attn_norm, c.rms_eps, &mut buf.xn[..n * d]);
-            let xn = buf.xq.quantize(&buf.xn[..n * d], n);
+            let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.wq, xn, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
             workers.linear(&layer.wk, xn, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
             workers.linear(&layer.wv, xn, &mut buf.v[..n * kv_dim], &mut buf.transpose)?;
@@ -275,18 +275,22 @@ impl Model {
                     Ok(())
                 })?;
             }
-            let att = buf.attq.quantize(&buf.att[..n * q_dim], n);
+            let att = buf.attq.quantize_on(Some(workers.pool()), &buf.att[..n * q_dim], n);
             workers.linear(&layer.wo, att, &mut buf.mix[..n * d], &mut buf.transpose)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
 
             // Gated FFN.
             let ff = c.n_ff;
             rms_norm(&buf.x[..n * d], &layer.ffn_norm, c.rms_eps, &mut buf.xn[..n * d]);
-            let xn = buf.xq.quantize(&buf.xn[..n * d], n);
+            let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
-            (kernels::vector_kernels().silu_mul)(&mut buf.gate[..n * ff], &buf.up[..n * ff]);
-            let hidden = buf.hq.quantize(&buf.gate[..n * ff], n);
+            let up = &buf.up;
+            workers.for_each_chunk(&mut buf.gate[..n * ff], ff, |t, gate| {
+                (kernels::vector_kernels().silu_mul)(gate, &up[t * ff..(t + 1) * ff]);
+                Ok(())
+            })?;
+            let hidden = buf.hq.quantize_on(Some(workers.pool()), &buf.gate[..n * ff], n);
             workers.linear(&layer.down, hidden, &mut buf.mix[..n * d], &mut buf.transpose)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
         }
@@ -310,7 +314,7 @@ impl Model {
             self.config.rms_eps,
             &mut buf.xn[..n * d],
         );
-        let xn = buf.xq.quantize(&buf.xn[..n * d], n);
+        let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
         workers.linear(&self.weights.output, xn, &mut logits[out], &mut buf.transpose)
     }
 }

@@ -35,6 +35,11 @@ impl Workers {
         Ok(Self { pool })
     }
 
+    /// The pool itself, for work that is not a linear layer.
+    pub(crate) fn pool(&self) -> &ThreadPool {
+        &self.pool
+    }
+
     /// Number of threads computing.
     pub(crate) fn threads(&self) -> usize {
         self.pool.threads()

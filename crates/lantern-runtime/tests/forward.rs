@@ -8,10 +8,10 @@ use crate::testutil::{
     decode_one_by_one, load, max_abs_diff, prompt, spread, state, Tiny, WEIGHT_TYPES,
 };
 
-/// Prefill and one-token decode run the same dot kernel on the same quantized activation for
-/// every (weight row, token) pair, and attention reads the same f16 cache, so today they are
-/// bit-identical. The slack (relative to the logits' spread) only leaves room for a future
-/// batched kernel that sums in another order.
+/// Prefill and one-token decode give every (weight row, token) pair the same lanes and the
+/// same order of operations, however many inputs a kernel tile takes, and attention reads
+/// the same f16 cache, so today they are bit-identical. The slack (relative to the logits'
+/// spread) only leaves room for a future kernel that sums a batch in another order.
 const SAME_KERNELS_REL_TOL: f32 = 1e-5;
 
 /// A batch of N tokens gives the logits of feeding them one at a time, for every weight

@@ -3,6 +3,7 @@
 //! Every model is a tiny random llama written in memory by [`testutil::tiny_model`]; nothing
 //! is downloaded.
 
+mod allocations;
 mod bad_model;
 mod forward;
 mod reference;

@@ -8,8 +8,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Every weight type the runtime computes with.
-pub(crate) const WEIGHT_TYPES: [GgmlType; 5] =
-    [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32];
+pub(crate) const WEIGHT_TYPES: [GgmlType; 6] =
+    [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32];
 
 /// What the tiny model looks like. Start from [`Tiny::default`] (a valid 2-block llama with
 /// GQA and an untied head) and change the fields a test is about.

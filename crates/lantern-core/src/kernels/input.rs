@@ -6,7 +6,9 @@
 //! holds `len.div_ceil(32)` blocks per vector and `q8k` `len.div_ceil(256)` per vector, each
 //! vector quantized on its own. `q8k` is empty unless a K-quant tensor will read the input.
 
-use crate::{quantize_activation, quantize_activation_k, BlockQ8, BlockQ8K, QK8, QK_K};
+use std::convert::Infallible;
+
+use crate::{quantize_activation, quantize_activation_k, BlockQ8, BlockQ8K, ThreadPool, QK8, QK_K};
 
 /// `n` activation vectors of one length, as f32 and in the 8-bit forms the kernels read.
 #[derive(Clone, Copy, Debug)]
@@ -95,22 +97,48 @@ impl QuantizedInput {
 
     /// Quantizes `n` vectors held one after another in `x` (`x.len()` a multiple of `n`).
     pub fn quantize<'a>(&'a mut self, x: &'a [f32], n: usize) -> Input<'a> {
+        self.quantize_on(None, x, n)
+    }
+
+    /// [`quantize`](Self::quantize), with the vectors spread over `pool`'s threads.
+    pub fn quantize_on<'a>(
+        &'a mut self,
+        pool: Option<&ThreadPool>,
+        x: &'a [f32],
+        n: usize,
+    ) -> Input<'a> {
         let len = x.len() / n.max(1);
         let x = &x[..len * n];
-        let blocks = len.div_ceil(QK8);
-        self.q8.resize(blocks * n, BlockQ8::default());
-        for (v, q) in x.chunks_exact(len.max(1)).zip(self.q8.chunks_exact_mut(blocks.max(1))) {
-            quantize_activation(v, q);
-        }
+        quantize_each(pool, (x, len), (&mut self.q8, QK8), quantize_activation);
         let mut input = Input::new(x, &self.q8, n);
         if self.k_quants {
-            let blocks = len.div_ceil(QK_K);
-            self.q8k.resize(blocks * n, BlockQ8K::default());
-            for (v, q) in x.chunks_exact(len.max(1)).zip(self.q8k.chunks_exact_mut(blocks.max(1))) {
-                quantize_activation_k(v, q);
-            }
+            quantize_each(pool, (x, len), (&mut self.q8k, QK_K), quantize_activation_k);
             input = input.with_q8k(&self.q8k);
         }
         input
     }
+}
+
+/// Quantizes each `len`-value vector of `x` into its own run of `out` blocks of
+/// `block_values` values (`out` is resized to fit), one vector per task on `pool` if any.
+fn quantize_each<B: Clone + Default + Send>(
+    pool: Option<&ThreadPool>,
+    (x, len): (&[f32], usize),
+    (out, block_values): (&mut Vec<B>, usize),
+    quantize: impl Fn(&[f32], &mut [B]) + Sync,
+) {
+    let n = x.len() / len.max(1);
+    let blocks = len.div_ceil(block_values);
+    out.resize(blocks * n, B::default());
+    if blocks == 0 {
+        return;
+    }
+    let one = |t: usize, q: &mut [B]| {
+        quantize(&x[t * len..(t + 1) * len], q);
+        Ok::<(), Infallible>(())
+    };
+    let Ok(()) = match pool {
+        Some(pool) => pool.for_each_chunk(out, blocks, one),
+        None => out.chunks_mut(blocks).enumerate().try_for_each(|(t, q)| one(t, q)),
+    };
 }
