@@ -5,14 +5,17 @@
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //! - Q4_K, per super-block: for each 64 values, `maddubs` of the 32 low and the 32 high
 //!   nibbles with their activation codes and `madd` by the sub-block scale, summed into eight
-//!   i32 lanes that are converted once and FMA'd by d_w·d_a. The minimums: `bsums` added in
-//!   pairs (`hadd`) and multiplied by the eight minimums (`madd`) give four i32 lanes, FMA'd by
-//!   −dmin_w·d_a into a four-lane accumulator. At the end: the horizontal sum of the eight
-//!   lanes plus ((m0 + m2) + (m1 + m3)).
-//! - Q6_K, per super-block: `maddubs` of the codes (0..64) and of the constant 32 with the
-//!   activation codes, subtracted (which applies the −32 offset), `madd` by the sub-block
-//!   scales, summed into eight i32 lanes, converted once and FMA'd by d_w·d_a; one horizontal
-//!   sum at the end.
+//!   i32 lanes and then into one exact integer; the minimums: `bsums` added in pairs (`hadd`)
+//!   and multiplied by the eight minimums (`madd`), also summed into one integer. Each is
+//!   added with one FMA (by d_w·d_a and dmin_w·d_a), and the result is their difference: the
+//!   arithmetic of llama.cpp's repacked Q4_K (`ggml_gemv_q4_K_8x8_q8_K` in
+//!   `ggml-cpu/arch/x86/repack.cpp`), which it uses for Q4_K on every AVX2 CPU.
+//! - Q6_K, per super-block: `maddubs` of the codes (0..64) with the activation codes, `madd`
+//!   by the sub-block scales, summed into eight i32 lanes; then the −32 offset comes off each
+//!   lane at once, as 32·(`bsums`·scales) (`madd`), and the lanes are converted and FMA'd by
+//!   d_w·d_a; one horizontal sum at the end. Where the offset is subtracted decides each
+//!   lane's value, so this follows the llama.cpp version the peer builds (0.3.36's vendor
+//!   tree), not older ones that subtract it per product.
 //!
 //! ggml's AVX-512 VNNI variants give the same integer lanes, so they round the same way.
 //!
@@ -92,12 +95,9 @@ unsafe fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     // array field or of a 32- or 64-byte chunk of one.
     unsafe {
         let low_mask = _mm256_set1_epi8(0x0F);
-        let mut acc = _mm256_setzero_ps();
-        let mut acc_m = _mm_setzero_ps();
+        let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
         for (w, a) in w.iter().zip(a) {
             let (dw, dminw) = f16_pair(w.d, w.dmin);
-            let d = a.d * dw;
-            let dmin = -a.d * dminw;
             // Scales in the low lane, minimums in the high lane, as 16 i16 values.
             let sm = w.scales_and_mins();
             let mins_and_scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(sm.as_ptr().cast()));
@@ -106,7 +106,7 @@ unsafe fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
             let pair_sums =
                 _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256::<1>(bsums));
             let prod = _mm_madd_epi16(_mm256_extracti128_si256::<1>(mins_and_scales), pair_sums);
-            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+            let summ = hsum_i32(_mm256_castsi128_si256(prod));
 
             let mut sumi = _mm256_setzero_si256();
             let chunks = w.qs.chunks_exact(32).zip(a.qs.chunks_exact(64));
@@ -120,12 +120,21 @@ unsafe fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
                 let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, load32(&q8[32..])));
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            acc = (hsum_i32(sumi) as f32).mul_add(dw * a.d, acc);
+            acc_min = (summ as f32).mul_add(dminw * a.d, acc_min);
         }
-        let acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-        let acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-        hsum_f32(acc) + _mm_cvtss_f32(acc_m)
+        acc - acc_min
     }
+}
+
+/// Horizontal sum of eight i32 lanes (exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_i32(a: __m256i) -> i32 {
+    let r = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+    let r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
+    let r = _mm_add_epi32(r, _mm_shuffle_epi32::<0b1011_0001>(r));
+    _mm_cvtsi128_si32(r)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -135,7 +144,6 @@ unsafe fn q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     unsafe {
         let low_mask = _mm256_set1_epi8(0x0F);
         let two_bits = _mm256_set1_epi8(3);
-        let offset = _mm256_set1_epi8(32);
         let mut acc = _mm256_setzero_ps();
         for (w, a) in w.iter().zip(a) {
             let (dw, _) = f16_pair(w.d, [0, 0]);
@@ -173,12 +181,8 @@ unsafe fn q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
                 let mut p = [_mm256_setzero_si256(); 4];
                 for (k, p) in p.iter_mut().enumerate() {
                     let codes = _mm256_or_si256(low[k], top[k]);
-                    let q8k = load32(&q8[32 * k..]);
-                    // Σ code·q8 − Σ 32·q8 per pair: at most 63·127·2 + 32·127·2 in magnitude.
-                    let shifted = _mm256_sub_epi16(
-                        _mm256_maddubs_epi16(codes, q8k),
-                        _mm256_maddubs_epi16(offset, q8k),
-                    );
+                    // Σ code·q8 per pair, codes unsigned (0..64): at most 63·127·2.
+                    let products = _mm256_maddubs_epi16(codes, load32(&q8[32 * k..]));
                     // Elements 32k..32k + 16 of this half are one sub-block, the next 16 the
                     // next one: the low lane takes the first scale, the high lane the second.
                     let s = 8 * h + 2 * k;
@@ -186,11 +190,16 @@ unsafe fn q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
                         _mm_set1_epi16(i16::from(w.scales[s + 1])),
                         _mm_set1_epi16(i16::from(w.scales[s])),
                     );
-                    *p = _mm256_madd_epi16(scales, shifted);
+                    *p = _mm256_madd_epi16(scales, products);
                 }
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
             }
+            // The codes' offset of 32, per lane: 32·(bsum·scale) over the lane's two 16-value
+            // groups, subtracted once per super-block as llama.cpp does.
+            let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast()));
+            let offsets = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load32(&a.bsums), scales));
+            let sumi = _mm256_sub_epi32(sumi, offsets);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_f32(acc)
@@ -227,25 +236,26 @@ mod tests {
         (i % 32) / 4
     }
 
+    /// llama.cpp's repacked Q4_K (`ggml_gemv_q4_K_8x8_q8_K`): per super-block one exact
+    /// integer sum for the codes and one for the minimums, each added with one FMA.
     fn model_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-        let (mut acc, mut acc_m) = ([0.0f32; 8], [0.0f32; 4]);
+        let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
         for (w, a) in w.iter().zip(a) {
             let sm = w.scales_and_mins();
-            // Four i32 lanes of minimums: lane u covers sub-blocks 2u and 2u + 1.
-            let dmin = -a.d * w.dmin();
-            for (u, acc_m) in acc_m.iter_mut().enumerate() {
-                let pair = |s: usize| i32::from(a.bsums[2 * s]) + i32::from(a.bsums[2 * s + 1]);
-                let m = |s: usize| i32::from(sm[8 + s]);
-                let prod = m(2 * u) * pair(2 * u) + m(2 * u + 1) * pair(2 * u + 1);
-                *acc_m = dmin.mul_add(prod as f32, *acc_m);
-            }
-            let mut lanes = [0i32; 8];
+            let mut sumi = 0i32;
             for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
-                lanes[lane(i)] += i32::from(sm[i / 32]) * i32::from(q) * i32::from(x);
+                sumi += i32::from(sm[i / 32]) * i32::from(q) * i32::from(x);
             }
-            fma_lanes(&mut acc, a.d * w.d(), lanes);
+            let summ: i32 = (0..8)
+                .map(|s| {
+                    let pair = i32::from(a.bsums[2 * s]) + i32::from(a.bsums[2 * s + 1]);
+                    i32::from(sm[8 + s]) * pair
+                })
+                .sum();
+            acc = (sumi as f32).mul_add(w.d() * a.d, acc);
+            acc_min = (summ as f32).mul_add(w.dmin() * a.d, acc_min);
         }
-        hsum(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
+        acc - acc_min
     }
 
     fn model_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
@@ -253,7 +263,15 @@ mod tests {
         for (w, a) in w.iter().zip(a) {
             let mut lanes = [0i32; 8];
             for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
-                lanes[lane(i)] += i32::from(w.scales[i / 16]) * i32::from(q) * i32::from(x);
+                let unsigned = i32::from(q) + 32;
+                lanes[lane(i)] += i32::from(w.scales[i / 16]) * unsigned * i32::from(x);
+            }
+            // The offset of 32 comes off per lane from the activation sums, after the products.
+            for (m, lane) in lanes.iter_mut().enumerate() {
+                let groups = [2 * m, 2 * m + 1];
+                let sum: i32 =
+                    groups.iter().map(|&g| i32::from(a.bsums[g]) * i32::from(w.scales[g])).sum();
+                *lane -= 32 * sum;
             }
             fma_lanes(&mut acc, a.d * w.d(), lanes);
         }

@@ -39,25 +39,24 @@ fn add_lanes(mut sumf: f32, sums: &[f32; 8]) -> f32 {
     sumf
 }
 
+/// Per super-block one exact integer sum for the codes and one for the minimums, each added
+/// with one FMA, as llama.cpp's repacked Q4_K rounds (see the AVX2 twin).
 pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
+    let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
     for (w, a) in blocks::<BlockQ4K>(row).iter().zip(xq) {
         let sm = w.scales_and_mins();
         let (scales, mins) = sm.split_at(8);
+        let codes = w.codes();
+        let sumi: i32 = (codes.iter().zip(&a.qs).enumerate())
+            .map(|(i, (&q, &x))| i32::from(scales[i / 32]) * i32::from(q) * i32::from(x))
+            .sum();
         // Σ m·Σq_a per sub-block, from the two 16-value activation sums that cover it.
         let summ: i32 =
             a.bsums.iter().enumerate().map(|(j, &s)| i32::from(s) * i32::from(mins[j / 2])).sum();
-        let mut lanes = [0i32; 8];
-        let codes = w.codes();
-        for (i, (&q, &x)) in codes.iter().zip(&a.qs).enumerate() {
-            // Sub-block i/32; each 32-value sub-block starts on a lane boundary.
-            lanes[i % 8] += i32::from(scales[i / 32]) * (i32::from(q) * i32::from(x));
-        }
-        accumulate_lanes(&mut sums, w.d() * a.d, &lanes);
-        sumf -= (w.dmin() * a.d) * summ as f32;
+        acc = (sumi as f32).mul_add(w.d() * a.d, acc);
+        acc_min = (summ as f32).mul_add(w.dmin() * a.d, acc_min);
     }
-    add_lanes(sumf, &sums)
+    acc - acc_min
 }
 
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
