@@ -121,18 +121,15 @@ pub(crate) fn attend_long_batch(
     for (h, acc) in out.chunks_exact_mut(d).take(heads.n_heads).enumerate() {
         let kv = heads.kv_offset(h);
         let q_h = &q[h * d..(h + 1) * d];
+        (kernels.dot_f32_rows)(q_h, &keys[kv..], kv_dim, scores);
         let mut max = f32::NEG_INFINITY;
-        for (j, s) in scores.iter_mut().enumerate() {
-            let row = j * kv_dim + kv;
-            *s = (kernels.dot_f32)(q_h, &keys[row..row + d]) * scale;
+        for s in scores.iter_mut() {
+            *s *= scale;
             max = max.max(*s);
         }
         let sum = (vector_kernels().exp_shifted)(scores, max);
         acc.fill(0.0);
-        for (j, &p) in scores.iter().enumerate() {
-            let row = j * kv_dim + kv;
-            (kernels.mad_f32)(acc, &values[row..row + d], p);
-        }
+        (kernels.mad_f32_rows)(acc, &values[kv..], kv_dim, scores);
         let inv = (1.0 / sum) as f32;
         acc.iter_mut().for_each(|a| *a *= inv);
     }

@@ -18,7 +18,8 @@
 //! in f64, where the product is exact), so every path gives the same bits.
 //!
 //! [`F16Kernels::dot_f32`] and [`F16Kernels::mad_f32`] take an f32 side (for attention that
-//! keeps the query and the accumulator in f32); they follow the same order of operations.
+//! keeps the query and the accumulator in f32); they follow the same order of operations, and
+//! so do their many-row forms [`F16Kernels::dot_f32_rows`] and [`F16Kernels::mad_f32_rows`].
 
 use half::f16;
 
@@ -37,6 +38,13 @@ pub struct F16Kernels {
     pub mad_f32: fn(y: &mut [f32], x: &[f16], v: f32),
     /// `y[i] = f16(y[i] · v)`.
     pub scale: fn(y: &mut [f16], v: f32),
+    /// `out[j] = dot_f32(a, row j)` for the rows of `len = a.len()` values that start every
+    /// `stride` values of `rows` (`out.len()` rows; rows that do not fit give 0): attention
+    /// scores of one query against many keys, without a call per key.
+    pub dot_f32_rows: fn(a: &[f32], rows: &[f16], stride: usize, out: &mut [f32]),
+    /// `mad_f32(y, row j, w[j])` for each `j` in order, rows as in `dot_f32_rows`: attention's
+    /// weighted sum of values, with the accumulator held in registers.
+    pub mad_f32_rows: fn(y: &mut [f32], rows: &[f16], stride: usize, w: &[f32]),
 }
 
 const SCALAR: F16Kernels = F16Kernels {
@@ -45,7 +53,25 @@ const SCALAR: F16Kernels = F16Kernels {
     mad: scalar_mad,
     mad_f32: scalar_mad_f32,
     scale: scalar_scale,
+    dot_f32_rows: |a, rows, stride, out| {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = row(rows, stride, j, a.len()).map_or(0.0, |r| scalar_dot(a.iter().copied(), r));
+        }
+    },
+    mad_f32_rows: |y, rows, stride, w| {
+        for (j, &v) in w.iter().enumerate() {
+            if let Some(r) = row(rows, stride, j, y.len()) {
+                scalar_mad_f32(y, r, v);
+            }
+        }
+    },
 };
+
+/// Row `j` of `len` values starting every `stride` values of `rows`, if it fits.
+#[inline]
+pub(super) fn row(rows: &[f16], stride: usize, j: usize, len: usize) -> Option<&[f16]> {
+    rows.get(j * stride..j * stride + len)
+}
 
 /// The fastest f16 kernels for this CPU, chosen once.
 pub fn f16_kernels() -> &'static F16Kernels {
@@ -157,6 +183,34 @@ mod tests {
                 (simd.mad_f32)(&mut z1, &b, v);
                 (SCALAR.mad_f32)(&mut z2, &b, v);
                 assert_eq!(z1, z2, "mad_f32 {n} {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_forms_equal_one_call_per_row() {
+        let paths = [Some(&SCALAR), f16_kernels_for(Isa::Avx2)];
+        for k in paths.into_iter().flatten() {
+            for (len, stride) in [(64, 192), (64, 64), (33, 40), (8, 8)] {
+                let rows = vector(stride * 9 + len, 6);
+                let a: Vec<f32> = vector(len, 7).iter().map(|v| v.to_f32()).collect();
+                // Ten rows asked for, nine and a part there: the last one gives 0.
+                let mut out = [f32::NAN; 10];
+                (k.dot_f32_rows)(&a, &rows[..stride * 9 + len - 1], stride, &mut out);
+                for (j, &o) in out.iter().enumerate().take(9) {
+                    let one = (k.dot_f32)(&a, &rows[j * stride..j * stride + len]);
+                    assert_eq!(o.to_bits(), one.to_bits(), "dot row {j} of {len}/{stride}");
+                }
+                assert_eq!(out[9], 0.0);
+                let w: Vec<f32> = (0..10).map(|j| j as f32 / 7.0 - 0.6).collect();
+                let (mut y1, mut y2) = (a.clone(), a.clone());
+                (k.mad_f32_rows)(&mut y1, &rows, stride, &w);
+                for (j, &v) in w.iter().enumerate() {
+                    if let Some(r) = row(&rows, stride, j, len) {
+                        (k.mad_f32)(&mut y2, r, v);
+                    }
+                }
+                assert_eq!(y1, y2, "mad rows {len}/{stride}");
             }
         }
     }

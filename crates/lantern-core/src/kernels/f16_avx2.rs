@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::f16::F16Kernels;
+use super::f16::{row, F16Kernels};
 
 pub(super) static KERNELS: F16Kernels = F16Kernels {
     // SAFETY: handed out only after AVX2/FMA/F16C detection (module docs).
@@ -23,6 +23,10 @@ pub(super) static KERNELS: F16Kernels = F16Kernels {
     mad_f32: |y, x, v| unsafe { mad_f32(y, x, v) },
     // SAFETY: as above.
     scale: |y, v| unsafe { scale(y, v) },
+    // SAFETY: as above.
+    dot_f32_rows: |a, rows, stride, out| unsafe { dot_f32_rows(a, rows, stride, out) },
+    // SAFETY: as above.
+    mad_f32_rows: |y, rows, stride, w| unsafe { mad_f32_rows(y, rows, stride, w) },
 };
 
 /// Eight f16 from `p` widened to f32.
@@ -147,5 +151,78 @@ unsafe fn scale(y: &mut [f16], v: f32) {
     }
     for y in &mut y[whole..] {
         *y = f16::from_f32(y.to_f32() * v);
+    }
+}
+
+/// `dot_f32` per row, inlined: the same four accumulators, reduction and f64 tail.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f32_rows(a: &[f32], rows: &[f16], stride: usize, out: &mut [f32]) {
+    let n = a.len();
+    let whole = n / 32 * 32;
+    for (j, o) in out.iter_mut().enumerate() {
+        let Some(r) = row(rows, stride, j, n) else {
+            *o = 0.0;
+            continue;
+        };
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for i in (0..whole).step_by(32) {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `i + 8k + 8 <= whole <= n` in `a` and in the row; unaligned loads.
+                unsafe {
+                    let x = _mm256_loadu_ps(a.as_ptr().add(i + 8 * k));
+                    let y = _mm256_cvtph_ps(_mm_loadu_si128(r.as_ptr().add(i + 8 * k).cast()));
+                    *acc = _mm256_fmadd_ps(x, y, *acc);
+                }
+            }
+        }
+        // SAFETY: the features are enabled on this function.
+        let head = unsafe { reduce(acc) };
+        *o = if whole == n {
+            head
+        } else {
+            let tail: f64 =
+                a[whole..].iter().zip(&r[whole..]).map(|(&x, y)| f64::from(x * y.to_f32())).sum();
+            (f64::from(head) + tail) as f32
+        };
+    }
+}
+
+/// The accumulator stays in registers for 32 values at a time while every row passes, so
+/// each element sees the same fused multiply-adds, in row order, as one `mad_f32` per row.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mad_f32_rows(y: &mut [f32], rows: &[f16], stride: usize, w: &[f32]) {
+    let n = y.len();
+    // Rows that fit whole; `row` would refuse the others.
+    let count = w.len().min(if rows.len() < n { 0 } else { (rows.len() - n) / stride.max(1) + 1 });
+    let whole = n / 32 * 32;
+    for i in (0..whole).step_by(32) {
+        // SAFETY: `i + 32 <= whole <= n` in `y`, and in every row `j < count`, which starts at
+        // `j * stride` with `j * stride + n <= rows.len()`; unaligned loads and stores.
+        unsafe {
+            let p = y[i..].as_mut_ptr();
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (k, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_loadu_ps(p.add(8 * k));
+            }
+            for (j, &v) in w[..count].iter().enumerate() {
+                let x = rows.as_ptr().add(j * stride + i);
+                let vv = _mm256_set1_ps(v);
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let xs = _mm256_cvtph_ps(_mm_loadu_si128(x.add(8 * k).cast()));
+                    *acc = _mm256_fmadd_ps(xs, vv, *acc);
+                }
+            }
+            for (k, acc) in acc.iter().enumerate() {
+                _mm256_storeu_ps(p.add(8 * k), *acc);
+            }
+        }
+    }
+    if whole < n {
+        for (j, &v) in w[..count].iter().enumerate() {
+            if let Some(r) = row(rows, stride, j, n) {
+                // SAFETY: the features are enabled on this function.
+                unsafe { mad_f32(&mut y[whole..], &r[whole..], v) };
+            }
+        }
     }
 }
