@@ -1,15 +1,17 @@
 //! AVX2 + FMA + F16C kernels (x86-64), chosen at run time.
 //!
 //! # Tiles
-//! The quantized kernels walk a tile of 8 weight rows over the blocks, for each input in
-//! turn. Per block, they unpack the 8 rows' codes and widen their f16 scales once, load the
-//! activation once, and keep 8 f32 lanes per row: lane `k` accumulates, with one FMA per
-//! block, the exact integer sum of the products of elements `4k..4k + 4`. The row's result is
-//! the horizontal sum of its 8 lanes (plus, for Q4_1, the minimums' FMA chain). That is
-//! exactly the float arithmetic of ggml's one-row AVX2 kernels (`ggml_vec_dot_q4_1_q8_1`,
-//! `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q8_0_q8_0`, `hsum_float_8`), so results match
-//! llama.cpp's AVX2 build bit for bit, at about a third of the instructions per block:
-//! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
+//! The quantized kernels walk a tile of 8 weight rows and one to four inputs over the blocks.
+//! Per block, they unpack the 8 rows' codes and widen their f16 scales once for all inputs,
+//! and load each activation block once for all rows. Each row keeps the lanes of llama.cpp's
+//! kernel for its format, so results match llama.cpp's AVX2 build bit for bit:
+//! - Q4_1, Q5_0, Q8_0: 8 f32 lanes per row, lane `k` taking, with one FMA per block, the
+//!   exact integer sum of the products of elements `4k..4k + 4`; the result is the lanes'
+//!   horizontal sum (plus, for Q4_1, the minimums' FMA chain), as `ggml_vec_dot_q4_1_q8_1`,
+//!   `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q8_0_q8_0` and `hsum_float_8` compute it:
+//!   <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
+//! - Q4_0: one lane per row, taking each block's exact integer sum with one FMA, as the
+//!   repacked `ggml_gemv_q4_0_8x8_q8_0` that llama.cpp uses for Q4_0 on AVX2 CPUs.
 //!
 //! The 4-bit formats hold two rows per register, row `p` in the low 128 bits and row `p + 4`
 //! in the high: one `maddubs` then serves two rows, and their accumulators stay in that

@@ -1,8 +1,9 @@
 //! Portable kernels: the reference twin of every SIMD kernel, and the only path for floats.
 //!
-//! The quantized kernels reproduce the float arithmetic of ggml's AVX2 kernels (see
-//! [`Lanes`]), so that every path, this one included, gives llama.cpp's AVX2 results bit for
-//! bit: on a CPU without SIMD kernels the same tokens come out.
+//! The quantized kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
+//! lanes, see [`Lanes`], or one running sum for Q4_0), so that every path, this one included,
+//! gives llama.cpp's AVX2 results bit for bit: on a CPU without SIMD kernels the same tokens
+//! come out.
 
 use half::{bf16, f16};
 
