@@ -219,9 +219,9 @@ unsafe fn scales(rows: &[*const u8; ROWS], offset: usize) -> __m256 {
     }
 }
 
-/// Horizontal sum of eight lanes in ggml's `hsum_float_8` order.
+/// Horizontal sum of eight lanes, given as two halves, in ggml's `hsum_float_8` order.
 #[inline(always)]
-unsafe fn hsum(lo: __m128, hi: __m128) -> f32 {
+pub(super) unsafe fn hsum(lo: __m128, hi: __m128) -> f32 {
     // SAFETY: register-only intrinsics.
     unsafe {
         let r = _mm_add_ps(hi, lo);
@@ -555,10 +555,10 @@ impl Format for Q8_0 {
     }
 }
 
-/// Horizontal sum of eight i32 lanes.
+/// Horizontal sum of eight i32 lanes (exact).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum_i32(a: __m256i) -> i32 {
+pub(super) unsafe fn hsum_i32(a: __m256i) -> i32 {
     let r = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
     let r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
     let r = _mm_add_epi32(r, _mm_shuffle_epi32::<0b1011_0001>(r));

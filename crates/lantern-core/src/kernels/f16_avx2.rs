@@ -82,18 +82,8 @@ unsafe fn dot(a: &[f16], b: &[f16]) -> f32 {
 unsafe fn dot_f32(a: &[f32], b: &[f16]) -> f32 {
     let n = a.len().min(b.len());
     let whole = n / 32 * 32;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for i in (0..whole).step_by(32) {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let at = i + 8 * j;
-            // SAFETY: `at + 8 <= whole <= n`; unaligned loads.
-            *acc = unsafe {
-                _mm256_fmadd_ps(_mm256_loadu_ps(a[at..].as_ptr()), load8(&b[at..]), *acc)
-            };
-        }
-    }
-    // SAFETY: the features are enabled on this function.
-    let head = unsafe { reduce(acc) };
+    // SAFETY: `whole <= n`, within both slices.
+    let head = unsafe { reduce(steps_f32(a, b, whole)) };
     let tail: f64 =
         a[whole..n].iter().zip(&b[whole..n]).map(|(&x, y)| f64::from(x * y.to_f32())).sum();
     (f64::from(head) + tail) as f32
@@ -154,6 +144,28 @@ unsafe fn scale(y: &mut [f16], v: f32) {
     }
 }
 
+/// `dot_f32`'s four accumulators over the first `whole` values (a multiple of 32): eight
+/// products per accumulator and step, fused multiply-adds.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available (the caller has them enabled: this is inlined into it),
+/// and `whole` is at most the length of both slices.
+#[inline(always)]
+unsafe fn steps_f32(a: &[f32], b: &[f16], whole: usize) -> [__m256; 4] {
+    // SAFETY: the caller's contract; `i + 8k + 8 <= whole`; unaligned loads.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for i in (0..whole).step_by(32) {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(a.as_ptr().add(i + 8 * k));
+                let y = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(i + 8 * k).cast()));
+                *acc = _mm256_fmadd_ps(x, y, *acc);
+            }
+        }
+        acc
+    }
+}
+
 /// `dot_f32` per row, inlined: the same four accumulators, reduction and f64 tail.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_f32_rows(a: &[f32], rows: &[f16], stride: usize, out: &mut [f32]) {
@@ -164,19 +176,8 @@ unsafe fn dot_f32_rows(a: &[f32], rows: &[f16], stride: usize, out: &mut [f32]) 
             *o = 0.0;
             continue;
         };
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for i in (0..whole).step_by(32) {
-            for (k, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `i + 8k + 8 <= whole <= n` in `a` and in the row; unaligned loads.
-                unsafe {
-                    let x = _mm256_loadu_ps(a.as_ptr().add(i + 8 * k));
-                    let y = _mm256_cvtph_ps(_mm_loadu_si128(r.as_ptr().add(i + 8 * k).cast()));
-                    *acc = _mm256_fmadd_ps(x, y, *acc);
-                }
-            }
-        }
-        // SAFETY: the features are enabled on this function.
-        let head = unsafe { reduce(acc) };
+        // SAFETY: `whole <= n`, within `a` and the row.
+        let head = unsafe { reduce(steps_f32(a, r, whole)) };
         *o = if whole == n {
             head
         } else {

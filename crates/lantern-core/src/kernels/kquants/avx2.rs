@@ -27,6 +27,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernels::avx2::{hsum, hsum_i32};
 use crate::kernels::blocks;
 use crate::{BlockQ4K, BlockQ6K, BlockQ8K};
 
@@ -57,15 +58,12 @@ pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     unsafe { q6_k(&w[..n], &xq[..n]) }
 }
 
-/// Horizontal sum of eight f32 lanes, in ggml's `hsum_float_8` order:
-/// ((x4 + x0) + (x6 + x2)) + ((x5 + x1) + (x7 + x3)).
+/// Horizontal sum of eight f32 lanes, in ggml's `hsum_float_8` order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn hsum_f32(x: __m256) -> f32 {
-    let r = _mm_add_ps(_mm256_extractf128_ps::<1>(x), _mm256_castps256_ps128(x));
-    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    let r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    _mm_cvtss_f32(r)
+    // SAFETY: register-only intrinsics, features enabled on this function.
+    unsafe { hsum(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x)) }
 }
 
 /// Two little-endian f16 values widened to f32.
@@ -125,16 +123,6 @@ unsafe fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
         }
         acc - acc_min
     }
-}
-
-/// Horizontal sum of eight i32 lanes (exact).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum_i32(a: __m256i) -> i32 {
-    let r = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
-    let r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
-    let r = _mm_add_epi32(r, _mm_shuffle_epi32::<0b1011_0001>(r));
-    _mm_cvtsi128_si32(r)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
