@@ -150,31 +150,74 @@ fn matmul_one(ty: GgmlType, isa: Isa, row: &[u8], case: &Case) -> Option<f32> {
     Some(out[0])
 }
 
+/// The SIMD paths this CPU can run, with a note for those it cannot.
+fn simd_isas() -> Vec<Isa> {
+    let all = [Isa::Avx2, Isa::Avx512Vnni];
+    for isa in all.iter().filter(|isa| !isa.is_available()) {
+        eprintln!("note: this CPU cannot run the {isa} path; its comparisons are skipped");
+    }
+    all.into_iter().filter(|isa| isa.is_available()).collect()
+}
+
+/// Runs `ty`'s scalar kernel and each SIMD kernel on the same rows and inputs and requires
+/// identical bits.
+fn assert_paths_agree(
+    ty: GgmlType,
+    bytes: &[u8],
+    rows: usize,
+    x: &[f32],
+    xq: &[BlockQ8],
+    n: usize,
+) {
+    let row_bytes = bytes.len() / rows;
+    let input = Input::new(x, xq, n);
+    let mut scalar = vec![f32::NAN; rows * n];
+    matmul_fn_for(ty, Isa::Scalar).unwrap()(bytes, row_bytes, input, &mut scalar);
+    for isa in simd_isas() {
+        let mut simd = vec![f32::NAN; rows * n];
+        matmul_fn_for(ty, isa).unwrap()(bytes, row_bytes, input, &mut simd);
+        let same = scalar.iter().zip(&simd).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{ty:?} {isa} {rows} rows, {n} inputs:\n{scalar:?}\n{simd:?}");
+    }
+}
+
 #[test]
 fn simd_matches_scalar_bit_for_bit() {
-    if !Isa::Avx2.is_available() {
-        eprintln!("note: this CPU lacks AVX2/FMA/F16C; SIMD comparisons skipped");
-        return;
-    }
     let mut rng = rng(11);
     for len in LENGTHS {
-        // Rows that leave a partial tile of 8, inputs that leave a partial tile of 4.
+        // Rows that leave partial tiles of 4 and 8, inputs that leave partial tiles of 2 and 4.
         for (rows, n) in [(1, 1), (8, 1), (13, 2), (16, 4), (19, 7)] {
             let w = randn(&mut rng, rows * len, 0.05);
             let x = randn(&mut rng, n * len, 1.0);
             let xq = quantize_x(&x);
             for ty in QUANTIZED {
-                let bytes = quantize(ty, &w);
-                let row_bytes = bytes.len() / rows;
-                let mut scalar = vec![f32::NAN; rows * n];
-                let mut simd = vec![f32::NAN; rows * n];
-                let input = Input::new(&x, &xq, n);
-                matmul_fn_for(ty, Isa::Scalar).unwrap()(&bytes, row_bytes, input, &mut scalar);
-                matmul_fn_for(ty, Isa::Avx2).unwrap()(&bytes, row_bytes, input, &mut simd);
-                let same = scalar.iter().zip(&simd).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{ty:?} {rows}x{len}, {n} inputs:\n{scalar:?}\n{simd:?}");
+                assert_paths_agree(ty, &quantize(ty, &w), rows, &x, &xq, n);
             }
         }
+    }
+}
+
+#[test]
+fn extreme_codes_match_scalar() {
+    // The largest products each format can hold, which llama.cpp's quantizers never write
+    // but a file may: Q8_0 codes of −128, 4-bit codes of 15, Q5_0 codes of 31, against
+    // activation codes of ±127.
+    let (rows, n, len) = (9, 3, 64);
+    let d = half::f16::from_f32(0.5).to_bits().to_le_bytes();
+    let block = |ty: GgmlType| -> Vec<u8> {
+        match ty {
+            GgmlType::Q4_0 => [&d[..], &[0xFF; 16]].concat(),
+            GgmlType::Q4_1 => [&d[..], &d[..], &[0xFF; 16]].concat(),
+            GgmlType::Q5_0 => [&d[..], &[0xFF; 4], &[0xFF; 16]].concat(),
+            _ => [&d[..], &[0x80; 32]].concat(),
+        }
+    };
+    let x: Vec<f32> = (0..n * len).map(|i| if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
+    let xq = quantize_x(&x);
+    assert!(xq.iter().all(|b| b.qs.iter().all(|&q| q.abs() == 127)));
+    for ty in QUANTIZED {
+        let bytes = block(ty).repeat(rows * len / 32);
+        assert_paths_agree(ty, &bytes, rows, &x, &xq, n);
     }
 }
 
@@ -208,7 +251,7 @@ fn quantized_kernels_match_f32_reference() {
             let (_, abs) = kernel_math(ty, &row, &case.xq);
             let bound = act_err + s_err + 1e-5 * abs;
             let budget = format_budget(ty, &row, &w, &case.x, &case.xq) + 1e-5 * abs;
-            for isa in [Isa::Scalar, Isa::Avx2] {
+            for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni] {
                 let Some(y) = matmul_one(ty, isa, &row, &case) else { continue };
                 let err = (f64::from(y) - reference).abs();
                 assert!(err <= bound, "{ty:?} {isa} n={}: error {err:e} > bound {bound:e}", case.n);

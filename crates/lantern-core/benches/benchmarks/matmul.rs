@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use lantern_core::kernels::{best_isa, matmul_fn_for, Input, Isa};
+use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{quantize_activation, quantize_row, BlockQ8, GgmlType, QK8};
 
 use super::random;
@@ -19,10 +19,10 @@ const BATCHES: [usize; 2] = [1, 64];
 
 fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
-    let mut isas = vec![Isa::Scalar];
-    if best_isa() != Isa::Scalar {
-        isas.push(best_isa());
-    }
+    let isas: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|isa| isa.is_available())
+        .collect();
     for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
         for (rows, len) in SHAPES {
             let w = random(rows * len, 0.1, 1);

@@ -1,4 +1,4 @@
-//! AVX2 + FMA + F16C kernels (x86-64), chosen at run time.
+//! AVX2 + FMA + F16C kernels (x86-64), and their AVX-512 VNNI variant, chosen at run time.
 //!
 //! # Tiles
 //! The quantized kernels walk a tile of 8 weight rows and one to four inputs over the blocks.
@@ -17,10 +17,17 @@
 //! in the high: one `maddubs` then serves two rows, and their accumulators stay in that
 //! interleaved layout until the final sums.
 //!
+//! # VNNI
+//! On CPUs with AVX-512 VNNI (Ice Lake, Zen 4 and later) the same tiles run with `vpdpbusd`,
+//! which sums four byte products into each i32 lane in one instruction where AVX2 needs
+//! `maddubs` and `madd`, and with the 32 vector registers of AVX-512VL. The integer sums are
+//! the same, so the results are too (llama.cpp also uses `vpdpbusd` there, in the same lanes).
+//!
 //! # Safety design
-//! The `unsafe fn`s here require AVX2, FMA and F16C. They are reached only through the
-//! private safe wrappers below, which [`super::matmul_fn_for`] and [`super::quantize_q8_fn`]
-//! hand out only after [`super::avx2_detected`] has confirmed those features on this CPU.
+//! The `unsafe fn`s here require AVX2, FMA and F16C, and those given [`Vnni`] also AVX-512
+//! F, BW, VL and VNNI. They are reached only through the private safe wrappers below, which
+//! [`super::matmul_fn_for`] and [`super::quantize_q8_fn`] hand out only after
+//! [`super::Isa::is_available`] has confirmed those features on this CPU.
 //! The wrappers derive every row pointer and block offset from the slice lengths, so all
 //! loads stay inside the weight rows and activation blocks they were given.
 //!
@@ -32,36 +39,116 @@ use std::arch::x86_64::*;
 use super::{Input, MatmulFn};
 use crate::{BlockQ8, GgmlType, QK8};
 
-/// The AVX2 matrix kernel for `ty`, if there is one. Callers must have detected AVX2, FMA
-/// and F16C.
-pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
+/// The tile kernel for `ty`, if there is one: with `vnni`, the AVX-512 VNNI variant. Callers
+/// must have detected the features of the path (see the module docs).
+pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
+    fn pick<F: Format>(vnni: bool) -> MatmulFn {
+        if vnni {
+            matmul_vnni::<F>
+        } else {
+            matmul_avx2::<F>
+        }
+    }
     Some(match ty {
-        GgmlType::Q4_0 => matmul_q4_0,
-        GgmlType::Q4_1 => matmul_q4_1,
-        GgmlType::Q5_0 => matmul_q5_0,
-        GgmlType::Q8_0 => matmul_q8_0,
+        GgmlType::Q4_0 => pick::<Q4_0>(vnni),
+        GgmlType::Q4_1 => pick::<Q4_1>(vnni),
+        GgmlType::Q5_0 => pick::<Q5_0>(vnni),
+        GgmlType::Q8_0 => pick::<Q8_0>(vnni),
         _ => return None,
     })
 }
 
-fn matmul_q4_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+fn matmul_avx2<F: Format>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
     // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
-    unsafe { matmul::<Q4_0>(w, row_bytes, input.q8_all(), input.n(), out) }
+    unsafe { tiles_avx2::<F>(w, row_bytes, input.q8_all(), input.n(), out) }
 }
 
-fn matmul_q4_1(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: as in `matmul_q4_0`.
-    unsafe { matmul::<Q4_1>(w, row_bytes, input.q8_all(), input.n(), out) }
+fn matmul_vnni<F: Format>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: handed out only after AVX2/FMA/F16C and AVX-512 F/BW/VL/VNNI detection.
+    unsafe { tiles_vnni::<F>(w, row_bytes, input.q8_all(), input.n(), out) }
 }
 
-fn matmul_q5_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: as in `matmul_q4_0`.
-    unsafe { matmul::<Q5_0>(w, row_bytes, input.q8_all(), input.n(), out) }
+/// [`tiles`] with `maddubs`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tiles_avx2<F: Format>(
+    w: &[u8],
+    row_bytes: usize,
+    xq: &[BlockQ8],
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: the features `tiles` needs are enabled here.
+    unsafe { tiles::<F, Maddubs>(w, row_bytes, xq, n, out) }
 }
 
-fn matmul_q8_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: as in `matmul_q4_0`.
-    unsafe { matmul::<Q8_0>(w, row_bytes, input.q8_all(), input.n(), out) }
+/// [`tiles`] with `vpdpbusd` and 32 registers.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tiles_vnni<F: Format>(
+    w: &[u8],
+    row_bytes: usize,
+    xq: &[BlockQ8],
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: the features `tiles` needs with `Vnni` are enabled here.
+    unsafe { tiles::<F, Vnni>(w, row_bytes, xq, n, out) }
+}
+
+/// Sums of byte products: `acc + Σ_k u[4i + k]·s[4i + k]` in each i32 lane `i`, for unsigned
+/// bytes `u` and signed bytes `s`.
+trait Dot {
+    /// The sums, exact when each pair `u[2j]·s[2j] + u[2j + 1]·s[2j + 1]` fits in i16.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
+
+    /// `dot4(dot4(acc, u1, s1), u2, s2)`, exact when the sum of both pairs at each position
+    /// fits in i16.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    #[inline(always)]
+    unsafe fn dot8(acc: __m256i, u1: __m256i, s1: __m256i, u2: __m256i, s2: __m256i) -> __m256i {
+        // SAFETY: the caller's contract.
+        unsafe { Self::dot4(Self::dot4(acc, u1, s1), u2, s2) }
+    }
+}
+
+/// AVX2: `maddubs` into i16 pairs, then `madd` into i32.
+struct Maddubs;
+
+impl Dot for Maddubs {
+    #[inline(always)]
+    unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe {
+            let pairs = _mm256_maddubs_epi16(u, s);
+            _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot8(acc: __m256i, u1: __m256i, s1: __m256i, u2: __m256i, s2: __m256i) -> __m256i {
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe {
+            // One `madd` for both: the caller guarantees the i16 sums do not saturate.
+            let pairs =
+                _mm256_add_epi16(_mm256_maddubs_epi16(u1, s1), _mm256_maddubs_epi16(u2, s2));
+            _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        }
+    }
+}
+
+/// AVX-512 VNNI (256-bit form): one `vpdpbusd`, exact for all bytes.
+struct Vnni;
+
+impl Dot for Vnni {
+    #[inline(always)]
+    unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VL and VNNI are available (the caller's contract).
+        unsafe { _mm256_dpbusd_epi32(acc, u, s) }
+    }
 }
 
 /// Safe wrapper of [`quantize_blocks`], handed out only after feature detection.
@@ -70,7 +157,7 @@ pub(super) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
     unsafe { quantize_blocks(x, out) }
 }
 
-/// Rows per tile.
+/// Rows per tile at most.
 const ROWS: usize = 8;
 /// Inputs per tile at most.
 const MAX_INPUTS: usize = 4;
@@ -88,6 +175,8 @@ struct Acc {
 trait Format {
     /// Bytes per block of 32 weights.
     const BLOCK_BYTES: usize;
+    /// Rows a tile takes (up to [`ROWS`]); the row pointers and sums beyond are unused.
+    const ROWS: usize;
     /// Inputs a tile takes at once (up to [`MAX_INPUTS`]): more share the unpacking of each
     /// block, as long as their accumulators fit in registers.
     const INPUTS: usize;
@@ -104,8 +193,25 @@ trait Format {
     /// Adds the block's products with activation block `a` to `acc`.
     ///
     /// # Safety
-    /// AVX2, FMA and F16C are available.
-    unsafe fn accumulate(w: &Self::Block, a: &BlockQ8, acc: &mut Acc);
+    /// AVX2, FMA and F16C are available, and the features `D` needs.
+    unsafe fn accumulate<D: Dot>(w: &Self::Block, a: &BlockQ8, acc: &mut Acc);
+
+    /// Adds the block's products with activation blocks `a` to their sums `acc`: input by
+    /// input, unless a format orders the work otherwise.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available, and the features `D` needs.
+    #[inline(always)]
+    unsafe fn accumulate_inputs<D: Dot, const T: usize>(
+        w: &Self::Block,
+        a: [&BlockQ8; T],
+        acc: &mut [Acc; T],
+    ) {
+        for (a, acc) in a.into_iter().zip(acc) {
+            // SAFETY: the caller's contract.
+            unsafe { Self::accumulate::<D>(w, a, acc) }
+        }
+    }
 
     /// The 8 rows' results.
     ///
@@ -117,15 +223,24 @@ trait Format {
 /// `out[t * rows + r] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
 /// (`row_bytes / F::BLOCK_BYTES` blocks each). Inputs beyond what `xq` holds, and outputs
 /// beyond `out`, are skipped.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn matmul<F: Format>(w: &[u8], row_bytes: usize, xq: &[BlockQ8], n: usize, out: &mut [f32]) {
+///
+/// # Safety
+/// AVX2, FMA and F16C are available, and the features `D` needs.
+#[inline(always)]
+unsafe fn tiles<F: Format, D: Dot>(
+    w: &[u8],
+    row_bytes: usize,
+    xq: &[BlockQ8],
+    n: usize,
+    out: &mut [f32],
+) {
     let blocks = row_bytes / F::BLOCK_BYTES;
     if blocks == 0 || n == 0 {
         return;
     }
     let rows = (w.len() / row_bytes).min(out.len() / n);
     let n = n.min(xq.len() / blocks);
-    for r0 in (0..rows).step_by(ROWS) {
+    for r0 in (0..rows).step_by(F::ROWS) {
         // A last partial tile repeats its last row; the extra results are not stored.
         let ptrs: [*const u8; ROWS] = std::array::from_fn(|i| {
             let r = (r0 + i).min(rows - 1);
@@ -134,8 +249,8 @@ unsafe fn matmul<F: Format>(w: &[u8], row_bytes: usize, xq: &[BlockQ8], n: usize
         });
         // The next tile, which the hardware prefetcher does not foresee: a tile reads its 8
         // rows side by side, not as one stream.
-        let next = &w[w.len().min((r0 + ROWS) * row_bytes)..];
-        let next = &next[..next.len().min(ROWS * row_bytes)];
+        let next = &w[w.len().min((r0 + F::ROWS) * row_bytes)..];
+        let next = &next[..next.len().min(F::ROWS * row_bytes)];
         let mut t0 = 0;
         while t0 < n {
             let inputs = F::INPUTS.min(n - t0);
@@ -146,13 +261,13 @@ unsafe fn matmul<F: Format>(w: &[u8], row_bytes: usize, xq: &[BlockQ8], n: usize
             // and `xq` holds `inputs` inputs of `blocks` blocks.
             unsafe {
                 match inputs {
-                    1 => tile::<F, 1>(&ptrs, xq, blocks, next, &mut sums),
-                    2 => tile::<F, 2>(&ptrs, xq, blocks, next, &mut sums),
-                    3 => tile::<F, 3>(&ptrs, xq, blocks, next, &mut sums),
-                    _ => tile::<F, MAX_INPUTS>(&ptrs, xq, blocks, next, &mut sums),
+                    1 => tile::<F, D, 1>(&ptrs, xq, blocks, next, &mut sums),
+                    2 => tile::<F, D, 2>(&ptrs, xq, blocks, next, &mut sums),
+                    3 => tile::<F, D, 3>(&ptrs, xq, blocks, next, &mut sums),
+                    _ => tile::<F, D, MAX_INPUTS>(&ptrs, xq, blocks, next, &mut sums),
                 }
             }
-            let valid = ROWS.min(rows - r0);
+            let valid = F::ROWS.min(rows - r0);
             for (t, sums) in sums.iter().take(inputs).enumerate() {
                 let start = (t0 + t) * rows + r0;
                 out[start..start + valid].copy_from_slice(&sums[..valid]);
@@ -165,7 +280,7 @@ unsafe fn matmul<F: Format>(w: &[u8], row_bytes: usize, xq: &[BlockQ8], n: usize
 /// One tile: 8 rows times `T` inputs, prefetching `next` on the way; row `i`'s result for
 /// input `t` goes to `sums[t][i]`.
 #[inline(always)]
-unsafe fn tile<F: Format, const T: usize>(
+unsafe fn tile<F: Format, D: Dot, const T: usize>(
     rows: &[*const u8; ROWS],
     xq: &[BlockQ8],
     blocks: usize,
@@ -176,18 +291,21 @@ unsafe fn tile<F: Format, const T: usize>(
     unsafe {
         let zero = Acc { lanes: [_mm256_setzero_ps(); ROWS], mins: _mm256_setzero_ps() };
         let mut acc = [zero; T];
+        // An even share of the next tile's cache lines per block.
+        let share = next.len().div_ceil(blocks);
         let mut prefetched = 0;
         for b in 0..blocks {
-            // An even share of the next tile's cache lines per block.
-            let until = next.len() * (b + 1) / blocks;
+            let until = next.len().min(share * (b + 1));
             while prefetched < until {
                 _mm_prefetch::<_MM_HINT_T0>(next.as_ptr().add(prefetched).cast());
                 prefetched += 64;
             }
             let w = F::load(rows, b * F::BLOCK_BYTES);
-            for (t, acc) in acc.iter_mut().enumerate() {
-                F::accumulate(&w, &xq[t * blocks + b], acc);
-            }
+            F::accumulate_inputs::<D, T>(
+                &w,
+                std::array::from_fn(|t| &xq[t * blocks + b]),
+                &mut acc,
+            );
         }
         for (sums, acc) in sums.iter_mut().zip(&acc) {
             *sums = F::finish(acc);
@@ -240,18 +358,6 @@ unsafe fn activation_halves(a: &BlockQ8) -> (__m256i, __m256i) {
             _mm256_broadcastsi128_si256(_mm_loadu_si128(q.cast())),
             _mm256_broadcastsi128_si256(_mm_loadu_si128(q.add(QK8 / 2).cast())),
         )
-    }
-}
-
-/// 8·(a_j + a_j+1) for each pair of elements of both halves, summed: subtracted from the
-/// products of unsigned codes, it makes them products of q − 8. Σ(q − 8)·a = Σq·a − 8·Σa
-/// gives the same integers as ggml's signed products, and is shared by all rows.
-#[inline(always)]
-unsafe fn offset_bias(al: __m256i, ah: __m256i) -> __m256i {
-    // SAFETY: register-only intrinsics.
-    unsafe {
-        let eight = _mm256_set1_epi8(8);
-        _mm256_add_epi16(_mm256_maddubs_epi16(eight, al), _mm256_maddubs_epi16(eight, ah))
     }
 }
 
@@ -313,21 +419,19 @@ impl Nibbles {
     /// Each row's exact sum of (q − 8)·a with activation `a` (Q4_0), as i32 lanes in row
     /// order.
     #[inline(always)]
-    unsafe fn offset_row_sums(&self, a: &BlockQ8) -> __m256i {
+    unsafe fn offset_row_sums<D: Dot>(&self, a: &BlockQ8) -> __m256i {
         // SAFETY: reads the 32 bytes of `a.qs`; the rest is register-only.
         unsafe {
             let (al, ah) = activation_halves(a);
-            let bias = offset_bias(al, ah);
-            let ones = _mm256_set1_epi16(1);
-            // Per pair: row p in the low lane, row p + 4 in the high lane, as i32 partial sums;
-            // a pair of i16 products is at most 2 · 15 · 127, two of them 7620.
-            let mut p = [_mm256_setzero_si256(); 4];
+            // Σ(q − 8)·a = Σq·a − 8·Σa: the −8·Σa terms start every row's sums. A pair of
+            // products is at most 2 · 15 · 127, two of them 3810 · 2: no i16 overflow.
+            let eight = _mm256_set1_epi8(8);
+            let zero = _mm256_setzero_si256();
+            let bias = _mm256_sub_epi32(zero, D::dot8(zero, eight, al, eight, ah));
+            // Per pair: row p in the low lane, row p + 4 in the high lane, as i32 partial sums.
+            let mut p = [zero; 4];
             for (i, p) in p.iter_mut().enumerate() {
-                let qa = _mm256_add_epi16(
-                    _mm256_maddubs_epi16(self.lo[i], al),
-                    _mm256_maddubs_epi16(self.hi[i], ah),
-                );
-                *p = _mm256_madd_epi16(_mm256_sub_epi16(qa, bias), ones);
+                *p = D::dot8(bias, self.lo[i], al, self.hi[i], ah);
             }
             // hadd works per lane: [r0 r0 r1 r1 | r4 r4 r5 r5], then [r0 r1 r2 r3 | r4 r5 r6 r7].
             _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]))
@@ -339,22 +443,20 @@ impl Nibbles {
     /// 4..8 in `lanes[2p + 1]`. `dd` holds the 8 rows' combined scales in row order; the
     /// codes count as q − `OFFSET`.
     #[inline(always)]
-    unsafe fn accumulate<const OFFSET: i8>(&self, a: &BlockQ8, dd: __m256, acc: &mut Acc) {
+    unsafe fn accumulate<D: Dot, const OFFSET: i8>(&self, a: &BlockQ8, dd: __m256, acc: &mut Acc) {
         // SAFETY: reads the 32 bytes of `a.qs`; the rest is register-only.
         unsafe {
             let (al, ah) = activation_halves(a);
-            let ones = _mm256_set1_epi16(1);
-            // Σ(q − o)·a over a pair of elements is Σq·a − o·Σa, the same integers as ggml's
-            // signed products; the o·Σa pairs are shared by all rows.
+            // Σ(q − o)·a over four elements is Σq·a − o·Σa, the same integers as ggml's
+            // signed products; the −o·Σa sums are shared by all rows and start theirs.
             let offset = _mm256_set1_epi8(OFFSET);
-            let (bias_lo, bias_hi) =
-                (_mm256_maddubs_epi16(offset, al), _mm256_maddubs_epi16(offset, ah));
+            let zero = _mm256_setzero_si256();
+            let bias_lo = _mm256_sub_epi32(zero, D::dot4(zero, offset, al));
+            let bias_hi = _mm256_sub_epi32(zero, D::dot4(zero, offset, ah));
             for p in 0..4 {
                 // Codes are below 32, so a pair of products is at most 2 · 31 · 127 in i16.
-                let lo = _mm256_sub_epi16(_mm256_maddubs_epi16(self.lo[p], al), bias_lo);
-                let hi = _mm256_sub_epi16(_mm256_maddubs_epi16(self.hi[p], ah), bias_hi);
-                let lo = _mm256_cvtepi32_ps(_mm256_madd_epi16(lo, ones));
-                let hi = _mm256_cvtepi32_ps(_mm256_madd_epi16(hi, ones));
+                let lo = _mm256_cvtepi32_ps(D::dot4(bias_lo, self.lo[p], al));
+                let hi = _mm256_cvtepi32_ps(D::dot4(bias_hi, self.hi[p], ah));
                 // [dd_p × 4 | dd_{p+4} × 4]: an in-lane broadcast of lane p.
                 let d = match p {
                     0 => _mm256_shuffle_ps::<0x00>(dd, dd),
@@ -393,6 +495,7 @@ struct Q4_0;
 
 impl Format for Q4_0 {
     const BLOCK_BYTES: usize = 18;
+    const ROWS: usize = ROWS;
     const INPUTS: usize = 4;
     type Block = (Nibbles, __m256);
 
@@ -403,10 +506,10 @@ impl Format for Q4_0 {
     }
 
     #[inline(always)]
-    unsafe fn accumulate((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+    unsafe fn accumulate<D: Dot>((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
         // SAFETY: the caller's contract.
         unsafe {
-            let sums = _mm256_cvtepi32_ps(q.offset_row_sums(a));
+            let sums = _mm256_cvtepi32_ps(q.offset_row_sums::<D>(a));
             acc.lanes[0] =
                 _mm256_fmadd_ps(_mm256_mul_ps(*d, _mm256_set1_ps(a.d)), sums, acc.lanes[0]);
         }
@@ -426,6 +529,7 @@ struct Q4_1;
 
 impl Format for Q4_1 {
     const BLOCK_BYTES: usize = 20;
+    const ROWS: usize = ROWS;
     const INPUTS: usize = 2;
     type Block = (Nibbles, __m256, __m256);
 
@@ -445,12 +549,12 @@ impl Format for Q4_1 {
     }
 
     #[inline(always)]
-    unsafe fn accumulate((q, d, m): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+    unsafe fn accumulate<D: Dot>((q, d, m): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
         // SAFETY: the caller's contract.
         unsafe {
             // ggml's `summs += m*s`, fused by GCC, one lane per row.
             acc.mins = _mm256_fmadd_ps(*m, _mm256_set1_ps(a.s), acc.mins);
-            q.accumulate::<0>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
+            q.accumulate::<D, 0>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc);
         }
     }
 
@@ -475,6 +579,7 @@ struct Q5_0;
 
 impl Format for Q5_0 {
     const BLOCK_BYTES: usize = 22;
+    const ROWS: usize = ROWS;
     const INPUTS: usize = 2;
     type Block = (Nibbles, __m256);
 
@@ -489,9 +594,9 @@ impl Format for Q5_0 {
     }
 
     #[inline(always)]
-    unsafe fn accumulate((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+    unsafe fn accumulate<D: Dot>((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
         // SAFETY: the caller's contract.
-        unsafe { q.accumulate::<16>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc) }
+        unsafe { q.accumulate::<D, 16>(a, _mm256_mul_ps(*d, _mm256_set1_ps(a.d)), acc) }
     }
 
     #[inline(always)]
@@ -502,42 +607,64 @@ impl Format for Q5_0 {
 }
 
 /// ggml `block_q8_0` (34 bytes: f16 d, 32 signed bytes): value = d·q.
+///
+/// 4 rows by 3 inputs: 12 accumulators, with room left in the 16 registers to read each
+/// row's codes when its turn comes. A tile of 8 rows would leave room for one input only,
+/// and widening the 8 scales would then cost as much as the products.
 struct Q8_0;
+
+/// Rows per Q8_0 tile.
+const Q8_0_ROWS: usize = 4;
 
 impl Format for Q8_0 {
     const BLOCK_BYTES: usize = 34;
-    const INPUTS: usize = 1;
-    /// Per row: |q| and q (whose signs move onto the activation), and the scales.
-    type Block = ([__m256i; ROWS], [__m256i; ROWS], __m256);
+    const ROWS: usize = Q8_0_ROWS;
+    const INPUTS: usize = 2;
+    /// Per row, where its 32 codes start, and the scales.
+    type Block = ([*const u8; Q8_0_ROWS], __m128);
 
     #[inline(always)]
     unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
         // SAFETY: the caller's contract: the block's 34 bytes are readable.
         unsafe {
-            let mut q = [_mm256_setzero_si256(); ROWS];
-            let mut abs = [_mm256_setzero_si256(); ROWS];
-            for r in 0..ROWS {
-                q[r] = _mm256_loadu_si256(rows[r].add(offset + 2).cast());
-                abs[r] = _mm256_sign_epi8(q[r], q[r]);
-            }
-            (abs, q, scales(rows, offset))
+            let d = |r: usize| read_i16(rows[r].add(offset));
+            let d = _mm_cvtph_ps(_mm_setr_epi16(d(0), d(1), d(2), d(3), 0, 0, 0, 0));
+            (std::array::from_fn(|r| rows[r].add(offset + 2)), d)
         }
     }
 
     #[inline(always)]
-    unsafe fn accumulate((abs, q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+    unsafe fn accumulate<D: Dot>(w: &Self::Block, a: &BlockQ8, acc: &mut Acc) {
         // SAFETY: the caller's contract.
+        unsafe { Self::accumulate_inputs::<D, 1>(w, [a], std::array::from_mut(acc)) }
+    }
+
+    /// Row by row, each row's codes read once for all inputs: input by input, the compiler
+    /// would keep every row's codes for the next input and run out of registers.
+    #[inline(always)]
+    unsafe fn accumulate_inputs<D: Dot, const T: usize>(
+        (codes, d): &Self::Block,
+        a: [&BlockQ8; T],
+        acc: &mut [Acc; T],
+    ) {
+        // SAFETY: the caller's contract: 32 bytes of codes are readable at each pointer.
         unsafe {
-            let av = _mm256_loadu_si256(a.qs.as_ptr().cast());
-            let ones = _mm256_set1_epi16(1);
-            let mut dd = [0.0f32; ROWS];
-            _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(*d, _mm256_set1_ps(a.d)));
-            for r in 0..ROWS {
-                // |q| × sign(q)·a: maddubs needs an unsigned operand. Pairs reach at most
-                // 2 · 127 · 127 = 32258 (activation codes are never −128).
-                let pairs = _mm256_maddubs_epi16(abs[r], _mm256_sign_epi8(av, q[r]));
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
-                acc.lanes[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd[r]), sums, acc.lanes[r]);
+            let zero = _mm256_setzero_si256();
+            let mut dd = [[0.0f32; 4]; T];
+            for (dd, a) in dd.iter_mut().zip(a) {
+                _mm_storeu_ps(dd.as_mut_ptr(), _mm_mul_ps(*d, _mm_set1_ps(a.d)));
+            }
+            for r in 0..Q8_0_ROWS {
+                let q = _mm256_loadu_si256(codes[r].cast());
+                let abs = _mm256_sign_epi8(q, q);
+                for t in 0..T {
+                    // |q| × sign(q)·a: maddubs needs an unsigned operand. Pairs reach at most
+                    // 2 · 128 · 127 = 32512 (activation codes are never −128).
+                    let av = _mm256_loadu_si256(a[t].qs.as_ptr().cast());
+                    let sums = _mm256_cvtepi32_ps(D::dot4(zero, abs, _mm256_sign_epi8(av, q)));
+                    acc[t].lanes[r] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(dd[t][r]), sums, acc[t].lanes[r]);
+                }
             }
         }
     }
@@ -547,7 +674,7 @@ impl Format for Q8_0 {
         // SAFETY: register-only intrinsics.
         unsafe {
             let mut sums = [0.0; ROWS];
-            for (s, &v) in sums.iter_mut().zip(&acc.lanes) {
+            for (s, &v) in sums.iter_mut().zip(&acc.lanes).take(Q8_0_ROWS) {
                 *s = hsum(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
             }
             sums

@@ -83,8 +83,8 @@ pub fn f16_kernels_for(isa: Isa) -> Option<&'static F16Kernels> {
     match isa {
         Isa::Scalar => Some(&SCALAR),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if isa.is_available() => Some(&super::f16_avx2::KERNELS),
-        Isa::Avx2 => None,
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&super::f16_avx2::KERNELS),
+        Isa::Avx2 | Isa::Avx512Vnni => None,
     }
 }
 

@@ -65,6 +65,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C (every AVX2 CPU since Haswell and Zen 1).
     Avx2,
+    /// [`Isa::Avx2`] plus AVX-512 F, BW, VL and VNNI (Ice Lake, Zen 4 and later): the
+    /// quantized tiles sum byte products with `vpdpbusd`; other kernels are the AVX2 ones.
+    Avx512Vnni,
 }
 
 impl Isa {
@@ -73,6 +76,7 @@ impl Isa {
         match self {
             Self::Scalar => true,
             Self::Avx2 => avx2_detected(),
+            Self::Avx512Vnni => vnni_detected(),
         }
     }
 }
@@ -82,6 +86,7 @@ impl fmt::Display for Isa {
         f.write_str(match self {
             Self::Scalar => "scalar",
             Self::Avx2 => "avx2",
+            Self::Avx512Vnni => "avx512vnni",
         })
     }
 }
@@ -96,14 +101,33 @@ fn avx2_detected() -> bool {
     })
 }
 
+#[cfg(target_arch = "x86_64")]
+fn vnni_detected() -> bool {
+    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        avx2_detected()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn avx2_detected() -> bool {
     false
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+fn vnni_detected() -> bool {
+    false
+}
+
 /// The fastest instruction set this CPU supports, detected once.
 pub fn best_isa() -> Isa {
-    if avx2_detected() {
+    if vnni_detected() {
+        Isa::Avx512Vnni
+    } else if avx2_detected() {
         Isa::Avx2
     } else {
         Isa::Scalar
@@ -140,8 +164,10 @@ pub fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
 pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     match isa {
         Isa::Scalar => scalar::matmul_fn(ty).or_else(|| kquants::matmul_fn(ty, isa)),
-        Isa::Avx2 if avx2_detected() => avx2_matmul_fn(ty).or_else(|| kquants::matmul_fn(ty, isa)),
-        Isa::Avx2 => None,
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
+            tile_matmul_fn(ty, isa == Isa::Avx512Vnni).or_else(|| kquants::matmul_fn(ty, Isa::Avx2))
+        }
+        Isa::Avx2 | Isa::Avx512Vnni => None,
     }
 }
 
@@ -173,12 +199,12 @@ fn per_row(
 }
 
 #[cfg(target_arch = "x86_64")]
-fn avx2_matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
-    avx2::matmul_fn(ty)
+fn tile_matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
+    avx2::matmul_fn(ty, vnni)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn avx2_matmul_fn(_ty: GgmlType) -> Option<MatmulFn> {
+fn tile_matmul_fn(_ty: GgmlType, _vnni: bool) -> Option<MatmulFn> {
     None
 }
 
@@ -191,7 +217,7 @@ pub(crate) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
 /// The block quantizer of a path (scalar when `isa` is not available).
 pub(crate) fn quantize_q8_fn(isa: Isa) -> fn(&[f32], &mut [BlockQ8]) {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 && avx2_detected() {
+    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) && avx2_detected() {
         return avx2::quantize_q8_blocks;
     }
     let _ = isa;
@@ -222,6 +248,7 @@ mod tests {
         assert!(matmul_fn(GgmlType::IQ2_XXS).is_none());
         assert_eq!(Isa::Scalar.to_string(), "scalar");
         assert_eq!(Isa::Avx2.to_string(), "avx2");
+        assert_eq!(Isa::Avx512Vnni.to_string(), "avx512vnni");
         assert!(best_isa().is_available());
     }
 
@@ -232,7 +259,7 @@ mod tests {
         quantize_activation(&x, &mut xq);
         let mut row = vec![0u8; 40];
         quantize_row(GgmlType::Q4_1, &x, &mut row).unwrap();
-        for isa in [Isa::Scalar, Isa::Avx2] {
+        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni] {
             let Some(matmul) = matmul_fn_for(GgmlType::Q4_1, isa) else { continue };
             let mut out = [0.0f32; 2];
             matmul(&row, 40, Input::new(&x, &xq, 1), &mut out[..1]);

@@ -45,8 +45,8 @@ pub fn vector_kernels_for(isa: Isa) -> Option<&'static VectorKernels> {
     match isa {
         Isa::Scalar => Some(&SCALAR),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if isa.is_available() => Some(&super::vector_avx2::KERNELS),
-        Isa::Avx2 => None,
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&super::vector_avx2::KERNELS),
+        Isa::Avx2 | Isa::Avx512Vnni => None,
     }
 }
 

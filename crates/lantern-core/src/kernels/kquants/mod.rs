@@ -61,8 +61,8 @@ pub(crate) fn q5_0_dot_fn(isa: Isa) -> Option<impl Fn(&[u8], &[crate::BlockQ8]) 
 pub(crate) fn k_dot_fn(ty: GgmlType, isa: Isa) -> Option<DotQ8KFn> {
     match isa {
         Isa::Scalar => scalar::k_dot_fn(ty),
-        Isa::Avx2 if super::avx2_detected() => avx2_k_dot_fn(ty),
-        Isa::Avx2 => None,
+        Isa::Avx2 | Isa::Avx512Vnni if super::avx2_detected() => avx2_k_dot_fn(ty),
+        Isa::Avx2 | Isa::Avx512Vnni => None,
     }
 }
 
