@@ -223,27 +223,16 @@ impl Model {
         let heads = Heads { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
         for (l, layer) in self.weights.layers.iter().enumerate() {
             // Attention.
-            rms_norm(&buf.x[..n * d], &layer.attn_norm, c.rms_eps, &mut buf.xn[..n * d]);
+            norm_on(workers, &buf.x[..n * d], &layer.attn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.wq, xn, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
             workers.linear(&layer.wk, xn, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
             workers.linear(&layer.wv, xn, &mut buf.v[..n * kv_dim], &mut buf.transpose)?;
-            for t in 0..n {
-                let pos = pos0 + t;
-                rope(
-                    &mut buf.q[t * q_dim..(t + 1) * q_dim],
-                    pos,
-                    c.head_dim,
-                    c.rope_dim,
-                    c.rope_base,
-                );
-                rope(
-                    &mut buf.k[t * kv_dim..(t + 1) * kv_dim],
-                    pos,
-                    c.head_dim,
-                    c.rope_dim,
-                    c.rope_base,
-                );
+            for (x, dim) in [(&mut buf.q[..n * q_dim], q_dim), (&mut buf.k[..n * kv_dim], kv_dim)] {
+                workers.for_each_chunk(x, dim, |t, x| {
+                    rope(x, pos0 + t, c.head_dim, c.rope_dim, c.rope_base);
+                    Ok(())
+                })?;
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
             let (keys, values) = cache.layer(l, pos0 + n);
@@ -281,7 +270,7 @@ impl Model {
 
             // Gated FFN.
             let ff = c.n_ff;
-            rms_norm(&buf.x[..n * d], &layer.ffn_norm, c.rms_eps, &mut buf.xn[..n * d]);
+            norm_on(workers, &buf.x[..n * d], &layer.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
@@ -317,4 +306,15 @@ impl Model {
         let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
         workers.linear(&self.weights.output, xn, &mut logits[out], &mut buf.transpose)
     }
+}
+
+/// [`rms_norm`] of each token of `x` into `out`, a share of the tokens per thread.
+fn norm_on(workers: &Workers, x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
+    let d = gain.len();
+    let tokens_per_task = (x.len() / d.max(1)).div_ceil(workers.threads()).max(1);
+    workers.for_each_chunk(out, d * tokens_per_task, |i, out| {
+        let start = i * d * tokens_per_task;
+        rms_norm(&x[start..start + out.len()], gain, eps, out);
+        Ok(())
+    })
 }

@@ -23,16 +23,27 @@ pub(crate) fn rms_norm(x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) {
 /// rotated in adjacent pairs `(2i, 2i+1)` by `pos · base^(−2i/rope_dim)` (GGUF stores llama
 /// Q/K weights permuted for this pairing).
 pub(crate) fn rope(x: &mut [f32], pos: usize, head_dim: usize, rope_dim: usize, base: f32) {
+    /// Pairs whose angles are computed at a time, once for all heads.
+    const GROUP: usize = 32;
     let theta_scale = base.powf(-2.0 / rope_dim as f32);
-    for head in x.chunks_exact_mut(head_dim) {
-        let mut theta = pos as f32;
-        for pair in head[..rope_dim].chunks_exact_mut(2) {
-            let (sin, cos) = theta.sin_cos();
-            let (a, b) = (pair[0], pair[1]);
-            // The peer's compiler fuses the first product of each line into an FMA.
-            pair[0] = fused_multiply_add(a, cos, -(b * sin));
-            pair[1] = fused_multiply_add(a, sin, b * cos);
+    let pairs = rope_dim.min(head_dim) / 2;
+    // Each head takes the same angles, in the same sequence of products as the peer's.
+    let mut theta = pos as f32;
+    for start in (0..pairs).step_by(GROUP) {
+        let len = GROUP.min(pairs - start);
+        let mut turns = [(0.0f32, 0.0f32); GROUP];
+        for turn in &mut turns[..len] {
+            *turn = theta.sin_cos();
             theta *= theta_scale;
+        }
+        for head in x.chunks_exact_mut(head_dim) {
+            let head = &mut head[2 * start..2 * (start + len)];
+            for (pair, &(sin, cos)) in head.chunks_exact_mut(2).zip(&turns) {
+                let (a, b) = (pair[0], pair[1]);
+                // The peer's compiler fuses the first product of each line into an FMA.
+                pair[0] = fused_multiply_add(a, cos, -(b * sin));
+                pair[1] = fused_multiply_add(a, sin, b * cos);
+            }
         }
     }
 }
@@ -73,5 +84,28 @@ mod tests {
         // The first pair turns by exactly `pos` radians.
         let (s, c) = 7f32.sin_cos();
         assert!((x[0] - (0.0 * c - 1.0 * s)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_turns_every_head_alike() {
+        // Three heads of 128 with 96 rotated values: angles are shared across heads and
+        // computed in groups; each head must match a head rotated on its own, pair by pair.
+        let (head_dim, rope_dim, pos) = (128, 96, 1234);
+        let x: Vec<f32> = (0..3 * head_dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut all = x.clone();
+        rope(&mut all, pos, head_dim, rope_dim, 10_000.0);
+        for (h, head) in all.chunks_exact(head_dim).enumerate() {
+            let mut own = x[h * head_dim..(h + 1) * head_dim].to_vec();
+            let theta_scale = 10_000f32.powf(-2.0 / rope_dim as f32);
+            let mut theta = pos as f32;
+            for pair in own[..rope_dim].chunks_exact_mut(2) {
+                let (sin, cos) = theta.sin_cos();
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = fused_multiply_add(a, cos, -(b * sin));
+                pair[1] = fused_multiply_add(a, sin, b * cos);
+                theta *= theta_scale;
+            }
+            assert_eq!(head, &own[..], "head {h}");
+        }
     }
 }

@@ -9,8 +9,11 @@ use lantern_core::{QTensor, ThreadPool};
 
 use crate::{Error, Result};
 
-/// Tasks per thread: a few, so an unlucky thread does not hold the others up.
+/// Tasks per thread for one input: each streams its rows from memory once, so one apiece.
 const TASKS_PER_THREAD: usize = 1;
+/// Tasks per thread for a batch, whose tasks are long: a few, so that a thread held up by
+/// the system does not hold the others up.
+const BATCH_TASKS_PER_THREAD: usize = 4;
 /// Rows below which splitting costs more than it saves; also the granule of a task, a
 /// multiple of the kernels' tile height.
 const MIN_ROWS_PER_TASK: usize = 16;
@@ -55,15 +58,16 @@ impl Workers {
         self.pool.for_each_chunk(data, chunk_len, f)
     }
 
-    fn rows_per_task(&self, rows: usize) -> usize {
-        let per_task = rows.div_ceil(self.threads() * TASKS_PER_THREAD);
+    fn rows_per_task(&self, rows: usize, tasks_per_thread: usize) -> usize {
+        let per_task = rows.div_ceil(self.threads() * tasks_per_thread);
         per_task.next_multiple_of(MIN_ROWS_PER_TASK)
     }
 
     /// `out = W·x` for `n` inputs: `out` is token-major, `n` rows of `w.n_rows()` values.
     ///
     /// With several inputs each task writes its rows' results to its own part of `scratch`
-    /// (one run per input), which are then copied into place; `scratch` only grows.
+    /// (one run per input), which the threads then copy into place, a share of the inputs
+    /// each; `scratch` only grows.
     pub(crate) fn linear(
         &self,
         w: &QTensor,
@@ -73,24 +77,37 @@ impl Workers {
     ) -> Result<()> {
         let rows = w.n_rows();
         let n = input.n();
-        let chunk = self.rows_per_task(rows);
         if n == 1 {
+            let chunk = self.rows_per_task(rows, TASKS_PER_THREAD);
             return self.for_each_chunk(out, chunk, |i, part| {
                 let start = i * chunk;
                 Ok(w.matmul(start..start + part.len(), input, part)?)
             });
         }
+        let chunk = self.rows_per_task(rows, BATCH_TASKS_PER_THREAD);
         scratch.resize(rows * n, 0.0);
         self.for_each_chunk(scratch, chunk * n, |i, part| {
             let start = i * chunk;
             Ok(w.matmul(start..start + part.len() / n, input, part)?)
         })?;
-        for (i, part) in scratch.chunks(chunk * n).enumerate() {
-            let (start, len) = (i * chunk, part.len() / n);
-            for (out_t, part_t) in out.chunks_exact_mut(rows).zip(part.chunks_exact(len)) {
-                out_t[start..start + len].copy_from_slice(part_t);
+        if out.len() != rows * n {
+            return Err(lantern_core::Error::ShapeMismatch {
+                op: "linear",
+                detail: format!("{rows} rows × {n} inputs into {} outputs", out.len()),
             }
+            .into());
         }
-        Ok(())
+        let scratch = &scratch[..];
+        let inputs_per_task = n.div_ceil(self.threads());
+        self.for_each_chunk(out, rows * inputs_per_task, |i, out| {
+            for (t, out_t) in (i * inputs_per_task..).zip(out.chunks_exact_mut(rows)) {
+                for (j, part) in scratch.chunks(chunk * n).enumerate() {
+                    let len = part.len() / n;
+                    let start = j * chunk;
+                    out_t[start..start + len].copy_from_slice(&part[t * len..(t + 1) * len]);
+                }
+            }
+            Ok(())
+        })
     }
 }

@@ -103,6 +103,9 @@ trait Dot {
     /// The features of the path are available.
     unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
 
+    /// Whether the path has 32 vector registers rather than 16.
+    const WIDE: bool;
+
     /// `dot4(dot4(acc, u1, s1), u2, s2)`, exact when the sum of both pairs at each position
     /// fits in i16.
     ///
@@ -119,6 +122,8 @@ trait Dot {
 struct Maddubs;
 
 impl Dot for Maddubs {
+    const WIDE: bool = false;
+
     #[inline(always)]
     unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: AVX2 is available (the caller's contract).
@@ -144,6 +149,8 @@ impl Dot for Maddubs {
 struct Vnni;
 
 impl Dot for Vnni {
+    const WIDE: bool = true;
+
     #[inline(always)]
     unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: AVX-512 VL and VNNI are available (the caller's contract).
@@ -177,6 +184,8 @@ trait Format {
     const BLOCK_BYTES: usize;
     /// Rows a tile takes (up to [`ROWS`]); the row pointers and sums beyond are unused.
     const ROWS: usize;
+    /// Inputs a tile takes at once with 32 vector registers (AVX-512), up to [`MAX_INPUTS`].
+    const WIDE_INPUTS: usize;
     /// Inputs a tile takes at once (up to [`MAX_INPUTS`]): more share the unpacking of each
     /// block, as long as their accumulators fit in registers.
     const INPUTS: usize;
@@ -253,7 +262,7 @@ unsafe fn tiles<F: Format, D: Dot>(
         let next = &next[..next.len().min(F::ROWS * row_bytes)];
         let mut t0 = 0;
         while t0 < n {
-            let inputs = F::INPUTS.min(n - t0);
+            let inputs = if D::WIDE { F::WIDE_INPUTS } else { F::INPUTS }.min(n - t0);
             let xq = &xq[t0 * blocks..(t0 + inputs) * blocks];
             let next = if t0 == 0 { next } else { &[] };
             let mut sums = [[0.0; ROWS]; MAX_INPUTS];
@@ -497,6 +506,7 @@ impl Format for Q4_0 {
     const BLOCK_BYTES: usize = 18;
     const ROWS: usize = ROWS;
     const INPUTS: usize = 4;
+    const WIDE_INPUTS: usize = 4;
     type Block = (Nibbles, __m256);
 
     #[inline(always)]
@@ -531,6 +541,7 @@ impl Format for Q4_1 {
     const BLOCK_BYTES: usize = 20;
     const ROWS: usize = ROWS;
     const INPUTS: usize = 2;
+    const WIDE_INPUTS: usize = 2;
     type Block = (Nibbles, __m256, __m256);
 
     #[inline(always)]
@@ -581,6 +592,7 @@ impl Format for Q5_0 {
     const BLOCK_BYTES: usize = 22;
     const ROWS: usize = ROWS;
     const INPUTS: usize = 2;
+    const WIDE_INPUTS: usize = 2;
     type Block = (Nibbles, __m256);
 
     #[inline(always)]
@@ -620,6 +632,7 @@ impl Format for Q8_0 {
     const BLOCK_BYTES: usize = 34;
     const ROWS: usize = Q8_0_ROWS;
     const INPUTS: usize = 2;
+    const WIDE_INPUTS: usize = 4;
     /// Per row, where its 32 codes start, and the scales.
     type Block = ([*const u8; Q8_0_ROWS], __m128);
 
