@@ -106,6 +106,27 @@ trait Dot {
     /// Whether the path has 32 vector registers rather than 16.
     const WIDE: bool;
 
+    /// A block of signed weight codes, prepared for [`Dot::signed_dot`].
+    type Signed: Copy;
+
+    /// Prepares signed weight codes `q`.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn signed_weights(q: __m256i) -> Self::Signed;
+
+    /// Prepares signed activation codes `a`.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn signed_activation(a: __m256i) -> __m256i;
+
+    /// `Σ_k q[4i + k]·a[4i + k]` in each i32 lane `i`, exact for activation codes above −128.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn signed_dot(q: &Self::Signed, a: __m256i) -> __m256i;
+
     /// `dot4(dot4(acc, u1, s1), u2, s2)`, exact when the sum of both pairs at each position
     /// fits in i16.
     ///
@@ -123,6 +144,27 @@ struct Maddubs;
 
 impl Dot for Maddubs {
     const WIDE: bool = false;
+    /// The codes and their absolute values.
+    type Signed = (__m256i, __m256i);
+
+    #[inline(always)]
+    unsafe fn signed_weights(q: __m256i) -> Self::Signed {
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe { (q, _mm256_sign_epi8(q, q)) }
+    }
+
+    #[inline(always)]
+    unsafe fn signed_activation(a: __m256i) -> __m256i {
+        a
+    }
+
+    #[inline(always)]
+    unsafe fn signed_dot(&(q, abs): &Self::Signed, a: __m256i) -> __m256i {
+        // |q| × sign(q)·a: maddubs needs an unsigned operand. Pairs reach at most
+        // 2 · 128 · 127 = 32512.
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe { Self::dot4(_mm256_setzero_si256(), abs, _mm256_sign_epi8(a, q)) }
+    }
 
     #[inline(always)]
     unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -150,6 +192,32 @@ struct Vnni;
 
 impl Dot for Vnni {
     const WIDE: bool = true;
+    /// The codes, and −128·Σq over each four of them.
+    type Signed = (__m256i, __m256i);
+
+    #[inline(always)]
+    unsafe fn signed_weights(q: __m256i) -> Self::Signed {
+        // SAFETY: AVX-512 VL and VNNI are available (the caller's contract).
+        unsafe {
+            let zero = _mm256_setzero_si256();
+            let sums = _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(-128), q);
+            (q, _mm256_sub_epi32(zero, sums))
+        }
+    }
+
+    /// `a + 128` as unsigned bytes: Σ(a + 128)·q − 128·Σq = Σa·q, with no sign operation per
+    /// product, exact for every code.
+    #[inline(always)]
+    unsafe fn signed_activation(a: __m256i) -> __m256i {
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe { _mm256_xor_si256(a, _mm256_set1_epi8(-128)) }
+    }
+
+    #[inline(always)]
+    unsafe fn signed_dot(&(q, bias): &Self::Signed, a: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VL and VNNI are available (the caller's contract).
+        unsafe { _mm256_dpbusd_epi32(bias, a, q) }
+    }
 
     #[inline(always)]
     unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -662,19 +730,16 @@ impl Format for Q8_0 {
     ) {
         // SAFETY: the caller's contract: 32 bytes of codes are readable at each pointer.
         unsafe {
-            let zero = _mm256_setzero_si256();
             let mut dd = [[0.0f32; 4]; T];
-            for (dd, a) in dd.iter_mut().zip(a) {
-                _mm_storeu_ps(dd.as_mut_ptr(), _mm_mul_ps(*d, _mm_set1_ps(a.d)));
+            let mut av = [_mm256_setzero_si256(); T];
+            for t in 0..T {
+                _mm_storeu_ps(dd[t].as_mut_ptr(), _mm_mul_ps(*d, _mm_set1_ps(a[t].d)));
+                av[t] = D::signed_activation(_mm256_loadu_si256(a[t].qs.as_ptr().cast()));
             }
             for r in 0..Q8_0_ROWS {
-                let q = _mm256_loadu_si256(codes[r].cast());
-                let abs = _mm256_sign_epi8(q, q);
+                let q = D::signed_weights(_mm256_loadu_si256(codes[r].cast()));
                 for t in 0..T {
-                    // |q| × sign(q)·a: maddubs needs an unsigned operand. Pairs reach at most
-                    // 2 · 128 · 127 = 32512 (activation codes are never −128).
-                    let av = _mm256_loadu_si256(a[t].qs.as_ptr().cast());
-                    let sums = _mm256_cvtepi32_ps(D::dot4(zero, abs, _mm256_sign_epi8(av, q)));
+                    let sums = _mm256_cvtepi32_ps(D::signed_dot(&q, av[t]));
                     acc[t].lanes[r] =
                         _mm256_fmadd_ps(_mm256_set1_ps(dd[t][r]), sums, acc[t].lanes[r]);
                 }
