@@ -57,6 +57,11 @@ impl<'a> Input<'a> {
         self.q8
     }
 
+    /// All 256-value blocks.
+    pub(crate) fn q8k_all(&self) -> &'a [BlockQ8K] {
+        self.q8k
+    }
+
     /// Total lengths of the values, the 32-value blocks and the 256-value blocks.
     pub(crate) fn lens(&self) -> (usize, usize, usize) {
         (self.x.len(), self.q8.len(), self.q8k.len())

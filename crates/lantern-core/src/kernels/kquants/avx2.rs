@@ -28,7 +28,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::avx2::{hsum, hsum_i32};
-use crate::kernels::blocks;
+use crate::kernels::{blocks, Input};
 use crate::{BlockQ4K, BlockQ6K, BlockQ8K};
 
 #[cfg(test)]
@@ -42,20 +42,92 @@ pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
     })
 }
 
-/// Handed out only after feature detection, like every wrapper here.
+/// One row and one input (the tests' entry). Handed out only after feature detection, like
+/// every wrapper here.
+#[cfg(test)]
 pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let w = blocks::<BlockQ4K>(row);
     let n = w.len().min(xq.len());
     // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs); the
     // slices have equal lengths.
-    unsafe { q4_k(&w[..n], &xq[..n]) }
+    unsafe { one_input::<Q4K>(&w[..n], &xq[..n]) }
 }
 
+#[cfg(test)]
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let w = blocks::<BlockQ6K>(row);
     let n = w.len().min(xq.len());
     // SAFETY: as in `dot_q4_k`.
-    unsafe { q6_k(&w[..n], &xq[..n]) }
+    unsafe { one_input::<Q6K>(&w[..n], &xq[..n]) }
+}
+
+/// The Q4_K [`MatmulFn`](crate::kernels::MatmulFn).
+pub(super) fn matmul_q4_k(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: as in `dot_q4_k`.
+    unsafe { rows::<Q4K>(w, row_bytes, input.q8k_all(), input.n(), out) }
+}
+
+/// The Q6_K [`MatmulFn`](crate::kernels::MatmulFn).
+pub(super) fn matmul_q6_k(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: as in `dot_q4_k`.
+    unsafe { rows::<Q6K>(w, row_bytes, input.q8k_all(), input.n(), out) }
+}
+
+/// Inputs a row takes at once: each super-block of the row is unpacked once for all of them.
+const INPUTS: usize = 4;
+
+/// A K-quant format as [`rows`] sees it.
+trait KFormat {
+    type Block: bytemuck::Pod;
+
+    /// The dot products of row `w` with the activations `a`, all of `w`'s length.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available.
+    unsafe fn dot<const T: usize>(w: &[Self::Block], a: [&[BlockQ8K]; T]) -> [f32; T];
+}
+
+#[cfg(test)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn one_input<F: KFormat>(w: &[F::Block], a: &[BlockQ8K]) -> f32 {
+    // SAFETY: the features are enabled on this fn.
+    let [y] = unsafe { F::dot::<1>(w, [a]) };
+    y
+}
+
+/// `out[t * rows + r] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
+/// (`row_bytes / size_of::<F::Block>()` blocks each). Inputs beyond what `xq` holds, and
+/// outputs beyond `out`, are skipped.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows<F: KFormat>(w: &[u8], row_bytes: usize, xq: &[BlockQ8K], n: usize, out: &mut [f32]) {
+    let len = row_bytes / std::mem::size_of::<F::Block>();
+    if len == 0 || n == 0 {
+        return;
+    }
+    let rows = (w.len() / row_bytes).min(out.len() / n);
+    let n = n.min(xq.len() / len);
+    let x = |t: usize| &xq[t * len..(t + 1) * len];
+    for (r, row) in w.chunks_exact(row_bytes).take(rows).enumerate() {
+        let row = &blocks::<F::Block>(row)[..len];
+        let mut t0 = 0;
+        while t0 < n {
+            let inputs = INPUTS.min(n - t0);
+            let mut sums = [0.0; INPUTS];
+            // SAFETY: the features are enabled on this fn.
+            unsafe {
+                match inputs {
+                    1 => sums[..1].copy_from_slice(&F::dot(row, [x(t0)])),
+                    2 => sums[..2].copy_from_slice(&F::dot(row, [x(t0), x(t0 + 1)])),
+                    3 => sums[..3].copy_from_slice(&F::dot(row, [x(t0), x(t0 + 1), x(t0 + 2)])),
+                    _ => sums = F::dot(row, std::array::from_fn(|t| x(t0 + t))),
+                }
+            }
+            for (t, &y) in sums[..inputs].iter().enumerate() {
+                out[(t0 + t) * rows + r] = y;
+            }
+            t0 += inputs;
+        }
+    }
 }
 
 /// Horizontal sum of eight f32 lanes, in ggml's `hsum_float_8` order.
@@ -87,110 +159,142 @@ unsafe fn load32<T>(bytes: &[T]) -> __m256i {
     unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    // SAFETY: the features are enabled on this fn; every load reads 16 or 32 bytes of one
-    // array field or of a 32- or 64-byte chunk of one.
-    unsafe {
-        let low_mask = _mm256_set1_epi8(0x0F);
-        let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
-        for (w, a) in w.iter().zip(a) {
-            let (dw, dminw) = f16_pair(w.d, w.dmin);
-            // Scales in the low lane, minimums in the high lane, as 16 i16 values.
-            let sm = w.scales_and_mins();
-            let mins_and_scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(sm.as_ptr().cast()));
+/// ggml `block_q4_K`.
+struct Q4K;
 
-            let bsums = load32(&a.bsums);
-            let pair_sums =
-                _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256::<1>(bsums));
-            let prod = _mm_madd_epi16(_mm256_extracti128_si256::<1>(mins_and_scales), pair_sums);
-            let summ = hsum_i32(_mm256_castsi128_si256(prod));
+impl KFormat for Q4K {
+    type Block = BlockQ4K;
 
-            let mut sumi = _mm256_setzero_si256();
-            let chunks = w.qs.chunks_exact(32).zip(a.qs.chunks_exact(64));
-            for (j, (q4, q8)) in chunks.enumerate() {
-                let bits = load32(q4);
-                let q4l = _mm256_and_si256(bits, low_mask);
-                let q4h = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), low_mask);
-                let scale_l = _mm256_set1_epi16(i16::from(sm[2 * j]));
-                let scale_h = _mm256_set1_epi16(i16::from(sm[2 * j + 1]));
-                let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, load32(q8)));
-                let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, load32(&q8[32..])));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16l, p16h));
+    #[inline(always)]
+    unsafe fn dot<const T: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // SAFETY: the caller's contract; every load reads 16 or 32 bytes of one array field or
+        // of a 32- or 64-byte chunk of one, and `a`'s slices are at least as long as `w`.
+        unsafe {
+            let low_mask = _mm256_set1_epi8(0x0F);
+            let (mut acc, mut acc_min) = ([0.0f32; T], [0.0f32; T]);
+            for (b, w) in w.iter().enumerate() {
+                let (dw, dminw) = f16_pair(w.d, w.dmin);
+                // Scales in the low lane, minimums in the high lane, as 16 i16 values.
+                let sm = w.scales_and_mins();
+                let mins = _mm256_extracti128_si256::<1>(_mm256_cvtepu8_epi16(_mm_loadu_si128(
+                    sm.as_ptr().cast(),
+                )));
+                let mut sumi = [_mm256_setzero_si256(); T];
+                for (j, q4) in w.qs.chunks_exact(32).enumerate() {
+                    let bits = load32(q4);
+                    let q4l = _mm256_and_si256(bits, low_mask);
+                    let q4h = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), low_mask);
+                    let scale_l = _mm256_set1_epi16(i16::from(sm[2 * j]));
+                    let scale_h = _mm256_set1_epi16(i16::from(sm[2 * j + 1]));
+                    for (sumi, a) in sumi.iter_mut().zip(a) {
+                        let q8 = &a[b].qs[64 * j..];
+                        let l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, load32(q8)));
+                        let h = _mm256_madd_epi16(
+                            scale_h,
+                            _mm256_maddubs_epi16(q4h, load32(&q8[32..])),
+                        );
+                        *sumi = _mm256_add_epi32(*sumi, _mm256_add_epi32(l, h));
+                    }
+                }
+                for t in 0..T {
+                    let a = &a[t][b];
+                    let bsums = load32(&a.bsums);
+                    let pair_sums = _mm_hadd_epi16(
+                        _mm256_castsi256_si128(bsums),
+                        _mm256_extracti128_si256::<1>(bsums),
+                    );
+                    let summ = hsum_i32(_mm256_castsi128_si256(_mm_madd_epi16(mins, pair_sums)));
+                    acc[t] = (hsum_i32(sumi[t]) as f32).mul_add(dw * a.d, acc[t]);
+                    acc_min[t] = (summ as f32).mul_add(dminw * a.d, acc_min[t]);
+                }
             }
-            acc = (hsum_i32(sumi) as f32).mul_add(dw * a.d, acc);
-            acc_min = (summ as f32).mul_add(dminw * a.d, acc_min);
+            std::array::from_fn(|t| acc[t] - acc_min[t])
         }
-        acc - acc_min
     }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
-    // SAFETY: the features are enabled on this fn; every load reads 32 bytes of a 32-, 64- or
-    // 128-byte chunk of one array field.
-    unsafe {
-        let low_mask = _mm256_set1_epi8(0x0F);
-        let two_bits = _mm256_set1_epi8(3);
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
-            let (dw, _) = f16_pair(w.d, [0, 0]);
-            let d = a.d * dw;
-            let mut sumi = _mm256_setzero_si256();
-            let halves = w.ql.chunks_exact(64).zip(w.qh.chunks_exact(32));
-            for (h, ((ql, qh), q8)) in halves.zip(a.qs.chunks_exact(128)).enumerate() {
-                let bits1 = load32(ql);
-                let bits2 = load32(&ql[32..]);
-                let hbits = load32(qh);
-                // Top two bits of elements l, l + 32, l + 64, l + 96 (bits 0-1, 2-3, 4-5, 6-7
-                // of qh[l]), moved to bits 4-5. The 16-bit shifts move no set bit across bytes
-                // once masked.
-                let top = [
-                    _mm256_slli_epi16::<4>(_mm256_and_si256(hbits, two_bits)),
-                    _mm256_slli_epi16::<4>(_mm256_and_si256(
-                        _mm256_srli_epi16::<2>(hbits),
-                        two_bits,
-                    )),
-                    _mm256_slli_epi16::<4>(_mm256_and_si256(
-                        _mm256_srli_epi16::<4>(hbits),
-                        two_bits,
-                    )),
-                    _mm256_slli_epi16::<4>(_mm256_and_si256(
-                        _mm256_srli_epi16::<6>(hbits),
-                        two_bits,
-                    )),
-                ];
-                let low = [
-                    _mm256_and_si256(bits1, low_mask),
-                    _mm256_and_si256(bits2, low_mask),
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(bits1), low_mask),
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(bits2), low_mask),
-                ];
-                let mut p = [_mm256_setzero_si256(); 4];
-                for (k, p) in p.iter_mut().enumerate() {
-                    let codes = _mm256_or_si256(low[k], top[k]);
-                    // Σ code·q8 per pair, codes unsigned (0..64): at most 63·127·2.
-                    let products = _mm256_maddubs_epi16(codes, load32(&q8[32 * k..]));
-                    // Elements 32k..32k + 16 of this half are one sub-block, the next 16 the
-                    // next one: the low lane takes the first scale, the high lane the second.
-                    let s = 8 * h + 2 * k;
-                    let scales = _mm256_set_m128i(
-                        _mm_set1_epi16(i16::from(w.scales[s + 1])),
-                        _mm_set1_epi16(i16::from(w.scales[s])),
-                    );
-                    *p = _mm256_madd_epi16(scales, products);
+/// ggml `block_q6_K`.
+struct Q6K;
+
+impl KFormat for Q6K {
+    type Block = BlockQ6K;
+
+    #[inline(always)]
+    unsafe fn dot<const T: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // SAFETY: the caller's contract; every load reads 32 bytes of a 32-, 64- or 128-byte
+        // chunk of one array field, and `a`'s slices are at least as long as `w`.
+        unsafe {
+            let low_mask = _mm256_set1_epi8(0x0F);
+            let two_bits = _mm256_set1_epi8(3);
+            let mut acc = [_mm256_setzero_ps(); T];
+            for (b, w) in w.iter().enumerate() {
+                let (dw, _) = f16_pair(w.d, [0, 0]);
+                let mut sumi = [_mm256_setzero_si256(); T];
+                let halves = w.ql.chunks_exact(64).zip(w.qh.chunks_exact(32));
+                for (h, (ql, qh)) in halves.enumerate() {
+                    let bits1 = load32(ql);
+                    let bits2 = load32(&ql[32..]);
+                    let hbits = load32(qh);
+                    // Top two bits of elements l, l + 32, l + 64, l + 96 (bits 0-1, 2-3, 4-5,
+                    // 6-7 of qh[l]), moved to bits 4-5. The 16-bit shifts move no set bit
+                    // across bytes once masked.
+                    let top = [
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(hbits, two_bits)),
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(
+                            _mm256_srli_epi16::<2>(hbits),
+                            two_bits,
+                        )),
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(
+                            _mm256_srli_epi16::<4>(hbits),
+                            two_bits,
+                        )),
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(
+                            _mm256_srli_epi16::<6>(hbits),
+                            two_bits,
+                        )),
+                    ];
+                    let low = [
+                        _mm256_and_si256(bits1, low_mask),
+                        _mm256_and_si256(bits2, low_mask),
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(bits1), low_mask),
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(bits2), low_mask),
+                    ];
+                    for (k, (low, top)) in low.into_iter().zip(top).enumerate() {
+                        let codes = _mm256_or_si256(low, top);
+                        // Elements 32k..32k + 16 of this half are one sub-block, the next 16
+                        // the next one: the low lane takes the first scale, the high lane the
+                        // second.
+                        let s = 8 * h + 2 * k;
+                        let scales = _mm256_set_m128i(
+                            _mm_set1_epi16(i16::from(w.scales[s + 1])),
+                            _mm_set1_epi16(i16::from(w.scales[s])),
+                        );
+                        for (sumi, a) in sumi.iter_mut().zip(a) {
+                            // Σ code·q8 per pair, codes unsigned (0..64): at most 63·127·2.
+                            let q8 = &a[b].qs[128 * h + 32 * k..];
+                            let products = _mm256_maddubs_epi16(codes, load32(q8));
+                            *sumi = _mm256_add_epi32(*sumi, _mm256_madd_epi16(scales, products));
+                        }
+                    }
                 }
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
+                // The codes' offset of 32, per lane: 32·(bsum·scale) over the lane's two
+                // 16-value groups, subtracted once per super-block as llama.cpp does.
+                let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast()));
+                for t in 0..T {
+                    let a = &a[t][b];
+                    let offsets =
+                        _mm256_slli_epi32::<5>(_mm256_madd_epi16(load32(&a.bsums), scales));
+                    let sumi = _mm256_sub_epi32(sumi[t], offsets);
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(a.d * dw), _mm256_cvtepi32_ps(sumi), acc[t]);
+                }
             }
-            // The codes' offset of 32, per lane: 32·(bsum·scale) over the lane's two 16-value
-            // groups, subtracted once per super-block as llama.cpp does.
-            let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast()));
-            let offsets = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load32(&a.bsums), scales));
-            let sumi = _mm256_sub_epi32(sumi, offsets);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            let mut sums = [0.0; T];
+            for (sum, &acc) in sums.iter_mut().zip(&acc) {
+                *sum = hsum_f32(acc);
+            }
+            sums
         }
-        hsum_f32(acc)
     }
 }
 
@@ -286,6 +390,36 @@ mod tests {
                 let row = random_row(GgmlType::Q6_K, n, &mut rng);
                 let model = model_q6_k(bytemuck::cast_slice(&row), &xqk);
                 assert_eq!(dot_q6_k(&row, &xqk).to_bits(), model.to_bits(), "Q6_K n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn many_inputs_give_the_bits_of_one() {
+        if !Isa::Avx2.is_available() {
+            return;
+        }
+        let mut rng = rng(32);
+        let (rows, inputs, len) = (3, 7, 2 * QK_K);
+        let x: Vec<f32> = (0..inputs).flat_map(|_| activations(len, &mut rng)).collect();
+        let xq = vec![crate::BlockQ8::default(); inputs * len / crate::QK8];
+        let xqk = quantize_q8k(&x);
+        let input = Input::new(&x, &xq, inputs).with_q8k(&xqk);
+        type Matmul = fn(&[u8], usize, Input<'_>, &mut [f32]);
+        type Dot = fn(&[u8], &[BlockQ8K]) -> f32;
+        let kernels: [(GgmlType, Matmul, Dot); 2] =
+            [(GgmlType::Q4_K, matmul_q4_k, dot_q4_k), (GgmlType::Q6_K, matmul_q6_k, dot_q6_k)];
+        for (ty, matmul, dot) in kernels {
+            let w: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, len, &mut rng)).collect();
+            let row_bytes = w.len() / rows;
+            let mut out = vec![f32::NAN; rows * inputs];
+            matmul(&w, row_bytes, input, &mut out);
+            for (t, out) in out.chunks_exact(rows).enumerate() {
+                for (r, &y) in out.iter().enumerate() {
+                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
+                    let one = dot(row, &xqk[t * len / QK_K..(t + 1) * len / QK_K]);
+                    assert_eq!(y.to_bits(), one.to_bits(), "{ty:?} row {r} input {t}");
+                }
             }
         }
     }

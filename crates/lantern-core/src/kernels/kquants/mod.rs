@@ -82,9 +82,9 @@ pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (GgmlType::Q4_K, Isa::Scalar) => rows!(scalar::dot_q4_k, q8k),
         (GgmlType::Q6_K, Isa::Scalar) => rows!(scalar::dot_q6_k, q8k),
         #[cfg(target_arch = "x86_64")]
-        (GgmlType::Q4_K, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q4_k, q8k),
+        (GgmlType::Q4_K, Isa::Avx2) if super::avx2_detected() => avx2::matmul_q4_k,
         #[cfg(target_arch = "x86_64")]
-        (GgmlType::Q6_K, Isa::Avx2) if super::avx2_detected() => rows!(avx2::dot_q6_k, q8k),
+        (GgmlType::Q6_K, Isa::Avx2) if super::avx2_detected() => avx2::matmul_q6_k,
         _ => return None,
     })
 }
