@@ -23,7 +23,7 @@ fn matmul(c: &mut Criterion) {
         .into_iter()
         .filter(|isa| isa.is_available())
         .collect();
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0] {
         for (rows, len) in SHAPES {
             let w = random(rows * len, 0.1, 1);
             let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
