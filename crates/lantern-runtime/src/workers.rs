@@ -77,6 +77,10 @@ impl Workers {
     ) -> Result<()> {
         let rows = w.n_rows();
         let n = input.n();
+        if self.threads() == 1 {
+            // One task: the results land in place.
+            return Ok(w.matmul(0..rows, input, out)?);
+        }
         if n == 1 {
             let chunk = self.rows_per_task(rows, TASKS_PER_THREAD);
             return self.for_each_chunk(out, chunk, |i, part| {
