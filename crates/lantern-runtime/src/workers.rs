@@ -14,6 +14,9 @@ const TASKS_PER_THREAD: usize = 1;
 /// Tasks per thread for a batch, whose tasks are long: a few, so that a thread held up by
 /// the system does not hold the others up.
 const BATCH_TASKS_PER_THREAD: usize = 4;
+/// Inputs below which a batch is split by rows rather than by inputs, and the granule of an
+/// input task: a multiple of the inputs the kernels take per pass over the weights.
+const MIN_INPUTS_PER_TASK: usize = 4;
 /// Rows below which splitting costs more than it saves; also the granule of a task, a
 /// multiple of the kernels' tile height.
 const MIN_ROWS_PER_TASK: usize = 16;
@@ -65,9 +68,10 @@ impl Workers {
 
     /// `out = W·x` for `n` inputs: `out` is token-major, `n` rows of `w.n_rows()` values.
     ///
-    /// With several inputs each task writes its rows' results to its own part of `scratch`
-    /// (one run per input), which the threads then copy into place, a share of the inputs
-    /// each; `scratch` only grows.
+    /// A batch is split by inputs, each task computing all rows for its inputs in place. A
+    /// batch too small to split so is split by rows: each task writes its rows' results to
+    /// its own part of `scratch` (one run per input), which the threads then copy into
+    /// place, a share of the inputs each; `scratch` only grows.
     pub(crate) fn linear(
         &self,
         w: &QTensor,
@@ -86,6 +90,19 @@ impl Workers {
             return self.for_each_chunk(out, chunk, |i, part| {
                 let start = i * chunk;
                 Ok(w.matmul(start..start + part.len(), input, part)?)
+            });
+        }
+        if n >= MIN_INPUTS_PER_TASK * self.threads() {
+            // Each task reads the whole matrix for its share of the inputs and writes their
+            // results in place; the matrix comes from cache or memory once per task, which
+            // matters little against the arithmetic of a batch.
+            let per_task = n
+                .div_ceil(self.threads() * BATCH_TASKS_PER_THREAD)
+                .next_multiple_of(MIN_INPUTS_PER_TASK);
+            return self.for_each_chunk(out, rows * per_task, |i, part| {
+                let first = i * per_task;
+                let inputs = input.vectors(first..first + part.len() / rows.max(1));
+                Ok(w.matmul(0..rows, inputs, part)?)
             });
         }
         let chunk = self.rows_per_task(rows, BATCH_TASKS_PER_THREAD);

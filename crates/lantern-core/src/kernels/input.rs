@@ -37,6 +37,18 @@ impl<'a> Input<'a> {
         self.n
     }
 
+    /// Vectors `range` of this input (as many of them as there are).
+    pub fn vectors(&self, range: std::ops::Range<usize>) -> Self {
+        let end = range.end.min(self.n);
+        let start = range.start.min(end);
+        Self {
+            x: parts(self.x, self.n, start..end),
+            q8: parts(self.q8, self.n, start..end),
+            q8k: parts(self.q8k, self.n, start..end),
+            n: end - start,
+        }
+    }
+
     /// The f32 values of vector `t` (empty when out of range).
     pub fn x(&self, t: usize) -> &'a [f32] {
         part(self.x, self.n, t)
@@ -70,8 +82,13 @@ impl<'a> Input<'a> {
 
 /// Part `t` of `n` equal parts of `all`.
 fn part<T>(all: &[T], n: usize, t: usize) -> &[T] {
+    parts(all, n, t..t + 1)
+}
+
+/// Parts `range` of `n` equal parts of `all`.
+fn parts<T>(all: &[T], n: usize, range: std::ops::Range<usize>) -> &[T] {
     let len = all.len() / n.max(1);
-    all.get(t * len..(t + 1) * len).unwrap_or_default()
+    all.get(range.start * len..range.end * len).unwrap_or_default()
 }
 
 /// Buffers that quantize activation vectors into an [`Input`]; they grow to the largest
@@ -146,4 +163,24 @@ fn quantize_each<B: Clone + Default + Send>(
         Some(pool) => pool.for_each_chunk(out, blocks, one),
         None => out.chunks_mut(blocks).enumerate().try_for_each(|(t, q)| one(t, q)),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_select_whole_vectors() {
+        let x: Vec<f32> = (0..4 * 64).map(|i| i as f32).collect();
+        let mut buffers = QuantizedInput::new(false);
+        let input = buffers.quantize(&x, 4);
+        let middle = input.vectors(1..3);
+        assert_eq!(middle.n(), 2);
+        assert_eq!(middle.x(0), input.x(1));
+        assert_eq!(middle.q8(1), input.q8(2));
+        assert!(middle.x(2).is_empty());
+        // Beyond the end: what there is.
+        assert_eq!(input.vectors(3..9).n(), 1);
+        assert_eq!(input.vectors(5..9).n(), 0);
+    }
 }
