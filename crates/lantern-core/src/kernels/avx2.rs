@@ -96,7 +96,7 @@ unsafe fn tiles_vnni<F: Format>(
 
 /// Sums of byte products: `acc + Σ_k u[4i + k]·s[4i + k]` in each i32 lane `i`, for unsigned
 /// bytes `u` and signed bytes `s`.
-trait Dot {
+pub(super) trait Dot {
     /// The sums, exact when each pair `u[2j]·s[2j] + u[2j + 1]·s[2j + 1]` fits in i16.
     ///
     /// # Safety
@@ -127,6 +127,12 @@ trait Dot {
     /// The features of the path are available.
     unsafe fn signed_dot(q: &Self::Signed, a: __m256i) -> __m256i;
 
+    /// `acc + Σ_k a[2i + k]·b[2i + k]` for i16 `a` and `b`, in each i32 lane `i`.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
+
     /// `dot4(dot4(acc, u1, s1), u2, s2)`, exact when the sum of both pairs at each position
     /// fits in i16.
     ///
@@ -140,7 +146,7 @@ trait Dot {
 }
 
 /// AVX2: `maddubs` into i16 pairs, then `madd` into i32.
-struct Maddubs;
+pub(super) struct Maddubs;
 
 impl Dot for Maddubs {
     const WIDE: bool = false;
@@ -167,6 +173,12 @@ impl Dot for Maddubs {
     }
 
     #[inline(always)]
+    unsafe fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
+    }
+
+    #[inline(always)]
     unsafe fn dot4(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: AVX2 is available (the caller's contract).
         unsafe {
@@ -188,7 +200,7 @@ impl Dot for Maddubs {
 }
 
 /// AVX-512 VNNI (256-bit form): one `vpdpbusd`, exact for all bytes.
-struct Vnni;
+pub(super) struct Vnni;
 
 impl Dot for Vnni {
     const WIDE: bool = true;
@@ -217,6 +229,12 @@ impl Dot for Vnni {
     unsafe fn signed_dot(&(q, bias): &Self::Signed, a: __m256i) -> __m256i {
         // SAFETY: AVX-512 VL and VNNI are available (the caller's contract).
         unsafe { _mm256_dpbusd_epi32(bias, a, q) }
+    }
+
+    #[inline(always)]
+    unsafe fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VL and VNNI are available (the caller's contract).
+        unsafe { _mm256_dpwssd_epi32(acc, a, b) }
     }
 
     #[inline(always)]

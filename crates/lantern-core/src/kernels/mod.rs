@@ -165,7 +165,7 @@ pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     match isa {
         Isa::Scalar => scalar::matmul_fn(ty).or_else(|| kquants::matmul_fn(ty, isa)),
         Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
-            tile_matmul_fn(ty, isa == Isa::Avx512Vnni).or_else(|| kquants::matmul_fn(ty, Isa::Avx2))
+            tile_matmul_fn(ty, isa == Isa::Avx512Vnni).or_else(|| kquants::matmul_fn(ty, isa))
         }
         Isa::Avx2 | Isa::Avx512Vnni => None,
     }

@@ -17,7 +17,10 @@
 //!   lane's value, so this follows the llama.cpp version the peer builds (0.3.36's vendor
 //!   tree), not older ones that subtract it per product.
 //!
-//! ggml's AVX-512 VNNI variants give the same integer lanes, so they round the same way.
+//! A row takes up to four inputs per pass, each super-block unpacked once for all of them. On
+//! CPUs with AVX-512 VNNI the same code runs with `vpdpwssd` in place of `madd` and an add,
+//! and with 32 registers; the integer lanes are the same, so the results are too (as are
+//! those of ggml's own VNNI variants).
 //!
 //! # Safety design
 //! The `unsafe fn`s here require AVX2, FMA and F16C. They are reached only through the
@@ -27,9 +30,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernels::avx2::{hsum, hsum_i32};
-use crate::kernels::{blocks, Input};
-use crate::{BlockQ4K, BlockQ6K, BlockQ8K};
+use crate::kernels::avx2::{hsum, hsum_i32, Dot, Maddubs, Vnni};
+use crate::kernels::{blocks, Input, MatmulFn};
+use crate::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
 
 #[cfg(test)]
 /// The AVX2 kernel for K-quant rows of type `ty`, if there is one. Callers must have detected
@@ -61,16 +64,57 @@ pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     unsafe { one_input::<Q6K>(&w[..n], &xq[..n]) }
 }
 
-/// The Q4_K [`MatmulFn`](crate::kernels::MatmulFn).
-pub(super) fn matmul_q4_k(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: as in `dot_q4_k`.
-    unsafe { rows::<Q4K>(w, row_bytes, input.q8k_all(), input.n(), out) }
+/// The matrix kernel for Q4_K or Q6_K rows: with `vnni`, the AVX-512 VNNI variant. Callers
+/// must have detected the features of the path.
+pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
+    fn pick<F: KFormat>(vnni: bool) -> MatmulFn {
+        if vnni {
+            matmul_vnni::<F>
+        } else {
+            matmul_avx2::<F>
+        }
+    }
+    Some(match ty {
+        GgmlType::Q4_K => pick::<Q4K>(vnni),
+        GgmlType::Q6_K => pick::<Q6K>(vnni),
+        _ => return None,
+    })
 }
 
-/// The Q6_K [`MatmulFn`](crate::kernels::MatmulFn).
-pub(super) fn matmul_q6_k(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: as in `dot_q4_k`.
-    unsafe { rows::<Q6K>(w, row_bytes, input.q8k_all(), input.n(), out) }
+fn matmul_avx2<F: KFormat>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
+    unsafe { rows_avx2::<F>(w, row_bytes, input.q8k_all(), input.n(), out) }
+}
+
+fn matmul_vnni<F: KFormat>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: handed out only after AVX2/FMA/F16C and AVX-512 F/BW/VL/VNNI detection.
+    unsafe { rows_vnni::<F>(w, row_bytes, input.q8k_all(), input.n(), out) }
+}
+
+/// [`rows`] with `madd`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_avx2<F: KFormat>(
+    w: &[u8],
+    row_bytes: usize,
+    xq: &[BlockQ8K],
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: the features `rows` needs are enabled here.
+    unsafe { rows::<F, Maddubs>(w, row_bytes, xq, n, out) }
+}
+
+/// [`rows`] with `vpdpwssd` and 32 registers.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn rows_vnni<F: KFormat>(
+    w: &[u8],
+    row_bytes: usize,
+    xq: &[BlockQ8K],
+    n: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: the features `rows` needs with `Vnni` are enabled here.
+    unsafe { rows::<F, Vnni>(w, row_bytes, xq, n, out) }
 }
 
 /// Inputs a row takes at once: each super-block of the row is unpacked once for all of them.
@@ -83,23 +127,32 @@ trait KFormat {
     /// The dot products of row `w` with the activations `a`, all of `w`'s length.
     ///
     /// # Safety
-    /// AVX2, FMA and F16C are available.
-    unsafe fn dot<const T: usize>(w: &[Self::Block], a: [&[BlockQ8K]; T]) -> [f32; T];
+    /// AVX2, FMA and F16C are available, and the features `D` needs.
+    unsafe fn dot<D: Dot, const T: usize>(w: &[Self::Block], a: [&[BlockQ8K]; T]) -> [f32; T];
 }
 
 #[cfg(test)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn one_input<F: KFormat>(w: &[F::Block], a: &[BlockQ8K]) -> f32 {
     // SAFETY: the features are enabled on this fn.
-    let [y] = unsafe { F::dot::<1>(w, [a]) };
+    let [y] = unsafe { F::dot::<Maddubs, 1>(w, [a]) };
     y
 }
 
 /// `out[t * rows + r] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
 /// (`row_bytes / size_of::<F::Block>()` blocks each). Inputs beyond what `xq` holds, and
 /// outputs beyond `out`, are skipped.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows<F: KFormat>(w: &[u8], row_bytes: usize, xq: &[BlockQ8K], n: usize, out: &mut [f32]) {
+///
+/// # Safety
+/// AVX2, FMA and F16C are available, and the features `D` needs.
+#[inline(always)]
+unsafe fn rows<F: KFormat, D: Dot>(
+    w: &[u8],
+    row_bytes: usize,
+    xq: &[BlockQ8K],
+    n: usize,
+    out: &mut [f32],
+) {
     let len = row_bytes / std::mem::size_of::<F::Block>();
     if len == 0 || n == 0 {
         return;
@@ -113,13 +166,14 @@ unsafe fn rows<F: KFormat>(w: &[u8], row_bytes: usize, xq: &[BlockQ8K], n: usize
         while t0 < n {
             let inputs = INPUTS.min(n - t0);
             let mut sums = [0.0; INPUTS];
-            // SAFETY: the features are enabled on this fn.
+            // SAFETY: the caller's contract.
             unsafe {
                 match inputs {
-                    1 => sums[..1].copy_from_slice(&F::dot(row, [x(t0)])),
-                    2 => sums[..2].copy_from_slice(&F::dot(row, [x(t0), x(t0 + 1)])),
-                    3 => sums[..3].copy_from_slice(&F::dot(row, [x(t0), x(t0 + 1), x(t0 + 2)])),
-                    _ => sums = F::dot(row, std::array::from_fn(|t| x(t0 + t))),
+                    1 => sums[..1].copy_from_slice(&F::dot::<D, 1>(row, [x(t0)])),
+                    2 => sums[..2].copy_from_slice(&F::dot::<D, 2>(row, [x(t0), x(t0 + 1)])),
+                    3 => sums[..3]
+                        .copy_from_slice(&F::dot::<D, 3>(row, [x(t0), x(t0 + 1), x(t0 + 2)])),
+                    _ => sums = F::dot::<D, 4>(row, [x(t0), x(t0 + 1), x(t0 + 2), x(t0 + 3)]),
                 }
             }
             for (t, &y) in sums[..inputs].iter().enumerate() {
@@ -166,7 +220,7 @@ impl KFormat for Q4K {
     type Block = BlockQ4K;
 
     #[inline(always)]
-    unsafe fn dot<const T: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+    unsafe fn dot<D: Dot, const T: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; T]) -> [f32; T] {
         // SAFETY: the caller's contract; every load reads 16 or 32 bytes of one array field or
         // of a 32- or 64-byte chunk of one, and `a`'s slices are at least as long as `w`.
         unsafe {
@@ -188,12 +242,9 @@ impl KFormat for Q4K {
                     let scale_h = _mm256_set1_epi16(i16::from(sm[2 * j + 1]));
                     for (sumi, a) in sumi.iter_mut().zip(a) {
                         let q8 = &a[b].qs[64 * j..];
-                        let l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, load32(q8)));
-                        let h = _mm256_madd_epi16(
-                            scale_h,
-                            _mm256_maddubs_epi16(q4h, load32(&q8[32..])),
-                        );
-                        *sumi = _mm256_add_epi32(*sumi, _mm256_add_epi32(l, h));
+                        let l = _mm256_maddubs_epi16(q4l, load32(q8));
+                        let h = _mm256_maddubs_epi16(q4h, load32(&q8[32..]));
+                        *sumi = D::madd_add(D::madd_add(*sumi, scale_l, l), scale_h, h);
                     }
                 }
                 for t in 0..T {
@@ -220,7 +271,7 @@ impl KFormat for Q6K {
     type Block = BlockQ6K;
 
     #[inline(always)]
-    unsafe fn dot<const T: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+    unsafe fn dot<D: Dot, const T: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; T]) -> [f32; T] {
         // SAFETY: the caller's contract; every load reads 32 bytes of a 32-, 64- or 128-byte
         // chunk of one array field, and `a`'s slices are at least as long as `w`.
         unsafe {
@@ -273,7 +324,7 @@ impl KFormat for Q6K {
                             // Σ code·q8 per pair, codes unsigned (0..64): at most 63·127·2.
                             let q8 = &a[b].qs[128 * h + 32 * k..];
                             let products = _mm256_maddubs_epi16(codes, load32(q8));
-                            *sumi = _mm256_add_epi32(*sumi, _mm256_madd_epi16(scales, products));
+                            *sumi = D::madd_add(*sumi, scales, products);
                         }
                     }
                 }
@@ -405,11 +456,12 @@ mod tests {
         let xq = vec![crate::BlockQ8::default(); inputs * len / crate::QK8];
         let xqk = quantize_q8k(&x);
         let input = Input::new(&x, &xq, inputs).with_q8k(&xqk);
-        type Matmul = fn(&[u8], usize, Input<'_>, &mut [f32]);
-        type Dot = fn(&[u8], &[BlockQ8K]) -> f32;
-        let kernels: [(GgmlType, Matmul, Dot); 2] =
-            [(GgmlType::Q4_K, matmul_q4_k, dot_q4_k), (GgmlType::Q6_K, matmul_q6_k, dot_q6_k)];
-        for (ty, matmul, dot) in kernels {
+        type OneRow = fn(&[u8], &[BlockQ8K]) -> f32;
+        let kernels: [(GgmlType, OneRow); 2] =
+            [(GgmlType::Q4_K, dot_q4_k), (GgmlType::Q6_K, dot_q6_k)];
+        let vnni = [false, true].into_iter().filter(|&v| !v || Isa::Avx512Vnni.is_available());
+        for (vnni, (ty, dot)) in vnni.flat_map(|v| kernels.map(|k| (v, k))) {
+            let matmul = matmul_fn(ty, vnni).unwrap();
             let w: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, len, &mut rng)).collect();
             let row_bytes = w.len() / rows;
             let mut out = vec![f32::NAN; rows * inputs];
@@ -418,7 +470,8 @@ mod tests {
                 for (r, &y) in out.iter().enumerate() {
                     let row = &w[r * row_bytes..(r + 1) * row_bytes];
                     let one = dot(row, &xqk[t * len / QK_K..(t + 1) * len / QK_K]);
-                    assert_eq!(y.to_bits(), one.to_bits(), "{ty:?} row {r} input {t}");
+                    let path = if vnni { "vnni" } else { "avx2" };
+                    assert_eq!(y.to_bits(), one.to_bits(), "{ty:?} {path} row {r} input {t}");
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! K-quant (Q4_K, Q6_K) dot kernels, one row at a time.
+//! K-quant (Q4_K, Q6_K) kernels, one row at a time.
 //!
 //! # Contract
 //! A kernel takes the raw bytes of one weight row in ggml's on-disk layout (no alignment
@@ -28,7 +28,8 @@
 //!
 //! # Dispatch
 //! [`matmul_fn`] hands out the scalar kernels always and the AVX2 kernels only when this CPU
-//! has AVX2, FMA and F16C, as matrix kernels that take one row and one input at a time.
+//! has AVX2, FMA and F16C (and their VNNI variants with AVX-512 VNNI), as matrix kernels
+//! that take one row at a time, against one input (scalar) or up to four (SIMD).
 
 use super::{per_row, Isa, MatmulFn};
 use crate::GgmlType;
@@ -82,9 +83,9 @@ pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (GgmlType::Q4_K, Isa::Scalar) => rows!(scalar::dot_q4_k, q8k),
         (GgmlType::Q6_K, Isa::Scalar) => rows!(scalar::dot_q6_k, q8k),
         #[cfg(target_arch = "x86_64")]
-        (GgmlType::Q4_K, Isa::Avx2) if super::avx2_detected() => avx2::matmul_q4_k,
-        #[cfg(target_arch = "x86_64")]
-        (GgmlType::Q6_K, Isa::Avx2) if super::avx2_detected() => avx2::matmul_q6_k,
+        (_, Isa::Avx2 | Isa::Avx512Vnni) if isa.is_available() => {
+            return avx2::matmul_fn(ty, isa == Isa::Avx512Vnni);
+        }
         _ => return None,
     })
 }
