@@ -310,8 +310,8 @@ impl Model {
 
 /// [`rms_norm`] of each token of `x` into `out`, a share of the tokens per thread.
 fn norm_on(workers: &Workers, x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
-    let d = gain.len();
-    let tokens_per_task = (x.len() / d.max(1)).div_ceil(workers.threads()).max(1);
+    let d = gain.len().max(1);
+    let tokens_per_task = (x.len() / d).div_ceil(workers.threads()).max(1);
     workers.for_each_chunk(out, d * tokens_per_task, |i, out| {
         let start = i * d * tokens_per_task;
         rms_norm(&x[start..start + out.len()], gain, eps, out);

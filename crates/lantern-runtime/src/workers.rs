@@ -81,7 +81,7 @@ impl Workers {
     ) -> Result<()> {
         let rows = w.n_rows();
         let n = input.n();
-        if self.threads() == 1 {
+        if self.threads() == 1 || rows == 0 {
             // One task: the results land in place.
             return Ok(w.matmul(0..rows, input, out)?);
         }

@@ -1,9 +1,9 @@
 //! AVX2 + FMA + F16C kernels (x86-64), and their AVX-512 VNNI variant, chosen at run time.
 //!
 //! # Tiles
-//! The quantized kernels walk a tile of 8 weight rows and one to four inputs over the blocks.
-//! Per block, they unpack the 8 rows' codes and widen their f16 scales once for all inputs,
-//! and load each activation block once for all rows. Each row keeps the lanes of llama.cpp's
+//! The quantized kernels walk a tile of weight rows (8, or 4 for Q8_0) and one to four inputs
+//! over the blocks. Per block, they unpack the rows' codes and widen their f16 scales once for
+//! all inputs, and load each activation block once for all rows. Each row keeps the lanes of llama.cpp's
 //! kernel for its format, so results match llama.cpp's AVX2 build bit for bit:
 //! - Q4_1, Q5_0, Q8_0: 8 f32 lanes per row, lane `k` taking, with one FMA per block, the
 //!   exact integer sum of the products of elements `4k..4k + 4`; the result is the lanes'
@@ -94,10 +94,11 @@ unsafe fn tiles_vnni<F: Format>(
     unsafe { tiles::<F, Vnni>(w, row_bytes, xq, n, out) }
 }
 
-/// Sums of byte products: `acc + Σ_k u[4i + k]·s[4i + k]` in each i32 lane `i`, for unsigned
-/// bytes `u` and signed bytes `s`.
+/// A path's integer products: sums of byte products into i32 lanes, the way its instructions
+/// form them. Every method gives the same integers on every path.
 pub(super) trait Dot {
-    /// The sums, exact when each pair `u[2j]·s[2j] + u[2j + 1]·s[2j + 1]` fits in i16.
+    /// `acc + Σ_k u[4i + k]·s[4i + k]` in each i32 lane `i`, for unsigned bytes `u` and signed
+    /// bytes `s`; exact when each pair `u[2j]·s[2j] + u[2j + 1]·s[2j + 1]` fits in i16.
     ///
     /// # Safety
     /// The features of the path are available.
@@ -342,7 +343,7 @@ unsafe fn tiles<F: Format, D: Dot>(
             // SAFETY: r < rows, so the row lies within `w`.
             unsafe { w.as_ptr().add(r * row_bytes) }
         });
-        // The next tile, which the hardware prefetcher does not foresee: a tile reads its 8
+        // The next tile, which the hardware prefetcher does not foresee: a tile reads its
         // rows side by side, not as one stream.
         let next = &w[w.len().min((r0 + F::ROWS) * row_bytes)..];
         let next = &next[..next.len().min(F::ROWS * row_bytes)];
@@ -372,8 +373,8 @@ unsafe fn tiles<F: Format, D: Dot>(
     }
 }
 
-/// One tile: 8 rows times `T` inputs, prefetching `next` on the way; row `i`'s result for
-/// input `t` goes to `sums[t][i]`.
+/// One tile: `F::ROWS` rows times `T` inputs, prefetching `next` on the way; row `i`'s result
+/// for input `t` goes to `sums[t][i]`.
 #[inline(always)]
 unsafe fn tile<F: Format, D: Dot, const T: usize>(
     rows: &[*const u8; ROWS],
