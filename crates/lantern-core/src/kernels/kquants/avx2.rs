@@ -23,10 +23,10 @@
 //! those of ggml's own VNNI variants).
 //!
 //! # Safety design
-//! The `unsafe fn`s here require AVX2, FMA and F16C. They are reached only through the
-//! private safe wrappers below, which [`super::matmul_fn`] hands out only after
-//! `avx2_detected` has confirmed those features on this CPU. All loads are unaligned and stay
-//! within one block struct.
+//! The `unsafe fn`s here require AVX2, FMA and F16C, and those given `Vnni` also AVX-512 F,
+//! BW, VL and VNNI. They are reached only through the private safe wrappers below, which
+//! [`super::matmul_fn`] hands out only after `Isa::is_available` has confirmed those features
+//! on this CPU. All loads are unaligned and stay within one block struct.
 
 use std::arch::x86_64::*;
 
