@@ -15,9 +15,9 @@
 //!
 //! # Math
 //! With per-block weight scale `d_w` (and minimum `m_w`) and activation block `(d_a, s_a, q_a)`:
-//! - Q4_0: Σ_b (d_w·d_a) · Σ_j (q_w[j] − 8)·q_a[j]
-//! - Q4_1: Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j] + m_w·s_a
-//! - Q8_0: Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j]
+//! - Q4_0: `Σ_b (d_w·d_a) · Σ_j (q_w[j] − 8)·q_a[j]`
+//! - Q4_1: `Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j] + m_w·s_a`
+//! - Q8_0: `Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j]`
 //!
 //! Inner sums are exact integers. Every path then performs the float operations of
 //! llama.cpp's kernels for the format on an AVX2 CPU, in their order, so the SIMD kernels,
