@@ -52,7 +52,8 @@ pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
     Some(match ty {
         GgmlType::Q4_0 => pick::<Q4_0>(vnni),
         GgmlType::Q4_1 => pick::<Q4_1>(vnni),
-        GgmlType::Q5_0 => pick::<Q5_0>(vnni),
+        GgmlType::Q5_0 if vnni => matmul_q5_0_vnni,
+        GgmlType::Q5_0 => matmul_avx2::<Q5_0>,
         GgmlType::Q8_0 => pick::<Q8_0>(vnni),
         _ => return None,
     })
@@ -66,6 +67,17 @@ fn matmul_avx2<F: Format>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mu
 fn matmul_vnni<F: Format>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
     // SAFETY: handed out only after AVX2/FMA/F16C and AVX-512 F/BW/VL/VNNI detection.
     unsafe { tiles_vnni::<F>(w, row_bytes, input.q8_all(), input.n(), out) }
+}
+
+/// Q5_0 on VNNI: one input in the 8-row [`Q5_0`] tiles, a batch in the [`Signed`] tiles,
+/// which share each row's codes among four inputs. Each was the faster there (criterion);
+/// both give the same bits.
+fn matmul_q5_0_vnni(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    if input.n() == 1 {
+        matmul_vnni::<Q5_0>(w, row_bytes, input, out)
+    } else {
+        matmul_vnni::<Q5_0Signed>(w, row_bytes, input, out)
+    }
 }
 
 /// [`tiles`] with `maddubs`.
@@ -134,6 +146,13 @@ pub(super) trait Dot {
     /// The features of the path are available.
     unsafe fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
 
+    /// Q5_0's signed codes `q − 16` from their low four bits `low` (bytes below 16) and their
+    /// fifth bits, bit `j` of `high` for byte `j`.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn fifth_bits_signed(low: __m256i, high: u32) -> __m256i;
+
     /// `dot4(dot4(acc, u1, s1), u2, s2)`, exact when the sum of both pairs at each position
     /// fits in i16.
     ///
@@ -177,6 +196,25 @@ impl Dot for Maddubs {
     unsafe fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: AVX2 is available (the caller's contract).
         unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
+    }
+
+    #[inline(always)]
+    unsafe fn fifth_bits_signed(low: __m256i, high: u32) -> __m256i {
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe {
+            // Byte j takes bit j % 8 of byte j / 8 of `high`; shuffles stay within 128-bit
+            // lanes, so the high lane reads bytes 2 and 3.
+            let spread = _mm256_setr_epi64x(
+                0,
+                0x0101_0101_0101_0101,
+                0x0202_0202_0202_0202,
+                0x0303_0303_0303_0303,
+            );
+            let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+            let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(high as i32), spread);
+            let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bits), bits);
+            _mm256_sub_epi8(low, _mm256_andnot_si256(set, _mm256_set1_epi8(16)))
+        }
     }
 
     #[inline(always)]
@@ -236,6 +274,13 @@ impl Dot for Vnni {
     unsafe fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: AVX-512 VL and VNNI are available (the caller's contract).
         unsafe { _mm256_dpwssd_epi32(acc, a, b) }
+    }
+
+    /// One masked subtraction: AVX-512 BW reads the fifth bits as a mask.
+    #[inline(always)]
+    unsafe fn fifth_bits_signed(low: __m256i, high: u32) -> __m256i {
+        // SAFETY: AVX-512 BW and VL are available (the caller's contract).
+        unsafe { _mm256_mask_sub_epi8(low, !high, low, _mm256_set1_epi8(16)) }
     }
 
     #[inline(always)]
@@ -705,31 +750,82 @@ impl Format for Q5_0 {
     }
 }
 
+/// Blocks of one f16 scale and 32 codes that a tile reads as signed bytes, in element order.
+trait SignedCodes {
+    /// Bytes per block.
+    const BLOCK_BYTES: usize;
+
+    /// The 32 signed codes of the block at `block`.
+    ///
+    /// # Safety
+    /// The features of the path are available, and the block's bytes are readable.
+    unsafe fn codes<D: Dot>(block: *const u8) -> __m256i;
+}
+
 /// ggml `block_q8_0` (34 bytes: f16 d, 32 signed bytes): value = d·q.
-///
-/// 4 rows by 3 inputs: 12 accumulators, with room left in the 16 registers to read each
-/// row's codes when its turn comes. A tile of 8 rows would leave room for one input only,
-/// and widening the 8 scales would then cost as much as the products.
-struct Q8_0;
+struct Q8Codes;
 
-/// Rows per Q8_0 tile.
-const Q8_0_ROWS: usize = 4;
-
-impl Format for Q8_0 {
+impl SignedCodes for Q8Codes {
     const BLOCK_BYTES: usize = 34;
-    const ROWS: usize = Q8_0_ROWS;
+
+    #[inline(always)]
+    unsafe fn codes<D: Dot>(block: *const u8) -> __m256i {
+        // SAFETY: the caller's contract: bytes 2..34 of the block are the codes.
+        unsafe { _mm256_loadu_si256(block.add(2).cast()) }
+    }
+}
+
+/// ggml `block_q5_0` as signed codes q − 16, in element order (low nibbles, then high).
+struct Q5Codes;
+
+impl SignedCodes for Q5Codes {
+    const BLOCK_BYTES: usize = 22;
+
+    #[inline(always)]
+    unsafe fn codes<D: Dot>(block: *const u8) -> __m256i {
+        // SAFETY: the caller's contract: bytes 2..6 are the fifth bits, 6..22 the nibbles.
+        unsafe {
+            let packed = _mm_loadu_si128(block.add(6).cast());
+            let mask = _mm_set1_epi8(0x0F);
+            let low = _mm256_set_m128i(
+                _mm_and_si128(_mm_srli_epi16::<4>(packed), mask),
+                _mm_and_si128(packed, mask),
+            );
+            D::fifth_bits_signed(low, read_i32(block.add(2)) as u32)
+        }
+    }
+}
+
+/// Q8_0, and Q5_0 on VNNI: 4 rows by 2 inputs (4 with 32 registers), 8 f32 lanes per row
+/// and input, with room left to read each row's codes when its turn comes. A tile of 8 rows
+/// would leave room for one input only, and widening the 8 scales would then cost as much as
+/// the products.
+struct Signed<C>(std::marker::PhantomData<C>);
+
+/// ggml `block_q8_0` in [`Signed`] tiles.
+type Q8_0 = Signed<Q8Codes>;
+
+/// ggml `block_q5_0` in [`Signed`] tiles, for batches on VNNI (see [`matmul_q5_0_vnni`]).
+type Q5_0Signed = Signed<Q5Codes>;
+
+/// Rows per [`Signed`] tile.
+const SIGNED_ROWS: usize = 4;
+
+impl<C: SignedCodes> Format for Signed<C> {
+    const BLOCK_BYTES: usize = C::BLOCK_BYTES;
+    const ROWS: usize = SIGNED_ROWS;
     const INPUTS: usize = 2;
     const WIDE_INPUTS: usize = 4;
-    /// Per row, where its 32 codes start, and the scales.
-    type Block = ([*const u8; Q8_0_ROWS], __m128);
+    /// Per row, where its block starts, and the scales.
+    type Block = ([*const u8; SIGNED_ROWS], __m128);
 
     #[inline(always)]
     unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
-        // SAFETY: the caller's contract: the block's 34 bytes are readable.
+        // SAFETY: the caller's contract: the block's bytes are readable.
         unsafe {
             let d = |r: usize| read_i16(rows[r].add(offset));
             let d = _mm_cvtph_ps(_mm_setr_epi16(d(0), d(1), d(2), d(3), 0, 0, 0, 0));
-            (std::array::from_fn(|r| rows[r].add(offset + 2)), d)
+            (std::array::from_fn(|r| rows[r].add(offset)), d)
         }
     }
 
@@ -743,11 +839,11 @@ impl Format for Q8_0 {
     /// would keep every row's codes for the next input and run out of registers.
     #[inline(always)]
     unsafe fn accumulate_inputs<D: Dot, const T: usize>(
-        (codes, d): &Self::Block,
+        (blocks, d): &Self::Block,
         a: [&BlockQ8; T],
         acc: &mut [Acc; T],
     ) {
-        // SAFETY: the caller's contract: 32 bytes of codes are readable at each pointer.
+        // SAFETY: the caller's contract: each row's block is readable.
         unsafe {
             let mut dd = [[0.0f32; 4]; T];
             let mut av = [_mm256_setzero_si256(); T];
@@ -755,8 +851,8 @@ impl Format for Q8_0 {
                 _mm_storeu_ps(dd[t].as_mut_ptr(), _mm_mul_ps(*d, _mm_set1_ps(a[t].d)));
                 av[t] = D::signed_activation(_mm256_loadu_si256(a[t].qs.as_ptr().cast()));
             }
-            for r in 0..Q8_0_ROWS {
-                let q = D::signed_weights(_mm256_loadu_si256(codes[r].cast()));
+            for r in 0..SIGNED_ROWS {
+                let q = D::signed_weights(C::codes::<D>(blocks[r]));
                 for t in 0..T {
                     let sums = _mm256_cvtepi32_ps(D::signed_dot(&q, av[t]));
                     acc[t].lanes[r] =
@@ -771,7 +867,7 @@ impl Format for Q8_0 {
         // SAFETY: register-only intrinsics.
         unsafe {
             let mut sums = [0.0; ROWS];
-            for (s, &v) in sums.iter_mut().zip(&acc.lanes).take(Q8_0_ROWS) {
+            for (s, &v) in sums.iter_mut().zip(&acc.lanes).take(SIGNED_ROWS) {
                 *s = hsum(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
             }
             sums
@@ -843,6 +939,53 @@ unsafe fn quantize_blocks(x: &[f32], out: &mut [BlockQ8]) {
                 _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
             );
             _mm256_storeu_si256(o.qs.as_mut_ptr().cast(), bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fifth_bits_avx2(low: [u8; 32], high: u32) -> [i8; 32] {
+        // SAFETY: the features are enabled here; 32-byte unaligned load and store.
+        unsafe {
+            let v = Maddubs::fifth_bits_signed(_mm256_loadu_si256(low.as_ptr().cast()), high);
+            let mut out = [0i8; 32];
+            _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
+            out
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn fifth_bits_vnni(low: [u8; 32], high: u32) -> [i8; 32] {
+        // SAFETY: as in `fifth_bits_avx2`.
+        unsafe {
+            let v = Vnni::fifth_bits_signed(_mm256_loadu_si256(low.as_ptr().cast()), high);
+            let mut out = [0i8; 32];
+            _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
+            out
+        }
+    }
+
+    /// Q5_0's signed codes from low nibbles and fifth bits, on both paths (only VNNI tiles
+    /// read them, so the AVX2 twin is checked here).
+    #[test]
+    fn fifth_bits_make_signed_codes() {
+        if !super::super::Isa::Avx2.is_available() {
+            return;
+        }
+        let low: [u8; 32] = std::array::from_fn(|j| (j * 7 % 16) as u8);
+        for high in [0, u32::MAX, 0x8000_0001, 0x1234_5678, 0xF0F0_0F0F] {
+            let expect: [i8; 32] =
+                std::array::from_fn(|j| low[j] as i8 + 16 * ((high >> j) & 1) as i8 - 16);
+            // SAFETY: AVX2, FMA and F16C are available.
+            assert_eq!(unsafe { fifth_bits_avx2(low, high) }, expect, "avx2 {high:#x}");
+            if super::super::Isa::Avx512Vnni.is_available() {
+                // SAFETY: the VNNI path's features are available.
+                assert_eq!(unsafe { fifth_bits_vnni(low, high) }, expect, "vnni {high:#x}");
+            }
         }
     }
 }
