@@ -42,68 +42,86 @@ use crate::{BlockQ8, GgmlType, QK8};
 /// The tile kernel for `ty`, if there is one: with `vnni`, the AVX-512 VNNI variant. Callers
 /// must have detected the features of the path (see the module docs).
 pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
-    fn pick<F: Format>(vnni: bool) -> MatmulFn {
-        if vnni {
-            matmul_vnni::<F>
-        } else {
-            matmul_avx2::<F>
-        }
-    }
     Some(match ty {
-        GgmlType::Q4_0 => pick::<Q4_0>(vnni),
-        GgmlType::Q4_1 => pick::<Q4_1>(vnni),
-        GgmlType::Q5_0 if vnni => matmul_q5_0_vnni,
-        GgmlType::Q5_0 => matmul_avx2::<Q5_0>,
-        GgmlType::Q8_0 => pick::<Q8_0>(vnni),
+        GgmlType::Q4_0 => path_fn::<Tiles<Q4_0>>(vnni),
+        GgmlType::Q4_1 => path_fn::<Tiles<Q4_1>>(vnni),
+        GgmlType::Q5_0 => path_fn::<Q5_0Tiles>(vnni),
+        GgmlType::Q8_0 => path_fn::<Tiles<Q8_0>>(vnni),
         _ => return None,
     })
 }
 
-fn matmul_avx2<F: Format>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
-    unsafe { tiles_avx2::<F>(w, row_bytes, input.q8_all(), input.n(), out) }
+/// A family of matrix kernels written once for every path's integer products.
+pub(super) trait PathKernel {
+    /// The [`MatmulFn`] contract, with `D`'s products.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available, and the features `D` needs.
+    unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]);
 }
 
-fn matmul_vnni<F: Format>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: handed out only after AVX2/FMA/F16C and AVX-512 F/BW/VL/VNNI detection.
-    unsafe { tiles_vnni::<F>(w, row_bytes, input.q8_all(), input.n(), out) }
-}
-
-/// Q5_0 on VNNI: one input in the 8-row [`Q5_0`] tiles, a batch in the [`Signed`] tiles,
-/// which share each row's codes among four inputs. Each was the faster there (criterion);
-/// both give the same bits.
-fn matmul_q5_0_vnni(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    if input.n() == 1 {
-        matmul_vnni::<Q5_0>(w, row_bytes, input, out)
+/// `K` on the AVX2 path or, with `vnni`, on the AVX-512 VNNI path. Callers must have detected
+/// the features of the path (see the module docs).
+pub(super) fn path_fn<K: PathKernel>(vnni: bool) -> MatmulFn {
+    if vnni {
+        on_vnni::<K>
     } else {
-        matmul_vnni::<Q5_0Signed>(w, row_bytes, input, out)
+        on_avx2::<K>
     }
 }
 
-/// [`tiles`] with `maddubs`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tiles_avx2<F: Format>(
-    w: &[u8],
-    row_bytes: usize,
-    xq: &[BlockQ8],
-    n: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: the features `tiles` needs are enabled here.
-    unsafe { tiles::<F, Maddubs>(w, row_bytes, xq, n, out) }
+fn on_avx2<K: PathKernel>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
+    unsafe { run_avx2::<K>(w, row_bytes, input, out) }
 }
 
-/// [`tiles`] with `vpdpbusd` and 32 registers.
+fn on_vnni<K: PathKernel>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: handed out only after AVX2/FMA/F16C and AVX-512 F/BW/VL/VNNI detection.
+    unsafe { run_vnni::<K>(w, row_bytes, input, out) }
+}
+
+/// `K` with `maddubs` and `madd`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_avx2<K: PathKernel>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: the features `K` needs with `Maddubs` are enabled here.
+    unsafe { K::run::<Maddubs>(w, row_bytes, input, out) }
+}
+
+/// `K` with `vpdpbusd` and `vpdpwssd`, and 32 registers.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tiles_vnni<F: Format>(
-    w: &[u8],
-    row_bytes: usize,
-    xq: &[BlockQ8],
-    n: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: the features `tiles` needs with `Vnni` are enabled here.
-    unsafe { tiles::<F, Vnni>(w, row_bytes, xq, n, out) }
+unsafe fn run_vnni<K: PathKernel>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+    // SAFETY: the features `K` needs with `Vnni` are enabled here.
+    unsafe { K::run::<Vnni>(w, row_bytes, input, out) }
+}
+
+/// The tiles of format `F`.
+struct Tiles<F>(std::marker::PhantomData<F>);
+
+impl<F: Format> PathKernel for Tiles<F> {
+    #[inline(always)]
+    unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+        // SAFETY: the caller's contract.
+        unsafe { tiles::<F, D>(w, row_bytes, input.q8_all(), input.n(), out) }
+    }
+}
+
+/// Q5_0: one input in the 8-row [`Q5_0`] tiles; a batch on VNNI in the [`Signed`] tiles,
+/// which share each row's codes among four inputs. Each was the faster there (criterion);
+/// both give the same bits.
+struct Q5_0Tiles;
+
+impl PathKernel for Q5_0Tiles {
+    #[inline(always)]
+    unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if D::WIDE && input.n() > 1 {
+                Tiles::<Q5_0Signed>::run::<D>(w, row_bytes, input, out)
+            } else {
+                Tiles::<Q5_0>::run::<D>(w, row_bytes, input, out)
+            }
+        }
+    }
 }
 
 /// A path's integer products: sums of byte products into i32 lanes, the way its instructions
@@ -805,7 +823,7 @@ struct Signed<C>(std::marker::PhantomData<C>);
 /// ggml `block_q8_0` in [`Signed`] tiles.
 type Q8_0 = Signed<Q8Codes>;
 
-/// ggml `block_q5_0` in [`Signed`] tiles, for batches on VNNI (see [`matmul_q5_0_vnni`]).
+/// ggml `block_q5_0` in [`Signed`] tiles, for batches on VNNI (see [`Q5_0Tiles`]).
 type Q5_0Signed = Signed<Q5Codes>;
 
 /// Rows per [`Signed`] tile.

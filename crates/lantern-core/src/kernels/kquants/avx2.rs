@@ -24,13 +24,14 @@
 //!
 //! # Safety design
 //! The `unsafe fn`s here require AVX2, FMA and F16C, and those given `Vnni` also AVX-512 F,
-//! BW, VL and VNNI. They are reached only through the private safe wrappers below, which
-//! [`super::matmul_fn`] hands out only after `Isa::is_available` has confirmed those features
-//! on this CPU. All loads are unaligned and stay within one block struct.
+//! BW, VL and VNNI. They are reached only through the safe wrappers of `path_fn` (in
+//! `kernels::avx2`), which [`super::matmul_fn`] hands out only after `Isa::is_available` has
+//! confirmed those features on this CPU. All loads are unaligned and stay within one block
+//! struct.
 
 use std::arch::x86_64::*;
 
-use crate::kernels::avx2::{hsum, hsum_i32, Dot, Maddubs, Vnni};
+use crate::kernels::avx2::{hsum, hsum_i32, path_fn, Dot, PathKernel};
 use crate::kernels::{blocks, Input, MatmulFn};
 use crate::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
 
@@ -67,54 +68,22 @@ pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
 /// The matrix kernel for Q4_K or Q6_K rows: with `vnni`, the AVX-512 VNNI variant. Callers
 /// must have detected the features of the path.
 pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
-    fn pick<F: KFormat>(vnni: bool) -> MatmulFn {
-        if vnni {
-            matmul_vnni::<F>
-        } else {
-            matmul_avx2::<F>
-        }
-    }
     Some(match ty {
-        GgmlType::Q4_K => pick::<Q4K>(vnni),
-        GgmlType::Q6_K => pick::<Q6K>(vnni),
+        GgmlType::Q4_K => path_fn::<Rows<Q4K>>(vnni),
+        GgmlType::Q6_K => path_fn::<Rows<Q6K>>(vnni),
         _ => return None,
     })
 }
 
-fn matmul_avx2<F: KFormat>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
-    unsafe { rows_avx2::<F>(w, row_bytes, input.q8k_all(), input.n(), out) }
-}
+/// The rows of K-quant format `F`.
+struct Rows<F>(std::marker::PhantomData<F>);
 
-fn matmul_vnni<F: KFormat>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    // SAFETY: handed out only after AVX2/FMA/F16C and AVX-512 F/BW/VL/VNNI detection.
-    unsafe { rows_vnni::<F>(w, row_bytes, input.q8k_all(), input.n(), out) }
-}
-
-/// [`rows`] with `madd`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows_avx2<F: KFormat>(
-    w: &[u8],
-    row_bytes: usize,
-    xq: &[BlockQ8K],
-    n: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: the features `rows` needs are enabled here.
-    unsafe { rows::<F, Maddubs>(w, row_bytes, xq, n, out) }
-}
-
-/// [`rows`] with `vpdpwssd` and 32 registers.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn rows_vnni<F: KFormat>(
-    w: &[u8],
-    row_bytes: usize,
-    xq: &[BlockQ8K],
-    n: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: the features `rows` needs with `Vnni` are enabled here.
-    unsafe { rows::<F, Vnni>(w, row_bytes, xq, n, out) }
+impl<F: KFormat> PathKernel for Rows<F> {
+    #[inline(always)]
+    unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+        // SAFETY: the caller's contract.
+        unsafe { rows::<F, D>(w, row_bytes, input.q8k_all(), input.n(), out) }
+    }
 }
 
 /// Inputs a row takes at once: each super-block of the row is unpacked once for all of them.
@@ -135,7 +104,7 @@ trait KFormat {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn one_input<F: KFormat>(w: &[F::Block], a: &[BlockQ8K]) -> f32 {
     // SAFETY: the features are enabled on this fn.
-    let [y] = unsafe { F::dot::<Maddubs, 1>(w, [a]) };
+    let [y] = unsafe { F::dot::<crate::kernels::avx2::Maddubs, 1>(w, [a]) };
     y
 }
 
