@@ -9,16 +9,14 @@
 //! the prompts in BENCHMARKS.md.
 //!
 //! Batches of [`LONG_BATCH`] tokens or more take the peer's tiled path instead, which keeps
-//! the query and the accumulator in f32: [`attend_long_batch`]. Its arithmetic is close to,
-//! not bit-identical with, the peer's (which multiplies tiles of 64 keys); over long prompts
-//! the extra precision matters more than the last bit.
+//! the queries and the accumulators in f32: [`attend_batch`](crate::batch_attention).
 
 use half::f16;
-use lantern_core::kernels::{f16_kernels, vector_kernels};
+use lantern_core::kernels::f16_kernels;
 
 use crate::ops::fused_multiply_add;
 
-/// Batches at least this long use [`attend_long_batch`] (the peer's `GGML_FA_TILE_Q`).
+/// Batches at least this long use the tiled path (the peer's `GGML_FA_TILE_Q`).
 pub(crate) const LONG_BATCH: usize = 64;
 
 /// Head geometry shared by every attention call of a model.
@@ -36,12 +34,12 @@ impl Heads {
     }
 
     /// Values in one cache row: every kv head of one position.
-    fn kv_dim(&self) -> usize {
+    pub(crate) fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
     }
 
     /// The factor applied to every score, 1/√head_dim.
-    fn scale(&self) -> f32 {
+    pub(crate) fn scale(&self) -> f32 {
         1.0 / (self.head_dim as f32).sqrt()
     }
 }
@@ -51,7 +49,6 @@ impl Heads {
 pub(crate) struct Scratch {
     query: Vec<f16>,
     acc: Vec<f16>,
-    scores: Vec<f32>,
 }
 
 /// Attention of one query token over positions `0..n_pos` of a layer's f16 cache.
@@ -103,80 +100,73 @@ pub(crate) fn attend(
     }
 }
 
-/// Attention as [`attend`] computes it, with the query and the accumulator kept in f32 and a
-/// two-pass softmax: the arithmetic of the peer's tiled path for long batches.
-pub(crate) fn attend_long_batch(
+/// Attention computed plainly in f64, the reference the tests compare both paths with.
+#[cfg(test)]
+pub(crate) fn plain_attention(
     heads: Heads,
     q: &[f32],
     keys: &[f16],
     values: &[f16],
     n_pos: usize,
-    scratch: &mut Scratch,
-    out: &mut [f32],
-) {
-    let kernels = f16_kernels();
-    let (d, kv_dim, scale) = (heads.head_dim, heads.kv_dim(), heads.scale());
-    let scores = &mut scratch.scores;
-    scores.resize(n_pos, 0.0);
-    for (h, acc) in out.chunks_exact_mut(d).take(heads.n_heads).enumerate() {
+) -> Vec<f32> {
+    let (d, kv_dim) = (heads.head_dim, heads.kv_dim());
+    let mut out = vec![0.0; heads.n_heads * d];
+    for (h, out) in out.chunks_exact_mut(d).enumerate() {
         let kv = heads.kv_offset(h);
-        let q_h = &q[h * d..(h + 1) * d];
-        (kernels.dot_f32_rows)(q_h, &keys[kv..], kv_dim, scores);
-        let mut max = f32::NEG_INFINITY;
-        for s in scores.iter_mut() {
-            *s *= scale;
-            max = max.max(*s);
+        let at = |j: usize, i: usize| j * kv_dim + kv + i;
+        let scores: Vec<f64> = (0..n_pos)
+            .map(|j| {
+                let dot: f64 = (0..d)
+                    .map(|i| f64::from(q[h * d + i]) * f64::from(keys[at(j, i)].to_f32()))
+                    .sum();
+                dot * f64::from(heads.scale())
+            })
+            .collect();
+        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        for (i, o) in out.iter_mut().enumerate() {
+            let mixed: f64 = weights
+                .iter()
+                .enumerate()
+                .map(|(j, w)| w * f64::from(values[at(j, i)].to_f32()))
+                .sum();
+            *o = (mixed / total) as f32;
         }
-        let sum = (vector_kernels().exp_shifted)(scores, max);
-        acc.fill(0.0);
-        (kernels.mad_f32_rows)(acc, &values[kv..], kv_dim, scores);
-        let inv = (1.0 / sum) as f32;
-        acc.iter_mut().for_each(|a| *a *= inv);
     }
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn halves(v: impl IntoIterator<Item = f32>) -> Vec<f16> {
+    v.into_iter().map(f16::from_f32).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn halves(v: &[f32]) -> Vec<f16> {
-        v.iter().map(|&x| f16::from_f32(x)).collect()
-    }
-
     #[test]
     fn one_position_returns_its_value() {
         let heads = Heads { n_heads: 2, n_kv_heads: 1, head_dim: 2 };
         let mut out = [0.0; 4];
-        let (keys, values) = (halves(&[1.0, 0.0]), halves(&[3.0, -2.0]));
+        let (keys, values) = (halves([1.0, 0.0]), halves([3.0, -2.0]));
         attend(heads, &[1.0, 2.0, 3.0, 4.0], &keys, &values, 1, &mut Scratch::default(), &mut out);
         assert_eq!(out, [3.0, -2.0, 3.0, -2.0]);
     }
 
     #[test]
-    fn both_paths_match_a_plain_softmax() {
-        let heads = Heads { n_heads: 2, n_kv_heads: 1, head_dim: 4 };
-        let keys = halves(&(0..40).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect::<Vec<_>>());
-        let values =
-            halves(&(0..40).map(|i| ((i * 3) % 13) as f32 / 6.0 - 1.0).collect::<Vec<_>>());
-        let q = [0.3, -1.2, 0.8, 0.5, 1.0, 0.0, -0.4, 0.9];
-        let mut expect = [0.0f32; 8];
-        for h in 0..2 {
-            let s: Vec<f32> = (0..10)
-                .map(|j| (0..4).map(|i| q[h * 4 + i] * keys[j * 4 + i].to_f32()).sum::<f32>() / 2.0)
-                .collect();
-            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let w: Vec<f32> = s.iter().map(|x| (x - max).exp()).collect();
-            let total: f32 = w.iter().sum();
-            for i in 0..4 {
-                expect[h * 4 + i] =
-                    (0..10).map(|j| w[j] * values[j * 4 + i].to_f32()).sum::<f32>() / total;
-            }
-        }
-        let (mut a, mut b) = ([0.0; 8], [0.0; 8]);
-        attend(heads, &q, &keys, &values, 10, &mut Scratch::default(), &mut a);
-        attend_long_batch(heads, &q, &keys, &values, 10, &mut Scratch::default(), &mut b);
-        for ((x, y), e) in a.iter().zip(&b).zip(&expect) {
-            assert!((x - e).abs() < 5e-3 && (y - e).abs() < 1e-4, "{x} {y} vs {e}");
+    fn matches_a_plain_softmax() {
+        let heads = Heads { n_heads: 4, n_kv_heads: 2, head_dim: 4 };
+        let keys = halves((0..80).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0));
+        let values = halves((0..80).map(|i| ((i * 3) % 13) as f32 / 6.0 - 1.0));
+        let q: Vec<f32> = (0..16).map(|i| ((i * 5) % 9) as f32 / 4.0 - 1.0).collect();
+        let mut out = [0.0; 16];
+        attend(heads, &q, &keys, &values, 10, &mut Scratch::default(), &mut out);
+        // The f16 accumulator holds about three decimal digits.
+        let expect = plain_attention(heads, &q, &keys, &values, 10);
+        for (x, e) in out.iter().zip(&expect) {
+            assert!((x - e).abs() < 5e-3, "{x} vs {e}");
         }
     }
 }

@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod attention;
+mod batch_attention;
 mod config;
 mod error;
 mod kv_cache;

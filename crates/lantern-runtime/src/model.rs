@@ -8,11 +8,16 @@
 use lantern_core::kernels::{self, QuantizedInput};
 use lantern_io::GgufModel;
 
-use crate::attention::{attend, attend_long_batch, Heads, Scratch, LONG_BATCH};
+use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
+use crate::batch_attention::{attend_batch, TileScratch};
 use crate::kv_cache::KvCache;
 use crate::ops::{add_assign, rms_norm, rope};
 use crate::workers::Workers;
 use crate::{Error, ModelConfig, Result, Weights};
+
+/// Attention tasks per thread for a long batch: later tokens see more of the cache, so
+/// several tasks each let the threads even out.
+const ATTENTION_TASKS_PER_THREAD: usize = 4;
 
 /// A loaded decoder: hyper-parameters and weights. Immutable, so one model serves many
 /// sessions on many threads.
@@ -247,20 +252,22 @@ impl Model {
                     &mut buf.attn_scratch,
                     &mut buf.att[..q_dim],
                 );
-            } else {
-                // Long batches take the peer's f32 path; short ones its f16 path, as decoding.
-                let attend_one = if n >= LONG_BATCH { attend_long_batch } else { attend };
+            } else if n < LONG_BATCH {
+                // Short batches take the f16 path of decoding, token by token.
                 workers.for_each_chunk(&mut buf.att[..n * q_dim], q_dim, |t, out| {
-                    let mut scratch = Scratch::default();
-                    attend_one(
-                        heads,
-                        &q[t * q_dim..(t + 1) * q_dim],
-                        keys,
-                        values,
-                        pos0 + t + 1,
-                        &mut scratch,
-                        out,
-                    );
+                    let q = &q[t * q_dim..(t + 1) * q_dim];
+                    attend(heads, q, keys, values, pos0 + t + 1, &mut Scratch::default(), out);
+                    Ok(())
+                })?;
+            } else {
+                // Long batches take the tiled f32 path, a run of tokens per task: the more
+                // tokens, the more rows share each tile of the cache.
+                let per_task = n.div_ceil(workers.threads() * ATTENTION_TASKS_PER_THREAD);
+                workers.for_each_chunk(&mut buf.att[..n * q_dim], per_task * q_dim, |i, out| {
+                    let t0 = i * per_task;
+                    let q = &q[t0 * q_dim..t0 * q_dim + out.len()];
+                    let mut scratch = TileScratch::default();
+                    attend_batch(heads, q, keys, values, pos0 + t0 + 1, &mut scratch, out);
                     Ok(())
                 })?;
             }

@@ -16,10 +16,6 @@
 //!
 //! The scalar twins reproduce those roundings exactly (an f32 fused multiply-add is computed
 //! in f64, where the product is exact), so every path gives the same bits.
-//!
-//! [`F16Kernels::dot_f32`] and [`F16Kernels::mad_f32`] take an f32 side (for attention that
-//! keeps the query and the accumulator in f32); they follow the same order of operations, and
-//! so do their many-row forms [`F16Kernels::dot_f32_rows`] and [`F16Kernels::mad_f32_rows`].
 
 use half::f16;
 
@@ -30,48 +26,17 @@ use super::Isa;
 pub struct F16Kernels {
     /// Dot product of two f16 vectors.
     pub dot: fn(a: &[f16], b: &[f16]) -> f32,
-    /// Dot product of an f32 vector with an f16 vector.
-    pub dot_f32: fn(a: &[f32], b: &[f16]) -> f32,
     /// `y[i] = f16(fma(x[i], v, y[i]))`.
     pub mad: fn(y: &mut [f16], x: &[f16], v: f32),
-    /// `y[i] = fma(x[i], v, y[i])` into an f32 accumulator.
-    pub mad_f32: fn(y: &mut [f32], x: &[f16], v: f32),
     /// `y[i] = f16(y[i] · v)`.
     pub scale: fn(y: &mut [f16], v: f32),
-    /// `out[j] = dot_f32(a, row j)` for the rows of `len = a.len()` values that start every
-    /// `stride` values of `rows` (`out.len()` rows; rows that do not fit give 0): attention
-    /// scores of one query against many keys, without a call per key.
-    pub dot_f32_rows: fn(a: &[f32], rows: &[f16], stride: usize, out: &mut [f32]),
-    /// `mad_f32(y, row j, w[j])` for each `j` in order, rows as in `dot_f32_rows`: attention's
-    /// weighted sum of values, with the accumulator held in registers.
-    pub mad_f32_rows: fn(y: &mut [f32], rows: &[f16], stride: usize, w: &[f32]),
 }
 
 const SCALAR: F16Kernels = F16Kernels {
     dot: |a, b| scalar_dot(a.iter().map(|v| v.to_f32()), b),
-    dot_f32: |a, b| scalar_dot(a.iter().copied(), b),
     mad: scalar_mad,
-    mad_f32: scalar_mad_f32,
     scale: scalar_scale,
-    dot_f32_rows: |a, rows, stride, out| {
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = row(rows, stride, j, a.len()).map_or(0.0, |r| scalar_dot(a.iter().copied(), r));
-        }
-    },
-    mad_f32_rows: |y, rows, stride, w| {
-        for (j, &v) in w.iter().enumerate() {
-            if let Some(r) = row(rows, stride, j, y.len()) {
-                scalar_mad_f32(y, r, v);
-            }
-        }
-    },
 };
-
-/// Row `j` of `len` values starting every `stride` values of `rows`, if it fits.
-#[inline]
-pub(super) fn row(rows: &[f16], stride: usize, j: usize, len: usize) -> Option<&[f16]> {
-    rows.get(j * stride..j * stride + len)
-}
 
 /// The fastest f16 kernels for this CPU, chosen once.
 pub fn f16_kernels() -> &'static F16Kernels {
@@ -124,12 +89,6 @@ fn scalar_mad(y: &mut [f16], x: &[f16], v: f32) {
     }
 }
 
-fn scalar_mad_f32(y: &mut [f32], x: &[f16], v: f32) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y = fma(x.to_f32(), v, *y);
-    }
-}
-
 fn scalar_scale(y: &mut [f16], v: f32) {
     for y in y.iter_mut() {
         *y = f16::from_f32(y.to_f32() * v);
@@ -164,13 +123,7 @@ mod tests {
         };
         for n in [8, 33, 64, 96, 130] {
             let (a, b) = (vector(n, 3), vector(n, 4));
-            let af: Vec<f32> = a.iter().map(|v| v.to_f32() * 1.001).collect();
             assert_eq!((simd.dot)(&a, &b).to_bits(), (SCALAR.dot)(&a, &b).to_bits(), "dot {n}");
-            assert_eq!(
-                (simd.dot_f32)(&af, &b).to_bits(),
-                (SCALAR.dot_f32)(&af, &b).to_bits(),
-                "dot_f32 {n}"
-            );
             for v in [0.0, 0.37, -1.5, 1e-3] {
                 let (mut y1, mut y2) = (vector(n, 5), vector(n, 5));
                 (simd.mad)(&mut y1, &a, v);
@@ -179,38 +132,6 @@ mod tests {
                 (simd.scale)(&mut y1, v);
                 (SCALAR.scale)(&mut y2, v);
                 assert_eq!(y1, y2, "scale {n} {v}");
-                let (mut z1, mut z2) = (af.clone(), af.clone());
-                (simd.mad_f32)(&mut z1, &b, v);
-                (SCALAR.mad_f32)(&mut z2, &b, v);
-                assert_eq!(z1, z2, "mad_f32 {n} {v}");
-            }
-        }
-    }
-
-    #[test]
-    fn row_forms_equal_one_call_per_row() {
-        let paths = [Some(&SCALAR), f16_kernels_for(Isa::Avx2)];
-        for k in paths.into_iter().flatten() {
-            for (len, stride) in [(64, 192), (64, 64), (33, 40), (8, 8)] {
-                let rows = vector(stride * 9 + len, 6);
-                let a: Vec<f32> = vector(len, 7).iter().map(|v| v.to_f32()).collect();
-                // Ten rows asked for, nine and a part there: the last one gives 0.
-                let mut out = [f32::NAN; 10];
-                (k.dot_f32_rows)(&a, &rows[..stride * 9 + len - 1], stride, &mut out);
-                for (j, &o) in out.iter().enumerate().take(9) {
-                    let one = (k.dot_f32)(&a, &rows[j * stride..j * stride + len]);
-                    assert_eq!(o.to_bits(), one.to_bits(), "dot row {j} of {len}/{stride}");
-                }
-                assert_eq!(out[9], 0.0);
-                let w: Vec<f32> = (0..10).map(|j| j as f32 / 7.0 - 0.6).collect();
-                let (mut y1, mut y2) = (a.clone(), a.clone());
-                (k.mad_f32_rows)(&mut y1, &rows, stride, &w);
-                for (j, &v) in w.iter().enumerate() {
-                    if let Some(r) = row(&rows, stride, j, len) {
-                        (k.mad_f32)(&mut y2, r, v);
-                    }
-                }
-                assert_eq!(y1, y2, "mad rows {len}/{stride}");
             }
         }
     }

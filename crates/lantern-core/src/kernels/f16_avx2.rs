@@ -10,23 +10,15 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::f16::{row, F16Kernels};
+use super::f16::F16Kernels;
 
 pub(super) static KERNELS: F16Kernels = F16Kernels {
     // SAFETY: handed out only after AVX2/FMA/F16C detection (module docs).
     dot: |a, b| unsafe { dot(a, b) },
     // SAFETY: as above.
-    dot_f32: |a, b| unsafe { dot_f32(a, b) },
-    // SAFETY: as above.
     mad: |y, x, v| unsafe { mad(y, x, v) },
     // SAFETY: as above.
-    mad_f32: |y, x, v| unsafe { mad_f32(y, x, v) },
-    // SAFETY: as above.
     scale: |y, v| unsafe { scale(y, v) },
-    // SAFETY: as above.
-    dot_f32_rows: |a, rows, stride, out| unsafe { dot_f32_rows(a, rows, stride, out) },
-    // SAFETY: as above.
-    mad_f32_rows: |y, rows, stride, w| unsafe { mad_f32_rows(y, rows, stride, w) },
 };
 
 /// Eight f16 from `p` widened to f32.
@@ -78,17 +70,6 @@ unsafe fn dot(a: &[f16], b: &[f16]) -> f32 {
     (f64::from(head) + tail) as f32
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f32(a: &[f32], b: &[f16]) -> f32 {
-    let n = a.len().min(b.len());
-    let whole = n / 32 * 32;
-    // SAFETY: `whole <= n`, within both slices.
-    let head = unsafe { reduce(steps_f32(a, b, whole)) };
-    let tail: f64 =
-        a[whole..n].iter().zip(&b[whole..n]).map(|(&x, y)| f64::from(x * y.to_f32())).sum();
-    (f64::from(head) + tail) as f32
-}
-
 /// The scalar formula of an FMA, for tails.
 fn fma(a: f32, b: f32, c: f32) -> f32 {
     (f64::from(a) * f64::from(b) + f64::from(c)) as f32
@@ -112,23 +93,6 @@ unsafe fn mad(y: &mut [f16], x: &[f16], v: f32) {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn mad_f32(y: &mut [f32], x: &[f16], v: f32) {
-    let n = y.len().min(x.len());
-    let whole = n / 8 * 8;
-    let vv = _mm256_set1_ps(v);
-    for i in (0..whole).step_by(8) {
-        // SAFETY: `i + 8 <= whole <= n` for both slices; unaligned loads and stores.
-        unsafe {
-            let p = y[i..].as_mut_ptr();
-            _mm256_storeu_ps(p, _mm256_fmadd_ps(load8(&x[i..]), vv, _mm256_loadu_ps(p)));
-        }
-    }
-    for (y, x) in y[whole..n].iter_mut().zip(&x[whole..n]) {
-        *y = fma(x.to_f32(), v, *y);
-    }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn scale(y: &mut [f16], v: f32) {
     let whole = y.len() / 8 * 8;
     let vv = _mm256_set1_ps(v);
@@ -141,89 +105,5 @@ unsafe fn scale(y: &mut [f16], v: f32) {
     }
     for y in &mut y[whole..] {
         *y = f16::from_f32(y.to_f32() * v);
-    }
-}
-
-/// `dot_f32`'s four accumulators over the first `whole` values (a multiple of 32): eight
-/// products per accumulator and step, fused multiply-adds.
-///
-/// # Safety
-/// AVX2, FMA and F16C are available (the caller has them enabled: this is inlined into it),
-/// and `whole` is at most the length of both slices.
-#[inline(always)]
-unsafe fn steps_f32(a: &[f32], b: &[f16], whole: usize) -> [__m256; 4] {
-    // SAFETY: the caller's contract; `i + 8k + 8 <= whole`; unaligned loads.
-    unsafe {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for i in (0..whole).step_by(32) {
-            for (k, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_loadu_ps(a.as_ptr().add(i + 8 * k));
-                let y = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(i + 8 * k).cast()));
-                *acc = _mm256_fmadd_ps(x, y, *acc);
-            }
-        }
-        acc
-    }
-}
-
-/// `dot_f32` per row, inlined: the same four accumulators, reduction and f64 tail.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f32_rows(a: &[f32], rows: &[f16], stride: usize, out: &mut [f32]) {
-    let n = a.len();
-    let whole = n / 32 * 32;
-    for (j, o) in out.iter_mut().enumerate() {
-        let Some(r) = row(rows, stride, j, n) else {
-            *o = 0.0;
-            continue;
-        };
-        // SAFETY: `whole <= n`, within `a` and the row.
-        let head = unsafe { reduce(steps_f32(a, r, whole)) };
-        *o = if whole == n {
-            head
-        } else {
-            let tail: f64 =
-                a[whole..].iter().zip(&r[whole..]).map(|(&x, y)| f64::from(x * y.to_f32())).sum();
-            (f64::from(head) + tail) as f32
-        };
-    }
-}
-
-/// The accumulator stays in registers for 32 values at a time while every row passes, so
-/// each element sees the same fused multiply-adds, in row order, as one `mad_f32` per row.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn mad_f32_rows(y: &mut [f32], rows: &[f16], stride: usize, w: &[f32]) {
-    let n = y.len();
-    // Rows that fit whole; `row` would refuse the others.
-    let count = w.len().min(if rows.len() < n { 0 } else { (rows.len() - n) / stride.max(1) + 1 });
-    let whole = n / 32 * 32;
-    for i in (0..whole).step_by(32) {
-        // SAFETY: `i + 32 <= whole <= n` in `y`, and in every row `j < count`, which starts at
-        // `j * stride` with `j * stride + n <= rows.len()`; unaligned loads and stores.
-        unsafe {
-            let p = y[i..].as_mut_ptr();
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (k, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_loadu_ps(p.add(8 * k));
-            }
-            for (j, &v) in w[..count].iter().enumerate() {
-                let x = rows.as_ptr().add(j * stride + i);
-                let vv = _mm256_set1_ps(v);
-                for (k, acc) in acc.iter_mut().enumerate() {
-                    let xs = _mm256_cvtph_ps(_mm_loadu_si128(x.add(8 * k).cast()));
-                    *acc = _mm256_fmadd_ps(xs, vv, *acc);
-                }
-            }
-            for (k, acc) in acc.iter().enumerate() {
-                _mm256_storeu_ps(p.add(8 * k), *acc);
-            }
-        }
-    }
-    if whole < n {
-        for (j, &v) in w[..count].iter().enumerate() {
-            if let Some(r) = row(rows, stride, j, n) {
-                // SAFETY: the features are enabled on this function.
-                unsafe { mad_f32(&mut y[whole..], &r[whole..], v) };
-            }
-        }
     }
 }

@@ -39,6 +39,9 @@ mod avx2;
 mod f16;
 #[cfg(target_arch = "x86_64")]
 mod f16_avx2;
+mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx2;
 mod input;
 mod kquants;
 pub(crate) mod scalar;
@@ -47,6 +50,7 @@ mod vector;
 mod vector_avx2;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
+pub use gemm::{gemm_fn, gemm_fn_for, GemmFn};
 pub use input::{Input, QuantizedInput};
 pub use vector::{vector_kernels, vector_kernels_for, VectorKernels};
 
