@@ -53,7 +53,12 @@ unsafe fn exp_shifted(x: &mut [f32], max: f32) -> f64 {
         }
         sum = lanes.iter().fold(sum, |s, &v| s + f64::from(v));
     }
-    sum + (scalar().exp_shifted)(&mut x[body..], max)
+    // The tail continues the same running sum: f64 addition is not associative either.
+    for v in &mut x[body..] {
+        *v = super::vector::exp(*v - max);
+        sum += f64::from(*v);
+    }
+    sum
 }
 
 /// ggml's `ggml_v_expf`, the eight-lane form of [`super::vector::exp`].
