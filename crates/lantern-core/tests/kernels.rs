@@ -152,11 +152,11 @@ fn matmul_one(ty: GgmlType, isa: Isa, row: &[u8], case: &Case) -> Option<f32> {
 
 /// The SIMD paths this CPU can run, with a note for those it cannot.
 fn simd_isas() -> Vec<Isa> {
-    let all = [Isa::Avx2, Isa::Avx512Vnni];
+    let all = &Isa::ALL[1..];
     for isa in all.iter().filter(|isa| !isa.is_available()) {
         eprintln!("note: this CPU cannot run the {isa} path; its comparisons are skipped");
     }
-    all.into_iter().filter(|isa| isa.is_available()).collect()
+    all.iter().copied().filter(|isa| isa.is_available()).collect()
 }
 
 /// Runs `ty`'s scalar kernel and each SIMD kernel on the same rows and inputs and requires
@@ -251,7 +251,7 @@ fn quantized_kernels_match_f32_reference() {
             let (_, abs) = kernel_math(ty, &row, &case.xq);
             let bound = act_err + s_err + 1e-5 * abs;
             let budget = format_budget(ty, &row, &w, &case.x, &case.xq) + 1e-5 * abs;
-            for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni] {
+            for isa in Isa::ALL {
                 let Some(y) = matmul_one(ty, isa, &row, &case) else { continue };
                 let err = (f64::from(y) - reference).abs();
                 assert!(err <= bound, "{ty:?} {isa} n={}: error {err:e} > bound {bound:e}", case.n);

@@ -19,10 +19,7 @@ const BATCHES: [usize; 2] = [1, 64];
 
 fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
-    let isas: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni]
-        .into_iter()
-        .filter(|isa| isa.is_available())
-        .collect();
+    let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect();
     for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0] {
         for (rows, len) in SHAPES {
             let w = random(rows * len, 0.1, 1);

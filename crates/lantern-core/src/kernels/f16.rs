@@ -32,7 +32,7 @@ pub struct F16Kernels {
     pub scale: fn(y: &mut [f16], v: f32),
 }
 
-const SCALAR: F16Kernels = F16Kernels {
+pub(super) const SCALAR: F16Kernels = F16Kernels {
     dot: |a, b| scalar_dot(a.iter().map(|v| v.to_f32()), b),
     mad: scalar_mad,
     scale: scalar_scale,
@@ -50,6 +50,9 @@ pub fn f16_kernels_for(isa: Isa) -> Option<&'static F16Kernels> {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&super::f16_avx2::KERNELS),
         Isa::Avx2 | Isa::Avx512Vnni => None,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(&super::f16_neon::KERNELS),
+        Isa::Neon | Isa::NeonDot => None,
     }
 }
 
@@ -117,10 +120,12 @@ mod tests {
 
     #[test]
     fn simd_paths_give_the_scalar_bits() {
-        let Some(simd) = f16_kernels_for(Isa::Avx2) else {
-            eprintln!("no AVX2 on this CPU: the SIMD comparison is skipped");
-            return;
-        };
+        for simd in Isa::ALL[1..].iter().filter_map(|&isa| f16_kernels_for(isa)) {
+            same_bits_as_scalar(simd);
+        }
+    }
+
+    fn same_bits_as_scalar(simd: &F16Kernels) {
         for n in [8, 33, 64, 96, 130] {
             let (a, b) = (vector(n, 3), vector(n, 4));
             assert_eq!((simd.dot)(&a, &b).to_bits(), (SCALAR.dot)(&a, &b).to_bits(), "dot {n}");

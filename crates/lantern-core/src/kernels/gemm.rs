@@ -27,6 +27,9 @@ pub fn gemm_fn_for(isa: Isa) -> Option<GemmFn> {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(super::gemm_avx2::gemm),
         Isa::Avx2 | Isa::Avx512Vnni => None,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(super::gemm_neon::gemm),
+        Isa::Neon | Isa::NeonDot => None,
     }
 }
 
@@ -59,7 +62,7 @@ pub(super) fn columns(
     }
 }
 
-fn scalar_gemm(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+pub(super) fn scalar_gemm(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
     if let Some(m) = rows(c, a, b, k, n) {
         columns(c, a, b, k, n, 0..n, m);
     }
@@ -110,7 +113,7 @@ mod tests {
 
     #[test]
     fn simd_matches_scalar_bit_for_bit() {
-        for isa in [Isa::Avx2, Isa::Avx512Vnni] {
+        for isa in Isa::ALL.into_iter().skip(1) {
             let Some(simd) = gemm_fn_for(isa) else {
                 eprintln!("note: this CPU cannot run {isa:?}; comparison skipped");
                 continue;

@@ -39,15 +39,23 @@ mod avx2;
 mod f16;
 #[cfg(target_arch = "x86_64")]
 mod f16_avx2;
+#[cfg(target_arch = "aarch64")]
+mod f16_neon;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
+#[cfg(target_arch = "aarch64")]
+mod gemm_neon;
 mod input;
 mod kquants;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub(crate) mod scalar;
 mod vector;
 #[cfg(target_arch = "x86_64")]
 mod vector_avx2;
+#[cfg(target_arch = "aarch64")]
+mod vector_neon;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
 pub use gemm::{gemm_fn, gemm_fn_for, GemmFn};
@@ -72,15 +80,26 @@ pub enum Isa {
     /// [`Isa::Avx2`] plus AVX-512 F, BW, VL and VNNI (Ice Lake, Zen 4 and later): the
     /// quantized tiles sum byte products with `vpdpbusd`; other kernels are the AVX2 ones.
     Avx512Vnni,
+    /// aarch64 Advanced SIMD, which every aarch64 CPU has.
+    Neon,
+    /// [`Isa::Neon`] plus the dot-product instructions (`dotprod`: Cortex-A55/A76 and later,
+    /// Apple M1 and later): the quantized kernels sum byte products with `sdot`; other kernels
+    /// are the Neon ones.
+    NeonDot,
 }
 
 impl Isa {
+    /// Every path, the scalar one first.
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon, Isa::NeonDot];
+
     /// Whether this CPU can run the path.
     pub fn is_available(self) -> bool {
         match self {
             Self::Scalar => true,
             Self::Avx2 => avx2_detected(),
             Self::Avx512Vnni => vnni_detected(),
+            Self::Neon => cfg!(target_arch = "aarch64"),
+            Self::NeonDot => dotprod_detected(),
         }
     }
 }
@@ -91,6 +110,8 @@ impl fmt::Display for Isa {
             Self::Scalar => "scalar",
             Self::Avx2 => "avx2",
             Self::Avx512Vnni => "avx512vnni",
+            Self::Neon => "neon",
+            Self::NeonDot => "neon+dotprod",
         })
     }
 }
@@ -127,12 +148,26 @@ fn vnni_detected() -> bool {
     false
 }
 
+#[cfg(target_arch = "aarch64")]
+fn dotprod_detected() -> bool {
+    std::arch::is_aarch64_feature_detected!("dotprod")
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn dotprod_detected() -> bool {
+    false
+}
+
 /// The fastest instruction set this CPU supports, detected once.
 pub fn best_isa() -> Isa {
     if vnni_detected() {
         Isa::Avx512Vnni
     } else if avx2_detected() {
         Isa::Avx2
+    } else if dotprod_detected() {
+        Isa::NeonDot
+    } else if Isa::Neon.is_available() {
+        Isa::Neon
     } else {
         Isa::Scalar
     }
@@ -172,6 +207,10 @@ pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
             tile_matmul_fn(ty, isa == Isa::Avx512Vnni).or_else(|| kquants::matmul_fn(ty, isa))
         }
         Isa::Avx2 | Isa::Avx512Vnni => None,
+        Isa::Neon | Isa::NeonDot if isa.is_available() => {
+            neon_matmul_fn(ty, isa == Isa::NeonDot).or_else(|| kquants::matmul_fn(ty, isa))
+        }
+        Isa::Neon | Isa::NeonDot => None,
     }
 }
 
@@ -212,6 +251,16 @@ fn tile_matmul_fn(_ty: GgmlType, _vnni: bool) -> Option<MatmulFn> {
     None
 }
 
+#[cfg(target_arch = "aarch64")]
+fn neon_matmul_fn(ty: GgmlType, dotprod: bool) -> Option<MatmulFn> {
+    neon::matmul_fn(ty, dotprod)
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn neon_matmul_fn(_ty: GgmlType, _dotprod: bool) -> Option<MatmulFn> {
+    None
+}
+
 /// Quantizes whole blocks (`x.len() == 32 * out.len()`) with the fastest path; every path
 /// gives identical bits.
 pub(crate) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
@@ -223,6 +272,10 @@ pub(crate) fn quantize_q8_fn(isa: Isa) -> fn(&[f32], &mut [BlockQ8]) {
     #[cfg(target_arch = "x86_64")]
     if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) && avx2_detected() {
         return avx2::quantize_q8_blocks;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if matches!(isa, Isa::Neon | Isa::NeonDot) {
+        return neon::quantize_q8_blocks;
     }
     let _ = isa;
     scalar::quantize_q8_blocks
@@ -253,6 +306,7 @@ mod tests {
         assert_eq!(Isa::Scalar.to_string(), "scalar");
         assert_eq!(Isa::Avx2.to_string(), "avx2");
         assert_eq!(Isa::Avx512Vnni.to_string(), "avx512vnni");
+        assert_eq!(Isa::NeonDot.to_string(), "neon+dotprod");
         assert!(best_isa().is_available());
     }
 
@@ -263,7 +317,7 @@ mod tests {
         quantize_activation(&x, &mut xq);
         let mut row = vec![0u8; 40];
         quantize_row(GgmlType::Q4_1, &x, &mut row).unwrap();
-        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni] {
+        for isa in Isa::ALL {
             let Some(matmul) = matmul_fn_for(GgmlType::Q4_1, isa) else { continue };
             let mut out = [0.0f32; 2];
             matmul(&row, 40, Input::new(&x, &xq, 1), &mut out[..1]);
@@ -286,7 +340,9 @@ mod tests {
         let mut a = vec![BlockQ8::default(); 8];
         let mut b = vec![BlockQ8::default(); 8];
         quantize_q8_fn(Isa::Scalar)(&x, &mut a);
-        quantize_q8_fn(Isa::Avx2)(&x, &mut b);
-        assert_eq!(a, b);
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+            quantize_q8_fn(isa)(&x, &mut b);
+            assert_eq!(a, b, "{isa}");
+        }
     }
 }

@@ -25,7 +25,7 @@ pub struct VectorKernels {
     pub exp_shifted: fn(x: &mut [f32], max: f32) -> f64,
 }
 
-const SCALAR: VectorKernels = VectorKernels {
+pub(super) const SCALAR: VectorKernels = VectorKernels {
     silu_mul: |gate, up| gate.iter_mut().zip(up).for_each(|(g, &u)| *g = silu(*g) * u),
     exp_shifted: |x, max| {
         x.iter_mut().fold(0.0, |sum, v| {
@@ -47,6 +47,9 @@ pub fn vector_kernels_for(isa: Isa) -> Option<&'static VectorKernels> {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&super::vector_avx2::KERNELS),
         Isa::Avx2 | Isa::Avx512Vnni => None,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(&super::vector_neon::KERNELS),
+        Isa::Neon | Isa::NeonDot => None,
     }
 }
 
@@ -106,10 +109,12 @@ mod tests {
 
     #[test]
     fn simd_matches_scalar_bit_for_bit() {
-        let Some(simd) = vector_kernels_for(Isa::Avx2) else {
-            eprintln!("note: this CPU lacks AVX2/FMA; SIMD comparisons skipped");
-            return;
-        };
+        for simd in Isa::ALL[1..].iter().filter_map(|&isa| vector_kernels_for(isa)) {
+            same_bits_as_scalar(simd);
+        }
+    }
+
+    fn same_bits_as_scalar(simd: &VectorKernels) {
         // Lengths that leave a tail after the 8-lane body.
         for len in [0, 1, 7, 8, 9, 1536, inputs().len()] {
             let x = &inputs()[..len];

@@ -36,6 +36,8 @@ use crate::GgmlType;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod scalar;
 
 #[cfg(test)]
@@ -64,6 +66,9 @@ pub(crate) fn k_dot_fn(ty: GgmlType, isa: Isa) -> Option<DotQ8KFn> {
         Isa::Scalar => scalar::k_dot_fn(ty),
         Isa::Avx2 | Isa::Avx512Vnni if super::avx2_detected() => avx2_k_dot_fn(ty),
         Isa::Avx2 | Isa::Avx512Vnni => None,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon | Isa::NeonDot if isa.is_available() => neon::k_dot_fn(ty, isa == Isa::NeonDot),
+        Isa::Neon | Isa::NeonDot => None,
     }
 }
 
@@ -85,6 +90,10 @@ pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) if isa.is_available() => {
             return avx2::matmul_fn(ty, isa == Isa::Avx512Vnni);
+        }
+        #[cfg(target_arch = "aarch64")]
+        (_, Isa::Neon | Isa::NeonDot) if isa.is_available() => {
+            return neon::matmul_fn(ty, isa == Isa::NeonDot);
         }
         _ => return None,
     })
@@ -267,7 +276,7 @@ mod tests {
             .sum();
         let tol = 1e-5 * a;
         let scalar = dot(Isa::Scalar).unwrap();
-        for isa in [Isa::Scalar, Isa::Avx2] {
+        for isa in Isa::ALL {
             let Some(y) = dot(isa) else { continue };
             let y64 = f64::from(y);
             assert!((y64 - exact).abs() <= tol, "{ty:?} {isa} n={n}: {y} vs exact {exact}");
@@ -322,17 +331,15 @@ mod tests {
     #[test]
     fn dispatch() {
         assert!(q5_0_dot_fn(Isa::Scalar).is_some());
-        assert_eq!(q5_0_dot_fn(Isa::Avx2).is_some(), Isa::Avx2.is_available());
-        for ty in K_TYPES {
-            assert!(k_dot_fn(ty, Isa::Scalar).is_some(), "{ty:?}");
-            assert_eq!(k_dot_fn(ty, Isa::Avx2).is_some(), Isa::Avx2.is_available(), "{ty:?}");
+        for isa in Isa::ALL {
+            assert_eq!(q5_0_dot_fn(isa).is_some(), isa.is_available(), "{isa}");
+            for ty in K_TYPES {
+                assert_eq!(k_dot_fn(ty, isa).is_some(), isa.is_available(), "{ty:?} {isa}");
+                assert_eq!(matmul_fn(ty, isa).is_some(), isa.is_available(), "{ty:?} {isa}");
+            }
         }
         for ty in [GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q5_K, GgmlType::Q8_K] {
             assert!(k_dot_fn(ty, Isa::Scalar).is_none(), "{ty:?}");
-        }
-        for ty in K_TYPES {
-            assert!(matmul_fn(ty, Isa::Scalar).is_some(), "{ty:?}");
-            assert_eq!(matmul_fn(ty, Isa::Avx2).is_some(), Isa::Avx2.is_available(), "{ty:?}");
         }
         for ty in [GgmlType::Q4_1, GgmlType::Q5_0] {
             assert!(matmul_fn(ty, Isa::Scalar).is_none(), "{ty:?}");
@@ -344,7 +351,7 @@ mod tests {
         let mut rng = rng(13);
         let x = activations(2 * QK_K, &mut rng);
         let (xq, xqk) = (quantize_q8(&x), quantize_q8k(&x));
-        for isa in [Isa::Scalar, Isa::Avx2] {
+        for isa in Isa::ALL {
             if let Some(dot) = q5_0_dot_fn(isa) {
                 let row = random_row(GgmlType::Q5_0, 2 * QK_K, &mut rng);
                 let first = dot(&row[..22], &xq);
