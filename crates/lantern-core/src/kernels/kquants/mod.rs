@@ -27,9 +27,11 @@
 //! only, typically a few units in the last place of the result.
 //!
 //! # Dispatch
-//! [`matmul_fn`] hands out the scalar kernels always and the AVX2 kernels only when this CPU
-//! has AVX2, FMA and F16C (and their VNNI variants with AVX-512 VNNI), as matrix kernels
-//! that take one row at a time, against one input (scalar) or up to four (SIMD).
+//! [`matmul_fn`] hands out the scalar kernels always, the AVX2 kernels only when this CPU
+//! has AVX2, FMA and F16C (and their VNNI variants with AVX-512 VNNI), and the NEON kernels on
+//! aarch64 (with `sdot` when the CPU has `dotprod`), as matrix kernels that take one row at a
+//! time, against one input (scalar) or up to four (SIMD). The NEON kernels keep the scalar
+//! twins' float order, so they give the same bits as the scalar path.
 
 use super::{per_row, Isa, MatmulFn};
 use crate::GgmlType;
