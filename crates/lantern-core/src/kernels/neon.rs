@@ -9,8 +9,8 @@
 //! - Q4_1, Q5_0, Q8_0: 8 f32 lanes per row (two registers), lane `k` taking, with one FMA per
 //!   block, the exact integer sum of the products of elements `4k..4k + 4` times `d_w·d_a`;
 //!   the result is the lanes' sum in `Lanes::sum`'s order (plus, for Q4_1, the minimums'
-//!   FMA chain, one lane per row). Two inputs per tile: their 16 accumulators and the codes
-//!   fill the 32 vector registers.
+//!   FMA chain, one lane per row). Two inputs per tile: their 16 accumulators take half the
+//!   32 vector registers.
 //! - Q4_0: one f32 lane per row, taking each block's exact integer sum with one FMA; the
 //!   4 rows' sums share one register, so a tile takes four inputs.
 //!
@@ -223,8 +223,8 @@ pub(super) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
 /// `x` points to 32 readable floats.
 #[inline]
 unsafe fn q8_block(x: *const f32) -> BlockQ8 {
-    // SAFETY: the eight loads read the caller's 32 floats; the stores write the 32 bytes of
-    // `qs` and the 4 floats of `ds`; the rest is register-only.
+    // SAFETY: the loads read the caller's 32 floats and the 4 of `ds`; the stores write the
+    // 32 bytes of `qs` and the 4 floats of `rounded`; the rest is register-only.
     unsafe {
         let mut v = [vdupq_n_f32(0.0); 8];
         for (i, v) in v.iter_mut().enumerate() {
@@ -266,7 +266,7 @@ unsafe fn q8_block(x: *const f32) -> BlockQ8 {
 const ROWS: usize = 4;
 /// Inputs per tile at most.
 const MAX_INPUTS: usize = 4;
-/// Bytes per cache line, the step of the prefetches.
+/// Bytes per cache line (64 on the Cortex cores), the step of the prefetches.
 const CACHE_LINE: usize = 64;
 
 /// The tiles of format `F`.
@@ -599,7 +599,7 @@ unsafe fn tile<F: Format, D: Dot, const T: usize>(
                     acc[t].lanes[0] = vfmaq_f32(acc[t].lanes[0], dd[t], vcvtq_f32_s32(sumi));
                 }
             } else {
-                // Row by row, so that only one row's codes take registers at a time.
+                // Row by row, each row's codes serving every input.
                 for (r, row) in rows.iter().enumerate() {
                     let [lo, hi] = F::codes(row.add(offset));
                     for t in 0..T {
@@ -655,11 +655,13 @@ fn lanes_sum(lo: float32x4_t, hi: float32x4_t) -> f32 {
     }
 }
 
-/// Asks for the cache line at `p` to be loaded into L1.
+/// Asks for the cache line at `p` to be loaded into L2: a whole tile ahead would not fit in
+/// L1 beside the current one for long rows, and from L2 the core's own prefetcher follows
+/// each row once the tile reads it.
 #[inline(always)]
 fn prefetch(p: *const u8) {
     // SAFETY: a prefetch is a hint; it never faults and changes no architectural state.
-    unsafe { asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) }
+    unsafe { asm!("prfm pldl2keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) }
 }
 
 #[cfg(test)]
@@ -721,8 +723,9 @@ mod tests {
     fn quantizer_matches_scalar_at_the_edges() {
         let mut x = vec![0.0f32; 32]; // all zero: d = 0, id = 0
         x.extend((0..32).map(|i| (i as f32 - 16.0) * 0.5)); // ties at amax = 8
-        x.extend((0..32).map(|i| i as f32 * 1e-9)); // d below f16's smallest normal
-        x.extend((0..32).map(|i| i as f32 * 3e6 - 4e7)); // d·Σq beyond f16: infinity
+        x.extend((0..32).map(|i| i as f32 * 4e-6)); // d an f16 subnormal
+        x.extend((0..32).map(|i| i as f32 * 1e-9)); // d below every f16: zero
+        x.extend((0..32).map(|i| i as f32 * 3e6 - 4e7)); // d beyond every f16: infinity
         x.extend((0..32).map(|i| if i % 2 == 0 { -0.0 } else { 1e-30 }));
         let blocks = x.len() / QK8;
         let mut expect = vec![BlockQ8::default(); blocks];

@@ -79,6 +79,7 @@ const INPUTS: usize = 4;
 
 /// A K-quant format as [`rows`] sees it.
 trait KFormat {
+    /// The format's super-block.
     type Block: bytemuck::Pod;
 
     /// The dot products of row `w` with the activations `a`, each at least as long as `w`.
@@ -129,8 +130,9 @@ unsafe fn rows<F: KFormat, D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>,
     }
 }
 
-/// [`BlockQ4K::scales_and_mins`] on 32-bit words, four sub-blocks at a time, as llama.cpp's
-/// kernels unpack them: the eight scales, then the eight minimums.
+/// [`BlockQ4K::scales_and_mins`] on 32-bit words, four sub-blocks at a time, as
+/// `ggml_vec_dot_q4_K_q8_K` unpacks them: the eight scales, then the eight minimums.
+/// <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/arm/quants.c>
 #[inline(always)]
 fn scales_and_mins(q: &[u8; 12]) -> uint8x16_t {
     const LOW6: u32 = 0x3F3F_3F3F;
