@@ -88,6 +88,8 @@ impl<F: KFormat> PathKernel for Rows<F> {
 
 /// Inputs a row takes at once: each super-block of the row is unpacked once for all of them.
 const INPUTS: usize = 4;
+/// Inputs a row takes at once with 32 registers.
+const WIDE_INPUTS: usize = 8;
 
 /// A K-quant format as [`rows`] sees it.
 trait KFormat {
@@ -133,8 +135,9 @@ unsafe fn rows<F: KFormat, D: Dot>(
         let row = &blocks::<F::Block>(row)[..len];
         let mut t0 = 0;
         while t0 < n {
-            let inputs = INPUTS.min(n - t0);
-            let mut sums = [0.0; INPUTS];
+            let inputs =
+                if D::WIDE && n - t0 >= WIDE_INPUTS { WIDE_INPUTS } else { INPUTS.min(n - t0) };
+            let mut sums = [0.0; WIDE_INPUTS];
             // SAFETY: the caller's contract.
             unsafe {
                 match inputs {
@@ -142,7 +145,11 @@ unsafe fn rows<F: KFormat, D: Dot>(
                     2 => sums[..2].copy_from_slice(&F::dot::<D, 2>(row, [x(t0), x(t0 + 1)])),
                     3 => sums[..3]
                         .copy_from_slice(&F::dot::<D, 3>(row, [x(t0), x(t0 + 1), x(t0 + 2)])),
-                    _ => sums = F::dot::<D, 4>(row, [x(t0), x(t0 + 1), x(t0 + 2), x(t0 + 3)]),
+                    4 => sums[..4].copy_from_slice(&F::dot::<D, 4>(
+                        row,
+                        [x(t0), x(t0 + 1), x(t0 + 2), x(t0 + 3)],
+                    )),
+                    _ => sums = F::dot::<D, WIDE_INPUTS>(row, std::array::from_fn(|t| x(t0 + t))),
                 }
             }
             for (t, &y) in sums[..inputs].iter().enumerate() {
@@ -420,7 +427,8 @@ mod tests {
             return;
         }
         let mut rng = rng(32);
-        let (rows, inputs, len) = (3, 7, 2 * QK_K);
+        // One pass of eight inputs (VNNI) and a remainder of three, or two of four and three.
+        let (rows, inputs, len) = (3, 11, 2 * QK_K);
         let x: Vec<f32> = (0..inputs).flat_map(|_| activations(len, &mut rng)).collect();
         let xq = vec![crate::BlockQ8::default(); inputs * len / crate::QK8];
         let xqk = quantize_q8k(&x);
