@@ -19,8 +19,8 @@
 //!
 //! A row takes up to four inputs per pass, each super-block unpacked once for all of them. On
 //! CPUs with AVX-512 VNNI the same code runs with `vpdpwssd` in place of `madd` and an add,
-//! and with 32 registers; the integer lanes are the same, so the results are too (as are
-//! those of ggml's own VNNI variants).
+//! and with 32 registers, which hold the sums of eight inputs per pass; the integer lanes are
+//! the same, so the results are too (as are those of ggml's own VNNI variants).
 //!
 //! # Safety design
 //! The `unsafe fn`s here require AVX2, FMA and F16C, and those given `Vnni` also AVX-512 F,
