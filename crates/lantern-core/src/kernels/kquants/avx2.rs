@@ -31,8 +31,9 @@
 
 use std::arch::x86_64::*;
 
+use super::{rows, RowDot, WIDE_INPUTS};
 use crate::kernels::avx2::{hsum, hsum_i32, path_fn, Dot, PathKernel};
-use crate::kernels::{blocks, Input, MatmulFn};
+use crate::kernels::{Input, MatmulFn};
 use crate::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
 
 #[cfg(test)]
@@ -50,7 +51,7 @@ pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
 /// every wrapper here.
 #[cfg(test)]
 pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let w = blocks::<BlockQ4K>(row);
+    let w = crate::kernels::blocks::<BlockQ4K>(row);
     let n = w.len().min(xq.len());
     // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs); the
     // slices have equal lengths.
@@ -59,7 +60,7 @@ pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
 
 #[cfg(test)]
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let w = blocks::<BlockQ6K>(row);
+    let w = crate::kernels::blocks::<BlockQ6K>(row);
     let n = w.len().min(xq.len());
     // SAFETY: as in `dot_q4_k`.
     unsafe { one_input::<Q6K>(&w[..n], &xq[..n]) }
@@ -82,16 +83,25 @@ impl<F: KFormat> PathKernel for Rows<F> {
     #[inline(always)]
     unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
         // SAFETY: the caller's contract.
-        unsafe { rows::<F, D>(w, row_bytes, input.q8k_all(), input.n(), out) }
+        unsafe { rows::<On<F, D>>(w, row_bytes, input, out) }
     }
 }
 
-/// Inputs a row takes at once: each super-block of the row is unpacked once for all of them.
-const INPUTS: usize = 4;
-/// Inputs a row takes at once with 32 registers.
-const WIDE_INPUTS: usize = 8;
+/// Format `F` with path `D`'s products, as the shared row driver takes them.
+struct On<F, D>(std::marker::PhantomData<(F, D)>);
 
-/// A K-quant format as [`rows`] sees it.
+impl<F: KFormat, D: Dot> RowDot for On<F, D> {
+    type Block = F::Block;
+    const INPUTS: usize = if D::WIDE { WIDE_INPUTS } else { 4 };
+
+    #[inline(always)]
+    unsafe fn dot<const T: usize>(w: &[F::Block], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // SAFETY: the caller's contract.
+        unsafe { F::dot::<D, T>(w, a) }
+    }
+}
+
+/// A K-quant format as the row driver sees it.
 trait KFormat {
     type Block: bytemuck::Pod;
 
@@ -108,56 +118,6 @@ unsafe fn one_input<F: KFormat>(w: &[F::Block], a: &[BlockQ8K]) -> f32 {
     // SAFETY: the features are enabled on this fn.
     let [y] = unsafe { F::dot::<crate::kernels::avx2::Maddubs, 1>(w, [a]) };
     y
-}
-
-/// `out[t * rows + r] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
-/// (`row_bytes / size_of::<F::Block>()` blocks each). Inputs beyond what `xq` holds, and
-/// outputs beyond `out`, are skipped.
-///
-/// # Safety
-/// AVX2, FMA and F16C are available, and the features `D` needs.
-#[inline(always)]
-unsafe fn rows<F: KFormat, D: Dot>(
-    w: &[u8],
-    row_bytes: usize,
-    xq: &[BlockQ8K],
-    n: usize,
-    out: &mut [f32],
-) {
-    let len = row_bytes / std::mem::size_of::<F::Block>();
-    if len == 0 || n == 0 {
-        return;
-    }
-    let rows = (w.len() / row_bytes).min(out.len() / n);
-    let n = n.min(xq.len() / len);
-    let x = |t: usize| &xq[t * len..(t + 1) * len];
-    for (r, row) in w.chunks_exact(row_bytes).take(rows).enumerate() {
-        let row = &blocks::<F::Block>(row)[..len];
-        let mut t0 = 0;
-        while t0 < n {
-            let inputs =
-                if D::WIDE && n - t0 >= WIDE_INPUTS { WIDE_INPUTS } else { INPUTS.min(n - t0) };
-            let mut sums = [0.0; WIDE_INPUTS];
-            // SAFETY: the caller's contract.
-            unsafe {
-                match inputs {
-                    1 => sums[..1].copy_from_slice(&F::dot::<D, 1>(row, [x(t0)])),
-                    2 => sums[..2].copy_from_slice(&F::dot::<D, 2>(row, [x(t0), x(t0 + 1)])),
-                    3 => sums[..3]
-                        .copy_from_slice(&F::dot::<D, 3>(row, [x(t0), x(t0 + 1), x(t0 + 2)])),
-                    4 => sums[..4].copy_from_slice(&F::dot::<D, 4>(
-                        row,
-                        [x(t0), x(t0 + 1), x(t0 + 2), x(t0 + 3)],
-                    )),
-                    _ => sums = F::dot::<D, WIDE_INPUTS>(row, std::array::from_fn(|t| x(t0 + t))),
-                }
-            }
-            for (t, &y) in sums[..inputs].iter().enumerate() {
-                out[(t0 + t) * rows + r] = y;
-            }
-            t0 += inputs;
-        }
-    }
 }
 
 /// Horizontal sum of eight f32 lanes, in ggml's `hsum_float_8` order.

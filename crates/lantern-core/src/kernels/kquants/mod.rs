@@ -33,8 +33,8 @@
 //! time, against one input (scalar) or up to four (SIMD). The NEON kernels keep the scalar
 //! twins' float order, so they give the same bits as the scalar path.
 
-use super::{per_row, Isa, MatmulFn};
-use crate::GgmlType;
+use super::{blocks, per_row, Input, Isa, MatmulFn};
+use crate::{BlockQ8K, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -99,6 +99,75 @@ pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         }
         _ => return None,
     })
+}
+
+/// One path's dot products of a K-quant row with several inputs at once, as [`rows`] calls
+/// them.
+pub(super) trait RowDot {
+    /// The format's super-block.
+    type Block: bytemuck::Pod;
+    /// Inputs per pass: each super-block of the row is unpacked once for all of them. 4, or
+    /// [`WIDE_INPUTS`] on paths with 32 vector registers.
+    const INPUTS: usize;
+
+    /// The dot products of row `w` with the activations `a`, each at least as long as `w`.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn dot<const T: usize>(w: &[Self::Block], a: [&[BlockQ8K]; T]) -> [f32; T];
+}
+
+/// The most inputs a pass takes.
+pub(super) const WIDE_INPUTS: usize = 8;
+
+/// The [`MatmulFn`] contract for K-quant rows: `out[t * rows + r] = row_r · input_t` for every
+/// whole row of `w` that `out` has room for and the `n` inputs, over the super-blocks that the
+/// row and the input both hold; inputs go `K::INPUTS` at a time.
+///
+/// # Safety
+/// The features of `K`'s path are available.
+#[inline(always)]
+pub(super) unsafe fn rows<K: RowDot>(
+    w: &[u8],
+    row_bytes: usize,
+    input: Input<'_>,
+    out: &mut [f32],
+) {
+    let n = input.n();
+    if row_bytes == 0 || n == 0 {
+        return;
+    }
+    let rows = (w.len() / row_bytes).min(out.len() / n);
+    // Every input holds the same number of blocks (see `Input`).
+    let xq = input.q8k_all();
+    let per_input = xq.len() / n;
+    let len = (row_bytes / std::mem::size_of::<K::Block>()).min(per_input);
+    let x = |t: usize| &xq[t * per_input..t * per_input + len];
+    for (r, row) in w.chunks_exact(row_bytes).take(rows).enumerate() {
+        let row = &blocks::<K::Block>(row)[..len];
+        let mut t0 = 0;
+        while t0 < n {
+            let inputs = if n - t0 >= K::INPUTS { K::INPUTS } else { (n - t0).min(4) };
+            let mut sums = [0.0; WIDE_INPUTS];
+            // SAFETY: the caller's contract; every activation slice holds `len` blocks.
+            unsafe {
+                match inputs {
+                    1 => sums[..1].copy_from_slice(&K::dot::<1>(row, [x(t0)])),
+                    2 => sums[..2].copy_from_slice(&K::dot::<2>(row, [x(t0), x(t0 + 1)])),
+                    3 => {
+                        sums[..3].copy_from_slice(&K::dot::<3>(row, [x(t0), x(t0 + 1), x(t0 + 2)]))
+                    }
+                    4 => sums[..4]
+                        .copy_from_slice(&K::dot::<4>(row, std::array::from_fn(|t| x(t0 + t)))),
+                    _ => sums = K::dot::<WIDE_INPUTS>(row, std::array::from_fn(|t| x(t0 + t))),
+                }
+            }
+            for (t, &y) in sums[..inputs].iter().enumerate() {
+                out[(t0 + t) * rows + r] = y;
+            }
+            t0 += inputs;
+        }
+    }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

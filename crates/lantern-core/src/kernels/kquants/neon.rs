@@ -27,8 +27,9 @@
 
 use std::arch::aarch64::*;
 
+use super::{rows, RowDot};
 use crate::kernels::neon::{path_fn, widen_f16, Dot, PathKernel};
-use crate::kernels::{blocks, Input, MatmulFn};
+use crate::kernels::{Input, MatmulFn};
 use crate::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
 
 /// The matrix kernel for Q4_K or Q6_K rows: with `dotprod`, the `sdot` variant. Callers must
@@ -70,14 +71,25 @@ impl<F: KFormat> PathKernel for Rows<F> {
     #[inline(always)]
     unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
         // SAFETY: the caller's contract.
-        unsafe { rows::<F, D>(w, row_bytes, input, out) }
+        unsafe { rows::<On<F, D>>(w, row_bytes, input, out) }
     }
 }
 
-/// Inputs a row takes at once: each super-block of the row is unpacked once for all of them.
-const INPUTS: usize = 4;
+/// Format `F` with path `D`'s products, as the shared row driver takes them.
+struct On<F, D>(std::marker::PhantomData<(F, D)>);
 
-/// A K-quant format as [`rows`] sees it.
+impl<F: KFormat, D: Dot> RowDot for On<F, D> {
+    type Block = F::Block;
+    const INPUTS: usize = 4;
+
+    #[inline(always)]
+    unsafe fn dot<const T: usize>(w: &[F::Block], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // SAFETY: the caller's contract.
+        unsafe { F::dot::<D, T>(w, a) }
+    }
+}
+
+/// A K-quant format as the row driver sees it.
 trait KFormat {
     /// The format's super-block.
     type Block: bytemuck::Pod;
@@ -87,47 +99,6 @@ trait KFormat {
     /// # Safety
     /// The features `D` needs are available.
     unsafe fn dot<D: Dot, const T: usize>(w: &[Self::Block], a: [&[BlockQ8K]; T]) -> [f32; T];
-}
-
-/// `out[t * rows + r] = row_r · input_t` for every whole row of `w` that `out` has room for and
-/// the `n` inputs, over the super-blocks that the row and the input both hold.
-///
-/// # Safety
-/// The features `D` needs are available.
-#[inline(always)]
-unsafe fn rows<F: KFormat, D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    let n = input.n();
-    if row_bytes == 0 || n == 0 {
-        return;
-    }
-    let rows = (w.len() / row_bytes).min(out.len() / n);
-    // Every input holds the same number of blocks (see `Input`).
-    let xq = input.q8k_all();
-    let per_input = xq.len() / n;
-    let len = (row_bytes / std::mem::size_of::<F::Block>()).min(per_input);
-    let x = |t: usize| &xq[t * per_input..t * per_input + len];
-    for (r, row) in w.chunks_exact(row_bytes).take(rows).enumerate() {
-        let row = &blocks::<F::Block>(row)[..len];
-        let mut t0 = 0;
-        while t0 < n {
-            let inputs = INPUTS.min(n - t0);
-            let mut sums = [0.0; INPUTS];
-            // SAFETY: the caller's contract; every activation slice holds `len` blocks.
-            unsafe {
-                match inputs {
-                    1 => sums[..1].copy_from_slice(&F::dot::<D, 1>(row, [x(t0)])),
-                    2 => sums[..2].copy_from_slice(&F::dot::<D, 2>(row, [x(t0), x(t0 + 1)])),
-                    3 => sums[..3]
-                        .copy_from_slice(&F::dot::<D, 3>(row, [x(t0), x(t0 + 1), x(t0 + 2)])),
-                    _ => sums = F::dot::<D, 4>(row, [x(t0), x(t0 + 1), x(t0 + 2), x(t0 + 3)]),
-                }
-            }
-            for (t, &y) in sums[..inputs].iter().enumerate() {
-                out[(t0 + t) * rows + r] = y;
-            }
-            t0 += inputs;
-        }
-    }
 }
 
 /// [`BlockQ4K::scales_and_mins`] on 32-bit words, four sub-blocks at a time, as
