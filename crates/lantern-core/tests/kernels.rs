@@ -182,6 +182,19 @@ fn assert_paths_agree(
 }
 
 #[test]
+fn inputs_longer_than_the_rows_meet_them_over_the_rows_blocks() {
+    let mut rng = rng(14);
+    let (rows, n, len) = (9, 5, 64);
+    let w = randn(&mut rng, rows * len, 0.05);
+    // Each input holds three times the row's blocks: every path reads the first third.
+    let x = randn(&mut rng, n * 3 * len, 1.0);
+    let xq = quantize_x(&x);
+    for ty in QUANTIZED {
+        assert_paths_agree(ty, &quantize(ty, &w), rows, &x, &xq, n);
+    }
+}
+
+#[test]
 fn simd_matches_scalar_bit_for_bit() {
     let mut rng = rng(11);
     for len in LENGTHS {

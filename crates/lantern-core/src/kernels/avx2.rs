@@ -380,8 +380,8 @@ trait Format {
 }
 
 /// `out[t * rows + r] = row_r · input_t` for every whole row of `w` and the `n` inputs of `xq`
-/// (`row_bytes / F::BLOCK_BYTES` blocks each). Inputs beyond what `xq` holds, and outputs
-/// beyond `out`, are skipped.
+/// (`xq.len() / n` blocks each, as [`Input`] holds them), over the blocks that the row and the
+/// input both hold. Outputs beyond `out` are skipped.
 ///
 /// # Safety
 /// AVX2, FMA and F16C are available, and the features `D` needs.
@@ -393,12 +393,15 @@ unsafe fn tiles<F: Format, D: Dot>(
     n: usize,
     out: &mut [f32],
 ) {
-    let blocks = row_bytes / F::BLOCK_BYTES;
-    if blocks == 0 || n == 0 {
+    if n == 0 {
+        return;
+    }
+    let stride = xq.len() / n;
+    let blocks = (row_bytes / F::BLOCK_BYTES).min(stride);
+    if blocks == 0 {
         return;
     }
     let rows = (w.len() / row_bytes).min(out.len() / n);
-    let n = n.min(xq.len() / blocks);
     for r0 in (0..rows).step_by(F::ROWS) {
         // A last partial tile repeats its last row; the extra results are not stored.
         let ptrs: [*const u8; ROWS] = std::array::from_fn(|i| {
@@ -413,17 +416,17 @@ unsafe fn tiles<F: Format, D: Dot>(
         let mut t0 = 0;
         while t0 < n {
             let inputs = if D::WIDE { F::WIDE_INPUTS } else { F::INPUTS }.min(n - t0);
-            let xq = &xq[t0 * blocks..(t0 + inputs) * blocks];
+            let xq = &xq[t0 * stride..(t0 + inputs) * stride];
             let next = if t0 == 0 { next } else { &[] };
             let mut sums = [[0.0; ROWS]; MAX_INPUTS];
             // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes,
-            // and `xq` holds `inputs` inputs of `blocks` blocks.
+            // and `xq` holds `inputs` inputs of `stride >= blocks` blocks.
             unsafe {
                 match inputs {
-                    1 => tile::<F, D, 1>(&ptrs, xq, blocks, next, &mut sums),
-                    2 => tile::<F, D, 2>(&ptrs, xq, blocks, next, &mut sums),
-                    3 => tile::<F, D, 3>(&ptrs, xq, blocks, next, &mut sums),
-                    _ => tile::<F, D, MAX_INPUTS>(&ptrs, xq, blocks, next, &mut sums),
+                    1 => tile::<F, D, 1>(&ptrs, xq, (blocks, stride), next, &mut sums),
+                    2 => tile::<F, D, 2>(&ptrs, xq, (blocks, stride), next, &mut sums),
+                    3 => tile::<F, D, 3>(&ptrs, xq, (blocks, stride), next, &mut sums),
+                    _ => tile::<F, D, MAX_INPUTS>(&ptrs, xq, (blocks, stride), next, &mut sums),
                 }
             }
             let valid = F::ROWS.min(rows - r0);
@@ -436,13 +439,14 @@ unsafe fn tiles<F: Format, D: Dot>(
     }
 }
 
-/// One tile: `F::ROWS` rows times `T` inputs, prefetching `next` on the way; row `i`'s result
-/// for input `t` goes to `sums[t][i]`.
+/// One tile: `F::ROWS` rows times `T` inputs (input `t`'s blocks start at `t * stride`) over
+/// `blocks` blocks, prefetching `next` on the way; row `i`'s result for input `t` goes to
+/// `sums[t][i]`.
 #[inline(always)]
 unsafe fn tile<F: Format, D: Dot, const T: usize>(
     rows: &[*const u8; ROWS],
     xq: &[BlockQ8],
-    blocks: usize,
+    (blocks, stride): (usize, usize),
     next: &[u8],
     sums: &mut [[f32; ROWS]; MAX_INPUTS],
 ) {
@@ -462,7 +466,7 @@ unsafe fn tile<F: Format, D: Dot, const T: usize>(
             let w = F::load(rows, b * F::BLOCK_BYTES);
             F::accumulate_inputs::<D, T>(
                 &w,
-                std::array::from_fn(|t| &xq[t * blocks + b]),
+                std::array::from_fn(|t| &xq[t * stride + b]),
                 &mut acc,
             );
         }
