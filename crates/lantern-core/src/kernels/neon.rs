@@ -293,11 +293,16 @@ trait Format {
     const MIN: bool = false;
 
     /// The 4 rows' scales (and minimums, with [`Format::MIN`]) of their blocks at byte
-    /// `offset`, in row order.
+    /// `offset`, in row order. Blocks without a minimum start with their f16 scale `d`.
     ///
     /// # Safety
     /// The block's bytes are readable from each row pointer.
-    unsafe fn scales(rows: &[*const u8; ROWS], offset: usize) -> (float32x4_t, float32x4_t);
+    #[inline(always)]
+    unsafe fn scales(rows: &[*const u8; ROWS], offset: usize) -> (float32x4_t, float32x4_t) {
+        // SAFETY: the caller's contract: d is the block's first two bytes.
+        let d = unsafe { f16_rows(rows, offset) };
+        (d, d)
+    }
 
     /// The 32 codes of the block at `block` as signed bytes: elements 0..16 and 16..32.
     ///
@@ -313,13 +318,6 @@ impl Format for Q4_0 {
     const BLOCK_BYTES: usize = 18;
     const INPUTS: usize = 4;
     const ONE_LANE: bool = true;
-
-    #[inline(always)]
-    unsafe fn scales(rows: &[*const u8; ROWS], offset: usize) -> (float32x4_t, float32x4_t) {
-        // SAFETY: the caller's contract: d is the block's first two bytes.
-        let d = unsafe { f16_rows(rows, offset) };
-        (d, d)
-    }
 
     #[inline(always)]
     unsafe fn codes(block: *const u8) -> [int8x16_t; 2] {
@@ -375,13 +373,6 @@ impl Format for Q5_0 {
     const INPUTS: usize = 2;
 
     #[inline(always)]
-    unsafe fn scales(rows: &[*const u8; ROWS], offset: usize) -> (float32x4_t, float32x4_t) {
-        // SAFETY: the caller's contract: d is the block's first two bytes.
-        let d = unsafe { f16_rows(rows, offset) };
-        (d, d)
-    }
-
-    #[inline(always)]
     unsafe fn codes(block: *const u8) -> [int8x16_t; 2] {
         // Byte j of each half tests bit j % 8 of byte j / 8 of qh (bytes 2 and 3 for the
         // high half).
@@ -415,13 +406,6 @@ struct Q8_0;
 impl Format for Q8_0 {
     const BLOCK_BYTES: usize = 34;
     const INPUTS: usize = 2;
-
-    #[inline(always)]
-    unsafe fn scales(rows: &[*const u8; ROWS], offset: usize) -> (float32x4_t, float32x4_t) {
-        // SAFETY: the caller's contract: d is the block's first two bytes.
-        let d = unsafe { f16_rows(rows, offset) };
-        (d, d)
-    }
 
     #[inline(always)]
     unsafe fn codes(block: *const u8) -> [int8x16_t; 2] {
