@@ -32,11 +32,8 @@ pub struct F16Kernels {
     pub scale: fn(y: &mut [f16], v: f32),
 }
 
-pub(super) const SCALAR: F16Kernels = F16Kernels {
-    dot: |a, b| scalar_dot(a.iter().map(|v| v.to_f32()), b),
-    mad: scalar_mad,
-    scale: scalar_scale,
-};
+pub(super) const SCALAR: F16Kernels =
+    F16Kernels { dot: scalar_dot, mad: scalar_mad, scale: scalar_scale };
 
 /// The fastest f16 kernels for this CPU, chosen once.
 pub fn f16_kernels() -> &'static F16Kernels {
@@ -65,14 +62,14 @@ fn fma(a: f32, b: f32, c: f32) -> f32 {
 const LANES: usize = 8;
 const STEP: usize = 4 * LANES;
 
-fn scalar_dot(a: impl ExactSizeIterator<Item = f32>, b: &[f16]) -> f32 {
+fn scalar_dot(a: &[f16], b: &[f16]) -> f32 {
     let n = a.len().min(b.len());
     let whole = n / STEP * STEP;
     // Accumulator j, lane l at j·8 + l.
     let mut acc = [0.0f32; STEP];
     let mut tail = 0.0f64;
-    for (i, (x, y)) in a.zip(b).take(n).enumerate() {
-        let y = y.to_f32();
+    for (i, (x, y)) in a.iter().zip(b).take(n).enumerate() {
+        let (x, y) = (x.to_f32(), y.to_f32());
         if i < whole {
             acc[i % STEP] = fma(x, y, acc[i % STEP]);
         } else {
