@@ -284,13 +284,17 @@ impl BlockQ6K {
 ///
 /// Built by [`quantize_activation`](crate::quantize_activation). `d` and `s` are f16 values
 /// widened to f32, so they equal what ggml's `block_q8_1` stores bit for bit; `s` = d·Σq
-/// lets Q4_1 kernels apply the weight minimum without touching the 32 values again.
+/// lets Q4_1 kernels apply the weight minimum without touching the 32 values again, and the
+/// exact `sum` lets kernels that take codes as unsigned bytes remove their offset once per
+/// block.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BlockQ8 {
     /// Scale (an f16 value held as f32).
     pub d: f32,
     /// The scaled sum d·Σqs, computed with the unrounded scale, then rounded through f16.
     pub s: f32,
+    /// The exact sum Σqs.
+    pub sum: i32,
     /// The quantized values, each in −127..=127.
     pub qs: [i8; QK8],
 }

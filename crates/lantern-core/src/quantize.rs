@@ -393,7 +393,7 @@ mod tests {
         if cfg!(debug_assertions) {
             return; // the length check is a debug_assert
         }
-        let mut out = [BlockQ8 { d: 9.0, s: 9.0, qs: [9; 32] }; 3];
+        let mut out = [BlockQ8 { d: 9.0, s: 9.0, sum: 9, qs: [9; 32] }; 3];
         quantize_activation(&[1.0; 33], &mut out);
         assert_eq!(out[1].qs[0], 127);
         assert_eq!(out[1].qs[1], 0);

@@ -952,6 +952,7 @@ unsafe fn quantize_blocks(x: &[f32], out: &mut [BlockQ8]) {
             )));
             o.d = _mm_cvtss_f32(ds);
             o.s = _mm_cvtss_f32(_mm_movehdup_ps(ds));
+            o.sum = sum;
 
             // i32 → i16 → i8 packs work per 128-bit lane; the permute restores element order.
             let lo = _mm256_packs_epi32(q[0], q[1]);

@@ -258,7 +258,7 @@ unsafe fn q8_block(x: *const f32) -> BlockQ8 {
         let ds = [d, d * sum as f32, 0.0, 0.0];
         let mut rounded = [0.0f32; 4];
         vst1q_f32(rounded.as_mut_ptr(), round_through_f16(vld1q_f32(ds.as_ptr())));
-        BlockQ8 { d: rounded[0], s: rounded[1], qs }
+        BlockQ8 { d: rounded[0], s: rounded[1], sum, qs }
     }
 }
 
@@ -717,7 +717,10 @@ mod tests {
         let mut got = vec![BlockQ8::default(); blocks];
         quantize_q8_blocks(&x, &mut got);
         for (e, g) in expect.iter().zip(&got) {
-            assert_eq!((e.d.to_bits(), e.s.to_bits(), e.qs), (g.d.to_bits(), g.s.to_bits(), g.qs));
+            assert_eq!(
+                (e.d.to_bits(), e.s.to_bits(), e.sum, e.qs),
+                (g.d.to_bits(), g.s.to_bits(), g.sum, g.qs)
+            );
         }
     }
 

@@ -68,6 +68,7 @@ pub(crate) fn q8_block(x: &[f32; QK8]) -> BlockQ8 {
         d: f16::from_f32(d).to_f32(),
         // ggml multiplies the unrounded d by the integer sum, then rounds to f16.
         s: f16::from_f32(d * sum as f32).to_f32(),
+        sum,
         qs,
     }
 }
@@ -220,7 +221,7 @@ mod tests {
         // and q_a = 2 everywhere: sumi = 16·1·2 + 16·(−15)·2 = −448, result 0.125·(−448) = −56.
         let mut row = vec![0x00, 0x38, 0xFF, 0xFF, 0x00, 0x00];
         row.extend([0x11u8; 16]);
-        let xq = [BlockQ8 { d: 0.25, s: 0.0, qs: [2; 32] }];
+        let xq = [BlockQ8 { d: 0.25, s: 0.0, sum: 64, qs: [2; 32] }];
         assert_eq!(dot_q5_0(&row, &[], &xq), -56.0);
     }
 
