@@ -29,6 +29,16 @@ impl TensorBytes {
         Self::new(Arc::new(bytes))
     }
 
+    /// A fresh buffer of `len` bytes that starts on a cache line, zeroed, then filled by
+    /// `fill`: for bytes that kernels read with wide loads.
+    pub(crate) fn aligned(len: usize, fill: impl FnOnce(&mut [u8])) -> Self {
+        let mut lines = vec![Line([0; 64]); len.div_ceil(64)];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
+        fill(&mut bytes[..len]);
+        let owner = Arc::new(Aligned(lines));
+        Self { owner, range: 0..len }
+    }
+
     /// A sub-view, `range` relative to this view.
     ///
     /// # Errors
@@ -42,6 +52,20 @@ impl TensorBytes {
         }
         let start = self.range.start + range.start;
         Ok(Self { owner: Arc::clone(&self.owner), range: start..start + range.len() })
+    }
+}
+
+/// One cache line.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Line([u8; 64]);
+
+/// Cache lines seen as bytes.
+struct Aligned(Vec<Line>);
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
     }
 }
 
@@ -70,5 +94,15 @@ mod tests {
         assert_eq!(&*mid, &[2, 3, 4, 5, 6, 7]);
         assert_eq!(&*mid.slice(1..3).unwrap(), &[3, 4]);
         assert!(mid.slice(4..7).is_err());
+    }
+
+    #[test]
+    fn aligned_buffers_start_on_a_cache_line() {
+        for len in [0, 1, 64, 100] {
+            let bytes = TensorBytes::aligned(len, |b| b.fill(7));
+            assert_eq!(bytes.len(), len);
+            assert_eq!(bytes.as_ptr() as usize % 64, 0);
+            assert!(bytes.iter().all(|&b| b == 7));
+        }
     }
 }

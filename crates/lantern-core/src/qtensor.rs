@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 
+use crate::kernels::interleaved::{self, GROUP_ROWS};
 use crate::kernels::{self, Input, MatmulFn};
 use crate::{dequant, Error, GgmlType, Result, TensorBytes, QK8, QK_K};
 
@@ -20,6 +21,16 @@ pub struct QTensor {
     row_bytes: usize,
     bytes: TensorBytes,
     kernel: Option<MatmulFn>,
+    interleaved: Option<Interleaved>,
+}
+
+/// A copy of a tensor's rows in the [interleaved layout](kernels::interleaved), with its
+/// kernel.
+#[derive(Clone, Debug)]
+struct Interleaved {
+    bytes: TensorBytes,
+    group_bytes: usize,
+    kernel: MatmulFn,
 }
 
 impl QTensor {
@@ -48,7 +59,31 @@ impl QTensor {
             row_bytes: ty.row_bytes(row_len)?,
             bytes,
             kernel: kernels::matmul_fn(ty),
+            interleaved: None,
         })
+    }
+
+    /// This tensor with its rows also [interleaved](kernels::interleaved) for the fastest
+    /// path of this CPU, when that path has an interleaved kernel for the type; otherwise
+    /// unchanged. [`QTensor::matmul`] then reads the interleaved copy, for the same results
+    /// bit for bit; the copy is made once, here.
+    pub fn interleaved(self) -> Self {
+        let Some(kernel) = interleaved::interleaved_fn(self.ty) else { return self };
+        let group_bytes = interleaved::group_bytes(self.row_bytes);
+        let len = self.n_rows.div_ceil(GROUP_ROWS) * group_bytes;
+        let mut done = false;
+        let bytes = TensorBytes::aligned(len, |out| {
+            done = interleaved::interleave(self.ty, &self.bytes, self.row_bytes, out);
+        });
+        if !done {
+            return self;
+        }
+        Self { interleaved: Some(Interleaved { bytes, group_bytes, kernel }), ..self }
+    }
+
+    /// Whether [`QTensor::matmul`] reads an interleaved copy of the rows.
+    pub fn is_interleaved(&self) -> bool {
+        self.interleaved.is_some()
     }
 
     /// The element type.
@@ -158,8 +193,18 @@ impl QTensor {
                 ),
             });
         }
-        let bytes = &self.bytes[rows.start * self.row_bytes..rows.end * self.row_bytes];
-        kernel(bytes, self.row_bytes, input, out);
+        match &self.interleaved {
+            // Ranges that start inside a group read the file's rows.
+            Some(il) if rows.start.is_multiple_of(GROUP_ROWS) => {
+                let groups = rows.start / GROUP_ROWS..rows.end.div_ceil(GROUP_ROWS);
+                let bytes = &il.bytes[groups.start * il.group_bytes..groups.end * il.group_bytes];
+                (il.kernel)(bytes, self.row_bytes, input, out);
+            }
+            _ => {
+                let bytes = &self.bytes[rows.start * self.row_bytes..rows.end * self.row_bytes];
+                kernel(bytes, self.row_bytes, input, out);
+            }
+        }
         Ok(())
     }
 }

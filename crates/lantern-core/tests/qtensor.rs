@@ -44,6 +44,30 @@ fn many_inputs_equal_one_at_a_time() {
 }
 
 #[test]
+fn interleaved_tensors_give_the_same_bits_over_any_rows() {
+    let n = 5;
+    let x = randn(&mut rng(13), ROW_LEN * n, 1.0);
+    let xq = quantize_x(&x);
+    let (plain, _) = tensor(GgmlType::Q4_0, 14);
+    let interleaved = plain.clone().interleaved();
+    assert!(!plain.is_interleaved());
+    // Ranges that start on a group and inside one, end inside one and at the end.
+    for rows in [0..ROWS, 8..ROWS, 16..21, 3..ROWS, 0..5, 7..7] {
+        let mut a = vec![f32::NAN; rows.len() * n];
+        let mut b = vec![f32::NAN; rows.len() * n];
+        plain.matmul(rows.clone(), Input::new(&x, &xq, n), &mut a).unwrap();
+        interleaved.matmul(rows.clone(), Input::new(&x, &xq, n), &mut b).unwrap();
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{rows:?}"
+        );
+    }
+    // Types without an interleaved layout stay as they are.
+    assert!(!tensor(GgmlType::Q4_1, 15).0.interleaved().is_interleaved());
+}
+
+#[test]
 fn matmul_matches_dequantized_reference() {
     let x = randn(&mut rng(13), ROW_LEN, 1.0);
     let xq = quantize_x(&x);

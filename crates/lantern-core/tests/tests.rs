@@ -5,6 +5,7 @@
 
 mod common;
 mod dequant;
+mod interleaved;
 mod kernels;
 mod kquants;
 mod qtensor;

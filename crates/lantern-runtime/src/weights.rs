@@ -47,7 +47,9 @@ pub struct Weights {
 
 impl Weights {
     /// Finds, checks and wraps every weight the decoder needs. Quantized tensors stay
-    /// zero-copy views of the file; norm gains are dequantized to f32 once.
+    /// zero-copy views of the file, and the matrices of formats whose fastest kernel reads
+    /// interleaved rows (Q4_0 on x86) also get that copy ([`QTensor::interleaved`]); norm
+    /// gains are dequantized to f32 once.
     ///
     /// # Errors
     /// [`Error::Io`] for a missing tensor, [`Error::TensorShape`] for a shape that does not
@@ -61,21 +63,22 @@ impl Weights {
                 let name = |t: &str| format!("blk.{i}.{t}.weight");
                 Ok(LayerWeights {
                     attn_norm: loader.vector(&name("attn_norm"), d)?,
-                    wq: loader.matrix(&name("attn_q"), d, q_dim)?,
-                    wk: loader.matrix(&name("attn_k"), d, config.kv_dim())?,
-                    wv: loader.matrix(&name("attn_v"), d, config.kv_dim())?,
-                    wo: loader.matrix(&name("attn_output"), q_dim, d)?,
+                    wq: loader.projection(&name("attn_q"), d, q_dim)?,
+                    wk: loader.projection(&name("attn_k"), d, config.kv_dim())?,
+                    wv: loader.projection(&name("attn_v"), d, config.kv_dim())?,
+                    wo: loader.projection(&name("attn_output"), q_dim, d)?,
                     ffn_norm: loader.vector(&name("ffn_norm"), d)?,
-                    gate: loader.matrix(&name("ffn_gate"), d, config.n_ff)?,
-                    up: loader.matrix(&name("ffn_up"), d, config.n_ff)?,
-                    down: loader.matrix(&name("ffn_down"), config.n_ff, d)?,
+                    gate: loader.projection(&name("ffn_gate"), d, config.n_ff)?,
+                    up: loader.projection(&name("ffn_up"), d, config.n_ff)?,
+                    down: loader.projection(&name("ffn_down"), config.n_ff, d)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        // The embedding is read a row at a time, so it keeps the file's rows only.
         let token_embd = loader.matrix("token_embd.weight", d, config.vocab_size)?;
         let output = match file.gguf().tensor_info("output.weight") {
-            Some(_) => loader.matrix("output.weight", d, config.vocab_size)?,
-            None => token_embd.clone(),
+            Some(_) => loader.projection("output.weight", d, config.vocab_size)?,
+            None => token_embd.clone().interleaved(),
         };
         Ok(Self {
             token_embd,
@@ -125,6 +128,11 @@ impl Loader<'_> {
             return Err(Error::UnsupportedTensorType { tensor: name.to_owned(), ty: tensor.ty() });
         }
         Ok(tensor)
+    }
+
+    /// A weight matrix that tokens are multiplied with, in the layout of its fastest kernel.
+    fn projection(&self, name: &str, inputs: usize, outputs: usize) -> Result<QTensor> {
+        Ok(self.matrix(name, inputs, outputs)?.interleaved())
     }
 
     /// A vector of `len` values, dequantized to f32.

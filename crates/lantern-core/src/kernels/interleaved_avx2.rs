@@ -1,0 +1,163 @@
+//! The interleaved Q4_0 kernel ([`super::interleaved`]) on the AVX2 and AVX-512 VNNI paths.
+//!
+//! A tile takes one group of 16 rows and up to four inputs. Per block and 4-byte chunk it
+//! loads one register per half group, splits it into low and high nibbles, and adds their
+//! products with the chunk's activation bytes, broadcast to every lane, into one i32 sum per
+//! row and input. Each block's sums then take one conversion and one fused multiply-add per
+//! half group, with no horizontal sum anywhere.
+//!
+//! Safety design as in [`super::avx2`]: reached only through [`path_fn`], which
+//! [`super::interleaved::interleaved_fn_for`] hands out after feature detection; every
+//! pointer comes from the slice lengths checked in [`run`](Q4_0x16::run). No closures around
+//! intrinsics, which would lose the target features.
+
+use std::arch::x86_64::*;
+
+use super::avx2::{path_fn, Dot, PathKernel};
+use super::interleaved::{extent, Extent, GROUP_ROWS};
+use super::{Input, MatmulFn};
+use crate::BlockQ8;
+
+/// The kernel on the AVX2 path or, with `vnni`, the AVX-512 VNNI path. Callers must have
+/// detected the features of the path.
+pub(super) fn matmul_fn(vnni: bool) -> MatmulFn {
+    path_fn::<Q4_0x16>(vnni)
+}
+
+/// Half groups: the rows of one register.
+const HALVES: usize = 2;
+/// Rows per half group.
+const HALF_ROWS: usize = GROUP_ROWS / HALVES;
+/// Inputs per tile at most.
+const INPUTS: usize = 4;
+
+/// Q4_0 in groups of 16 interleaved rows.
+struct Q4_0x16;
+
+impl PathKernel for Q4_0x16 {
+    #[inline(always)]
+    unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
+        let n = input.n();
+        let xq = input.q8_all();
+        let Some(stride) = xq.len().checked_div(n) else { return };
+        let e = extent(w, row_bytes, stride, n, out);
+        // Sums of 4 inputs need 16 of AVX-512's 32 registers; AVX2 has 16.
+        let max_inputs = if D::WIDE { INPUTS } else { INPUTS / 2 };
+        // The first group all at once, rather than line by line as the loads reach it.
+        for line in w[..w.len().min(e.group)].chunks(64) {
+            // SAFETY: SSE is part of x86-64; a prefetch reads nothing.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        }
+        for (g, r0) in (0..e.rows).step_by(GROUP_ROWS).enumerate() {
+            let group = &w[g * e.group..(g + 1) * e.group];
+            // The next group, read while this one computes: DRAM latency is longer than
+            // the hardware prefetcher's reach.
+            let next = w.get((g + 1) * e.group..(g + 2) * e.group).unwrap_or_default();
+            let mut t0 = 0;
+            while t0 < n {
+                let inputs = max_inputs.min(n - t0);
+                let next = if t0 == 0 { next } else { &[] };
+                let a = &xq[t0 * stride..(t0 + inputs) * stride];
+                let mut sums = [[0.0; GROUP_ROWS]; INPUTS];
+                // SAFETY: `group` holds the layout of `e`, and `a` holds `inputs` inputs of
+                // `stride >= e.blocks` blocks.
+                unsafe {
+                    match inputs {
+                        1 => tile::<D, 1>(group, a, stride, &e, next, &mut sums),
+                        2 => tile::<D, 2>(group, a, stride, &e, next, &mut sums),
+                        3 => tile::<D, 3>(group, a, stride, &e, next, &mut sums),
+                        _ => tile::<D, INPUTS>(group, a, stride, &e, next, &mut sums),
+                    }
+                }
+                let valid = GROUP_ROWS.min(e.rows - r0);
+                for (t, sums) in sums.iter().take(inputs).enumerate() {
+                    let start = (t0 + t) * e.rows + r0;
+                    out[start..start + valid].copy_from_slice(&sums[..valid]);
+                }
+                t0 += inputs;
+            }
+        }
+    }
+}
+
+/// One group times `T` inputs (input `t`'s blocks start at `a[t * stride]`) over `e.blocks`
+/// blocks, prefetching `next` on the way; row `r` for input `t` goes to `sums[t][r]`.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available, and the features `D` needs; `group` is `e.group` bytes;
+/// `a` holds `T` inputs of `stride >= e.blocks` blocks.
+#[inline(always)]
+unsafe fn tile<D: Dot, const T: usize>(
+    group: &[u8],
+    a: &[BlockQ8],
+    stride: usize,
+    e: &Extent,
+    next: &[u8],
+    sums: &mut [[f32; GROUP_ROWS]; INPUTS],
+) {
+    // SAFETY: the loads stay within the group's codes (`256·b + 64·c + 64 <= 256·blocks`)
+    // and scales (`256·row_blocks + 32·b + 32 <= 288·row_blocks`), and the activation
+    // blocks `a[t * stride + b]`; the rest is register-only.
+    unsafe {
+        let codes = group.as_ptr();
+        let scales = codes.add(256 * e.row_blocks);
+        let nibble = _mm256_set1_epi8(0x0F);
+        // An even share of the next group's cache lines per block.
+        let share = next.len().div_ceil(e.blocks.max(1));
+        let mut prefetched = 0;
+        let mut acc = [[_mm256_setzero_ps(); HALVES]; T];
+        for b in 0..e.blocks {
+            let x: [&BlockQ8; T] = std::array::from_fn(|t| &a[t * stride + b]);
+            let until = next.len().min(share * (b + 1));
+            while prefetched < until {
+                _mm_prefetch::<_MM_HINT_T0>(next.as_ptr().add(prefetched).cast());
+                prefetched += 64;
+            }
+            // Σ(q − 8)·a = Σq·a − 8·Σa: the offset starts each sum. One input alone has
+            // too few sums to hide the products' latency, so it keeps two chains per half:
+            // even and odd chunks.
+            let chains = if T == 1 { 2 } else { 1 };
+            let mut isum = [[[_mm256_setzero_si256(); 2]; HALVES]; T];
+            for t in 0..T {
+                isum[t] = [[_mm256_set1_epi32(-8 * x[t].sum), _mm256_setzero_si256()]; HALVES];
+            }
+            for c in 0..4 {
+                let mut lo = [_mm256_setzero_si256(); HALVES];
+                let mut hi = [_mm256_setzero_si256(); HALVES];
+                for h in 0..HALVES {
+                    let q = _mm256_loadu_si256(codes.add(256 * b + 64 * c + 32 * h).cast());
+                    lo[h] = _mm256_and_si256(q, nibble);
+                    hi[h] = _mm256_and_si256(_mm256_srli_epi16::<4>(q), nibble);
+                }
+                for t in 0..T {
+                    let q = x[t].qs.as_ptr();
+                    let xl = _mm256_set1_epi32(q.add(4 * c).cast::<i32>().read_unaligned());
+                    let xh = _mm256_set1_epi32(q.add(16 + 4 * c).cast::<i32>().read_unaligned());
+                    for h in 0..HALVES {
+                        // A pair of products is at most 2 · 15 · 127, two pairs 7620: no
+                        // i16 overflow where the path sums pairs.
+                        let sum = &mut isum[t][h][c % chains];
+                        *sum = D::dot8(*sum, lo[h], xl, hi[h], xh);
+                    }
+                }
+            }
+            let mut d = [_mm256_setzero_ps(); HALVES];
+            for (h, d) in d.iter_mut().enumerate() {
+                *d = _mm256_cvtph_ps(_mm_loadu_si128(scales.add(32 * b + 16 * h).cast()));
+            }
+            for t in 0..T {
+                let da = _mm256_set1_ps(x[t].d);
+                for h in 0..HALVES {
+                    let dd = _mm256_mul_ps(d[h], da);
+                    let sum = _mm256_add_epi32(isum[t][h][0], isum[t][h][1]);
+                    acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), dd, acc[t][h]);
+                }
+            }
+        }
+        for t in 0..T {
+            for h in 0..HALVES {
+                _mm256_storeu_ps(sums[t][HALF_ROWS * h..].as_mut_ptr(), acc[t][h]);
+            }
+        }
+    }
+}
