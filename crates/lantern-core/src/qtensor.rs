@@ -69,7 +69,7 @@ impl QTensor {
     /// bit for bit; the copy is made once, here.
     pub fn interleaved(self) -> Self {
         let Some(kernel) = interleaved::interleaved_fn(self.ty) else { return self };
-        let group_bytes = interleaved::group_bytes(self.row_bytes);
+        let group_bytes = interleaved::group_bytes(self.ty, self.row_bytes);
         let len = self.n_rows.div_ceil(GROUP_ROWS) * group_bytes;
         let mut done = false;
         let bytes = TensorBytes::aligned(len, |out| {

@@ -9,7 +9,7 @@ use crate::common::{quantize, quantize_x, randn, rng};
 /// The rows `bytes` interleaved.
 fn interleaved(bytes: &[u8], rows: usize) -> Vec<u8> {
     let row_bytes = bytes.len() / rows;
-    let mut out = vec![0; rows.div_ceil(GROUP_ROWS) * group_bytes(row_bytes)];
+    let mut out = vec![0; rows.div_ceil(GROUP_ROWS) * group_bytes(GgmlType::Q4_0, row_bytes)];
     assert!(interleave(GgmlType::Q4_0, bytes, row_bytes, &mut out));
     out
 }
@@ -69,10 +69,10 @@ fn extreme_codes_give_the_file_rows_bits() {
 #[test]
 fn interleave_checks_type_and_length() {
     let bytes = vec![0u8; 18 * 3];
-    let mut out = vec![0u8; group_bytes(18)];
+    let mut out = vec![0u8; group_bytes(GgmlType::Q4_0, 18)];
     assert!(interleave(GgmlType::Q4_0, &bytes, 18, &mut out));
     assert!(!interleave(GgmlType::Q4_1, &bytes, 18, &mut out));
     assert!(!interleave(GgmlType::Q4_0, &bytes, 18, &mut out[1..]));
     assert!(!interleave(GgmlType::Q4_0, &bytes, 0, &mut out));
-    assert_eq!(group_bytes(18 * 18) % 64, 0);
+    assert_eq!(group_bytes(GgmlType::Q4_0, 18 * 18) % 64, 0);
 }

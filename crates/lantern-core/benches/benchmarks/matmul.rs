@@ -28,7 +28,7 @@ fn matmul(c: &mut Criterion) {
             let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
             quantize_row(ty, &w, &mut bytes).unwrap();
             let row_bytes = ty.row_bytes(len).unwrap();
-            let mut groups = vec![0u8; rows.div_ceil(GROUP_ROWS) * group_bytes(row_bytes)];
+            let mut groups = vec![0u8; rows.div_ceil(GROUP_ROWS) * group_bytes(ty, row_bytes)];
             let interleaved = interleave(ty, &bytes, row_bytes, &mut groups);
             for n in BATCHES {
                 if n > 1 && rows > 4096 {
@@ -80,7 +80,7 @@ fn matmul_cold(c: &mut Criterion) {
     let row_bytes = ty.row_bytes(len).unwrap();
     let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
     quantize_row(ty, &random(rows * len, 0.1, 1), &mut bytes).unwrap();
-    let mut groups = vec![0u8; rows.div_ceil(GROUP_ROWS) * group_bytes(row_bytes)];
+    let mut groups = vec![0u8; rows.div_ceil(GROUP_ROWS) * group_bytes(ty, row_bytes)];
     assert!(interleave(ty, &bytes, row_bytes, &mut groups));
     let x = random(len, 1.0, 2);
     let mut xq = vec![BlockQ8::default(); len / QK8];

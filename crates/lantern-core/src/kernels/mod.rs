@@ -48,8 +48,6 @@ mod gemm_avx2;
 mod gemm_neon;
 mod input;
 pub mod interleaved;
-#[cfg(target_arch = "x86_64")]
-mod interleaved_avx2;
 mod kquants;
 #[cfg(target_arch = "aarch64")]
 mod neon;

@@ -1,4 +1,4 @@
-//! The interleaved Q4_0 kernel ([`super::interleaved`]) on the AVX2 and AVX-512 VNNI paths.
+//! The interleaved Q4_0 kernel ([`super::q4_0`]) on the AVX2 and AVX-512 VNNI paths.
 //!
 //! A tile takes one group of 16 rows and up to four inputs. Per block and 4-byte chunk it
 //! loads one register per half group, splits it into low and high nibbles, and adds their
@@ -6,16 +6,17 @@
 //! row and input. Each block's sums then take one conversion and one fused multiply-add per
 //! half group, with no horizontal sum anywhere.
 //!
-//! Safety design as in [`super::avx2`]: reached only through [`path_fn`], which
-//! [`super::interleaved::interleaved_fn_for`] hands out after feature detection; every
+//! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
+//! [`super::interleaved_fn_for`] hands out after feature detection; every
 //! pointer comes from the slice lengths checked in [`run`](Q4_0x16::run). No closures around
 //! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
 
-use super::avx2::{path_fn, Dot, PathKernel};
-use super::interleaved::{extent, Extent, GROUP_ROWS};
-use super::{Input, MatmulFn};
+use super::q4_0::{group_bytes, BLOCK_BYTES};
+use super::{extent, Extent, GROUP_ROWS};
+use crate::kernels::avx2::{path_fn, Dot, PathKernel};
+use crate::kernels::{Input, MatmulFn};
 use crate::BlockQ8;
 
 /// The kernel on the AVX2 path or, with `vnni`, the AVX-512 VNNI path. Callers must have
@@ -40,7 +41,7 @@ impl PathKernel for Q4_0x16 {
         let n = input.n();
         let xq = input.q8_all();
         let Some(stride) = xq.len().checked_div(n) else { return };
-        let e = extent(w, row_bytes, stride, n, out);
+        let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
         // Sums of 4 inputs need 16 of AVX-512's 32 registers; AVX2 has 16.
         let max_inputs = if D::WIDE { INPUTS } else { INPUTS / 2 };
         // The first group all at once, rather than line by line as the loads reach it.

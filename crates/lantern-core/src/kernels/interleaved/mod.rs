@@ -1,0 +1,122 @@
+//! Weight rows interleaved at load time, so that one vector register holds a piece of each of
+//! several rows and the integer products land one row per lane.
+//!
+//! The file layout keeps each row's blocks together, so a kernel that takes its products a
+//! row at a time must fold each block's lanes into one sum per row before it can scale it: a
+//! horizontal add per block and row. Interleaved, the same products arrive one row per lane
+//! and are scaled as they are: one conversion and one fused multiply-add per block for a
+//! whole group of rows.
+//!
+//! # Layouts
+//! - [`q4_0`]: Q4_0, one fused multiply-add per block and row, as its file-layout kernels.
+
+use super::{Isa, MatmulFn};
+use crate::GgmlType;
+
+mod q4_0;
+#[cfg(target_arch = "x86_64")]
+mod q4_0_avx2;
+
+/// Rows per interleaved group, in every layout.
+pub const GROUP_ROWS: usize = 16;
+
+/// Whether tensors of type `ty` can be interleaved.
+pub fn interleaves(ty: GgmlType) -> bool {
+    ty == GgmlType::Q4_0
+}
+
+/// Bytes of one group of interleaved rows of type `ty`, `row_bytes` bytes each (0 when `ty`
+/// does not interleave). A multiple of 64, so that every group starts on a cache line.
+pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
+    match ty {
+        GgmlType::Q4_0 => q4_0::group_bytes(row_bytes),
+        _ => 0,
+    }
+}
+
+/// Writes the whole rows of `w` (`row_bytes` each, type `ty`) interleaved into `out`, which
+/// must hold `rows.div_ceil(GROUP_ROWS) · group_bytes(ty, row_bytes)` bytes and start zeroed.
+///
+/// Returns `false`, writing nothing, when `ty` does not interleave or `out` has the wrong
+/// length.
+pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> bool {
+    let group = group_bytes(ty, row_bytes);
+    if group == 0
+        || row_bytes == 0
+        || out.len() != (w.len() / row_bytes).div_ceil(GROUP_ROWS) * group
+    {
+        return false;
+    }
+    match ty {
+        GgmlType::Q4_0 => q4_0::interleave(w, row_bytes, out),
+        _ => return false,
+    }
+    true
+}
+
+/// The interleaved kernel for `ty` on path `isa`, or `None` when there is none.
+///
+/// The kernel meets the [`MatmulFn`] contract with `w` holding whole groups
+/// ([`group_bytes`] each) instead of whole rows: it computes the first `out.len() / n` rows
+/// of the groups, at most all their rows.
+pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
+    if !interleaves(ty) || !isa.is_available() {
+        return None;
+    }
+    match isa {
+        Isa::Scalar => Some(q4_0::scalar),
+        Isa::Avx2 | Isa::Avx512Vnni => avx2_fn(isa == Isa::Avx512Vnni),
+        _ => None,
+    }
+}
+
+/// The interleaved kernel of this CPU's fastest path, when that path has one: interleaving
+/// pays only where a SIMD kernel reads the groups.
+pub fn interleaved_fn(ty: GgmlType) -> Option<MatmulFn> {
+    match super::best_isa() {
+        Isa::Scalar => None,
+        isa => interleaved_fn_for(ty, isa),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_fn(vnni: bool) -> Option<MatmulFn> {
+    Some(q4_0_avx2::matmul_fn(vnni))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx2_fn(_vnni: bool) -> Option<MatmulFn> {
+    None
+}
+
+/// What one call of an interleaved kernel covers: whole groups of `w` (`group` bytes each,
+/// rows of `row_blocks` blocks), the blocks that rows and inputs (`stride` blocks each) both
+/// hold, and the rows that fit `out`.
+fn extent(
+    w: &[u8],
+    group: usize,
+    row_blocks: usize,
+    stride: usize,
+    n: usize,
+    out: &[f32],
+) -> Extent {
+    let groups = w.len().checked_div(group).unwrap_or(0);
+    Extent {
+        group,
+        row_blocks,
+        blocks: row_blocks.min(stride),
+        rows: (groups * GROUP_ROWS).min(out.len().checked_div(n).unwrap_or(0)),
+    }
+}
+
+/// What one call of an interleaved kernel covers; see [`extent`].
+struct Extent {
+    /// Bytes per group.
+    group: usize,
+    /// Blocks per row in the layout, which places the scales after all of them.
+    row_blocks: usize,
+    /// Blocks to compute.
+    blocks: usize,
+    /// Rows to compute.
+    rows: usize,
+}
