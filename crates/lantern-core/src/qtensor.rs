@@ -65,8 +65,9 @@ impl QTensor {
 
     /// This tensor with its rows also [interleaved](kernels::interleaved) for the fastest
     /// path of this CPU, when that path has an interleaved kernel for the type; otherwise
-    /// unchanged. [`QTensor::matmul`] then reads the interleaved copy, for the same results
-    /// bit for bit; the copy is made once, here.
+    /// unchanged. [`QTensor::matmul`] then reads the interleaved copy: for Q4_0 the same
+    /// results bit for bit, for Q5_0 results that round once per block instead of in eight
+    /// lanes. The copy is made once, here.
     pub fn interleaved(self) -> Self {
         let Some(kernel) = interleaved::interleaved_fn(self.ty) else { return self };
         let group_bytes = interleaved::group_bytes(self.ty, self.row_bytes);

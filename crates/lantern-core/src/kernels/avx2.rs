@@ -171,6 +171,13 @@ pub(super) trait Dot {
     /// The features of the path are available.
     unsafe fn fifth_bits_signed(low: __m256i, high: u32) -> __m256i;
 
+    /// `codes` with bit 4 set in each byte `j` whose bit `j` of `bits` is set (a Q5_0 code's
+    /// fifth bit, for codes below 16).
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    unsafe fn set_fifth_bits(codes: __m256i, bits: u32) -> __m256i;
+
     /// `dot4(dot4(acc, u1, s1), u2, s2)`, exact when the sum of both pairs at each position
     /// fits in i16.
     ///
@@ -232,6 +239,25 @@ impl Dot for Maddubs {
             let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(high as i32), spread);
             let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bits), bits);
             _mm256_sub_epi8(low, _mm256_andnot_si256(set, _mm256_set1_epi8(16)))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn set_fifth_bits(codes: __m256i, bits: u32) -> __m256i {
+        // SAFETY: AVX2 is available (the caller's contract).
+        unsafe {
+            // Byte j takes byte j / 8 of `bits`, then tests its bit j % 8, as
+            // `fifth_bits_signed` does.
+            let spread = _mm256_setr_epi64x(
+                0,
+                0x0101_0101_0101_0101,
+                0x0202_0202_0202_0202,
+                0x0303_0303_0303_0303,
+            );
+            let mask = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+            let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), spread);
+            let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
+            _mm256_or_si256(codes, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
         }
     }
 
@@ -299,6 +325,13 @@ impl Dot for Vnni {
     unsafe fn fifth_bits_signed(low: __m256i, high: u32) -> __m256i {
         // SAFETY: AVX-512 BW and VL are available (the caller's contract).
         unsafe { _mm256_mask_sub_epi8(low, !high, low, _mm256_set1_epi8(16)) }
+    }
+
+    /// One masked add: AVX-512 BW reads the bits as a mask.
+    #[inline(always)]
+    unsafe fn set_fifth_bits(codes: __m256i, bits: u32) -> __m256i {
+        // SAFETY: AVX-512 BW and VL are available (the caller's contract).
+        unsafe { _mm256_mask_add_epi8(codes, bits, codes, _mm256_set1_epi8(0x10)) }
     }
 
     #[inline(always)]

@@ -26,6 +26,10 @@
 //! horizontal sum (`ggml_vec_dot_*`); for Q4_0, which llama.cpp repacks, one fused
 //! multiply-add per block and row (`ggml_gemv_q4_0_8x8_q8_0`).
 //!
+//! [`interleaved`] holds copies of weight rows rearranged at load time for the SIMD paths:
+//! Q4_0 with the same bits as above, and Q5_0, which there rounds once per block and row as
+//! Q4_0 does, for twice the speed of ggml's eight lanes.
+//!
 //! # Dispatch
 //! [`matmul_fn`] picks the fastest kernel once per process ([`best_isa`]); [`matmul_fn_for`]
 //! returns a specific path so that tests and benches can compare them.

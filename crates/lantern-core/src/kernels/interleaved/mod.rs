@@ -8,30 +8,38 @@
 //! whole group of rows.
 //!
 //! # Layouts
-//! - [`q4_0`]: Q4_0, one fused multiply-add per block and row, as its file-layout kernels.
+//! - [`offset`]: Q4_0 and Q5_0, one fused multiply-add per block and row.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
 
-mod q4_0;
+mod offset;
 #[cfg(target_arch = "x86_64")]
-mod q4_0_avx2;
+mod offset_avx2;
+
+use offset::Offset;
 
 /// Rows per interleaved group, in every layout.
 pub const GROUP_ROWS: usize = 16;
 
 /// Whether tensors of type `ty` can be interleaved.
 pub fn interleaves(ty: GgmlType) -> bool {
-    ty == GgmlType::Q4_0
+    offset_format(ty).is_some()
+}
+
+/// The offset-code format of `ty`, if it is one.
+fn offset_format(ty: GgmlType) -> Option<Offset> {
+    match ty {
+        GgmlType::Q4_0 => Some(Offset::Q4_0),
+        GgmlType::Q5_0 => Some(Offset::Q5_0),
+        _ => None,
+    }
 }
 
 /// Bytes of one group of interleaved rows of type `ty`, `row_bytes` bytes each (0 when `ty`
 /// does not interleave). A multiple of 64, so that every group starts on a cache line.
 pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
-    match ty {
-        GgmlType::Q4_0 => q4_0::group_bytes(row_bytes),
-        _ => 0,
-    }
+    offset_format(ty).map_or(0, |f| f.group_bytes(row_bytes))
 }
 
 /// Writes the whole rows of `w` (`row_bytes` each, type `ty`) interleaved into `out`, which
@@ -47,9 +55,9 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     {
         return false;
     }
-    match ty {
-        GgmlType::Q4_0 => q4_0::interleave(w, row_bytes, out),
-        _ => return false,
+    match offset_format(ty) {
+        Some(format) => offset::interleave(format, w, row_bytes, out),
+        None => return false,
     }
     true
 }
@@ -60,12 +68,16 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
 /// ([`group_bytes`] each) instead of whole rows: it computes the first `out.len() / n` rows
 /// of the groups, at most all their rows.
 pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
-    if !interleaves(ty) || !isa.is_available() {
+    let format = offset_format(ty)?;
+    if !isa.is_available() {
         return None;
     }
     match isa {
-        Isa::Scalar => Some(q4_0::scalar),
-        Isa::Avx2 | Isa::Avx512Vnni => avx2_fn(isa == Isa::Avx512Vnni),
+        Isa::Scalar => Some(match format {
+            Offset::Q4_0 => offset::scalar_q4_0,
+            Offset::Q5_0 => offset::scalar_q5_0,
+        }),
+        Isa::Avx2 | Isa::Avx512Vnni => avx2_fn(format, isa == Isa::Avx512Vnni),
         _ => None,
     }
 }
@@ -80,12 +92,12 @@ pub fn interleaved_fn(ty: GgmlType) -> Option<MatmulFn> {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn avx2_fn(vnni: bool) -> Option<MatmulFn> {
-    Some(q4_0_avx2::matmul_fn(vnni))
+fn avx2_fn(format: Offset, vnni: bool) -> Option<MatmulFn> {
+    Some(offset_avx2::matmul_fn(format, vnni))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn avx2_fn(_vnni: bool) -> Option<MatmulFn> {
+fn avx2_fn(_format: Offset, _vnni: bool) -> Option<MatmulFn> {
     None
 }
 

@@ -1,4 +1,5 @@
-//! The interleaved Q4_0 kernel ([`super::q4_0`]) on the AVX2 and AVX-512 VNNI paths.
+//! The interleaved Q4_0 and Q5_0 kernels ([`super::offset`]) on the AVX2 and AVX-512 VNNI
+//! paths.
 //!
 //! A tile takes one group of 16 rows and up to four inputs. Per block and 4-byte chunk it
 //! loads one register per half group, splits it into low and high nibbles, and adds their
@@ -8,40 +9,47 @@
 //!
 //! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
 //! [`super::interleaved_fn_for`] hands out after feature detection; every
-//! pointer comes from the slice lengths checked in [`run`](Q4_0x16::run). No closures around
+//! pointer comes from the slice lengths checked in [`run`](Interleaved::run). No closures around
 //! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
 
-use super::q4_0::{group_bytes, BLOCK_BYTES};
+use super::offset::{Offset, GROUP_CODES, GROUP_SCALES, HALF_ROWS};
 use super::{extent, Extent, GROUP_ROWS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
 use crate::kernels::{Input, MatmulFn};
 use crate::BlockQ8;
 
-/// The kernel on the AVX2 path or, with `vnni`, the AVX-512 VNNI path. Callers must have
-/// detected the features of the path.
-pub(super) fn matmul_fn(vnni: bool) -> MatmulFn {
-    path_fn::<Q4_0x16>(vnni)
+/// The kernel for `format` on the AVX2 path or, with `vnni`, the AVX-512 VNNI path. Callers
+/// must have detected the features of the path.
+pub(super) fn matmul_fn(format: Offset, vnni: bool) -> MatmulFn {
+    match format {
+        Offset::Q4_0 => path_fn::<Interleaved<false>>(vnni),
+        Offset::Q5_0 => path_fn::<Interleaved<true>>(vnni),
+    }
 }
 
 /// Half groups: the rows of one register.
 const HALVES: usize = 2;
-/// Rows per half group.
-const HALF_ROWS: usize = GROUP_ROWS / HALVES;
 /// Inputs per tile at most.
 const INPUTS: usize = 4;
 
-/// Q4_0 in groups of 16 interleaved rows.
-struct Q4_0x16;
+/// Interleaved groups of 16 rows: Q4_0, or with `FIFTH` bits Q5_0.
+struct Interleaved<const FIFTH: bool>;
 
-impl PathKernel for Q4_0x16 {
+impl<const FIFTH: bool> Interleaved<FIFTH> {
+    const FORMAT: Offset = if FIFTH { Offset::Q5_0 } else { Offset::Q4_0 };
+}
+
+impl<const FIFTH: bool> PathKernel for Interleaved<FIFTH> {
     #[inline(always)]
     unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
         let n = input.n();
         let xq = input.q8_all();
         let Some(stride) = xq.len().checked_div(n) else { return };
-        let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
+        let format = Self::FORMAT;
+        let row_blocks = row_bytes / format.block_bytes();
+        let e = extent(w, format.group_bytes(row_bytes), row_blocks, stride, n, out);
         // Sums of 4 inputs need 16 of AVX-512's 32 registers; AVX2 has 16.
         let max_inputs = if D::WIDE { INPUTS } else { INPUTS / 2 };
         // The first group all at once, rather than line by line as the loads reach it.
@@ -64,10 +72,10 @@ impl PathKernel for Q4_0x16 {
                 // `stride >= e.blocks` blocks.
                 unsafe {
                     match inputs {
-                        1 => tile::<D, 1>(group, a, stride, &e, next, &mut sums),
-                        2 => tile::<D, 2>(group, a, stride, &e, next, &mut sums),
-                        3 => tile::<D, 3>(group, a, stride, &e, next, &mut sums),
-                        _ => tile::<D, INPUTS>(group, a, stride, &e, next, &mut sums),
+                        1 => tile::<D, FIFTH, 1>(group, a, stride, &e, next, &mut sums),
+                        2 => tile::<D, FIFTH, 2>(group, a, stride, &e, next, &mut sums),
+                        3 => tile::<D, FIFTH, 3>(group, a, stride, &e, next, &mut sums),
+                        _ => tile::<D, FIFTH, INPUTS>(group, a, stride, &e, next, &mut sums),
                     }
                 }
                 let valid = GROUP_ROWS.min(e.rows - r0);
@@ -82,13 +90,14 @@ impl PathKernel for Q4_0x16 {
 }
 
 /// One group times `T` inputs (input `t`'s blocks start at `a[t * stride]`) over `e.blocks`
-/// blocks, prefetching `next` on the way; row `r` for input `t` goes to `sums[t][r]`.
+/// blocks, prefetching `next` on the way; row `r` for input `t` goes to `sums[t][r]`. With
+/// `FIFTH`, the codes take their fifth bits (Q5_0).
 ///
 /// # Safety
 /// AVX2, FMA and F16C are available, and the features `D` needs; `group` is `e.group` bytes;
 /// `a` holds `T` inputs of `stride >= e.blocks` blocks.
 #[inline(always)]
-unsafe fn tile<D: Dot, const T: usize>(
+unsafe fn tile<D: Dot, const FIFTH: bool, const T: usize>(
     group: &[u8],
     a: &[BlockQ8],
     stride: usize,
@@ -96,12 +105,16 @@ unsafe fn tile<D: Dot, const T: usize>(
     next: &[u8],
     sums: &mut [[f32; GROUP_ROWS]; INPUTS],
 ) {
-    // SAFETY: the loads stay within the group's codes (`256·b + 64·c + 64 <= 256·blocks`)
-    // and scales (`256·row_blocks + 32·b + 32 <= 288·row_blocks`), and the activation
-    // blocks `a[t * stride + b]`; the rest is register-only.
+    // SAFETY: the loads stay within the group's codes (`256·b + 64·c + 64 <= 256·blocks`),
+    // fifth bits (`64·b + 16·c + 16 <= 64·blocks` past their start) and scales
+    // (`32·b + 32 <= 32·blocks` past theirs), whose starts `Offset` places within the group,
+    // and the activation blocks `a[t * stride + b]`; the rest is register-only.
     unsafe {
+        let format = Interleaved::<FIFTH>::FORMAT;
+        let offset = format.offset();
         let codes = group.as_ptr();
-        let scales = codes.add(256 * e.row_blocks);
+        let fifths = codes.add(format.fifths_at(e.row_blocks));
+        let scales = codes.add(format.scales_at(e.row_blocks));
         let nibble = _mm256_set1_epi8(0x0F);
         // An even share of the next group's cache lines per block.
         let share = next.len().div_ceil(e.blocks.max(1));
@@ -114,28 +127,33 @@ unsafe fn tile<D: Dot, const T: usize>(
                 _mm_prefetch::<_MM_HINT_T0>(next.as_ptr().add(prefetched).cast());
                 prefetched += 64;
             }
-            // Σ(q − 8)·a = Σq·a − 8·Σa: the offset starts each sum. One input alone has
+            // Σ(q − o)·a = Σq·a − o·Σa: the offset starts each sum. One input alone has
             // too few sums to hide the products' latency, so it keeps two chains per half:
             // even and odd chunks.
             let chains = if T == 1 { 2 } else { 1 };
             let mut isum = [[[_mm256_setzero_si256(); 2]; HALVES]; T];
             for t in 0..T {
-                isum[t] = [[_mm256_set1_epi32(-8 * x[t].sum), _mm256_setzero_si256()]; HALVES];
+                isum[t] = [[_mm256_set1_epi32(-offset * x[t].sum), _mm256_setzero_si256()]; HALVES];
             }
             for c in 0..4 {
                 let mut lo = [_mm256_setzero_si256(); HALVES];
                 let mut hi = [_mm256_setzero_si256(); HALVES];
                 for h in 0..HALVES {
-                    let q = _mm256_loadu_si256(codes.add(256 * b + 64 * c + 32 * h).cast());
+                    let q = _mm256_loadu_si256(codes.add(GROUP_CODES * b + 64 * c + 32 * h).cast());
                     lo[h] = _mm256_and_si256(q, nibble);
                     hi[h] = _mm256_and_si256(_mm256_srli_epi16::<4>(q), nibble);
+                    if FIFTH {
+                        let bits = fifths.add(64 * b + 16 * c + 8 * h).cast::<u32>();
+                        lo[h] = D::set_fifth_bits(lo[h], bits.read_unaligned());
+                        hi[h] = D::set_fifth_bits(hi[h], bits.add(1).read_unaligned());
+                    }
                 }
                 for t in 0..T {
                     let q = x[t].qs.as_ptr();
                     let xl = _mm256_set1_epi32(q.add(4 * c).cast::<i32>().read_unaligned());
                     let xh = _mm256_set1_epi32(q.add(16 + 4 * c).cast::<i32>().read_unaligned());
                     for h in 0..HALVES {
-                        // A pair of products is at most 2 · 15 · 127, two pairs 7620: no
+                        // A pair of products is at most 2 · 31 · 127, two pairs 15748: no
                         // i16 overflow where the path sums pairs.
                         let sum = &mut isum[t][h][c % chains];
                         *sum = D::dot8(*sum, lo[h], xl, hi[h], xh);
@@ -144,7 +162,8 @@ unsafe fn tile<D: Dot, const T: usize>(
             }
             let mut d = [_mm256_setzero_ps(); HALVES];
             for (h, d) in d.iter_mut().enumerate() {
-                *d = _mm256_cvtph_ps(_mm_loadu_si128(scales.add(32 * b + 16 * h).cast()));
+                let at = scales.add(GROUP_SCALES * b + 16 * h);
+                *d = _mm256_cvtph_ps(_mm_loadu_si128(at.cast()));
             }
             for t in 0..T {
                 let da = _mm256_set1_ps(x[t].d);
