@@ -100,6 +100,7 @@ pub fn quantize_activation(x: &[f32], out: &mut [BlockQ8]) {
 /// ```
 pub fn quantize_activation_k(x: &[f32], out: &mut [BlockQ8K]) {
     debug_assert_eq!(out.len(), x.len().div_ceil(QK_K), "quantize_activation_k: output blocks");
+    let q8_k_block = crate::kernels::quantize_q8k_fn(crate::kernels::best_isa());
     let mut blocks = out.iter_mut();
     // Chunks first: `zip` then stops without taking a block it would not fill.
     for (chunk, o) in x.chunks(QK_K).zip(&mut blocks) {
@@ -124,8 +125,8 @@ fn nearest_int(v: f32) -> i32 {
     ((v + 12_582_912.0).to_bits() & 0x007F_FFFF) as i32 - 0x0040_0000
 }
 
-/// `quantize_row_q8_K_ref` for one block.
-fn q8_k_block(x: &[f32; QK_K]) -> BlockQ8K {
+/// `quantize_row_q8_K_ref` for one block: the scalar twin of the SIMD quantizers.
+pub(crate) fn q8_k_block(x: &[f32; QK_K]) -> BlockQ8K {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if v.abs() > amax {

@@ -36,7 +36,7 @@
 
 use std::fmt;
 
-use crate::{BlockQ8, GgmlType};
+use crate::{BlockQ8, BlockQ8K, GgmlType, QK_K};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -55,6 +55,8 @@ pub mod interleaved;
 mod kquants;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "x86_64")]
+mod q8k_avx2;
 pub(crate) mod scalar;
 mod vector;
 #[cfg(target_arch = "x86_64")]
@@ -284,6 +286,17 @@ pub(crate) fn quantize_q8_fn(isa: Isa) -> fn(&[f32], &mut [BlockQ8]) {
     }
     let _ = isa;
     scalar::quantize_q8_blocks
+}
+
+/// The 256-value block quantizer of a path (scalar when `isa` has none or is not
+/// available); every path gives identical bits.
+pub(crate) fn quantize_q8k_fn(isa: Isa) -> fn(&[f32; QK_K]) -> BlockQ8K {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) && avx2_detected() {
+        return q8k_avx2::q8k_block;
+    }
+    let _ = isa;
+    crate::quantize::q8_k_block
 }
 
 /// Views the whole blocks at the start of `row` as `&[B]`. Blocks have alignment 1, so the
