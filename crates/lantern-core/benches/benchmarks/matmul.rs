@@ -14,7 +14,6 @@ use lantern_core::{
     quantize_activation, quantize_activation_k, quantize_row, BlockQ8, BlockQ8K, GgmlType, QK8,
     QK_K,
 };
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -9,6 +9,8 @@
 //!
 //! # Layouts
 //! - [`q4_0`]: Q4_0, one fused multiply-add per block and row, as its file-layout kernels.
+//! - [`q6_k`]: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
+//!   close to the file layout's kernels, but not their bits.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
@@ -16,13 +18,16 @@ use crate::GgmlType;
 mod q4_0;
 #[cfg(target_arch = "x86_64")]
 mod q4_0_avx2;
+mod q6_k;
+#[cfg(target_arch = "x86_64")]
+mod q6_k_avx2;
 
 /// Rows per interleaved group, in every layout.
 pub const GROUP_ROWS: usize = 16;
 
 /// Whether tensors of type `ty` can be interleaved.
 pub fn interleaves(ty: GgmlType) -> bool {
-    ty == GgmlType::Q4_0
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q6_K)
 }
 
 /// Bytes of one group of interleaved rows of type `ty`, `row_bytes` bytes each (0 when `ty`
@@ -30,6 +35,7 @@ pub fn interleaves(ty: GgmlType) -> bool {
 pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
     match ty {
         GgmlType::Q4_0 => q4_0::group_bytes(row_bytes),
+        GgmlType::Q6_K => q6_k::group_bytes(row_bytes),
         _ => 0,
     }
 }
@@ -49,6 +55,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     }
     match ty {
         GgmlType::Q4_0 => q4_0::interleave(w, row_bytes, out),
+        GgmlType::Q6_K => q6_k::interleave(w, row_bytes, out),
         _ => return false,
     }
     true
@@ -58,14 +65,16 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
 ///
 /// The kernel meets the [`MatmulFn`] contract with `w` holding whole groups
 /// ([`group_bytes`] each) instead of whole rows: it computes the first `out.len() / n` rows
-/// of the groups, at most all their rows.
+/// of the groups, at most all their rows. Q6_K kernels read the input's 256-value blocks
+/// ([`Input::with_q8k`](super::Input::with_q8k)), as the file layout's do.
 pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
-    if !interleaves(ty) || !isa.is_available() {
+    if !isa.is_available() {
         return None;
     }
-    match isa {
-        Isa::Scalar => Some(q4_0::scalar),
-        Isa::Avx2 | Isa::Avx512Vnni => avx2_fn(isa == Isa::Avx512Vnni),
+    match (ty, isa) {
+        (GgmlType::Q4_0, Isa::Scalar) => Some(q4_0::scalar),
+        (GgmlType::Q6_K, Isa::Scalar) => Some(q6_k::scalar),
+        (_, Isa::Avx2 | Isa::Avx512Vnni) => avx2_fn(ty, isa == Isa::Avx512Vnni),
         _ => None,
     }
 }
@@ -79,13 +88,19 @@ pub fn interleaved_fn(ty: GgmlType) -> Option<MatmulFn> {
     }
 }
 
+/// The interleaved kernel for `ty` on the AVX2 path or, with `vnni`, the AVX-512 VNNI path.
+/// Callers must have detected the features of the path.
 #[cfg(target_arch = "x86_64")]
-fn avx2_fn(vnni: bool) -> Option<MatmulFn> {
-    Some(q4_0_avx2::matmul_fn(vnni))
+fn avx2_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
+    match ty {
+        GgmlType::Q4_0 => Some(q4_0_avx2::matmul_fn(vnni)),
+        GgmlType::Q6_K => Some(q6_k_avx2::matmul_fn(vnni)),
+        _ => None,
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn avx2_fn(_vnni: bool) -> Option<MatmulFn> {
+fn avx2_fn(_ty: GgmlType, _vnni: bool) -> Option<MatmulFn> {
     None
 }
 
@@ -113,7 +128,7 @@ fn extent(
 struct Extent {
     /// Bytes per group.
     group: usize,
-    /// Blocks per row in the layout, which places the scales after all of them.
+    /// Blocks per row in the layout (Q4_0 places its scales after all of them).
     row_blocks: usize,
     /// Blocks to compute.
     blocks: usize,
