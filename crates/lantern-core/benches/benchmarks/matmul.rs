@@ -103,40 +103,44 @@ fn weights(ty: GgmlType, rows: usize, len: usize) -> Vec<u8> {
 }
 
 /// A decode step's view of memory: one input against 120 FFN matrices in turn, 60 MB of
-/// Q4_0 that no cache holds, so each call starts cold. Small matrices from DRAM are what a
-/// token costs; a single hot matrix flatters every kernel.
+/// Q4_0 (FFN gate/up) or 106 MB of Q6_K (FFN down) that no cache holds, so each call starts
+/// cold. Small matrices from DRAM are what a token costs; a single hot matrix flatters every
+/// kernel.
 fn matmul_cold(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul_cold");
-    let (ty, rows, len, count) = (GgmlType::Q4_0, 1536, 576, 120);
-    let row_bytes = ty.row_bytes(len).unwrap();
-    let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
-    quantize_row(ty, &random(rows * len, 0.1, 1), &mut bytes).unwrap();
-    let mut groups = vec![0u8; rows.div_ceil(GROUP_ROWS) * group_bytes(ty, row_bytes)];
-    assert!(interleave(ty, &bytes, row_bytes, &mut groups));
-    let x = random(len, 1.0, 2);
-    let mut xq = vec![BlockQ8::default(); len / QK8];
-    quantize_activation(&x, &mut xq);
-    let mut out = vec![0.0f32; rows];
-    group.throughput(Throughput::Bytes((bytes.len() * count) as u64));
-    let isa = best_isa();
-    let layouts = [
-        ("file", matmul_fn_for(ty, isa), bytes),
-        ("interleaved", interleaved_fn_for(ty, isa), groups),
-    ];
-    for (layout, kernel, matrix) in layouts {
-        let Some(kernel) = kernel else { continue };
-        let matrices = vec![matrix; count];
-        group.bench_function(
-            BenchmarkId::new(format!("{ty:?}/{rows}x{len}x{count}"), format!("{isa}/{layout}")),
-            |b| {
+    let count = 120;
+    for (ty, rows, len) in [(GgmlType::Q4_0, 1536, 576), (GgmlType::Q6_K, 576, 1536)] {
+        let row_bytes = ty.row_bytes(len).unwrap();
+        let bytes = weights(ty, rows, len);
+        let mut groups = vec![0u8; rows.div_ceil(GROUP_ROWS) * group_bytes(ty, row_bytes)];
+        assert!(interleave(ty, &bytes, row_bytes, &mut groups));
+        let x = random(len, 1.0, 2);
+        let mut xq = vec![BlockQ8::default(); len / QK8];
+        quantize_activation(&x, &mut xq);
+        let mut xqk = vec![BlockQ8K::default(); len / QK_K];
+        quantize_activation_k(&x, &mut xqk);
+        let mut out = vec![0.0f32; rows];
+        group.throughput(Throughput::Bytes((bytes.len() * count) as u64));
+        let isa = best_isa();
+        let layouts = [
+            ("file", matmul_fn_for(ty, isa), bytes),
+            ("interleaved", interleaved_fn_for(ty, isa), groups),
+        ];
+        for (layout, kernel, matrix) in layouts {
+            let Some(kernel) = kernel else { continue };
+            let matrices = vec![matrix; count];
+            let id =
+                BenchmarkId::new(format!("{ty:?}/{rows}x{len}x{count}"), format!("{isa}/{layout}"));
+            group.bench_function(id, |b| {
                 b.iter(|| {
                     for m in &matrices {
-                        kernel(m, row_bytes, Input::new(black_box(&x), &xq, 1), &mut out);
+                        let input = Input::new(black_box(&x), &xq, 1).with_q8k(&xqk);
+                        kernel(m, row_bytes, input, &mut out);
                         black_box(&out);
                     }
                 })
-            },
-        );
+            });
+        }
     }
     group.finish();
 }
