@@ -1,6 +1,9 @@
 //! Shared helpers: seeded random data and f64 reference math.
 
-use lantern_core::{dequantize_row, quantize_activation, quantize_row, BlockQ8, GgmlType, QK8};
+use lantern_core::{
+    dequantize_row, quantize_activation, quantize_activation_k, quantize_row, BlockQ8, BlockQ8K,
+    GgmlType, QK8, QK_K,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -31,6 +34,18 @@ pub(crate) fn quantize(ty: GgmlType, values: &[f32]) -> Vec<u8> {
     bytes
 }
 
+/// `rows` Q6_K rows of `len` values (a multiple of 256), which lantern does not quantize to:
+/// random codes and sub-block scales, and a random f16 scale `d` in 0.01..0.1 per super-block.
+pub(crate) fn random_q6_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; GgmlType::Q6_K.tensor_bytes(&[len, rows]).unwrap()];
+    rng.fill(&mut bytes[..]);
+    for block in bytes.chunks_exact_mut(GgmlType::Q6_K.type_size()) {
+        let d = half::f16::from_f32(rng.random_range(0.01..0.1));
+        block[208..].copy_from_slice(&d.to_le_bytes()); // `d` comes last
+    }
+    bytes
+}
+
 /// `bytes` dequantized, `n` values of type `ty`.
 pub(crate) fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0.0; n];
@@ -45,8 +60,20 @@ pub(crate) fn quantize_x(x: &[f32]) -> Vec<BlockQ8> {
     xq
 }
 
+/// The K-quant activation blocks for `x`.
+pub(crate) fn quantize_xk(x: &[f32]) -> Vec<BlockQ8K> {
+    let mut xq = vec![BlockQ8K::default(); x.len().div_ceil(QK_K)];
+    quantize_activation_k(x, &mut xq);
+    xq
+}
+
 /// The activation as the quantized kernels see it: d·q per element.
 pub(crate) fn dequantize_x(xq: &[BlockQ8]) -> Vec<f32> {
+    xq.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect()
+}
+
+/// The K-quant activation as the kernels see it: d·q per element.
+pub(crate) fn dequantize_xk(xq: &[BlockQ8K]) -> Vec<f32> {
     xq.iter().flat_map(|b| b.qs.map(|q| b.d * f32::from(q))).collect()
 }
 

@@ -48,7 +48,7 @@ pub struct Weights {
 impl Weights {
     /// Finds, checks and wraps every weight the decoder needs. Quantized tensors stay
     /// zero-copy views of the file, and the matrices of formats whose fastest kernel reads
-    /// interleaved rows (Q4_0 and Q5_0 on x86) also get that copy ([`QTensor::interleaved`]); norm
+    /// interleaved rows (Q4_0, Q5_0 and Q6_K on x86) also get that copy ([`QTensor::interleaved`]); norm
     /// gains are dequantized to f32 once.
     ///
     /// # Errors

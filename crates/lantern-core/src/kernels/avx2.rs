@@ -137,6 +137,11 @@ pub(super) trait Dot {
     /// Whether the path has 32 vector registers rather than 16.
     const WIDE: bool;
 
+    /// Whether [`Dot::dot4`] is one instruction (`vpdpbusd`). Otherwise it is `maddubs`,
+    /// `madd` and an add, and a kernel that scales its sums per lane does better to scale the
+    /// i16 pairs of `maddubs` with [`Dot::madd_add`] than to sum them first.
+    const FUSED_DOT4: bool;
+
     /// A block of signed weight codes, prepared for [`Dot::signed_dot`].
     type Signed: Copy;
 
@@ -195,6 +200,7 @@ pub(super) struct Maddubs;
 
 impl Dot for Maddubs {
     const WIDE: bool = false;
+    const FUSED_DOT4: bool = false;
     /// The codes and their absolute values.
     type Signed = (__m256i, __m256i);
 
@@ -287,6 +293,7 @@ pub(super) struct Vnni;
 
 impl Dot for Vnni {
     const WIDE: bool = true;
+    const FUSED_DOT4: bool = true;
     /// The codes, and −128·Σq over each four of them.
     type Signed = (__m256i, __m256i);
 

@@ -9,6 +9,8 @@
 //!
 //! # Layouts
 //! - [`offset`]: Q4_0 and Q5_0, one fused multiply-add per block and row.
+//! - [`q6_k`]: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
+//!   close to the file layout's kernels, but not their bits.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
@@ -16,30 +18,49 @@ use crate::GgmlType;
 mod offset;
 #[cfg(target_arch = "x86_64")]
 mod offset_avx2;
+mod q6_k;
+#[cfg(target_arch = "x86_64")]
+mod q6_k_avx2;
 
 use offset::Offset;
 
 /// Rows per interleaved group, in every layout.
 pub const GROUP_ROWS: usize = 16;
 
-/// Whether tensors of type `ty` can be interleaved.
-pub fn interleaves(ty: GgmlType) -> bool {
-    offset_format(ty).is_some()
+/// The interleaved layouts.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// Q4_0 or Q5_0.
+    Offset(Offset),
+    /// Q6_K.
+    Q6K,
 }
 
-/// The offset-code format of `ty`, if it is one.
-fn offset_format(ty: GgmlType) -> Option<Offset> {
-    match ty {
-        GgmlType::Q4_0 => Some(Offset::Q4_0),
-        GgmlType::Q5_0 => Some(Offset::Q5_0),
-        _ => None,
+impl Layout {
+    /// The layout of `ty`, if it interleaves.
+    fn of(ty: GgmlType) -> Option<Self> {
+        Some(match ty {
+            GgmlType::Q4_0 => Self::Offset(Offset::Q4_0),
+            GgmlType::Q5_0 => Self::Offset(Offset::Q5_0),
+            GgmlType::Q6_K => Self::Q6K,
+            _ => return None,
+        })
     }
+}
+
+/// Whether tensors of type `ty` can be interleaved.
+pub fn interleaves(ty: GgmlType) -> bool {
+    Layout::of(ty).is_some()
 }
 
 /// Bytes of one group of interleaved rows of type `ty`, `row_bytes` bytes each (0 when `ty`
 /// does not interleave). A multiple of 64, so that every group starts on a cache line.
 pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
-    offset_format(ty).map_or(0, |f| f.group_bytes(row_bytes))
+    match Layout::of(ty) {
+        Some(Layout::Offset(format)) => format.group_bytes(row_bytes),
+        Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
+        None => 0,
+    }
 }
 
 /// Writes the whole rows of `w` (`row_bytes` each, type `ty`) interleaved into `out`, which
@@ -55,8 +76,9 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     {
         return false;
     }
-    match offset_format(ty) {
-        Some(format) => offset::interleave(format, w, row_bytes, out),
+    match Layout::of(ty) {
+        Some(Layout::Offset(format)) => offset::interleave(format, w, row_bytes, out),
+        Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
         None => return false,
     }
     true
@@ -66,18 +88,18 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
 ///
 /// The kernel meets the [`MatmulFn`] contract with `w` holding whole groups
 /// ([`group_bytes`] each) instead of whole rows: it computes the first `out.len() / n` rows
-/// of the groups, at most all their rows.
+/// of the groups, at most all their rows. Q6_K kernels read the input's 256-value blocks
+/// ([`Input::with_q8k`](super::Input::with_q8k)), as the file layout's do.
 pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
-    let format = offset_format(ty)?;
+    let layout = Layout::of(ty)?;
     if !isa.is_available() {
         return None;
     }
-    match isa {
-        Isa::Scalar => Some(match format {
-            Offset::Q4_0 => offset::scalar_q4_0,
-            Offset::Q5_0 => offset::scalar_q5_0,
-        }),
-        Isa::Avx2 | Isa::Avx512Vnni => avx2_fn(format, isa == Isa::Avx512Vnni),
+    match (layout, isa) {
+        (Layout::Offset(Offset::Q4_0), Isa::Scalar) => Some(offset::scalar_q4_0),
+        (Layout::Offset(Offset::Q5_0), Isa::Scalar) => Some(offset::scalar_q5_0),
+        (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
+        (_, Isa::Avx2 | Isa::Avx512Vnni) => avx2_fn(layout, isa == Isa::Avx512Vnni),
         _ => None,
     }
 }
@@ -91,13 +113,18 @@ pub fn interleaved_fn(ty: GgmlType) -> Option<MatmulFn> {
     }
 }
 
+/// The interleaved kernel for `layout` on the AVX2 path or, with `vnni`, the AVX-512 VNNI
+/// path. Callers must have detected the features of the path.
 #[cfg(target_arch = "x86_64")]
-fn avx2_fn(format: Offset, vnni: bool) -> Option<MatmulFn> {
-    Some(offset_avx2::matmul_fn(format, vnni))
+fn avx2_fn(layout: Layout, vnni: bool) -> Option<MatmulFn> {
+    Some(match layout {
+        Layout::Offset(format) => offset_avx2::matmul_fn(format, vnni),
+        Layout::Q6K => q6_k_avx2::matmul_fn(vnni),
+    })
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn avx2_fn(_format: Offset, _vnni: bool) -> Option<MatmulFn> {
+fn avx2_fn(_layout: Layout, _vnni: bool) -> Option<MatmulFn> {
     None
 }
 
