@@ -233,38 +233,15 @@ impl Dot for Maddubs {
     unsafe fn fifth_bits_signed(low: __m256i, high: u32) -> __m256i {
         // SAFETY: AVX2 is available (the caller's contract).
         unsafe {
-            // Byte j takes bit j % 8 of byte j / 8 of `high`; shuffles stay within 128-bit
-            // lanes, so the high lane reads bytes 2 and 3.
-            let spread = _mm256_setr_epi64x(
-                0,
-                0x0101_0101_0101_0101,
-                0x0202_0202_0202_0202,
-                0x0303_0303_0303_0303,
-            );
-            let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-            let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(high as i32), spread);
-            let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bits), bits);
-            _mm256_sub_epi8(low, _mm256_andnot_si256(set, _mm256_set1_epi8(16)))
+            let clear = _mm256_andnot_si256(byte_mask(high), _mm256_set1_epi8(16));
+            _mm256_sub_epi8(low, clear)
         }
     }
 
     #[inline(always)]
     unsafe fn set_fifth_bits(codes: __m256i, bits: u32) -> __m256i {
         // SAFETY: AVX2 is available (the caller's contract).
-        unsafe {
-            // Byte j takes byte j / 8 of `bits`, then tests its bit j % 8, as
-            // `fifth_bits_signed` does.
-            let spread = _mm256_setr_epi64x(
-                0,
-                0x0101_0101_0101_0101,
-                0x0202_0202_0202_0202,
-                0x0303_0303_0303_0303,
-            );
-            let mask = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-            let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), spread);
-            let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
-            _mm256_or_si256(codes, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
-        }
+        unsafe { _mm256_or_si256(codes, _mm256_and_si256(byte_mask(bits), _mm256_set1_epi8(16))) }
     }
 
     #[inline(always)]
@@ -285,6 +262,26 @@ impl Dot for Maddubs {
                 _mm256_add_epi16(_mm256_maddubs_epi16(u1, s1), _mm256_maddubs_epi16(u2, s2));
             _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
         }
+    }
+}
+
+/// All ones in each byte `j` whose bit `j` of `bits` is set, zeros elsewhere: a mask over
+/// the bytes of a register, as AVX-512 reads a `u32` without this.
+#[inline(always)]
+unsafe fn byte_mask(bits: u32) -> __m256i {
+    // SAFETY: AVX2 is available (the caller's contract).
+    unsafe {
+        // Byte j takes byte j / 8 of `bits`, then tests its bit j % 8; shuffles stay within
+        // 128-bit lanes, so the high lane reads bytes 2 and 3.
+        let spread = _mm256_setr_epi64x(
+            0,
+            0x0101_0101_0101_0101,
+            0x0202_0202_0202_0202,
+            0x0303_0303_0303_0303,
+        );
+        let mask = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+        let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), spread);
+        _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask)
     }
 }
 
