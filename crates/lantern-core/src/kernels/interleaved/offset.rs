@@ -134,14 +134,14 @@ pub(super) fn scalar(
     let n = input.n();
     let xq = input.q8_all();
     let Some(stride) = xq.len().checked_div(n) else { return };
-    let row_blocks = row_bytes / format.block_bytes();
-    let e = extent(w, format.group_bytes(row_bytes), row_blocks, stride, n, out);
+    let e =
+        extent(w, format.group_bytes(row_bytes), row_bytes / format.block_bytes(), stride, n, out);
     for r in 0..e.rows {
         let group = &w[r / GROUP_ROWS * e.group..][..e.group];
         let lane = r % GROUP_ROWS;
         for t in 0..n {
             let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot(format, group, lane, row_blocks, a);
+            out[t * e.rows + r] = row_dot(format, group, lane, e.row_blocks, a);
         }
     }
 }
