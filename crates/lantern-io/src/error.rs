@@ -191,6 +191,40 @@ pub enum Error {
         /// What the core crate reported.
         source: lantern_core::Error,
     },
+    /// A file that does not start with the `.lantern` container's magic.
+    #[error("not a .lantern container: magic is {found:02x?}, expected \"LANTERN\\0\"")]
+    NotContainer {
+        /// The first eight bytes of the file.
+        found: [u8; 8],
+    },
+    /// A `.lantern` container version this build does not read.
+    #[error(
+        "unsupported .lantern container version {version} (this build reads version {supported})"
+    )]
+    UnsupportedContainerVersion {
+        /// The version found in the header.
+        version: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// Stored bytes whose CRC-32 does not match the one recorded for them.
+    #[error("{what}: checksum mismatch (recorded {recorded:08x}, computed {computed:08x})")]
+    Checksum {
+        /// Which bytes: a header, a section, or a chunk of a named tensor.
+        what: String,
+        /// The CRC-32 the file records.
+        recorded: u32,
+        /// The CRC-32 of the bytes as read.
+        computed: u32,
+    },
+    /// A container whose parts do not fit together.
+    #[error("{what}: {detail}")]
+    Corrupt {
+        /// Which part: a section, a chunk, or a named tensor.
+        what: String,
+        /// What does not fit.
+        detail: String,
+    },
     /// A model architecture lantern does not implement.
     #[error("model architecture {arch:?} is not supported")]
     UnsupportedArchitecture {

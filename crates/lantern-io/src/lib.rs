@@ -49,6 +49,8 @@
 
 #![deny(missing_docs)]
 
+mod atomic;
+pub mod container;
 mod error;
 pub mod gguf;
 mod model_file;

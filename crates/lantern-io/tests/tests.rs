@@ -4,6 +4,7 @@
 //! patched byte by byte where a test needs a malformed file.
 
 mod bad_input;
+mod container;
 mod files;
 mod roundtrip;
 mod util;

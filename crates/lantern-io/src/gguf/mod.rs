@@ -27,9 +27,9 @@
 //! field, key or tensor and the offset; it never panics.
 
 mod metadata;
-mod reader;
+pub(crate) mod reader;
 mod value;
-mod writer;
+pub(crate) mod writer;
 
 use std::collections::HashMap;
 
@@ -51,11 +51,11 @@ pub const MAX_ALIGNMENT: u64 = 1 << 24;
 /// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
 pub const MAX_DIMS: usize = 4;
 /// Most metadata key-value pairs accepted.
-const MAX_KV: u64 = 1 << 20;
+pub(crate) const MAX_KV: u64 = 1 << 20;
 /// Most tensors accepted.
-const MAX_TENSORS: u64 = 1 << 20;
+pub(crate) const MAX_TENSORS: u64 = 1 << 20;
 /// Fewest bytes a key-value pair takes: empty key, type id, one-byte value.
-const MIN_KV_SIZE: u64 = 8 + 4 + 1;
+pub(crate) const MIN_KV_SIZE: u64 = 8 + 4 + 1;
 /// Fewest bytes a tensor info takes: empty name, `n_dims` = 0, type, offset.
 const MIN_TENSOR_INFO_SIZE: u64 = 8 + 4 + 4 + 8;
 

@@ -9,12 +9,9 @@
 //! [`Gguf::parse`]: super::Gguf::parse
 
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use lantern_core::GgmlType;
 
@@ -174,46 +171,8 @@ impl GgufWriter {
     /// # Errors
     /// As [`GgufWriter::write_to`], and [`Error::Io`] naming the file that failed.
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let path = path.as_ref();
         let header = self.header()?;
-        let Some(file_name) = path.file_name() else {
-            let e = io::Error::new(io::ErrorKind::InvalidInput, "path has no file name");
-            return Err(Error::io(path, e));
-        };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut tmp_name = OsString::from(".");
-        tmp_name.push(file_name);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        tmp_name.push(format!(".{}.{n}.tmp", std::process::id()));
-        let tmp = dir.join(tmp_name);
-
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        let written = (|| {
-            let mut w = BufWriter::new(file);
-            self.stream(&header, &mut w)?;
-            w.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(&tmp, e));
-        }
-        if let Err(e) = fs::rename(&tmp, path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(path, e));
-        }
-        // Persist the rename itself; best effort, as not every platform can open a directory.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::atomic::write_file(path.as_ref(), |w| self.stream(&header, w))
     }
 
     /// Validates everything and encodes the header, tensor infos and padding up to the data
@@ -265,7 +224,7 @@ impl GgufWriter {
     }
 }
 
-fn check_string_len(what: &'static str, s: &str) -> Result<()> {
+pub(crate) fn check_string_len(what: &'static str, s: &str) -> Result<()> {
     if s.len() as u64 > MAX_STRING_LEN {
         return Err(Error::TooLarge { what, value: s.len() as u64, max: MAX_STRING_LEN });
     }
@@ -274,7 +233,7 @@ fn check_string_len(what: &'static str, s: &str) -> Result<()> {
 
 /// Checks `value` against the parser's caps: string lengths, array lengths, homogeneity,
 /// nesting depth and the total number of values.
-fn check_value(key: &str, value: &Value, depth: usize, total: &mut u64) -> Result<()> {
+pub(crate) fn check_value(key: &str, value: &Value, depth: usize, total: &mut u64) -> Result<()> {
     *total += 1;
     match value {
         Value::String(s) => check_string_len("metadata string", s)?,
@@ -310,12 +269,12 @@ fn check_value(key: &str, value: &Value, depth: usize, total: &mut u64) -> Resul
     Ok(())
 }
 
-fn put_string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_value(out: &mut Vec<u8>, value: &Value) {
+pub(crate) fn put_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::U8(v) => out.push(*v),
         Value::I8(v) => out.extend_from_slice(&v.to_le_bytes()),

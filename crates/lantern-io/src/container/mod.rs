@@ -1,0 +1,112 @@
+//! The `.lantern` container: a model's metadata, a tensor index, and the tensor data in
+//! checksummed, optionally LZ4-compressed chunks laid out in layer order. The format is
+//! specified in `docs/format.md`; [`Container::parse`] checks everything it says.
+//!
+//! - [`Container`]: a parsed and validated container: metadata, tensors and chunks.
+//! - [`ContainerModel`]: a source and its container, handing out tensors by name, each chunk
+//!   verified against its CRC-32 and decompressed.
+//! - [`write_container`]: converts a GGUF model into a container file, atomically.
+
+mod read;
+mod write;
+
+pub use read::{Container, ContainerModel};
+pub use write::{write_container, ConvertStats};
+
+use std::ops::Range;
+
+use lantern_core::GgmlType;
+
+/// The first eight bytes of every container.
+pub const MAGIC: [u8; 8] = *b"LANTERN\0";
+/// The container version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Chunk alignment written by default: a page, so that chunks can be read with `O_DIRECT`.
+pub const DEFAULT_ALIGNMENT: u32 = 4096;
+/// Raw bytes per chunk that the writer cuts tensors into.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Bytes of the fixed header.
+const HEADER_BYTES: usize = 64;
+/// Largest raw chunk a reader accepts: caps the memory one chunk can make it allocate.
+const MAX_CHUNK_RAW: u64 = 16 << 20;
+/// Smallest and largest alignment a reader accepts.
+const ALIGNMENTS: Range<u64> = 64..(1 << 24) + 1;
+/// `layer` of a tensor outside the blocks.
+const NO_LAYER: u32 = u32::MAX;
+
+/// How a chunk's bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// As they are.
+    Raw,
+    /// LZ4 block format.
+    Lz4,
+}
+
+impl Codec {
+    fn id(self) -> u32 {
+        match self {
+            Self::Raw => 0,
+            Self::Lz4 => 1,
+        }
+    }
+
+    fn from_id(id: u32) -> Option<Self> {
+        match id {
+            0 => Some(Self::Raw),
+            1 => Some(Self::Lz4),
+            _ => None,
+        }
+    }
+}
+
+/// One chunk of tensor data, as the index records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// Absolute offset of its stored bytes.
+    pub offset: u64,
+    /// Bytes on disk.
+    pub stored_bytes: u64,
+    /// Bytes once decoded.
+    pub raw_bytes: u64,
+    /// How the bytes are stored.
+    pub codec: Codec,
+    /// CRC-32 of the stored bytes.
+    pub crc: u32,
+}
+
+/// One tensor, as the index records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// Its name, as in the GGUF file.
+    pub name: String,
+    /// Its element type.
+    pub ty: GgmlType,
+    /// Its dimensions, innermost first.
+    pub dims: Vec<usize>,
+    /// The block `i` of a `blk.i.*` tensor, `None` for the others.
+    pub layer: Option<u32>,
+    /// Its chunks, as indices into [`Container::chunks`].
+    pub chunks: Range<usize>,
+}
+
+/// The block index of a `blk.<i>.<rest>` tensor name.
+fn layer_of(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("blk.")?;
+    let (index, _) = rest.split_once('.')?;
+    index.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_come_from_block_names() {
+        assert_eq!(layer_of("blk.12.attn_q.weight"), Some(12));
+        assert_eq!(layer_of("token_embd.weight"), None);
+        assert_eq!(layer_of("blk.x.attn_q.weight"), None);
+        assert_eq!(layer_of("blk.3"), None);
+    }
+}

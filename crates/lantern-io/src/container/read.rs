@@ -1,0 +1,347 @@
+//! Parsing a `.lantern` container: every offset, length and checksum is checked before use.
+
+use std::collections::HashMap;
+
+use lantern_core::{GgmlType, QTensor, TensorBytes};
+
+use super::write::crc;
+use super::{
+    Chunk, Codec, TensorEntry, ALIGNMENTS, HEADER_BYTES, MAGIC, MAX_CHUNK_RAW, NO_LAYER, VERSION,
+};
+use crate::gguf::reader::Cursor;
+use crate::gguf::{MAX_DIMS, MAX_KV, MAX_TENSORS, MIN_KV_SIZE};
+use crate::{Error, Metadata, ModelSource, Result};
+
+/// Most chunks accepted in one container.
+const MAX_CHUNKS: u64 = 1 << 24;
+/// Bytes a chunk record takes in the index.
+const CHUNK_RECORD: u64 = 8 + 8 + 8 + 4 + 4;
+/// Bytes a tensor record takes in the index at least.
+const MIN_TENSOR_RECORD: u64 = 8 + 4 + 4 + 8 + 4 + 4 + 8 + 8;
+
+/// A parsed and validated container: metadata, tensors and chunks.
+#[derive(Clone, Debug)]
+pub struct Container {
+    alignment: u64,
+    metadata: Metadata,
+    tensors: Vec<TensorEntry>,
+    by_name: HashMap<String, usize>,
+    chunks: Vec<Chunk>,
+}
+
+impl Container {
+    /// Parses and checks the container in `bytes` (the whole file): header, metadata and
+    /// index, their checksums, and that every chunk lies in the data section, aligned, in
+    /// order, and that each tensor's chunks add up to its size. Chunk contents are checked
+    /// when a tensor is read ([`ContainerModel::tensor`]).
+    ///
+    /// # Errors
+    /// [`Error::NotContainer`], [`Error::UnsupportedContainerVersion`], [`Error::Truncated`],
+    /// [`Error::Checksum`] naming the header, metadata or index, [`Error::Corrupt`] naming
+    /// what does not fit, and the metadata errors of GGUF parsing.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let file_len = bytes.len() as u64;
+        let mut c = Cursor::new(bytes);
+        let magic: [u8; 8] = c.fixed("magic")?;
+        if magic != MAGIC {
+            return Err(Error::NotContainer { found: magic });
+        }
+        let version = c.u32("version")?;
+        if version != VERSION {
+            return Err(Error::UnsupportedContainerVersion { version, supported: VERSION });
+        }
+        let alignment = u64::from(c.u32("alignment")?);
+        let meta = (c.u64("metadata offset")?, c.u64("metadata length")?);
+        let index = (c.u64("index offset")?, c.u64("index length")?);
+        let data_offset = c.u64("data offset")?;
+        let recorded = c.u32("header checksum")?;
+        let computed = crc(&bytes[..HEADER_BYTES - 8]);
+        if recorded != computed {
+            return Err(Error::Checksum { what: "header".into(), recorded, computed });
+        }
+        if !ALIGNMENTS.contains(&alignment) || !alignment.is_power_of_two() {
+            return Err(corrupt(
+                "header",
+                format!("alignment {alignment} is not a power of two in 64..=16777216"),
+            ));
+        }
+        // The sections in order: header, metadata, data, index, up to the end of the file.
+        let meta_end = meta.0.checked_add(meta.1);
+        let index_end = index.0.checked_add(index.1);
+        let in_place = meta.0 == HEADER_BYTES as u64
+            && meta_end.and_then(|end| end.checked_next_multiple_of(alignment))
+                == Some(data_offset)
+            && data_offset <= index.0
+            && index_end == Some(file_len);
+        if !in_place {
+            return Err(corrupt(
+                "header",
+                format!(
+                    "sections out of place: metadata {meta:?}, data from {data_offset}, index \
+                     {index:?}, in a {file_len}-byte file"
+                ),
+            ));
+        }
+        let metadata = parse_metadata(section(bytes, meta, "metadata")?)?;
+        let index_bytes = section(bytes, index, "index")?;
+        let (tensors, chunks) = parse_index(index_bytes, index.0, data_offset, alignment)?;
+        let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(Self { alignment, metadata, tensors, by_name, chunks })
+    }
+
+    /// The metadata: the GGUF file's pairs and lantern's own.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The tensors, in file order.
+    pub fn tensors(&self) -> &[TensorEntry] {
+        &self.tensors
+    }
+
+    /// The tensor named `name`.
+    pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// Every chunk, in file order.
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+
+    /// The chunk alignment in bytes.
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+}
+
+/// The bytes of a section the header placed within the file.
+fn section<'a>(bytes: &'a [u8], (offset, len): (u64, u64), what: &str) -> Result<&'a [u8]> {
+    // The header check placed every section inside the file, whose length is a usize.
+    let (start, end) = (offset as usize, (offset + len) as usize);
+    let body = bytes.get(start..end).ok_or_else(|| corrupt(what, "outside the file".into()))?;
+    let Some(split) = body.len().checked_sub(4) else {
+        return Err(corrupt(what, format!("{len} bytes, too short for its checksum")));
+    };
+    let (body, tail) = body.split_at(split);
+    let recorded = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let computed = crc(body);
+    if recorded != computed {
+        return Err(Error::Checksum { what: what.into(), recorded, computed });
+    }
+    Ok(body)
+}
+
+fn parse_metadata(bytes: &[u8]) -> Result<Metadata> {
+    let mut c = Cursor::new(bytes);
+    let n = c.count("metadata key count", MAX_KV, MIN_KV_SIZE)?;
+    let mut metadata = Metadata::new();
+    metadata.reserve(n);
+    for _ in 0..n {
+        let key = c.string("metadata key")?;
+        let ty = c.u32("metadata value type")?;
+        let value = c.value(&key, ty)?;
+        metadata.insert_new(key, value)?;
+    }
+    if c.remaining() != 0 {
+        return Err(corrupt("metadata", format!("{} bytes after the last pair", c.remaining())));
+    }
+    Ok(metadata)
+}
+
+fn parse_index(
+    bytes: &[u8],
+    index_offset: u64,
+    data_offset: u64,
+    alignment: u64,
+) -> Result<(Vec<TensorEntry>, Vec<Chunk>)> {
+    let mut c = Cursor::new(bytes);
+    let n_tensors = c.count("tensor count", MAX_TENSORS, MIN_TENSOR_RECORD)?;
+    let mut tensors = Vec::with_capacity(n_tensors);
+    let mut names = HashMap::with_capacity(n_tensors);
+    let mut chunk_ranges = Vec::with_capacity(n_tensors);
+    for _ in 0..n_tensors {
+        let name = c.string("tensor name")?;
+        let ty = GgmlType::from_id(c.u32("tensor type")?)
+            .map_err(|source| Error::Tensor { name: name.clone(), source })?;
+        let n_dims = u64::from(c.u32("tensor dimension count")?);
+        if !(1..=MAX_DIMS as u64).contains(&n_dims) {
+            return Err(Error::TooManyDims { tensor: name, n_dims, max: MAX_DIMS as u64 });
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            let d = c.u64("tensor dimension")?;
+            let d = usize::try_from(d).map_err(|_| corrupt(&name, format!("dimension {d}")))?;
+            dims.push(d);
+        }
+        let layer = c.u32("tensor layer")?;
+        let transform = c.u32("tensor transform")?;
+        if transform != 0 {
+            return Err(corrupt(&name, format!("unknown transform {transform}")));
+        }
+        let range = (c.u64("first chunk")?, c.u64("chunk count")?);
+        if names.insert(name.clone(), ()).is_some() {
+            return Err(Error::Duplicate { what: "tensor name", name });
+        }
+        chunk_ranges.push(range);
+        let layer = (layer != NO_LAYER).then_some(layer);
+        tensors.push(TensorEntry { name, ty, dims, layer, chunks: 0..0 });
+    }
+    let n_chunks = c.count("chunk count", MAX_CHUNKS, CHUNK_RECORD)?;
+    let mut chunks = Vec::with_capacity(n_chunks);
+    let mut end = data_offset;
+    for i in 0..n_chunks {
+        let chunk = Chunk {
+            offset: c.u64("chunk offset")?,
+            stored_bytes: c.u64("chunk length")?,
+            raw_bytes: c.u64("chunk raw length")?,
+            codec: {
+                let id = c.u32("chunk codec")?;
+                Codec::from_id(id)
+                    .ok_or_else(|| corrupt(&format!("chunk {i}"), format!("unknown codec {id}")))?
+            },
+            crc: c.u32("chunk checksum")?,
+        };
+        let stored_end = chunk.offset.checked_add(chunk.stored_bytes);
+        let fits = chunk.offset >= end
+            && chunk.offset.is_multiple_of(alignment)
+            && stored_end.is_some_and(|e| e <= index_offset)
+            && chunk.raw_bytes <= MAX_CHUNK_RAW
+            && (chunk.codec != Codec::Raw || chunk.stored_bytes == chunk.raw_bytes);
+        if !fits {
+            return Err(corrupt(
+                &format!("chunk {i}"),
+                format!(
+                    "{} stored bytes at offset {} ({} raw, {:?}) do not fit: data from {end}, \
+                     index at {index_offset}, alignment {alignment}",
+                    chunk.stored_bytes, chunk.offset, chunk.raw_bytes, chunk.codec
+                ),
+            ));
+        }
+        end = stored_end.unwrap_or(u64::MAX);
+        chunks.push(chunk);
+    }
+    if c.remaining() != 0 {
+        return Err(corrupt("index", format!("{} bytes after the last chunk", c.remaining())));
+    }
+    // Each tensor's chunks follow the previous tensor's, and together they are all chunks.
+    let mut next = 0u64;
+    for (t, (first, count)) in tensors.iter_mut().zip(chunk_ranges) {
+        let last = first.checked_add(count).filter(|&l| first == next && l <= n_chunks as u64);
+        let Some(last) = last else {
+            return Err(corrupt(
+                &t.name,
+                format!("chunks {first}+{count} do not follow chunk {next} of {n_chunks}"),
+            ));
+        };
+        t.chunks = first as usize..last as usize;
+        next = last;
+        let raw: u64 = chunks[t.chunks.clone()].iter().map(|c| c.raw_bytes).sum();
+        let expected =
+            t.ty.tensor_bytes(&t.dims)
+                .map_err(|source| Error::Tensor { name: t.name.clone(), source })?;
+        if raw != expected as u64 {
+            return Err(corrupt(
+                &t.name,
+                format!("chunks hold {raw} bytes, the shape needs {expected}"),
+            ));
+        }
+    }
+    if next != n_chunks as u64 {
+        return Err(corrupt("index", format!("chunks {next}..{n_chunks} belong to no tensor")));
+    }
+    Ok((tensors, chunks))
+}
+
+fn corrupt(what: &str, detail: String) -> Error {
+    Error::Corrupt { what: what.to_owned(), detail }
+}
+
+/// A container's bytes and their parsed index, handing out tensors by name.
+#[derive(Clone, Debug)]
+pub struct ContainerModel {
+    source: ModelSource,
+    container: Container,
+}
+
+impl ContainerModel {
+    /// Parses the container in `source`.
+    ///
+    /// # Errors
+    /// As [`Container::parse`].
+    pub fn open(source: ModelSource) -> Result<Self> {
+        let container = Container::parse(source.bytes())?;
+        Ok(Self { source, container })
+    }
+
+    /// The parsed container.
+    pub fn container(&self) -> &Container {
+        &self.container
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &Metadata {
+        self.container.metadata()
+    }
+
+    /// The tensor `name`, its chunks verified and decompressed. A tensor stored as one raw
+    /// chunk is a view of the source; others are decoded into memory.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`]; [`Error::Checksum`] naming the tensor and chunk whose bytes
+    /// do not match their CRC-32; [`Error::Corrupt`] for a chunk that does not decompress to
+    /// its size.
+    pub fn tensor(&self, name: &str) -> Result<QTensor> {
+        let entry = self
+            .container
+            .tensor(name)
+            .ok_or_else(|| Error::MissingTensor { name: name.to_owned() })?;
+        let chunks = &self.container.chunks[entry.chunks.clone()];
+        let bytes = self.source.bytes();
+        let stored = |i: usize, chunk: &Chunk| -> Result<&[u8]> {
+            // `parse` placed every chunk inside the file.
+            let start = chunk.offset as usize;
+            let stored = &bytes[start..start + chunk.stored_bytes as usize];
+            let computed = crc(stored);
+            if computed != chunk.crc {
+                let what = format!("chunk {i} of tensor {name:?}");
+                return Err(Error::Checksum { what, recorded: chunk.crc, computed });
+            }
+            Ok(stored)
+        };
+        let wrap = |source| Error::Tensor { name: name.to_owned(), source };
+        let data = match chunks {
+            [one] if one.codec == Codec::Raw => {
+                stored(0, one)?;
+                let start = one.offset as usize;
+                bytes.slice(start..start + one.stored_bytes as usize).map_err(wrap)?
+            }
+            _ => {
+                let total: u64 = chunks.iter().map(|c| c.raw_bytes).sum();
+                let mut out = vec![0u8; total as usize];
+                let mut at = 0;
+                for (i, chunk) in chunks.iter().enumerate() {
+                    let src = stored(i, chunk)?;
+                    let dst = &mut out[at..at + chunk.raw_bytes as usize];
+                    match chunk.codec {
+                        Codec::Raw => dst.copy_from_slice(src),
+                        Codec::Lz4 => {
+                            let n = lz4_flex::decompress_into(src, dst).map_err(|e| {
+                                corrupt(&format!("chunk {i} of tensor {name:?}"), e.to_string())
+                            })?;
+                            if n != dst.len() {
+                                return Err(corrupt(
+                                    &format!("chunk {i} of tensor {name:?}"),
+                                    format!("decompressed to {n} bytes, expected {}", dst.len()),
+                                ));
+                            }
+                        }
+                    }
+                    at += dst.len();
+                }
+                TensorBytes::from_vec(out)
+            }
+        };
+        QTensor::new(entry.ty, &entry.dims, data).map_err(wrap)
+    }
+}

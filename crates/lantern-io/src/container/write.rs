@@ -1,0 +1,162 @@
+//! Converting a GGUF model into a `.lantern` container.
+
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use lantern_core::GgmlType;
+
+use super::{
+    layer_of, Codec, CHUNK_BYTES, DEFAULT_ALIGNMENT, HEADER_BYTES, MAGIC, NO_LAYER, VERSION,
+};
+use crate::gguf::writer::{check_string_len, check_value, put_string, put_value};
+use crate::{GgufModel, Result};
+
+/// What a conversion wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConvertStats {
+    /// Per tensor type, in order of first appearance: raw bytes and stored bytes.
+    pub by_type: Vec<(GgmlType, u64, u64)>,
+    /// Bytes of the whole file.
+    pub file_bytes: u64,
+}
+
+impl ConvertStats {
+    fn add(&mut self, ty: GgmlType, raw: u64, stored: u64) {
+        match self.by_type.iter_mut().find(|(t, ..)| *t == ty) {
+            Some((_, r, s)) => (*r, *s) = (*r + raw, *s + stored),
+            None => self.by_type.push((ty, raw, stored)),
+        }
+    }
+}
+
+/// Writes `model` to `path` as a container (see `docs/format.md`), atomically: the target
+/// appears complete or not at all. Each chunk is stored LZ4-compressed when that is smaller,
+/// raw otherwise. `progress(done, total)` is called after each tensor with raw bytes.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) naming the file that failed, and the errors of reading
+/// the model's tensors or of metadata a GGUF writer would reject.
+pub fn write_container(
+    model: &GgufModel,
+    path: impl AsRef<Path>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ConvertStats> {
+    let metadata = encode_metadata(model)?;
+    let mut tensors = Vec::new();
+    for info in model.gguf().tensors() {
+        tensors.push((layer_of(&info.name), model.tensor(&info.name)?, info.name.clone()));
+    }
+    // The order of use: tensors outside the blocks, then block by block (a stable sort keeps
+    // the file's order within each).
+    tensors.sort_by_key(|(layer, ..)| layer.map_or(0, |l| u64::from(l) + 1));
+    let total: u64 = tensors.iter().map(|(_, t, _)| t.bytes().len() as u64).sum();
+    let alignment = u64::from(DEFAULT_ALIGNMENT);
+
+    let mut stats = ConvertStats::default();
+    crate::atomic::write_file(path.as_ref(), |w| {
+        let mut pos = Position { w, at: 0 };
+        pos.write(&[0; HEADER_BYTES])?;
+        pos.write(&metadata)?;
+        let data_offset = pos.pad_to(alignment)?;
+        let mut index = Vec::new();
+        let mut chunks = Vec::new();
+        index.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+        let mut done = 0;
+        for (layer, tensor, name) in &tensors {
+            let first = chunks.len() as u64;
+            for raw in tensor.bytes().chunks(CHUNK_BYTES) {
+                let compressed = lz4_flex::compress(raw);
+                let (codec, stored) = if compressed.len() < raw.len() {
+                    (Codec::Lz4, &compressed[..])
+                } else {
+                    (Codec::Raw, raw)
+                };
+                let offset = pos.pad_to(alignment)?;
+                pos.write(stored)?;
+                stats.add(tensor.ty(), raw.len() as u64, stored.len() as u64);
+                chunks.push((offset, stored.len() as u64, raw.len() as u64, codec, crc(stored)));
+            }
+            put_string(&mut index, name);
+            index.extend_from_slice(&tensor.ty().id().to_le_bytes());
+            index.extend_from_slice(&(tensor.dims().len() as u32).to_le_bytes());
+            for &d in tensor.dims() {
+                index.extend_from_slice(&(d as u64).to_le_bytes());
+            }
+            index.extend_from_slice(&layer.unwrap_or(NO_LAYER).to_le_bytes());
+            index.extend_from_slice(&0u32.to_le_bytes()); // transform: the GGUF layout
+            index.extend_from_slice(&first.to_le_bytes());
+            index.extend_from_slice(&(chunks.len() as u64 - first).to_le_bytes());
+            done += tensor.bytes().len() as u64;
+            progress(done, total);
+        }
+        index.extend_from_slice(&(chunks.len() as u64).to_le_bytes());
+        for (offset, stored, raw, codec, crc) in chunks {
+            for v in [offset, stored, raw] {
+                index.extend_from_slice(&v.to_le_bytes());
+            }
+            index.extend_from_slice(&codec.id().to_le_bytes());
+            index.extend_from_slice(&crc.to_le_bytes());
+        }
+        index.extend_from_slice(&self::crc(&index).to_le_bytes());
+        let index_offset = pos.at;
+        pos.write(&index)?;
+        stats.file_bytes = pos.at;
+
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(&MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&DEFAULT_ALIGNMENT.to_le_bytes());
+        for v in [HEADER_BYTES as u64, metadata.len() as u64, index_offset, index.len() as u64] {
+            header.extend_from_slice(&v.to_le_bytes());
+        }
+        header.extend_from_slice(&data_offset.to_le_bytes());
+        header.extend_from_slice(&self::crc(&header).to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        pos.w.seek(SeekFrom::Start(0))?;
+        pos.w.write_all(&header)
+    })?;
+    Ok(stats)
+}
+
+/// The metadata section: the GGUF file's pairs in its encoding, then their CRC-32.
+fn encode_metadata(model: &GgufModel) -> Result<Vec<u8>> {
+    let metadata = model.metadata();
+    let mut out = Vec::new();
+    out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    let mut total_values = 0;
+    for (key, value) in metadata.iter() {
+        check_string_len("metadata key", key)?;
+        check_value(key, value, 0, &mut total_values)?;
+        put_string(&mut out, key);
+        out.extend_from_slice(&value.type_id().to_le_bytes());
+        put_value(&mut out, value);
+    }
+    out.extend_from_slice(&crc(&out).to_le_bytes());
+    Ok(out)
+}
+
+/// CRC-32 (IEEE) of `bytes`.
+pub(super) fn crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// A writer and how many bytes have gone through it.
+struct Position<'a, W> {
+    w: &'a mut W,
+    at: u64,
+}
+
+impl<W: Write> Position<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.w.write_all(bytes)?;
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes zeros up to the next multiple of `alignment`; returns the new position.
+    fn pad_to(&mut self, alignment: u64) -> io::Result<u64> {
+        let pad = self.at.next_multiple_of(alignment) - self.at;
+        self.write(&vec![0; pad as usize])?;
+        Ok(self.at)
+    }
+}

@@ -1,0 +1,184 @@
+//! The `.lantern` container: GGUF → container → the same tensors and metadata, and clear
+//! errors for every kind of damage docs/format.md lists.
+
+use lantern_core::GgmlType;
+use lantern_io::container::{write_container, ContainerModel, CHUNK_BYTES, MAGIC};
+use lantern_io::{Error, GgufModel, GgufWriter, ModelSource};
+
+use crate::util::every_value;
+
+/// A small model: a norm outside the blocks, blocks 1 and 0 out of order, one tensor that
+/// compresses (zeros), one that does not (xorshift noise) and one of several chunks.
+fn model() -> GgufModel {
+    let mut w = GgufWriter::new();
+    w.metadata("general.architecture", "llama");
+    for (key, value) in every_value() {
+        w.metadata(key, value);
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..34 * 64)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
+        .collect();
+    w.tensor("blk.1.attn_q.weight", GgmlType::Q8_0, &[64, 32], noise).unwrap();
+    w.tensor_f32("output_norm.weight", &[4], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    w.tensor("blk.0.ffn_up.weight", GgmlType::Q8_0, &[64, 32], vec![0; 34 * 64]).unwrap();
+    let big: Vec<f32> = (0..CHUNK_BYTES / 2).map(|i| (i % 1000) as f32).collect();
+    w.tensor_f32("blk.0.big.weight", &[big.len()], &big).unwrap();
+    GgufModel::open(ModelSource::from_vec(w.to_bytes().unwrap())).unwrap()
+}
+
+/// `model()` written as a container file, and its bytes.
+fn container_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.lantern");
+    write_container(&model(), &path, |_, _| {}).unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+fn open(bytes: Vec<u8>) -> Result<ContainerModel, Error> {
+    ContainerModel::open(ModelSource::from_vec(bytes))
+}
+
+#[test]
+fn a_container_holds_the_gguf_tensors_and_metadata() {
+    let gguf = model();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.lantern");
+    let mut calls = Vec::new();
+    let stats = write_container(&gguf, &path, |done, total| calls.push((done, total))).unwrap();
+    let container = ContainerModel::open(ModelSource::read(&path).unwrap()).unwrap();
+
+    for info in gguf.gguf().tensors() {
+        let (a, b) = (gguf.tensor(&info.name).unwrap(), container.tensor(&info.name).unwrap());
+        assert_eq!((a.ty(), a.dims(), a.bytes()), (b.ty(), b.dims(), b.bytes()), "{}", info.name);
+    }
+    for (key, value) in gguf.metadata().iter() {
+        assert_eq!(container.metadata().get(key), Some(value), "{key}");
+    }
+    // The order of use: outside the blocks, then block 0, then block 1.
+    let c = container.container();
+    let order: Vec<&str> = c.tensors().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        order,
+        ["output_norm.weight", "blk.0.ffn_up.weight", "blk.0.big.weight", "blk.1.attn_q.weight"]
+    );
+    assert_eq!(c.tensor("blk.1.attn_q.weight").unwrap().layer, Some(1));
+    assert_eq!(c.tensor("output_norm.weight").unwrap().layer, None);
+    // Zeros compress, the pattern does not, and the big tensor takes two chunks.
+    let stored = |name: &str| -> u64 {
+        let t = c.tensor(name).unwrap();
+        c.chunks()[t.chunks.clone()].iter().map(|c| c.stored_bytes).sum()
+    };
+    assert!(stored("blk.0.ffn_up.weight") < 100);
+    assert_eq!(stored("blk.1.attn_q.weight"), 34 * 64);
+    assert_eq!(c.tensor("blk.0.big.weight").unwrap().chunks.len(), 2);
+    assert!(c.chunks().iter().all(|chunk| chunk.offset % c.alignment() == 0));
+    // Progress reaches the total once per tensor; the stats count every raw byte.
+    let total: u64 = gguf.gguf().tensors().iter().map(|t| t.size as u64).sum();
+    assert_eq!(calls.len(), 4);
+    assert_eq!(calls.last(), Some(&(total, total)));
+    assert_eq!(stats.by_type.iter().map(|(_, raw, _)| raw).sum::<u64>(), total);
+    assert_eq!(stats.file_bytes, std::fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn a_flipped_byte_in_a_chunk_names_the_tensor() {
+    let bytes = container_bytes();
+    let c = open(bytes.clone()).unwrap();
+    let t = c.container().tensor("blk.1.attn_q.weight").unwrap();
+    let chunk = c.container().chunks()[t.chunks.start];
+    let mut bad = bytes;
+    bad[chunk.offset as usize + 100] ^= 0x20;
+    let c = open(bad).unwrap();
+    let err = c.tensor("blk.1.attn_q.weight").unwrap_err();
+    assert!(matches!(err, Error::Checksum { .. }), "{err}");
+    assert!(err.to_string().contains("blk.1.attn_q.weight"), "{err}");
+    // The other tensors still read.
+    c.tensor("output_norm.weight").unwrap();
+}
+
+#[test]
+fn damaged_headers_and_sections_are_clear_errors() {
+    let bytes = container_bytes();
+    let mut magic = bytes.clone();
+    magic[0] = b'G';
+    assert!(matches!(open(magic), Err(Error::NotContainer { .. })));
+
+    let mut version = bytes.clone();
+    version[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let err = open(version).unwrap_err();
+    assert!(
+        matches!(err, Error::UnsupportedContainerVersion { version: 2, supported: 1 }),
+        "{err}"
+    );
+
+    let mut header = bytes.clone();
+    header[13] ^= 1; // the alignment, under the header checksum
+    assert!(matches!(open(header), Err(Error::Checksum { .. })));
+
+    for len in [0, 7, 40, 64, bytes.len() / 2, bytes.len() - 1] {
+        let err = open(bytes[..len].to_vec()).unwrap_err();
+        assert!(matches!(err, Error::Truncated { .. } | Error::Corrupt { .. }), "{len}: {err}");
+    }
+
+    let meta_offset = u64_at(&bytes, 16) as usize;
+    let mut metadata = bytes.clone();
+    metadata[meta_offset + 12] ^= 1;
+    let err = open(metadata).unwrap_err();
+    assert!(matches!(&err, Error::Checksum { what, .. } if what == "metadata"), "{err}");
+}
+
+#[test]
+fn an_index_that_points_past_its_data_is_rejected() {
+    let bytes = container_bytes();
+    let index_offset = u64_at(&bytes, 32) as usize;
+    let c = open(bytes.clone()).unwrap();
+    let last = *c.container().chunks().last().unwrap();
+    // Find the last chunk's record by its offset, move it past the end, fix the checksum.
+    let record = bytes[index_offset..]
+        .windows(24)
+        .rposition(|w| {
+            u64_at(w, 0) == last.offset
+                && u64_at(w, 8) == last.stored_bytes
+                && u64_at(w, 16) == last.raw_bytes
+        })
+        .unwrap()
+        + index_offset;
+    let mut bad = bytes.clone();
+    bad[record..record + 8].copy_from_slice(&(bytes.len() as u64 * 2).to_le_bytes());
+    let body_end = bad.len() - 4;
+    let crc = crc32(&bad[index_offset..body_end]);
+    bad[body_end..].copy_from_slice(&crc.to_le_bytes());
+    let err = open(bad).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { what, .. } if what.starts_with("chunk")), "{err}");
+}
+
+#[test]
+fn a_gguf_file_is_not_a_container() {
+    let mut w = GgufWriter::new();
+    w.tensor_f32("x", &[2], &[1.0, 2.0]).unwrap();
+    let err = open(w.to_bytes().unwrap()).unwrap_err();
+    assert!(matches!(err, Error::NotContainer { .. } | Error::Truncated { .. }), "{err}");
+    assert_eq!(&MAGIC, b"LANTERN\0");
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+/// CRC-32 (IEEE), bit by bit: an independent check of the writer's checksums.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
