@@ -1,4 +1,4 @@
-//! `lantern`: chat with, run, inspect, benchmark and score quantized LLMs.
+//! `lantern`: chat with, run, inspect, convert, benchmark and score quantized LLMs.
 //!
 //! Run with: `cargo run --release -p lantern-cli -- <command>` (or `cargo chat`).
 
@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod chat;
+mod convert;
 mod fetch;
 mod inspect;
 mod model_args;
@@ -36,6 +37,8 @@ enum Command {
     Run(run::RunArgs),
     /// Show a model file's metadata, tensors and bytes by type.
     Inspect(inspect::InspectArgs),
+    /// Convert a GGUF model into a `.lantern` container.
+    Convert(convert::ConvertArgs),
     /// Perplexity of a text, as llama-perplexity measures it.
     Ppl(ppl::PplArgs),
     /// Prompt and generation speed, as llama-bench measures it.
@@ -69,6 +72,7 @@ fn main() -> Result<()> {
         Command::Chat(args) => chat::run(args),
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Ppl(args) => ppl::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenize(args) => tokenize::run(args),
