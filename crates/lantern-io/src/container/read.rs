@@ -9,7 +9,7 @@ use super::{
     Chunk, Codec, TensorEntry, ALIGNMENTS, HEADER_BYTES, MAGIC, MAX_CHUNK_RAW, NO_LAYER, VERSION,
 };
 use crate::gguf::reader::Cursor;
-use crate::gguf::{MAX_DIMS, MAX_KV, MAX_TENSORS, MIN_KV_SIZE};
+use crate::gguf::{read_metadata, MAX_DIMS, MAX_KV, MAX_TENSORS, MIN_KV_SIZE};
 use crate::{Error, Metadata, ModelSource, Result};
 
 /// Most chunks accepted in one container.
@@ -135,14 +135,7 @@ fn section<'a>(bytes: &'a [u8], (offset, len): (u64, u64), what: &str) -> Result
 fn parse_metadata(bytes: &[u8]) -> Result<Metadata> {
     let mut c = Cursor::new(bytes);
     let n = c.count("metadata key count", MAX_KV, MIN_KV_SIZE)?;
-    let mut metadata = Metadata::new();
-    metadata.reserve(n);
-    for _ in 0..n {
-        let key = c.string("metadata key")?;
-        let ty = c.u32("metadata value type")?;
-        let value = c.value(&key, ty)?;
-        metadata.insert_new(key, value)?;
-    }
+    let metadata = read_metadata(&mut c, n)?;
     if c.remaining() != 0 {
         return Err(corrupt("metadata", format!("{} bytes after the last pair", c.remaining())));
     }

@@ -127,14 +127,7 @@ impl Gguf {
         // Checked against the bytes left inside `count`, after the cap above.
         let n_kv = c.count("metadata key count", MAX_KV, MIN_KV_SIZE)?;
 
-        let mut metadata = Metadata::new();
-        metadata.reserve(n_kv);
-        for _ in 0..n_kv {
-            let key = c.string("metadata key")?;
-            let ty = c.u32("metadata value type")?;
-            let value = c.value(&key, ty)?;
-            metadata.insert_new(key, value)?;
-        }
+        let metadata = read_metadata(&mut c, n_kv)?;
         let alignment = alignment_of(&metadata)?;
 
         // n_tensors <= MAX_TENSORS, so this neither overflows nor truncates.
@@ -213,6 +206,19 @@ impl Gguf {
 }
 
 /// `general.alignment`, or the default; validated.
+/// `n` key-value pairs in GGUF's encoding, keys unique.
+pub(crate) fn read_metadata(c: &mut Cursor<'_>, n: usize) -> Result<Metadata> {
+    let mut metadata = Metadata::new();
+    metadata.reserve(n);
+    for _ in 0..n {
+        let key = c.string("metadata key")?;
+        let ty = c.u32("metadata value type")?;
+        let value = c.value(&key, ty)?;
+        metadata.insert_new(key, value)?;
+    }
+    Ok(metadata)
+}
+
 pub(crate) fn alignment_of(metadata: &Metadata) -> Result<u64> {
     if !metadata.contains("general.alignment") {
         return Ok(DEFAULT_ALIGNMENT);
