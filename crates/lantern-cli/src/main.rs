@@ -16,6 +16,7 @@ mod inspect;
 mod model_args;
 mod ppl;
 mod progress;
+mod report;
 mod run;
 mod sampling_args;
 mod tokenize;
@@ -39,6 +40,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Convert a GGUF model into a `.lantern` container.
     Convert(convert::ConvertArgs),
+    /// Measure model files (`report compressibility`).
+    Report(report::ReportArgs),
     /// Perplexity of a text, as llama-perplexity measures it.
     Ppl(ppl::PplArgs),
     /// Prompt and generation speed, as llama-bench measures it.
@@ -73,6 +76,7 @@ fn main() -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Report(args) => report::run(args),
         Command::Ppl(args) => ppl::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenize(args) => tokenize::run(args),

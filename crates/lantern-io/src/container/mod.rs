@@ -6,10 +6,14 @@
 //! - [`ContainerModel`]: a source and its container, handing out tensors by name, each chunk
 //!   verified against its CRC-32 and decompressed.
 //! - [`write_container`]: converts a GGUF model into a container file, atomically.
+//! - [`to_planes`], [`from_planes`]: a layout transform measured by `lantern report
+//!   compressibility`, not yet used by the writer.
 
+mod planes;
 mod read;
 mod write;
 
+pub use planes::{from_planes, to_planes};
 pub use read::{Container, ContainerModel};
 pub use write::{write_container, ConvertStats};
 
