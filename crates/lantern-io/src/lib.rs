@@ -17,6 +17,8 @@
 //! - [`Metadata`] and [`Value`]: ordered key-value pairs with typed getters that name the
 //!   key when it is missing or of the wrong type.
 //! - [`GgufModel`]: a source and its header, handing out tensors by name.
+//! - [`container`]: the `.lantern` container, its reader and its writer.
+//! - [`ModelFile`] and [`open_model_file`]: either kind of file, as the runtime loads it.
 //! - [`GgufWriter`]: builds GGUF v3 files, in memory or atomically on disk; tests use it to
 //!   make tiny models on the spot.
 //! - [`Error`] and [`Result`].
@@ -58,5 +60,5 @@ mod source;
 
 pub use error::{Error, Result};
 pub use gguf::{Gguf, GgufWriter, Metadata, TensorInfo, Value};
-pub use model_file::GgufModel;
+pub use model_file::{open_model_file, GgufModel, ModelFile};
 pub use source::ModelSource;

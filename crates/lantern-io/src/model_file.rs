@@ -1,4 +1,5 @@
-//! [`GgufModel`]: a [`ModelSource`] paired with its parsed [`Gguf`] header.
+//! [`ModelFile`], what the runtime loads a model from, and [`GgufModel`]: a [`ModelSource`]
+//! paired with its parsed [`Gguf`] header.
 //!
 //! Tensors come out as [`QTensor`]s whose bytes are zero-copy slices of the source: a
 //! memory-mapped model is paged in lazily, tensor by tensor, as the runtime touches it.
@@ -10,6 +11,59 @@ use lantern_core::{GgmlType, QTensor};
 
 use crate::gguf::{Gguf, Metadata};
 use crate::{Error, ModelSource, Result};
+
+/// A model file the runtime can load: metadata and tensors by name. GGUF files
+/// ([`GgufModel`]) and `.lantern` containers ([`ContainerModel`]) are both.
+///
+/// [`ContainerModel`]: crate::container::ContainerModel
+pub trait ModelFile: std::fmt::Debug + Send + Sync {
+    /// The metadata key-value pairs.
+    fn metadata(&self) -> &Metadata;
+
+    /// The tensor called `name`.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`] if there is no such tensor, or what reading it found wrong.
+    fn tensor(&self, name: &str) -> Result<QTensor>;
+
+    /// Whether the file has a tensor called `name`.
+    fn has_tensor(&self, name: &str) -> bool;
+
+    /// The bytes the model was read from.
+    fn source(&self) -> &ModelSource;
+}
+
+/// Opens `source` as whichever kind of model file it is: a `.lantern` container if it
+/// starts with the container's magic, a GGUF file otherwise.
+///
+/// # Errors
+/// The errors of [`ContainerModel::open`](crate::container::ContainerModel::open) or
+/// [`GgufModel::open`].
+pub fn open_model_file(source: ModelSource) -> Result<Box<dyn ModelFile>> {
+    if source.bytes().starts_with(&crate::container::MAGIC) {
+        Ok(Box::new(crate::container::ContainerModel::open(source)?))
+    } else {
+        Ok(Box::new(GgufModel::open(source)?))
+    }
+}
+
+impl ModelFile for GgufModel {
+    fn metadata(&self) -> &Metadata {
+        GgufModel::metadata(self)
+    }
+
+    fn tensor(&self, name: &str) -> Result<QTensor> {
+        GgufModel::tensor(self, name)
+    }
+
+    fn has_tensor(&self, name: &str) -> bool {
+        self.gguf.tensor_info(name).is_some()
+    }
+
+    fn source(&self) -> &ModelSource {
+        GgufModel::source(self)
+    }
+}
 
 /// A GGUF model file: its bytes and its parsed header.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@
 //! prefill, where each weight row is read once for the whole batch.
 
 use lantern_core::kernels::{self, QuantizedInput};
-use lantern_io::GgufModel;
+use lantern_io::ModelFile;
 
 use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
 use crate::batch_attention::{attend_batch, TileScratch};
@@ -106,12 +106,12 @@ impl State {
 }
 
 impl Model {
-    /// Builds the decoder from a parsed GGUF file.
+    /// Builds the decoder from a parsed model file (GGUF or `.lantern`).
     ///
     /// # Errors
     /// See [`ModelConfig::from_metadata`] and [`Weights::load`].
     #[tracing::instrument(level = "debug", skip_all)]
-    pub fn load(file: &GgufModel) -> Result<Self> {
+    pub fn load(file: &dyn ModelFile) -> Result<Self> {
         let embd = file.tensor("token_embd.weight")?;
         let vocab_size = embd.dims().get(1).copied().unwrap_or(0);
         let config = ModelConfig::from_metadata(file.metadata(), vocab_size)?;

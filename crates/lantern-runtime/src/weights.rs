@@ -5,7 +5,7 @@
 //! values is `[a, b]`.
 
 use lantern_core::QTensor;
-use lantern_io::GgufModel;
+use lantern_io::ModelFile;
 
 use crate::{Error, ModelConfig, Result};
 
@@ -54,7 +54,7 @@ impl Weights {
     /// # Errors
     /// [`Error::Io`] for a missing tensor, [`Error::TensorShape`] for a shape that does not
     /// match `config`, [`Error::UnsupportedTensorType`] for a format without kernels.
-    pub fn load(file: &GgufModel, config: &ModelConfig) -> Result<Self> {
+    pub fn load(file: &dyn ModelFile, config: &ModelConfig) -> Result<Self> {
         let d = config.d_model;
         let q_dim = config.n_heads * config.head_dim;
         let loader = Loader { file };
@@ -76,9 +76,10 @@ impl Weights {
             .collect::<Result<Vec<_>>>()?;
         // The embedding is read a row at a time, so it keeps the file's rows only.
         let token_embd = loader.matrix("token_embd.weight", d, config.vocab_size)?;
-        let output = match file.gguf().tensor_info("output.weight") {
-            Some(_) => loader.projection("output.weight", d, config.vocab_size)?,
-            None => token_embd.clone().interleaved(),
+        let output = if file.has_tensor("output.weight") {
+            loader.projection("output.weight", d, config.vocab_size)?
+        } else {
+            token_embd.clone().interleaved()
         };
         Ok(Self {
             token_embd,
@@ -105,7 +106,7 @@ impl Weights {
 }
 
 struct Loader<'a> {
-    file: &'a GgufModel,
+    file: &'a dyn ModelFile,
 }
 
 impl Loader<'_> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lantern_io::{GgufModel, ModelSource};
+use lantern_io::{open_model_file, ModelSource};
 use lantern_runtime::{Model, ModelConfig};
 
 use crate::{ChatTemplate, Error, Result, Session, SessionConfig, Tokenizer};
@@ -147,8 +147,8 @@ impl EngineBuilder {
             Origin::Path(path) => ModelSource::read(path)?,
             Origin::Source(source) => source,
         };
-        let file = GgufModel::open(source)?;
-        let model = Model::load(&file)?;
+        let file = open_model_file(source)?;
+        let model = Model::load(file.as_ref())?;
         let tokenizer = match &self.tokenizer_json {
             Some(path) => Tokenizer::from_file(path)?,
             None => Tokenizer::from_gguf(file.metadata())?,

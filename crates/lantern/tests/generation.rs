@@ -30,6 +30,26 @@ fn greedy_answer_is_paris_and_stops_at_end_of_turn() {
     assert_eq!(session.tokens().last(), Some(&2));
 }
 
+#[test]
+fn a_lantern_container_gives_the_same_tokens_as_its_gguf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.lantern");
+    let source = lantern::io::ModelSource::read(model_path()).unwrap();
+    let gguf = lantern::io::GgufModel::open(source).unwrap();
+    lantern::io::container::write_container(&gguf, &path, |_, _| {}).unwrap();
+    let container = Engine::load(&path).expect("load the container");
+    let engine = engine();
+    let prompt = "The history of the Roman Empire";
+    let mut ids = Vec::new();
+    for engine in [&engine, &container] {
+        let mut session = session(engine);
+        let done = session.generate(prompt, &GenerateConfig::greedy(32)).unwrap().complete();
+        ids.push(done.unwrap().tokens);
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[0].len(), 32);
+}
+
 /// Greedy ids from llama.cpp on the same file (`benches/peer/top_logits.cpp`, the settings of
 /// `llama-simple`, built by `benches/peer/build.sh`): lantern follows the peer's arithmetic,
 /// so 64 tokens agree exactly where any rounding difference would flip a near-tie.

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::gguf::reader::Cursor;
 use crate::gguf::{read_metadata, MAX_DIMS, MAX_KV, MAX_TENSORS, MIN_KV_SIZE};
-use crate::{Error, Metadata, ModelSource, Result};
+use crate::{Error, Metadata, ModelFile, ModelSource, Result};
 
 /// Most chunks accepted in one container.
 const MAX_CHUNKS: u64 = 1 << 24;
@@ -277,6 +277,11 @@ impl ContainerModel {
         self.container.metadata()
     }
 
+    /// The bytes the container was parsed from.
+    pub fn source(&self) -> &ModelSource {
+        &self.source
+    }
+
     /// The tensor `name`, its chunks verified and decompressed. A tensor stored as one raw
     /// chunk is a view of the source; others are decoded into memory.
     ///
@@ -336,5 +341,23 @@ impl ContainerModel {
             }
         };
         QTensor::new(entry.ty, &entry.dims, data).map_err(wrap)
+    }
+}
+
+impl ModelFile for ContainerModel {
+    fn metadata(&self) -> &Metadata {
+        ContainerModel::metadata(self)
+    }
+
+    fn tensor(&self, name: &str) -> Result<QTensor> {
+        ContainerModel::tensor(self, name)
+    }
+
+    fn has_tensor(&self, name: &str) -> bool {
+        self.container.tensor(name).is_some()
+    }
+
+    fn source(&self) -> &ModelSource {
+        ContainerModel::source(self)
     }
 }
