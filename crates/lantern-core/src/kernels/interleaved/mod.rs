@@ -15,6 +15,8 @@
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
 
+#[cfg(target_arch = "x86_64")]
+mod groups_avx2;
 mod offset;
 #[cfg(target_arch = "x86_64")]
 mod offset_avx2;

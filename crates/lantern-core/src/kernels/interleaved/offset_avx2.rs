@@ -14,6 +14,7 @@
 
 use std::arch::x86_64::*;
 
+use super::groups_avx2::{self, GroupTile, MAX_INPUTS};
 use super::offset::{Offset, GROUP_CODES, GROUP_SCALES, HALF_ROWS};
 use super::{extent, Extent, GROUP_ROWS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
@@ -31,8 +32,6 @@ pub(super) fn matmul_fn(format: Offset, vnni: bool) -> MatmulFn {
 
 /// Half groups: the rows of one register.
 const HALVES: usize = 2;
-/// Inputs per tile at most.
-const INPUTS: usize = 4;
 
 /// Interleaved groups of 16 rows: Q4_0, or with `FIFTH` bits Q5_0.
 struct Interleaved<const FIFTH: bool>;
@@ -50,42 +49,27 @@ impl<const FIFTH: bool> PathKernel for Interleaved<FIFTH> {
         let format = Self::FORMAT;
         let row_blocks = row_bytes / format.block_bytes();
         let e = extent(w, format.group_bytes(row_bytes), row_blocks, stride, n, out);
-        // Sums of 4 inputs need 16 of AVX-512's 32 registers; AVX2 has 16.
-        let max_inputs = if D::WIDE { INPUTS } else { INPUTS / 2 };
-        // The first group all at once, rather than line by line as the loads reach it.
-        for line in w[..w.len().min(e.group)].chunks(64) {
-            // SAFETY: SSE is part of x86-64; a prefetch reads nothing.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-        }
-        for (g, r0) in (0..e.rows).step_by(GROUP_ROWS).enumerate() {
-            let group = &w[g * e.group..(g + 1) * e.group];
-            // The next group, read while this one computes: DRAM latency is longer than
-            // the hardware prefetcher's reach.
-            let next = w.get((g + 1) * e.group..(g + 2) * e.group).unwrap_or_default();
-            let mut t0 = 0;
-            while t0 < n {
-                let inputs = max_inputs.min(n - t0);
-                let next = if t0 == 0 { next } else { &[] };
-                let a = &xq[t0 * stride..(t0 + inputs) * stride];
-                let mut sums = [[0.0; GROUP_ROWS]; INPUTS];
-                // SAFETY: `group` holds the layout of `e`, and `a` holds `inputs` inputs of
-                // `stride >= e.blocks` blocks.
-                unsafe {
-                    match inputs {
-                        1 => tile::<D, FIFTH, 1>(group, a, stride, &e, next, &mut sums),
-                        2 => tile::<D, FIFTH, 2>(group, a, stride, &e, next, &mut sums),
-                        3 => tile::<D, FIFTH, 3>(group, a, stride, &e, next, &mut sums),
-                        _ => tile::<D, FIFTH, INPUTS>(group, a, stride, &e, next, &mut sums),
-                    }
-                }
-                let valid = GROUP_ROWS.min(e.rows - r0);
-                for (t, sums) in sums.iter().take(inputs).enumerate() {
-                    let start = (t0 + t) * e.rows + r0;
-                    out[start..start + valid].copy_from_slice(&sums[..valid]);
-                }
-                t0 += inputs;
-            }
-        }
+        // SAFETY: the caller's contract; `e` describes `w`'s groups in this layout.
+        unsafe { groups_avx2::run::<Self, D>(w, &e, xq, (n, stride), out) }
+    }
+}
+
+impl<const FIFTH: bool> GroupTile for Interleaved<FIFTH> {
+    type Block = BlockQ8;
+    /// Sums of 4 inputs need 16 of AVX-512's 32 registers; AVX2 has 16.
+    const INPUTS: usize = 4;
+
+    #[inline(always)]
+    unsafe fn tile<D: Dot, const T: usize>(
+        group: &[u8],
+        a: &[BlockQ8],
+        stride: usize,
+        e: &Extent,
+        next: &[u8],
+        sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { tile::<D, FIFTH, T>(group, a, stride, e, next, sums) }
     }
 }
 
@@ -103,7 +87,7 @@ unsafe fn tile<D: Dot, const FIFTH: bool, const T: usize>(
     stride: usize,
     e: &Extent,
     next: &[u8],
-    sums: &mut [[f32; GROUP_ROWS]; INPUTS],
+    sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
 ) {
     // SAFETY: the loads stay within the group's codes (`256·b + 64·c + 64 <= 256·blocks`),
     // fifth bits (`64·b + 16·c + 16 <= 64·blocks` past their start) and scales

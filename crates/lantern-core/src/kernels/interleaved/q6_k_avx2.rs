@@ -20,6 +20,7 @@
 
 use std::arch::x86_64::*;
 
+use super::groups_avx2::{self, GroupTile, MAX_INPUTS};
 use super::q6_k::{
     group_bytes, BLOCK_BYTES, CODES, HALF_CODES, HALF_SCALES, SCALES, SUB_CODES, SUPER_BYTES,
 };
@@ -38,8 +39,6 @@ pub(super) fn matmul_fn(vnni: bool) -> MatmulFn {
 const HALVES: usize = 2;
 /// Rows per half group.
 const HALF_ROWS: usize = GROUP_ROWS / HALVES;
-/// Inputs per tile at most, with 32 registers; half as many with 16.
-const INPUTS: usize = 8;
 /// Sub-blocks per super-block.
 const SUB_BLOCKS: usize = QK_K / 16;
 /// Pairs of sub-blocks, which share a load of scales.
@@ -55,45 +54,28 @@ impl PathKernel for Q6Kx16 {
         let xq = input.q8k_all();
         let Some(stride) = xq.len().checked_div(n) else { return };
         let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
-        // The sums of 8 inputs and their running totals take 16 of AVX-512's 32 registers;
-        // AVX2 has 16.
-        let max_inputs = if D::WIDE { INPUTS } else { INPUTS / 2 };
-        // The first group all at once, rather than line by line as the loads reach it.
-        for line in w[..w.len().min(e.group)].chunks(64) {
-            // SAFETY: SSE is part of x86-64; a prefetch reads nothing.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-        }
-        for (g, r0) in (0..e.rows).step_by(GROUP_ROWS).enumerate() {
-            let group = &w[g * e.group..(g + 1) * e.group];
-            // The next group, read while this one computes: DRAM latency is longer than
-            // the hardware prefetcher's reach. Into L2 rather than L1 (see `half_tile`).
-            let next = w.get((g + 1) * e.group..(g + 2) * e.group).unwrap_or_default();
-            let mut t0 = 0;
-            while t0 < n {
-                // Whole tiles, then the rest in tiles of up to four.
-                let inputs = if n - t0 >= max_inputs { max_inputs } else { (n - t0).min(4) };
-                let next = if t0 == 0 { next } else { &[] };
-                let a = &xq[t0 * stride..(t0 + inputs) * stride];
-                let mut sums = [[0.0; GROUP_ROWS]; INPUTS];
-                // SAFETY: `group` holds the layout of `e`, and `a` holds `inputs` inputs of
-                // `stride >= e.blocks` blocks.
-                unsafe {
-                    match inputs {
-                        1 => tiles::<D, 1>(group, a, stride, &e, next, &mut sums),
-                        2 => tiles::<D, 2>(group, a, stride, &e, next, &mut sums),
-                        3 => tiles::<D, 3>(group, a, stride, &e, next, &mut sums),
-                        4 => tiles::<D, 4>(group, a, stride, &e, next, &mut sums),
-                        _ => tiles::<D, INPUTS>(group, a, stride, &e, next, &mut sums),
-                    }
-                }
-                let valid = GROUP_ROWS.min(e.rows - r0);
-                for (t, sums) in sums.iter().take(inputs).enumerate() {
-                    let start = (t0 + t) * e.rows + r0;
-                    out[start..start + valid].copy_from_slice(&sums[..valid]);
-                }
-                t0 += inputs;
-            }
-        }
+        // SAFETY: the caller's contract; `e` describes `w`'s groups in this layout.
+        unsafe { groups_avx2::run::<Self, D>(w, &e, xq, (n, stride), out) }
+    }
+}
+
+impl GroupTile for Q6Kx16 {
+    type Block = BlockQ8K;
+    /// The sums of 8 inputs and their running totals take 16 of AVX-512's 32 registers;
+    /// AVX2 has 16.
+    const INPUTS: usize = MAX_INPUTS;
+
+    #[inline(always)]
+    unsafe fn tile<D: Dot, const T: usize>(
+        group: &[u8],
+        a: &[BlockQ8K],
+        stride: usize,
+        e: &Extent,
+        next: &[u8],
+        sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { tiles::<D, T>(group, a, stride, e, next, sums) }
     }
 }
 
@@ -111,7 +93,7 @@ unsafe fn tiles<D: Dot, const T: usize>(
     stride: usize,
     e: &Extent,
     next: &[u8],
-    sums: &mut [[f32; GROUP_ROWS]; INPUTS],
+    sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
 ) {
     debug_assert!(group.len() >= SUPER_BYTES * e.blocks && a.len() >= T * stride);
     // An even share of the next group's cache lines per pair of sub-blocks.

@@ -1,0 +1,88 @@
+//! The loop every interleaved AVX2 / AVX-512 kernel shares: group by group, inputs a tile at
+//! a time, the next group prefetched while one computes, results copied out per input.
+
+use std::arch::x86_64::*;
+
+use super::{Extent, GROUP_ROWS};
+use crate::kernels::avx2::Dot;
+
+/// Inputs a tile takes at most, in any layout.
+pub(super) const MAX_INPUTS: usize = 8;
+
+/// One layout's tile: a group of rows times `T` inputs.
+pub(super) trait GroupTile {
+    /// The activation blocks the layout reads.
+    type Block;
+    /// Inputs per tile with 32 vector registers (half as many with 16), at most
+    /// [`MAX_INPUTS`]; a batch's remainder goes in tiles of up to four.
+    const INPUTS: usize;
+
+    /// One group times `T` inputs (input `t`'s blocks start at `a[t * stride]`) over
+    /// `e.blocks` blocks, prefetching `next` on the way; row `r` for input `t` goes to
+    /// `sums[t][r]`.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available, and the features `D` needs; `group` is `e.group`
+    /// bytes in the layout; `a` holds `T` inputs of `stride >= e.blocks` blocks.
+    unsafe fn tile<D: Dot, const T: usize>(
+        group: &[u8],
+        a: &[Self::Block],
+        stride: usize,
+        e: &Extent,
+        next: &[u8],
+        sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
+    );
+}
+
+/// `out[t * e.rows + r] = row_r · input_t` for the groups of `w` and the `n` inputs of `a`
+/// (`stride` blocks each), tile by tile.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available, and the features `D` needs; `w` holds whole groups in
+/// `K`'s layout as `e` describes them, and `a` holds `n` inputs of `stride >= e.blocks`
+/// blocks.
+#[inline(always)]
+pub(super) unsafe fn run<K: GroupTile, D: Dot>(
+    w: &[u8],
+    e: &Extent,
+    a: &[K::Block],
+    (n, stride): (usize, usize),
+    out: &mut [f32],
+) {
+    let max_inputs = if D::WIDE { K::INPUTS } else { K::INPUTS / 2 };
+    // The first group all at once, rather than line by line as the loads reach it.
+    for line in w[..w.len().min(e.group)].chunks(64) {
+        // SAFETY: SSE is part of x86-64; a prefetch reads nothing.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+    }
+    for (g, r0) in (0..e.rows).step_by(GROUP_ROWS).enumerate() {
+        let group = &w[g * e.group..(g + 1) * e.group];
+        // The next group, read while this one computes: DRAM latency is longer than the
+        // hardware prefetcher's reach.
+        let next = w.get((g + 1) * e.group..(g + 2) * e.group).unwrap_or_default();
+        let mut t0 = 0;
+        while t0 < n {
+            // Whole tiles, then the rest in tiles of up to four.
+            let inputs = if n - t0 >= max_inputs { max_inputs } else { (n - t0).min(4) };
+            let next = if t0 == 0 { next } else { &[] };
+            let a = &a[t0 * stride..(t0 + inputs) * stride];
+            let mut sums = [[0.0; GROUP_ROWS]; MAX_INPUTS];
+            // SAFETY: the caller's contract, for `inputs` of the inputs.
+            unsafe {
+                match inputs {
+                    1 => K::tile::<D, 1>(group, a, stride, e, next, &mut sums),
+                    2 => K::tile::<D, 2>(group, a, stride, e, next, &mut sums),
+                    3 => K::tile::<D, 3>(group, a, stride, e, next, &mut sums),
+                    4 => K::tile::<D, 4>(group, a, stride, e, next, &mut sums),
+                    _ => K::tile::<D, MAX_INPUTS>(group, a, stride, e, next, &mut sums),
+                }
+            }
+            let valid = GROUP_ROWS.min(e.rows - r0);
+            for (t, sums) in sums.iter().take(inputs).enumerate() {
+                let start = (t0 + t) * e.rows + r0;
+                out[start..start + valid].copy_from_slice(&sums[..valid]);
+            }
+            t0 += inputs;
+        }
+    }
+}
