@@ -87,6 +87,21 @@ fn a_container_holds_the_gguf_tensors_and_metadata() {
 }
 
 #[test]
+fn a_chunk_of_zeros_compresses_as_far_as_lz4_can_and_still_reads() {
+    // 1 MiB of zeros is LZ4's best case, about 255:1: within what the reader accepts.
+    let mut w = GgufWriter::new();
+    w.tensor_f32("zeros", &[CHUNK_BYTES / 4], &vec![0.0; CHUNK_BYTES / 4]).unwrap();
+    let gguf = GgufModel::open(ModelSource::from_vec(w.to_bytes().unwrap())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("z.lantern");
+    write_container(&gguf, &path, |_, _| {}).unwrap();
+    let c = open(std::fs::read(&path).unwrap()).unwrap();
+    let chunk = c.container().chunks()[0];
+    assert!(chunk.stored_bytes * 200 < chunk.raw_bytes, "{chunk:?}");
+    assert!(c.tensor("zeros").unwrap().bytes().iter().all(|&b| b == 0));
+}
+
+#[test]
 fn a_flipped_byte_in_a_chunk_names_the_tensor() {
     let bytes = container_bytes();
     let c = open(bytes.clone()).unwrap();

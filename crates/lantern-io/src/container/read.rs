@@ -14,6 +14,10 @@ use crate::{Error, Metadata, ModelFile, ModelSource, Result};
 
 /// Most chunks accepted in one container.
 const MAX_CHUNKS: u64 = 1 << 24;
+/// How many times its stored size an LZ4 chunk can decode to: LZ4 spends at least one byte
+/// per 255 bytes of a match. A larger claim is corrupt, and would make a small file ask for
+/// a huge buffer.
+const MAX_LZ4_RATIO: u64 = 256;
 /// Bytes a chunk record takes in the index.
 const CHUNK_RECORD: u64 = 8 + 8 + 8 + 4 + 4;
 /// Bytes a tensor record takes in the index at least.
@@ -200,7 +204,10 @@ fn parse_index(
             && chunk.offset.is_multiple_of(alignment)
             && stored_end.is_some_and(|e| e <= index_offset)
             && chunk.raw_bytes <= MAX_CHUNK_RAW
-            && (chunk.codec != Codec::Raw || chunk.stored_bytes == chunk.raw_bytes);
+            && match chunk.codec {
+                Codec::Raw => chunk.stored_bytes == chunk.raw_bytes,
+                Codec::Lz4 => chunk.raw_bytes <= chunk.stored_bytes.saturating_mul(MAX_LZ4_RATIO),
+            };
         if !fits {
             return Err(corrupt(
                 &format!("chunk {i}"),
