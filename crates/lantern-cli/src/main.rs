@@ -36,7 +36,7 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Complete one prompt.
     Run(run::RunArgs),
-    /// Show a model file's metadata, tensors and bytes by type.
+    /// Show a model file's (GGUF or `.lantern`) metadata, tensors and bytes.
     Inspect(inspect::InspectArgs),
     /// Convert a GGUF model into a `.lantern` container.
     Convert(convert::ConvertArgs),
