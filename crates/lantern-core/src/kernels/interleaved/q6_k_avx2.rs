@@ -65,6 +65,7 @@ impl GroupTile for Q6Kx16 {
     /// AVX2 has 16.
     const INPUTS: usize = MAX_INPUTS;
 
+    /// A half group at a time.
     #[inline(always)]
     unsafe fn tile<D: Dot, const T: usize>(
         group: &[u8],
@@ -74,39 +75,19 @@ impl GroupTile for Q6Kx16 {
         next: &[u8],
         sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
     ) {
-        // SAFETY: the caller's contract.
-        unsafe { tiles::<D, T>(group, a, stride, e, next, sums) }
-    }
-}
-
-/// One group times `T` inputs (input `t`'s blocks start at `a[t * stride]`) over `e.blocks`
-/// super-blocks, a half group at a time, prefetching `next` on the way; row `r` for input
-/// `t` goes to `sums[t][r]`.
-///
-/// # Safety
-/// AVX2, FMA and F16C are available, and the features `D` needs; `group` is `e.group` bytes;
-/// `a` holds `T` inputs of `stride >= e.blocks` blocks.
-#[inline(always)]
-unsafe fn tiles<D: Dot, const T: usize>(
-    group: &[u8],
-    a: &[BlockQ8K],
-    stride: usize,
-    e: &Extent,
-    next: &[u8],
-    sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
-) {
-    debug_assert!(group.len() >= SUPER_BYTES * e.blocks && a.len() >= T * stride);
-    // An even share of the next group's cache lines per pair of sub-blocks.
-    let share = next.len().div_ceil(HALVES * PAIRS * e.blocks.max(1));
-    let mut prefetched = 0;
-    for h in 0..HALVES {
-        let mut acc = [[0.0f32; HALF_ROWS]; T];
-        // SAFETY: the caller's contract, passed on.
-        unsafe {
-            half_tile::<D, T>(group, h, a, stride, e, (next, share, &mut prefetched), &mut acc)
-        };
-        for (sums, acc) in sums.iter_mut().zip(&acc).take(T) {
-            sums[HALF_ROWS * h..HALF_ROWS * (h + 1)].copy_from_slice(acc);
+        debug_assert!(group.len() >= SUPER_BYTES * e.blocks && a.len() >= T * stride);
+        // An even share of the next group's cache lines per pair of sub-blocks.
+        let share = next.len().div_ceil(HALVES * PAIRS * e.blocks.max(1));
+        let mut prefetched = 0;
+        for h in 0..HALVES {
+            let mut acc = [[0.0f32; HALF_ROWS]; T];
+            // SAFETY: the caller's contract, passed on.
+            unsafe {
+                half_tile::<D, T>(group, h, a, stride, e, (next, share, &mut prefetched), &mut acc)
+            };
+            for (sums, acc) in sums.iter_mut().zip(&acc).take(T) {
+                sums[HALF_ROWS * h..HALF_ROWS * (h + 1)].copy_from_slice(acc);
+            }
         }
     }
 }
@@ -122,7 +103,7 @@ unsafe fn tiles<D: Dot, const T: usize>(
 /// group from cache once per tile of inputs, as fast with either.
 ///
 /// # Safety
-/// As [`tiles`], and `h < 2`.
+/// As [`GroupTile::tile`], and `h < 2`.
 #[inline(always)]
 unsafe fn half_tile<D: Dot, const T: usize>(
     group: &[u8],
