@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::Args;
 use rand::{Rng, SeedableRng};
 
-use crate::model_args::ModelArgs;
+use crate::model_args::{stream_summary, ModelArgs};
 
 /// Measure prompt (pp) and generation (tg) speed.
 #[derive(Debug, Args)]
@@ -58,6 +58,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             .chain(args.n_gen.iter().filter(|&&n| n > 0).map(|&n| ("tg", n)));
         for (kind, n) in tests {
             let mut speeds = Vec::with_capacity(args.repetitions);
+            let mut streamed = None;
             // One warm-up run, as llama-bench does.
             for rep in 0..=args.repetitions {
                 let tokens: Vec<u32> = (0..n).map(|_| rng.random_range(0..vocab)).collect();
@@ -70,7 +71,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                         session.eval(&[token], 0)?;
                     }
                 }
-                if rep > 0 {
+                if rep == 0 {
+                    streamed = engine.stream_stats();
+                } else {
                     speeds.push(n as f64 / start.elapsed().as_secs_f64());
                 }
             }
@@ -79,6 +82,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
                 / (speeds.len().max(2) - 1) as f64)
                 .sqrt();
             println!("| {name} | {t} | {kind}{n} | {mean:.2} ± {sd:.2} |");
+            if let (Some(before), Some(after)) = (streamed, engine.stream_stats()) {
+                // A prompt is one pass; a generation test is a pass per token.
+                let passes = args.repetitions * if kind == "pp" { 1 } else { n };
+                eprintln!("{kind}{n}: {}", stream_summary(&after.since(&before), passes));
+            }
         }
     }
     Ok(())

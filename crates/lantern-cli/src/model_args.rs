@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use lantern::io::ModelSource;
-use lantern::{Engine, SessionConfig};
+use lantern::{Budget, Engine, Pin, SessionConfig, StorageModel, StreamOptions, StreamStats};
 
 use crate::fetch;
 
@@ -27,6 +27,21 @@ pub(crate) struct ModelArgs {
     /// Read the file into memory instead of memory-mapping it.
     #[arg(long)]
     pub(crate) no_mmap: bool,
+    /// Stream the model (a .lantern container) from storage within this memory budget for
+    /// weights: bytes (64MB, 1.5GiB) or a share of the weights (25%).
+    #[arg(long, value_name = "SIZE", help_heading = "Streaming")]
+    pub(crate) budget: Option<Budget>,
+    /// Blocks read ahead of the one computing, when streaming (the budget may allow fewer).
+    #[arg(long, default_value_t = 2, help_heading = "Streaming")]
+    pub(crate) depth: usize,
+    /// Simulated storage speed when streaming: sd, emmc, ufs, nvme, none, or
+    /// BANDWIDTH[,LATENCY] such as 250MB/s,200us.
+    #[arg(long, default_value = "none", help_heading = "Streaming")]
+    pub(crate) storage: StorageModel,
+    /// Weights kept resident when streaming, besides the norms: any of embedding, output,
+    /// first=N, last=N (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LIST", help_heading = "Streaming")]
+    pub(crate) pin: Vec<String>,
 }
 
 impl ModelArgs {
@@ -41,6 +56,12 @@ impl ModelArgs {
     /// Loads the engine.
     pub(crate) fn engine(&self) -> Result<Engine> {
         let path = self.path()?;
+        if let Some(budget) = self.budget {
+            let options = StreamOptions { budget, depth: self.depth, pin: self.pin()? };
+            return Engine::builder(&path).stream(options, self.storage).build().with_context(|| {
+                format!("streaming {} (a .lantern container; `lantern convert` makes one)", path.display())
+            });
+        }
         let source = if self.no_mmap {
             ModelSource::read(&path)
         } else {
@@ -66,6 +87,34 @@ impl ModelArgs {
         }
         config
     }
+}
+
+impl ModelArgs {
+    fn pin(&self) -> Result<Pin> {
+        let mut pin = Pin::default();
+        for item in &self.pin {
+            match item.split_once('=') {
+                None if item == "embedding" => pin.embedding = true,
+                None if item == "output" => pin.output = true,
+                Some(("first", n)) => pin.first_layers = n.parse().context("--pin first=N")?,
+                Some(("last", n)) => pin.last_layers = n.parse().context("--pin last=N")?,
+                _ => anyhow::bail!("--pin takes embedding, output, first=N or last=N, not {item:?}"),
+            }
+        }
+        Ok(pin)
+    }
+}
+
+/// One line on what streaming cost over `tokens` tokens, from `stats` (since a snapshot).
+pub(crate) fn stream_summary(stats: &StreamStats, tokens: usize) -> String {
+    let per_token = |x: f64| x / tokens.max(1) as f64;
+    format!(
+        "streamed {:.1} MB/token | prefetch stall {:.1} ms/token | decode {:.1} ms/token | peak resident weights {:.1} MiB",
+        per_token(stats.bytes_read as f64) / 1e6,
+        per_token(stats.prefetch_stall.as_secs_f64()) * 1e3,
+        per_token(stats.decode_time.as_secs_f64()) * 1e3,
+        stats.peak_resident_bytes as f64 / (1024.0 * 1024.0),
+    )
 }
 
 /// Peak resident set size of this process in bytes (Linux; `None` elsewhere).

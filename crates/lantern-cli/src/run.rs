@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use lantern::{GenerateConfig, Message};
 
-use crate::model_args::{peak_rss, ModelArgs};
+use crate::model_args::{peak_rss, stream_summary, ModelArgs};
 use crate::sampling_args::SamplingArgs;
 
 /// Complete a prompt.
@@ -35,6 +35,7 @@ pub(crate) struct RunArgs {
 
 pub(crate) fn run(args: RunArgs) -> Result<()> {
     let engine = args.model.engine()?;
+    let streamed_before = engine.stream_stats();
     let mut session = engine.session(args.model.session_config())?;
     let mut config =
         GenerateConfig::default().max_tokens(args.n_predict).sampler(args.sampling.config());
@@ -66,5 +67,9 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
         completion.stop_reason,
         peak_rss().unwrap_or(0) as f64 / (1024.0 * 1024.0),
     );
+    if let (Some(before), Some(after)) = (streamed_before, engine.stream_stats()) {
+        let tokens = t.prompt_tokens.min(1) + t.generated_tokens;
+        eprintln!("{}", stream_summary(&after.since(&before), tokens));
+    }
     Ok(())
 }

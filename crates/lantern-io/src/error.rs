@@ -225,6 +225,30 @@ pub enum Error {
         /// What does not fit.
         detail: String,
     },
+    /// A setting out of range or that does not parse.
+    #[error("invalid {name}: {reason}")]
+    InvalidSetting {
+        /// The setting.
+        name: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A memory budget too small to stream the model at all.
+    #[error(
+        "a memory budget of {budget} bytes is too small to stream this model: the minimum is \
+         {minimum} bytes ({detail})"
+    )]
+    BudgetTooSmall {
+        /// The budget asked for.
+        budget: u64,
+        /// The least budget that runs, with no layer read ahead.
+        minimum: u64,
+        /// What the minimum is made of.
+        detail: String,
+    },
+    /// The prefetch thread is gone (it stopped after reporting an error).
+    #[error("the prefetch thread has stopped")]
+    StreamStopped,
     /// A model architecture lantern does not implement.
     #[error("model architecture {arch:?} is not supported")]
     UnsupportedArchitecture {

@@ -19,6 +19,8 @@
 //! - [`GgufModel`]: a source and its header, handing out tensors by name.
 //! - [`container`]: the `.lantern` container, its reader and its writer.
 //! - [`ModelFile`] and [`open_model_file`]: either kind of file, as the runtime loads it.
+//! - [`stream`]: a container streamed from storage under a memory budget, with a prefetch
+//!   thread and a storage model.
 //! - [`GgufWriter`]: builds GGUF v3 files, in memory or atomically on disk; tests use it to
 //!   make tiny models on the spot.
 //! - [`Error`] and [`Result`].
@@ -57,6 +59,7 @@ mod error;
 pub mod gguf;
 mod model_file;
 mod source;
+pub mod stream;
 
 pub use error::{Error, Result};
 pub use gguf::{Gguf, GgufWriter, Metadata, TensorInfo, Value};

@@ -42,6 +42,7 @@ mod kv_cache;
 mod model;
 mod ops;
 mod sampler;
+mod streamed;
 mod weights;
 mod workers;
 
@@ -49,4 +50,5 @@ pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
 pub use error::{Error, Result};
 pub use model::{Model, State, StateConfig};
 pub use sampler::{Sampler, SamplerConfig};
-pub use weights::{LayerWeights, Weights};
+pub use streamed::{Budget, Pin, StreamOptions};
+pub use weights::{LayerWeights, Projections, Weights};

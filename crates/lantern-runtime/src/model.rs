@@ -6,12 +6,14 @@
 //! prefill, where each weight row is read once for the whole batch.
 
 use lantern_core::kernels::{self, QuantizedInput};
+use lantern_io::stream::{StreamStats, StreamedContainer};
 use lantern_io::ModelFile;
 
 use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
 use crate::batch_attention::{attend_batch, TileScratch};
 use crate::kv_cache::KvCache;
 use crate::ops::{add_assign, rms_norm, rope};
+use crate::streamed::{Lease, StreamOptions, Streamed};
 use crate::workers::Workers;
 use crate::{Error, ModelConfig, Result, Weights};
 
@@ -19,12 +21,15 @@ use crate::{Error, ModelConfig, Result, Weights};
 /// several tasks each let the threads even out.
 const ATTENTION_TASKS_PER_THREAD: usize = 4;
 
-/// A loaded decoder: hyper-parameters and weights. Immutable, so one model serves many
-/// sessions on many threads.
+/// A loaded decoder: hyper-parameters and weights, resident or streamed. One model serves
+/// many sessions on many threads; a streamed model runs their passes one at a time.
 #[derive(Debug)]
 pub struct Model {
     config: ModelConfig,
     weights: Weights,
+    streamed: Option<Streamed>,
+    /// Whether some matrix reads activations quantized for K-quants.
+    k_quants: bool,
 }
 
 /// Per-sequence settings of a [`State`].
@@ -70,6 +75,8 @@ struct Buffers {
     hq: QuantizedInput,
     mix: Vec<f32>,
     transpose: Vec<f32>,
+    /// Logits of a run of the output head's rows, when it is streamed in runs.
+    head_run: Vec<f32>,
     attn_scratch: Scratch,
 }
 
@@ -116,7 +123,40 @@ impl Model {
         let vocab_size = embd.dims().get(1).copied().unwrap_or(0);
         let config = ModelConfig::from_metadata(file.metadata(), vocab_size)?;
         let weights = Weights::load(file, &config)?;
-        Ok(Self { config, weights })
+        let k_quants = weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
+        Ok(Self { config, weights, streamed: None, k_quants })
+    }
+
+    /// Builds the decoder over a container streamed from storage: norm gains and what
+    /// `options.pin` names are read once, and the other matrices are read every pass by a
+    /// prefetch thread, within `options.budget` bytes.
+    ///
+    /// # Errors
+    /// As [`Model::load`], and [`lantern_io::Error::BudgetTooSmall`] (as [`Error::Io`])
+    /// saying the minimum budget.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn load_streamed(file: StreamedContainer, options: StreamOptions) -> Result<Self> {
+        let (config, weights, streamed) = Streamed::load(file, options)?;
+        let k_quants = streamed.types().any(kernels::reads_q8k)
+            || weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
+        Ok(Self { config, weights, streamed: Some(streamed), k_quants })
+    }
+
+    /// Weight bytes read to decode one token: every block's matrices and the output head
+    /// (the embedding contributes one row).
+    pub fn bytes_per_token(&self) -> usize {
+        let resident: usize = self.weights.matrices().map(|t| t.bytes().len()).sum();
+        resident + self.streamed.as_ref().map_or(0, Streamed::streamed_bytes)
+    }
+
+    /// For a streamed model, what streaming has read and held so far.
+    pub fn stream_stats(&self) -> Option<StreamStats> {
+        self.streamed.as_ref().map(Streamed::stats)
+    }
+
+    /// For a streamed model, the loads the prefetcher reads ahead.
+    pub fn stream_depth(&self) -> Option<usize> {
+        self.streamed.as_ref().map(Streamed::depth)
     }
 
     /// The hyper-parameters.
@@ -144,7 +184,7 @@ impl Model {
         let nb = config.batch_size;
         let q_dim = c.n_heads * c.head_dim;
         // Activations are quantized for K-quant rows too only when some matrix has them.
-        let k_quants = self.weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
+        let k_quants = self.k_quants;
         let buf = Buffers {
             x: vec![0.0; nb * c.d_model],
             xn: vec![0.0; nb * c.d_model],
@@ -159,6 +199,7 @@ impl Model {
             hq: QuantizedInput::new(k_quants),
             mix: vec![0.0; nb * c.d_model],
             transpose: Vec::new(),
+            head_run: Vec::new(),
             attn_scratch: Scratch::default(),
         };
         Ok(State {
@@ -198,37 +239,35 @@ impl Model {
         let n_logits = tokens.len().saturating_sub(logits_from);
         state.logits.resize(n_logits * vocab, 0.0);
         let batch_size = state.batch_size;
+        let mut lease = Lease::new(&self.weights, self.streamed.as_ref());
         for (b, batch) in tokens.chunks(batch_size).enumerate() {
             let first = b * batch_size;
-            self.forward_batch(state, batch)?;
+            self.forward_batch(state, &mut lease, batch)?;
             // Logits of this batch's tokens at or after `logits_from`.
             let skip = logits_from.saturating_sub(first).min(batch.len());
             if skip < batch.len() {
                 let out_start = (first + skip - logits_from) * vocab;
                 let out_end = out_start + (batch.len() - skip) * vocab;
-                self.output_head(state, skip..batch.len(), out_start..out_end)?;
+                self.output_head(state, &mut lease, skip..batch.len(), out_start..out_end)?;
             }
         }
         Ok(&state.logits)
     }
 
     /// One batch through every block; leaves the residual stream in `buf.x`.
-    fn forward_batch(&self, state: &mut State, tokens: &[u32]) -> Result<()> {
+    fn forward_batch(&self, state: &mut State, lease: &mut Lease<'_>, tokens: &[u32]) -> Result<()> {
         let c = &self.config;
         let n = tokens.len();
         let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.n_heads * c.head_dim);
         let pos0 = state.cache.len();
         let State { cache, workers, buf, .. } = state;
 
-        for (t, &token) in tokens.iter().enumerate() {
-            self.weights
-                .token_embd
-                .dequantize_row(token as usize, &mut buf.x[t * d..(t + 1) * d])?;
-        }
+        lease.embed(tokens, &mut buf.x[..n * d])?;
         let heads = Heads { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
-        for (l, layer) in self.weights.layers.iter().enumerate() {
+        for (l, norms) in self.weights.layers.iter().enumerate() {
+            let layer = lease.layer(l)?;
             // Attention.
-            norm_on(workers, &buf.x[..n * d], &layer.attn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
+            norm_on(workers, &buf.x[..n * d], &norms.attn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.wq, xn, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
             workers.linear(&layer.wk, xn, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
@@ -277,7 +316,7 @@ impl Model {
 
             // Gated FFN.
             let ff = c.n_ff;
-            norm_on(workers, &buf.x[..n * d], &layer.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
+            norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
@@ -298,10 +337,11 @@ impl Model {
     fn output_head(
         &self,
         state: &mut State,
+        lease: &mut Lease<'_>,
         rows: std::ops::Range<usize>,
         out: std::ops::Range<usize>,
     ) -> Result<()> {
-        let d = self.config.d_model;
+        let (d, vocab) = (self.config.d_model, self.config.vocab_size);
         let n = rows.len();
         let State { workers, buf, logits, .. } = state;
         rms_norm(
@@ -311,7 +351,20 @@ impl Model {
             &mut buf.xn[..n * d],
         );
         let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
-        workers.linear(&self.weights.output, xn, &mut logits[out], &mut buf.transpose)
+        let logits = &mut logits[out];
+        lease.head(|w, head_rows| {
+            if head_rows.len() == vocab {
+                return workers.linear(w, xn, logits, &mut buf.transpose);
+            }
+            // A run of the head's rows: its logits token by token, then each into place.
+            let m = head_rows.len();
+            buf.head_run.resize(n * m, 0.0);
+            workers.linear(w, xn, &mut buf.head_run[..n * m], &mut buf.transpose)?;
+            for (t, run) in buf.head_run.chunks_exact(m).enumerate() {
+                logits[t * vocab + head_rows.start..][..m].copy_from_slice(run);
+            }
+            Ok(())
+        })
     }
 }
 

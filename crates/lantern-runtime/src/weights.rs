@@ -1,19 +1,17 @@
-//! The decoder's weights, found by name in a GGUF file and checked against the config.
+//! The decoder's weights, found by name in a model file and checked against the config.
 //!
 //! Names follow llama.cpp's tensor-name table (`blk.N.attn_q.weight`, …), which every
 //! llama-family GGUF shares; shapes are innermost first, so a projection from `a` to `b`
 //! values is `[a, b]`.
 
-use lantern_core::QTensor;
+use lantern_core::{GgmlType, QTensor};
 use lantern_io::ModelFile;
 
 use crate::{Error, ModelConfig, Result};
 
-/// The weights of one transformer block.
+/// The matrices of one transformer block, in the order a token meets them.
 #[derive(Clone, Debug)]
-pub struct LayerWeights {
-    /// RMSNorm gain before attention, `[d_model]`.
-    pub attn_norm: Vec<f32>,
+pub struct Projections {
     /// Query projection, `[d_model, n_heads·head_dim]`.
     pub wq: QTensor,
     /// Key projection, `[d_model, kv_dim]`.
@@ -22,8 +20,6 @@ pub struct LayerWeights {
     pub wv: QTensor,
     /// Attention output projection, `[n_heads·head_dim, d_model]`.
     pub wo: QTensor,
-    /// RMSNorm gain before the FFN, `[d_model]`.
-    pub ffn_norm: Vec<f32>,
     /// FFN gate projection, `[d_model, n_ff]`.
     pub gate: QTensor,
     /// FFN up projection, `[d_model, n_ff]`.
@@ -32,115 +28,167 @@ pub struct LayerWeights {
     pub down: QTensor,
 }
 
-/// All weights of a llama-family decoder.
+/// The weights of one transformer block.
+#[derive(Clone, Debug)]
+pub struct LayerWeights {
+    /// RMSNorm gain before attention, `[d_model]`.
+    pub attn_norm: Vec<f32>,
+    /// RMSNorm gain before the FFN, `[d_model]`.
+    pub ffn_norm: Vec<f32>,
+    /// The matrices; `None` when they are streamed from storage.
+    pub projections: Option<Projections>,
+}
+
+/// All weights of a llama-family decoder that are resident in memory.
 #[derive(Clone, Debug)]
 pub struct Weights {
-    /// Token embedding, `[d_model, vocab]`.
-    pub token_embd: QTensor,
+    /// Token embedding, `[d_model, vocab]`; `None` when its rows are read from storage.
+    pub token_embd: Option<QTensor>,
     /// Transformer blocks in order.
     pub layers: Vec<LayerWeights>,
     /// Final RMSNorm gain, `[d_model]`.
     pub output_norm: Vec<f32>,
-    /// Output head, `[d_model, vocab]`; the embedding itself when the model ties them.
-    pub output: QTensor,
+    /// Output head, `[d_model, vocab]` (the embedding itself when the model ties them);
+    /// `None` when it is streamed.
+    pub output: Option<QTensor>,
+}
+
+/// The names of block `layer`'s matrices, in the order of [`Projections`].
+pub(crate) fn projection_names(layer: usize) -> [String; 7] {
+    ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+        .map(|t| format!("blk.{layer}.{t}.weight"))
+}
+
+impl Projections {
+    /// The shape `[inputs, outputs]` each matrix must have, in order.
+    pub(crate) fn shapes(config: &ModelConfig) -> [[usize; 2]; 7] {
+        let (d, kv, ff) = (config.d_model, config.kv_dim(), config.n_ff);
+        let q = config.n_heads * config.head_dim;
+        [[d, q], [d, kv], [d, kv], [q, d], [d, ff], [d, ff], [ff, d]]
+    }
+
+    /// The seven matrices, in order.
+    pub(crate) fn from_vec(mut matrices: Vec<QTensor>) -> Option<Self> {
+        let down = matrices.pop()?;
+        let up = matrices.pop()?;
+        let gate = matrices.pop()?;
+        let wo = matrices.pop()?;
+        let wv = matrices.pop()?;
+        let wk = matrices.pop()?;
+        let wq = matrices.pop()?;
+        matrices.is_empty().then_some(Self { wq, wk, wv, wo, gate, up, down })
+    }
+
+    /// The matrices in the order a token meets them.
+    pub fn iter(&self) -> impl Iterator<Item = &QTensor> {
+        [&self.wq, &self.wk, &self.wv, &self.wo, &self.gate, &self.up, &self.down].into_iter()
+    }
 }
 
 impl Weights {
     /// Finds, checks and wraps every weight the decoder needs. Quantized tensors stay
     /// zero-copy views of the file, and the matrices of formats whose fastest kernel reads
-    /// interleaved rows (Q4_0, Q5_0 and Q6_K on x86) also get that copy ([`QTensor::interleaved`]); norm
-    /// gains are dequantized to f32 once.
+    /// interleaved rows (Q4_0, Q5_0 and Q6_K on x86) also get that copy
+    /// ([`QTensor::interleaved`]); norm gains are dequantized to f32 once.
     ///
     /// # Errors
     /// [`Error::Io`] for a missing tensor, [`Error::TensorShape`] for a shape that does not
     /// match `config`, [`Error::UnsupportedTensorType`] for a format without kernels.
     pub fn load(file: &dyn ModelFile, config: &ModelConfig) -> Result<Self> {
-        let d = config.d_model;
-        let q_dim = config.n_heads * config.head_dim;
-        let loader = Loader { file };
+        let read = |name: &str| Ok(file.tensor(name)?);
         let layers = (0..config.n_layers)
             .map(|i| {
-                let name = |t: &str| format!("blk.{i}.{t}.weight");
-                Ok(LayerWeights {
-                    attn_norm: loader.vector(&name("attn_norm"), d)?,
-                    wq: loader.projection(&name("attn_q"), d, q_dim)?,
-                    wk: loader.projection(&name("attn_k"), d, config.kv_dim())?,
-                    wv: loader.projection(&name("attn_v"), d, config.kv_dim())?,
-                    wo: loader.projection(&name("attn_output"), q_dim, d)?,
-                    ffn_norm: loader.vector(&name("ffn_norm"), d)?,
-                    gate: loader.projection(&name("ffn_gate"), d, config.n_ff)?,
-                    up: loader.projection(&name("ffn_up"), d, config.n_ff)?,
-                    down: loader.projection(&name("ffn_down"), config.n_ff, d)?,
-                })
+                let norms = LayerWeights::norms(config, i, &read)?;
+                let names = projection_names(i);
+                let matrices = names
+                    .iter()
+                    .zip(Projections::shapes(config))
+                    .map(|(name, [a, b])| Ok(matrix(name, read(name)?, a, b)?.interleaved()))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(LayerWeights { projections: Projections::from_vec(matrices), ..norms })
             })
             .collect::<Result<Vec<_>>>()?;
+        let (d, vocab) = (config.d_model, config.vocab_size);
         // The embedding is read a row at a time, so it keeps the file's rows only.
-        let token_embd = loader.matrix("token_embd.weight", d, config.vocab_size)?;
+        let token_embd = matrix("token_embd.weight", read("token_embd.weight")?, d, vocab)?;
         let output = if file.has_tensor("output.weight") {
-            loader.projection("output.weight", d, config.vocab_size)?
+            matrix("output.weight", read("output.weight")?, d, vocab)?.interleaved()
         } else {
             token_embd.clone().interleaved()
         };
         Ok(Self {
-            token_embd,
+            token_embd: Some(token_embd),
             layers,
-            output_norm: loader.vector("output_norm.weight", d)?,
-            output,
+            output_norm: vector("output_norm.weight", read("output_norm.weight")?, d)?,
+            output: Some(output),
         })
     }
 
-    /// Every matrix a token is multiplied with: each block's projections, then the output
-    /// head.
+    /// Every resident matrix a token is multiplied with: each block's projections, then
+    /// the output head.
     pub fn matrices(&self) -> impl Iterator<Item = &QTensor> {
         self.layers
             .iter()
-            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down])
-            .chain([&self.output])
-    }
-
-    /// Bytes of weight data read to decode one token: every block's projections and the
-    /// output head (the embedding contributes one row).
-    pub fn bytes_per_token(&self) -> usize {
-        self.matrices().map(|t| t.bytes().len()).sum()
+            .filter_map(|l| l.projections.as_ref())
+            .flat_map(Projections::iter)
+            .chain(&self.output)
     }
 }
 
-struct Loader<'a> {
-    file: &'a dyn ModelFile,
-}
-
-impl Loader<'_> {
-    fn checked(&self, name: &str, expected: &[usize]) -> Result<QTensor> {
-        let tensor = self.file.tensor(name)?;
-        if tensor.dims() != expected {
-            return Err(Error::TensorShape {
-                tensor: name.to_owned(),
-                expected: expected.to_vec(),
-                found: tensor.dims().to_vec(),
-            });
-        }
-        Ok(tensor)
-    }
-
-    /// A weight matrix mapping `inputs` values to `outputs` values, in a format with kernels.
-    fn matrix(&self, name: &str, inputs: usize, outputs: usize) -> Result<QTensor> {
-        let tensor = self.checked(name, &[inputs, outputs])?;
-        if !tensor.ty().is_supported() {
-            return Err(Error::UnsupportedTensorType { tensor: name.to_owned(), ty: tensor.ty() });
-        }
-        Ok(tensor)
-    }
-
-    /// A weight matrix that tokens are multiplied with, in the layout of its fastest kernel.
-    fn projection(&self, name: &str, inputs: usize, outputs: usize) -> Result<QTensor> {
-        Ok(self.matrix(name, inputs, outputs)?.interleaved())
-    }
-
-    /// A vector of `len` values, dequantized to f32.
-    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
-        let tensor = self.checked(name, &[len])?;
-        tensor.dequantize().map_err(|source| {
-            Error::Io(lantern_io::Error::Tensor { name: name.to_owned(), source })
+impl LayerWeights {
+    /// Block `layer`'s norm gains, read with `read`, and no matrices.
+    pub(crate) fn norms(
+        config: &ModelConfig,
+        layer: usize,
+        read: &dyn Fn(&str) -> Result<QTensor>,
+    ) -> Result<Self> {
+        let name = |t: &str| format!("blk.{layer}.{t}.weight");
+        let (attn, ffn) = (name("attn_norm"), name("ffn_norm"));
+        Ok(Self {
+            attn_norm: vector(&attn, read(&attn)?, config.d_model)?,
+            ffn_norm: vector(&ffn, read(&ffn)?, config.d_model)?,
+            projections: None,
         })
     }
+}
+
+/// Checks that tensor `name` of type `ty` has shape `expected`.
+pub(crate) fn check_shape(name: &str, dims: &[usize], expected: &[usize]) -> Result<()> {
+    if dims != expected {
+        return Err(Error::TensorShape {
+            tensor: name.to_owned(),
+            expected: expected.to_vec(),
+            found: dims.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that a weight matrix `name` maps `inputs` values to `outputs` values, in a format
+/// with kernels.
+pub(crate) fn check_matrix(
+    name: &str,
+    ty: GgmlType,
+    dims: &[usize],
+    inputs: usize,
+    outputs: usize,
+) -> Result<()> {
+    check_shape(name, dims, &[inputs, outputs])?;
+    if !ty.is_supported() {
+        return Err(Error::UnsupportedTensorType { tensor: name.to_owned(), ty });
+    }
+    Ok(())
+}
+
+fn matrix(name: &str, tensor: QTensor, inputs: usize, outputs: usize) -> Result<QTensor> {
+    check_matrix(name, tensor.ty(), tensor.dims(), inputs, outputs)?;
+    Ok(tensor)
+}
+
+/// A vector of `len` values, dequantized to f32.
+pub(crate) fn vector(name: &str, tensor: QTensor, len: usize) -> Result<Vec<f32>> {
+    check_shape(name, tensor.dims(), &[len])?;
+    tensor
+        .dequantize()
+        .map_err(|source| Error::Io(lantern_io::Error::Tensor { name: name.to_owned(), source }))
 }

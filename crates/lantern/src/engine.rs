@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lantern_io::stream::{StorageModel, StreamStats, StreamedContainer};
 use lantern_io::{open_model_file, ModelSource};
-use lantern_runtime::{Model, ModelConfig};
+use lantern_runtime::{Model, ModelConfig, StreamOptions};
 
 use crate::{ChatTemplate, Error, Result, Session, SessionConfig, Tokenizer};
 
@@ -34,6 +35,8 @@ pub struct ModelInfo {
     pub file_bytes: usize,
     /// Whether the file is memory-mapped rather than read into memory.
     pub mapped: bool,
+    /// For a streamed model, the loads read ahead of compute.
+    pub stream_depth: Option<usize>,
     /// Weight bytes read to decode one token.
     pub bytes_per_token: usize,
     /// Time from opening the file to a ready engine.
@@ -54,6 +57,7 @@ pub struct EngineBuilder {
     origin: Origin,
     tokenizer_json: Option<PathBuf>,
     chat_template: Option<String>,
+    stream: Option<(StreamOptions, StorageModel)>,
 }
 
 impl Engine {
@@ -107,6 +111,11 @@ impl Engine {
         &self.inner.info
     }
 
+    /// For a streamed model, what streaming has read, waited for and held so far.
+    pub fn stream_stats(&self) -> Option<StreamStats> {
+        self.inner.model.stream_stats()
+    }
+
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
@@ -114,7 +123,18 @@ impl Engine {
 
 impl EngineBuilder {
     fn new(origin: Origin) -> Self {
-        Self { origin, tokenizer_json: None, chat_template: None }
+        Self { origin, tokenizer_json: None, chat_template: None, stream: None }
+    }
+
+    /// Streams the model from storage instead of loading it whole: the matrices are read
+    /// every pass by a prefetch thread, within `options.budget`, through `storage` (which
+    /// can slow reads down to a device's speed). The model must be a `.lantern` container
+    /// given by path ([`Engine::builder`]); `lantern convert` makes one from a GGUF file.
+    ///
+    /// By default, the model is resident: memory-mapped or read.
+    pub fn stream(mut self, options: StreamOptions, storage: StorageModel) -> Self {
+        self.stream = Some((options, storage));
+        self
     }
 
     /// Takes the tokenizer from a HuggingFace `tokenizer.json` instead of the GGUF metadata.
@@ -143,26 +163,46 @@ impl EngineBuilder {
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn build(self) -> Result<Engine> {
         let start = Instant::now();
-        let source = match self.origin {
-            Origin::Path(path) => ModelSource::read(path)?,
-            Origin::Source(source) => source,
+        let (model, metadata, path, file_bytes, mapped) = match (self.origin, self.stream) {
+            (origin, Some((options, storage))) => {
+                let Origin::Path(path) = origin else {
+                    return Err(Error::Io(lantern_io::Error::InvalidSetting {
+                        name: "model source",
+                        reason: "a streamed model is opened by path".into(),
+                    }));
+                };
+                let file = StreamedContainer::open(&path, storage)?;
+                let metadata = file.metadata().clone();
+                let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+                let model = Model::load_streamed(file, options)?;
+                (model, metadata, Some(path), file_bytes, false)
+            }
+            (origin, None) => {
+                let source = match origin {
+                    Origin::Path(path) => ModelSource::read(path)?,
+                    Origin::Source(source) => source,
+                };
+                let file = open_model_file(source)?;
+                let model = Model::load(file.as_ref())?;
+                let source = file.source();
+                let path = source.path().map(Path::to_owned);
+                (model, file.metadata().clone(), path, source.len(), source.is_mapped())
+            }
         };
-        let file = open_model_file(source)?;
-        let model = Model::load(file.as_ref())?;
         let tokenizer = match &self.tokenizer_json {
             Some(path) => Tokenizer::from_file(path)?,
-            None => Tokenizer::from_gguf(file.metadata())?,
+            None => Tokenizer::from_gguf(&metadata)?,
         };
         let template = match &self.chat_template {
             Some(source) => Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)),
             None => ChatTemplate::from_tokenizer(&tokenizer)?,
         };
-        let source = file.source();
         let info = ModelInfo {
-            path: source.path().map(Path::to_owned),
-            file_bytes: source.bytes().len(),
-            mapped: source.is_mapped(),
-            bytes_per_token: model.weights().bytes_per_token(),
+            path,
+            file_bytes,
+            mapped,
+            stream_depth: model.stream_depth(),
+            bytes_per_token: model.bytes_per_token(),
             load_time: start.elapsed(),
         };
         tracing::debug!(?info, "model loaded");

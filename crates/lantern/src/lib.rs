@@ -65,4 +65,5 @@ pub use tokenizer::Tokenizer;
 
 pub use lantern_core as core;
 pub use lantern_io as io;
-pub use lantern_runtime::{ModelConfig, SamplerConfig};
+pub use lantern_io::stream::{StorageModel, StreamStats};
+pub use lantern_runtime::{Budget, ModelConfig, Pin, SamplerConfig, StreamOptions};

@@ -14,6 +14,7 @@ mod read;
 mod write;
 
 pub use planes::{from_planes, to_planes};
+pub(crate) use read::{decode_chunk, read_exact_at};
 pub use read::{Container, ContainerModel};
 pub use write::{write_container, ConvertStats};
 

@@ -44,7 +44,74 @@ impl Container {
     /// [`Error::Checksum`] naming the header, metadata or index, [`Error::Corrupt`] naming
     /// what does not fit, and the metadata errors of GGUF parsing.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let file_len = bytes.len() as u64;
+        let header = Header::parse(bytes, bytes.len() as u64)?;
+        let metadata = section(bytes, header.meta, "metadata")?;
+        let index = section(bytes, header.index, "index")?;
+        header.with_sections(metadata, index)
+    }
+
+    /// Reads and checks the container in `file` as [`Container::parse`] does, reading only
+    /// its header, metadata and index: what a streaming reader needs before any chunk.
+    ///
+    /// # Errors
+    /// As [`Container::parse`], and [`Error::Io`] naming `path` if a read fails.
+    pub fn read_from(file: &std::fs::File, path: &std::path::Path) -> Result<Self> {
+        let io = |e| Error::io(path, e);
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut head = vec![0; HEADER_BYTES.min(file_len as usize)];
+        read_exact_at(file, &mut head, 0).map_err(io)?;
+        let header = Header::parse(&head, file_len)?;
+        let read = |(offset, len): (u64, u64)| -> Result<Vec<u8>> {
+            // The header check placed every section inside the file.
+            let mut bytes = vec![0; len as usize];
+            read_exact_at(file, &mut bytes, offset).map_err(io)?;
+            Ok(bytes)
+        };
+        let metadata = read(header.meta)?;
+        let index = read(header.index)?;
+        header.with_sections(
+            checked(&metadata, header.meta.1, "metadata")?,
+            checked(&index, header.index.1, "index")?,
+        )
+    }
+
+    /// The metadata: the GGUF file's pairs and lantern's own.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The tensors, in file order.
+    pub fn tensors(&self) -> &[TensorEntry] {
+        &self.tensors
+    }
+
+    /// The tensor named `name`.
+    pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// Every chunk, in file order.
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+
+    /// The chunk alignment in bytes.
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+}
+
+/// The fixed header's fields, checked against each other and the file's length.
+struct Header {
+    alignment: u64,
+    meta: (u64, u64),
+    index: (u64, u64),
+    data_offset: u64,
+}
+
+impl Header {
+    /// Parses the header at the start of `bytes`, of a file `file_len` bytes long.
+    fn parse(bytes: &[u8], file_len: u64) -> Result<Self> {
         let mut c = Cursor::new(bytes);
         let magic: [u8; 8] = c.fixed("magic")?;
         if magic != MAGIC {
@@ -86,48 +153,47 @@ impl Container {
                 ),
             ));
         }
-        let metadata = parse_metadata(section(bytes, meta, "metadata")?)?;
-        let index_bytes = section(bytes, index, "index")?;
-        let (tensors, chunks) = parse_index(index_bytes, index.0, data_offset, alignment)?;
+        Ok(Self { alignment, meta, index, data_offset })
+    }
+
+    /// The container, from its checked metadata and index bodies.
+    fn with_sections(&self, metadata: &[u8], index: &[u8]) -> Result<Container> {
+        let metadata = parse_metadata(metadata)?;
+        let (tensors, chunks) = parse_index(index, self.index.0, self.data_offset, self.alignment)?;
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(Self { alignment, metadata, tensors, by_name, chunks })
-    }
-
-    /// The metadata: the GGUF file's pairs and lantern's own.
-    pub fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-
-    /// The tensors, in file order.
-    pub fn tensors(&self) -> &[TensorEntry] {
-        &self.tensors
-    }
-
-    /// The tensor named `name`.
-    pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
-        self.by_name.get(name).map(|&i| &self.tensors[i])
-    }
-
-    /// Every chunk, in file order.
-    pub fn chunks(&self) -> &[Chunk] {
-        &self.chunks
-    }
-
-    /// The chunk alignment in bytes.
-    pub fn alignment(&self) -> u64 {
-        self.alignment
+        Ok(Container { alignment: self.alignment, metadata, tensors, by_name, chunks })
     }
 }
 
-/// The bytes of a section the header placed within the file.
+/// Reads `buf.len()` bytes at `offset`.
+pub(crate) fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
+}
+
+/// The body of a section the header placed within the file, its checksum verified.
 fn section<'a>(bytes: &'a [u8], (offset, len): (u64, u64), what: &str) -> Result<&'a [u8]> {
     // The header check placed every section inside the file, whose length is a usize.
     let (start, end) = (offset as usize, (offset + len) as usize);
     let body = bytes.get(start..end).ok_or_else(|| corrupt(what, "outside the file".into()))?;
-    let Some(split) = body.len().checked_sub(4) else {
+    checked(body, len, what)
+}
+
+/// A section's body without its trailing CRC-32, which must match.
+fn checked<'a>(section: &'a [u8], len: u64, what: &str) -> Result<&'a [u8]> {
+    let Some(split) = section.len().checked_sub(4) else {
         return Err(corrupt(what, format!("{len} bytes, too short for its checksum")));
     };
-    let (body, tail) = body.split_at(split);
+    let (body, tail) = section.split_at(split);
     let recorded = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
     let computed = crc(body);
     if recorded != computed {
@@ -301,53 +367,74 @@ impl ContainerModel {
             .container
             .tensor(name)
             .ok_or_else(|| Error::MissingTensor { name: name.to_owned() })?;
-        let chunks = &self.container.chunks[entry.chunks.clone()];
+        let chunks = entry.chunks.clone();
         let bytes = self.source.bytes();
-        let stored = |i: usize, chunk: &Chunk| -> Result<&[u8]> {
-            // `parse` placed every chunk inside the file.
-            let start = chunk.offset as usize;
-            let stored = &bytes[start..start + chunk.stored_bytes as usize];
-            let computed = crc(stored);
-            if computed != chunk.crc {
-                let what = format!("chunk {i} of tensor {name:?}");
-                return Err(Error::Checksum { what, recorded: chunk.crc, computed });
-            }
-            Ok(stored)
+        // `parse` placed every chunk inside the file.
+        let stored = |i: usize| {
+            let c = &self.container.chunks[i];
+            &bytes[c.offset as usize..(c.offset + c.stored_bytes) as usize]
         };
         let wrap = |source| Error::Tensor { name: name.to_owned(), source };
-        let data = match chunks {
+        let data = match &self.container.chunks[chunks.clone()] {
             [one] if one.codec == Codec::Raw => {
-                stored(0, one)?;
+                check_crc(&self.container, chunks.start, stored(chunks.start))?;
                 let start = one.offset as usize;
                 bytes.slice(start..start + one.stored_bytes as usize).map_err(wrap)?
             }
-            _ => {
-                let total: u64 = chunks.iter().map(|c| c.raw_bytes).sum();
+            all => {
+                let total: u64 = all.iter().map(|c| c.raw_bytes).sum();
                 let mut out = vec![0u8; total as usize];
                 let mut at = 0;
-                for (i, chunk) in chunks.iter().enumerate() {
-                    let src = stored(i, chunk)?;
-                    let dst = &mut out[at..at + chunk.raw_bytes as usize];
-                    match chunk.codec {
-                        Codec::Raw => dst.copy_from_slice(src),
-                        Codec::Lz4 => {
-                            let n = lz4_flex::decompress_into(src, dst).map_err(|e| {
-                                corrupt(&format!("chunk {i} of tensor {name:?}"), e.to_string())
-                            })?;
-                            if n != dst.len() {
-                                return Err(corrupt(
-                                    &format!("chunk {i} of tensor {name:?}"),
-                                    format!("decompressed to {n} bytes, expected {}", dst.len()),
-                                ));
-                            }
-                        }
-                    }
+                for i in chunks {
+                    let dst = &mut out[at..at + self.container.chunks[i].raw_bytes as usize];
+                    decode_chunk(&self.container, i, stored(i), dst)?;
                     at += dst.len();
                 }
                 TensorBytes::from_vec(out)
             }
         };
         QTensor::new(entry.ty, &entry.dims, data).map_err(wrap)
+    }
+}
+
+/// Checks chunk `chunk`'s stored bytes and decodes them into `out`, its raw size.
+///
+/// # Errors
+/// [`Error::Checksum`] or [`Error::Corrupt`] naming the chunk and its tensor.
+pub(crate) fn decode_chunk(
+    container: &Container,
+    chunk: usize,
+    stored: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    check_crc(container, chunk, stored)?;
+    match container.chunks[chunk].codec {
+        Codec::Raw => out.copy_from_slice(stored),
+        Codec::Lz4 => {
+            let n = lz4_flex::decompress_into(stored, out)
+                .map_err(|e| corrupt(&chunk_name(container, chunk), e.to_string()))?;
+            if n != out.len() {
+                let detail = format!("decompressed to {n} bytes, expected {}", out.len());
+                return Err(corrupt(&chunk_name(container, chunk), detail));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_crc(container: &Container, chunk: usize, stored: &[u8]) -> Result<()> {
+    let (recorded, computed) = (container.chunks[chunk].crc, crc(stored));
+    if recorded != computed {
+        return Err(Error::Checksum { what: chunk_name(container, chunk), recorded, computed });
+    }
+    Ok(())
+}
+
+/// "chunk 2 of tensor \"blk.0.ffn_up.weight\"": a chunk as an error names it.
+fn chunk_name(container: &Container, chunk: usize) -> String {
+    match container.tensors.iter().find(|t| t.chunks.contains(&chunk)) {
+        Some(t) => format!("chunk {} of tensor {:?}", chunk - t.chunks.start, t.name),
+        None => format!("chunk {chunk}"),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use lantern_core::GgmlType;
+use lantern_core::{GgmlType, QTensor};
 
 use super::{
     layer_of, Codec, CHUNK_BYTES, DEFAULT_ALIGNMENT, HEADER_BYTES, MAGIC, NO_LAYER, VERSION,
@@ -64,7 +64,7 @@ pub fn write_container(
         let mut done = 0;
         for (layer, tensor, name) in &tensors {
             let first = chunks.len() as u64;
-            for raw in tensor.bytes().chunks(CHUNK_BYTES) {
+            for raw in tensor.bytes().chunks(chunk_bytes(tensor)) {
                 let compressed = lz4_flex::compress(raw);
                 let (codec, stored) = if compressed.len() < raw.len() {
                     (Codec::Lz4, &compressed[..])
@@ -116,6 +116,18 @@ pub fn write_container(
         pos.w.write_all(&header)
     })?;
     Ok(stats)
+}
+
+/// Raw bytes per chunk of `tensor`: as many whole rows as fit in [`CHUNK_BYTES`], so that a
+/// streaming reader can take a large tensor a run of chunks, that is a run of rows, at a
+/// time. A row larger than a chunk is cut.
+fn chunk_bytes(tensor: &QTensor) -> usize {
+    let row = tensor.bytes().len() / tensor.n_rows().max(1);
+    if row == 0 || row > CHUNK_BYTES {
+        CHUNK_BYTES
+    } else {
+        CHUNK_BYTES / row * row
+    }
 }
 
 /// The metadata section: the GGUF file's pairs in its encoding, then their CRC-32.

@@ -1,0 +1,69 @@
+//! Reading one chunk through the storage model, and checking and decoding it: the steps
+//! that the prefetch thread, pinned tensors and row lookups share.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::buffer::{Buffer, Meter};
+use super::file::ChunkFile;
+use super::stats::Counters;
+use super::storage::{wait_until, Device};
+use crate::container::{decode_chunk, Container};
+use crate::Result;
+
+/// A container opened for streaming: its file, index, device and counters.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) file: ChunkFile,
+    pub(crate) container: Container,
+    pub(crate) device: Device,
+    pub(crate) counters: Counters,
+    pub(crate) meter: Arc<Meter>,
+}
+
+/// A chunk read from the device and not yet decoded: where its bytes sit in the read
+/// buffer, and when the storage model delivers them.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub(crate) chunk: usize,
+    pub(crate) bytes: Range<usize>,
+    pub(crate) ready_at: Instant,
+}
+
+impl Shared {
+    /// Bytes a read buffer needs for any chunk.
+    pub(crate) fn read_buffer_bytes(&self) -> usize {
+        let chunks = self.container.chunks();
+        let span = |c: &crate::container::Chunk| self.file.span(c.offset, c.stored_bytes);
+        chunks.iter().map(|c| span(c).end - span(c).start).max().unwrap_or(0) as usize
+    }
+
+    /// Reads chunk `chunk` into `buf` and books its transfer on the device.
+    pub(crate) fn fetch(&self, chunk: usize, buf: &mut Buffer) -> Result<Fetched> {
+        let c = &self.container.chunks()[chunk];
+        let span = self.file.span(c.offset, c.stored_bytes);
+        let ready_at = self.device.book(span.end - span.start);
+        let bytes = self.file.read(c.offset, c.stored_bytes, buf)?;
+        Ok(Fetched { chunk, bytes, ready_at })
+    }
+
+    /// Waits for `fetched` to arrive, then checks it and decodes it into `out`, which is
+    /// its raw size.
+    pub(crate) fn finish(&self, fetched: &Fetched, buf: &Buffer, out: &mut [u8]) -> Result<()> {
+        let waited = wait_until(fetched.ready_at);
+        let c = &self.container.chunks()[fetched.chunk];
+        let span = self.file.span(c.offset, c.stored_bytes);
+        self.counters.read(span.end - span.start, waited);
+        let start = Instant::now();
+        decode_chunk(&self.container, fetched.chunk, &buf.as_ref()[fetched.bytes.clone()], out)?;
+        self.counters.decoded(start.elapsed());
+        Ok(())
+    }
+
+    /// Reads, checks and decodes chunk `chunk` into `out` before returning.
+    pub(crate) fn read_chunk(&self, chunk: usize, buf: &mut Buffer, out: &mut [u8]) -> Result<()> {
+        let fetched = self.fetch(chunk, buf)?;
+        self.finish(&fetched, buf, out)
+    }
+}

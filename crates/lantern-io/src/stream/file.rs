@@ -1,0 +1,161 @@
+//! [`ChunkFile`]: reads of a container's chunks that do not go through the page cache.
+//!
+//! On Linux the file is opened with `O_DIRECT`, so every read comes from the device and none
+//! stays cached: a streamed model is measured as the device delivers it, not as RAM does.
+//! Where `O_DIRECT` is refused (tmpfs, some network file systems) or does not exist, reads
+//! are buffered, and on Unix each read range is dropped from the cache afterwards with
+//! `posix_fadvise(DONTNEED)`.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::buffer::{Buffer, ALIGN};
+use crate::container::read_exact_at;
+use crate::{Error, Result};
+
+/// A container file opened for chunk reads.
+#[derive(Debug)]
+pub(crate) struct ChunkFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    direct: bool,
+}
+
+impl ChunkFile {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let io = |e| Error::io(path, e);
+        let (file, direct) = match open_direct(path) {
+            Ok(file) => (file, true),
+            Err(_) => (File::open(path).map_err(io)?, false),
+        };
+        let len = file.metadata().map_err(io)?.len();
+        tracing::debug!(path = %path.display(), direct, "opened container for streaming");
+        Ok(Self { file, path: path.to_owned(), len, direct })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether reads bypass the page cache with `O_DIRECT`.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// The bytes a read of `len` bytes at `offset` moves from the device: with `O_DIRECT`,
+    /// whole pages around the range.
+    pub(crate) fn span(&self, offset: u64, len: u64) -> Range<u64> {
+        if self.direct {
+            let start = offset / ALIGN as u64 * ALIGN as u64;
+            start..(offset + len).next_multiple_of(ALIGN as u64).min(self.len.next_multiple_of(ALIGN as u64))
+        } else {
+            offset..offset + len
+        }
+    }
+
+    /// Reads `len` bytes at `offset` into `buf`; returns where in `buf` they are. `buf` must
+    /// hold [`ChunkFile::span`] of the range.
+    pub(crate) fn read(&self, offset: u64, len: u64, buf: &mut Buffer) -> Result<Range<usize>> {
+        let span = self.span(offset, len);
+        let want = (span.end - span.start) as usize;
+        if want > buf.len() {
+            return Err(Error::io(
+                &self.path,
+                io::Error::other(format!("read of {want} bytes into a {}-byte buffer", buf.len())),
+            ));
+        }
+        let dst = &mut buf.as_mut_slice()[..want];
+        let read = if self.direct {
+            read_direct(&self.file, dst, span.start, (offset + len - span.start) as usize)
+        } else {
+            read_exact_at(&self.file, dst, span.start).inspect(|()| drop_cached(&self.file, span.clone()))
+        };
+        read.map_err(|e| Error::io(&self.path, e))?;
+        let start = (offset - span.start) as usize;
+        Ok(start..start + len as usize)
+    }
+}
+
+/// Fills `dst` from `offset` with `O_DIRECT` reads, which may stop short at the end of the
+/// file; at least `needed` bytes must arrive.
+fn read_direct(file: &File, dst: &mut [u8], offset: u64, needed: usize) -> io::Result<()> {
+    let mut done = 0;
+    while done < needed {
+        match read_at(file, &mut dst[done..], offset + done as u64) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    read_exact_at(file, buf, offset).map(|()| buf.len())
+}
+
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_: &Path) -> io::Result<File> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Asks the OS to drop `range` of `file` from its page cache.
+#[cfg(unix)]
+fn drop_cached(file: &File, range: Range<u64>) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (range.start.try_into(), (range.end - range.start).try_into())
+    else {
+        return;
+    };
+    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open for the
+    // life of `file`. The advice is a hint, so its result is not needed.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file.as_raw_fd(), offset, len);
+}
+
+#[cfg(not(unix))]
+fn drop_cached(_: &File, _: Range<u64>) {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::stream::buffer::Meter;
+
+    #[test]
+    fn reads_any_range_whatever_the_alignment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..3 * ALIGN + 123).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = ChunkFile::open(&path).unwrap();
+        let mut buf = Buffer::new(4 * ALIGN, &Arc::new(Meter::default()));
+        for (offset, len) in [(0, 10), (ALIGN, ALIGN), (100, 2 * ALIGN), (3 * ALIGN, 123), (5, 3 * ALIGN + 118)] {
+            let at = file.read(offset as u64, len as u64, &mut buf).unwrap();
+            assert_eq!(&buf.as_ref()[at], &bytes[offset..offset + len], "{offset} {len}");
+        }
+        let past_end = file.read(3 * ALIGN as u64, 200, &mut buf);
+        assert!(matches!(past_end, Err(Error::Io { .. })));
+    }
+}

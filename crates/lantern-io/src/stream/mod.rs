@@ -1,0 +1,242 @@
+//! Streaming a `.lantern` container under a memory budget: for models larger than the
+//! memory an app can spare.
+//!
+//! A [`StreamedContainer`] opens the file without mapping or reading its data: only the
+//! header, metadata and index come into memory. Tensors that stay resident (norms, or the
+//! embedding if the budget allows) are read once with [`StreamedContainer::read_tensor`].
+//! The rest is read every pass by a [`Stream`]: a prefetch thread reads, verifies and
+//! decompresses the next `depth` loads into a bounded pool of slabs while compute works on
+//! the current one. Every read goes through a [`StorageModel`] and past the page cache, so
+//! any machine can measure how a phone's flash would run the model.
+//!
+//! What is held is metered: [`StreamStats::peak_resident_bytes`] counts pinned tensors,
+//! slabs and read buffers, and [`StreamedContainer::stream`] refuses a budget they cannot
+//! fit in, saying the minimum.
+
+mod buffer;
+mod chunks;
+mod file;
+mod plan;
+mod prefetch;
+mod stats;
+mod storage;
+
+pub use prefetch::{Loaded, Stream};
+pub use stats::StreamStats;
+pub use storage::StorageModel;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use lantern_core::QTensor;
+
+use self::buffer::{Buffer, Meter};
+use self::chunks::Shared;
+use self::file::ChunkFile;
+use self::stats::Counters;
+use self::storage::Device;
+use crate::container::Container;
+use crate::{Error, Metadata, Result};
+
+/// A `.lantern` container opened for streaming. See the [module docs](self).
+#[derive(Debug)]
+pub struct StreamedContainer {
+    shared: Arc<Shared>,
+    /// Buffers of row lookups, made on first use: a read buffer and one decoded chunk.
+    rows: Mutex<Option<(Buffer, Buffer)>>,
+}
+
+/// How a [`Stream`] may use memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Most weight bytes held at once: pinned tensors, slabs and read buffers.
+    pub budget: u64,
+    /// Loads to read ahead of compute, at most; the budget may allow fewer.
+    pub depth: usize,
+    /// Whether to set aside, within the budget, the buffers of
+    /// [`StreamedContainer::dequantize_rows`] (an embedding that is not pinned).
+    pub row_lookups: bool,
+}
+
+impl StreamedContainer {
+    /// Opens the container at `path` and reads its header, metadata and index; reads go
+    /// through `storage`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path`, and the errors of [`Container::parse`].
+    pub fn open(path: impl AsRef<Path>, storage: StorageModel) -> Result<Self> {
+        let path = path.as_ref();
+        // The header and index through the page cache (O_DIRECT wants aligned buffers); the
+        // chunks past it.
+        let index_file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let container = Container::read_from(&index_file, path)?;
+        let file = ChunkFile::open(path)?;
+        let shared = Shared {
+            file,
+            container,
+            device: Device::new(storage),
+            counters: Counters::default(),
+            meter: Arc::new(Meter::default()),
+        };
+        Ok(Self { shared: Arc::new(shared), rows: Mutex::new(None) })
+    }
+
+    /// The parsed header, metadata and index.
+    pub fn container(&self) -> &Container {
+        &self.shared.container
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &Metadata {
+        self.shared.container.metadata()
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        self.shared.file.path()
+    }
+
+    /// Whether reads bypass the page cache with `O_DIRECT`; if not, each read range is
+    /// dropped from the cache after it is read, where the OS allows.
+    pub fn is_direct(&self) -> bool {
+        self.shared.file.is_direct()
+    }
+
+    /// Reads the tensor `name` whole, to keep resident. Its bytes count as held for as
+    /// long as it lives.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`]; I/O, checksum and decoding errors naming the tensor.
+    pub fn read_tensor(&self, name: &str) -> Result<QTensor> {
+        let shared = &self.shared;
+        let entry = shared
+            .container
+            .tensor(name)
+            .ok_or_else(|| Error::MissingTensor { name: name.to_owned() })?;
+        let chunks = &shared.container.chunks()[entry.chunks.clone()];
+        let total: u64 = chunks.iter().map(|c| c.raw_bytes).sum();
+        let mut data = Buffer::new(total as usize, &shared.meter);
+        let mut read_buf = Buffer::new(shared.read_buffer_bytes(), &shared.meter);
+        let mut at = 0;
+        for (chunk, c) in entry.chunks.clone().zip(chunks) {
+            let out = &mut data.as_mut_slice()[at..at + c.raw_bytes as usize];
+            shared.read_chunk(chunk, &mut read_buf, out)?;
+            at += out.len();
+        }
+        let bytes = lantern_core::TensorBytes::new(Arc::new(data));
+        QTensor::new(entry.ty, &entry.dims, bytes)
+            .map_err(|source| Error::Tensor { name: name.to_owned(), source })
+    }
+
+    /// Dequantizes rows `rows` of the matrix `name` into `out`, one row of `out.len() /
+    /// rows.len()` values each, reading each chunk that holds one of them once (an
+    /// embedding lookup).
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`]; a row out of range or an `out` of the wrong size as
+    /// [`Error::Tensor`]; I/O, checksum and decoding errors naming the tensor.
+    pub fn dequantize_rows(&self, name: &str, rows: &[u32], out: &mut [f32]) -> Result<()> {
+        let shared = &self.shared;
+        let entry = shared
+            .container
+            .tensor(name)
+            .ok_or_else(|| Error::MissingTensor { name: name.to_owned() })?;
+        let wrap = |source| Error::Tensor { name: name.to_owned(), source };
+        let row_len = entry.dims[0];
+        let n_rows: usize = entry.dims.iter().skip(1).product();
+        let row_bytes = entry.ty.tensor_bytes(&[row_len]).map_err(wrap)?;
+        if out.len() != rows.len() * row_len || rows.iter().any(|&r| r as usize >= n_rows) {
+            return Err(wrap(lantern_core::Error::ShapeMismatch {
+                op: "dequantize rows",
+                detail: format!(
+                    "{} rows of {row_len} into {} values, from a tensor of {n_rows} rows",
+                    rows.len(),
+                    out.len()
+                ),
+            }));
+        }
+        // Each row's chunk and its offset there, visited chunk by chunk.
+        let chunks = &shared.container.chunks()[entry.chunks.clone()];
+        let mut starts = Vec::with_capacity(chunks.len() + 1);
+        starts.push(0u64);
+        for c in chunks {
+            starts.push(starts[starts.len() - 1] + c.raw_bytes);
+        }
+        let mut order: Vec<(usize, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (starts.partition_point(|&s| s <= r as u64 * row_bytes as u64) - 1, i))
+            .collect();
+        order.sort_unstable();
+        let mut guard = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let (read_buf, decoded) = guard.get_or_insert_with(|| self.row_buffers());
+        let mut current = None;
+        for (chunk, i) in order {
+            let raw = chunks[chunk].raw_bytes as usize;
+            if current != Some(chunk) {
+                let global = entry.chunks.start + chunk;
+                shared.read_chunk(global, read_buf, &mut decoded.as_mut_slice()[..raw])?;
+                current = Some(chunk);
+            }
+            let start = rows[i] as usize * row_bytes - starts[chunk] as usize;
+            let Some(row) = decoded.as_ref().get(start..start + row_bytes) else {
+                // A row cut by a chunk boundary: read the tensor's chunks around it.
+                return Err(wrap(lantern_core::Error::ShapeMismatch {
+                    op: "dequantize rows",
+                    detail: format!("row {} spans two chunks", rows[i]),
+                }));
+            };
+            lantern_core::dequantize_row(entry.ty, row, &mut out[i * row_len..(i + 1) * row_len])
+                .map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    /// A read buffer and a buffer for the largest decoded chunk.
+    fn row_buffers(&self) -> (Buffer, Buffer) {
+        let shared = &self.shared;
+        let largest = shared.container.chunks().iter().map(|c| c.raw_bytes).max().unwrap_or(0);
+        (
+            Buffer::new(shared.read_buffer_bytes(), &shared.meter),
+            Buffer::new(largest as usize, &shared.meter),
+        )
+    }
+
+    /// Starts the prefetch thread over `units`, the tensors of each in order of use, read
+    /// one unit (or one run of rows of a large tensor) per slab, in a cycle.
+    ///
+    /// # Errors
+    /// [`Error::BudgetTooSmall`] with the minimum when even one slab does not fit beside
+    /// what is already held; [`Error::MissingTensor`] for an unknown name.
+    pub fn stream(&self, units: &[Vec<String>], config: StreamConfig) -> Result<Stream> {
+        let (loads, slab) = plan::plan(&self.shared.container, units)?;
+        let read_buffers = 2 * (self.shared.read_buffer_bytes() + buffer::ALIGN);
+        let slab_held = slab + buffer::ALIGN;
+        if config.row_lookups {
+            let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+            rows.get_or_insert_with(|| self.row_buffers());
+        }
+        let held = self.shared.meter.held();
+        let minimum = held + (read_buffers + slab_held) as u64;
+        if config.budget < minimum {
+            return Err(Error::BudgetTooSmall {
+                budget: config.budget,
+                minimum,
+                detail: format!(
+                    "{held} bytes held (pinned tensors, row lookup buffers), one {slab_held}-byte \
+                     slab and {read_buffers} bytes of read buffers"
+                ),
+            });
+        }
+        let spare = (config.budget - minimum) / slab_held as u64;
+        let depth = config.depth.min(spare as usize).min(loads.len().saturating_sub(1));
+        tracing::debug!(loads = loads.len(), slab, depth, "starting the prefetch thread");
+        Stream::start(Arc::clone(&self.shared), loads, slab, depth)
+    }
+
+    /// What streaming has read, waited for and held so far.
+    pub fn stats(&self) -> StreamStats {
+        let meter = &self.shared.meter;
+        self.shared.counters.snapshot(meter.held(), meter.peak())
+    }
+}

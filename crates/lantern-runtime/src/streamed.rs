@@ -1,0 +1,301 @@
+//! Models larger than the memory an app can spare: matrices streamed from a `.lantern`
+//! container under a byte budget, and the [`Lease`] through which a forward pass reaches
+//! its weights whether they are resident or streamed.
+
+use std::ops::{Deref, Range};
+use std::sync::{Mutex, MutexGuard};
+
+use lantern_core::{GgmlType, QTensor};
+use lantern_io::stream::{Stream, StreamConfig, StreamStats, StreamedContainer};
+
+use crate::weights::{check_matrix, projection_names, vector, LayerWeights, Projections};
+use crate::{Error, ModelConfig, Result, Weights};
+
+/// How to run a streamed model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StreamOptions {
+    /// Most weight bytes held at once: pinned tensors, the slab pool and read buffers.
+    pub budget: Budget,
+    /// Blocks read ahead of the one computing, at most; the budget may allow fewer.
+    pub depth: usize,
+    /// What stays resident besides the norm gains, which always do.
+    pub pin: Pin,
+}
+
+/// Which weights a streamed model keeps resident. Norm gains always are; by default
+/// nothing else is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pin {
+    /// The token embedding (and so the output head, when the model ties them). When not
+    /// pinned, each token's row is read from storage.
+    pub embedding: bool,
+    /// The output head.
+    pub output: bool,
+    /// The first blocks.
+    pub first_layers: usize,
+    /// The last blocks.
+    pub last_layers: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self { budget: Budget::Bytes(u64::MAX), depth: 2, pin: Pin::default() }
+    }
+}
+
+/// A memory budget for weights: a number of bytes, or a share of the model's weight bytes
+/// (all its tensors, as stored decoded).
+///
+/// ```
+/// use lantern_runtime::Budget;
+///
+/// assert_eq!("25%".parse::<Budget>()?, Budget::OfWeights(0.25));
+/// assert_eq!("24MB".parse::<Budget>()?, Budget::Bytes(24_000_000));
+/// assert_eq!("2GiB".parse::<Budget>()?, Budget::Bytes(2 << 30));
+/// assert_eq!(Budget::OfWeights(0.25).bytes(1000), 250);
+/// # Ok::<(), lantern_runtime::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// This many bytes.
+    Bytes(u64),
+    /// This share of the weight bytes, from 0 to 1.
+    OfWeights(f64),
+}
+
+impl Budget {
+    /// The budget in bytes for a model of `weight_bytes`.
+    pub fn bytes(self, weight_bytes: u64) -> u64 {
+        match self {
+            Self::Bytes(b) => b,
+            Self::OfWeights(share) => (weight_bytes as f64 * share) as u64,
+        }
+    }
+}
+
+impl std::str::FromStr for Budget {
+    type Err = Error;
+
+    /// `N%` of the weights, or bytes with an optional unit: `kB`, `MB`, `GB` (powers of
+    /// ten) or `KiB`, `MiB`, `GiB`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::InvalidSetting {
+            name: "memory budget",
+            reason: format!("{s:?} is not a size such as 64MB, 1.5GiB or 25%"),
+        };
+        let s = s.trim();
+        if let Some(percent) = s.strip_suffix('%') {
+            let p: f64 = percent.trim().parse().map_err(|_| bad())?;
+            return if (0.0..=100.0).contains(&p) { Ok(Self::OfWeights(p / 100.0)) } else { Err(bad()) };
+        }
+        let units = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("kB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1), ("", 1)];
+        let (number, scale) = units
+            .iter()
+            .find_map(|&(unit, scale)| s.strip_suffix(unit).map(|n| (n.trim(), scale)))
+            .ok_or_else(bad)?;
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(bad());
+        }
+        Ok(Self::Bytes((value * scale as f64) as u64))
+    }
+}
+
+/// The streamed part of a model: the file, its prefetch stream and which unit is which.
+#[derive(Debug)]
+pub(crate) struct Streamed {
+    file: StreamedContainer,
+    stream: Mutex<Stream>,
+    /// The stream unit of each block's matrices; `None` for a pinned block.
+    layer_units: Vec<Option<usize>>,
+    /// The stream unit of the output head, unless pinned.
+    head_unit: Option<usize>,
+    /// Weight bytes one token reads from the stream, for [`crate::Model::bytes_per_token`].
+    streamed_bytes: usize,
+    /// The types of the streamed matrices.
+    types: Vec<GgmlType>,
+}
+
+impl Streamed {
+    /// Checks every weight of `file` against its index, reads the resident ones and starts
+    /// the prefetch thread for the rest.
+    pub(crate) fn load(
+        file: StreamedContainer,
+        options: StreamOptions,
+    ) -> Result<(ModelConfig, Weights, Self)> {
+        let container = file.container();
+        let entry = |name: &str| {
+            container
+                .tensor(name)
+                .ok_or_else(|| Error::Io(lantern_io::Error::MissingTensor { name: name.into() }))
+        };
+        let embd = entry("token_embd.weight")?;
+        let vocab = embd.dims.get(1).copied().unwrap_or(0);
+        let config = ModelConfig::from_metadata(file.metadata(), vocab)?;
+        let (d, n) = (config.d_model, config.n_layers);
+        let tied = container.tensor("output.weight").is_none();
+        let head_name = if tied { "token_embd.weight" } else { "output.weight" };
+        for name in ["token_embd.weight", head_name] {
+            let e = entry(name)?;
+            check_matrix(name, e.ty, &e.dims, d, vocab)?;
+        }
+        let pin = options.pin;
+        let read = |name: &str| Ok(file.read_tensor(name)?);
+        let mut layers = Vec::with_capacity(n);
+        let mut units = Vec::new();
+        let mut layer_units = Vec::with_capacity(n);
+        let mut streamed_bytes = 0;
+        let mut types = vec![entry(head_name)?.ty];
+        for l in 0..n {
+            let mut layer = LayerWeights::norms(&config, l, &read)?;
+            let names = projection_names(l);
+            for (name, [a, b]) in names.iter().zip(Projections::shapes(&config)) {
+                let e = entry(name)?;
+                check_matrix(name, e.ty, &e.dims, a, b)?;
+                types.push(e.ty);
+            }
+            if l < pin.first_layers || l + pin.last_layers >= n {
+                let matrices = names.iter().map(|name| read(name)).collect::<Result<_>>()?;
+                layer.projections = Projections::from_vec(matrices);
+                layer_units.push(None);
+            } else {
+                streamed_bytes += names.iter().map(|name| tensor_bytes(&file, name)).sum::<usize>();
+                layer_units.push(Some(units.len()));
+                units.push(names.to_vec());
+            }
+            layers.push(layer);
+        }
+        let token_embd = pin.embedding.then(|| read("token_embd.weight")).transpose()?;
+        let output = match (&token_embd, tied, pin.output) {
+            (Some(embd), true, _) => Some(embd.clone()),
+            (None, true, true) | (_, false, true) => Some(read(head_name)?),
+            _ => None,
+        };
+        let head_unit = output.is_none().then(|| {
+            streamed_bytes += tensor_bytes(&file, head_name);
+            units.push(vec![head_name.to_owned()]);
+            units.len() - 1
+        });
+        let output_norm = vector("output_norm.weight", read("output_norm.weight")?, d)?;
+        let weight_bytes = container.chunks().iter().map(|c| c.raw_bytes).sum();
+        let config_stream = StreamConfig {
+            budget: options.budget.bytes(weight_bytes),
+            depth: options.depth,
+            row_lookups: token_embd.is_none(),
+        };
+        let stream = file.stream(&units, config_stream)?;
+        tracing::debug!(units = units.len(), depth = stream.depth(), "streaming the model");
+        let weights = Weights { token_embd, layers, output_norm, output };
+        let streamed = Self {
+            file,
+            stream: Mutex::new(stream),
+            layer_units,
+            head_unit,
+            streamed_bytes,
+            types,
+        };
+        Ok((config, weights, streamed))
+    }
+
+    pub(crate) fn streamed_bytes(&self) -> usize {
+        self.streamed_bytes
+    }
+
+    /// The types of the matrices the model may stream.
+    pub(crate) fn types(&self) -> impl Iterator<Item = GgmlType> + '_ {
+        self.types.iter().copied()
+    }
+
+    pub(crate) fn stats(&self) -> StreamStats {
+        self.file.stats()
+    }
+
+    pub(crate) fn depth(&self) -> usize {
+        self.stream.lock().unwrap_or_else(|e| e.into_inner()).depth()
+    }
+}
+
+fn tensor_bytes(file: &StreamedContainer, name: &str) -> usize {
+    let container = file.container();
+    container.tensor(name).map_or(0, |t| {
+        container.chunks()[t.chunks.clone()].iter().map(|c| c.raw_bytes as usize).sum()
+    })
+}
+
+/// A forward pass's access to the weights: the resident ones, and the stream (held for the
+/// whole pass, so that concurrent sessions take their loads in turn).
+pub(crate) struct Lease<'a> {
+    weights: &'a Weights,
+    streamed: Option<(&'a Streamed, MutexGuard<'a, Stream>)>,
+}
+
+/// A block's matrices, resident or loaded for this pass.
+pub(crate) enum LayerRef<'a> {
+    Resident(&'a Projections),
+    Loaded(Projections),
+}
+
+impl Deref for LayerRef<'_> {
+    type Target = Projections;
+
+    fn deref(&self) -> &Projections {
+        match self {
+            Self::Resident(p) => p,
+            Self::Loaded(p) => p,
+        }
+    }
+}
+
+impl<'a> Lease<'a> {
+    pub(crate) fn new(weights: &'a Weights, streamed: Option<&'a Streamed>) -> Self {
+        let streamed =
+            streamed.map(|s| (s, s.stream.lock().unwrap_or_else(|e| e.into_inner())));
+        Self { weights, streamed }
+    }
+
+    /// The embedding rows of `tokens` into `out`, `d_model` values each.
+    pub(crate) fn embed(&self, tokens: &[u32], out: &mut [f32]) -> Result<()> {
+        let d = out.len() / tokens.len().max(1);
+        match (&self.weights.token_embd, &self.streamed) {
+            (Some(embd), _) => {
+                for (&token, row) in tokens.iter().zip(out.chunks_exact_mut(d)) {
+                    embd.dequantize_row(token as usize, row)?;
+                }
+                Ok(())
+            }
+            (None, Some((s, _))) => Ok(s.file.dequantize_rows("token_embd.weight", tokens, out)?),
+            (None, None) => unreachable!("a resident model has its embedding"),
+        }
+    }
+
+    /// Block `l`'s matrices, waiting for the prefetcher when they are streamed.
+    pub(crate) fn layer(&mut self, l: usize) -> Result<LayerRef<'a>> {
+        let weights: &'a Weights = self.weights;
+        if let Some(p) = &weights.layers[l].projections {
+            return Ok(LayerRef::Resident(p));
+        }
+        let (s, stream) = self.streamed.as_mut().expect("a block without matrices is streamed");
+        let unit = s.layer_units[l].expect("a streamed block has a unit");
+        let load = stream.loads_of(unit).start;
+        let loaded = stream.take(load)?;
+        let matrices = loaded.tensors.into_iter().map(|(t, _)| t).collect();
+        Ok(LayerRef::Loaded(Projections::from_vec(matrices).expect("a block unit has 7 tensors")))
+    }
+
+    /// Runs `each` over the output head: the whole of it, or run by run of rows as the
+    /// prefetcher loads them.
+    pub(crate) fn head(&mut self, mut each: impl FnMut(&QTensor, Range<usize>) -> Result<()>) -> Result<()> {
+        if let Some(output) = &self.weights.output {
+            return each(output, 0..output.n_rows());
+        }
+        let (s, stream) = self.streamed.as_mut().expect("a model without a head streams it");
+        let unit = s.head_unit.expect("a streamed head has a unit");
+        for load in stream.loads_of(unit) {
+            let loaded = stream.take(load)?;
+            for (tensor, rows) in &loaded.tensors {
+                each(tensor, rows.clone())?;
+            }
+        }
+        Ok(())
+    }
+}
