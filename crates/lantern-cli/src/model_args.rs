@@ -58,9 +58,14 @@ impl ModelArgs {
         let path = self.path()?;
         if let Some(budget) = self.budget {
             let options = StreamOptions { budget, depth: self.depth, pin: self.pin()? };
-            return Engine::builder(&path).stream(options, self.storage).build().with_context(|| {
-                format!("streaming {} (a .lantern container; `lantern convert` makes one)", path.display())
-            });
+            return Engine::builder(&path).stream(options, self.storage).build().with_context(
+                || {
+                    format!(
+                        "streaming {} (a .lantern container; `lantern convert` makes one)",
+                        path.display()
+                    )
+                },
+            );
         }
         let source = if self.no_mmap {
             ModelSource::read(&path)
@@ -98,7 +103,9 @@ impl ModelArgs {
                 None if item == "output" => pin.output = true,
                 Some(("first", n)) => pin.first_layers = n.parse().context("--pin first=N")?,
                 Some(("last", n)) => pin.last_layers = n.parse().context("--pin last=N")?,
-                _ => anyhow::bail!("--pin takes embedding, output, first=N or last=N, not {item:?}"),
+                _ => {
+                    anyhow::bail!("--pin takes embedding, output, first=N or last=N, not {item:?}")
+                }
             }
         }
         Ok(pin)
@@ -109,10 +116,11 @@ impl ModelArgs {
 pub(crate) fn stream_summary(stats: &StreamStats, tokens: usize) -> String {
     let per_token = |x: f64| x / tokens.max(1) as f64;
     format!(
-        "streamed {:.1} MB/token | prefetch stall {:.1} ms/token | decode {:.1} ms/token | peak resident weights {:.1} MiB",
+        "streamed {:.1} MB/token | prefetch stall {:.1} ms/token | decode {:.1} ms/token | device wait {:.1} ms/token | peak resident weights {:.1} MiB",
         per_token(stats.bytes_read as f64) / 1e6,
         per_token(stats.prefetch_stall.as_secs_f64()) * 1e3,
         per_token(stats.decode_time.as_secs_f64()) * 1e3,
+        per_token(stats.device_wait.as_secs_f64()) * 1e3,
         stats.peak_resident_bytes as f64 / (1024.0 * 1024.0),
     )
 }

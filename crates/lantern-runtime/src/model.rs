@@ -255,7 +255,12 @@ impl Model {
     }
 
     /// One batch through every block; leaves the residual stream in `buf.x`.
-    fn forward_batch(&self, state: &mut State, lease: &mut Lease<'_>, tokens: &[u32]) -> Result<()> {
+    fn forward_batch(
+        &self,
+        state: &mut State,
+        lease: &mut Lease<'_>,
+        tokens: &[u32],
+    ) -> Result<()> {
         let c = &self.config;
         let n = tokens.len();
         let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.n_heads * c.head_dim);

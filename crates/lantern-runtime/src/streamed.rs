@@ -86,9 +86,22 @@ impl std::str::FromStr for Budget {
         let s = s.trim();
         if let Some(percent) = s.strip_suffix('%') {
             let p: f64 = percent.trim().parse().map_err(|_| bad())?;
-            return if (0.0..=100.0).contains(&p) { Ok(Self::OfWeights(p / 100.0)) } else { Err(bad()) };
+            return if (0.0..=100.0).contains(&p) {
+                Ok(Self::OfWeights(p / 100.0))
+            } else {
+                Err(bad())
+            };
         }
-        let units = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("kB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1), ("", 1)];
+        let units = [
+            ("KiB", 1u64 << 10),
+            ("MiB", 1 << 20),
+            ("GiB", 1 << 30),
+            ("kB", 1000),
+            ("MB", 1_000_000),
+            ("GB", 1_000_000_000),
+            ("B", 1),
+            ("", 1),
+        ];
         let (number, scale) = units
             .iter()
             .find_map(|&(unit, scale)| s.strip_suffix(unit).map(|n| (n.trim(), scale)))
@@ -230,6 +243,8 @@ pub(crate) struct Lease<'a> {
 }
 
 /// A block's matrices, resident or loaded for this pass.
+// One lives on the stack per block; boxing the large variant would allocate per block.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum LayerRef<'a> {
     Resident(&'a Projections),
     Loaded(Projections),
@@ -248,8 +263,7 @@ impl Deref for LayerRef<'_> {
 
 impl<'a> Lease<'a> {
     pub(crate) fn new(weights: &'a Weights, streamed: Option<&'a Streamed>) -> Self {
-        let streamed =
-            streamed.map(|s| (s, s.stream.lock().unwrap_or_else(|e| e.into_inner())));
+        let streamed = streamed.map(|s| (s, s.stream.lock().unwrap_or_else(|e| e.into_inner())));
         Self { weights, streamed }
     }
 
@@ -284,7 +298,10 @@ impl<'a> Lease<'a> {
 
     /// Runs `each` over the output head: the whole of it, or run by run of rows as the
     /// prefetcher loads them.
-    pub(crate) fn head(&mut self, mut each: impl FnMut(&QTensor, Range<usize>) -> Result<()>) -> Result<()> {
+    pub(crate) fn head(
+        &mut self,
+        mut each: impl FnMut(&QTensor, Range<usize>) -> Result<()>,
+    ) -> Result<()> {
         if let Some(output) = &self.weights.output {
             return each(output, 0..output.n_rows());
         }

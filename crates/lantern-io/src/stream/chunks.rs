@@ -48,13 +48,16 @@ impl Shared {
         Ok(Fetched { chunk, bytes, ready_at })
     }
 
-    /// Waits for `fetched` to arrive, then checks it and decodes it into `out`, which is
-    /// its raw size.
-    pub(crate) fn finish(&self, fetched: &Fetched, buf: &Buffer, out: &mut [u8]) -> Result<()> {
+    /// Waits until the storage model delivers `fetched`, and counts the read.
+    pub(crate) fn arrive(&self, fetched: &Fetched) {
         let waited = wait_until(fetched.ready_at);
         let c = &self.container.chunks()[fetched.chunk];
         let span = self.file.span(c.offset, c.stored_bytes);
         self.counters.read(span.end - span.start, waited);
+    }
+
+    /// Checks `fetched`, read into `buf`, and decodes it into `out`, its raw size.
+    pub(crate) fn decode(&self, fetched: &Fetched, buf: &Buffer, out: &mut [u8]) -> Result<()> {
         let start = Instant::now();
         decode_chunk(&self.container, fetched.chunk, &buf.as_ref()[fetched.bytes.clone()], out)?;
         self.counters.decoded(start.elapsed());
@@ -64,6 +67,7 @@ impl Shared {
     /// Reads, checks and decodes chunk `chunk` into `out` before returning.
     pub(crate) fn read_chunk(&self, chunk: usize, buf: &mut Buffer, out: &mut [u8]) -> Result<()> {
         let fetched = self.fetch(chunk, buf)?;
-        self.finish(&fetched, buf, out)
+        self.arrive(&fetched);
+        self.decode(&fetched, buf, out)
     }
 }

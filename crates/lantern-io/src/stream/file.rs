@@ -1,9 +1,10 @@
-//! [`ChunkFile`]: reads of a container's chunks that do not go through the page cache.
+//! [`ChunkFile`]: reads of a container's chunks, past the page cache or through it
+//! ([`ReadPath`]).
 //!
-//! On Linux the file is opened with `O_DIRECT`, so every read comes from the device and none
-//! stays cached: a streamed model is measured as the device delivers it, not as RAM does.
-//! Where `O_DIRECT` is refused (tmpfs, some network file systems) or does not exist, reads
-//! are buffered, and on Unix each read range is dropped from the cache afterwards with
+//! Direct reads open the file with `O_DIRECT` on Linux, so every read comes from the device
+//! and none stays cached: a streamed model is measured as the device delivers it, not as RAM
+//! does. Where `O_DIRECT` is refused (tmpfs, some network file systems) or does not exist,
+//! reads are buffered, and on Unix each read range is dropped from the cache afterwards with
 //! `posix_fadvise(DONTNEED)`.
 
 use std::fs::File;
@@ -22,18 +23,35 @@ pub(crate) struct ChunkFile {
     path: PathBuf,
     len: u64,
     direct: bool,
+    reads: ReadPath,
+}
+
+/// How a streamed container's chunks are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPath {
+    /// Past the page cache: `O_DIRECT` where the file system allows it, else buffered reads
+    /// dropped from the cache right after (`posix_fadvise(DONTNEED)`). The real device's
+    /// speed, every pass.
+    Direct,
+    /// Through the page cache, which may hold the file. Under a [`StorageModel`] that is
+    /// still the model's speed, since every read waits for its modelled transfer time; the
+    /// cache only keeps the machine's own disk from slowing a faster simulated device.
+    ///
+    /// [`StorageModel`]: super::StorageModel
+    Cached,
 }
 
 impl ChunkFile {
-    pub(crate) fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path, reads: ReadPath) -> Result<Self> {
         let io = |e| Error::io(path, e);
-        let (file, direct) = match open_direct(path) {
-            Ok(file) => (file, true),
-            Err(_) => (File::open(path).map_err(io)?, false),
+        let direct = reads == ReadPath::Direct;
+        let (file, direct) = match direct.then(|| open_direct(path)) {
+            Some(Ok(file)) => (file, true),
+            _ => (File::open(path).map_err(io)?, false),
         };
         let len = file.metadata().map_err(io)?.len();
         tracing::debug!(path = %path.display(), direct, "opened container for streaming");
-        Ok(Self { file, path: path.to_owned(), len, direct })
+        Ok(Self { file, path: path.to_owned(), len, direct, reads })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -50,7 +68,10 @@ impl ChunkFile {
     pub(crate) fn span(&self, offset: u64, len: u64) -> Range<u64> {
         if self.direct {
             let start = offset / ALIGN as u64 * ALIGN as u64;
-            start..(offset + len).next_multiple_of(ALIGN as u64).min(self.len.next_multiple_of(ALIGN as u64))
+            start
+                ..(offset + len)
+                    .next_multiple_of(ALIGN as u64)
+                    .min(self.len.next_multiple_of(ALIGN as u64))
         } else {
             offset..offset + len
         }
@@ -71,7 +92,11 @@ impl ChunkFile {
         let read = if self.direct {
             read_direct(&self.file, dst, span.start, (offset + len - span.start) as usize)
         } else {
-            read_exact_at(&self.file, dst, span.start).inspect(|()| drop_cached(&self.file, span.clone()))
+            let read = read_exact_at(&self.file, dst, span.start);
+            if self.reads == ReadPath::Direct {
+                drop_cached(&self.file, span.clone());
+            }
+            read
         };
         read.map_err(|e| Error::io(&self.path, e))?;
         let start = (offset - span.start) as usize;
@@ -149,9 +174,11 @@ mod tests {
         let path = dir.path().join("f");
         let bytes: Vec<u8> = (0..3 * ALIGN + 123).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
-        let file = ChunkFile::open(&path).unwrap();
+        let file = ChunkFile::open(&path, ReadPath::Direct).unwrap();
         let mut buf = Buffer::new(4 * ALIGN, &Arc::new(Meter::default()));
-        for (offset, len) in [(0, 10), (ALIGN, ALIGN), (100, 2 * ALIGN), (3 * ALIGN, 123), (5, 3 * ALIGN + 118)] {
+        for (offset, len) in
+            [(0, 10), (ALIGN, ALIGN), (100, 2 * ALIGN), (3 * ALIGN, 123), (5, 3 * ALIGN + 118)]
+        {
             let at = file.read(offset as u64, len as u64, &mut buf).unwrap();
             assert_eq!(&buf.as_ref()[at], &bytes[offset..offset + len], "{offset} {len}");
         }

@@ -21,6 +21,7 @@ mod prefetch;
 mod stats;
 mod storage;
 
+pub use file::ReadPath;
 pub use prefetch::{Loaded, Stream};
 pub use stats::StreamStats;
 pub use storage::StorageModel;
@@ -60,17 +61,32 @@ pub struct StreamConfig {
 
 impl StreamedContainer {
     /// Opens the container at `path` and reads its header, metadata and index; reads go
-    /// through `storage`.
+    /// through `storage`, [`ReadPath::Direct`] when it is unthrottled (the real device is
+    /// what is measured) and [`ReadPath::Cached`] when it is throttled (the model is).
     ///
     /// # Errors
     /// [`Error::Io`] naming `path`, and the errors of [`Container::parse`].
     pub fn open(path: impl AsRef<Path>, storage: StorageModel) -> Result<Self> {
+        let reads =
+            if storage.bytes_per_second.is_none() { ReadPath::Direct } else { ReadPath::Cached };
+        Self::open_with(path, storage, reads)
+    }
+
+    /// [`StreamedContainer::open`] with the read path chosen.
+    ///
+    /// # Errors
+    /// As [`StreamedContainer::open`].
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        storage: StorageModel,
+        reads: ReadPath,
+    ) -> Result<Self> {
         let path = path.as_ref();
         // The header and index through the page cache (O_DIRECT wants aligned buffers); the
         // chunks past it.
         let index_file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let container = Container::read_from(&index_file, path)?;
-        let file = ChunkFile::open(path)?;
+        let file = ChunkFile::open(path, reads)?;
         let shared = Shared {
             file,
             container,
@@ -210,26 +226,26 @@ impl StreamedContainer {
     /// what is already held; [`Error::MissingTensor`] for an unknown name.
     pub fn stream(&self, units: &[Vec<String>], config: StreamConfig) -> Result<Stream> {
         let (loads, slab) = plan::plan(&self.shared.container, units)?;
-        let read_buffers = 2 * (self.shared.read_buffer_bytes() + buffer::ALIGN);
-        let slab_held = slab + buffer::ALIGN;
-        if config.row_lookups {
-            let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-            rows.get_or_insert_with(|| self.row_buffers());
-        }
+        let read_buffer = (self.shared.read_buffer_bytes() + buffer::ALIGN) as u64;
+        let slab_held = (slab + buffer::ALIGN) as u64;
         let held = self.shared.meter.held();
-        let minimum = held + (read_buffers + slab_held) as u64;
+        // Depth 0 reads into one slab through one buffer; read-ahead takes a slab per load
+        // ahead and the reading thread's buffers.
+        let minimum = held + slab_held + read_buffer;
         if config.budget < minimum {
             return Err(Error::BudgetTooSmall {
                 budget: config.budget,
                 minimum,
                 detail: format!(
                     "{held} bytes held (pinned tensors, row lookup buffers), one {slab_held}-byte \
-                     slab and {read_buffers} bytes of read buffers"
+                     slab and a {read_buffer}-byte read buffer"
                 ),
             });
         }
-        let spare = (config.budget - minimum) / slab_held as u64;
-        let depth = config.depth.min(spare as usize).min(loads.len().saturating_sub(1));
+        let prefetch = held + prefetch::READ_BUFFERS as u64 * read_buffer;
+        let fits = config.budget.saturating_sub(prefetch) / slab_held;
+        let depth =
+            config.depth.min(fits.saturating_sub(1) as usize).min(loads.len().saturating_sub(1));
         tracing::debug!(loads = loads.len(), slab, depth, "starting the prefetch thread");
         Stream::start(Arc::clone(&self.shared), loads, slab, depth)
     }

@@ -48,9 +48,11 @@ pub(crate) fn plan(container: &Container, units: &[Vec<String>]) -> Result<(Vec<
             let tensors = names
                 .iter()
                 .map(|name| {
-                    container.tensors().iter().position(|t| &t.name == name).ok_or_else(|| {
-                        Error::MissingTensor { name: name.clone() }
-                    })
+                    container
+                        .tensors()
+                        .iter()
+                        .position(|t| &t.name == name)
+                        .ok_or_else(|| Error::MissingTensor { name: name.clone() })
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(place(unit, tensors.iter().map(|&t| whole_tensor(container, t))))

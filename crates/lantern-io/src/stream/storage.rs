@@ -43,7 +43,10 @@ impl StorageModel {
     pub const NVME: Self = Self::new(3e9, 50);
 
     const fn new(bytes_per_second: f64, latency_us: u64) -> Self {
-        Self { bytes_per_second: Some(bytes_per_second), latency: Duration::from_micros(latency_us) }
+        Self {
+            bytes_per_second: Some(bytes_per_second),
+            latency: Duration::from_micros(latency_us),
+        }
     }
 
     /// The least time a read of `bytes` takes on this device.
@@ -80,11 +83,13 @@ impl FromStr for StorageModel {
     /// bandwidth in `kB/s`, `MB/s` or `GB/s` (powers of ten) and the latency in `us` or `ms`,
     /// e.g. `250MB/s` or `1GB/s,100us`.
     fn from_str(s: &str) -> crate::Result<Self> {
-        let bad = || crate::Error::InvalidSetting {
+        let bad = || {
+            crate::Error::InvalidSetting {
             name: "storage model",
             reason: format!(
                 "{s:?} is not sd, emmc, ufs, nvme, none or BANDWIDTH[,LATENCY] such as 250MB/s,200us"
             ),
+        }
         };
         let preset = match s.trim().to_ascii_lowercase().as_str() {
             "sd" => Some(Self::SD_CARD),
@@ -111,12 +116,16 @@ impl FromStr for StorageModel {
         let latency = number(latency, &[("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3)])
             .filter(|&l| l < 10.0)
             .ok_or_else(bad)?;
-        Ok(Self { bytes_per_second: Some(bytes_per_second), latency: Duration::from_secs_f64(latency) })
+        Ok(Self {
+            bytes_per_second: Some(bytes_per_second),
+            latency: Duration::from_secs_f64(latency),
+        })
     }
 }
 
-/// One device's schedule: reads take their turn, each finishing [`StorageModel::read_time`]
-/// after the previous one (or after its request, if the device was idle).
+/// One device's schedule. A read's latency runs from its request, overlapping the transfer
+/// of earlier reads as on a device with a command queue; transfers take their turn at the
+/// model's bandwidth. One read alone takes [`StorageModel::read_time`].
 #[derive(Debug)]
 pub(crate) struct Device {
     model: StorageModel,
@@ -131,7 +140,8 @@ impl Device {
     /// Books a read of `bytes` and returns when the device will have delivered it.
     pub(crate) fn book(&self, bytes: u64) -> Instant {
         let mut busy = self.busy_until.lock().unwrap_or_else(|e| e.into_inner());
-        let done = (*busy).max(Instant::now()) + self.model.read_time(bytes);
+        let transfer = self.model.read_time(bytes) - self.model.latency;
+        let done = (*busy).max(Instant::now() + self.model.latency) + transfer;
         *busy = done;
         done
     }
@@ -165,12 +175,14 @@ mod tests {
     }
 
     #[test]
-    fn reads_queue_on_the_device() {
-        let device = Device::new(StorageModel { bytes_per_second: Some(1e6), latency: Duration::ZERO });
+    fn transfers_queue_and_latencies_overlap() {
+        let latency = Duration::from_millis(5);
+        let device = Device::new(StorageModel { bytes_per_second: Some(1e6), latency });
         let start = Instant::now();
-        let first = device.book(10_000); // 10 ms
+        let first = device.book(10_000); // 5 ms, then 10 ms of transfer
         let second = device.book(10_000);
-        assert!(first >= start + Duration::from_millis(10));
+        assert!(first >= start + Duration::from_millis(15));
         assert!(second >= first + Duration::from_millis(10));
+        assert!(second < first + Duration::from_millis(15), "the second latency overlaps");
     }
 }
