@@ -7,4 +7,5 @@ mod bad_input;
 mod container;
 mod files;
 mod roundtrip;
+mod stream;
 mod util;

@@ -190,6 +190,10 @@ impl Streamed {
             units.len() - 1
         });
         let output_norm = vector("output_norm.weight", read("output_norm.weight")?, d)?;
+        let norm_values =
+            layers.iter().map(|l| l.attn_norm.len() + l.ffn_norm.len()).sum::<usize>()
+                + output_norm.len();
+        file.count_held((norm_values * std::mem::size_of::<f32>()) as u64);
         let weight_bytes = container.chunks().iter().map(|c| c.raw_bytes).sum();
         let config_stream = StreamConfig {
             budget: options.budget.bytes(weight_bytes),

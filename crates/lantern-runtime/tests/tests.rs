@@ -8,4 +8,5 @@ mod bad_model;
 mod forward;
 mod reference;
 mod sampler;
+mod streamed;
 mod testutil;

@@ -1,6 +1,9 @@
 //! Generation with the real default model: the reference answer, sampling, sessions.
 
-use lantern::{Engine, Error, GenerateConfig, Message, SamplerConfig, SessionConfig, StopReason};
+use lantern::{
+    Budget, Engine, Error, GenerateConfig, Message, SamplerConfig, SessionConfig, StopReason,
+    StorageModel, StreamOptions,
+};
 
 use crate::testutil::model_path;
 
@@ -48,6 +51,33 @@ fn a_lantern_container_gives_the_same_tokens_as_its_gguf() {
     }
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[0].len(), 32);
+}
+
+#[test]
+fn streaming_within_a_quarter_of_the_weights_gives_the_resident_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.lantern");
+    let source = lantern::io::ModelSource::read(model_path()).unwrap();
+    let gguf = lantern::io::GgufModel::open(source).unwrap();
+    let weight_bytes: u64 = gguf.bytes_by_type().iter().map(|&(_, _, bytes)| bytes).sum();
+    lantern::io::container::write_container(&gguf, &path, |_, _| {}).unwrap();
+    let options = StreamOptions { budget: Budget::OfWeights(0.25), ..StreamOptions::default() };
+    let streamed = Engine::builder(&path)
+        .stream(options, StorageModel::UNTHROTTLED)
+        .build()
+        .expect("stream the container");
+    let prompt = "The history of the Roman Empire";
+    let mut ids = Vec::new();
+    for engine in [&engine(), &streamed] {
+        let mut session = session(engine);
+        let done = session.generate(prompt, &GenerateConfig::greedy(32)).unwrap().complete();
+        ids.push(done.unwrap().tokens);
+    }
+    assert_eq!(ids[0], ids[1]);
+    let stats = streamed.stream_stats().unwrap();
+    assert!(stats.peak_resident_bytes <= weight_bytes / 4, "{stats:?} of {weight_bytes}");
+    // Every pass reads every block and the head: nearly all of the weights.
+    assert!(stats.bytes_read >= 32 * weight_bytes * 9 / 10, "{stats:?}");
 }
 
 /// Greedy ids from llama.cpp on the same file (`benches/peer/top_logits.cpp`, the settings of

@@ -226,6 +226,10 @@ impl StreamedContainer {
     /// what is already held; [`Error::MissingTensor`] for an unknown name.
     pub fn stream(&self, units: &[Vec<String>], config: StreamConfig) -> Result<Stream> {
         let (loads, slab) = plan::plan(&self.shared.container, units)?;
+        if config.row_lookups {
+            let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+            rows.get_or_insert_with(|| self.row_buffers());
+        }
         let read_buffer = (self.shared.read_buffer_bytes() + buffer::ALIGN) as u64;
         let slab_held = (slab + buffer::ALIGN) as u64;
         let held = self.shared.meter.held();
@@ -248,6 +252,12 @@ impl StreamedContainer {
             config.depth.min(fits.saturating_sub(1) as usize).min(loads.len().saturating_sub(1));
         tracing::debug!(loads = loads.len(), slab, depth, "starting the prefetch thread");
         Stream::start(Arc::clone(&self.shared), loads, slab, depth)
+    }
+
+    /// Counts `bytes` of weights that the caller keeps in buffers of its own (norm gains
+    /// converted to f32, say) as held from now on, in the budget and the statistics.
+    pub fn count_held(&self, bytes: u64) {
+        self.shared.meter.add(bytes);
     }
 
     /// What streaming has read, waited for and held so far.

@@ -1,0 +1,108 @@
+//! A model streamed from a `.lantern` container computes what the resident model does, bit
+//! for bit, whatever is pinned and however deep the prefetcher reads; its memory stays in
+//! the budget, and a budget too small says the minimum.
+
+use lantern_core::GgmlType;
+use lantern_io::container::write_container;
+use lantern_io::stream::{StorageModel, StreamedContainer};
+use lantern_runtime::{Budget, Error, Model, Pin, StreamOptions};
+
+use crate::testutil::{open, prompt, state, Tiny};
+
+/// `t` written as a container in `dir`, opened for streaming.
+fn streamed_file(t: &Tiny, dir: &tempfile::TempDir) -> StreamedContainer {
+    let path = dir.path().join("m.lantern");
+    write_container(&open(t), &path, |_, _| {}).unwrap();
+    StreamedContainer::open(&path, StorageModel::UNTHROTTLED).unwrap()
+}
+
+/// Logits of a 9-token prefill, then of 4 tokens decoded one at a time, on 2 threads.
+fn logits(model: &Model) -> Vec<f32> {
+    let tokens = prompt(13, model.config().vocab_size);
+    let mut s = state(model, 64, 16, 2);
+    let mut out = model.forward(&mut s, &tokens[..9], 0).unwrap().to_vec();
+    for &t in &tokens[9..] {
+        out.extend_from_slice(model.forward(&mut s, &[t], 0).unwrap());
+    }
+    out
+}
+
+/// The least budget `t` streams in with `pin`.
+fn minimum_budget(t: &Tiny, pin: Pin) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StreamOptions { budget: Budget::Bytes(1), depth: 2, pin };
+    match Model::load_streamed(streamed_file(t, &dir), options) {
+        Err(Error::Io(lantern_io::Error::BudgetTooSmall { minimum, .. })) => minimum,
+        other => panic!("a 1-byte budget should be too small: {other:?}"),
+    }
+}
+
+#[test]
+fn streamed_logits_are_the_resident_ones() {
+    // Types whose resident matrices keep the file layout, or an interleaved layout with the
+    // same arithmetic (Q4_0); streamed blocks are read in the file layout.
+    let tiny = [
+        Tiny::of(GgmlType::Q4_1),
+        Tiny::of(GgmlType::Q8_0),
+        Tiny::of(GgmlType::Q4_0),
+        Tiny { tied: true, ..Tiny::of(GgmlType::F16) },
+        // A head of 5 MB, read in runs of rows, and embedding rows from several chunks.
+        Tiny { tied: true, vocab: 20_000, ..Tiny::of(GgmlType::F32) },
+    ];
+    let pins = [
+        Pin::default(),
+        Pin { embedding: true, ..Pin::default() },
+        Pin { output: true, first_layers: 1, ..Pin::default() },
+        Pin { last_layers: 1, ..Pin::default() },
+    ];
+    for t in &tiny {
+        let expected = logits(&Model::load(&open(t)).unwrap());
+        for pin in pins {
+            let minimum = minimum_budget(t, pin);
+            for (budget, depth) in [(minimum, 0), (minimum * 3, 4)] {
+                let dir = tempfile::tempdir().unwrap();
+                let options = StreamOptions { budget: Budget::Bytes(budget), depth, pin };
+                let model = Model::load_streamed(streamed_file(t, &dir), options).unwrap();
+                let got = logits(&model);
+                let what = format!("{:?} tied={} {pin:?} budget={budget}", t.ty, t.tied);
+                assert!(got == expected, "{what}: logits differ");
+                let stats = model.stream_stats().unwrap();
+                assert!(stats.peak_resident_bytes <= budget, "{what}: {stats:?}");
+                assert!(stats.bytes_read > 0 && stats.loads > 0, "{what}: {stats:?}");
+                let ran = model.stream_depth().unwrap();
+                assert!(ran <= depth && (depth == 0) <= (ran == 0), "{what}: depth {ran}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_budget_too_small_names_the_minimum_and_what_it_holds() {
+    let t = Tiny::default();
+    let dir = tempfile::tempdir().unwrap();
+    let options = StreamOptions { budget: "10kB".parse().unwrap(), ..StreamOptions::default() };
+    let err = Model::load_streamed(streamed_file(&t, &dir), options).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("too small") && message.contains("minimum"), "{message}");
+    assert!(matches!(
+        err,
+        Error::Io(lantern_io::Error::BudgetTooSmall { budget: 10_000, minimum, .. }) if minimum > 10_000
+    ));
+    // Pinning a block raises the minimum by its size.
+    let pinned = minimum_budget(&t, Pin { first_layers: 1, ..Pin::default() });
+    assert!(pinned > minimum_budget(&t, Pin::default()) + 20_000);
+}
+
+#[test]
+fn concurrent_sessions_take_their_passes_in_turn() {
+    let t = Tiny::of(GgmlType::Q8_0);
+    let expected = logits(&Model::load(&open(&t)).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let model = Model::load_streamed(streamed_file(&t, &dir), StreamOptions::default()).unwrap();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3).map(|_| s.spawn(|| logits(&model))).collect();
+        for run in runs {
+            assert!(run.join().unwrap() == expected);
+        }
+    });
+}
