@@ -34,10 +34,10 @@ fn model() -> GgufModel {
         .unwrap();
     for l in 0..3 {
         let name = |t: &str| format!("blk.{l}.{t}.weight");
-        w.tensor_f32(&name("attn_norm"), &[4], &[1.0, 2.0, 3.0, l as f32]).unwrap();
-        w.tensor(&name("attn_q"), GgmlType::Q8_0, &[256, 600], noise(600 * ROW, l + 2)).unwrap();
+        w.tensor_f32(name("attn_norm"), &[4], &[1.0, 2.0, 3.0, l as f32]).unwrap();
+        w.tensor(name("attn_q"), GgmlType::Q8_0, &[256, 600], noise(600 * ROW, l + 2)).unwrap();
         // Zeros: LZ4 chunks.
-        w.tensor(&name("ffn_up"), GgmlType::Q8_0, &[256, 900], vec![0; 900 * ROW]).unwrap();
+        w.tensor(name("ffn_up"), GgmlType::Q8_0, &[256, 900], vec![0; 900 * ROW]).unwrap();
     }
     GgufModel::open(ModelSource::from_vec(w.to_bytes().unwrap())).unwrap()
 }
