@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lantern::io::container::write_container;
+use lantern::io::container::{write_container_with, WriteOptions};
 use lantern::io::{GgufModel, ModelSource};
 
 use crate::progress;
@@ -21,6 +21,11 @@ pub(crate) struct ConvertArgs {
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
+    /// Store every chunk raw, as in the GGUF file. By default a chunk is LZ4-compressed when
+    /// that makes it smaller, and a tensor laid out as byte planes when that makes it at
+    /// least 1% smaller.
+    #[arg(long)]
+    no_compress: bool,
 }
 
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
@@ -31,8 +36,11 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     let total = model.gguf().tensors().iter().map(|t| t.size as u64).sum();
     let bar = progress::bytes(total, "converting", args.quiet);
     let start = Instant::now();
-    let stats = write_container(&model, &args.output, |done, _| bar.set_position(done))
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let options = WriteOptions { compress: !args.no_compress };
+    let stats = write_container_with(&model, &args.output, options, |done, _| {
+        bar.set_position(done);
+    })
+    .with_context(|| format!("writing {}", args.output.display()))?;
     bar.finish_and_clear();
     println!(
         "wrote {} ({} bytes) in {:.2} s",
@@ -40,10 +48,14 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         stats.file_bytes,
         start.elapsed().as_secs_f64()
     );
-    println!("{:<8} {:>12} {:>12} {:>7}", "type", "raw bytes", "stored", "ratio");
-    for (ty, raw, stored) in &stats.by_type {
+    println!(
+        "{:<8} {:>12} {:>12} {:>7} {:>13}",
+        "type", "raw bytes", "stored", "ratio", "byte planes"
+    );
+    for (ty, raw, stored, planes) in &stats.by_type {
         let ratio = *raw as f64 / (*stored).max(1) as f64;
-        println!("{:<8} {raw:>12} {stored:>12} {ratio:>7.3}", format!("{ty:?}"));
+        let ty = format!("{ty:?}");
+        println!("{ty:<8} {raw:>12} {stored:>12} {ratio:>7.3} {planes:>6} tensors");
     }
     Ok(())
 }

@@ -2,7 +2,10 @@
 //! errors for every kind of damage docs/format.md lists.
 
 use lantern_core::GgmlType;
-use lantern_io::container::{write_container, ContainerModel, CHUNK_BYTES, MAGIC};
+use lantern_io::container::{
+    write_container, write_container_with, Codec, ContainerModel, Transform, WriteOptions,
+    CHUNK_BYTES, MAGIC,
+};
 use lantern_io::{Error, GgufModel, GgufWriter, ModelSource};
 
 use crate::util::every_value;
@@ -82,8 +85,33 @@ fn a_container_holds_the_gguf_tensors_and_metadata() {
     let total: u64 = gguf.gguf().tensors().iter().map(|t| t.size as u64).sum();
     assert_eq!(calls.len(), 4);
     assert_eq!(calls.last(), Some(&(total, total)));
-    assert_eq!(stats.by_type.iter().map(|(_, raw, _)| raw).sum::<u64>(), total);
+    assert_eq!(stats.by_type.iter().map(|(_, raw, ..)| raw).sum::<u64>(), total);
     assert_eq!(stats.file_bytes, std::fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn byte_planes_where_they_pay_and_raw_chunks_on_request_read_the_same_tensors() {
+    let gguf = model();
+    let dir = tempfile::tempdir().unwrap();
+    let (packed, raw) = (dir.path().join("packed.lantern"), dir.path().join("raw.lantern"));
+    let stats = write_container(&gguf, &packed, |_, _| {}).unwrap();
+    write_container_with(&gguf, &raw, WriteOptions { compress: false }, |_, _| {}).unwrap();
+    let packed = ContainerModel::open(ModelSource::read(&packed).unwrap()).unwrap();
+    let raw = ContainerModel::open(ModelSource::read(&raw).unwrap()).unwrap();
+    for info in gguf.gguf().tensors() {
+        let expected = gguf.tensor(&info.name).unwrap();
+        for c in [&packed, &raw] {
+            assert_eq!(c.tensor(&info.name).unwrap().bytes(), expected.bytes(), "{}", info.name);
+        }
+    }
+    // The f32 ramp's exponent bytes repeat: planes shrink it, and noise stays as it is.
+    let transform = |c: &ContainerModel, name: &str| c.container().tensor(name).unwrap().transform;
+    assert_eq!(transform(&packed, "blk.0.big.weight"), Transform::Planes);
+    assert_eq!(transform(&packed, "blk.1.attn_q.weight"), Transform::None);
+    assert!(stats.by_type.iter().any(|&(ty, .., planes)| ty == GgmlType::F32 && planes >= 1));
+    let index = raw.container();
+    assert!(index.tensors().iter().all(|t| t.transform == Transform::None));
+    assert!(index.chunks().iter().all(|c| c.codec == Codec::Raw && c.stored_bytes == c.raw_bytes));
 }
 
 #[test]

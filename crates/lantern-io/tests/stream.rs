@@ -24,8 +24,8 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Three blocks of two Q8_0 matrices and a norm each, and a head of 4.6 chunks, of rows that
-/// do not divide a chunk.
+/// Three blocks of two Q8_0 matrices, an f32 matrix and a norm each, and a head of 4.6
+/// chunks, of rows that do not divide a chunk.
 fn model() -> GgufModel {
     let mut w = GgufWriter::new();
     w.metadata("general.architecture", "llama");
@@ -38,13 +38,16 @@ fn model() -> GgufModel {
         w.tensor(name("attn_q"), GgmlType::Q8_0, &[256, 600], noise(600 * ROW, l + 2)).unwrap();
         // Zeros: LZ4 chunks.
         w.tensor(name("ffn_up"), GgmlType::Q8_0, &[256, 900], vec![0; 900 * ROW]).unwrap();
+        // A ramp of f32 values: stored as byte planes.
+        let ramp: Vec<f32> = (0..256 * 300).map(|i| (i % 1000) as f32).collect();
+        w.tensor_f32(name("ramp"), &[256, 300], &ramp).unwrap();
     }
     GgufModel::open(ModelSource::from_vec(w.to_bytes().unwrap())).unwrap()
 }
 
 fn units() -> Vec<Vec<String>> {
     let mut units: Vec<Vec<String>> = (0..3)
-        .map(|l| vec![format!("blk.{l}.attn_q.weight"), format!("blk.{l}.ffn_up.weight")])
+        .map(|l| ["attn_q", "ffn_up", "ramp"].map(|t| format!("blk.{l}.{t}.weight")).to_vec())
         .collect();
     units.push(vec!["output.weight".into()]);
     units
@@ -56,6 +59,8 @@ fn container() -> (tempfile::TempDir, std::path::PathBuf, ContainerModel) {
     let path = dir.path().join("m.lantern");
     write_container(&model(), &path, |_, _| {}).unwrap();
     let resident = ContainerModel::open(ModelSource::read(&path).unwrap()).unwrap();
+    let ramp = resident.container().tensor("blk.0.ramp.weight").unwrap();
+    assert_eq!(ramp.transform, lantern_io::container::Transform::Planes);
     (dir, path, resident)
 }
 

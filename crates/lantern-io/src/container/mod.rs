@@ -6,17 +6,17 @@
 //! - [`ContainerModel`]: a source and its container, handing out tensors by name, each chunk
 //!   verified against its CRC-32 and decompressed.
 //! - [`write_container`]: converts a GGUF model into a container file, atomically.
-//! - [`to_planes`], [`from_planes`]: a layout transform measured by `lantern report
-//!   compressibility`, not yet used by the writer.
+//! - [`to_planes`], [`from_planes`]: the byte-plane layout ([`Transform::Planes`]), which the
+//!   writer uses for a tensor when it makes the tensor's chunks compress measurably better.
 
 mod planes;
 mod read;
 mod write;
 
-pub use planes::{from_planes, to_planes};
+pub use planes::{from_planes, from_planes_into, to_planes};
 pub(crate) use read::{decode_chunk, read_exact_at};
 pub use read::{Container, ContainerModel};
-pub use write::{write_container, ConvertStats};
+pub use write::{write_container, write_container_with, ConvertStats, WriteOptions, PLANES_GAIN};
 
 use std::ops::Range;
 
@@ -66,6 +66,32 @@ impl Codec {
     }
 }
 
+/// How a tensor's raw bytes are laid out in each of its chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// As in the GGUF file.
+    None,
+    /// Each chunk's blocks as byte planes ([`to_planes`]), blocks of the type's size.
+    Planes,
+}
+
+impl Transform {
+    fn id(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Planes => 1,
+        }
+    }
+
+    fn from_id(id: u32) -> Option<Self> {
+        match id {
+            0 => Some(Self::None),
+            1 => Some(Self::Planes),
+            _ => None,
+        }
+    }
+}
+
 /// One chunk of tensor data, as the index records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk {
@@ -92,6 +118,8 @@ pub struct TensorEntry {
     pub dims: Vec<usize>,
     /// The block `i` of a `blk.i.*` tensor, `None` for the others.
     pub layer: Option<u32>,
+    /// How each chunk lays out its raw bytes.
+    pub transform: Transform,
     /// Its chunks, as indices into [`Container::chunks`].
     pub chunks: Range<usize>,
 }

@@ -6,7 +6,8 @@ use lantern_core::{GgmlType, QTensor, TensorBytes};
 
 use super::write::crc;
 use super::{
-    Chunk, Codec, TensorEntry, ALIGNMENTS, HEADER_BYTES, MAGIC, MAX_CHUNK_RAW, NO_LAYER, VERSION,
+    from_planes_into, Chunk, Codec, TensorEntry, Transform, ALIGNMENTS, HEADER_BYTES, MAGIC,
+    MAX_CHUNK_RAW, NO_LAYER, VERSION,
 };
 use crate::gguf::reader::Cursor;
 use crate::gguf::{read_metadata, MAX_DIMS, MAX_KV, MAX_TENSORS, MIN_KV_SIZE};
@@ -243,16 +244,16 @@ fn parse_index(
         }
         let layer = c.u32("tensor layer")?;
         let transform = c.u32("tensor transform")?;
-        if transform != 0 {
+        let Some(transform) = Transform::from_id(transform) else {
             return Err(corrupt(&name, format!("unknown transform {transform}")));
-        }
+        };
         let range = (c.u64("first chunk")?, c.u64("chunk count")?);
         if names.insert(name.clone(), ()).is_some() {
             return Err(Error::Duplicate { what: "tensor name", name });
         }
         chunk_ranges.push(range);
         let layer = (layer != NO_LAYER).then_some(layer);
-        tensors.push(TensorEntry { name, ty, dims, layer, chunks: 0..0 });
+        tensors.push(TensorEntry { name, ty, dims, layer, transform, chunks: 0..0 });
     }
     let n_chunks = c.count("chunk count", MAX_CHUNKS, CHUNK_RECORD)?;
     let mut chunks = Vec::with_capacity(n_chunks);
@@ -380,18 +381,21 @@ impl ContainerModel {
         };
         let wrap = |source| Error::Tensor { name: name.to_owned(), source };
         let data = match &self.container.chunks[chunks.clone()] {
-            [one] if one.codec == Codec::Raw => {
-                check_crc(&self.container, chunks.start, stored(chunks.start))?;
+            [one] if one.codec == Codec::Raw && entry.transform == Transform::None => {
+                check_crc(entry, chunks.start, one, stored(chunks.start))?;
                 let start = one.offset as usize;
                 bytes.slice(start..start + one.stored_bytes as usize).map_err(wrap)?
             }
             all => {
                 let total: u64 = all.iter().map(|c| c.raw_bytes).sum();
                 let mut out = vec![0u8; total as usize];
+                let planes = entry.transform == Transform::Planes;
+                let largest = all.iter().map(|c| c.raw_bytes as usize).max().unwrap_or(0);
+                let mut scratch = vec![0; if planes { largest } else { 0 }];
                 let mut at = 0;
                 for i in chunks {
                     let dst = &mut out[at..at + self.container.chunks[i].raw_bytes as usize];
-                    decode_chunk(&self.container, i, stored(i), dst)?;
+                    decode_chunk(&self.container, entry, i, stored(i), dst, &mut scratch)?;
                     at += dst.len();
                 }
                 TensorBytes::from_vec(out)
@@ -401,45 +405,54 @@ impl ContainerModel {
     }
 }
 
-/// Checks chunk `chunk`'s stored bytes and decodes them into `out`, its raw size.
+/// Checks chunk `chunk` of `tensor`, whose stored bytes are `stored`, and decodes it into
+/// `out`, its raw size; `scratch`, at least as long, holds byte planes before they are put
+/// back.
 ///
 /// # Errors
 /// [`Error::Checksum`] or [`Error::Corrupt`] naming the chunk and its tensor.
 pub(crate) fn decode_chunk(
     container: &Container,
+    tensor: &TensorEntry,
     chunk: usize,
     stored: &[u8],
     out: &mut [u8],
+    scratch: &mut [u8],
 ) -> Result<()> {
-    check_crc(container, chunk, stored)?;
-    match container.chunks[chunk].codec {
-        Codec::Raw => out.copy_from_slice(stored),
+    let c = &container.chunks[chunk];
+    check_crc(tensor, chunk, c, stored)?;
+    let decoded = match tensor.transform {
+        Transform::None => &mut *out,
+        Transform::Planes => &mut scratch[..out.len()],
+    };
+    match c.codec {
+        Codec::Raw => decoded.copy_from_slice(stored),
         Codec::Lz4 => {
-            let n = lz4_flex::decompress_into(stored, out)
-                .map_err(|e| corrupt(&chunk_name(container, chunk), e.to_string()))?;
-            if n != out.len() {
-                let detail = format!("decompressed to {n} bytes, expected {}", out.len());
-                return Err(corrupt(&chunk_name(container, chunk), detail));
+            let n = lz4_flex::decompress_into(stored, decoded)
+                .map_err(|e| corrupt(&chunk_name(tensor, chunk), e.to_string()))?;
+            if n != decoded.len() {
+                let detail = format!("decompressed to {n} bytes, expected {}", decoded.len());
+                return Err(corrupt(&chunk_name(tensor, chunk), detail));
             }
         }
+    }
+    if tensor.transform == Transform::Planes {
+        from_planes_into(&scratch[..out.len()], tensor.ty.type_size(), out);
     }
     Ok(())
 }
 
-fn check_crc(container: &Container, chunk: usize, stored: &[u8]) -> Result<()> {
-    let (recorded, computed) = (container.chunks[chunk].crc, crc(stored));
+fn check_crc(tensor: &TensorEntry, chunk: usize, c: &Chunk, stored: &[u8]) -> Result<()> {
+    let (recorded, computed) = (c.crc, crc(stored));
     if recorded != computed {
-        return Err(Error::Checksum { what: chunk_name(container, chunk), recorded, computed });
+        return Err(Error::Checksum { what: chunk_name(tensor, chunk), recorded, computed });
     }
     Ok(())
 }
 
 /// "chunk 2 of tensor \"blk.0.ffn_up.weight\"": a chunk as an error names it.
-fn chunk_name(container: &Container, chunk: usize) -> String {
-    match container.tensors.iter().find(|t| t.chunks.contains(&chunk)) {
-        Some(t) => format!("chunk {} of tensor {:?}", chunk - t.chunks.start, t.name),
-        None => format!("chunk {chunk}"),
-    }
+fn chunk_name(tensor: &TensorEntry, chunk: usize) -> String {
+    format!("chunk {} of tensor {:?}", chunk - tensor.chunks.start, tensor.name)
 }
 
 impl ModelFile for ContainerModel {

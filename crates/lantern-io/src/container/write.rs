@@ -6,39 +6,75 @@ use std::path::Path;
 use lantern_core::{GgmlType, QTensor};
 
 use super::{
-    layer_of, Codec, CHUNK_BYTES, DEFAULT_ALIGNMENT, HEADER_BYTES, MAGIC, NO_LAYER, VERSION,
+    layer_of, to_planes, Codec, Transform, CHUNK_BYTES, DEFAULT_ALIGNMENT, HEADER_BYTES, MAGIC,
+    NO_LAYER, VERSION,
 };
 use crate::gguf::writer::{check_string_len, check_value, put_string, put_value};
 use crate::{GgufModel, Result};
 
+/// How [`write_container_with`] stores the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// LZ4-compress each chunk when that makes it smaller, and store a tensor as byte
+    /// planes when that makes it at least [`PLANES_GAIN`] smaller. When off, every chunk is
+    /// stored raw, as in the GGUF file.
+    pub compress: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self { compress: true }
+    }
+}
+
+/// The least saving, as a share of a tensor's stored bytes, for which the writer lays the
+/// tensor out as byte planes: less is within what a reader pays to put the planes back.
+pub const PLANES_GAIN: f64 = 0.01;
+
 /// What a conversion wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConvertStats {
-    /// Per tensor type, in order of first appearance: raw bytes and stored bytes.
-    pub by_type: Vec<(GgmlType, u64, u64)>,
+    /// Per tensor type, in order of first appearance: raw bytes, stored bytes, and how many
+    /// of its tensors are stored as byte planes.
+    pub by_type: Vec<(GgmlType, u64, u64, usize)>,
     /// Bytes of the whole file.
     pub file_bytes: u64,
 }
 
 impl ConvertStats {
-    fn add(&mut self, ty: GgmlType, raw: u64, stored: u64) {
+    fn add(&mut self, ty: GgmlType, raw: u64, stored: u64, planes: bool) {
+        let planes = usize::from(planes);
         match self.by_type.iter_mut().find(|(t, ..)| *t == ty) {
-            Some((_, r, s)) => (*r, *s) = (*r + raw, *s + stored),
-            None => self.by_type.push((ty, raw, stored)),
+            Some((_, r, s, p)) => (*r, *s, *p) = (*r + raw, *s + stored, *p + planes),
+            None => self.by_type.push((ty, raw, stored, planes)),
         }
     }
 }
 
+/// Writes `model` to `path` as a container (see `docs/format.md`) with the default
+/// [`WriteOptions`]: compressed where that pays.
+///
+/// # Errors
+/// As [`write_container_with`].
+pub fn write_container(
+    model: &GgufModel,
+    path: impl AsRef<Path>,
+    progress: impl FnMut(u64, u64),
+) -> Result<ConvertStats> {
+    write_container_with(model, path, WriteOptions::default(), progress)
+}
+
 /// Writes `model` to `path` as a container (see `docs/format.md`), atomically: the target
-/// appears complete or not at all. Each chunk is stored LZ4-compressed when that is smaller,
-/// raw otherwise. `progress(done, total)` is called after each tensor with raw bytes.
+/// appears complete or not at all. `progress(done, total)` is called after each tensor with
+/// raw bytes.
 ///
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) naming the file that failed, and the errors of reading
 /// the model's tensors or of metadata a GGUF writer would reject.
-pub fn write_container(
+pub fn write_container_with(
     model: &GgufModel,
     path: impl AsRef<Path>,
+    options: WriteOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ConvertStats> {
     let metadata = encode_metadata(model)?;
@@ -64,18 +100,16 @@ pub fn write_container(
         let mut done = 0;
         for (layer, tensor, name) in &tensors {
             let first = chunks.len() as u64;
-            for raw in tensor.bytes().chunks(chunk_bytes(tensor)) {
-                let compressed = lz4_flex::compress(raw);
-                let (codec, stored) = if compressed.len() < raw.len() {
-                    (Codec::Lz4, &compressed[..])
-                } else {
-                    (Codec::Raw, raw)
-                };
+            let (transform, encoded) = encode(tensor, options);
+            let mut stored_bytes = 0;
+            for (raw, (codec, stored)) in tensor.bytes().chunks(chunk_bytes(tensor)).zip(encoded) {
                 let offset = pos.pad_to(alignment)?;
-                pos.write(stored)?;
-                stats.add(tensor.ty(), raw.len() as u64, stored.len() as u64);
-                chunks.push((offset, stored.len() as u64, raw.len() as u64, codec, crc(stored)));
+                pos.write(&stored)?;
+                stored_bytes += stored.len() as u64;
+                chunks.push((offset, stored.len() as u64, raw.len() as u64, codec, crc(&stored)));
             }
+            let planes = transform == Transform::Planes;
+            stats.add(tensor.ty(), tensor.bytes().len() as u64, stored_bytes, planes);
             put_string(&mut index, name);
             index.extend_from_slice(&tensor.ty().id().to_le_bytes());
             index.extend_from_slice(&(tensor.dims().len() as u32).to_le_bytes());
@@ -83,7 +117,7 @@ pub fn write_container(
                 index.extend_from_slice(&(d as u64).to_le_bytes());
             }
             index.extend_from_slice(&layer.unwrap_or(NO_LAYER).to_le_bytes());
-            index.extend_from_slice(&0u32.to_le_bytes()); // transform: the GGUF layout
+            index.extend_from_slice(&transform.id().to_le_bytes());
             index.extend_from_slice(&first.to_le_bytes());
             index.extend_from_slice(&(chunks.len() as u64 - first).to_le_bytes());
             done += tensor.bytes().len() as u64;
@@ -116,6 +150,32 @@ pub fn write_container(
         pos.w.write_all(&header)
     })?;
     Ok(stats)
+}
+
+/// The chunks of `tensor` as stored: raw, or compressed chunk by chunk, as byte planes if
+/// that saves [`PLANES_GAIN`] of the stored bytes.
+fn encode(tensor: &QTensor, options: WriteOptions) -> (Transform, Vec<(Codec, Vec<u8>)>) {
+    let chunks = tensor.bytes().chunks(chunk_bytes(tensor));
+    if !options.compress {
+        return (Transform::None, chunks.map(|raw| (Codec::Raw, raw.to_vec())).collect());
+    }
+    let compress = |raw: Vec<u8>| {
+        let compressed = lz4_flex::compress(&raw);
+        if compressed.len() < raw.len() {
+            (Codec::Lz4, compressed)
+        } else {
+            (Codec::Raw, raw)
+        }
+    };
+    let as_stored: Vec<_> = chunks.clone().map(|raw| compress(raw.to_vec())).collect();
+    let block = tensor.ty().type_size();
+    let as_planes: Vec<_> = chunks.map(|raw| compress(to_planes(raw, block))).collect();
+    let size = |c: &[(Codec, Vec<u8>)]| c.iter().map(|(_, b)| b.len()).sum::<usize>() as f64;
+    if size(&as_planes) <= size(&as_stored) * (1.0 - PLANES_GAIN) {
+        (Transform::Planes, as_planes)
+    } else {
+        (Transform::None, as_stored)
+    }
 }
 
 /// Raw bytes per chunk of `tensor`: as many whole rows as fit in [`CHUNK_BYTES`], so that a

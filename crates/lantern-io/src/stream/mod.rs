@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use lantern_core::QTensor;
 
 use self::buffer::{Buffer, Meter};
-use self::chunks::Shared;
+use self::chunks::{ChunkBuffers, Shared};
 use self::file::ChunkFile;
 use self::stats::Counters;
 use self::storage::Device;
@@ -43,8 +43,8 @@ use crate::{Error, Metadata, Result};
 #[derive(Debug)]
 pub struct StreamedContainer {
     shared: Arc<Shared>,
-    /// Buffers of row lookups, made on first use: a read buffer and one decoded chunk.
-    rows: Mutex<Option<(Buffer, Buffer)>>,
+    /// Buffers of row lookups, made on first use: chunk buffers and one decoded chunk.
+    rows: Mutex<Option<(ChunkBuffers, Buffer)>>,
 }
 
 /// How a [`Stream`] may use memory.
@@ -87,7 +87,12 @@ impl StreamedContainer {
         let index_file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let container = Container::read_from(&index_file, path)?;
         let file = ChunkFile::open(path, reads)?;
+        let mut chunk_tensor = vec![0; container.chunks().len()];
+        for (t, entry) in container.tensors().iter().enumerate() {
+            chunk_tensor[entry.chunks.clone()].fill(t);
+        }
         let shared = Shared {
+            chunk_tensor,
             file,
             container,
             device: Device::new(storage),
@@ -132,11 +137,11 @@ impl StreamedContainer {
         let chunks = &shared.container.chunks()[entry.chunks.clone()];
         let total: u64 = chunks.iter().map(|c| c.raw_bytes).sum();
         let mut data = Buffer::new(total as usize, &shared.meter);
-        let mut read_buf = Buffer::new(shared.read_buffer_bytes(), &shared.meter);
+        let mut bufs = shared.chunk_buffers();
         let mut at = 0;
         for (chunk, c) in entry.chunks.clone().zip(chunks) {
             let out = &mut data.as_mut_slice()[at..at + c.raw_bytes as usize];
-            shared.read_chunk(chunk, &mut read_buf, out)?;
+            shared.read_chunk(chunk, &mut bufs, out)?;
             at += out.len();
         }
         let bytes = lantern_core::TensorBytes::new(Arc::new(data));
@@ -185,13 +190,13 @@ impl StreamedContainer {
             .collect();
         order.sort_unstable();
         let mut guard = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        let (read_buf, decoded) = guard.get_or_insert_with(|| self.row_buffers());
+        let (bufs, decoded) = guard.get_or_insert_with(|| self.row_buffers());
         let mut current = None;
         for (chunk, i) in order {
             let raw = chunks[chunk].raw_bytes as usize;
             if current != Some(chunk) {
                 let global = entry.chunks.start + chunk;
-                shared.read_chunk(global, read_buf, &mut decoded.as_mut_slice()[..raw])?;
+                shared.read_chunk(global, bufs, &mut decoded.as_mut_slice()[..raw])?;
                 current = Some(chunk);
             }
             let start = rows[i] as usize * row_bytes - starts[chunk] as usize;
@@ -208,14 +213,11 @@ impl StreamedContainer {
         Ok(())
     }
 
-    /// A read buffer and a buffer for the largest decoded chunk.
-    fn row_buffers(&self) -> (Buffer, Buffer) {
+    /// Chunk buffers and a buffer for the largest decoded chunk.
+    fn row_buffers(&self) -> (ChunkBuffers, Buffer) {
         let shared = &self.shared;
         let largest = shared.container.chunks().iter().map(|c| c.raw_bytes).max().unwrap_or(0);
-        (
-            Buffer::new(shared.read_buffer_bytes(), &shared.meter),
-            Buffer::new(largest as usize, &shared.meter),
-        )
+        (shared.chunk_buffers(), Buffer::new(largest as usize, &shared.meter))
     }
 
     /// Starts the prefetch thread over `units`, the tensors of each in order of use, read
@@ -231,22 +233,24 @@ impl StreamedContainer {
             rows.get_or_insert_with(|| self.row_buffers());
         }
         let read_buffer = (self.shared.read_buffer_bytes() + buffer::ALIGN) as u64;
+        let chunk_buffers = self.shared.chunk_buffers_bytes();
         let slab_held = (slab + buffer::ALIGN) as u64;
         let held = self.shared.meter.held();
-        // Depth 0 reads into one slab through one buffer; read-ahead takes a slab per load
-        // ahead and the reading thread's buffers.
-        let minimum = held + slab_held + read_buffer;
+        // Depth 0 reads into one slab through one reader's buffers; read-ahead takes a slab
+        // per load ahead, the reading thread's buffers and the decoding thread's scratch.
+        let minimum = held + slab_held + chunk_buffers;
         if config.budget < minimum {
             return Err(Error::BudgetTooSmall {
                 budget: config.budget,
                 minimum,
                 detail: format!(
                     "{held} bytes held (pinned tensors, row lookup buffers), one {slab_held}-byte \
-                     slab and a {read_buffer}-byte read buffer"
+                     slab and {chunk_buffers} bytes of read buffers"
                 ),
             });
         }
-        let prefetch = held + prefetch::READ_BUFFERS as u64 * read_buffer;
+        let scratch = chunk_buffers - read_buffer;
+        let prefetch = held + prefetch::READ_BUFFERS as u64 * read_buffer + scratch;
         let fits = config.budget.saturating_sub(prefetch) / slab_held;
         let depth =
             config.depth.min(fits.saturating_sub(1) as usize).min(loads.len().saturating_sub(1));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use lantern_core::{QTensor, TensorBytes};
 
 use super::buffer::Buffer;
-use super::chunks::{Fetched, Shared};
+use super::chunks::{ChunkBuffers, Fetched, Shared};
 use super::plan::Load;
 use crate::{Error, Result};
 
@@ -44,7 +44,7 @@ enum Source {
         thread: Option<JoinHandle<()>>,
     },
     /// From reads made then, into the one slab.
-    OnDemand { free: Receiver<Buffer>, home: Sender<Buffer>, read_buf: Buffer },
+    OnDemand { free: Receiver<Buffer>, home: Sender<Buffer>, bufs: ChunkBuffers },
 }
 
 /// One load's tensors, views of one slab, in the order the unit named them. A piece of a
@@ -67,8 +67,8 @@ impl Stream {
         if depth == 0 {
             let (home, free) = mpsc::channel();
             let _ = home.send(Buffer::new(slab_bytes, &shared.meter));
-            let read_buf = Buffer::new(shared.read_buffer_bytes(), &shared.meter);
-            let source = Source::OnDemand { free, home, read_buf };
+            let bufs = shared.chunk_buffers();
+            let source = Source::OnDemand { free, home, bufs };
             return Ok(Self { shared, loads, depth, source });
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -116,7 +116,7 @@ impl Stream {
                     }
                 }
             }
-            Source::OnDemand { free, home, read_buf } => {
+            Source::OnDemand { free, home, bufs } => {
                 let mut slab = free.try_recv().map_err(|_| Error::InvalidSetting {
                     name: "stream depth",
                     reason: "at depth 0 a load must be dropped before the next is taken".into(),
@@ -126,11 +126,7 @@ impl Stream {
                     let mut at = piece.at;
                     for chunk in piece.chunks.clone() {
                         let raw = shared.container.chunks()[chunk].raw_bytes as usize;
-                        shared.read_chunk(
-                            chunk,
-                            read_buf,
-                            &mut slab.as_mut_slice()[at..at + raw],
-                        )?;
+                        shared.read_chunk(chunk, bufs, &mut slab.as_mut_slice()[at..at + raw])?;
                         at += raw;
                     }
                 }
@@ -270,6 +266,7 @@ impl Prefetcher {
         empty: &Sender<Buffer>,
     ) -> Result<()> {
         let mut slab: Option<Buffer> = None;
+        let mut scratch = Buffer::new(self.shared.scratch_bytes(), &self.shared.meter);
         let mut filled = 0; // bytes of the current piece decoded so far
         for &(l, p, chunk) in order.iter().cycle() {
             let load = &self.loads[l];
@@ -285,7 +282,8 @@ impl Prefetcher {
             let (read_buf, fetched) = next?;
             let raw = self.shared.container.chunks()[chunk].raw_bytes as usize;
             let at = piece.at + filled;
-            self.shared.decode(&fetched, &read_buf, &mut buf.as_mut_slice()[at..at + raw])?;
+            let out = &mut buf.as_mut_slice()[at..at + raw];
+            self.shared.decode(&fetched, &read_buf, out, &mut scratch)?;
             let _ = empty.send(read_buf);
             filled += raw;
             if chunk + 1 == piece.chunks.end {
