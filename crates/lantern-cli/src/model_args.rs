@@ -112,15 +112,18 @@ impl ModelArgs {
     }
 }
 
-/// One line on what streaming cost over `tokens` tokens, from `stats` (since a snapshot).
-pub(crate) fn stream_summary(stats: &StreamStats, tokens: usize) -> String {
-    let per_token = |x: f64| x / tokens.max(1) as f64;
+/// One line on what streaming cost over `passes` forward passes (one per decoded token),
+/// from `stats` (since a snapshot).
+pub(crate) fn stream_summary(stats: &StreamStats, passes: usize) -> String {
+    let per_pass = |x: f64| x / passes.max(1) as f64;
     format!(
-        "streamed {:.1} MB/token | prefetch stall {:.1} ms/token | decode {:.1} ms/token | device wait {:.1} ms/token | peak resident weights {:.1} MiB",
-        per_token(stats.bytes_read as f64) / 1e6,
-        per_token(stats.prefetch_stall.as_secs_f64()) * 1e3,
-        per_token(stats.decode_time.as_secs_f64()) * 1e3,
-        per_token(stats.device_wait.as_secs_f64()) * 1e3,
+        "streamed {:.2} MB/pass | prefetch stall {:.1} ms/pass | decode {:.1} ms/pass | \
+         device wait {:.1} ms/pass | peak resident weights {} bytes ({:.1} MiB)",
+        per_pass(stats.bytes_read as f64) / 1e6,
+        per_pass(stats.prefetch_stall.as_secs_f64()) * 1e3,
+        per_pass(stats.decode_time.as_secs_f64()) * 1e3,
+        per_pass(stats.device_wait.as_secs_f64()) * 1e3,
+        stats.peak_resident_bytes,
         stats.peak_resident_bytes as f64 / (1024.0 * 1024.0),
     )
 }

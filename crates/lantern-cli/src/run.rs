@@ -68,8 +68,9 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
         peak_rss().unwrap_or(0) as f64 / (1024.0 * 1024.0),
     );
     if let (Some(before), Some(after)) = (streamed_before, engine.stream_stats()) {
-        let tokens = t.prompt_tokens.min(1) + t.generated_tokens;
-        eprintln!("{}", stream_summary(&after.since(&before), tokens));
+        // A pass for the prompt, then one per generated token but the last.
+        let passes = t.prompt_tokens.min(1) + t.generated_tokens.saturating_sub(1);
+        eprintln!("{}", stream_summary(&after.since(&before), passes));
     }
     Ok(())
 }

@@ -239,6 +239,7 @@ impl Model {
         let n_logits = tokens.len().saturating_sub(logits_from);
         state.logits.resize(n_logits * vocab, 0.0);
         let batch_size = state.batch_size;
+        let streamed_before = self.stream_stats();
         let mut lease = Lease::new(&self.weights, self.streamed.as_ref());
         for (b, batch) in tokens.chunks(batch_size).enumerate() {
             let first = b * batch_size;
@@ -250,6 +251,17 @@ impl Model {
                 let out_end = out_start + (batch.len() - skip) * vocab;
                 self.output_head(state, &mut lease, skip..batch.len(), out_start..out_end)?;
             }
+        }
+        drop(lease);
+        if let (Some(before), Some(after)) = (streamed_before, self.stream_stats()) {
+            let pass = after.since(&before);
+            tracing::debug!(
+                bytes_read = pass.bytes_read,
+                stall_us = pass.prefetch_stall.as_micros() as u64,
+                decode_us = pass.decode_time.as_micros() as u64,
+                peak_resident_bytes = pass.peak_resident_bytes,
+                "streamed pass"
+            );
         }
         Ok(&state.logits)
     }

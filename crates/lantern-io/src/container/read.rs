@@ -360,8 +360,8 @@ impl ContainerModel {
         &self.source
     }
 
-    /// The tensor `name`, its chunks verified and decompressed. A tensor stored as one raw
-    /// chunk is a view of the source; others are decoded into memory.
+    /// The tensor `name`, its chunks verified and decompressed. A tensor stored in raw
+    /// chunks that lie back to back is a view of the source; others are decoded into memory.
     ///
     /// # Errors
     /// [`Error::MissingTensor`]; [`Error::Checksum`] naming the tensor and chunk whose bytes
@@ -380,11 +380,19 @@ impl ContainerModel {
             &bytes[c.offset as usize..(c.offset + c.stored_bytes) as usize]
         };
         let wrap = |source| Error::Tensor { name: name.to_owned(), source };
-        let data = match &self.container.chunks[chunks.clone()] {
-            [one] if one.codec == Codec::Raw && entry.transform == Transform::None => {
-                check_crc(entry, chunks.start, one, stored(chunks.start))?;
-                let start = one.offset as usize;
-                bytes.slice(start..start + one.stored_bytes as usize).map_err(wrap)?
+        let all = &self.container.chunks[chunks.clone()];
+        let as_stored = entry.transform == Transform::None
+            && all.iter().all(|c| c.codec == Codec::Raw)
+            && all.windows(2).all(|w| w[0].offset + w[0].stored_bytes == w[1].offset);
+        let data = match all {
+            // Raw chunks back to back: a view of the source.
+            [first, ..] if as_stored => {
+                for (i, c) in chunks.clone().zip(all) {
+                    check_crc(entry, i, c, stored(i))?;
+                }
+                let start = first.offset as usize;
+                let len: u64 = all.iter().map(|c| c.stored_bytes).sum();
+                bytes.slice(start..start + len as usize).map_err(wrap)?
             }
             all => {
                 let total: u64 = all.iter().map(|c| c.raw_bytes).sum();

@@ -180,13 +180,25 @@ fn encode(tensor: &QTensor, options: WriteOptions) -> (Transform, Vec<(Codec, Ve
 
 /// Raw bytes per chunk of `tensor`: as many whole rows as fit in [`CHUNK_BYTES`], so that a
 /// streaming reader can take a large tensor a run of chunks, that is a run of rows, at a
-/// time. A row larger than a chunk is cut.
+/// time; and, where rows allow, a multiple of the alignment, so that the raw chunks of a
+/// tensor lie back to back and a mapped file can lend them as one view. A row larger than a
+/// chunk is cut.
 fn chunk_bytes(tensor: &QTensor) -> usize {
     let row = tensor.bytes().len() / tensor.n_rows().max(1);
     if row == 0 || row > CHUNK_BYTES {
-        CHUNK_BYTES
+        return CHUNK_BYTES;
+    }
+    let alignment = DEFAULT_ALIGNMENT as usize;
+    let aligned_rows = row / gcd(row, alignment) * alignment;
+    let unit = if aligned_rows <= CHUNK_BYTES { aligned_rows } else { row };
+    CHUNK_BYTES / unit * unit
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
     } else {
-        CHUNK_BYTES / row * row
+        gcd(b, a % b)
     }
 }
 

@@ -133,7 +133,9 @@ impl Stream {
                 loaded(shared, &self.loads, load, slab, home)?
             }
         };
-        self.shared.counters.stalled(start.elapsed());
+        let stall = start.elapsed();
+        self.shared.counters.stalled(stall);
+        tracing::trace!(load, stall_us = stall.as_micros() as u64, "load taken");
         Ok(loaded)
     }
 }
