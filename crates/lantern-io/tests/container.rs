@@ -111,6 +111,10 @@ fn byte_planes_where_they_pay_and_raw_chunks_on_request_read_the_same_tensors() 
     assert!(stats.by_type.iter().any(|&(ty, .., planes)| ty == GgmlType::F32 && planes >= 1));
     let index = raw.container();
     assert!(index.tensors().iter().all(|t| t.transform == Transform::None));
+    // Raw chunks of whole pages lie back to back: the two-chunk tensor is a view of the file.
+    let big = raw.tensor("blk.0.big.weight").unwrap();
+    let first = index.chunks()[index.tensor("blk.0.big.weight").unwrap().chunks.start];
+    assert_eq!(big.bytes().as_ptr(), raw.source().bytes()[first.offset as usize..].as_ptr());
     assert!(index.chunks().iter().all(|c| c.codec == Codec::Raw && c.stored_bytes == c.raw_bytes));
 }
 
