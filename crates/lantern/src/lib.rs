@@ -23,6 +23,21 @@
 //! | stream a chat reply | [`Session::chat`], iterate the [`Generation`] |
 //! | greedy, reproducible output | [`GenerateConfig::greedy`] |
 //! | memory-map the file | [`lantern_io::ModelSource::mmap`] + [`Engine::builder_from_source`] |
+//! | run a model larger than the memory to spare | [`EngineBuilder::stream`] on a `.lantern` container |
+//!
+//! # Models larger than memory
+//! A `.lantern` container (`lantern convert`) can be streamed from storage within a
+//! memory budget: each pass reads the blocks a prefetch thread has verified and
+//! decompressed ahead of compute, and [`Engine::stream_stats`] says what it read and held.
+//! ```no_run
+//! use lantern::{Budget, Engine, StorageModel, StreamOptions};
+//!
+//! let options = StreamOptions { budget: Budget::OfWeights(0.25), ..StreamOptions::default() };
+//! let engine = Engine::builder("SmolLM2-135M-Instruct.lantern")
+//!     .stream(options, StorageModel::UNTHROTTLED)
+//!     .build()?;
+//! # Ok::<(), lantern::Error>(())
+//! ```
 //!
 //! # Example
 //! ```no_run
