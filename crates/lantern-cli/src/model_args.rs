@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use lantern::io::ModelSource;
-use lantern::{Budget, Engine, Pin, SessionConfig, StorageModel, StreamOptions, StreamStats};
+use lantern::{
+    Budget, Engine, Pin, ReadPath, SessionConfig, StorageModel, StreamOptions, StreamStats,
+};
 
 use crate::fetch;
 
@@ -38,6 +40,10 @@ pub(crate) struct ModelArgs {
     /// BANDWIDTH[,LATENCY] such as 250MB/s,200us.
     #[arg(long, default_value = "none", help_heading = "Streaming")]
     pub(crate) storage: StorageModel,
+    /// Read past the page cache (O_DIRECT) under a storage model too. By default only
+    /// unthrottled streaming does; throttled reads already take the model's time.
+    #[arg(long, help_heading = "Streaming")]
+    pub(crate) direct_io: bool,
     /// Weights kept resident when streaming, besides the norms: any of embedding, output,
     /// first=N, last=N (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "LIST", help_heading = "Streaming")]
@@ -58,14 +64,14 @@ impl ModelArgs {
         let path = self.path()?;
         if let Some(budget) = self.budget {
             let options = StreamOptions { budget, depth: self.depth, pin: self.pin()? };
-            return Engine::builder(&path).stream(options, self.storage).build().with_context(
-                || {
-                    format!(
-                        "streaming {} (a .lantern container; `lantern convert` makes one)",
-                        path.display()
-                    )
-                },
-            );
+            let mut builder = Engine::builder(&path).stream(options, self.storage);
+            if self.direct_io {
+                builder = builder.read_path(ReadPath::Direct);
+            }
+            return builder.build().with_context(|| {
+                let path = path.display();
+                format!("streaming {path} (a .lantern container; `lantern convert` makes one)")
+            });
         }
         let source = if self.no_mmap {
             ModelSource::read(&path)

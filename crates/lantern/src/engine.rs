@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lantern_io::stream::{StorageModel, StreamStats, StreamedContainer};
+use lantern_io::stream::{ReadPath, StorageModel, StreamStats, StreamedContainer};
 use lantern_io::{open_model_file, ModelSource};
 use lantern_runtime::{Model, ModelConfig, StreamOptions};
 
@@ -58,6 +58,7 @@ pub struct EngineBuilder {
     tokenizer_json: Option<PathBuf>,
     chat_template: Option<String>,
     stream: Option<(StreamOptions, StorageModel)>,
+    read_path: Option<ReadPath>,
 }
 
 impl Engine {
@@ -123,7 +124,7 @@ impl Engine {
 
 impl EngineBuilder {
     fn new(origin: Origin) -> Self {
-        Self { origin, tokenizer_json: None, chat_template: None, stream: None }
+        Self { origin, tokenizer_json: None, chat_template: None, stream: None, read_path: None }
     }
 
     /// Streams the model from storage instead of loading it whole: the matrices are read
@@ -134,6 +135,16 @@ impl EngineBuilder {
     /// By default, the model is resident: memory-mapped or read.
     pub fn stream(mut self, options: StreamOptions, storage: StorageModel) -> Self {
         self.stream = Some((options, storage));
+        self
+    }
+
+    /// How a streamed model's chunks are read.
+    ///
+    /// By default, past the page cache when `storage` is unthrottled (the real device is
+    /// measured) and through it when throttled (the model is), as
+    /// [`StreamedContainer::open`] chooses.
+    pub fn read_path(mut self, reads: ReadPath) -> Self {
+        self.read_path = Some(reads);
         self
     }
 
@@ -171,7 +182,10 @@ impl EngineBuilder {
                         reason: "a streamed model is opened by path".into(),
                     }));
                 };
-                let file = StreamedContainer::open(&path, storage)?;
+                let file = match self.read_path {
+                    Some(reads) => StreamedContainer::open_with(&path, storage, reads)?,
+                    None => StreamedContainer::open(&path, storage)?,
+                };
                 let metadata = file.metadata().clone();
                 let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
                 let model = Model::load_streamed(file, options)?;

@@ -80,5 +80,5 @@ pub use tokenizer::Tokenizer;
 
 pub use lantern_core as core;
 pub use lantern_io as io;
-pub use lantern_io::stream::{StorageModel, StreamStats};
+pub use lantern_io::stream::{ReadPath, StorageModel, StreamStats};
 pub use lantern_runtime::{Budget, ModelConfig, Pin, SamplerConfig, StreamOptions};
