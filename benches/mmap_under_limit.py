@@ -111,7 +111,7 @@ def measure(program, model, device, gen, reps, limit=None, bps=None, timeout=Non
     cmd = program.command(gen, reps)
     print(f"# {program.name}, limit {limit}, read {bps} B/s: {' '.join(cmd)}", file=sys.stderr, flush=True)
     try:
-        proc, usage = run_limited(cmd, limit, bps, device, files=[model], timeout=timeout, capture_output=True)
+        proc, usage = run_limited(cmd, limit, bps, device, timeout=timeout, capture_output=True)
     except subprocess.TimeoutExpired:
         return Run(error=f"timeout (> {timeout:.0f} s)")
     run = Run(peak=usage.peak_bytes, read=usage.read_bytes, page_cache=usage.file_bytes)
