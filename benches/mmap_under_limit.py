@@ -106,7 +106,7 @@ def weight_bytes(model):
     return sum(int(n) for n in re.findall(r"^\s+\S+\s+\d+ tensors\s+(\d+) bytes", out, re.M))
 
 
-def measure(program, model, device, gen, reps, limit=None, bps=None, timeout=None):
+def measure(program, device, gen, reps, limit=None, bps=None, timeout=None):
     """Run program's tg test in fresh cgroups; a failure or timeout becomes Run.error."""
     cmd = program.command(gen, reps)
     print(f"# {program.name}, limit {limit}, read {bps} B/s: {' '.join(cmd)}", file=sys.stderr, flush=True)
@@ -126,9 +126,9 @@ def measure(program, model, device, gen, reps, limit=None, bps=None, timeout=Non
     return run
 
 
-def read_per_token(program, model, device, gen, reps, run, limit, bps, timeout):
+def read_per_token(program, device, gen, reps, run, limit, bps, timeout):
     """Device bytes per decoded token: the run's reads minus a `-n 1 -r 1` probe's."""
-    probe = measure(program, model, device, 1, 1, limit, bps, timeout)
+    probe = measure(program, device, 1, 1, limit, bps, timeout)
     if probe.error:
         return None
     return (run.read - probe.read) / (program.decoded(gen, reps) - program.decoded(1, 1))
@@ -162,17 +162,17 @@ def own_memory_limit(program, run, weights, fraction):
     return limit
 
 
-def compare(programs, args, model, device, weights, bps, limits):
+def compare(programs, args, device, weights, bps, limits):
     """Table rows for each program at one bandwidth; bps None is the resident baseline, which sets limits."""
     rows, speeds = [], {}
     for program in programs:
         limit = limits[program.name] if bps else None
-        run = measure(program, model, device, args.gen, args.reps, limit, bps, args.timeout)
+        run = measure(program, device, args.gen, args.reps, limit, bps, args.timeout)
         if bps is None:
             if not run.speed:
                 sys.exit(f"{program.name} failed without a limit: {run.error}")
             limits[program.name] = own_memory_limit(program, run, weights, args.weights_fraction)
-        per_token = None if run.error else read_per_token(program, model, device, args.gen, args.reps, run, limit, bps, args.timeout)
+        per_token = None if run.error else read_per_token(program, device, args.gen, args.reps, run, limit, bps, args.timeout)
         speeds[program.name] = run.speed
         ratio = ""
         if program.name == "lantern" and speeds["lantern"] and speeds["llama.cpp"]:
@@ -208,7 +208,7 @@ def main():
               f"disk {device}, read_ahead_kb {ra}; tg{args.gen}, {args.reps} reps (+ warm-up), {args.threads} threads\n")
         limits, table = {}, []
         for bps in [None] + [float(b) for b in args.bandwidths.split(",")]:
-            table += compare(programs, args, model, device, weights, bps, limits)
+            table += compare(programs, args, device, weights, bps, limits)
     finally:
         read_ahead(device, saved)
     print("\n| program | read bandwidth | memory limit | cgroup peak | t/s | read / token | lantern / llama.cpp |")
