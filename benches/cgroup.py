@@ -4,8 +4,9 @@
 Usage: python3 benches/cgroup.py [--memory-limit BYTES] [--read-bps BPS]
            [--file PATH]... [--device MAJ:MIN] [--keep-caches] -- CMD ARGS...
 
-Creates a fresh memory cgroup and a fresh blkio cgroup, drops the page cache (so no file
-starts out cached), runs CMD inside both with its stdout and stderr passed through, then
+Creates a fresh memory cgroup and a fresh blkio cgroup at the root of their hierarchies (so
+no limit of the caller's own cgroup applies; root's memory.use_hierarchy does not matter
+then), drops the page cache (so no file starts out cached), runs CMD inside both with its stdout and stderr passed through, then
 prints to stderr what the cgroups saw: peak memory (memory.max_usage_in_bytes, page cache
 included), how often usage hit the limit (memory.failcnt: reclaim, not an error), OOM kills,
 and bytes read from the device. Both cgroups are removed afterwards, also on error or Ctrl-C.
