@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
 """Run a command under a memory limit and a read-bandwidth throttle (Linux cgroup v1, root).
 
-Usage: python3 benches/cgroup.py [--memory-limit BYTES] [--read-bps BPS]
-           [--file PATH]... [--device MAJ:MIN] [--keep-caches] -- CMD ARGS...
+Usage: python3 benches/cgroup.py [--memory-limit BYTES] [--read-bps BPS] [--file PATH]...
+           [--device MAJ:MIN] [--keep-caches] [--timeout S] -- CMD ARGS...
 
-Creates a fresh memory cgroup and a fresh blkio cgroup at the root of their hierarchies (so
-no limit of the caller's own cgroup applies; root's memory.use_hierarchy does not matter
-then), drops the page cache (so no file starts out cached), runs CMD inside both with its stdout and stderr passed through, then
-prints to stderr what the cgroups saw: peak memory (memory.max_usage_in_bytes, page cache
-included), how often usage hit the limit (memory.failcnt: reclaim, not an error), OOM kills,
-and bytes read from the device. Both cgroups are removed afterwards, also on error or Ctrl-C.
-The exit status is CMD's.
+Creates a fresh memory cgroup and a fresh blkio cgroup at the root of their hierarchies
+(so no limit of the caller's own cgroup applies), drops the page cache (so no file starts
+out cached), runs CMD inside both with its stdout and stderr passed through, then prints to
+stderr what the cgroups saw: peak memory (memory.max_usage_in_bytes, page cache included),
+how often usage hit the limit (memory.failcnt: reclaim, not an error), OOM kills, and bytes
+read from the device. Both cgroups are removed afterwards, also on error or Ctrl-C. The exit
+status is CMD's.
 
 The memory limit counts page cache, so the pages of a file that CMD maps are evicted once
-the limit is reached and read again from the device, through the throttle. The throttle
-applies to one block device: the one given with --device, else the disk holding the first
---file. Each --file's resident bytes at exit are reported too.
+the limit is reached and read again from the device, through the throttle. A page is
+charged to the cgroup of whoever first read it: pages that another process brings into the
+cache during the run are CMD's for free. The throttle applies to one block device: the one
+given with --device, else the disk holding the first --file. Each --file's resident bytes
+at exit are reported too.
 
 From another script: `run_limited(cmd, memory_limit, read_bps, device)` returns the
 CompletedProcess and a `Usage`.
