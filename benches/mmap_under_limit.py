@@ -49,8 +49,14 @@ from cgroup import CgroupError, disk_of, run_limited  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LANTERN = os.path.join(ROOT, "target", "release", "lantern")
-DEFAULT_PEER = "/root/.cache/lantern-peer/llama-cpp-python-0.3.36/src/vendor/llama.cpp/build/bin"
 MB = 1e6
+
+
+def peer_dir():
+    """llama.cpp's binaries: $PEER, or built by ../shared/peer/llama-ref.sh."""
+    script = os.path.join(ROOT, "..", "shared", "peer", "llama-ref.sh")
+    return os.environ.get("PEER") or subprocess.run(
+        ["bash", script], check=True, capture_output=True, text=True).stdout.strip()
 
 
 @dataclass
@@ -212,7 +218,7 @@ def run_all(args, model):
     """The resident baselines, then every bandwidth; prints the results."""
     weights = weight_bytes(model)
     device = disk_of(model)
-    programs = [peer(os.environ.get("PEER", DEFAULT_PEER), model, args.threads), lantern(model, args.threads)]
+    programs = [peer(peer_dir(), model, args.threads), lantern(model, args.threads)]
     saved = read_ahead(device)
     try:
         ra = read_ahead(device, args.read_ahead_kb)
