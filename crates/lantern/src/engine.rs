@@ -174,7 +174,7 @@ impl EngineBuilder {
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn build(self) -> Result<Engine> {
         let start = Instant::now();
-        let (model, metadata, path, file_bytes, mapped) = match (self.origin, self.stream) {
+        let (model, tokenizer, path, file_bytes, mapped) = match (self.origin, self.stream) {
             (origin, Some((options, storage))) => {
                 let Origin::Path(path) = origin else {
                     return Err(Error::Io(lantern_io::Error::InvalidSetting {
@@ -186,10 +186,11 @@ impl EngineBuilder {
                     Some(reads) => StreamedContainer::open_with(&path, storage, reads)?,
                     None => StreamedContainer::open(&path, storage)?,
                 };
-                let metadata = file.metadata().clone();
+                // The tokenizer first: the model keeps the file.
+                let tokenizer = tokenizer(self.tokenizer_json.as_deref(), file.metadata())?;
                 let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
                 let model = Model::load_streamed(file, options)?;
-                (model, metadata, Some(path), file_bytes, false)
+                (model, tokenizer, Some(path), file_bytes, false)
             }
             (origin, None) => {
                 let source = match origin {
@@ -198,14 +199,11 @@ impl EngineBuilder {
                 };
                 let file = open_model_file(source)?;
                 let model = Model::load(file.as_ref())?;
+                let tokenizer = tokenizer(self.tokenizer_json.as_deref(), file.metadata())?;
                 let source = file.source();
                 let path = source.path().map(Path::to_owned);
-                (model, file.metadata().clone(), path, source.len(), source.is_mapped())
+                (model, tokenizer, path, source.len(), source.is_mapped())
             }
-        };
-        let tokenizer = match &self.tokenizer_json {
-            Some(path) => Tokenizer::from_file(path)?,
-            None => Tokenizer::from_gguf(&metadata)?,
         };
         let template = match &self.chat_template {
             Some(source) => Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)),
@@ -227,5 +225,13 @@ impl EngineBuilder {
             });
         }
         Ok(Engine { inner: Arc::new(Inner { model, tokenizer, template, info }) })
+    }
+}
+
+/// The tokenizer from `tokenizer_json` if given, else from the model's metadata.
+fn tokenizer(tokenizer_json: Option<&Path>, metadata: &lantern_io::Metadata) -> Result<Tokenizer> {
+    match tokenizer_json {
+        Some(path) => Tokenizer::from_file(path),
+        None => Tokenizer::from_gguf(metadata),
     }
 }
