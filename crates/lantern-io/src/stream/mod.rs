@@ -6,12 +6,14 @@
 //! embedding if the budget allows) are read once with [`StreamedContainer::read_tensor`].
 //! The rest is read every pass by a [`Stream`]: a prefetch thread reads, verifies and
 //! decompresses the next `depth` loads into a bounded pool of slabs while compute works on
-//! the current one. Every read goes through a [`StorageModel`] and past the page cache, so
-//! any machine can measure how a phone's flash would run the model.
+//! the current one. Every read goes through a [`StorageModel`], so that any machine can
+//! measure how a phone's flash would run the model; unthrottled, reads go past the page
+//! cache ([`ReadPath`]).
 //!
 //! What is held is metered: [`StreamStats::peak_resident_bytes`] counts pinned tensors,
-//! slabs and read buffers, and [`StreamedContainer::stream`] refuses a budget they cannot
-//! fit in, saying the minimum.
+//! slabs, read buffers and what the caller declares ([`StreamedContainer::count_held`]),
+//! and [`StreamedContainer::stream`] refuses a budget they cannot fit in, saying the
+//! minimum.
 
 mod buffer;
 mod chunks;
@@ -50,7 +52,8 @@ pub struct StreamedContainer {
 /// How a [`Stream`] may use memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamConfig {
-    /// Most weight bytes held at once: pinned tensors, slabs and read buffers.
+    /// Most weight bytes held at once: pinned tensors, slabs, read buffers and what the
+    /// caller declares.
     pub budget: u64,
     /// Loads to read ahead of compute, at most; the budget may allow fewer.
     pub depth: usize,
@@ -117,8 +120,8 @@ impl StreamedContainer {
         self.shared.file.path()
     }
 
-    /// Whether reads bypass the page cache with `O_DIRECT`; if not, each read range is
-    /// dropped from the cache after it is read, where the OS allows.
+    /// Whether chunks are read with `O_DIRECT`. [`ReadPath::Direct`] falls back to buffered
+    /// reads dropped from the cache after each read where the file system refuses it.
     pub fn is_direct(&self) -> bool {
         self.shared.file.is_direct()
     }
@@ -201,7 +204,7 @@ impl StreamedContainer {
             }
             let start = rows[i] as usize * row_bytes - starts[chunk] as usize;
             let Some(row) = decoded.as_ref().get(start..start + row_bytes) else {
-                // A row cut by a chunk boundary: read the tensor's chunks around it.
+                // A row cut by a chunk boundary: the file's writer did not keep rows whole.
                 return Err(wrap(lantern_core::Error::ShapeMismatch {
                     op: "dequantize rows",
                     detail: format!("row {} spans two chunks", rows[i]),

@@ -55,7 +55,9 @@ pub(crate) fn plan(container: &Container, units: &[Vec<String>]) -> Result<(Vec<
                         .ok_or_else(|| Error::MissingTensor { name: name.clone() })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(place(unit, tensors.iter().map(|&t| whole_tensor(container, t))))
+            let pieces =
+                tensors.iter().map(|&t| whole_tensor(container, t)).collect::<Result<Vec<_>>>()?;
+            Ok(place(unit, pieces))
         })
         .collect::<Result<Vec<_>>>()?;
     // The slab: the largest unit of several tensors, and at least the largest chunk.
@@ -82,11 +84,16 @@ pub(crate) fn plan(container: &Container, units: &[Vec<String>]) -> Result<(Vec<
     Ok((loads, slab))
 }
 
-fn whole_tensor(container: &Container, tensor: usize) -> Piece {
+/// All of `tensor`, which must hold data: a load is complete when its last chunk is.
+fn whole_tensor(container: &Container, tensor: usize) -> Result<Piece> {
     let entry = &container.tensors()[tensor];
+    if entry.chunks.is_empty() {
+        let detail = "holds no data, so it cannot be streamed".into();
+        return Err(Error::Corrupt { what: entry.name.clone(), detail });
+    }
     let rows = entry.dims.iter().skip(1).product();
     let bytes = raw_bytes(&container.chunks()[entry.chunks.clone()]);
-    Piece { tensor, chunks: entry.chunks.clone(), rows: 0..rows, bytes, at: 0 }
+    Ok(Piece { tensor, chunks: entry.chunks.clone(), rows: 0..rows, bytes, at: 0 })
 }
 
 /// `pieces` one after another, each on a cache line.
