@@ -217,3 +217,17 @@ fn a_gguf_file_is_not_streamed() {
     let err = StreamedContainer::open(&path, StorageModel::UNTHROTTLED).unwrap_err();
     assert!(matches!(err, Error::NotContainer { .. }), "{err:?}");
 }
+
+#[test]
+fn a_tensor_without_data_is_not_streamed() {
+    let mut w = GgufWriter::new();
+    w.tensor_f32("empty", &[0, 4], &[]).unwrap();
+    let gguf = GgufModel::open(ModelSource::from_vec(w.to_bytes().unwrap())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.lantern");
+    write_container(&gguf, &path, |_, _| {}).unwrap();
+    let file = StreamedContainer::open(&path, StorageModel::UNTHROTTLED).unwrap();
+    let config = StreamConfig { budget: 1 << 20, depth: 1, row_lookups: false };
+    let err = file.stream(&[vec!["empty".into()]], config).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { what, .. } if what == "empty"), "{err:?}");
+}
