@@ -33,47 +33,45 @@ fn greedy_answer_is_paris_and_stops_at_end_of_turn() {
     assert_eq!(session.tokens().last(), Some(&2));
 }
 
-#[test]
-fn a_lantern_container_gives_the_same_tokens_as_its_gguf() {
-    let dir = tempfile::tempdir().unwrap();
+/// The default model converted into a container in `dir`, and its weight bytes.
+fn default_model_as_container(dir: &tempfile::TempDir) -> (std::path::PathBuf, u64) {
     let path = dir.path().join("model.lantern");
     let source = lantern::io::ModelSource::read(model_path()).unwrap();
     let gguf = lantern::io::GgufModel::open(source).unwrap();
     lantern::io::container::write_container(&gguf, &path, |_, _| {}).unwrap();
-    let container = Engine::load(&path).expect("load the container");
-    let engine = engine();
-    let prompt = "The history of the Roman Empire";
-    let mut ids = Vec::new();
-    for engine in [&engine, &container] {
+    (path, gguf.bytes_by_type().iter().map(|&(_, _, bytes)| bytes).sum())
+}
+
+/// 32 greedy tokens of each engine, continuing the same prompt.
+fn greedy_ids(engines: [&Engine; 2]) -> [Vec<u32>; 2] {
+    engines.map(|engine| {
         let mut session = session(engine);
-        let done = session.generate(prompt, &GenerateConfig::greedy(32)).unwrap().complete();
-        ids.push(done.unwrap().tokens);
-    }
-    assert_eq!(ids[0], ids[1]);
-    assert_eq!(ids[0].len(), 32);
+        let prompt = "The history of the Roman Empire";
+        session.generate(prompt, &GenerateConfig::greedy(32)).unwrap().complete().unwrap().tokens
+    })
+}
+
+#[test]
+fn a_lantern_container_gives_the_same_tokens_as_its_gguf() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = default_model_as_container(&dir);
+    let container = Engine::load(&path).expect("load the container");
+    let [resident, from_container] = greedy_ids([&engine(), &container]);
+    assert_eq!(resident, from_container);
+    assert_eq!(resident.len(), 32);
 }
 
 #[test]
 fn streaming_within_a_quarter_of_the_weights_gives_the_resident_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.lantern");
-    let source = lantern::io::ModelSource::read(model_path()).unwrap();
-    let gguf = lantern::io::GgufModel::open(source).unwrap();
-    let weight_bytes: u64 = gguf.bytes_by_type().iter().map(|&(_, _, bytes)| bytes).sum();
-    lantern::io::container::write_container(&gguf, &path, |_, _| {}).unwrap();
+    let (path, weight_bytes) = default_model_as_container(&dir);
     let options = StreamOptions { budget: Budget::OfWeights(0.25), ..StreamOptions::default() };
     let streamed = Engine::builder(&path)
         .stream(options, StorageModel::UNTHROTTLED)
         .build()
         .expect("stream the container");
-    let prompt = "The history of the Roman Empire";
-    let mut ids = Vec::new();
-    for engine in [&engine(), &streamed] {
-        let mut session = session(engine);
-        let done = session.generate(prompt, &GenerateConfig::greedy(32)).unwrap().complete();
-        ids.push(done.unwrap().tokens);
-    }
-    assert_eq!(ids[0], ids[1]);
+    let [resident, from_stream] = greedy_ids([&engine(), &streamed]);
+    assert_eq!(resident, from_stream);
     let stats = streamed.stream_stats().unwrap();
     assert!(stats.peak_resident_bytes <= weight_bytes / 4, "{stats:?} of {weight_bytes}");
     // Every pass reads every block and the head: nearly all of the weights.
