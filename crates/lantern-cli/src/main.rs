@@ -50,9 +50,10 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Greedy-decode with each step's top logits, for token-by-token comparisons.
     Trace(trace::TraceArgs),
-    /// Download and verify a known model into the cache; prints its path.
+    /// Download and verify a known model (or calibration text) into the cache; prints its
+    /// path.
     Fetch {
-        /// Which model.
+        /// Which file: smollm2-135m-instruct-q4_1 (the default model) or calibration-wiki.
         #[arg(default_value = fetch::DEFAULT_MODEL.name)]
         model: String,
         /// Cache root. By default, `$LANTERN_CACHE`, `$XDG_CACHE_HOME/lantern` or `~/.cache/lantern`.
@@ -83,8 +84,8 @@ fn main() -> Result<()> {
         Command::Trace(args) => trace::run(args),
         Command::Fetch { model, cache_dir, quiet } => {
             let model = fetch::find(&model).ok_or_else(|| {
-                let known: Vec<_> = fetch::KNOWN_MODELS.iter().map(|m| m.name).collect();
-                anyhow::anyhow!("unknown model {model:?}; known: {}", known.join(", "))
+                let known: Vec<_> = fetch::PINNED_FILES.iter().map(|m| m.name).collect();
+                anyhow::anyhow!("unknown file {model:?}; known: {}", known.join(", "))
             })?;
             let cache = cache_dir.unwrap_or_else(fetch::default_cache_dir);
             println!("{}", fetch::ensure(model, &cache, quiet)?.display());
