@@ -14,6 +14,7 @@ use crate::{Error, Result};
 pub(crate) struct KvCache {
     keys: Vec<f16>,
     values: Vec<f16>,
+    n_layers: usize,
     kv_dim: usize,
     ctx_len: usize,
     len: usize,
@@ -38,7 +39,12 @@ impl KvCache {
             v.resize(size, f16::ZERO);
             Ok(v)
         };
-        Ok(Self { keys: alloc()?, values: alloc()?, kv_dim, ctx_len, len: 0 })
+        Ok(Self { keys: alloc()?, values: alloc()?, n_layers, kv_dim, ctx_len, len: 0 })
+    }
+
+    /// Layers it holds.
+    pub(crate) fn layers(&self) -> usize {
+        self.n_layers
     }
 
     /// Positions filled.

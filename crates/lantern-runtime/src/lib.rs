@@ -38,6 +38,7 @@ mod attention;
 mod batch_attention;
 mod config;
 mod error;
+mod ffn_sparsity;
 mod kv_cache;
 mod model;
 mod ops;
@@ -48,6 +49,7 @@ mod workers;
 
 pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
 pub use error::{Error, Result};
+pub use ffn_sparsity::{ActivationHistograms, FfnThresholds};
 pub use model::{Model, State, StateConfig};
 pub use sampler::{Sampler, SamplerConfig};
 pub use streamed::{Budget, Pin, StreamOptions};

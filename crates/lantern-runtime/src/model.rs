@@ -11,6 +11,7 @@ use lantern_io::ModelFile;
 
 use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
 use crate::batch_attention::{attend_batch, TileScratch};
+use crate::ffn_sparsity::{ActivationHistograms, FfnSparsity, FfnThresholds};
 use crate::kv_cache::KvCache;
 use crate::ops::{add_assign, rms_norm, rope};
 use crate::streamed::{Lease, StreamOptions, Streamed};
@@ -57,6 +58,7 @@ pub struct State {
     batch_size: usize,
     buf: Buffers,
     logits: Vec<f32>,
+    ffn: FfnSparsity,
 }
 
 /// Activations of one batch, each sized for `batch_size` tokens.
@@ -109,6 +111,42 @@ impl State {
     /// Bytes held by the KV cache.
     pub fn cache_bytes(&self) -> usize {
         self.cache.bytes()
+    }
+
+    /// Zeroes FFN neurons whose |SiLU(gate)| is below their layer's threshold from the next
+    /// forward pass on; `None` computes them all (the dense model). Resets
+    /// [`State::ffn_zeroed_share`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when there is not one threshold per layer.
+    pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
+        if let Some(t) = &thresholds {
+            let layers = self.cache.layers();
+            if t.as_slice().len() != layers {
+                return Err(Error::InvalidSetting {
+                    name: "FFN thresholds",
+                    reason: format!("{} thresholds for {layers} layers", t.as_slice().len()),
+                });
+            }
+        }
+        self.ffn.thresholds = thresholds;
+        (self.ffn.zeroed, self.ffn.seen) = (0, 0);
+        Ok(())
+    }
+
+    /// The share of FFN neurons the thresholds zeroed since they were set.
+    pub fn ffn_zeroed_share(&self) -> Option<f64> {
+        (self.ffn.seen > 0).then(|| self.ffn.zeroed as f64 / self.ffn.seen as f64)
+    }
+
+    /// Starts counting |SiLU(gate)| of every FFN neuron into per-layer histograms (for
+    /// calibration), or stops and returns what was counted.
+    pub fn observe_ffn(&mut self, on: bool) -> Option<ActivationHistograms> {
+        let counted = self.ffn.observer.take();
+        if on {
+            self.ffn.observer = Some(ActivationHistograms::new(self.cache.layers()));
+        }
+        counted
     }
 }
 
@@ -208,6 +246,7 @@ impl Model {
             batch_size: nb,
             buf,
             logits: Vec::new(),
+            ffn: FfnSparsity::default(),
         })
     }
 
@@ -277,7 +316,7 @@ impl Model {
         let n = tokens.len();
         let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.n_heads * c.head_dim);
         let pos0 = state.cache.len();
-        let State { cache, workers, buf, .. } = state;
+        let State { cache, workers, buf, ffn, .. } = state;
 
         lease.embed(tokens, &mut buf.x[..n * d])?;
         let heads = Heads { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
@@ -337,6 +376,9 @@ impl Model {
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
+            if ffn.active() {
+                ffn.apply(l, &buf.gate[..n * ff], &mut buf.up[..n * ff]);
+            }
             let up = &buf.up;
             workers.for_each_chunk(&mut buf.gate[..n * ff], ff, |t, gate| {
                 (kernels::vector_kernels().silu_mul)(gate, &up[t * ff..(t + 1) * ff]);

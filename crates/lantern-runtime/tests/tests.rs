@@ -5,6 +5,7 @@
 
 mod allocations;
 mod bad_model;
+mod ffn_sparsity;
 mod forward;
 mod reference;
 mod sampler;

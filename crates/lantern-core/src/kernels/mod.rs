@@ -67,7 +67,7 @@ mod vector_neon;
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
 pub use gemm::{gemm_fn, gemm_fn_for, GemmFn};
 pub use input::{Input, QuantizedInput};
-pub use vector::{vector_kernels, vector_kernels_for, VectorKernels};
+pub use vector::{silu, vector_kernels, vector_kernels_for, VectorKernels};
 
 /// The dot product of one weight row (raw bytes) with one input given as f32 and as its
 /// 8-bit quantization: the scalar reference of the [module docs](self)' math.

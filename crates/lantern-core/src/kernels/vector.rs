@@ -53,9 +53,9 @@ pub fn vector_kernels_for(isa: Isa) -> Option<&'static VectorKernels> {
     }
 }
 
-/// x / (1 + e^−x), as `ggml_v_silu`.
+/// x / (1 + e^−x), as `ggml_v_silu`: one lane of the scalar `silu_mul`.
 #[inline]
-fn silu(x: f32) -> f32 {
+pub fn silu(x: f32) -> f32 {
     x / (1.0 + exp(-x))
 }
 
