@@ -34,7 +34,7 @@ pub(crate) struct BenchArgs {
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let engine = args.model.engine()?;
     let vocab = engine.config().vocab_size as u32;
-    let base = args.model.session_config();
+    let base = args.model.session_config()?;
     let threads =
         if args.thread_list.is_empty() { vec![base.threads] } else { args.thread_list.clone() };
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);

@@ -32,7 +32,7 @@ pub(crate) struct ChatArgs {
 
 pub(crate) fn run(args: ChatArgs) -> Result<()> {
     let engine = args.model.engine()?;
-    let mut session = engine.session(args.model.session_config())?;
+    let mut session = engine.session(args.model.session_config()?)?;
     // Ctrl-C stops the reply being written (the conversation goes on), or leaves at the prompt.
     let replying = Arc::new(AtomicBool::new(false));
     let (cancel, busy) = (session.cancel_handle(), Arc::clone(&replying));

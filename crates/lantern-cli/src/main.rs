@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
+mod calibrate;
 mod chat;
 mod convert;
 mod fetch;
@@ -19,6 +20,7 @@ mod progress;
 mod report;
 mod run;
 mod sampling_args;
+mod thresholds;
 mod tokenize;
 mod trace;
 
@@ -44,6 +46,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Perplexity of a text, as llama-perplexity measures it.
     Ppl(ppl::PplArgs),
+    /// Calibrate FFN activation thresholds (activation sparsity) on a text.
+    Calibrate(calibrate::CalibrateArgs),
     /// Prompt and generation speed, as llama-bench measures it.
     Bench(bench::BenchArgs),
     /// Print the token ids of a text.
@@ -79,6 +83,7 @@ fn main() -> Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Report(args) => report::run(args),
         Command::Ppl(args) => ppl::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Trace(args) => trace::run(args),

@@ -29,6 +29,9 @@ pub(crate) struct ModelArgs {
     /// Read the file into memory instead of memory-mapping it.
     #[arg(long)]
     pub(crate) no_mmap: bool,
+    /// Zero FFN neurons below these per-layer thresholds (a file from `lantern calibrate`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) thresholds: Option<PathBuf>,
     /// Stream the model (a .lantern container) from storage within this memory budget for
     /// weights: bytes (64MB, 1.5GiB) or a share of the weights (25%).
     #[arg(long, value_name = "SIZE", help_heading = "Streaming")]
@@ -88,15 +91,18 @@ impl ModelArgs {
     }
 
     /// Session settings from the options.
-    pub(crate) fn session_config(&self) -> SessionConfig {
+    pub(crate) fn session_config(&self) -> Result<SessionConfig> {
         let mut config = SessionConfig::default().batch_size(self.batch_size);
+        if let Some(path) = &self.thresholds {
+            config = config.ffn_thresholds(crate::thresholds::read(path)?);
+        }
         if let Some(threads) = self.threads {
             config = config.threads(threads);
         }
         if let Some(ctx) = self.ctx_size {
             config = config.ctx_len(ctx);
         }
-        config
+        Ok(config)
     }
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
     if n_chunks == 0 {
         bail!("{} tokens are fewer than one chunk of {ctx}", tokens.len());
     }
-    let mut session = engine.session(args.model.session_config().ctx_len(ctx))?;
+    let mut session = engine.session(args.model.session_config()?.ctx_len(ctx))?;
     eprintln!("{} tokens, {n_chunks} chunks of {ctx}", tokens.len());
     let start = Instant::now();
     let result =
@@ -55,5 +55,8 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
         result.scored,
         (n_chunks * (ctx - 1)) as f64 / elapsed
     );
+    if let Some(share) = session.ffn_zeroed_share() {
+        println!("FFN neurons zeroed by the thresholds: {:.2}%", share * 100.0);
+    }
     Ok(())
 }

@@ -36,7 +36,7 @@ pub(crate) struct RunArgs {
 pub(crate) fn run(args: RunArgs) -> Result<()> {
     let engine = args.model.engine()?;
     let streamed_before = engine.stream_stats();
-    let mut session = engine.session(args.model.session_config())?;
+    let mut session = engine.session(args.model.session_config()?)?;
     let mut config =
         GenerateConfig::default().max_tokens(args.n_predict).sampler(args.sampling.config());
     for stop in &args.stop {

@@ -25,7 +25,7 @@ pub(crate) struct TraceArgs {
 pub(crate) fn run(args: TraceArgs) -> Result<()> {
     let engine = args.model.engine()?;
     let tokenizer = engine.tokenizer();
-    let mut session = engine.session(args.model.session_config())?;
+    let mut session = engine.session(args.model.session_config()?)?;
     let prompt = tokenizer.encode(&args.prompt, true)?;
     println!("prompt {prompt:?}");
     let mut logits = session.eval(&prompt, prompt.len() - 1)?.to_vec();

@@ -94,7 +94,7 @@ impl ActivationHistograms {
 }
 
 fn bin(a: f32) -> usize {
-    if !(a > 0.0) {
+    if a.is_nan() || a <= 0.0 {
         return 0;
     }
     let pos = (a.log2() - MIN_EXP as f32) * BINS_PER_OCTAVE as f32;

@@ -81,4 +81,6 @@ pub use tokenizer::Tokenizer;
 pub use lantern_core as core;
 pub use lantern_io as io;
 pub use lantern_io::stream::{ReadPath, StorageModel, StreamStats};
-pub use lantern_runtime::{Budget, ModelConfig, Pin, SamplerConfig, StreamOptions};
+pub use lantern_runtime::{
+    ActivationHistograms, Budget, FfnThresholds, ModelConfig, Pin, SamplerConfig, StreamOptions,
+};

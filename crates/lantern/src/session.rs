@@ -4,13 +4,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lantern_runtime::{SamplerConfig, State, StateConfig};
+use lantern_runtime::{ActivationHistograms, FfnThresholds, SamplerConfig, State, StateConfig};
 
 use crate::generation::{Generation, Timings};
 use crate::{Engine, Error, Message, Result};
 
 /// Settings of a session, fixed when it is opened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct SessionConfig {
     /// Positions the KV cache holds. By default, the model's training context capped at 4096.
@@ -19,12 +19,15 @@ pub struct SessionConfig {
     pub threads: usize,
     /// Most prompt tokens computed in one batch. By default, 512.
     pub batch_size: usize,
+    /// FFN neurons whose |SiLU(gate)| is below their layer's threshold are zeroed. By
+    /// default, none: the dense model.
+    pub ffn_thresholds: Option<FfnThresholds>,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { ctx_len: None, threads, batch_size: 512 }
+        Self { ctx_len: None, threads, batch_size: 512, ffn_thresholds: None }
     }
 }
 
@@ -47,6 +50,14 @@ impl SessionConfig {
     #[must_use]
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
+        self
+    }
+
+    /// Zeroes FFN neurons below these per-layer thresholds (activation sparsity). By
+    /// default, none.
+    #[must_use]
+    pub fn ffn_thresholds(mut self, thresholds: FfnThresholds) -> Self {
+        self.ffn_thresholds = Some(thresholds);
         self
     }
 }
@@ -135,11 +146,12 @@ pub struct Session {
 impl Session {
     pub(crate) fn new(engine: Engine, config: SessionConfig) -> Result<Self> {
         let ctx_len = config.ctx_len.unwrap_or_else(|| engine.config().train_ctx_len.min(4096));
-        let state = engine.inner().model.new_state(StateConfig {
+        let mut state = engine.inner().model.new_state(StateConfig {
             ctx_len,
             batch_size: config.batch_size,
             threads: config.threads,
         })?;
+        state.set_ffn_thresholds(config.ffn_thresholds)?;
         Ok(Self {
             engine,
             state,
@@ -271,6 +283,17 @@ impl Session {
 }
 
 impl Session {
+    /// The share of FFN neurons the session's thresholds zeroed so far.
+    pub fn ffn_zeroed_share(&self) -> Option<f64> {
+        self.state.ffn_zeroed_share()
+    }
+
+    /// Starts counting |SiLU(gate)| of every FFN neuron per layer (calibration), or stops
+    /// and returns what was counted.
+    pub fn observe_ffn(&mut self, on: bool) -> Option<ActivationHistograms> {
+        self.state.observe_ffn(on)
+    }
+
     /// Appends `tokens` to the context and returns the logits of `tokens[logits_from..]`,
     /// one row of the vocabulary size per token: the low-level step under generation,
     /// for perplexity, scoring and benchmarks.
