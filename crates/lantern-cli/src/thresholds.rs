@@ -1,23 +1,26 @@
 //! FFN threshold files: the side file that carries calibrated thresholds for a model.
 //!
-//! Plain text: `#` lines say what the thresholds are and where they came from, then one
-//! threshold per line, layer by layer.
+//! Plain text: `#` lines say where the thresholds came from, a `criterion` line names the
+//! score they apply to (`gate` or `gate-up`), then one line per layer of one threshold, or
+//! one per neuron, separated by spaces.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use lantern::FfnThresholds;
+use anyhow::{bail, Context, Result};
+use lantern::{Criterion, FfnThresholds};
 
 /// Writes `thresholds` to `path` atomically, after the comment lines `about`.
 pub(crate) fn write(path: &Path, thresholds: &FfnThresholds, about: &[String]) -> Result<()> {
-    let mut text = String::from("# lantern FFN thresholds on |SiLU(gate)|, one per layer\n");
+    let mut text = String::from("# lantern FFN thresholds: one line per layer\n");
     for line in about {
         let _ = writeln!(text, "# {line}");
     }
-    for t in thresholds.as_slice() {
-        let _ = writeln!(text, "{t:e}");
+    let _ = writeln!(text, "criterion {}", thresholds.criterion());
+    for layer in thresholds.layers() {
+        let values: Vec<String> = layer.iter().map(|t| format!("{t:e}")).collect();
+        let _ = writeln!(text, "{}", values.join(" "));
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir)
@@ -31,17 +34,29 @@ pub(crate) fn write(path: &Path, thresholds: &FfnThresholds, about: &[String]) -
 pub(crate) fn read(path: &Path) -> Result<FfnThresholds> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let values = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|(i, l)| {
-            l.trim().parse::<f32>().with_context(|| {
-                format!("{} line {}: {l:?} is not a number", path.display(), i + 1)
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    FfnThresholds::new(values).with_context(|| format!("thresholds in {}", path.display()))
+    let mut criterion = None;
+    let mut layers = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let at = || format!("{} line {}", path.display(), i + 1);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("criterion ") {
+            criterion = Some(name.trim().parse::<Criterion>().with_context(at)?);
+            continue;
+        }
+        let values = line
+            .split_whitespace()
+            .map(|v| v.parse::<f32>().with_context(|| format!("{}: {v:?} is not a number", at())))
+            .collect::<Result<Vec<_>>>()?;
+        layers.push(values);
+    }
+    let Some(criterion) = criterion else {
+        bail!("{} has no `criterion gate|gate-up` line", path.display());
+    };
+    FfnThresholds::new(criterion, layers)
+        .with_context(|| format!("thresholds in {}", path.display()))
 }
 
 #[cfg(test)]
@@ -52,13 +67,16 @@ mod tests {
     fn thresholds_survive_a_round_trip_and_bad_lines_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.txt");
-        let t = FfnThresholds::new(vec![0.0, 1.5e-3, 0.0123]).unwrap();
+        let layers = vec![vec![0.0], vec![1.5e-3, 0.0123, 7.0]];
+        let t = FfnThresholds::new(Criterion::GateUp, layers).unwrap();
         write(&path, &t, &["criterion: test".into()]).unwrap();
         assert_eq!(read(&path).unwrap(), t);
-        std::fs::write(&path, "# x\n0.1\nfast\n").unwrap();
+        std::fs::write(&path, "# x\ncriterion gate\n0.1\nfast\n").unwrap();
         let err = format!("{:#}", read(&path).unwrap_err());
-        assert!(err.contains("line 3") && err.contains("fast"), "{err}");
-        std::fs::write(&path, "-1\n").unwrap();
+        assert!(err.contains("line 4") && err.contains("fast"), "{err}");
+        std::fs::write(&path, "criterion gate\n-1\n").unwrap();
         assert!(read(&path).is_err());
+        std::fs::write(&path, "0.1\n").unwrap();
+        assert!(format!("{:#}", read(&path).unwrap_err()).contains("criterion"));
     }
 }

@@ -1,45 +1,114 @@
-//! Activation sparsity in the FFN, after CATS: a neuron whose |SiLU(gate)| falls below its
-//! layer's threshold is zeroed, so its up row and down column contribute nothing; and the
-//! histograms of those activations that calibration reads thresholds from.
+//! Activation sparsity in the FFN: a neuron whose score falls below its threshold is zeroed,
+//! so its down column (and, scored on the gate alone, its up row) contributes nothing; and
+//! the histograms of scores that calibration reads thresholds from.
+//!
+//! Two scores ([`Criterion`]):
+//! - [`Criterion::Gate`], CATS: `|SiLU(gate_i)|`, known before the up projection, so a
+//!   zeroed neuron needs neither its up row nor its down column.
+//! - [`Criterion::GateUp`]: `|SiLU(gate_i) · up_i| · w_i`, the neuron's actual output
+//!   scaled by a per-neuron weight (the norm of its down column makes it the size of the
+//!   neuron's contribution to the block's output). It needs every up row, and saves only
+//!   down columns.
+//!
+//! A per-neuron weight `w_i` folds into the thresholds: `score · w_i < t` is
+//! `score < t / w_i`, so thresholds are per neuron, or one per layer.
+
+use std::fmt;
+use std::str::FromStr;
 
 use crate::{Error, Result};
 
-/// Per-layer thresholds on |SiLU(gate)|: neuron `i` of layer `l` is zeroed when
-/// `|SiLU(gate_i)| < thresholds[l]`. All zeros is the dense model.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FfnThresholds(Vec<f32>);
+/// What a neuron is scored on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Criterion {
+    /// `|SiLU(gate)|` (CATS).
+    Gate,
+    /// `|SiLU(gate) · up|`.
+    GateUp,
+}
 
-impl FfnThresholds {
-    /// Thresholds, one per layer.
-    ///
-    /// # Errors
-    /// [`Error::InvalidSetting`] for a negative or non-finite threshold.
-    pub fn new(thresholds: Vec<f32>) -> Result<Self> {
-        if let Some(t) = thresholds.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
-            return Err(Error::InvalidSetting {
-                name: "FFN threshold",
-                reason: format!("{t} is not a finite value of at least 0"),
-            });
-        }
-        Ok(Self(thresholds))
-    }
-
-    /// The thresholds, layer by layer.
-    pub fn as_slice(&self) -> &[f32] {
-        &self.0
+impl fmt::Display for Criterion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Gate => "gate",
+            Self::GateUp => "gate-up",
+        })
     }
 }
 
-/// Octaves the histograms cover: |a| from 2^MIN_EXP up to 2^(MIN_EXP + OCTAVES).
+impl FromStr for Criterion {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "gate" => Ok(Self::Gate),
+            "gate-up" => Ok(Self::GateUp),
+            _ => Err(Error::InvalidSetting {
+                name: "FFN sparsity criterion",
+                reason: format!("{s:?} is not gate or gate-up"),
+            }),
+        }
+    }
+}
+
+/// Thresholds on a [`Criterion`]'s score: neuron `i` of layer `l` is zeroed when its score
+/// is below `thresholds[l][i]`, or `thresholds[l][0]` when the layer has one. All zeros is
+/// the dense model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfnThresholds {
+    criterion: Criterion,
+    layers: Vec<Vec<f32>>,
+}
+
+impl FfnThresholds {
+    /// Thresholds per layer: one value for the whole layer, or one per neuron.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a negative or non-finite threshold or an empty layer.
+    pub fn new(criterion: Criterion, layers: Vec<Vec<f32>>) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidSetting { name: "FFN thresholds", reason };
+        if let Some(l) = layers.iter().position(Vec::is_empty) {
+            return Err(bad(format!("layer {l} has no threshold")));
+        }
+        if let Some(t) = layers.iter().flatten().find(|t| !(t.is_finite() && **t >= 0.0)) {
+            return Err(bad(format!("{t} is not a finite value of at least 0")));
+        }
+        Ok(Self { criterion, layers })
+    }
+
+    /// One threshold per layer, on `criterion`.
+    ///
+    /// # Errors
+    /// As [`FfnThresholds::new`].
+    pub fn per_layer(criterion: Criterion, thresholds: Vec<f32>) -> Result<Self> {
+        Self::new(criterion, thresholds.into_iter().map(|t| vec![t]).collect())
+    }
+
+    /// The score the thresholds apply to.
+    pub fn criterion(&self) -> Criterion {
+        self.criterion
+    }
+
+    /// The thresholds, layer by layer.
+    pub fn layers(&self) -> &[Vec<f32>] {
+        &self.layers
+    }
+}
+
+/// Octaves the histograms cover: scores from 2^MIN_EXP up to 2^(MIN_EXP + OCTAVES).
 const OCTAVES: i32 = 40;
 const MIN_EXP: i32 = -30;
 /// Bins per octave: thresholds resolve to 2^(1/64), about 1.1%.
 const BINS_PER_OCTAVE: i32 = 64;
 
-/// Histograms of |SiLU(gate)| per layer, over every neuron of every token a forward pass
-/// saw: what calibration reads percentile thresholds from.
+/// Histograms of a [`Criterion`]'s score per layer, over every neuron of every token a
+/// forward pass saw, with optional per-neuron weights: what calibration reads percentile
+/// thresholds from.
 #[derive(Clone, Debug)]
 pub struct ActivationHistograms {
+    criterion: Criterion,
+    /// Per layer, a weight per neuron that scores are multiplied by; empty for none.
+    weights: Vec<Vec<f32>>,
     layers: Vec<Histogram>,
 }
 
@@ -51,26 +120,39 @@ struct Histogram {
 }
 
 impl ActivationHistograms {
-    /// Empty histograms for `n_layers` layers.
-    pub fn new(n_layers: usize) -> Self {
+    /// Empty histograms of `criterion`'s score for `n_layers` layers; `weights`, when
+    /// given, has a weight per neuron for every layer.
+    pub fn new(criterion: Criterion, n_layers: usize, weights: Option<Vec<Vec<f32>>>) -> Self {
         let bins = vec![0; (OCTAVES * BINS_PER_OCTAVE) as usize];
-        Self { layers: vec![Histogram { bins, total: 0 }; n_layers] }
+        Self {
+            criterion,
+            weights: weights.unwrap_or_else(|| vec![Vec::new(); n_layers]),
+            layers: vec![Histogram { bins, total: 0 }; n_layers],
+        }
     }
 
-    /// Counts `|a|` in layer `layer`.
-    pub(crate) fn add(&mut self, layer: usize, a: f32) {
-        let h = &mut self.layers[layer];
-        h.bins[bin(a.abs())] += 1;
-        h.total += 1;
+    /// Counts the scores of one token's neurons in layer `layer`.
+    fn add(&mut self, layer: usize, scores: impl Iterator<Item = f32>) {
+        let (h, w) = (&mut self.layers[layer], &self.weights[layer]);
+        for (i, score) in scores.enumerate() {
+            let weighted = if w.is_empty() { score } else { score * w[i % w.len()] };
+            h.bins[bin(weighted)] += 1;
+            h.total += 1;
+        }
     }
 
-    /// Activations counted in layer `layer`.
+    /// Layers it has histograms for.
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Scores counted in layer `layer`.
     pub fn count(&self, layer: usize) -> u64 {
         self.layers[layer].total
     }
 
-    /// The threshold that zeroes a share `sparsity` (0 to 1) of layer `layer`'s counted
-    /// activations: the upper edge of the bin where the running count reaches that share.
+    /// The (weighted) score below which a share `sparsity` (0 to 1) of layer `layer`'s
+    /// counted scores fell: the upper edge of the bin where the running count reaches it.
     pub fn threshold(&self, layer: usize, sparsity: f64) -> f32 {
         let h = &self.layers[layer];
         let target = (sparsity.clamp(0.0, 1.0) * h.total as f64).ceil() as u64;
@@ -87,17 +169,32 @@ impl ActivationHistograms {
         f32::INFINITY
     }
 
-    /// [`ActivationHistograms::threshold`] for every layer.
+    /// Thresholds zeroing the share `sparsity[l]` of layer `l`, the weights folded into
+    /// per-neuron thresholds.
+    pub fn thresholds(&self, sparsity: &[f64]) -> FfnThresholds {
+        let layers = (0..self.layers.len())
+            .map(|l| {
+                let t = self.threshold(l, sparsity[l]);
+                match &self.weights[l][..] {
+                    [] => vec![t],
+                    w => w.iter().map(|&w| if w > 0.0 { t / w } else { f32::MAX }).collect(),
+                }
+            })
+            .collect();
+        FfnThresholds { criterion: self.criterion, layers }
+    }
+
+    /// [`ActivationHistograms::thresholds`] with the same share in every layer.
     pub fn uniform_thresholds(&self, sparsity: f64) -> FfnThresholds {
-        FfnThresholds((0..self.layers.len()).map(|l| self.threshold(l, sparsity)).collect())
+        self.thresholds(&vec![sparsity; self.layers.len()])
     }
 }
 
-fn bin(a: f32) -> usize {
-    if a.is_nan() || a <= 0.0 {
+fn bin(score: f32) -> usize {
+    if score.is_nan() || score <= 0.0 {
         return 0;
     }
-    let pos = (a.log2() - MIN_EXP as f32) * BINS_PER_OCTAVE as f32;
+    let pos = (score.log2() - MIN_EXP as f32) * BINS_PER_OCTAVE as f32;
     (pos.max(0.0) as usize).min((OCTAVES * BINS_PER_OCTAVE) as usize - 1)
 }
 
@@ -113,6 +210,8 @@ pub(crate) struct FfnSparsity {
     /// Neurons zeroed and neurons seen since the thresholds were set.
     pub(crate) zeroed: u64,
     pub(crate) seen: u64,
+    /// One token's scores.
+    scores: Vec<f32>,
 }
 
 impl FfnSparsity {
@@ -121,20 +220,37 @@ impl FfnSparsity {
         self.thresholds.is_some() || self.observer.is_some()
     }
 
-    /// Counts layer `layer`'s activations, and zeroes `up` where `|SiLU(gate)|` is below
-    /// the layer's threshold, so that `SiLU(gate) · up` is zero there.
-    pub(crate) fn apply(&mut self, layer: usize, gate: &[f32], up: &mut [f32]) {
-        let threshold = self.thresholds.as_ref().map(|t| t.0[layer]);
-        for (&g, u) in gate.iter().zip(up) {
-            let a = lantern_core::kernels::silu(g).abs();
-            if let Some(observer) = &mut self.observer {
-                observer.add(layer, a);
-            }
-            if let Some(t) = threshold {
-                self.seen += 1;
-                if a < t {
-                    *u = 0.0;
-                    self.zeroed += 1;
+    /// Scores layer `layer`'s neurons for each token of `gate` and `up` (`ff` values per
+    /// token), counts them, and zeroes `up` where the score is below its threshold, so
+    /// that `SiLU(gate) · up` is zero there.
+    pub(crate) fn apply(&mut self, layer: usize, ff: usize, gate: &[f32], up: &mut [f32]) {
+        for (gate, up) in gate.chunks_exact(ff).zip(up.chunks_exact_mut(ff)) {
+            for criterion in [Criterion::Gate, Criterion::GateUp] {
+                let observed = self.observer.as_ref().is_some_and(|o| o.criterion == criterion);
+                let thresholds = self.thresholds.as_ref().filter(|t| t.criterion == criterion);
+                if !observed && thresholds.is_none() {
+                    continue;
+                }
+                self.scores.clear();
+                self.scores.extend(gate.iter().zip(up.iter()).map(|(&g, &u)| {
+                    let a = lantern_core::kernels::silu(g);
+                    match criterion {
+                        Criterion::Gate => a.abs(),
+                        Criterion::GateUp => (a * u).abs(),
+                    }
+                }));
+                if let (true, Some(observer)) = (observed, &mut self.observer) {
+                    observer.add(layer, self.scores.iter().copied());
+                }
+                if let Some(t) = thresholds {
+                    let t = &t.layers[layer];
+                    for (i, (&score, u)) in self.scores.iter().zip(up.iter_mut()).enumerate() {
+                        if score < t[i % t.len()] {
+                            *u = 0.0;
+                            self.zeroed += 1;
+                        }
+                    }
+                    self.seen += ff as u64;
                 }
             }
         }
@@ -147,36 +263,52 @@ mod tests {
 
     #[test]
     fn thresholds_are_percentiles_of_what_was_seen() {
-        let mut h = ActivationHistograms::new(2);
-        for i in 1..=1000 {
-            h.add(0, i as f32 / 1000.0);
-            h.add(1, -(i as f32));
-        }
+        let mut h = ActivationHistograms::new(Criterion::Gate, 2, None);
+        h.add(0, (1..=1000).map(|i| i as f32 / 1000.0));
+        h.add(1, (1..=1000).map(|i| i as f32));
         assert_eq!(h.count(0), 1000);
         let t = h.threshold(0, 0.3);
         // 30% of 0.001..=1.0 lie below 0.3; the bin edge is within 1.1% above.
         assert!((0.3..0.3 * 1.011).contains(&t), "{t}");
         assert!((500.0..500.0 * 1.011).contains(&h.threshold(1, 0.5)));
         assert_eq!(h.threshold(0, 0.0), 0.0);
-        let all = h.uniform_thresholds(0.5);
-        assert_eq!(all.as_slice().len(), 2);
-        assert!(FfnThresholds::new(vec![0.1, f32::NAN]).is_err());
-        assert!(FfnThresholds::new(vec![-1.0]).is_err());
+        assert_eq!(h.uniform_thresholds(0.5).layers()[1].len(), 1);
+        assert!(FfnThresholds::per_layer(Criterion::Gate, vec![0.1, f32::NAN]).is_err());
+        assert!(FfnThresholds::per_layer(Criterion::Gate, vec![-1.0]).is_err());
+        assert!(FfnThresholds::new(Criterion::Gate, vec![vec![]]).is_err());
+    }
+
+    #[test]
+    fn weights_fold_into_per_neuron_thresholds() {
+        // Neuron 1's scores count twice as much: its threshold is half the layer's.
+        let mut h = ActivationHistograms::new(Criterion::GateUp, 1, Some(vec![vec![1.0, 2.0]]));
+        for i in 1..=500 {
+            h.add(0, [i as f32, i as f32].into_iter());
+        }
+        let t = h.uniform_thresholds(0.5);
+        let [a, b] = t.layers()[0][..] else { panic!("{t:?}") };
+        assert!((a / b - 2.0).abs() < 1e-6, "{a} {b}");
+        // Half of {1, 2, …, 500} ∪ {2, 4, …, 1000} lies below 333⅓ (333 + 166 values).
+        assert!((333.0..333.4 * 1.011).contains(&a), "{a}");
     }
 
     #[test]
     fn a_zero_threshold_zeroes_nothing_and_others_zero_below() {
-        let mut s = FfnSparsity {
-            thresholds: Some(FfnThresholds::new(vec![0.0, 0.5]).unwrap()),
-            ..FfnSparsity::default()
-        };
+        let t = FfnThresholds::per_layer(Criterion::Gate, vec![0.0, 0.5]).unwrap();
+        let mut s = FfnSparsity { thresholds: Some(t), ..FfnSparsity::default() };
         let gate = [-3.0, -0.1, 0.0, 0.2, 2.0];
         let mut up = [1.0; 5];
-        s.apply(0, &gate, &mut up);
+        s.apply(0, 5, &gate, &mut up);
         assert_eq!(up, [1.0; 5]);
-        s.apply(1, &gate, &mut up);
+        s.apply(1, 5, &gate, &mut up);
         // |SiLU| of -3, -0.1, 0, 0.2, 2: 0.142, 0.0475, 0, 0.11, 1.76.
         assert_eq!(up, [0.0, 0.0, 0.0, 0.0, 1.0]);
         assert_eq!((s.zeroed, s.seen), (4, 10));
+        // On |SiLU(gate) · up|: -3 with up 10 scores 1.42 and stays.
+        let t = FfnThresholds::per_layer(Criterion::GateUp, vec![0.5]).unwrap();
+        let mut s = FfnSparsity { thresholds: Some(t), ..FfnSparsity::default() };
+        let mut up = [10.0, 1.0, 1.0, 1.0, 1.0];
+        s.apply(0, 5, &gate, &mut up);
+        assert_eq!(up, [10.0, 0.0, 0.0, 0.0, 1.0]);
     }
 }

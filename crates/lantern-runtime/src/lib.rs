@@ -49,7 +49,7 @@ mod workers;
 
 pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
 pub use error::{Error, Result};
-pub use ffn_sparsity::{ActivationHistograms, FfnThresholds};
+pub use ffn_sparsity::{ActivationHistograms, Criterion, FfnThresholds};
 pub use model::{Model, State, StateConfig};
 pub use sampler::{Sampler, SamplerConfig};
 pub use streamed::{Budget, Pin, StreamOptions};

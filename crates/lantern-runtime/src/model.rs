@@ -122,10 +122,10 @@ impl State {
     pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
         if let Some(t) = &thresholds {
             let layers = self.cache.layers();
-            if t.as_slice().len() != layers {
+            if t.layers().len() != layers {
                 return Err(Error::InvalidSetting {
                     name: "FFN thresholds",
-                    reason: format!("{} thresholds for {layers} layers", t.as_slice().len()),
+                    reason: format!("thresholds for {} layers, not {layers}", t.layers().len()),
                 });
             }
         }
@@ -139,14 +139,24 @@ impl State {
         (self.ffn.seen > 0).then(|| self.ffn.zeroed as f64 / self.ffn.seen as f64)
     }
 
-    /// Starts counting |SiLU(gate)| of every FFN neuron into per-layer histograms (for
-    /// calibration), or stops and returns what was counted.
-    pub fn observe_ffn(&mut self, on: bool) -> Option<ActivationHistograms> {
-        let counted = self.ffn.observer.take();
-        if on {
-            self.ffn.observer = Some(ActivationHistograms::new(self.cache.layers()));
+    /// Starts counting every FFN neuron's score into `histograms` (for calibration), or
+    /// with `None` stops; returns what was counted before.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when the histograms are not for this model's layers.
+    pub fn observe_ffn(
+        &mut self,
+        histograms: Option<ActivationHistograms>,
+    ) -> Result<Option<ActivationHistograms>> {
+        if let Some(h) = &histograms {
+            if h.layers() != self.cache.layers() {
+                return Err(Error::InvalidSetting {
+                    name: "FFN histograms",
+                    reason: format!("{} layers for {}", h.layers(), self.cache.layers()),
+                });
+            }
         }
-        counted
+        Ok(std::mem::replace(&mut self.ffn.observer, histograms))
     }
 }
 
@@ -185,6 +195,27 @@ impl Model {
     pub fn bytes_per_token(&self) -> usize {
         let resident: usize = self.weights.matrices().map(|t| t.bytes().len()).sum();
         resident + self.streamed.as_ref().map_or(0, Streamed::streamed_bytes)
+    }
+
+    /// The L2 norm of each FFN neuron's down column, per layer: how much a unit of the
+    /// neuron's activation moves the block's output. `None` for streamed blocks.
+    ///
+    /// # Errors
+    /// [`Error::Core`] when a down matrix cannot be dequantized.
+    pub fn down_column_norms(&self) -> Result<Option<Vec<Vec<f32>>>> {
+        let mut layers = Vec::with_capacity(self.weights.layers.len());
+        for layer in &self.weights.layers {
+            let Some(p) = &layer.projections else { return Ok(None) };
+            let n_ff = p.down.row_len();
+            let mut sums = vec![0f64; n_ff];
+            for row in p.down.dequantize()?.chunks_exact(n_ff.max(1)) {
+                for (sum, &w) in sums.iter_mut().zip(row) {
+                    *sum += f64::from(w) * f64::from(w);
+                }
+            }
+            layers.push(sums.into_iter().map(|s| s.sqrt() as f32).collect());
+        }
+        Ok(Some(layers))
     }
 
     /// For a streamed model, what streaming has read and held so far.
@@ -377,7 +408,7 @@ impl Model {
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
             if ffn.active() {
-                ffn.apply(l, &buf.gate[..n * ff], &mut buf.up[..n * ff]);
+                ffn.apply(l, ff, &buf.gate[..n * ff], &mut buf.up[..n * ff]);
             }
             let up = &buf.up;
             workers.for_each_chunk(&mut buf.gate[..n * ff], ff, |t, gate| {

@@ -2,7 +2,7 @@
 //! thresholds zero the share of neurons they were calibrated for, and bad thresholds are
 //! refused.
 
-use lantern_runtime::{Error, FfnThresholds};
+use lantern_runtime::{ActivationHistograms, Criterion, Error, FfnThresholds};
 
 use crate::testutil::{load, prompt, state, Tiny, WEIGHT_TYPES};
 
@@ -14,37 +14,47 @@ fn zero_thresholds_give_the_dense_logits() {
         let mut dense = state(&model, 32, 16, 2);
         let expected = model.forward(&mut dense, &tokens, 0).unwrap().to_vec();
         let mut sparse = state(&model, 32, 16, 2);
-        sparse.set_ffn_thresholds(Some(FfnThresholds::new(vec![0.0; 2]).unwrap())).unwrap();
-        assert!(model.forward(&mut sparse, &tokens, 0).unwrap() == expected, "{ty:?}");
-        assert_eq!(sparse.ffn_zeroed_share(), Some(0.0));
+        for criterion in [Criterion::Gate, Criterion::GateUp] {
+            let zero = FfnThresholds::per_layer(criterion, vec![0.0; 2]).unwrap();
+            sparse.set_ffn_thresholds(Some(zero)).unwrap();
+            sparse.truncate(0);
+            assert!(model.forward(&mut sparse, &tokens, 0).unwrap() == expected, "{ty:?}");
+            assert_eq!(sparse.ffn_zeroed_share(), Some(0.0));
+        }
     }
 }
 
 #[test]
 fn calibrated_thresholds_zero_their_share_and_change_the_logits() {
     let model = load(&Tiny::default());
+    let norms = model.down_column_norms().unwrap().unwrap();
+    assert_eq!((norms.len(), norms[0].len()), (2, 128));
     let tokens = prompt(40, 96);
-    let mut s = state(&model, 64, 64, 1);
-    s.observe_ffn(true);
-    let dense = model.forward(&mut s, &tokens, 0).unwrap().to_vec();
-    let histograms = s.observe_ffn(false).unwrap();
-    assert_eq!(histograms.count(0), 40 * 128);
-    assert_eq!(histograms.count(1), 40 * 128);
+    for (criterion, weights) in [(Criterion::Gate, None), (Criterion::GateUp, Some(norms))] {
+        let mut s = state(&model, 64, 64, 1);
+        s.observe_ffn(Some(ActivationHistograms::new(criterion, 2, weights))).unwrap();
+        let dense = model.forward(&mut s, &tokens, 0).unwrap().to_vec();
+        let histograms = s.observe_ffn(None).unwrap().unwrap();
+        assert_eq!(histograms.count(0), 40 * 128);
+        assert_eq!(histograms.count(1), 40 * 128);
 
-    let thresholds = histograms.uniform_thresholds(0.4);
-    let mut sparse = state(&model, 64, 64, 1);
-    sparse.set_ffn_thresholds(Some(thresholds)).unwrap();
-    let logits = model.forward(&mut sparse, &tokens, 0).unwrap().to_vec();
-    // The same tokens the thresholds were read from: 40% zeroed, within the bins' width.
-    let share = sparse.ffn_zeroed_share().unwrap();
-    assert!((0.40..0.42).contains(&share), "{share}");
-    assert!(logits != dense);
+        let mut sparse = state(&model, 64, 64, 1);
+        sparse.set_ffn_thresholds(Some(histograms.uniform_thresholds(0.4))).unwrap();
+        let logits = model.forward(&mut sparse, &tokens, 0).unwrap().to_vec();
+        // The same tokens the thresholds were read from: 40% zeroed, within the bins' width
+        // (and, for per-neuron thresholds, the rounding of dividing by the weights).
+        let share = sparse.ffn_zeroed_share().unwrap();
+        assert!((0.395..0.42).contains(&share), "{criterion}: {share}");
+        assert!(logits != dense);
+    }
 }
 
 #[test]
 fn thresholds_must_match_the_layers() {
     let model = load(&Tiny::default());
     let mut s = state(&model, 8, 8, 1);
-    let three = FfnThresholds::new(vec![0.1; 3]).unwrap();
+    let three = FfnThresholds::per_layer(Criterion::Gate, vec![0.1; 3]).unwrap();
     assert!(matches!(s.set_ffn_thresholds(Some(three)), Err(Error::InvalidSetting { .. })));
+    let histograms = ActivationHistograms::new(Criterion::Gate, 3, None);
+    assert!(matches!(s.observe_ffn(Some(histograms)), Err(Error::InvalidSetting { .. })));
 }

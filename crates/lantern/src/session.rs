@@ -288,10 +288,16 @@ impl Session {
         self.state.ffn_zeroed_share()
     }
 
-    /// Starts counting |SiLU(gate)| of every FFN neuron per layer (calibration), or stops
-    /// and returns what was counted.
-    pub fn observe_ffn(&mut self, on: bool) -> Option<ActivationHistograms> {
-        self.state.observe_ffn(on)
+    /// Starts counting every FFN neuron's score into `histograms` (calibration), or with
+    /// `None` stops; returns what was counted before.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] when the histograms are not for this model's layers.
+    pub fn observe_ffn(
+        &mut self,
+        histograms: Option<ActivationHistograms>,
+    ) -> Result<Option<ActivationHistograms>> {
+        Ok(self.state.observe_ffn(histograms)?)
     }
 
     /// Appends `tokens` to the context and returns the logits of `tokens[logits_from..]`,
