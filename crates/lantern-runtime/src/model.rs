@@ -113,12 +113,12 @@ impl State {
         self.cache.bytes()
     }
 
-    /// Zeroes FFN neurons whose |SiLU(gate)| is below their layer's threshold from the next
-    /// forward pass on; `None` computes them all (the dense model). Resets
+    /// Zeroes FFN neurons whose score is below their threshold ([`FfnThresholds`]) from the
+    /// next forward pass on; `None` computes them all (the dense model). Resets
     /// [`State::ffn_zeroed_share`].
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] when there is not one threshold per layer.
+    /// [`Error::InvalidSetting`] when the thresholds are not for this model's layers.
     pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
         if let Some(t) = &thresholds {
             let layers = self.cache.layers();
