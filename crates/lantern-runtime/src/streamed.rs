@@ -152,54 +152,81 @@ impl Streamed {
             let e = entry(name)?;
             check_matrix(name, e.ty, &e.dims, d, vocab)?;
         }
+        // What stays and what streams, from the index alone.
         let pin = options.pin;
-        let read = |name: &str| Ok(file.read_tensor(name)?);
-        let mut layers = Vec::with_capacity(n);
+        let pinned_layer = |l: usize| l < pin.first_layers || l + pin.last_layers >= n;
+        let embd_pinned = pin.embedding;
+        let head_pinned = if tied { pin.embedding || pin.output } else { pin.output };
         let mut units = Vec::new();
         let mut layer_units = Vec::with_capacity(n);
-        let mut streamed_bytes = 0;
+        let mut pinned: Vec<String> = Vec::new();
         let mut types = vec![entry(head_name)?.ty];
         for l in 0..n {
-            let mut layer = LayerWeights::norms(&config, l, &read)?;
             let names = projection_names(l);
             for (name, [a, b]) in names.iter().zip(Projections::shapes(&config)) {
                 let e = entry(name)?;
                 check_matrix(name, e.ty, &e.dims, a, b)?;
                 types.push(e.ty);
             }
-            if l < pin.first_layers || l + pin.last_layers >= n {
-                let matrices = names.iter().map(|name| read(name)).collect::<Result<_>>()?;
-                layer.projections = Projections::from_vec(matrices);
+            if pinned_layer(l) {
+                pinned.extend(names);
                 layer_units.push(None);
             } else {
-                streamed_bytes += names.iter().map(|name| tensor_bytes(&file, name)).sum::<usize>();
                 layer_units.push(Some(units.len()));
                 units.push(names.to_vec());
             }
-            layers.push(layer);
         }
-        let token_embd = pin.embedding.then(|| read("token_embd.weight")).transpose()?;
-        let output = match (&token_embd, tied, pin.output) {
-            (Some(embd), true, _) => Some(embd.clone()),
-            (None, true, true) | (_, false, true) => Some(read(head_name)?),
-            _ => None,
-        };
-        let head_unit = output.is_none().then(|| {
-            streamed_bytes += tensor_bytes(&file, head_name);
+        if embd_pinned {
+            pinned.push("token_embd.weight".into());
+        }
+        if head_pinned && !(tied && embd_pinned) {
+            pinned.push(head_name.into());
+        }
+        let head_unit = (!head_pinned).then(|| {
             units.push(vec![head_name.to_owned()]);
             units.len() - 1
         });
-        let output_norm = vector("output_norm.weight", read("output_norm.weight")?, d)?;
-        let norm_values =
-            layers.iter().map(|l| l.attn_norm.len() + l.ffn_norm.len()).sum::<usize>()
-                + output_norm.len();
-        file.count_held((norm_values * std::mem::size_of::<f32>()) as u64);
+        let streamed_bytes =
+            units.iter().flatten().map(|name| tensor_bytes(&file, name)).sum::<usize>();
+
+        // Refuse a budget too small before reading anything into it.
         let weight_bytes = container.chunks().iter().map(|c| c.raw_bytes).sum();
-        let config_stream = StreamConfig {
-            budget: options.budget.bytes(weight_bytes),
-            depth: options.depth,
-            row_lookups: token_embd.is_none(),
+        let budget = options.budget.bytes(weight_bytes);
+        let norm_bytes = ((2 * n + 1) * d * std::mem::size_of::<f32>()) as u64;
+        let pinned_names: Vec<&str> = pinned.iter().map(String::as_str).collect();
+        let minimum = file.minimum_budget(&units, &pinned_names, norm_bytes, !embd_pinned)?;
+        if budget < minimum {
+            return Err(Error::Io(lantern_io::Error::BudgetTooSmall {
+                budget,
+                minimum,
+                detail: format!(
+                    "{} pinned tensors, the norms, one slab and a reader's buffers",
+                    pinned.len()
+                ),
+            }));
+        }
+
+        let read = |name: &str| Ok(file.read_tensor(name)?);
+        let mut layers = Vec::with_capacity(n);
+        for l in 0..n {
+            let mut layer = LayerWeights::norms(&config, l, &read)?;
+            if pinned_layer(l) {
+                let names = projection_names(l);
+                let matrices = names.iter().map(|name| read(name)).collect::<Result<_>>()?;
+                layer.projections = Projections::from_vec(matrices);
+            }
+            layers.push(layer);
+        }
+        let token_embd = embd_pinned.then(|| read("token_embd.weight")).transpose()?;
+        let output = match (&token_embd, head_pinned) {
+            (Some(embd), true) if tied => Some(embd.clone()),
+            (_, true) => Some(read(head_name)?),
+            (_, false) => None,
         };
+        let output_norm = vector("output_norm.weight", read("output_norm.weight")?, d)?;
+        file.count_held(norm_bytes);
+        let config_stream =
+            StreamConfig { budget, depth: options.depth, row_lookups: token_embd.is_none() };
         let stream = file.stream(&units, config_stream)?;
         tracing::debug!(units = units.len(), depth = stream.depth(), "streaming the model");
         let weights = Weights { token_embd, layers, output_norm, output };

@@ -235,23 +235,24 @@ impl StreamedContainer {
             let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
             rows.get_or_insert_with(|| self.row_buffers());
         }
-        let read_buffer = (self.shared.read_buffer_bytes() + buffer::ALIGN) as u64;
-        let chunk_buffers = self.shared.chunk_buffers_bytes();
-        let slab_held = (slab + buffer::ALIGN) as u64;
         let held = self.shared.meter.held();
         // Depth 0 reads into one slab through one reader's buffers; read-ahead takes a slab
         // per load ahead, the reading thread's buffers and the decoding thread's scratch.
-        let minimum = held + slab_held + chunk_buffers;
+        let minimum = held + self.slab_and_reader(slab);
         if config.budget < minimum {
             return Err(Error::BudgetTooSmall {
                 budget: config.budget,
                 minimum,
                 detail: format!(
-                    "{held} bytes held (pinned tensors, row lookup buffers), one {slab_held}-byte \
-                     slab and {chunk_buffers} bytes of read buffers"
+                    "{held} bytes held (pinned tensors, row lookup buffers), one slab and a \
+                     reader's buffers ({} bytes)",
+                    minimum - held
                 ),
             });
         }
+        let read_buffer = (self.shared.read_buffer_bytes() + buffer::ALIGN) as u64;
+        let chunk_buffers = self.shared.chunk_buffers_bytes();
+        let slab_held = (slab + buffer::ALIGN) as u64;
         let scratch = chunk_buffers - read_buffer;
         let prefetch = held + prefetch::READ_BUFFERS as u64 * read_buffer + scratch;
         let fits = config.budget.saturating_sub(prefetch) / slab_held;
@@ -259,6 +260,44 @@ impl StreamedContainer {
             config.depth.min(fits.saturating_sub(1) as usize).min(loads.len().saturating_sub(1));
         tracing::debug!(loads = loads.len(), slab, depth, "starting the prefetch thread");
         Stream::start(Arc::clone(&self.shared), loads, slab, depth)
+    }
+
+    /// The least budget [`StreamedContainer::stream`] will accept for `units` once the
+    /// tensors `pinned` are read with [`StreamedContainer::read_tensor`] and `extra` bytes
+    /// are declared with [`StreamedContainer::count_held`], worked out from the index before
+    /// anything is read: so that a budget too small is refused before it is overrun.
+    ///
+    /// # Errors
+    /// [`Error::MissingTensor`] for an unknown name.
+    pub fn minimum_budget(
+        &self,
+        units: &[Vec<String>],
+        pinned: &[&str],
+        extra: u64,
+        row_lookups: bool,
+    ) -> Result<u64> {
+        let (_, slab) = plan::plan(&self.shared.container, units)?;
+        let container = &self.shared.container;
+        let mut held = self.shared.meter.held() + extra;
+        for name in pinned {
+            let entry = container
+                .tensor(name)
+                .ok_or_else(|| Error::MissingTensor { name: (*name).to_owned() })?;
+            let raw: u64 =
+                container.chunks()[entry.chunks.clone()].iter().map(|c| c.raw_bytes).sum();
+            held += raw + buffer::ALIGN as u64;
+        }
+        let rows_missing = self.rows.lock().unwrap_or_else(|e| e.into_inner()).is_none();
+        if row_lookups && rows_missing {
+            let largest = container.chunks().iter().map(|c| c.raw_bytes).max().unwrap_or(0);
+            held += self.shared.chunk_buffers_bytes() + largest + buffer::ALIGN as u64;
+        }
+        Ok(held + self.slab_and_reader(slab))
+    }
+
+    /// Bytes of one slab of `slab` bytes and one reader's chunk buffers.
+    fn slab_and_reader(&self, slab: usize) -> u64 {
+        (slab + buffer::ALIGN) as u64 + self.shared.chunk_buffers_bytes()
     }
 
     /// Counts `bytes` of weights that the caller keeps in buffers of its own (norm gains
