@@ -26,6 +26,10 @@ pub(crate) struct ConvertArgs {
     /// least 1% smaller.
     #[arg(long)]
     no_compress: bool,
+    /// Store these FFN thresholds (a file from `lantern calibrate`) in the container, as
+    /// the model's default activation sparsity.
+    #[arg(long, value_name = "FILE")]
+    thresholds: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
@@ -36,7 +40,11 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     let total = model.gguf().tensors().iter().map(|t| t.size as u64).sum();
     let bar = progress::bytes(total, "converting", args.quiet);
     let start = Instant::now();
-    let options = WriteOptions { compress: !args.no_compress };
+    let metadata = match &args.thresholds {
+        Some(path) => crate::thresholds::read(path)?.to_metadata(),
+        None => Vec::new(),
+    };
+    let options = WriteOptions { compress: !args.no_compress, metadata };
     let stats = write_container_with(&model, &args.output, options, |done, _| {
         bar.set_position(done);
     })

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lantern::io::ModelSource;
 use lantern::{
-    Budget, Engine, Pin, ReadPath, SessionConfig, StorageModel, StreamOptions, StreamStats,
+    Budget, Engine, Pin, ReadPath, SessionConfig, Sparsity, StorageModel, StreamOptions,
+    StreamStats,
 };
 
 use crate::fetch;
@@ -29,9 +30,13 @@ pub(crate) struct ModelArgs {
     /// Read the file into memory instead of memory-mapping it.
     #[arg(long)]
     pub(crate) no_mmap: bool,
-    /// Zero FFN neurons below these per-layer thresholds (a file from `lantern calibrate`).
-    #[arg(long, value_name = "FILE")]
+    /// Zero FFN neurons below these thresholds (a file from `lantern calibrate`). By
+    /// default, the thresholds stored in a .lantern container, if any.
+    #[arg(long, value_name = "FILE", conflicts_with = "dense")]
     pub(crate) thresholds: Option<PathBuf>,
+    /// Compute every FFN neuron, even if the model carries thresholds.
+    #[arg(long)]
+    pub(crate) dense: bool,
     /// Stream the model (a .lantern container) from storage within this memory budget for
     /// weights: bytes (64MB, 1.5GiB) or a share of the weights (25%).
     #[arg(long, value_name = "SIZE", help_heading = "Streaming")]
@@ -94,7 +99,9 @@ impl ModelArgs {
     pub(crate) fn session_config(&self) -> Result<SessionConfig> {
         let mut config = SessionConfig::default().batch_size(self.batch_size);
         if let Some(path) = &self.thresholds {
-            config = config.ffn_thresholds(crate::thresholds::read(path)?);
+            config = config.sparsity(Sparsity::Thresholds(crate::thresholds::read(path)?));
+        } else if self.dense {
+            config = config.sparsity(Sparsity::Dense);
         }
         if let Some(threads) = self.threads {
             config = config.threads(threads);

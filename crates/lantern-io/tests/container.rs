@@ -6,7 +6,7 @@ use lantern_io::container::{
     write_container, write_container_with, Codec, ContainerModel, Transform, WriteOptions,
     CHUNK_BYTES, MAGIC,
 };
-use lantern_io::{Error, GgufModel, GgufWriter, ModelSource};
+use lantern_io::{Error, GgufModel, GgufWriter, ModelSource, Value};
 
 use crate::util::every_value;
 
@@ -95,7 +95,12 @@ fn byte_planes_where_they_pay_and_raw_chunks_on_request_read_the_same_tensors() 
     let dir = tempfile::tempdir().unwrap();
     let (packed, raw) = (dir.path().join("packed.lantern"), dir.path().join("raw.lantern"));
     let stats = write_container(&gguf, &packed, |_, _| {}).unwrap();
-    write_container_with(&gguf, &raw, WriteOptions { compress: false }, |_, _| {}).unwrap();
+    let metadata = vec![
+        ("lantern.test".to_owned(), Value::U32(7)),
+        ("general.architecture".to_owned(), Value::from("llama2")),
+    ];
+    let options = WriteOptions { compress: false, metadata };
+    write_container_with(&gguf, &raw, options, |_, _| {}).unwrap();
     let packed = ContainerModel::open(ModelSource::read(&packed).unwrap()).unwrap();
     let raw = ContainerModel::open(ModelSource::read(&raw).unwrap()).unwrap();
     for info in gguf.gguf().tensors() {
@@ -111,6 +116,10 @@ fn byte_planes_where_they_pay_and_raw_chunks_on_request_read_the_same_tensors() 
     assert!(stats.by_type.iter().any(|&(ty, .., planes)| ty == GgmlType::F32 && planes >= 1));
     let index = raw.container();
     assert!(index.tensors().iter().all(|t| t.transform == Transform::None));
+    // Added pairs come after the file's, replacing a key they share.
+    assert_eq!(raw.metadata().u32("lantern.test").unwrap(), 7);
+    assert_eq!(raw.metadata().str("general.architecture").unwrap(), "llama2");
+    assert_eq!(raw.metadata().len(), gguf.metadata().len() + 1);
     // Raw chunks of whole pages lie back to back: the two-chunk tensor is a view of the file.
     let big = raw.tensor("blk.0.big.weight").unwrap();
     let first = index.chunks()[index.tensor("blk.0.big.weight").unwrap().chunks.start];

@@ -16,7 +16,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use lantern_io::{Metadata, Value};
+
 use crate::{Error, Result};
+
+/// Metadata keys of thresholds stored with a model (in a `.lantern` container).
+const KEY_CRITERION: &str = "lantern.ffn.criterion";
+const KEY_THRESHOLDS: &str = "lantern.ffn.thresholds";
+const KEY_LAYER_LENGTHS: &str = "lantern.ffn.layer_lengths";
 
 /// What a neuron is scored on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +99,48 @@ impl FfnThresholds {
     /// The thresholds, layer by layer.
     pub fn layers(&self) -> &[Vec<f32>] {
         &self.layers
+    }
+
+    /// The metadata pairs that store these thresholds with a model: the criterion, every
+    /// threshold in one array, and how many each layer has.
+    pub fn to_metadata(&self) -> Vec<(String, Value)> {
+        let lengths: Vec<u32> = self.layers.iter().map(|l| l.len() as u32).collect();
+        let values: Vec<f32> = self.layers.iter().flatten().copied().collect();
+        vec![
+            (KEY_CRITERION.into(), self.criterion.to_string().into()),
+            (KEY_THRESHOLDS.into(), values.into()),
+            (KEY_LAYER_LENGTHS.into(), lengths.into()),
+        ]
+    }
+
+    /// The thresholds stored in `metadata` ([`FfnThresholds::to_metadata`]), if any.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for keys of the wrong type, [`Error::InvalidSetting`] for thresholds
+    /// that do not fit together.
+    pub fn from_metadata(metadata: &Metadata) -> Result<Option<Self>> {
+        let Some(criterion) = metadata.opt_str(KEY_CRITERION)? else { return Ok(None) };
+        let criterion = criterion.parse()?;
+        let values = metadata.f32s(KEY_THRESHOLDS)?;
+        let lengths = metadata.i32s(KEY_LAYER_LENGTHS)?;
+        let total =
+            lengths.iter().try_fold(0usize, |sum, &n| sum.checked_add(usize::try_from(n).ok()?));
+        if total != Some(values.len()) {
+            return Err(Error::InvalidSetting {
+                name: "FFN thresholds in the model's metadata",
+                reason: format!("layer lengths {lengths:?} do not add up to {}", values.len()),
+            });
+        }
+        let mut rest = &values[..];
+        let layers = lengths
+            .iter()
+            .map(|&n| {
+                let (layer, tail) = rest.split_at(n as usize);
+                rest = tail;
+                layer.to_vec()
+            })
+            .collect();
+        Self::new(criterion, layers).map(Some)
     }
 }
 
@@ -276,6 +325,20 @@ mod tests {
         assert!(FfnThresholds::per_layer(Criterion::Gate, vec![0.1, f32::NAN]).is_err());
         assert!(FfnThresholds::per_layer(Criterion::Gate, vec![-1.0]).is_err());
         assert!(FfnThresholds::new(Criterion::Gate, vec![vec![]]).is_err());
+    }
+
+    #[test]
+    fn thresholds_survive_the_metadata() {
+        let t = FfnThresholds::new(Criterion::GateUp, vec![vec![0.5], vec![0.1, 0.2]]).unwrap();
+        let mut w = lantern_io::GgufWriter::new();
+        for (key, value) in t.to_metadata() {
+            w.metadata(key, value);
+        }
+        let bytes = w.to_bytes().unwrap();
+        let gguf = lantern_io::Gguf::parse(&bytes).unwrap();
+        assert_eq!(FfnThresholds::from_metadata(gguf.metadata()).unwrap(), Some(t));
+        let empty = lantern_io::Gguf::parse(&lantern_io::GgufWriter::new().to_bytes().unwrap());
+        assert_eq!(FfnThresholds::from_metadata(empty.unwrap().metadata()).unwrap(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use lantern_io::stream::{ReadPath, StorageModel, StreamStats, StreamedContainer};
 use lantern_io::{open_model_file, ModelSource};
-use lantern_runtime::{Model, ModelConfig, StreamOptions};
+use lantern_runtime::{FfnThresholds, Model, ModelConfig, StreamOptions};
 
 use crate::{ChatTemplate, Error, Result, Session, SessionConfig, Tokenizer};
 
@@ -23,6 +23,8 @@ pub(crate) struct Inner {
     pub(crate) tokenizer: Tokenizer,
     pub(crate) template: Option<ChatTemplate>,
     pub(crate) info: ModelInfo,
+    /// FFN thresholds stored with the model, the sessions' default.
+    pub(crate) ffn_thresholds: Option<FfnThresholds>,
 }
 
 /// Facts about a loaded model file.
@@ -183,37 +185,38 @@ impl EngineBuilder {
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn build(self) -> Result<Engine> {
         let start = Instant::now();
-        let (model, tokenizer, path, file_bytes, mapped) = match (self.origin, self.stream) {
-            (origin, Some((options, storage))) => {
-                let Origin::Path(path) = origin else {
-                    return Err(Error::Io(lantern_io::Error::InvalidSetting {
-                        name: "model source",
-                        reason: "a streamed model is opened by path".into(),
-                    }));
-                };
-                let file = match self.read_path {
-                    Some(reads) => StreamedContainer::open_with(&path, storage, reads)?,
-                    None => StreamedContainer::open(&path, storage)?,
-                };
-                // The tokenizer first: the model keeps the file.
-                let tokenizer = tokenizer(self.tokenizer_json.as_deref(), file.metadata())?;
-                let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
-                let model = Model::load_streamed(file, options)?;
-                (model, tokenizer, Some(path), file_bytes, false)
-            }
-            (origin, None) => {
-                let source = match origin {
-                    Origin::Path(path) => ModelSource::read(path)?,
-                    Origin::Source(source) => source,
-                };
-                let file = open_model_file(source)?;
-                let model = Model::load(file.as_ref())?;
-                let tokenizer = tokenizer(self.tokenizer_json.as_deref(), file.metadata())?;
-                let source = file.source();
-                let path = source.path().map(Path::to_owned);
-                (model, tokenizer, path, source.len(), source.is_mapped())
-            }
-        };
+        let (model, (tokenizer, ffn_thresholds), path, file_bytes, mapped) =
+            match (self.origin, self.stream) {
+                (origin, Some((options, storage))) => {
+                    let Origin::Path(path) = origin else {
+                        return Err(Error::Io(lantern_io::Error::InvalidSetting {
+                            name: "model source",
+                            reason: "a streamed model is opened by path".into(),
+                        }));
+                    };
+                    let file = match self.read_path {
+                        Some(reads) => StreamedContainer::open_with(&path, storage, reads)?,
+                        None => StreamedContainer::open(&path, storage)?,
+                    };
+                    // The tokenizer first: the model keeps the file.
+                    let tokenizer = from_metadata(self.tokenizer_json.as_deref(), file.metadata())?;
+                    let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+                    let model = Model::load_streamed(file, options)?;
+                    (model, tokenizer, Some(path), file_bytes, false)
+                }
+                (origin, None) => {
+                    let source = match origin {
+                        Origin::Path(path) => ModelSource::read(path)?,
+                        Origin::Source(source) => source,
+                    };
+                    let file = open_model_file(source)?;
+                    let model = Model::load(file.as_ref())?;
+                    let tokenizer = from_metadata(self.tokenizer_json.as_deref(), file.metadata())?;
+                    let source = file.source();
+                    let path = source.path().map(Path::to_owned);
+                    (model, tokenizer, path, source.len(), source.is_mapped())
+                }
+            };
         let template = match &self.chat_template {
             Some(source) => Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)),
             None => ChatTemplate::from_tokenizer(&tokenizer)?,
@@ -227,20 +230,38 @@ impl EngineBuilder {
             load_time: start.elapsed(),
         };
         tracing::debug!(?info, "model loaded");
+        if let Some(t) =
+            ffn_thresholds.as_ref().filter(|t| t.layers().len() != model.config().n_layers)
+        {
+            return Err(Error::Runtime(lantern_runtime::Error::InvalidSetting {
+                name: "FFN thresholds in the model's metadata",
+                reason: format!(
+                    "{} layers of thresholds for {}",
+                    t.layers().len(),
+                    model.config().n_layers
+                ),
+            }));
+        }
         if tokenizer.vocab_size() > model.config().vocab_size {
             return Err(Error::VocabMismatch {
                 tokenizer: tokenizer.vocab_size(),
                 model: model.config().vocab_size,
             });
         }
-        Ok(Engine { inner: Arc::new(Inner { model, tokenizer, template, info }) })
+        let inner = Inner { model, tokenizer, template, info, ffn_thresholds };
+        Ok(Engine { inner: Arc::new(inner) })
     }
 }
 
-/// The tokenizer from `tokenizer_json` if given, else from the model's metadata.
-fn tokenizer(tokenizer_json: Option<&Path>, metadata: &lantern_io::Metadata) -> Result<Tokenizer> {
-    match tokenizer_json {
-        Some(path) => Tokenizer::from_file(path),
-        None => Tokenizer::from_gguf(metadata),
-    }
+/// What the engine takes from the model's metadata: the tokenizer (unless `tokenizer_json`
+/// is given) and the FFN thresholds stored with the model.
+fn from_metadata(
+    tokenizer_json: Option<&Path>,
+    metadata: &lantern_io::Metadata,
+) -> Result<(Tokenizer, Option<FfnThresholds>)> {
+    let tokenizer = match tokenizer_json {
+        Some(path) => Tokenizer::from_file(path)?,
+        None => Tokenizer::from_gguf(metadata)?,
+    };
+    Ok((tokenizer, FfnThresholds::from_metadata(metadata)?))
 }

@@ -74,7 +74,7 @@ pub use engine::{Engine, EngineBuilder, ModelInfo};
 pub use error::{Error, Result};
 pub use generation::{Completion, Generation, StopReason, Timings, Token};
 pub use perplexity::Perplexity;
-pub use session::{CancelHandle, GenerateConfig, Session, SessionConfig};
+pub use session::{CancelHandle, GenerateConfig, Session, SessionConfig, Sparsity};
 pub use stream_decoder::StreamDecoder;
 pub use tokenizer::Tokenizer;
 

@@ -19,15 +19,27 @@ pub struct SessionConfig {
     pub threads: usize,
     /// Most prompt tokens computed in one batch. By default, 512.
     pub batch_size: usize,
-    /// FFN neurons whose |SiLU(gate)| is below their layer's threshold are zeroed. By
-    /// default, none: the dense model.
-    pub ffn_thresholds: Option<FfnThresholds>,
+    /// Which FFN neurons are zeroed (activation sparsity). By default, the thresholds the
+    /// model's file carries, if any.
+    pub sparsity: Sparsity,
+}
+
+/// Which FFN neurons a session zeroes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Sparsity {
+    /// The thresholds stored with the model (a `.lantern` container's metadata), or none.
+    #[default]
+    FromModel,
+    /// None: every neuron is computed.
+    Dense,
+    /// These thresholds.
+    Thresholds(FfnThresholds),
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { ctx_len: None, threads, batch_size: 512, ffn_thresholds: None }
+        Self { ctx_len: None, threads, batch_size: 512, sparsity: Sparsity::FromModel }
     }
 }
 
@@ -53,11 +65,10 @@ impl SessionConfig {
         self
     }
 
-    /// Zeroes FFN neurons below these per-layer thresholds (activation sparsity). By
-    /// default, none.
+    /// Sets which FFN neurons are zeroed. By default, [`Sparsity::FromModel`].
     #[must_use]
-    pub fn ffn_thresholds(mut self, thresholds: FfnThresholds) -> Self {
-        self.ffn_thresholds = Some(thresholds);
+    pub fn sparsity(mut self, sparsity: Sparsity) -> Self {
+        self.sparsity = sparsity;
         self
     }
 }
@@ -151,7 +162,12 @@ impl Session {
             batch_size: config.batch_size,
             threads: config.threads,
         })?;
-        state.set_ffn_thresholds(config.ffn_thresholds)?;
+        let thresholds = match config.sparsity {
+            Sparsity::FromModel => engine.inner().ffn_thresholds.clone(),
+            Sparsity::Dense => None,
+            Sparsity::Thresholds(t) => Some(t),
+        };
+        state.set_ffn_thresholds(thresholds)?;
         Ok(Self {
             engine,
             state,

@@ -1,8 +1,9 @@
 //! Generation with the real default model: the reference answer, sampling, sessions.
 
+use lantern::io::container::{write_container_with, WriteOptions};
 use lantern::{
-    Budget, Engine, Error, GenerateConfig, Message, SamplerConfig, SessionConfig, StopReason,
-    StorageModel, StreamOptions,
+    Budget, Criterion, Engine, Error, FfnThresholds, GenerateConfig, Message, SamplerConfig,
+    SessionConfig, Sparsity, StopReason, StorageModel, StreamOptions,
 };
 
 use crate::testutil::model_path;
@@ -76,6 +77,25 @@ fn streaming_within_a_quarter_of_the_weights_gives_the_resident_tokens() {
     assert!(stats.peak_resident_bytes <= weight_bytes / 4, "{stats:?} of {weight_bytes}");
     // Every pass reads every block and the head: nearly all of the weights.
     assert!(stats.bytes_read >= 32 * weight_bytes * 9 / 10, "{stats:?}");
+}
+
+#[test]
+fn thresholds_stored_in_a_container_are_the_sessions_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.lantern");
+    let gguf = lantern::io::GgufModel::open(lantern::io::ModelSource::read(model_path()).unwrap());
+    let thresholds = FfnThresholds::per_layer(Criterion::GateUp, vec![0.01; 30]).unwrap();
+    let options = WriteOptions { metadata: thresholds.to_metadata(), ..WriteOptions::default() };
+    write_container_with(&gguf.unwrap(), &path, options, |_, _| {}).unwrap();
+    let engine = Engine::load(&path).unwrap();
+    let config = SessionConfig::default().threads(2).ctx_len(64);
+    let mut from_model = engine.session(config.clone()).unwrap();
+    from_model.eval(&[1, 504, 3458], 2).unwrap();
+    let share = from_model.ffn_zeroed_share().expect("the stored thresholds apply");
+    assert!(share > 0.0 && share < 1.0, "{share}");
+    let mut dense = engine.session(config.sparsity(Sparsity::Dense)).unwrap();
+    dense.eval(&[1, 504, 3458], 2).unwrap();
+    assert_eq!(dense.ffn_zeroed_share(), None);
 }
 
 /// Greedy ids from llama.cpp on the same file (`benches/peer/top_logits.cpp`, the settings of

@@ -10,20 +10,23 @@ use super::{
     NO_LAYER, VERSION,
 };
 use crate::gguf::writer::{check_string_len, check_value, put_string, put_value};
-use crate::{GgufModel, Result};
+use crate::{GgufModel, Result, Value};
 
 /// How [`write_container_with`] stores the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WriteOptions {
     /// LZ4-compress each chunk when that makes it smaller, and store a tensor as byte
     /// planes when that makes it at least [`PLANES_GAIN`] smaller. When off, every chunk is
     /// stored raw, as in the GGUF file.
     pub compress: bool,
+    /// Metadata pairs added after the GGUF file's, replacing any of the same key (lantern's
+    /// own, under `lantern.`, such as calibrated thresholds).
+    pub metadata: Vec<(String, Value)>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { compress: true }
+        Self { compress: true, metadata: Vec::new() }
     }
 }
 
@@ -77,7 +80,7 @@ pub fn write_container_with(
     options: WriteOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ConvertStats> {
-    let metadata = encode_metadata(model)?;
+    let metadata = encode_metadata(model, &options.metadata)?;
     let mut tensors = Vec::new();
     for info in model.gguf().tensors() {
         tensors.push((layer_of(&info.name), model.tensor(&info.name)?, info.name.clone()));
@@ -100,7 +103,7 @@ pub fn write_container_with(
         let mut done = 0;
         for (layer, tensor, name) in &tensors {
             let first = chunks.len() as u64;
-            let (transform, encoded) = encode(tensor, options);
+            let (transform, encoded) = encode(tensor, options.compress);
             let mut stored_bytes = 0;
             for (raw, (codec, stored)) in tensor.bytes().chunks(chunk_bytes(tensor)).zip(encoded) {
                 let offset = pos.pad_to(alignment)?;
@@ -154,9 +157,9 @@ pub fn write_container_with(
 
 /// The chunks of `tensor` as stored: raw, or compressed chunk by chunk, as byte planes if
 /// that saves [`PLANES_GAIN`] of the stored bytes.
-fn encode(tensor: &QTensor, options: WriteOptions) -> (Transform, Vec<(Codec, Vec<u8>)>) {
+fn encode(tensor: &QTensor, compress: bool) -> (Transform, Vec<(Codec, Vec<u8>)>) {
     let chunks = tensor.bytes().chunks(chunk_bytes(tensor));
-    if !options.compress {
+    if !compress {
         return (Transform::None, chunks.map(|raw| (Codec::Raw, raw.to_vec())).collect());
     }
     let compress = |raw: Vec<u8>| {
@@ -202,13 +205,20 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-/// The metadata section: the GGUF file's pairs in its encoding, then their CRC-32.
-fn encode_metadata(model: &GgufModel) -> Result<Vec<u8>> {
-    let metadata = model.metadata();
+/// The metadata section: the GGUF file's pairs then `extra` (which replace pairs of the same
+/// key), in GGUF's encoding, then their CRC-32.
+fn encode_metadata(model: &GgufModel, extra: &[(String, Value)]) -> Result<Vec<u8>> {
+    let replaced = |key: &str| extra.iter().any(|(k, _)| k == key);
+    let pairs: Vec<(&str, &Value)> = model
+        .metadata()
+        .iter()
+        .filter(|(key, _)| !replaced(key))
+        .chain(extra.iter().map(|(k, v)| (k.as_str(), v)))
+        .collect();
     let mut out = Vec::new();
-    out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
     let mut total_values = 0;
-    for (key, value) in metadata.iter() {
+    for (key, value) in pairs {
         check_string_len("metadata key", key)?;
         check_value(key, value, 0, &mut total_values)?;
         put_string(&mut out, key);
