@@ -121,11 +121,15 @@ impl State {
     /// [`Error::InvalidSetting`] when the thresholds are not for this model's layers.
     pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
         if let Some(t) = &thresholds {
-            let layers = self.cache.layers();
-            if t.layers().len() != layers {
+            let (layers, ff) = (self.cache.layers(), self.buf.up.len() / self.batch_size);
+            let fits = |l: &Vec<f32>| l.len() == 1 || l.len() == ff;
+            if t.layers().len() != layers || !t.layers().iter().all(fits) {
                 return Err(Error::InvalidSetting {
                     name: "FFN thresholds",
-                    reason: format!("thresholds for {} layers, not {layers}", t.layers().len()),
+                    reason: format!(
+                        "thresholds for {} layers, not {layers} of one or {ff} each",
+                        t.layers().len()
+                    ),
                 });
             }
         }
@@ -408,13 +412,16 @@ impl Model {
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
             if ffn.active() {
-                ffn.apply(l, ff, &buf.gate[..n * ff], &mut buf.up[..n * ff]);
+                ffn.before_product(l, ff, &buf.gate[..n * ff], &mut buf.up[..n * ff]);
             }
             let up = &buf.up;
             workers.for_each_chunk(&mut buf.gate[..n * ff], ff, |t, gate| {
                 (kernels::vector_kernels().silu_mul)(gate, &up[t * ff..(t + 1) * ff]);
                 Ok(())
             })?;
+            if ffn.active() {
+                ffn.after_product(l, ff, &mut buf.gate[..n * ff]);
+            }
             let hidden = buf.hq.quantize_on(Some(workers.pool()), &buf.gate[..n * ff], n);
             workers.linear(&layer.down, hidden, &mut buf.mix[..n * d], &mut buf.transpose)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);

@@ -55,6 +55,8 @@ fn thresholds_must_match_the_layers() {
     let mut s = state(&model, 8, 8, 1);
     let three = FfnThresholds::per_layer(Criterion::Gate, vec![0.1; 3]).unwrap();
     assert!(matches!(s.set_ffn_thresholds(Some(three)), Err(Error::InvalidSetting { .. })));
+    let ragged = FfnThresholds::new(Criterion::GateUp, vec![vec![0.1], vec![0.1; 5]]).unwrap();
+    assert!(matches!(s.set_ffn_thresholds(Some(ragged)), Err(Error::InvalidSetting { .. })));
     let histograms = ActivationHistograms::new(Criterion::Gate, 3, None);
     assert!(matches!(s.observe_ffn(Some(histograms)), Err(Error::InvalidSetting { .. })));
 }
