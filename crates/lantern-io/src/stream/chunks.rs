@@ -38,6 +38,8 @@ pub(crate) struct ChunkBuffers {
 pub(crate) struct Fetched {
     pub(crate) chunk: usize,
     pub(crate) bytes: Range<usize>,
+    /// Bytes the device moved for it (whole pages, with `O_DIRECT`).
+    pub(crate) moved: u64,
     pub(crate) ready_at: Instant,
 }
 
@@ -62,17 +64,16 @@ impl Shared {
     pub(crate) fn fetch(&self, chunk: usize, buf: &mut Buffer) -> Result<Fetched> {
         let c = &self.container.chunks()[chunk];
         let span = self.file.span(c.offset, c.stored_bytes);
-        let ready_at = self.device.book(span.end - span.start);
+        let moved = span.end - span.start;
+        let ready_at = self.device.book(moved);
         let bytes = self.file.read(c.offset, c.stored_bytes, buf)?;
-        Ok(Fetched { chunk, bytes, ready_at })
+        Ok(Fetched { chunk, bytes, moved, ready_at })
     }
 
     /// Waits until the storage model delivers `fetched`, and counts the read.
     pub(crate) fn arrive(&self, fetched: &Fetched) {
         let waited = wait_until(fetched.ready_at);
-        let c = &self.container.chunks()[fetched.chunk];
-        let span = self.file.span(c.offset, c.stored_bytes);
-        self.counters.read(span.end - span.start, waited);
+        self.counters.read(fetched.moved, waited);
     }
 
     /// Checks `fetched`, read into `buf`, and decodes it into `out`, its raw size, through
