@@ -186,8 +186,12 @@ impl Streamed {
             units.push(vec![head_name.to_owned()]);
             units.len() - 1
         });
-        let streamed_bytes =
-            units.iter().flatten().map(|name| tensor_bytes(&file, name)).sum::<usize>();
+        let streamed_bytes = units
+            .iter()
+            .flatten()
+            .filter_map(|name| container.tensor(name))
+            .map(|t| container.raw_bytes(t) as usize)
+            .sum::<usize>();
 
         // Refuse a budget too small before reading anything into it.
         let weight_bytes = container.chunks().iter().map(|c| c.raw_bytes).sum();
@@ -257,13 +261,6 @@ impl Streamed {
     pub(crate) fn depth(&self) -> usize {
         self.stream.lock().unwrap_or_else(|e| e.into_inner()).depth()
     }
-}
-
-fn tensor_bytes(file: &StreamedContainer, name: &str) -> usize {
-    let container = file.container();
-    container.tensor(name).map_or(0, |t| {
-        container.chunks()[t.chunks.clone()].iter().map(|c| c.raw_bytes as usize).sum()
-    })
 }
 
 /// A forward pass's access to the weights: the resident ones, and the stream (held for the

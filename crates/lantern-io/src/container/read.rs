@@ -96,6 +96,11 @@ impl Container {
         &self.chunks
     }
 
+    /// Bytes of `tensor` once decoded: its chunks' raw bytes.
+    pub fn raw_bytes(&self, tensor: &TensorEntry) -> u64 {
+        self.chunks[tensor.chunks.clone()].iter().map(|c| c.raw_bytes).sum()
+    }
+
     /// The chunk alignment in bytes.
     pub fn alignment(&self) -> u64 {
         self.alignment

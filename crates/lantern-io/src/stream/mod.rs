@@ -138,8 +138,7 @@ impl StreamedContainer {
             .tensor(name)
             .ok_or_else(|| Error::MissingTensor { name: name.to_owned() })?;
         let chunks = &shared.container.chunks()[entry.chunks.clone()];
-        let total: u64 = chunks.iter().map(|c| c.raw_bytes).sum();
-        let mut data = Buffer::new(total as usize, &shared.meter);
+        let mut data = Buffer::new(shared.container.raw_bytes(entry) as usize, &shared.meter);
         let mut bufs = shared.chunk_buffers();
         let mut at = 0;
         for (chunk, c) in entry.chunks.clone().zip(chunks) {
@@ -283,9 +282,7 @@ impl StreamedContainer {
             let entry = container
                 .tensor(name)
                 .ok_or_else(|| Error::MissingTensor { name: (*name).to_owned() })?;
-            let raw: u64 =
-                container.chunks()[entry.chunks.clone()].iter().map(|c| c.raw_bytes).sum();
-            held += raw + buffer::ALIGN as u64;
+            held += container.raw_bytes(entry) + buffer::ALIGN as u64;
         }
         let rows_missing = self.rows.lock().unwrap_or_else(|e| e.into_inner()).is_none();
         if row_lookups && rows_missing {

@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use super::buffer::ALIGN;
-use crate::container::{Chunk, Container};
+use crate::container::Container;
 use crate::{Error, Result};
 
 /// Tensors placed in a slab start on a cache line.
@@ -92,7 +92,7 @@ fn whole_tensor(container: &Container, tensor: usize) -> Result<Piece> {
         return Err(Error::Corrupt { what: entry.name.clone(), detail });
     }
     let rows = entry.dims.iter().skip(1).product();
-    let bytes = raw_bytes(&container.chunks()[entry.chunks.clone()]);
+    let bytes = container.raw_bytes(entry) as usize;
     Ok(Piece { tensor, chunks: entry.chunks.clone(), rows: 0..rows, bytes, at: 0 })
 }
 
@@ -144,8 +144,4 @@ fn row_runs(container: &Container, tensor: &Piece, limit: usize) -> Vec<Piece> {
 fn run(tensor: &Piece, chunks: Range<usize>, done: usize, bytes: usize, row_bytes: usize) -> Piece {
     let rows = done / row_bytes.max(1)..(done + bytes) / row_bytes.max(1);
     Piece { tensor: tensor.tensor, chunks, rows, bytes, at: 0 }
-}
-
-fn raw_bytes(chunks: &[Chunk]) -> usize {
-    chunks.iter().map(|c| c.raw_bytes as usize).sum()
 }
