@@ -7,6 +7,7 @@ mod benchmarks;
 
 criterion::criterion_main!(
     benchmarks::matmul::benches,
+    benchmarks::columns::benches,
     benchmarks::quantize::benches,
     benchmarks::pool::benches,
 );

@@ -13,6 +13,8 @@
 //! - [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`]: on-disk blocks, bit-exact with ggml.
 //! - [`BlockQ8`] and [`quantize_activation`]: an activation vector quantized to 8 bits once,
 //!   then dotted with many weight rows.
+//! - [`ColumnMajor`]: a matrix copied column by column, whose products with a sparse input
+//!   read only the columns of its non-zero values.
 //! - [`ThreadPool`]: persistent workers with a fork/join of a few microseconds.
 //! - [`kernels`]: scalar kernels and their SIMD twins, chosen at run time.
 //!
@@ -44,6 +46,7 @@
 
 mod blocks;
 mod bytes;
+mod columns;
 mod dequant;
 mod error;
 mod ggml_type;
@@ -56,6 +59,7 @@ pub use blocks::{
     BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0, QK8, QK_K,
 };
 pub use bytes::TensorBytes;
+pub use columns::ColumnMajor;
 pub use dequant::dequantize_row;
 pub use error::{Error, Result};
 pub use ggml_type::GgmlType;

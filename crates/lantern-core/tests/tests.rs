@@ -3,6 +3,7 @@
 //! Fixtures are built in the tests themselves: hand-made blocks whose values are worked out
 //! in comments, and seeded random rows.
 
+mod columns;
 mod common;
 mod dequant;
 mod interleaved;

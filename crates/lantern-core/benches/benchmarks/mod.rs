@@ -1,5 +1,6 @@
 //! One module per operation; each exports a criterion group named `benches`.
 
+pub(crate) mod columns;
 pub(crate) mod matmul;
 pub(crate) mod pool;
 pub(crate) mod quantize;

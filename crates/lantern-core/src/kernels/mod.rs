@@ -40,6 +40,7 @@ use crate::{BlockQ8, BlockQ8K, GgmlType, QK_K};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod columns;
 mod f16;
 #[cfg(target_arch = "x86_64")]
 mod f16_avx2;
