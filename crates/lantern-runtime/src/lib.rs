@@ -43,6 +43,7 @@ mod kv_cache;
 mod model;
 mod ops;
 mod sampler;
+mod sparse_ffn;
 mod streamed;
 mod weights;
 mod workers;

@@ -14,6 +14,7 @@ use crate::batch_attention::{attend_batch, TileScratch};
 use crate::ffn_sparsity::{ActivationHistograms, FfnSparsity, FfnThresholds};
 use crate::kv_cache::KvCache;
 use crate::ops::{add_assign, rms_norm, rope};
+use crate::sparse_ffn::DownColumns;
 use crate::streamed::{Lease, StreamOptions, Streamed};
 use crate::workers::Workers;
 use crate::{Error, ModelConfig, Result, Weights};
@@ -29,6 +30,8 @@ pub struct Model {
     config: ModelConfig,
     weights: Weights,
     streamed: Option<Streamed>,
+    /// Column-major copies of the down matrices, for activation sparsity.
+    down_columns: DownColumns,
     /// Whether some matrix reads activations quantized for K-quants.
     k_quants: bool,
 }
@@ -176,7 +179,7 @@ impl Model {
         let config = ModelConfig::from_metadata(file.metadata(), vocab_size)?;
         let weights = Weights::load(file, &config)?;
         let k_quants = weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
-        Ok(Self { config, weights, streamed: None, k_quants })
+        Ok(Self { config, weights, streamed: None, down_columns: DownColumns::default(), k_quants })
     }
 
     /// Builds the decoder over a container streamed from storage: norm gains and what
@@ -191,7 +194,26 @@ impl Model {
         let (config, weights, streamed) = Streamed::load(file, options)?;
         let k_quants = streamed.types().any(kernels::reads_q8k)
             || weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
-        Ok(Self { config, weights, streamed: Some(streamed), k_quants })
+        let down_columns = DownColumns::default();
+        Ok(Self { config, weights, streamed: Some(streamed), down_columns, k_quants })
+    }
+
+    /// This model with a column-major copy of every resident block's FFN down matrix, where
+    /// this CPU has a column kernel for its type: a session with FFN thresholds then reads
+    /// only the active neurons' down columns when it decodes, bytes and work alike, with the
+    /// results of every column computed (a copy rounds like the file rows for Q4_0, and
+    /// once per block, not in ggml's eight lanes, for Q4_1). The copies cost the down
+    /// matrices' bytes again ([`Model::sparse_ffn_bytes`]).
+    #[must_use]
+    pub fn with_sparse_ffn(mut self) -> Self {
+        let downs = self.weights.layers.iter().map(|l| l.projections.as_ref().map(|p| &p.down));
+        self.down_columns = DownColumns::new(downs);
+        self
+    }
+
+    /// Bytes of the column-major copies [`Model::with_sparse_ffn`] made.
+    pub fn sparse_ffn_bytes(&self) -> usize {
+        self.down_columns.bytes()
     }
 
     /// Weight bytes read to decode one token: every block's matrices and the output head
@@ -423,7 +445,12 @@ impl Model {
                 ffn.after_product(l, ff, &mut buf.gate[..n * ff]);
             }
             let hidden = buf.hq.quantize_on(Some(workers.pool()), &buf.gate[..n * ff], n);
-            workers.linear(&layer.down, hidden, &mut buf.mix[..n * d], &mut buf.transpose)?;
+            let sparse = n == 1
+                && ffn.thresholds.is_some()
+                && self.down_columns.down(l, workers, hidden.q8(0), &mut buf.mix[..d])?;
+            if !sparse {
+                workers.linear(&layer.down, hidden, &mut buf.mix[..n * d], &mut buf.transpose)?;
+            }
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
         }
         cache.set_len(pos0 + n);

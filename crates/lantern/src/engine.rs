@@ -61,6 +61,7 @@ pub struct EngineBuilder {
     chat_template: Option<String>,
     stream: Option<(StreamOptions, StorageModel)>,
     read_path: Option<ReadPath>,
+    sparse_ffn: Option<bool>,
 }
 
 impl Engine {
@@ -135,7 +136,14 @@ impl Engine {
 
 impl EngineBuilder {
     fn new(origin: Origin) -> Self {
-        Self { origin, tokenizer_json: None, chat_template: None, stream: None, read_path: None }
+        Self {
+            origin,
+            tokenizer_json: None,
+            chat_template: None,
+            stream: None,
+            read_path: None,
+            sparse_ffn: None,
+        }
     }
 
     /// Streams the model from storage instead of loading it whole: the matrices are read
@@ -156,6 +164,16 @@ impl EngineBuilder {
     /// [`StreamedContainer::open`] chooses.
     pub fn read_path(mut self, reads: ReadPath) -> Self {
         self.read_path = Some(reads);
+        self
+    }
+
+    /// Whether to keep a column-major copy of each resident FFN down matrix, so that
+    /// sessions with FFN thresholds read only the active neurons' down columns when they
+    /// decode ([`Model::with_sparse_ffn`]); the copies cost the down matrices' bytes again.
+    ///
+    /// By default, yes when the model carries thresholds.
+    pub fn sparse_ffn(mut self, on: bool) -> Self {
+        self.sparse_ffn = Some(on);
         self
     }
 
@@ -217,6 +235,11 @@ impl EngineBuilder {
                     (model, tokenizer, path, source.len(), source.is_mapped())
                 }
             };
+        let model = if self.sparse_ffn.unwrap_or(ffn_thresholds.is_some()) {
+            model.with_sparse_ffn()
+        } else {
+            model
+        };
         let template = match &self.chat_template {
             Some(source) => Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)),
             None => ChatTemplate::from_tokenizer(&tokenizer)?,
