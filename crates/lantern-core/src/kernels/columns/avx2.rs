@@ -42,9 +42,8 @@ const PAIRS_PER_WIDENING: usize = 8;
 /// Tiles computed together: each active column is read as one run of up to 288 bytes
 /// (one of the default model's down columns).
 const CHUNK_TILES: usize = 9;
-/// Blocks ahead whose active columns are prefetched. A column is a run of a few cache
-/// lines between gaps, which the hardware's stream prefetcher does not follow.
-const PREFETCH_AHEAD: usize = 2;
+/// Active columns prefetched ahead of the ones computing.
+const PREFETCH_COLUMNS: usize = 16;
 /// Prefetch into L2: into L1, the many requests of a block queue behind each other.
 const HINT: i32 = _MM_HINT_T1;
 
@@ -97,6 +96,8 @@ unsafe fn chunk_sums(
         let mut wide = [_mm256_setzero_si256(); CHUNK_TILES * 8];
         let mut narrow = [_mm256_setzero_si256(); CHUNK_TILES * 4];
         let row0 = tiles.start * TILE_ROWS;
+        let mut ahead = Prefetcher::new(format, w.as_ptr(), block_bytes, padded, &tiles, x);
+        ahead.advance(PREFETCH_COLUMNS);
         for (b, a) in x.iter().enumerate() {
             let q = _mm256_loadu_si256(a.qs.as_ptr().cast());
             let zero = _mm256_cmpeq_epi8(q, _mm256_setzero_si256());
@@ -107,10 +108,6 @@ unsafe fn chunk_sums(
             let block = w.as_ptr().add(b * block_bytes);
             let first_code = codes_at(format, padded, 0) + tiles.start * TILE_ROWS / 2;
             let column_bytes = padded / 2;
-            if let Some(ahead) = x.get(b + PREFETCH_AHEAD) {
-                let ahead_block = block.add(PREFETCH_AHEAD * block_bytes);
-                prefetch_block(format, ahead_block, padded, ahead, tiles.clone());
-            }
             // The scales first, so that the block is read front to back.
             let da = _mm256_set1_ps(a.d);
             let scales = block.cast::<u16>().add(row0);
@@ -158,6 +155,7 @@ unsafe fn chunk_sums(
                         *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(codes, pair));
                     }
                 }
+                ahead.advance(2);
                 pairs += 1;
                 if pairs == PAIRS_PER_WIDENING {
                     widen_into(&mut wide[..8 * n], &mut narrow[..4 * n]);
@@ -178,33 +176,87 @@ unsafe fn chunk_sums(
     }
 }
 
-/// Prefetches what a chunk of `tiles` reads of `block` for the activations `a`: the rows'
-/// scales, and the codes of the columns whose activation is not zero, so that the columns
-/// skipped are not fetched either.
-#[inline(always)]
-unsafe fn prefetch_block(
+/// Prefetches the active columns a fixed number of columns ahead of the ones computing,
+/// block after block, with each block's scales as it comes to it: a column is a run of a
+/// few cache lines between gaps, which the hardware's stream prefetcher does not follow.
+struct Prefetcher<'a> {
     format: Format,
-    block: *const u8,
+    w: *const u8,
+    block_bytes: usize,
     padded: usize,
-    a: &BlockQ8,
-    tiles: std::ops::Range<usize>,
-) {
-    // SAFETY: prefetches never fault; the addresses lie within the next block all the same.
-    unsafe {
+    /// The chunk's rows.
+    rows: std::ops::Range<usize>,
+    x: &'a [BlockQ8],
+    /// The block it is in, the columns of it still to prefetch, and the next block.
+    block: usize,
+    active: u32,
+    next_block: usize,
+}
+
+impl<'a> Prefetcher<'a> {
+    fn new(
+        format: Format,
+        w: *const u8,
+        block_bytes: usize,
+        padded: usize,
+        tiles: &std::ops::Range<usize>,
+        x: &'a [BlockQ8],
+    ) -> Self {
         let rows = tiles.start * TILE_ROWS..tiles.end * TILE_ROWS;
-        for s in 0..format.scale_bytes() / 2 {
-            let scales = block.add(2 * (s * padded + rows.start));
-            for at in (0..2 * rows.len()).step_by(64) {
-                _mm_prefetch::<HINT>(scales.add(at).cast());
-            }
-        }
-        for (j, _) in a.qs.iter().enumerate().filter(|(_, &q)| q != 0) {
-            let codes = block.add(codes_at(format, padded, j) + rows.start / 2);
-            for at in (0..rows.len() / 2).step_by(64) {
-                _mm_prefetch::<HINT>(codes.add(at).cast());
+        Self { format, w, block_bytes, padded, rows, x, block: 0, active: 0, next_block: 0 }
+    }
+
+    /// Prefetches the next `columns` active columns.
+    ///
+    /// # Safety
+    /// AVX2; `w` holds `x.len()` blocks of `block_bytes` bytes over `padded` rows, which
+    /// include `rows`.
+    #[inline(always)]
+    unsafe fn advance(&mut self, columns: usize) {
+        // SAFETY: prefetches never fault, and every address computed lies within block
+        // `self.block < x.len()` of `w`, as the caller guarantees.
+        unsafe {
+            for _ in 0..columns {
+                while self.active == 0 {
+                    let Some(a) = self.x.get(self.next_block) else { return };
+                    self.block = self.next_block;
+                    self.next_block += 1;
+                    self.active = active_columns(a);
+                    if self.active != 0 {
+                        self.prefetch_scales();
+                    }
+                }
+                let j = self.active.trailing_zeros() as usize;
+                self.active &= self.active - 1;
+                let block = self.w.add(self.block * self.block_bytes);
+                let codes = block.add(codes_at(self.format, self.padded, j) + self.rows.start / 2);
+                for at in (0..self.rows.len() / 2).step_by(64) {
+                    _mm_prefetch::<HINT>(codes.add(at).cast());
+                }
             }
         }
     }
+
+    /// Prefetches the current block's scales of the chunk's rows.
+    #[inline(always)]
+    unsafe fn prefetch_scales(&self) {
+        // SAFETY: as in `advance`.
+        unsafe {
+            let block = self.w.add(self.block * self.block_bytes);
+            for s in 0..self.format.scale_bytes() / 2 {
+                let scales = block.add(2 * (s * self.padded + self.rows.start));
+                for at in (0..2 * self.rows.len()).step_by(64) {
+                    _mm_prefetch::<HINT>(scales.add(at).cast());
+                }
+            }
+        }
+    }
+}
+
+/// The columns of `a` whose code is not zero, as bits.
+#[inline(always)]
+fn active_columns(a: &BlockQ8) -> u32 {
+    a.qs.iter().enumerate().fold(0, |m, (j, &q)| if q != 0 { m | 1 << j } else { m })
 }
 
 /// The high nibbles of `v`'s bytes.
