@@ -82,10 +82,15 @@ pub(crate) fn run(args: CalibrateArgs) -> Result<()> {
     let thresholds = histograms.uniform_thresholds(args.target);
     let n_tokens = chunks.len() * ctx;
     let name = path.file_name().map_or("?".into(), |n| n.to_string_lossy().into_owned());
+    let score = match args.criterion.as_str() {
+        "cats" => "|SiLU(gate)|",
+        "gate-up" => "|SiLU(gate) · up|",
+        _ => "|SiLU(gate) · up| · ‖down column‖",
+    };
     let about = [
         format!(
-            "criterion: cats (one percentile of |SiLU(gate)| per layer), target {}",
-            args.target
+            "criterion: {} (one percentile of {score} per layer), target {}",
+            args.criterion, args.target
         ),
         format!(
             "calibrated on {name}: {} chunks of {ctx} tokens ({n_tokens} tokens)",
