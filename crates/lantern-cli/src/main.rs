@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod atomic_file;
 mod bench;
 mod calibrate;
 mod chat;
@@ -20,6 +21,7 @@ mod progress;
 mod report;
 mod run;
 mod sampling_args;
+mod text;
 mod thresholds;
 mod tokenize;
 mod trace;
