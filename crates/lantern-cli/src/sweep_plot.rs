@@ -3,14 +3,16 @@
 //! dense speed as a dashed reference line.
 //!
 //! Text is drawn with a font compiled into the binary (Noto Sans), so the plot looks the
-//! same on every machine and needs no system fonts.
+//! same on every machine and needs no system fonts. The image is drawn in memory and
+//! encoded by `png`, then written atomically.
 
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
@@ -34,8 +36,8 @@ pub(crate) struct Curve {
     pub(crate) points: Vec<(f64, f64, Option<f64>)>,
 }
 
-/// Draws `curves` under `title` into the PNG at `path`, atomically; `dense_speed` draws the
-/// reference line and, when `None`, leaves the speed panel out.
+/// Draws `curves` under `title` into a PNG written atomically at `path`; `dense_speed`
+/// draws the reference line and, when `None`, leaves the speed panel out.
 ///
 /// # Errors
 /// When the file cannot be written.
@@ -45,98 +47,120 @@ pub(crate) fn draw(
     curves: &[Curve],
     dense_speed: Option<f64>,
 ) -> Result<()> {
+    let png = render(title, curves, dense_speed)?;
+    crate::atomic_file::write(path, &png)
+}
+
+/// The plot as the bytes of a PNG file.
+fn render(title: &str, curves: &[Curve], dense_speed: Option<f64>) -> Result<Vec<u8>> {
     register();
     let panels = if dense_speed.is_some() { 2 } else { 1 };
-    let size = (PANEL.0 * panels, PANEL.1 + TITLE_HEIGHT);
-    // The backend picks the image format from the file name, so the temporary file ends in
-    // .png whatever `path` is called.
-    let file = crate::atomic_file::beside(path, ".png")?;
+    let (width, height) = (PANEL.0 * panels, PANEL.1 + TITLE_HEIGHT);
+    let mut rgb = vec![0; width as usize * height as usize * 3];
     {
-        let root = BitMapBackend::new(file.path(), size).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
         let root = root.titled(title, (FONT, 26)).map_err(plot_error)?;
         let (left, right) = root.split_horizontally(PANEL.0);
         let x = sparsity_range(curves);
-        let changes = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
-        let y = padded(changes.chain([0.0]), 0.08);
-        // Whole percents once the curves span ten of them, tenths below that.
-        let decimals = if y.end - y.start >= 10.0 { 0 } else { 1 };
-        let change_label = move |v: &f64| match format!("{v:+.decimals$}") {
-            zero if zero.trim_start_matches(['+', '-']).trim_matches(['0', '.']).is_empty() => {
-                "0".into()
-            }
-            label => label,
-        };
-        let mut chart = ChartBuilder::on(&left)
-            .caption("Perplexity cost", (FONT, 20))
-            .margin(16)
-            .x_label_area_size(52)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x.clone(), y)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("FFN neurons zeroed on the evaluation text (%)")
-            .y_desc("perplexity change vs dense (%)")
-            .x_label_formatter(&whole)
-            .y_label_formatter(&change_label)
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 14))
-            .light_line_style(LIGHT_GRID)
-            .bold_line_style(GRID)
-            .draw()
-            .map_err(plot_error)?;
-        for (i, curve) in curves.iter().enumerate() {
-            let points: Vec<(f64, f64)> = curve.points.iter().map(|p| (p.0, p.1)).collect();
-            series(&mut chart, &curve.name, color(i), points)?;
-        }
-        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-
+        cost_panel(&left, curves, x.clone())?;
         if let Some(dense) = dense_speed {
-            let speeds = curves.iter().flat_map(|c| c.points.iter().filter_map(|p| p.2));
-            let top = padded(speeds.chain([dense]), 0.0).end * 1.15;
-            let mut chart = ChartBuilder::on(&right)
-                .caption("Decode speed", (FONT, 20))
-                .margin(16)
-                .x_label_area_size(52)
-                .y_label_area_size(72)
-                .build_cartesian_2d(x.clone(), 0.0..top)
-                .map_err(plot_error)?;
-            chart
-                .configure_mesh()
-                .x_desc("FFN neurons zeroed on the evaluation text (%)")
-                .y_desc("decode speed (tokens/s)")
-                .x_label_formatter(&whole)
-                .y_label_formatter(&whole)
-                .axis_desc_style((FONT, 16))
-                .label_style((FONT, 14))
-                .light_line_style(LIGHT_GRID)
-                .bold_line_style(GRID)
-                .draw()
-                .map_err(plot_error)?;
-            let grey = RGBColor(110, 110, 110);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x.start, dense), (x.end, dense)],
-                    10,
-                    6,
-                    grey.stroke_width(2),
-                ))
-                .map_err(plot_error)?
-                .label(format!("dense ({dense:.1} t/s)"))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], grey.stroke_width(2))
-                });
-            for (i, curve) in curves.iter().enumerate() {
-                let points: Vec<(f64, f64)> =
-                    curve.points.iter().filter_map(|p| Some((p.0, p.2?))).collect();
-                series(&mut chart, &curve.name, color(i), points)?;
-            }
-            legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+            speed_panel(&right, curves, x, dense)?;
         }
         root.present().map_err(plot_error)?;
     }
-    crate::atomic_file::persist(file, path)
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().context("encoding the plot as PNG")?;
+    writer.write_image_data(&rgb).context("encoding the plot as PNG")?;
+    writer.finish().context("encoding the plot as PNG")?;
+    Ok(png)
+}
+
+type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
+
+/// Perplexity change against sparsity, a line per criterion.
+fn cost_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
+    let changes = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
+    let y = padded(changes.chain([0.0]), 0.08);
+    // Whole percents once the curves span ten of them, tenths below that.
+    let decimals = if y.end - y.start >= 10.0 { 0 } else { 1 };
+    let half_step = 0.5 / 10f64.powi(decimals as i32);
+    let label = move |v: &f64| {
+        if v.abs() < half_step {
+            "0".to_string()
+        } else {
+            format!("{v:+.decimals$}")
+        }
+    };
+    let mut chart = panel(area, "Perplexity cost", x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc("FFN neurons zeroed on the evaluation text (%)")
+        .y_desc("perplexity change vs dense (%)")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&label)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .draw()
+        .map_err(plot_error)?;
+    for (i, curve) in curves.iter().enumerate() {
+        let points: Vec<(f64, f64)> = curve.points.iter().map(|p| (p.0, p.1)).collect();
+        series(&mut chart, &curve.name, color(i), points)?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// Decode speed against sparsity, a line per criterion, over a dashed line at `dense`. The
+/// axis starts at 0 tokens/s so that the gaps between lines show at their true scale.
+fn speed_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>, dense: f64) -> Result<()> {
+    let speeds = curves.iter().flat_map(|c| c.points.iter().filter_map(|p| p.2));
+    let top = padded(speeds.chain([dense]), 0.0).end * 1.15;
+    let mut chart = panel(area, "Decode speed", x.clone(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("FFN neurons zeroed on the evaluation text (%)")
+        .y_desc("decode speed (tokens/s)")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&whole)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .draw()
+        .map_err(plot_error)?;
+    let grey = RGBColor(110, 110, 110).stroke_width(2);
+    chart
+        .draw_series(DashedLineSeries::new([(x.start, dense), (x.end, dense)], 10, 6, grey))
+        .map_err(plot_error)?
+        .label(format!("dense ({dense:.1} t/s)"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], grey));
+    for (i, curve) in curves.iter().enumerate() {
+        let points: Vec<(f64, f64)> =
+            curve.points.iter().filter_map(|p| Some((p.0, p.2?))).collect();
+        series(&mut chart, &curve.name, color(i), points)?;
+    }
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)
+}
+
+/// A captioned chart on `area` over `x` and `y`.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    x: Range<f64>,
+    y: Range<f64>,
+) -> Result<Chart<'a, 'b>> {
+    ChartBuilder::on(area)
+        .caption(caption, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, y)
+        .map_err(plot_error)
 }
 
 type Chart<'a, 'b> =
