@@ -54,8 +54,7 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Prompt and generation speed, as llama-bench measures it.
     Bench(bench::BenchArgs),
-    /// Perplexity and decode speed against FFN activation sparsity, per calibration
-    /// criterion, with a PNG plot.
+    /// Perplexity and decode speed against FFN activation sparsity, per criterion and target.
     SparsitySweep(sparsity_sweep::SweepArgs),
     /// Print the token ids of a text.
     Tokenize(tokenize::TokenizeArgs),
