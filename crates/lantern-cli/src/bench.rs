@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
+use lantern::Session;
 use rand::{Rng, SeedableRng};
 
-use crate::model_args::{stream_summary, ModelArgs};
+use crate::model_args::{model_name, stream_summary, ModelArgs};
 
 /// Measure prompt (pp) and generation (tg) speed.
 #[derive(Debug, Args)]
@@ -40,12 +41,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     println!("| model | threads | test | t/s |");
     println!("| --- | ---: | ---: | ---: |");
-    let name = engine
-        .info()
-        .path
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let name = model_name(&engine);
     for &t in &threads {
         let need = args.n_prompt.iter().chain(&args.n_gen).copied().max().unwrap_or(1) + 1;
         let mut session =
@@ -62,19 +58,15 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
             // One warm-up run, as llama-bench does.
             for rep in 0..=args.repetitions {
                 let tokens: Vec<u32> = (0..n).map(|_| rng.random_range(0..vocab)).collect();
-                session.reset();
-                let start = Instant::now();
-                if kind == "pp" {
-                    session.eval(&tokens, n - 1)?;
+                let speed = if kind == "pp" {
+                    prompt_speed(&mut session, &tokens)?
                 } else {
-                    for &token in &tokens {
-                        session.eval(&[token], 0)?;
-                    }
-                }
+                    generation_speed(&mut session, &[], &tokens)?
+                };
                 if rep == 0 {
                     streamed = engine.stream_stats();
                 } else {
-                    speeds.push(n as f64 / start.elapsed().as_secs_f64());
+                    speeds.push(speed);
                 }
             }
             let mean = speeds.iter().sum::<f64>() / speeds.len() as f64;
@@ -90,4 +82,36 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prompt speed in tokens per second: `tokens` evaluated as one prompt on a fresh cache.
+///
+/// # Errors
+/// Forward-pass errors, such as tokens that do not fit in the session's context.
+pub(crate) fn prompt_speed(session: &mut Session, tokens: &[u32]) -> Result<f64> {
+    session.reset();
+    let start = Instant::now();
+    session.eval(tokens, tokens.len().saturating_sub(1))?;
+    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Generation speed in tokens per second: `tokens` decoded one at a time, as generation
+/// computes them, after `prompt` (not timed) on a fresh cache.
+///
+/// # Errors
+/// Forward-pass errors, such as tokens that do not fit in the session's context.
+pub(crate) fn generation_speed(
+    session: &mut Session,
+    prompt: &[u32],
+    tokens: &[u32],
+) -> Result<f64> {
+    session.reset();
+    if !prompt.is_empty() {
+        session.eval(prompt, prompt.len() - 1)?;
+    }
+    let start = Instant::now();
+    for &token in tokens {
+        session.eval(&[token], 0)?;
+    }
+    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
 }

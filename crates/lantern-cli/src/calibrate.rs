@@ -2,23 +2,28 @@
 //!
 //! Runs the real forward pass over chunks of the text with the activation histograms on,
 //! then gives every layer the threshold below which the target share of its neurons'
-//! scores fell. The criteria:
+//! scores fell. The criteria ([`Score`]):
 //! - `cats`: |SiLU(gate)|, the CATS recipe; a zeroed neuron skips its up row and down
 //!   column.
 //! - `gate-up`: |SiLU(gate) · up|; skips down columns only.
 //! - `contribution`: |SiLU(gate) · up| times the norm of the neuron's down column, the size
 //!   of what the neuron adds to the block's output; skips down columns only.
+//!
+//! The histograms do not depend on the target, so a sweep over targets collects them once
+//! ([`histograms`]) and reads every target's thresholds from them.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use lantern::{ActivationHistograms, Criterion};
+use lantern::{ActivationHistograms, Criterion, Engine, FfnThresholds, SessionConfig};
 
 use crate::fetch;
 use crate::model_args::ModelArgs;
+use crate::text::{ChunkedText, TextFile};
 use crate::thresholds;
 
 /// Calibrate FFN activation thresholds (activation sparsity) on a text.
@@ -33,9 +38,9 @@ pub(crate) struct CalibrateArgs {
     /// Share of FFN neurons to zero in every layer, from 0 to 1.
     #[arg(long)]
     target: f64,
-    /// What neurons are scored on: cats, gate-up or contribution.
-    #[arg(long, default_value = "cats")]
-    criterion: String,
+    /// What neurons are scored on.
+    #[arg(long, value_enum, default_value_t = Score::Cats)]
+    criterion: Score,
     /// Chunks of the text to run, of --ctx-size tokens (512 by default).
     #[arg(long, default_value_t = 16)]
     chunks: usize,
@@ -44,59 +49,139 @@ pub(crate) struct CalibrateArgs {
     output: PathBuf,
 }
 
+/// A calibration criterion: what a neuron is scored on, as the command line names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Score {
+    /// |SiLU(gate)| (CATS); a zeroed neuron skips its up row and down column.
+    Cats,
+    /// |SiLU(gate) · up|; a zeroed neuron skips its down column.
+    GateUp,
+    /// |SiLU(gate) · up| · ‖down column‖; a zeroed neuron skips its down column.
+    Contribution,
+}
+
+impl Score {
+    /// What the thresholds are, for the comment lines of a thresholds file.
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Cats => "one percentile of |SiLU(gate)| per layer",
+            Self::GateUp => "one percentile of |SiLU(gate) · up| per layer",
+            Self::Contribution => {
+                "one percentile of |SiLU(gate) · up| · ‖down column‖ per layer, divided by \
+                 each neuron's ‖down column‖"
+            }
+        }
+    }
+
+    /// Empty histograms of this score for `engine`'s model.
+    fn histograms(self, engine: &Engine) -> Result<ActivationHistograms> {
+        let layers = engine.config().n_layers;
+        Ok(match self {
+            Self::Cats => ActivationHistograms::new(Criterion::Gate, layers, None),
+            Self::GateUp => ActivationHistograms::new(Criterion::GateUp, layers, None),
+            Self::Contribution => {
+                let norms = engine
+                    .ffn_down_norms()?
+                    .context("the contribution criterion needs resident blocks, not streamed")?;
+                ActivationHistograms::new(Criterion::GateUp, layers, Some(norms))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Score {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cats => "cats",
+            Self::GateUp => "gate-up",
+            Self::Contribution => "contribution",
+        })
+    }
+}
+
 pub(crate) fn run(args: CalibrateArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.target) {
         bail!("--target is a share from 0 to 1, not {}", args.target);
     }
     let ctx = args.model.ctx_size.unwrap_or(512);
-    let path = match &args.text {
-        Some(path) => path.clone(),
-        None => fetch::ensure(&fetch::CALIBRATION_WIKI, &fetch::default_cache_dir(), false)?,
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (UTF-8 text)", path.display()))?;
+    let text = read(args.text.as_deref())?;
     let engine = args.model.engine()?;
-    let tokens = engine.tokenizer().encode(&text, true)?;
-    let chunks: Vec<&[u32]> = tokens.chunks_exact(ctx).take(args.chunks).collect();
-    if chunks.is_empty() {
-        bail!("{} tokens are fewer than one chunk of {ctx}", tokens.len());
-    }
-    let layers = engine.config().n_layers;
-    let histograms = match args.criterion.as_str() {
-        "cats" => ActivationHistograms::new(Criterion::Gate, layers, None),
-        "gate-up" => ActivationHistograms::new(Criterion::GateUp, layers, None),
-        "contribution" => {
-            let norms = engine.ffn_down_norms()?.context("contribution needs resident blocks")?;
-            ActivationHistograms::new(Criterion::GateUp, layers, Some(norms))
-        }
-        other => bail!("--criterion is cats, gate-up or contribution, not {other:?}"),
-    };
-    let mut session = engine.session(args.model.session_config()?.ctx_len(ctx))?;
+    let text = text.chunk(&engine, ctx, Some(args.chunks))?;
     let start = Instant::now();
-    session.observe_ffn(Some(histograms))?;
-    for chunk in &chunks {
-        session.reset();
-        session.eval(chunk, chunk.len())?;
-    }
-    let histograms = session.observe_ffn(None)?.context("the histograms were on")?;
-    let thresholds = histograms.uniform_thresholds(args.target);
-    let n_tokens = chunks.len() * ctx;
-    let name = path.file_name().map_or("?".into(), |n| n.to_string_lossy().into_owned());
+    let config = args.model.session_config()?;
+    let thresholds = calibrate(&engine, config, args.criterion, args.target, &text)?;
+    let n_tokens = text.chunks * ctx;
     let about = [
         format!(
-            "criterion: cats (one percentile of |SiLU(gate)| per layer), target {}",
+            "criterion: {} ({}), target {}",
+            args.criterion,
+            args.criterion.describe(),
             args.target
         ),
         format!(
-            "calibrated on {name}: {} chunks of {ctx} tokens ({n_tokens} tokens)",
-            chunks.len()
+            "calibrated on {}: {} chunks of {ctx} tokens ({n_tokens} tokens)",
+            text.name, text.chunks
         ),
     ];
     thresholds::write(&args.output, &thresholds, &about)?;
     eprintln!(
-        "{layers} layers calibrated on {n_tokens} tokens in {:.1} s; wrote {}",
+        "{} layers calibrated on {n_tokens} tokens in {:.1} s; wrote {}",
+        thresholds.layers().len(),
         start.elapsed().as_secs_f64(),
         args.output.display()
     );
     Ok(())
+}
+
+/// The calibration text: the file at `path`, or by default the pinned calibration set
+/// (fetched if missing).
+///
+/// # Errors
+/// When the pinned set cannot be fetched, and as [`TextFile::read`].
+pub(crate) fn read(path: Option<&Path>) -> Result<TextFile> {
+    match path {
+        Some(path) => TextFile::read(path),
+        None => {
+            let cache = fetch::default_cache_dir();
+            TextFile::read(&fetch::ensure(&fetch::CALIBRATION_WIKI, &cache, false)?)
+        }
+    }
+}
+
+/// Thresholds that zero a share `target` (0 to 1) of every layer's neurons, by `score`,
+/// on `text`; the forward passes run on a session opened with `config`.
+///
+/// # Errors
+/// As [`histograms`].
+pub(crate) fn calibrate(
+    engine: &Engine,
+    config: SessionConfig,
+    score: Score,
+    target: f64,
+    text: &ChunkedText,
+) -> Result<FfnThresholds> {
+    Ok(histograms(engine, config, score, text)?.uniform_thresholds(target))
+}
+
+/// Histograms of `score` over every neuron of every token of `text`'s chunks, each chunk
+/// run on a fresh cache of a session opened with `config` (its context set to the chunk
+/// length). Thresholds for any target share are read from them
+/// ([`ActivationHistograms::uniform_thresholds`]).
+///
+/// # Errors
+/// When the contribution criterion is asked of a streamed model, and forward-pass errors.
+pub(crate) fn histograms(
+    engine: &Engine,
+    config: SessionConfig,
+    score: Score,
+    text: &ChunkedText,
+) -> Result<ActivationHistograms> {
+    let empty = score.histograms(engine)?;
+    let mut session = engine.session(config.ctx_len(text.ctx))?;
+    session.observe_ffn(Some(empty))?;
+    for chunk in text.iter() {
+        session.reset();
+        session.eval(chunk, chunk.len())?;
+    }
+    session.observe_ffn(None)?.context("the histograms were on")
 }

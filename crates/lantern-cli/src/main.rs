@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod atomic_file;
 mod bench;
 mod calibrate;
 mod chat;
@@ -20,6 +21,9 @@ mod progress;
 mod report;
 mod run;
 mod sampling_args;
+mod sparsity_sweep;
+mod sweep_plot;
+mod text;
 mod thresholds;
 mod tokenize;
 mod trace;
@@ -50,6 +54,8 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Prompt and generation speed, as llama-bench measures it.
     Bench(bench::BenchArgs),
+    /// Perplexity and decode speed against FFN activation sparsity, per criterion and target.
+    SparsitySweep(sparsity_sweep::SweepArgs),
     /// Print the token ids of a text.
     Tokenize(tokenize::TokenizeArgs),
     /// Greedy-decode with each step's top logits, for token-by-token comparisons.
@@ -85,6 +91,7 @@ fn main() -> Result<()> {
         Command::Ppl(args) => ppl::run(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::SparsitySweep(args) => sparsity_sweep::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Trace(args) => trace::run(args),
         Command::Fetch { model, cache_dir, quiet } => {

@@ -155,6 +155,16 @@ pub(crate) fn stream_summary(stats: &StreamStats, passes: usize) -> String {
     )
 }
 
+/// The model file's name, for reports.
+pub(crate) fn model_name(engine: &Engine) -> String {
+    engine
+        .info()
+        .path
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned())
+}
+
 /// Peak resident set size of this process in bytes (Linux; `None` elsewhere).
 pub(crate) fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
+use lantern::{Perplexity, Session};
 
 use crate::model_args::ModelArgs;
+use crate::text::{ChunkedText, TextFile};
 
 /// Measure perplexity on a text file.
 #[derive(Debug, Args)]
@@ -25,27 +27,14 @@ pub(crate) struct PplArgs {
 
 pub(crate) fn run(args: PplArgs) -> Result<()> {
     let ctx = args.model.ctx_size.unwrap_or(512);
-    if ctx < 4 {
-        bail!("a context of {ctx} tokens is too short to score");
-    }
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let text = String::from_utf8(bytes)
-        .with_context(|| format!("{} is not UTF-8", args.file.display()))?;
+    check_ctx(ctx)?;
+    let text = TextFile::read(&args.file)?;
     let engine = args.model.engine()?;
-    let tokenizer = engine.tokenizer();
-    let tokens = tokenizer.encode(&text, true)?;
-    let available = tokens.len() / ctx;
-    let n_chunks = args.chunks.map_or(available, |c| c.min(available));
-    if n_chunks == 0 {
-        bail!("{} tokens are fewer than one chunk of {ctx}", tokens.len());
-    }
+    let text = text.chunk(&engine, ctx, args.chunks)?;
     let mut session = engine.session(args.model.session_config()?.ctx_len(ctx))?;
-    eprintln!("{} tokens, {n_chunks} chunks of {ctx}", tokens.len());
+    eprintln!("{} tokens, {} chunks of {ctx}", text.tokens.len(), text.chunks);
     let start = Instant::now();
-    let result =
-        session.perplexity(&tokens, Some(n_chunks), |p| eprint!("[{}]{:.4},", p.chunks, p.ppl))?;
-    eprintln!();
+    let result = measure(&mut session, &text)?;
     let elapsed = start.elapsed().as_secs_f64();
     println!(
         "Final estimate: PPL = {:.4} +/- {:.5} ({} chunks of {ctx}, {} tokens scored, {:.1} tok/s)",
@@ -53,10 +42,37 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
         result.error,
         result.chunks,
         result.scored,
-        (n_chunks * (ctx - 1)) as f64 / elapsed
+        (text.chunks * (ctx - 1)) as f64 / elapsed
     );
     if let Some(share) = session.ffn_zeroed_share() {
         println!("FFN neurons zeroed by the thresholds: {:.2}%", share * 100.0);
     }
     Ok(())
+}
+
+/// Refuses a context too short to score (llama.cpp's method scores its second half).
+///
+/// # Errors
+/// For fewer than 4 tokens.
+pub(crate) fn check_ctx(ctx: usize) -> Result<()> {
+    if ctx < 4 {
+        bail!("a context of {ctx} tokens is too short to score");
+    }
+    Ok(())
+}
+
+/// Perplexity of `text`'s chunks on `session`, whose context must be `text.ctx` tokens; the
+/// running estimate goes to stderr after each chunk.
+///
+/// # Errors
+/// When the session's context is not the text's chunk length, and forward-pass errors.
+pub(crate) fn measure(session: &mut Session, text: &ChunkedText) -> Result<Perplexity> {
+    if session.ctx_len() != text.ctx {
+        bail!("a session of {} positions scoring chunks of {}", session.ctx_len(), text.ctx);
+    }
+    let result = session.perplexity(&text.tokens, Some(text.chunks), |p| {
+        eprint!("[{}]{:.4},", p.chunks, p.ppl);
+    })?;
+    eprintln!();
+    Ok(result)
 }

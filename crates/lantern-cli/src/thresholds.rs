@@ -5,7 +5,6 @@
 //! one per neuron, separated by spaces.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -22,12 +21,7 @@ pub(crate) fn write(path: &Path, thresholds: &FfnThresholds, about: &[String]) -
         let values: Vec<String> = layer.iter().map(|t| format!("{t:e}")).collect();
         let _ = writeln!(text, "{}", values.join(" "));
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    file.write_all(text.as_bytes()).and_then(|()| file.as_file().sync_all())?;
-    file.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    crate::atomic_file::write(path, text.as_bytes())
 }
 
 /// Reads a threshold file.

@@ -69,3 +69,32 @@ fn a_text_that_is_not_utf8_is_refused() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
 }
+
+#[test]
+fn sparsity_sweep_refuses_bad_input_before_loading_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = dir.path().join("latin1.txt");
+    std::fs::write(&latin1, b"caf\xe9").unwrap();
+    let eval = dir.path().join("eval.txt");
+    std::fs::write(&eval, "Some text.").unwrap();
+    let model = dir.path().join("tiny.gguf");
+    write_small_gguf(&model);
+    let (model, latin1, eval) =
+        (model.to_str().unwrap(), latin1.to_str().unwrap(), eval.to_str().unwrap());
+    let cases: [(&[&str], &str); 5] = [
+        (&["--eval", eval, "--targets", "0,1.5"], "share from 0 to 1"),
+        (&["--eval", latin1], "not UTF-8"),
+        (&["--eval", eval, "--text", eval], "is the evaluation text"),
+        (&["--eval", eval, "--thresholds", eval], "sets its own thresholds"),
+        (&["--eval", eval, "--criteria", "cats,magnitude"], "magnitude"),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["sparsity-sweep", "-m", model];
+        all.extend_from_slice(args);
+        let out = lantern(&all);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: expected {expected:?} in {err}");
+    }
+}

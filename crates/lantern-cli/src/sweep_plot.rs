@@ -1,0 +1,293 @@
+//! The sparsity sweep's plot: one PNG, two panels side by side. Left, perplexity change
+//! against FFN sparsity, a line per criterion; right, decode speed against sparsity, with
+//! dense speed as a dashed reference line.
+//!
+//! Text is drawn with a font compiled into the binary (Noto Sans), so the plot looks the
+//! same on every machine and needs no system fonts. The image is drawn in memory and
+//! encoded by `png`, then written atomically.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+/// The font family every text style here names.
+const FONT: &str = "sans-serif";
+/// Each panel's size in pixels.
+const PANEL: (u32, u32) = (760, 560);
+/// Height of the title strip above the panels.
+const TITLE_HEIGHT: u32 = 48;
+/// Grid lines at labelled ticks, and the finer ones between them.
+const GRID: RGBColor = RGBColor(205, 205, 205);
+const LIGHT_GRID: RGBColor = RGBColor(240, 240, 240);
+
+/// One criterion's measured points, the dense point first.
+#[derive(Debug)]
+pub(crate) struct Curve {
+    /// The criterion, as the legend names it.
+    pub(crate) name: String,
+    /// Per point: FFN neurons zeroed (%), perplexity change from dense (%) and decode
+    /// speed (tokens/s), if measured.
+    pub(crate) points: Vec<(f64, f64, Option<f64>)>,
+}
+
+/// Draws `curves` under `title` into a PNG written atomically at `path`; `dense_speed`
+/// draws the reference line and, when `None`, leaves the speed panel out.
+///
+/// # Errors
+/// When the file cannot be written.
+pub(crate) fn draw(
+    path: &Path,
+    title: &str,
+    curves: &[Curve],
+    dense_speed: Option<f64>,
+) -> Result<()> {
+    let png = render(title, curves, dense_speed)?;
+    crate::atomic_file::write(path, &png)
+}
+
+/// The plot as the bytes of a PNG file.
+fn render(title: &str, curves: &[Curve], dense_speed: Option<f64>) -> Result<Vec<u8>> {
+    register();
+    let panels = if dense_speed.is_some() { 2 } else { 1 };
+    let (width, height) = (PANEL.0 * panels, PANEL.1 + TITLE_HEIGHT);
+    let mut rgb = vec![0; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let root = root.titled(title, (FONT, 26)).map_err(plot_error)?;
+        let (left, right) = root.split_horizontally(PANEL.0);
+        let x = sparsity_range(curves);
+        cost_panel(&left, curves, x.clone())?;
+        if let Some(dense) = dense_speed {
+            speed_panel(&right, curves, x, dense)?;
+        }
+        root.present().map_err(plot_error)?;
+    }
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().context("encoding the plot as PNG")?;
+    writer.write_image_data(&rgb).context("encoding the plot as PNG")?;
+    writer.finish().context("encoding the plot as PNG")?;
+    Ok(png)
+}
+
+type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
+
+/// Perplexity change against sparsity, a line per criterion.
+fn cost_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
+    let changes = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
+    let y = padded(changes.chain([0.0]), 0.08);
+    // Whole percents once the curves span ten of them, tenths below that.
+    let decimals = if y.end - y.start >= 10.0 { 0 } else { 1 };
+    let half_step = 0.5 / 10f64.powi(decimals as i32);
+    let label = move |v: &f64| {
+        if v.abs() < half_step {
+            "0".to_string()
+        } else {
+            format!("{v:+.decimals$}")
+        }
+    };
+    let mut chart = panel(area, "Perplexity cost", x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc("FFN neurons zeroed on the evaluation text (%)")
+        .y_desc("perplexity change vs dense (%)")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&label)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .draw()
+        .map_err(plot_error)?;
+    for (i, curve) in curves.iter().enumerate() {
+        let points: Vec<(f64, f64)> = curve.points.iter().map(|p| (p.0, p.1)).collect();
+        series(&mut chart, &curve.name, color(i), points)?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// Decode speed against sparsity, a line per criterion, over a dashed line at `dense`. The
+/// axis starts at 0 tokens/s so that the gaps between lines show at their true scale.
+fn speed_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>, dense: f64) -> Result<()> {
+    let speeds = curves.iter().flat_map(|c| c.points.iter().filter_map(|p| p.2));
+    let top = padded(speeds.chain([dense]), 0.0).end * 1.15;
+    let mut chart = panel(area, "Decode speed", x.clone(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("FFN neurons zeroed on the evaluation text (%)")
+        .y_desc("decode speed (tokens/s)")
+        .x_label_formatter(&whole)
+        .y_label_formatter(&whole)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .draw()
+        .map_err(plot_error)?;
+    let grey = RGBColor(110, 110, 110).stroke_width(2);
+    chart
+        .draw_series(DashedLineSeries::new([(x.start, dense), (x.end, dense)], 10, 6, grey))
+        .map_err(plot_error)?
+        .label(format!("dense ({dense:.1} t/s)"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], grey));
+    for (i, curve) in curves.iter().enumerate() {
+        let points: Vec<(f64, f64)> =
+            curve.points.iter().filter_map(|p| Some((p.0, p.2?))).collect();
+        series(&mut chart, &curve.name, color(i), points)?;
+    }
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)
+}
+
+/// A captioned chart on `area` over `x` and `y`.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    x: Range<f64>,
+    y: Range<f64>,
+) -> Result<Chart<'a, 'b>> {
+    ChartBuilder::on(area)
+        .caption(caption, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, y)
+        .map_err(plot_error)
+}
+
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A line through `points` with a dot on each, in the legend as `name`.
+fn series<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    name: &str,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+) -> Result<()> {
+    let style = color.filled().stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(points, style).point_size(4))
+        .map_err(plot_error)?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    Ok(())
+}
+
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)
+}
+
+/// A tick label without decimals.
+fn whole(v: &f64) -> String {
+    format!("{v:.0}")
+}
+
+/// The x range: from 0 to past the sparsest point, at least to 10%.
+fn sparsity_range(curves: &[Curve]) -> Range<f64> {
+    let most = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)).fold(10.0, f64::max);
+    0.0..most * 1.05
+}
+
+/// The range of `values` widened by `pad` of its span on each side; 0..1 for no values.
+fn padded(values: impl Iterator<Item = f64>, pad: f64) -> Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        return 0.0..1.0;
+    }
+    let span = (hi - lo).max(1e-9);
+    lo - span * pad..hi + span * pad
+}
+
+/// Criteria colours, distinct and readable on white.
+fn color(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(23, 190, 207),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+/// Registers the bundled font under [`FONT`], once per process.
+fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bytes are a valid TrueType font compiled in; a failure would leave text
+        // undrawn, which the plot's errors then report.
+        let _ = register_font(FONT, FontStyle::Normal, ttf_noto_sans::REGULAR);
+    });
+}
+
+fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing the plot: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curves() -> Vec<Curve> {
+        let dense = (0.0, 0.0, Some(200.0));
+        vec![
+            Curve { name: "cats".into(), points: vec![dense, (30.1, 5.7, Some(190.0))] },
+            Curve { name: "gate-up".into(), points: vec![dense, (50.4, 3.2, Some(205.0))] },
+        ]
+    }
+
+    #[test]
+    fn draws_a_png_in_place_of_the_old_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.png");
+        std::fs::write(&path, "old").unwrap();
+        draw(&path, "title", &curves(), Some(200.0)).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        // Without speeds, one panel; a name without .png still gets a PNG.
+        let other = dir.path().join("sweep.image");
+        draw(&other, "title", &curves(), None).unwrap();
+        assert!(std::fs::read(&other).unwrap().starts_with(b"\x89PNG"));
+    }
+
+    #[test]
+    fn a_directory_that_is_not_there_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("sweep.png");
+        let err = draw(&path, "title", &curves(), Some(200.0)).unwrap_err();
+        assert!(format!("{err:#}").contains("missing"), "{err:#}");
+    }
+
+    #[test]
+    fn ranges_cover_the_points_and_survive_no_points() {
+        assert_eq!(padded([1.0, 3.0].into_iter(), 0.5), 0.0..4.0);
+        assert_eq!(padded(std::iter::empty(), 0.1), 0.0..1.0);
+        assert_eq!(padded([f64::NAN].into_iter(), 0.1), 0.0..1.0);
+        let r = padded([2.0].into_iter(), 0.1);
+        assert!(r.start < 2.0 && r.end > 2.0);
+        assert_eq!(sparsity_range(&curves()).start, 0.0);
+        assert!(sparsity_range(&curves()).end > 50.4);
+        assert_eq!(sparsity_range(&[]), 0.0..10.5);
+    }
+}
