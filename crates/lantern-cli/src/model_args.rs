@@ -37,10 +37,10 @@ pub(crate) struct ModelArgs {
     /// Compute every FFN neuron, even if the model carries thresholds.
     #[arg(long)]
     pub(crate) dense: bool,
-    /// Keep no column-major copy of the FFN down matrices: thresholds then zero neurons
-    /// without skipping their columns' bytes (to measure what the copies gain).
-    #[arg(long)]
-    pub(crate) no_ffn_columns: bool,
+    /// Keep a column-major copy of the FFN down matrices, so that decoding with thresholds
+    /// reads only the active neurons' down columns (see docs/SPARSITY.md for when it pays).
+    #[arg(long, conflicts_with = "dense")]
+    pub(crate) ffn_columns: bool,
     /// Stream the model (a .lantern container) from storage within this memory budget for
     /// weights: bytes (64MB, 1.5GiB) or a share of the weights (25%).
     #[arg(long, value_name = "SIZE", help_heading = "Streaming")]
@@ -73,6 +73,11 @@ impl ModelArgs {
 
     /// Loads the engine.
     pub(crate) fn engine(&self) -> Result<Engine> {
+        self.engine_with(self.ffn_columns)
+    }
+
+    /// Loads the engine, with column-major copies of the FFN down matrices or without.
+    pub(crate) fn engine_with(&self, ffn_columns: bool) -> Result<Engine> {
         let path = self.path()?;
         if let Some(budget) = self.budget {
             let options = StreamOptions { budget, depth: self.depth, pin: self.pin()? };
@@ -94,13 +99,10 @@ impl ModelArgs {
             unsafe { ModelSource::mmap(&path) }
         }
         .with_context(|| format!("opening {}", path.display()))?;
-        let mut builder = Engine::builder_from_source(source);
-        if self.no_ffn_columns || self.dense {
-            builder = builder.sparse_ffn(false);
-        } else if self.thresholds.is_some() {
-            builder = builder.sparse_ffn(true);
-        }
-        builder.build().with_context(|| format!("loading {}", path.display()))
+        Engine::builder_from_source(source)
+            .sparse_ffn(ffn_columns)
+            .build()
+            .with_context(|| format!("loading {}", path.display()))
     }
 
     /// Session settings from the options.

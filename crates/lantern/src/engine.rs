@@ -61,7 +61,7 @@ pub struct EngineBuilder {
     chat_template: Option<String>,
     stream: Option<(StreamOptions, StorageModel)>,
     read_path: Option<ReadPath>,
-    sparse_ffn: Option<bool>,
+    sparse_ffn: bool,
 }
 
 impl Engine {
@@ -142,7 +142,7 @@ impl EngineBuilder {
             chat_template: None,
             stream: None,
             read_path: None,
-            sparse_ffn: None,
+            sparse_ffn: false,
         }
     }
 
@@ -171,9 +171,10 @@ impl EngineBuilder {
     /// sessions with FFN thresholds read only the active neurons' down columns when they
     /// decode ([`Model::with_sparse_ffn`]); the copies cost the down matrices' bytes again.
     ///
-    /// By default, yes when the model carries thresholds.
+    /// By default, no: where memory streams faster than it answers scattered reads (as on
+    /// the machine docs/SPARSITY.md measures), the file rows are as fast or faster.
     pub fn sparse_ffn(mut self, on: bool) -> Self {
-        self.sparse_ffn = Some(on);
+        self.sparse_ffn = on;
         self
     }
 
@@ -235,11 +236,7 @@ impl EngineBuilder {
                     (model, tokenizer, path, source.len(), source.is_mapped())
                 }
             };
-        let model = if self.sparse_ffn.unwrap_or(ffn_thresholds.is_some()) {
-            model.with_sparse_ffn()
-        } else {
-            model
-        };
+        let model = if self.sparse_ffn { model.with_sparse_ffn() } else { model };
         let template = match &self.chat_template {
             Some(source) => Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)),
             None => ChatTemplate::from_tokenizer(&tokenizer)?,
