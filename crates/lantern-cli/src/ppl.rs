@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use lantern::{Perplexity, Session};
+use lantern::{ActiveWindows, Perplexity, Session};
 
 use crate::model_args::ModelArgs;
 use crate::text::{ChunkedText, TextFile};
@@ -23,6 +23,11 @@ pub(crate) struct PplArgs {
     /// Score only the first N chunks. By default, all.
     #[arg(long)]
     chunks: Option<usize>,
+    /// With thresholds, also report how well the neurons active in the last K tokens of
+    /// each layer predict the next token's, for each K listed (e.g. 1,2,4,8): the miss rate
+    /// and the share read ahead of a streamed model that reads only predicted neurons.
+    #[arg(long, value_delimiter = ',', value_name = "K,…")]
+    active_windows: Vec<usize>,
 }
 
 pub(crate) fn run(args: PplArgs) -> Result<()> {
@@ -32,6 +37,10 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
     let engine = args.model.engine()?;
     let text = text.chunk(&engine, ctx, args.chunks)?;
     let mut session = engine.session(args.model.session_config()?.ctx_len(ctx))?;
+    if !args.active_windows.is_empty() {
+        let layers = engine.config().n_layers;
+        session.watch_active_windows(Some(ActiveWindows::new(&args.active_windows, layers)?))?;
+    }
     eprintln!("{} tokens, {} chunks of {ctx}", text.tokens.len(), text.chunks);
     let start = Instant::now();
     let result = measure(&mut session, &text)?;
@@ -47,7 +56,25 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
     if let Some(share) = session.ffn_zeroed_share() {
         println!("FFN neurons zeroed by the thresholds: {:.2}%", share * 100.0);
     }
+    if let Some(windows) = session.watch_active_windows(None)? {
+        print_windows(&windows);
+    }
     Ok(())
+}
+
+/// The window table: per window length, the share of active neurons it missed and the
+/// share of all neurons it predicted (read ahead).
+fn print_windows(windows: &ActiveWindows) {
+    println!("| window (tokens) | active neurons missed | neurons read ahead |");
+    println!("| ---: | ---: | ---: |");
+    for (k, counts) in windows.counts() {
+        if counts.neurons == 0 {
+            println!("| {k} | no tokens with thresholds | |");
+            continue;
+        }
+        let (missed, read) = (counts.miss_rate() * 100.0, counts.predicted_share() * 100.0);
+        println!("| {k} | {missed:.1}% | {read:.1}% |");
+    }
 }
 
 /// Refuses a context too short to score (llama.cpp's method scores its second half).

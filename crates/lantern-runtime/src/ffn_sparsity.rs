@@ -18,6 +18,7 @@ use std::str::FromStr;
 
 use lantern_io::{Metadata, Value};
 
+use crate::active_windows::ActiveWindows;
 use crate::{Error, Result};
 
 /// Metadata keys of thresholds stored with a model (in a `.lantern` container).
@@ -256,6 +257,8 @@ fn upper_edge(bin: usize) -> f32 {
 pub(crate) struct FfnSparsity {
     pub(crate) thresholds: Option<FfnThresholds>,
     pub(crate) observer: Option<ActivationHistograms>,
+    /// How the last tokens' active neurons predict each token's.
+    pub(crate) windows: Option<ActiveWindows>,
     /// Neurons zeroed and neurons seen since the thresholds were set.
     pub(crate) zeroed: u64,
     pub(crate) seen: u64,
@@ -347,6 +350,9 @@ impl FfnSparsity {
         }
         self.zeroed += zeroed;
         self.seen += values.len() as u64;
+        if let Some(windows) = &mut self.windows {
+            windows.add(layer, values.iter().map(|&v| v != 0.0));
+        }
     }
 }
 

@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod active_windows;
 mod attention;
 mod batch_attention;
 mod config;
@@ -48,6 +49,7 @@ mod streamed;
 mod weights;
 mod workers;
 
+pub use active_windows::{ActiveWindows, WindowCounts};
 pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
 pub use error::{Error, Result};
 pub use ffn_sparsity::{ActivationHistograms, Criterion, FfnThresholds};

@@ -9,6 +9,7 @@ use lantern_core::kernels::{self, QuantizedInput};
 use lantern_io::stream::{StreamStats, StreamedContainer};
 use lantern_io::ModelFile;
 
+use crate::active_windows::ActiveWindows;
 use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
 use crate::batch_attention::{attend_batch, TileScratch};
 use crate::ffn_sparsity::{ActivationHistograms, FfnSparsity, FfnThresholds};
@@ -164,6 +165,29 @@ impl State {
             }
         }
         Ok(std::mem::replace(&mut self.ffn.observer, histograms))
+    }
+}
+
+impl State {
+    /// Starts counting, while thresholds zero neurons, how well the neurons active in the
+    /// last tokens of each layer predict the next token's ([`ActiveWindows`]), or with
+    /// `None` stops; returns what was counted before.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when the windows are not for this model's layers.
+    pub fn watch_active_windows(
+        &mut self,
+        windows: Option<ActiveWindows>,
+    ) -> Result<Option<ActiveWindows>> {
+        if let Some(w) = &windows {
+            if w.layers() != self.cache.layers() {
+                return Err(Error::InvalidSetting {
+                    name: "active-neuron windows",
+                    reason: format!("{} layers for {}", w.layers(), self.cache.layers()),
+                });
+            }
+        }
+        Ok(std::mem::replace(&mut self.ffn.windows, windows))
     }
 }
 

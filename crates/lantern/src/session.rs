@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lantern_runtime::{ActivationHistograms, FfnThresholds, SamplerConfig, State, StateConfig};
+use lantern_runtime::{
+    ActivationHistograms, ActiveWindows, FfnThresholds, SamplerConfig, State, StateConfig,
+};
 
 use crate::generation::{Generation, Timings};
 use crate::{Engine, Error, Message, Result};
@@ -314,6 +316,19 @@ impl Session {
         histograms: Option<ActivationHistograms>,
     ) -> Result<Option<ActivationHistograms>> {
         Ok(self.state.observe_ffn(histograms)?)
+    }
+
+    /// Starts counting how well each layer's active FFN neurons in the last tokens predict
+    /// the next token's, while thresholds zero neurons, or with `None` stops; returns what
+    /// was counted before.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] when the windows are not for this model's layers.
+    pub fn watch_active_windows(
+        &mut self,
+        windows: Option<ActiveWindows>,
+    ) -> Result<Option<ActiveWindows>> {
+        Ok(self.state.watch_active_windows(windows)?)
     }
 
     /// Appends `tokens` to the context and returns the logits of `tokens[logits_from..]`,
