@@ -5,7 +5,8 @@
 //! the evaluation text), and each target's thresholds are read from them, as
 //! `lantern calibrate` would write them. Each point is then measured with its thresholds:
 //! perplexity on the first chunks of the evaluation text (`lantern ppl`), the share of
-//! neurons the thresholds zeroed there, and decode speed (`lantern bench`'s tg test). The
+//! neurons the thresholds zeroed there, and decode speed, its runs alternating with dense
+//! ones so that the ratio between them is measured in the same machine state. The
 //! dense model (target 0) is measured once and every change is relative to it. Prints a
 //! markdown table, the sparsity reached at +1%, +2% and +5% perplexity, and draws both
 //! curves into a PNG.
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use lantern::{Engine, Perplexity, SessionConfig, Sparsity};
+use lantern::{Engine, Perplexity, Session, SessionConfig, Sparsity};
 
 use crate::bench::generation_speed;
 use crate::calibrate::{self, Score};
@@ -93,6 +94,9 @@ struct Point {
     perplexity: Perplexity,
     /// Median decode tokens per second; `None` when speed is not measured.
     speed: Option<f64>,
+    /// The median of its decode runs' speeds over those of the dense runs they alternated
+    /// with: a ratio the machine's drift between points does not move.
+    relative: Option<f64>,
 }
 
 /// The decode test every point runs: the same tokens, so points differ only in thresholds.
@@ -101,6 +105,13 @@ struct DecodeTest<'a> {
     prompt: &'a [u32],
     tokens: &'a [u32],
     reps: usize,
+}
+
+impl DecodeTest<'_> {
+    /// Positions a decode session needs.
+    fn ctx(&self) -> usize {
+        self.prompt.len() + self.tokens.len()
+    }
 }
 
 pub(crate) fn run(args: SweepArgs) -> Result<()> {
@@ -143,8 +154,10 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
     report.line("");
     report.line("| criterion | target | zeroed | PPL | change | decode t/s | speed |");
     report.line("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    // Dense decode runs alternate with every point's, and the speed column is that ratio.
+    let mut dense_decode = engine.session(base.clone().ctx_len(decode.ctx()))?;
     eprint!("dense: ");
-    let dense = measure(&engine, &base, &eval, &decode)?;
+    let dense = measure(&engine, &base, &eval, &decode, &mut dense_decode)?;
     report.line(row("dense", 0.0, &dense, &dense));
     let mut curves = Vec::new();
     for &score in &args.criteria {
@@ -155,7 +168,7 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
             let thresholds = histograms.uniform_thresholds(target);
             let config = base.clone().sparsity(Sparsity::Thresholds(thresholds));
             eprint!("{score} {target}: ");
-            let point = measure(&engine, &config, &eval, &decode)?;
+            let point = measure(&engine, &config, &eval, &decode, &mut dense_decode)?;
             report.line(row(&score.to_string(), target, &point, &dense));
             points.push(point);
         }
@@ -211,33 +224,34 @@ fn plot(path: &Path, title: &str, curves: &[(Score, Vec<Point>)], dense: &Point)
 }
 
 /// Measures one point: perplexity and zeroed share on `eval`, then decode speed, each on a
-/// session opened with `config`.
+/// session opened with `config`, its runs alternating with `dense`'s.
 fn measure(
     engine: &Engine,
     config: &SessionConfig,
     eval: &ChunkedText,
     decode: &DecodeTest<'_>,
+    dense: &mut Session,
 ) -> Result<Point> {
     let mut session = engine.session(config.clone().ctx_len(eval.ctx))?;
     let perplexity = ppl::measure(&mut session, eval)?;
     let zeroed = session.ffn_zeroed_share().unwrap_or(0.0);
     drop(session);
-    let speed = if decode.tokens.is_empty() {
-        None
-    } else {
-        let ctx = decode.prompt.len() + decode.tokens.len();
-        let mut session = engine.session(config.clone().ctx_len(ctx))?;
-        // One warm-up run, as `lantern bench` does.
-        let mut speeds = Vec::with_capacity(decode.reps);
-        for rep in 0..=decode.reps {
-            let speed = generation_speed(&mut session, decode.prompt, decode.tokens)?;
-            if rep > 0 {
-                speeds.push(speed);
-            }
+    if decode.tokens.is_empty() {
+        return Ok(Point { zeroed, perplexity, speed: None, relative: None });
+    }
+    let mut session = engine.session(config.clone().ctx_len(decode.ctx()))?;
+    // One warm-up run each, as `lantern bench` does.
+    let (mut speeds, mut dense_speeds) = (Vec::new(), Vec::new());
+    for rep in 0..=decode.reps {
+        let d = generation_speed(dense, decode.prompt, decode.tokens)?;
+        let s = generation_speed(&mut session, decode.prompt, decode.tokens)?;
+        if rep > 0 {
+            speeds.push(s);
+            dense_speeds.push(d);
         }
-        median(&mut speeds)
-    };
-    Ok(Point { zeroed, perplexity, speed })
+    }
+    let mut relative: Vec<f64> = speeds.iter().zip(&dense_speeds).map(|(s, d)| s / d).collect();
+    Ok(Point { zeroed, perplexity, speed: median(&mut speeds), relative: median(&mut relative) })
 }
 
 /// The line above the table: what was measured, on what.
@@ -274,8 +288,8 @@ fn describe(
 
 /// One row of the table.
 fn row(criterion: &str, target: f64, point: &Point, dense: &Point) -> String {
-    let (speed, ratio) = match (point.speed, dense.speed) {
-        (Some(s), Some(d)) => (format!("{s:.1}"), format!("{:.2}×", s / d)),
+    let (speed, ratio) = match (point.speed, point.relative) {
+        (Some(s), Some(r)) => (format!("{s:.1}"), format!("{r:.2}×")),
         _ => ("—".into(), "—".into()),
     };
     format!(

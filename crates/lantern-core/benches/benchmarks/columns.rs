@@ -3,9 +3,10 @@
 //! file layout's kernel, which reads every byte whatever the zeros, against the
 //! column-major copy, which reads only the non-zero inputs' columns.
 //!
-//! A decode step's view of memory, as `matmul_cold`: 120 matrices in turn, 66 MB that no
-//! cache holds. Throughput is the file layout's bytes per second, so the two layouts'
-//! figures compare as speeds.
+//! Two views of memory: `columns_cold`, a decode step's, as `matmul_cold`: 120 matrices in
+//! turn, 66 MB that no cache holds; and `columns_hot`, one matrix that stays in L2, as on a
+//! CPU whose cache holds the model. Throughput is the file layout's bytes per second, so
+//! the two layouts' figures compare as speeds.
 
 use std::hint::black_box;
 
@@ -21,12 +22,17 @@ use super::random;
 
 const ROWS: usize = 576;
 const LEN: usize = 1536;
-const COUNT: usize = 120;
 
 fn columns(c: &mut Criterion) {
-    let mut group = c.benchmark_group("columns_cold");
+    run(c, "columns_cold", 120);
+    run(c, "columns_hot", 1);
+}
+
+/// The two layouts over `count` matrices in turn.
+fn run(c: &mut Criterion, group: &str, count: usize) {
+    let mut group = c.benchmark_group(group);
     let ty = GgmlType::Q4_1;
-    let matrices: Vec<QTensor> = (0..COUNT)
+    let matrices: Vec<QTensor> = (0..count)
         .map(|i| {
             let mut bytes = vec![0u8; ty.tensor_bytes(&[LEN, ROWS]).unwrap()];
             quantize_row(ty, &random(ROWS * LEN, 0.1, i as u64), &mut bytes).unwrap();
@@ -36,7 +42,7 @@ fn columns(c: &mut Criterion) {
     let Some(copies) = matrices.iter().map(ColumnMajor::new).collect::<Option<Vec<_>>>() else {
         return; // this CPU's path has no column kernel
     };
-    group.throughput(Throughput::Bytes((matrices[0].bytes().len() * COUNT) as u64));
+    group.throughput(Throughput::Bytes((matrices[0].bytes().len() * count) as u64));
     let isa = best_isa();
     for sparsity in [0.0, 0.3, 0.5, 0.7] {
         let mut rng = StdRng::seed_from_u64(3);
@@ -47,7 +53,7 @@ fn columns(c: &mut Criterion) {
         let mut xq = vec![BlockQ8::default(); LEN / QK8];
         quantize_activation(&x, &mut xq);
         let mut out = vec![0.0f32; ROWS];
-        let name = format!("Q4_1/{ROWS}x{LEN}x{COUNT}/zero{sparsity}");
+        let name = format!("Q4_1/{ROWS}x{LEN}x{count}/zero{sparsity}");
         group.bench_function(BenchmarkId::new(&name, format!("{isa}/file")), |b| {
             b.iter(|| {
                 for m in &matrices {

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Decode speed with FFN activation sparsity, beside dense lantern and llama.cpp, same run.
+
+Usage: python3 benches/sparse_decode.py MODEL.gguf LABEL=THRESHOLDS.txt [...]
+           [--threads 2] [--gen 128] [--reps 3] [--rounds 3]
+
+THRESHOLDS.txt come from `lantern calibrate`. Each round runs, one after another so that all
+see the same machine state: llama.cpp's llama-bench, dense lantern, and for each threshold
+file lantern with the thresholds reading the down matrices' rows (zeroing neurons, skipping
+no bytes) and with `--ffn-columns` (skipping the zeroed neurons' down columns). The table
+gives the median over rounds of each run's mean tokens/s.
+
+"Allowed" is the speedup the skipped bytes would give if decode time were proportional to
+the weight bytes read: 1 / (1 - skipped share). The skipped bytes are the zeroed share of
+the down matrices' codes (their scales are always read), out of every weight byte a token
+reads; the zeroed share is measured by `lantern ppl` on the first chunks of WikiText-2 test.
+Needs the peer (PEER=$(../shared/peer/llama-ref.sh)) and a release build of the CLI.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from speed_vs_llama import LANTERN, llama_bench, peer_dir  # noqa: E402
+
+EVAL = os.environ.get("LANTERN_EVALDATA",
+                      os.path.join(os.path.dirname(LANTERN), "..", "..", "..", "shared", "evaldata"))
+# Bytes of a Q4_1 block, and of its codes: what a zeroed neuron's column skips.
+Q4_1_BLOCK, Q4_1_CODES = 20, 16
+
+
+def lantern_tg(model, threads, gen, reps, *flags):
+    args = [LANTERN, "bench", "-m", model, "-t", str(threads), "-r", str(reps), "-p", "0", "-n", str(gen), *flags]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"\| ([\d.]+) ± ([\d.]+) \|", out)[1])
+
+
+def zeroed_share(model, thresholds, threads):
+    out = subprocess.run([LANTERN, "ppl", "-m", model, "-f", os.path.join(EVAL, "wiki.test.raw"), "--chunks", "4",
+                          "-t", str(threads), "--thresholds", thresholds], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"zeroed by the thresholds: ([\d.]+)%", out)[1]) / 100
+
+
+def byte_shares(model):
+    """The down matrices' bytes and the weight bytes a token reads (every block's matrices and
+    the output head), from `lantern inspect --tensors`."""
+    out = subprocess.run([LANTERN, "inspect", model, "--tensors"], check=True, capture_output=True, text=True).stdout
+    tensors = {m[1]: (m[2].count(",") + 1, int(m[3]))
+               for m in re.finditer(r"^\s+(\S+)\s+\S+\s+\[([\d, ]+)\] @ \d+ \((\d+) bytes\)", out, re.M)}
+    blocks = sum(b for name, (dims, b) in tensors.items() if name.startswith("blk.") and dims == 2)
+    head = tensors.get("output.weight", tensors["token_embd.weight"])[1]
+    down = sum(b for name, (_, b) in tensors.items() if name.endswith("ffn_down.weight"))
+    return down, blocks + head
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("points", nargs="+", help="LABEL=THRESHOLDS.txt")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    points = [p.split("=", 1) for p in args.points]
+    peer = peer_dir()
+    down, per_token = byte_shares(args.model)
+    runs = {"llama.cpp": [], "dense": []}
+    for label, _ in points:
+        runs[f"{label} rows"] = []
+        runs[f"{label} columns"] = []
+    for _ in range(args.rounds):
+        runs["llama.cpp"].append(llama_bench(peer, args.model, "tg", args.gen, args.threads, args.reps)[0])
+        runs["dense"].append(lantern_tg(args.model, args.threads, args.gen, args.reps))
+        for label, path in points:
+            runs[f"{label} rows"].append(lantern_tg(args.model, args.threads, args.gen, args.reps, "--thresholds", path))
+            runs[f"{label} columns"].append(
+                lantern_tg(args.model, args.threads, args.gen, args.reps, "--thresholds", path, "--ffn-columns"))
+        print(".", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    median = {name: statistics.median(v) for name, v in runs.items()}
+    dense, peer_ts = median["dense"], median["llama.cpp"]
+    print(f"{args.threads} threads, {args.gen} tokens, median of {args.rounds} rounds of {args.reps} runs; "
+          f"down matrices {down / per_token:.1%} of the {per_token / 1e6:.1f} MB a token reads\n")
+    print("| run | zeroed | bytes skipped | t/s | vs dense | allowed | vs llama.cpp |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| llama.cpp | | | {peer_ts:.1f} | {peer_ts / dense:.2f}× | | 1.00× |")
+    print(f"| lantern dense | | | {dense:.1f} | 1.00× | | {dense / peer_ts:.2f}× |")
+    for label, path in points:
+        share = zeroed_share(args.model, path, args.threads)
+        skipped = share * down * Q4_1_CODES / Q4_1_BLOCK / per_token
+        for kind, skip in (("rows", 0.0), ("columns", skipped)):
+            ts = median[f"{label} {kind}"]
+            print(f"| {label}, {kind} | {share:.1%} | {skip:.1%} | {ts:.1f} | {ts / dense:.2f}× | "
+                  f"{1 / (1 - skip):.2f}× | {ts / peer_ts:.2f}× |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
