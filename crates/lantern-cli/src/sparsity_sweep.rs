@@ -217,10 +217,13 @@ fn plot(path: &Path, title: &str, curves: &[(Score, Vec<Point>)], dense: &Point)
         .iter()
         .map(|(score, points)| Curve {
             name: score.to_string(),
-            points: points.iter().map(|p| (p.zeroed * 100.0, change(p, dense), p.speed)).collect(),
+            points: points
+                .iter()
+                .map(|p| (p.zeroed * 100.0, change(p, dense), p.relative))
+                .collect(),
         })
         .collect();
-    sweep_plot::draw(path, title, &curves, dense.speed)
+    sweep_plot::draw(path, title, &curves, dense.relative.is_some())
 }
 
 /// Measures one point: perplexity and zeroed share on `eval`, then decode speed, each on a

@@ -22,6 +22,9 @@ const FONT: &str = "sans-serif";
 const PANEL: (u32, u32) = (760, 560);
 /// Height of the title strip above the panels.
 const TITLE_HEIGHT: u32 = 48;
+/// The perplexity change (%) the cost panel shows at most.
+const COST_CAP: f64 = 40.0;
+
 /// Grid lines at labelled ticks, and the finer ones between them.
 const GRID: RGBColor = RGBColor(205, 205, 205);
 const LIGHT_GRID: RGBColor = RGBColor(240, 240, 240);
@@ -32,29 +35,24 @@ pub(crate) struct Curve {
     /// The criterion, as the legend names it.
     pub(crate) name: String,
     /// Per point: FFN neurons zeroed (%), perplexity change from dense (%) and decode
-    /// speed (tokens/s), if measured.
+    /// speed relative to dense (×), if measured.
     pub(crate) points: Vec<(f64, f64, Option<f64>)>,
 }
 
-/// Draws `curves` under `title` into a PNG written atomically at `path`; `dense_speed`
-/// draws the reference line and, when `None`, leaves the speed panel out.
+/// Draws `curves` under `title` into a PNG written atomically at `path`; without `speed`,
+/// leaves the speed panel out.
 ///
 /// # Errors
 /// When the file cannot be written.
-pub(crate) fn draw(
-    path: &Path,
-    title: &str,
-    curves: &[Curve],
-    dense_speed: Option<f64>,
-) -> Result<()> {
-    let png = render(title, curves, dense_speed)?;
+pub(crate) fn draw(path: &Path, title: &str, curves: &[Curve], speed: bool) -> Result<()> {
+    let png = render(title, curves, speed)?;
     crate::atomic_file::write(path, &png)
 }
 
 /// The plot as the bytes of a PNG file.
-fn render(title: &str, curves: &[Curve], dense_speed: Option<f64>) -> Result<Vec<u8>> {
+fn render(title: &str, curves: &[Curve], speed: bool) -> Result<Vec<u8>> {
     register();
-    let panels = if dense_speed.is_some() { 2 } else { 1 };
+    let panels = if speed { 2 } else { 1 };
     let (width, height) = (PANEL.0 * panels, PANEL.1 + TITLE_HEIGHT);
     let mut rgb = vec![0; width as usize * height as usize * 3];
     {
@@ -64,8 +62,8 @@ fn render(title: &str, curves: &[Curve], dense_speed: Option<f64>) -> Result<Vec
         let (left, right) = root.split_horizontally(PANEL.0);
         let x = sparsity_range(curves);
         cost_panel(&left, curves, x.clone())?;
-        if let Some(dense) = dense_speed {
-            speed_panel(&right, curves, x, dense)?;
+        if speed {
+            speed_panel(&right, curves, x)?;
         }
         root.present().map_err(plot_error)?;
     }
@@ -83,7 +81,9 @@ type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
 
 /// Perplexity change against sparsity, a line per criterion.
 fn cost_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
-    let changes = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
+    // Past COST_CAP a criterion has failed; its line leaves the top of the panel, so
+    // that the differences that matter, near dense, stay visible.
+    let changes = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1.min(COST_CAP)));
     let y = padded(changes.chain([0.0]), 0.08);
     // Whole percents once the curves span ten of them, tenths below that.
     let decimals = if y.end - y.start >= 10.0 { 0 } else { 1 };
@@ -99,7 +99,7 @@ fn cost_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("FFN neurons zeroed on the evaluation text (%)")
-        .y_desc("perplexity change vs dense (%)")
+        .y_desc("perplexity change vs dense (%, capped at +40)")
         .x_label_formatter(&whole)
         .y_label_formatter(&label)
         .axis_desc_style((FONT, 16))
@@ -115,18 +115,18 @@ fn cost_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
     legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
-/// Decode speed against sparsity, a line per criterion, over a dashed line at `dense`. The
-/// axis starts at 0 tokens/s so that the gaps between lines show at their true scale.
-fn speed_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>, dense: f64) -> Result<()> {
-    let speeds = curves.iter().flat_map(|c| c.points.iter().filter_map(|p| p.2));
-    let top = padded(speeds.chain([dense]), 0.0).end * 1.15;
-    let mut chart = panel(area, "Decode speed", x.clone(), 0.0..top)?;
+/// Decode speed relative to dense against sparsity, a line per criterion, over a dashed
+/// line at 1×.
+fn speed_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
+    let ratios = curves.iter().flat_map(|c| c.points.iter().filter_map(|p| p.2));
+    let y = padded(ratios.chain([0.8, 1.2]), 0.1);
+    let mut chart = panel(area, "Decode speed", x.clone(), y)?;
     chart
         .configure_mesh()
         .x_desc("FFN neurons zeroed on the evaluation text (%)")
-        .y_desc("decode speed (tokens/s)")
+        .y_desc("decode speed vs dense, paired runs (×)")
         .x_label_formatter(&whole)
-        .y_label_formatter(&whole)
+        .y_label_formatter(&|v: &f64| format!("{v:.2}×"))
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
         .light_line_style(LIGHT_GRID)
@@ -135,9 +135,9 @@ fn speed_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>, dense: f64) -> 
         .map_err(plot_error)?;
     let grey = RGBColor(110, 110, 110).stroke_width(2);
     chart
-        .draw_series(DashedLineSeries::new([(x.start, dense), (x.end, dense)], 10, 6, grey))
+        .draw_series(DashedLineSeries::new([(x.start, 1.0), (x.end, 1.0)], 10, 6, grey))
         .map_err(plot_error)?
-        .label(format!("dense ({dense:.1} t/s)"))
+        .label("dense")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], grey));
     for (i, curve) in curves.iter().enumerate() {
         let points: Vec<(f64, f64)> =
@@ -248,10 +248,10 @@ mod tests {
     use super::*;
 
     fn curves() -> Vec<Curve> {
-        let dense = (0.0, 0.0, Some(200.0));
+        let dense = (0.0, 0.0, Some(1.0));
         vec![
-            Curve { name: "cats".into(), points: vec![dense, (30.1, 5.7, Some(190.0))] },
-            Curve { name: "gate-up".into(), points: vec![dense, (50.4, 3.2, Some(205.0))] },
+            Curve { name: "cats".into(), points: vec![dense, (30.1, 5.7, Some(0.95))] },
+            Curve { name: "gate-up".into(), points: vec![dense, (50.4, 3.2, Some(1.02))] },
         ]
     }
 
@@ -260,14 +260,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sweep.png");
         std::fs::write(&path, "old").unwrap();
-        draw(&path, "title", &curves(), Some(200.0)).unwrap();
+        draw(&path, "title", &curves(), true).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(files.len(), 1);
         // Without speeds, one panel; a name without .png still gets a PNG.
         let other = dir.path().join("sweep.image");
-        draw(&other, "title", &curves(), None).unwrap();
+        draw(&other, "title", &curves(), false).unwrap();
         assert!(std::fs::read(&other).unwrap().starts_with(b"\x89PNG"));
     }
 
@@ -275,7 +275,7 @@ mod tests {
     fn a_directory_that_is_not_there_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing").join("sweep.png");
-        let err = draw(&path, "title", &curves(), Some(200.0)).unwrap_err();
+        let err = draw(&path, "title", &curves(), true).unwrap_err();
         assert!(format!("{err:#}").contains("missing"), "{err:#}");
     }
 

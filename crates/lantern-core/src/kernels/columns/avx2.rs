@@ -1,8 +1,8 @@
 //! The column kernels ([`super`]) on the AVX2 path, which the AVX-512 VNNI path shares.
 //!
-//! Up to eight tiles of 64 rows are computed together, block by block; per block the active
-//! columns go in pairs, and each is read as one run of bytes:
-//! each column's 32 bytes unpack into its 64 codes, two columns' codes are interleaved byte
+//! Up to nine tiles of 64 rows are computed together, block by block, so that each active
+//! column is read as one run of bytes. The active columns go in pairs: per tile, each
+//! column's 32 bytes unpack into its 64 codes, the two columns' codes are interleaved byte
 //! by byte, and one `maddubs` per 16 rows multiplies them by the pair's two activation codes
 //! and adds the products. The i16 sums take eight pairs (at most 8 · 2 · 15 · 127 = 30480)
 //! before they are widened into i32; each block then takes one conversion and one fused
