@@ -96,18 +96,7 @@ fn cost_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
         }
     };
     let mut chart = panel(area, "Perplexity cost", x, y)?;
-    chart
-        .configure_mesh()
-        .x_desc("FFN neurons zeroed on the evaluation text (%)")
-        .y_desc("perplexity change vs dense (%, capped at +40)")
-        .x_label_formatter(&whole)
-        .y_label_formatter(&label)
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 14))
-        .light_line_style(LIGHT_GRID)
-        .bold_line_style(GRID)
-        .draw()
-        .map_err(plot_error)?;
+    mesh(&mut chart, "perplexity change vs dense (%, capped at +40)", &label)?;
     for (i, curve) in curves.iter().enumerate() {
         let points: Vec<(f64, f64)> = curve.points.iter().map(|p| (p.0, p.1)).collect();
         series(&mut chart, &curve.name, color(i), points)?;
@@ -121,18 +110,7 @@ fn speed_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
     let ratios = curves.iter().flat_map(|c| c.points.iter().filter_map(|p| p.2));
     let y = padded(ratios.chain([0.8, 1.2]), 0.1);
     let mut chart = panel(area, "Decode speed", x.clone(), y)?;
-    chart
-        .configure_mesh()
-        .x_desc("FFN neurons zeroed on the evaluation text (%)")
-        .y_desc("decode speed vs dense, paired runs (×)")
-        .x_label_formatter(&whole)
-        .y_label_formatter(&|v: &f64| format!("{v:.2}×"))
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 14))
-        .light_line_style(LIGHT_GRID)
-        .bold_line_style(GRID)
-        .draw()
-        .map_err(plot_error)?;
+    mesh(&mut chart, "decode speed vs dense, paired runs (×)", &|v: &f64| format!("{v:.2}×"))?;
     let grey = RGBColor(110, 110, 110).stroke_width(2);
     chart
         .draw_series(DashedLineSeries::new([(x.start, 1.0), (x.end, 1.0)], 10, 6, grey))
@@ -145,6 +123,22 @@ fn speed_panel(area: &Area<'_>, curves: &[Curve], x: Range<f64>) -> Result<()> {
         series(&mut chart, &curve.name, color(i), points)?;
     }
     legend(&mut chart, SeriesLabelPosition::LowerLeft)
+}
+
+/// The axes and grid of a panel: sparsity along x, `y_desc` up y with `y_label`s.
+fn mesh(chart: &mut Chart<'_, '_>, y_desc: &str, y_label: &dyn Fn(&f64) -> String) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_desc("FFN neurons zeroed on the evaluation text (%)")
+        .y_desc(y_desc)
+        .x_label_formatter(&whole)
+        .y_label_formatter(y_label)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(LIGHT_GRID)
+        .bold_line_style(GRID)
+        .draw()
+        .map_err(plot_error)
 }
 
 /// A captioned chart on `area` over `x` and `y`.
