@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
-use lantern::{ActivationHistograms, Criterion, Engine, FfnThresholds, SessionConfig};
+use lantern::{ActivationHistograms, Criterion, Engine, FfnThresholds, SessionConfig, Sparsity};
 
 use crate::fetch;
 use crate::model_args::ModelArgs;
@@ -74,7 +74,7 @@ impl Score {
     }
 
     /// Empty histograms of this score for `engine`'s model.
-    fn histograms(self, engine: &Engine) -> Result<ActivationHistograms> {
+    pub(crate) fn histograms(self, engine: &Engine) -> Result<ActivationHistograms> {
         let layers = engine.config().n_layers;
         Ok(match self {
             Self::Cats => ActivationHistograms::new(Criterion::Gate, layers, None),
@@ -165,7 +165,7 @@ pub(crate) fn calibrate(
 
 /// Histograms of `score` over every neuron of every token of `text`'s chunks, each chunk
 /// run on a fresh cache of a session opened with `config` (its context set to the chunk
-/// length). Thresholds for any target share are read from them
+/// length, and dense: scores are those of the model, even one that carries thresholds). Thresholds for any target share are read from them
 /// ([`ActivationHistograms::uniform_thresholds`]).
 ///
 /// # Errors
@@ -177,7 +177,7 @@ pub(crate) fn histograms(
     text: &ChunkedText,
 ) -> Result<ActivationHistograms> {
     let empty = score.histograms(engine)?;
-    let mut session = engine.session(config.ctx_len(text.ctx))?;
+    let mut session = engine.session(config.ctx_len(text.ctx).sparsity(Sparsity::Dense))?;
     session.observe_ffn(Some(empty))?;
     for chunk in text.iter() {
         session.reset();

@@ -132,6 +132,11 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
     let eval = TextFile::read(&args.eval)?;
     let calibration = calibrate::read(args.text.as_deref())?;
     let engine = args.model.engine()?;
+    // Every criterion's histograms can be made (contribution needs resident blocks) before
+    // any point is measured.
+    for &score in &args.criteria {
+        score.histograms(&engine)?;
+    }
     let base = args.model.session_config()?.sparsity(Sparsity::Dense);
     let eval = eval.chunk(&engine, ctx, Some(args.chunks))?;
     let calibration = calibration.chunk(&engine, ctx, Some(args.calibration_chunks))?;
