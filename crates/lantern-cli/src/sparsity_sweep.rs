@@ -284,7 +284,8 @@ fn describe(
     if args.gen > 0 {
         let _ = write!(
             line,
-            "; decode: {} tokens after a {PROMPT_TOKENS}-token prompt, median of {} run{}",
+            "; decode: {} tokens after a {PROMPT_TOKENS}-token prompt, median of {} run{}, \
+             \"speed\" the median ratio to the dense runs they alternated with",
             args.gen,
             args.reps,
             if args.reps == 1 { "" } else { "s" }
