@@ -58,6 +58,9 @@ pub(crate) enum Score {
     GateUp,
     /// |SiLU(gate) · up| · ‖down column‖; a zeroed neuron skips its down column.
     Contribution,
+    /// |SiLU(gate)| · ‖up row‖ · ‖down column‖, a bound on the neuron's contribution known
+    /// before the up projection; a zeroed neuron skips its up row and down column.
+    GateNorms,
 }
 
 impl Score {
@@ -66,6 +69,10 @@ impl Score {
         match self {
             Self::Cats => "one percentile of |SiLU(gate)| per layer",
             Self::GateUp => "one percentile of |SiLU(gate) · up| per layer",
+            Self::GateNorms => {
+                "one percentile of |SiLU(gate)| · ‖up row‖ · ‖down column‖ per layer, divided \
+                 by each neuron's norms"
+            }
             Self::Contribution => {
                 "one percentile of |SiLU(gate) · up| · ‖down column‖ per layer, divided by \
                  each neuron's ‖down column‖"
@@ -85,6 +92,17 @@ impl Score {
                     .context("the contribution criterion needs resident blocks, not streamed")?;
                 ActivationHistograms::new(Criterion::GateUp, layers, Some(norms))
             }
+            Self::GateNorms => {
+                let resident = "the gate-norms criterion needs resident blocks, not streamed";
+                let down = engine.ffn_down_norms()?.context(resident)?;
+                let up = engine.ffn_up_norms()?.context(resident)?;
+                let weights = down
+                    .iter()
+                    .zip(&up)
+                    .map(|(d, u)| d.iter().zip(u).map(|(d, u)| d * u).collect())
+                    .collect();
+                ActivationHistograms::new(Criterion::Gate, layers, Some(weights))
+            }
         })
     }
 }
@@ -95,6 +113,7 @@ impl fmt::Display for Score {
             Self::Cats => "cats",
             Self::GateUp => "gate-up",
             Self::Contribution => "contribution",
+            Self::GateNorms => "gate-norms",
         })
     }
 }

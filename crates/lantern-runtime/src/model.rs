@@ -268,6 +268,24 @@ impl Model {
         Ok(Some(layers))
     }
 
+    /// The L2 norm of each FFN neuron's up row, per layer: how large its up projection can
+    /// get for an input of unit norm. `None` for streamed blocks.
+    ///
+    /// # Errors
+    /// [`Error::Core`] when an up matrix cannot be dequantized.
+    pub fn up_row_norms(&self) -> Result<Option<Vec<Vec<f32>>>> {
+        let mut layers = Vec::with_capacity(self.weights.layers.len());
+        for layer in &self.weights.layers {
+            let Some(p) = &layer.projections else { return Ok(None) };
+            let rows = p.up.dequantize()?;
+            let norm = |row: &[f32]| row.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>();
+            layers.push(
+                rows.chunks_exact(p.up.row_len().max(1)).map(|r| norm(r).sqrt() as f32).collect(),
+            );
+        }
+        Ok(Some(layers))
+    }
+
     /// For a streamed model, what streaming has read and held so far.
     pub fn stream_stats(&self) -> Option<StreamStats> {
         self.streamed.as_ref().map(Streamed::stats)

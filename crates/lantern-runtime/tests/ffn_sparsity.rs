@@ -30,6 +30,10 @@ fn calibrated_thresholds_zero_their_share_and_change_the_logits() {
     let model = load(&Tiny::default());
     let norms = model.down_column_norms().unwrap().unwrap();
     assert_eq!((norms.len(), norms[0].len()), (2, 128));
+    let up = model.up_row_norms().unwrap().unwrap();
+    assert_eq!((up.len(), up[1].len()), (2, 128));
+    // Rows of 64 weights up to 1.5/√64 each: norms above 0, at most 1.5 (and rounding).
+    assert!(up.iter().flatten().all(|&n| n > 0.0 && n <= 1.6), "{up:?}");
     let tokens = prompt(40, 96);
     for (criterion, weights) in [(Criterion::Gate, None), (Criterion::GateUp, Some(norms))] {
         let mut s = state(&model, 64, 64, 1);
