@@ -171,7 +171,7 @@ pub(crate) fn read(path: Option<&Path>) -> Result<TextFile> {
 /// on `text`; the forward passes run on a session opened with `config`.
 ///
 /// # Errors
-/// As [`histograms`].
+/// When the criterion needs resident blocks and they are streamed, and as [`histograms`].
 pub(crate) fn calibrate(
     engine: &Engine,
     config: SessionConfig,
@@ -179,23 +179,23 @@ pub(crate) fn calibrate(
     target: f64,
     text: &ChunkedText,
 ) -> Result<FfnThresholds> {
-    Ok(histograms(engine, config, score, text)?.uniform_thresholds(target))
+    Ok(histograms(engine, config, score.histograms(engine)?, text)?.uniform_thresholds(target))
 }
 
-/// Histograms of `score` over every neuron of every token of `text`'s chunks, each chunk
-/// run on a fresh cache of a session opened with `config` (its context set to the chunk
-/// length, and dense: scores are those of the model, even one that carries thresholds). Thresholds for any target share are read from them
+/// The `empty` histograms ([`Score::histograms`]) filled with every neuron of every token
+/// of `text`'s chunks, each chunk run on a fresh cache of a session opened with `config`
+/// (its context set to the chunk length, and dense: scores are those of the model, even
+/// one that carries thresholds). Thresholds for any target share are read from them
 /// ([`ActivationHistograms::uniform_thresholds`]).
 ///
 /// # Errors
-/// When the contribution criterion is asked of a streamed model, and forward-pass errors.
+/// Forward-pass errors.
 pub(crate) fn histograms(
     engine: &Engine,
     config: SessionConfig,
-    score: Score,
+    empty: ActivationHistograms,
     text: &ChunkedText,
 ) -> Result<ActivationHistograms> {
-    let empty = score.histograms(engine)?;
     let mut session = engine.session(config.ctx_len(text.ctx).sparsity(Sparsity::Dense))?;
     session.observe_ffn(Some(empty))?;
     for chunk in text.iter() {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use lantern::{Engine, Perplexity, Session, SessionConfig, Sparsity};
+use lantern::{ActivationHistograms, Engine, Perplexity, Session, SessionConfig, Sparsity};
 
 use crate::bench::generation_speed;
 use crate::calibrate::{self, Score};
@@ -132,11 +132,10 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
     let eval = TextFile::read(&args.eval)?;
     let calibration = calibrate::read(args.text.as_deref())?;
     let engine = args.model.engine()?;
-    // Every criterion's histograms can be made (contribution needs resident blocks) before
-    // any point is measured.
-    for &score in &args.criteria {
-        score.histograms(&engine)?;
-    }
+    // Every criterion's empty histograms, made before any point is measured: some need
+    // resident blocks.
+    let empty: Vec<ActivationHistograms> =
+        args.criteria.iter().map(|score| score.histograms(&engine)).collect::<Result<_>>()?;
     let base = args.model.session_config()?.sparsity(Sparsity::Dense);
     let eval = eval.chunk(&engine, ctx, Some(args.chunks))?;
     let calibration = calibration.chunk(&engine, ctx, Some(args.calibration_chunks))?;
@@ -165,9 +164,9 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
     let dense = measure(&engine, &base, &eval, &decode, &mut dense_decode)?;
     report.line(row("dense", 0.0, &dense, &dense));
     let mut curves = Vec::new();
-    for &score in &args.criteria {
+    for (&score, empty) in args.criteria.iter().zip(empty) {
         eprintln!("{score}: histograms on {} chunks of {}", calibration.chunks, calibration.name);
-        let histograms = calibrate::histograms(&engine, base.clone(), score, &calibration)?;
+        let histograms = calibrate::histograms(&engine, base.clone(), empty, &calibration)?;
         let mut points = vec![dense];
         for &target in args.targets.iter().filter(|&&t| t > 0.0) {
             let thresholds = histograms.uniform_thresholds(target);
