@@ -157,18 +157,11 @@ impl State {
         histograms: Option<ActivationHistograms>,
     ) -> Result<Option<ActivationHistograms>> {
         if let Some(h) = &histograms {
-            if h.layers() != self.cache.layers() {
-                return Err(Error::InvalidSetting {
-                    name: "FFN histograms",
-                    reason: format!("{} layers for {}", h.layers(), self.cache.layers()),
-                });
-            }
+            self.check_layers("FFN histograms", h.layers())?;
         }
         Ok(std::mem::replace(&mut self.ffn.observer, histograms))
     }
-}
 
-impl State {
     /// Starts counting, while thresholds zero neurons, how well the neurons active in the
     /// last tokens of each layer predict the next token's ([`ActiveWindows`]), or with
     /// `None` stops; returns what was counted before.
@@ -180,14 +173,20 @@ impl State {
         windows: Option<ActiveWindows>,
     ) -> Result<Option<ActiveWindows>> {
         if let Some(w) = &windows {
-            if w.layers() != self.cache.layers() {
-                return Err(Error::InvalidSetting {
-                    name: "active-neuron windows",
-                    reason: format!("{} layers for {}", w.layers(), self.cache.layers()),
-                });
-            }
+            self.check_layers("active-neuron windows", w.layers())?;
         }
         Ok(std::mem::replace(&mut self.ffn.windows, windows))
+    }
+
+    /// [`Error::InvalidSetting`] named `name` unless `layers` is this model's layer count.
+    fn check_layers(&self, name: &'static str, layers: usize) -> Result<()> {
+        if layers == self.cache.layers() {
+            return Ok(());
+        }
+        Err(Error::InvalidSetting {
+            name,
+            reason: format!("{layers} layers for {}", self.cache.layers()),
+        })
     }
 }
 
