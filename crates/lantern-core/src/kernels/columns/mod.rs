@@ -65,6 +65,15 @@ impl Format {
         }
     }
 
+    /// The format a const parameter names ([`Format`] as `u8`).
+    const fn from_u8(f: u8) -> Self {
+        if f == Self::Q4_0 as u8 {
+            Self::Q4_0
+        } else {
+            Self::Q4_1
+        }
+    }
+
     /// Bytes of a file block.
     const fn file_block_bytes(self) -> usize {
         match self {
@@ -158,17 +167,6 @@ fn simd_fn(format: Format, isa: Isa) -> Option<ColumnFn> {
 #[cfg(not(target_arch = "x86_64"))]
 fn simd_fn(_format: Format, _isa: Isa) -> Option<ColumnFn> {
     None
-}
-
-impl Format {
-    /// The format a const parameter names ([`Format`] as `u8`).
-    const fn from_u8(f: u8) -> Self {
-        if f == Self::Q4_0 as u8 {
-            Self::Q4_0
-        } else {
-            Self::Q4_1
-        }
-    }
 }
 
 /// What one call computes: blocks both `w` and `x` hold, and the rows that fit `out`.
