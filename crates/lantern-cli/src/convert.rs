@@ -5,10 +5,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use lantern::core::QTensor;
 use lantern::io::container::{write_container_with, WriteOptions};
 use lantern::io::{GgufModel, ModelSource};
 
 use crate::progress;
+use crate::weight_types::WeightTypes;
 
 /// Convert a GGUF model into a `.lantern` container.
 #[derive(Debug, Args)]
@@ -30,6 +32,12 @@ pub(crate) struct ConvertArgs {
     /// the model's default activation sparsity.
     #[arg(long, value_name = "FILE")]
     thresholds: Option<PathBuf>,
+    /// Re-quantize weight matrices, rounding each to nearest from its dequantized values:
+    /// `TYPE` for every matrix, or `CLASS=TYPE` pairs, comma-separated, later ones winning
+    /// (`Q4_0,embd=Q8_0`). Classes: q, k, v, o, gate, up, down, embd, output, attn (q, k,
+    /// v, o) and ffn (gate, up, down). Matrices already of their type and norms are kept.
+    #[arg(long, value_name = "SPEC")]
+    quantize: Option<WeightTypes>,
 }
 
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
@@ -44,7 +52,11 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         Some(path) => crate::thresholds::read(path)?.to_metadata(),
         None => Vec::new(),
     };
-    let options = WriteOptions { compress: !args.no_compress, metadata };
+    let replacements = match &args.quantize {
+        Some(types) => requantized(&model, types)?,
+        None => Vec::new(),
+    };
+    let options = WriteOptions { compress: !args.no_compress, metadata, replacements };
     let stats = write_container_with(&model, &args.output, options, |done, _| {
         bar.set_position(done);
     })
@@ -66,4 +78,18 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         println!("{ty:<8} {raw:>12} {stored:>12} {ratio:>7.3} {planes:>6} tensors");
     }
     Ok(())
+}
+
+/// The model's weight matrices that `types` gives another type, re-quantized to it.
+fn requantized(model: &GgufModel, types: &WeightTypes) -> Result<Vec<(String, QTensor)>> {
+    let mut out = Vec::new();
+    for info in model.gguf().tensors() {
+        let Some(ty) = types.of(&info.name).filter(|&ty| ty != info.ty) else { continue };
+        let tensor = model.tensor(&info.name)?;
+        let requantized = tensor
+            .requantize(ty)
+            .with_context(|| format!("re-quantizing {} to {ty:?}", info.name))?;
+        out.push((info.name.clone(), requantized));
+    }
+    Ok(out)
 }

@@ -27,6 +27,7 @@ mod text;
 mod thresholds;
 mod tokenize;
 mod trace;
+mod weight_types;
 
 /// Embeddable LLM inference for edge devices.
 #[derive(Debug, Parser)]

@@ -98,3 +98,30 @@ fn sparsity_sweep_refuses_bad_input_before_loading_a_model() {
         assert!(err.contains(expected), "{args:?}: expected {expected:?} in {err}");
     }
 }
+
+#[test]
+fn convert_requantizes_the_matrices_a_spec_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gguf, out) = (dir.path().join("m.gguf"), dir.path().join("m.lantern"));
+    let mut w = GgufWriter::new();
+    w.metadata("general.architecture", "llama");
+    let ramp: Vec<f32> = (0..128).map(|i| i as f32 / 64.0 - 1.0).collect();
+    w.tensor_f32("blk.0.attn_q.weight", &[64, 2], &ramp).unwrap();
+    w.tensor_f32("blk.0.ffn_down.weight", &[64, 2], &ramp).unwrap();
+    w.tensor_f32("blk.0.attn_norm.weight", &[64], &ramp[..64]).unwrap();
+    w.write_file(&gguf).unwrap();
+    let (gguf, out) = (gguf.to_str().unwrap(), out.to_str().unwrap());
+
+    let run = lantern(&["convert", gguf, "-o", out, "-q", "--quantize", "Q8_0,down=Q4_0"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let text =
+        String::from_utf8_lossy(&lantern(&["inspect", out, "--tensors"]).stdout).into_owned();
+    let line = |name: &str| text.lines().find(|l| l.contains(name)).unwrap_or("").to_owned();
+    assert!(line("attn_q").contains("Q8_0"), "{text}");
+    assert!(line("ffn_down").contains("Q4_0"), "{text}");
+    assert!(line("attn_norm").contains("F32"), "{text}");
+
+    let bad = lantern(&["convert", gguf, "-o", out, "--quantize", "mlp=Q4_0"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("unknown tensor class \"mlp\""), "{}", stderr(&bad));
+}

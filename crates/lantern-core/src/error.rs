@@ -12,6 +12,12 @@ pub enum Error {
         /// The raw type id found in the file.
         id: u32,
     },
+    /// A tensor type name that names no type.
+    #[error("unknown tensor type {name:?}")]
+    UnknownTypeName {
+        /// The name given.
+        name: String,
+    },
     /// A type ggml defines but lantern has no kernels for.
     #[error("tensor type {ty:?} is not supported for {op}")]
     UnsupportedType {

@@ -225,6 +225,19 @@ impl GgmlType {
     }
 }
 
+impl std::str::FromStr for GgmlType {
+    type Err = Error;
+
+    /// The type named `name`, as ggml spells it (`Q4_0`, `F16`), in any case.
+    fn from_str(name: &str) -> Result<Self> {
+        TABLE
+            .iter()
+            .map(|e| e.0)
+            .find(|ty| format!("{ty:?}").eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::UnknownTypeName { name: name.to_string() })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +258,13 @@ mod tests {
         assert_eq!(GgmlType::Q8_0.tensor_bytes(&[576, 49152]).unwrap(), 18 * 34 * 49152);
         assert!(matches!(GgmlType::Q4_0.row_bytes(33), Err(Error::RaggedRow { .. })));
         assert!(GgmlType::F32.tensor_bytes(&[usize::MAX, 2]).is_err());
+    }
+
+    #[test]
+    fn names_parse_in_any_case() {
+        for &(ty, ..) in TABLE {
+            assert_eq!(format!("{ty:?}").to_lowercase().parse::<GgmlType>().unwrap(), ty);
+        }
+        assert!(matches!("Q4_2".parse::<GgmlType>(), Err(Error::UnknownTypeName { .. })));
     }
 }

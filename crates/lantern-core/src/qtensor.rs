@@ -157,6 +157,25 @@ impl QTensor {
         Ok(out)
     }
 
+    /// This tensor in type `ty`, rounded to nearest: each row dequantized to f32, then
+    /// quantized with [`quantize_row`](crate::quantize_row). Rounding a dequantized tensor
+    /// again, even to its own type, may move values: a block's new scale comes from its
+    /// dequantized extremes, which need not sit where the old grid's ends were.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedType`] when either type does not convert to and from f32;
+    /// [`Error::RaggedRow`] when the rows are not a whole number of `ty`'s blocks.
+    pub fn requantize(&self, ty: GgmlType) -> Result<Self> {
+        let row_bytes = ty.row_bytes(self.row_len)?;
+        let mut bytes = vec![0; row_bytes * self.n_rows];
+        let mut row = vec![0.0; self.row_len];
+        for (i, out) in bytes.chunks_exact_mut(row_bytes.max(1)).enumerate() {
+            self.dequantize_row(i, &mut row)?;
+            crate::quantize_row(ty, &row, out)?;
+        }
+        Self::new(ty, &self.dims, TensorBytes::from_vec(bytes))
+    }
+
     /// Matrix product over a range of rows: `out[t * rows.len() + (r - rows.start)] =
     /// row(r) · x_t` for the `n` vectors of `input`.
     ///

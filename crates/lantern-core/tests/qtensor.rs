@@ -1,8 +1,8 @@
-//! `QTensor::matmul` with one and many inputs, and its shape errors.
+//! `QTensor::matmul` with one and many inputs, its shape errors, and `QTensor::requantize`.
 
 use lantern_core::kernels::interleaved::interleaved_fn;
 use lantern_core::kernels::Input;
-use lantern_core::{Error, GgmlType, QTensor, TensorBytes, QK8};
+use lantern_core::{quantize_row, Error, GgmlType, QTensor, TensorBytes, QK8};
 
 use crate::common::{
     absdot64, dequantize, dequantize_xk, dot64, quantize, quantize_x, quantize_xk, randn,
@@ -208,4 +208,26 @@ fn construction_errors() {
         Err(Error::UnsupportedType { ty: GgmlType::IQ2_XXS, .. })
     ));
     assert!(matches!(t.dequantize(), Err(Error::UnsupportedType { .. })));
+}
+
+#[test]
+fn requantizing_rounds_each_row_from_its_dequantized_values() {
+    let values: Vec<f32> = (0..64 * 3).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+    let mut bytes = vec![0; GgmlType::Q8_0.tensor_bytes(&[64, 3]).unwrap()];
+    for (row, out) in values.chunks(64).zip(bytes.chunks_mut(68)) {
+        quantize_row(GgmlType::Q8_0, row, out).unwrap();
+    }
+    let q8 = QTensor::new(GgmlType::Q8_0, &[64, 3], TensorBytes::from_vec(bytes)).unwrap();
+    let q4 = q8.requantize(GgmlType::Q4_0).unwrap();
+    assert_eq!((q4.ty(), q4.dims()), (GgmlType::Q4_0, &[64, 3][..]));
+    let dequantized = q8.dequantize().unwrap();
+    let mut expected = vec![0; 18 * 2];
+    for i in 0..3 {
+        quantize_row(GgmlType::Q4_0, &dequantized[i * 64..][..64], &mut expected).unwrap();
+        assert_eq!(q4.row(i), expected, "row {i}");
+    }
+    // Rows that are no whole number of the new type's blocks, and types with no quantizer.
+    assert!(matches!(q8.requantize(GgmlType::Q4_K), Err(Error::RaggedRow { .. })));
+    let f32s = QTensor::new(GgmlType::F32, &[256], TensorBytes::from_vec(vec![0; 1024])).unwrap();
+    assert!(matches!(f32s.requantize(GgmlType::Q4_K), Err(Error::UnsupportedType { .. })));
 }

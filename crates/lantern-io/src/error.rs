@@ -249,6 +249,14 @@ pub enum Error {
     /// The prefetch thread is gone (it stopped after reporting an error).
     #[error("the prefetch thread has stopped")]
     StreamStopped,
+    /// A tensor given to replace one of the model's does not fit it.
+    #[error("cannot replace tensor {name:?}: {detail}")]
+    Replacement {
+        /// The tensor's name.
+        name: String,
+        /// How it does not fit.
+        detail: String,
+    },
     /// A model architecture lantern does not implement.
     #[error("model architecture {arch:?} is not supported")]
     UnsupportedArchitecture {

@@ -90,6 +90,38 @@ fn a_container_holds_the_gguf_tensors_and_metadata() {
 }
 
 #[test]
+fn replacements_take_their_tensors_place_in_any_type() {
+    let gguf = model();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.lantern");
+    let q = gguf.tensor("blk.1.attn_q.weight").unwrap().requantize(GgmlType::Q4_0).unwrap();
+    let options = WriteOptions {
+        replacements: vec![("blk.1.attn_q.weight".to_owned(), q.clone())],
+        ..WriteOptions::default()
+    };
+    let stats = write_container_with(&gguf, &path, options, |_, _| {}).unwrap();
+    let container = ContainerModel::open(ModelSource::read(&path).unwrap()).unwrap();
+    let read = container.tensor("blk.1.attn_q.weight").unwrap();
+    assert_eq!((read.ty(), read.dims(), read.bytes()), (q.ty(), q.dims(), q.bytes()));
+    assert!(stats.by_type.iter().any(|&(ty, raw, ..)| ty == GgmlType::Q4_0 && raw == 18 * 2 * 32));
+    let untouched = container.tensor("blk.0.ffn_up.weight").unwrap();
+    assert_eq!(untouched.bytes(), gguf.tensor("blk.0.ffn_up.weight").unwrap().bytes());
+
+    // A replacement must match a tensor by name and dimensions.
+    let fails = |name: &str, tensor: &lantern_core::QTensor| {
+        let replacements = vec![(name.to_owned(), tensor.clone())];
+        let options = WriteOptions { replacements, ..WriteOptions::default() };
+        write_container_with(&gguf, dir.path().join("bad.lantern"), options, |_, _| {})
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(fails("blk.9.attn_q.weight", &q).contains("no tensor of that name"));
+    let wrong = gguf.tensor("output_norm.weight").unwrap();
+    assert!(fails("blk.1.attn_q.weight", &wrong).contains("dimensions [4], not [64, 32]"));
+    assert!(!dir.path().join("bad.lantern").exists());
+}
+
+#[test]
 fn byte_planes_where_they_pay_and_raw_chunks_on_request_read_the_same_tensors() {
     let gguf = model();
     let dir = tempfile::tempdir().unwrap();
@@ -99,7 +131,7 @@ fn byte_planes_where_they_pay_and_raw_chunks_on_request_read_the_same_tensors() 
         ("lantern.test".to_owned(), Value::U32(7)),
         ("general.architecture".to_owned(), Value::from("llama2")),
     ];
-    let options = WriteOptions { compress: false, metadata };
+    let options = WriteOptions { compress: false, metadata, ..WriteOptions::default() };
     write_container_with(&gguf, &raw, options, |_, _| {}).unwrap();
     let packed = ContainerModel::open(ModelSource::read(&packed).unwrap()).unwrap();
     let raw = ContainerModel::open(ModelSource::read(&raw).unwrap()).unwrap();

@@ -1,5 +1,6 @@
 //! Converting a GGUF model into a `.lantern` container.
 
+use std::collections::HashMap;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -10,10 +11,10 @@ use super::{
     NO_LAYER, VERSION,
 };
 use crate::gguf::writer::{check_string_len, check_value, put_string, put_value};
-use crate::{GgufModel, Result, Value};
+use crate::{Error, GgufModel, Result, Value};
 
 /// How [`write_container_with`] stores the data.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct WriteOptions {
     /// LZ4-compress each chunk when that makes it smaller, and store a tensor as byte
     /// planes when that makes it at least [`PLANES_GAIN`] smaller. When off, every chunk is
@@ -22,11 +23,14 @@ pub struct WriteOptions {
     /// Metadata pairs added after the GGUF file's, replacing any of the same key (lantern's
     /// own, under `lantern.`, such as calibrated thresholds).
     pub metadata: Vec<(String, Value)>,
+    /// Tensors that take the place of the GGUF file's tensors of the same name and
+    /// dimensions, in any type (re-quantized weights, for example).
+    pub replacements: Vec<(String, QTensor)>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { compress: true, metadata: Vec::new() }
+        Self { compress: true, metadata: Vec::new(), replacements: Vec::new() }
     }
 }
 
@@ -72,8 +76,10 @@ pub fn write_container(
 /// raw bytes.
 ///
 /// # Errors
-/// [`Error::Io`](crate::Error::Io) naming the file that failed, and the errors of reading
-/// the model's tensors or of metadata a GGUF writer would reject.
+/// [`Error::Io`](crate::Error::Io) naming the file that failed,
+/// [`Error::Replacement`](crate::Error::Replacement) for a replacement that matches no
+/// tensor of the model by name and dimensions, and the errors of reading the model's
+/// tensors or of metadata a GGUF writer would reject.
 pub fn write_container_with(
     model: &GgufModel,
     path: impl AsRef<Path>,
@@ -81,9 +87,22 @@ pub fn write_container_with(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ConvertStats> {
     let metadata = encode_metadata(model, &options.metadata)?;
+    let mut replacements: HashMap<_, _> = options.replacements.into_iter().collect();
     let mut tensors = Vec::new();
     for info in model.gguf().tensors() {
-        tensors.push((layer_of(&info.name), model.tensor(&info.name)?, info.name.clone()));
+        let tensor = match replacements.remove(&info.name) {
+            Some(t) if t.dims() == info.dims.as_slice() => t,
+            Some(t) => {
+                let detail = format!("dimensions {:?}, not {:?}", t.dims(), info.dims);
+                return Err(Error::Replacement { name: info.name.clone(), detail });
+            }
+            None => model.tensor(&info.name)?,
+        };
+        tensors.push((layer_of(&info.name), tensor, info.name.clone()));
+    }
+    if let Some(name) = replacements.into_keys().min() {
+        let detail = "the model has no tensor of that name".to_string();
+        return Err(Error::Replacement { name, detail });
     }
     // The order of use: tensors outside the blocks, then block by block (a stable sort keeps
     // the file's order within each).
