@@ -14,6 +14,7 @@ use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
 use crate::batch_attention::{attend_batch, TileScratch};
 use crate::ffn_sparsity::{ActivationHistograms, FfnSparsity, FfnThresholds};
 use crate::kv_cache::KvCache;
+use crate::matrix_inputs::{InputSite, MatrixInputs};
 use crate::ops::{add_assign, rms_norm, rope};
 use crate::sparse_ffn::DownColumns;
 use crate::streamed::{Lease, StreamOptions, Streamed};
@@ -63,6 +64,13 @@ pub struct State {
     buf: Buffers,
     logits: Vec<f32>,
     ffn: FfnSparsity,
+    inputs: Option<Box<dyn MatrixInputs>>,
+}
+
+impl std::fmt::Debug for dyn MatrixInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MatrixInputs")
+    }
 }
 
 /// Activations of one batch, each sized for `batch_size` tokens.
@@ -176,6 +184,15 @@ impl State {
             self.check_layers("active-neuron windows", w.layers())?;
         }
         Ok(std::mem::replace(&mut self.ffn.windows, windows))
+    }
+
+    /// Hands the values every block's matrices multiply to `observer` from the next
+    /// forward pass on, or with `None` stops; returns the observer that was watching.
+    pub fn observe_matrix_inputs(
+        &mut self,
+        observer: Option<Box<dyn MatrixInputs>>,
+    ) -> Option<Box<dyn MatrixInputs>> {
+        std::mem::replace(&mut self.inputs, observer)
     }
 
     /// [`Error::InvalidSetting`] named `name` unless `layers` is this model's layer count.
@@ -345,6 +362,7 @@ impl Model {
             buf,
             logits: Vec::new(),
             ffn: FfnSparsity::default(),
+            inputs: None,
         })
     }
 
@@ -414,7 +432,12 @@ impl Model {
         let n = tokens.len();
         let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.n_heads * c.head_dim);
         let pos0 = state.cache.len();
-        let State { cache, workers, buf, ffn, .. } = state;
+        let State { cache, workers, buf, ffn, inputs, .. } = state;
+        let mut observe = |l, site, x: &[f32]| {
+            if let Some(o) = inputs.as_mut() {
+                o.observe(l, site, x, n);
+            }
+        };
 
         lease.embed(tokens, &mut buf.x[..n * d])?;
         let heads = Heads { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
@@ -422,6 +445,7 @@ impl Model {
             let layer = lease.layer(l)?;
             // Attention.
             norm_on(workers, &buf.x[..n * d], &norms.attn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
+            observe(l, InputSite::Attention, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.wq, xn, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
             workers.linear(&layer.wk, xn, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
@@ -464,6 +488,7 @@ impl Model {
                     Ok(())
                 })?;
             }
+            observe(l, InputSite::AttentionOutput, &buf.att[..n * q_dim]);
             let att = buf.attq.quantize_on(Some(workers.pool()), &buf.att[..n * q_dim], n);
             workers.linear(&layer.wo, att, &mut buf.mix[..n * d], &mut buf.transpose)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
@@ -471,6 +496,7 @@ impl Model {
             // Gated FFN.
             let ff = c.n_ff;
             norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
+            observe(l, InputSite::Ffn, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
             workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
@@ -485,6 +511,7 @@ impl Model {
             if ffn.active() {
                 ffn.after_product(l, ff, &mut buf.gate[..n * ff]);
             }
+            observe(l, InputSite::FfnDown, &buf.gate[..n * ff]);
             let hidden = buf.hq.quantize_on(Some(workers.pool()), &buf.gate[..n * ff], n);
             let sparse = n == 1
                 && ffn.thresholds.is_some()

@@ -7,6 +7,7 @@ mod allocations;
 mod bad_model;
 mod ffn_sparsity;
 mod forward;
+mod matrix_inputs;
 mod reference;
 mod sampler;
 mod streamed;
