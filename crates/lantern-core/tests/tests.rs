@@ -6,6 +6,7 @@
 mod columns;
 mod common;
 mod dequant;
+mod grid;
 mod interleaved;
 mod kernels;
 mod kquants;
