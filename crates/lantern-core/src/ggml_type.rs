@@ -167,6 +167,7 @@ impl GgmlType {
             self,
             Self::F32
                 | Self::F16
+                | Self::Q3_0
                 | Self::Q4_0
                 | Self::Q4_1
                 | Self::Q5_0
@@ -303,7 +304,7 @@ mod tests {
         assert_eq!(GgmlType::from_id(1024).unwrap(), ty);
         assert_eq!((ty.id(), ty.block_size(), ty.type_size()), (1024, 32, 14));
         assert!(!ty.is_ggml());
-        assert!(ty.is_convertible());
+        assert!(ty.is_supported() && ty.is_convertible());
         assert!(TABLE.iter().filter(|e| e.0 != ty).all(|e| e.0.is_ggml() && e.1 < 1024));
         // The default model's rows of 576 are whole Q3_0 blocks, as they are not Q3_K ones.
         assert_eq!(ty.row_bytes(576).unwrap(), 18 * 14);
