@@ -1,9 +1,10 @@
-//! Quantization blocks: ggml's on-disk layouts and lantern's in-memory activation block.
+//! Quantization blocks: ggml's on-disk layouts, lantern's own 3-bit one, and lantern's
+//! in-memory activation blocks.
 //!
 //! # Layout contract
-//! The on-disk blocks ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`], [`BlockQ8_0`],
-//! [`BlockQ4K`], [`BlockQ6K`]) are `#[repr(C)]` with alignment 1 and no padding: every f16
-//! field is stored as `[u8; 2]` little-endian, exactly as ggml writes it. Any `&[u8]` whose
+//! The on-disk blocks ([`BlockQ3_0`], [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`],
+//! [`BlockQ8_0`], [`BlockQ4K`], [`BlockQ6K`]) are `#[repr(C)]` with alignment 1 and no
+//! padding: every f16 field is stored as `[u8; 2]` little-endian, exactly as ggml writes it. Any `&[u8]` whose
 //! length is a multiple of the block size can therefore be viewed as `&[Block]` with
 //! [`bytemuck::try_cast_slice`] wherever it sits in memory (a memory map at an odd offset
 //! included); only the length can make the cast fail.
@@ -12,6 +13,11 @@
 //! `j` in the low nibble of `qs[j]` and element `j + 16` in its high nibble (not `2j` and
 //! `2j + 1`); Q5_0 keeps the fifth bit of element `j` in bit `j` of the little-endian `u32`
 //! `qh`.
+//!
+//! [`BlockQ3_0`] is lantern's own (ggml has no 3-bit format with 32-value blocks; its Q3_K
+//! needs rows of 256): it packs the low two bits of elements `j`, `j + 8`, `j + 16` and
+//! `j + 24` in one byte, so that shifts of one 64-bit word unpack all four runs, and keeps the
+//! third bit of element `j` in bit `j` of a little-endian `u32`, as Q5_0 does.
 //!
 //! The k-quants ([`BlockQ4K`], [`BlockQ6K`]) hold [`QK_K`] = 256 values per super-block, split
 //! into sub-blocks (8 of 32 for Q4_K, 16 of 16 for Q6_K) that each have a small integer scale
@@ -33,7 +39,7 @@ use std::mem::size_of;
 use half::f16;
 
 /// Values per block in every 32-element format (ggml's `QK4_0`, `QK4_1`, `QK5_0`, `QK8_0`,
-/// `QK8_1`).
+/// `QK8_1`, and lantern's Q3_0).
 pub const QK8: usize = 32;
 
 /// Values per super-block in the k-quant formats (ggml's `QK_K`).
@@ -43,6 +49,53 @@ pub const QK_K: usize = 256;
 #[inline(always)]
 fn f16_le(bytes: [u8; 2]) -> f32 {
     f16::from_le_bytes(bytes).to_f32()
+}
+
+/// lantern's `Q3_0` (not a ggml type): 32 weights, value = d·(q − 4) with q in 0..8;
+/// 14 bytes, 3.5 bits per weight.
+///
+/// Codes: byte `j` of `ql` (`j` in 0..8) holds the low two bits of element `j` in its bits 0–1,
+/// of element `j + 8` in bits 2–3, of element `j + 16` in bits 4–5 and of element `j + 24` in
+/// bits 6–7; bit `j` of the little-endian `u32` `qh` is bit 2 of element `j`. Read as one
+/// little-endian `u64` and shifted right by `2k`, `ql` gives elements `8k..8k + 8` in the low
+/// two bits of its bytes, in order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ3_0 {
+    /// Scale, f16 little-endian.
+    pub d: [u8; 2],
+    /// Low two bits of the codes, four elements per byte as described above.
+    pub ql: [u8; QK8 / 4],
+    /// Third bits: bit `j` of this little-endian `u32` is bit 2 of element `j`.
+    pub qh: [u8; 4],
+}
+
+const _: () = assert!(size_of::<BlockQ3_0>() == 14);
+const _: () = assert!(std::mem::align_of::<BlockQ3_0>() == 1);
+
+impl BlockQ3_0 {
+    /// The scale as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// The third bits of the 32 codes, bit `j` for element `j`.
+    #[inline(always)]
+    pub fn qh(&self) -> u32 {
+        u32::from_le_bytes(self.qh)
+    }
+
+    /// The 32 codes minus 4 (each in −4..4), in element order.
+    #[inline]
+    pub fn codes(&self) -> [i8; QK8] {
+        let qh = self.qh();
+        std::array::from_fn(|j| {
+            let low = (self.ql[j % 8] >> (2 * (j / 8))) & 3;
+            let third = (((qh >> j) & 1) << 2) as u8;
+            (low | third) as i8 - 4
+        })
+    }
 }
 
 /// ggml `block_q4_0`: 32 weights, value = d·(q − 8) with q in 0..16.
@@ -350,5 +403,20 @@ mod tests {
         assert_eq!(b.d(), 0.5);
         let b = BlockQ4_0 { d: [0x00, 0x40], qs: [0; 16] };
         assert_eq!(b.d(), 2.0);
+    }
+
+    #[test]
+    fn q3_0_codes_by_hand() {
+        // ql[0] = 0b11_10_01_00: elements 0, 8, 16, 24 have low bits 0, 1, 2, 3; ql[7] = 0xFF:
+        // elements 7, 15, 23, 31 have low bits 3. Third bits set for elements 0 and 31 only.
+        let mut ql = [0u8; 8];
+        ql[0] = 0b11_10_01_00;
+        ql[7] = 0xFF;
+        let b = BlockQ3_0 { d: [0x00, 0x3C], ql, qh: 0x8000_0001u32.to_le_bytes() };
+        let c = b.codes();
+        assert_eq!([c[0], c[8], c[16], c[24]], [0, -3, -2, -1]); // codes 4, 1, 2, 3
+        assert_eq!([c[7], c[15], c[23], c[31]], [-1, -1, -1, 3]); // codes 3, 3, 3, 7
+        assert_eq!(c[1], -4); // code 0
+        assert_eq!(b.d(), 1.0);
     }
 }

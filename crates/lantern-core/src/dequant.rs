@@ -5,7 +5,8 @@
 //! blocks one after another, no padding or alignment); `dst` receives them in order. Several
 //! rows may be dequantized in one call, since rows are contiguous. Results are bit-exact with
 //! ggml's `dequantize_row_*` reference functions as written, operation for operation:
-//! - Q4_0, Q5_0, Q8_0: `q·d`, one f32 multiply;
+//! - Q4_0, Q5_0, Q8_0: `q·d`, one f32 multiply (and so lantern's own Q3_0, which ggml
+//!   lacks: `(q − 4)·d`, exact in f32);
 //! - Q4_1: `q·d + m`;
 //! - Q4_K: `(d·sc)·q − dmin·m` per sub-block (the two products are exact in f32, so only the
 //!   multiply by `q` and the subtraction round);
@@ -18,13 +19,13 @@
 use half::{bf16, f16};
 
 use crate::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8_0, Error, GgmlType, Result, QK8,
-    QK_K,
+    BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8_0, Error, GgmlType,
+    Result, QK8, QK_K,
 };
 
 /// Dequantizes `dst.len()` elements of type `ty` from `src` into `dst`.
 ///
-/// Supports F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K.
+/// Supports F32, F16, BF16, Q3_0, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for any other type, [`Error::RaggedRow`] when `dst.len()` is not
@@ -59,6 +60,11 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::BF16 => {
             for (o, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
                 *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        GgmlType::Q3_0 => {
+            for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockQ3_0>(ty, src, n, expected)?) {
+                q3_0(b, o);
             }
         }
         GgmlType::Q4_0 => {
@@ -108,6 +114,15 @@ fn cast<B: bytemuck::Pod>(ty: GgmlType, src: &[u8], n: usize, expected: usize) -
         expected,
         actual: src.len(),
     })
+}
+
+/// Q3_0: (q − 4)·d, as `dequantize_row_q4_0` does with 8.
+#[inline]
+fn q3_0(b: &BlockQ3_0, out: &mut [f32]) {
+    let d = b.d();
+    for (o, q) in out.iter_mut().zip(b.codes()) {
+        *o = f32::from(q) * d;
+    }
 }
 
 #[inline]

@@ -18,7 +18,8 @@ pub enum Error {
         /// The name given.
         name: String,
     },
-    /// A type ggml defines but lantern has no kernels for.
+    /// A type an operation does not take: one lantern has no kernels for, or one of lantern's
+    /// own where only ggml's types may go (a GGUF file).
     #[error("tensor type {ty:?} is not supported for {op}")]
     UnsupportedType {
         /// The tensor's type.

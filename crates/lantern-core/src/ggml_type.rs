@@ -1,11 +1,14 @@
-//! The tensor element types of ggml, by their on-disk id.
+//! The tensor element types of ggml, by their on-disk id, and lantern's own.
 //!
 //! Every type ggml defines is listed so that any GGUF file can be inspected; which of them
 //! lantern can compute with is a separate question, answered by [`GgmlType::is_supported`].
+//! lantern adds types of its own ([`GgmlType::Q3_0`]) with ids outside ggml's range, which
+//! only `.lantern` containers hold; [`GgmlType::is_ggml`] tells them apart.
 
 use crate::{Error, Result};
 
-/// A ggml tensor type: its id in GGUF files, block size and bytes per block.
+/// A ggml tensor type, or one of lantern's own: its id in GGUF files (or `.lantern`
+/// containers), block size and bytes per block.
 ///
 /// Sizes follow ggml's `type_traits` table
 /// (<https://github.com/ggml-org/llama.cpp/blob/b6000/ggml/src/ggml.c>).
@@ -77,6 +80,10 @@ pub enum GgmlType {
     TQ2_0,
     /// microscaling 4-bit float.
     MXFP4,
+    /// lantern's own: 3-bit, 32 per block, one f16 scale; value = d·(q − 4). ggml has no such
+    /// type; its id, 1024, lies outside ggml's range, so only .lantern containers hold it.
+    /// See [`BlockQ3_0`](crate::BlockQ3_0) for the layout.
+    Q3_0,
 }
 
 /// (type, id, elements per block, bytes per block)
@@ -113,13 +120,16 @@ const TABLE: &[(GgmlType, u32, usize, usize)] = &[
     (GgmlType::TQ1_0, 34, 256, 54),
     (GgmlType::TQ2_0, 35, 256, 66),
     (GgmlType::MXFP4, 39, 32, 17),
+    (GgmlType::Q3_0, 1024, 32, 14),
 ];
 
 impl GgmlType {
-    /// The type with GGUF id `id`.
+    /// The type with id `id`: its GGUF id, or for lantern's own types their id in `.lantern`
+    /// containers (check [`GgmlType::is_ggml`] before accepting a type from a GGUF file).
     ///
     /// # Errors
-    /// [`Error::UnknownType`] for an id ggml does not define (or has retired).
+    /// [`Error::UnknownType`] for an id neither ggml nor lantern defines (or that ggml has
+    /// retired).
     pub fn from_id(id: u32) -> Result<Self> {
         TABLE.iter().find(|e| e.1 == id).map(|e| e.0).ok_or(Error::UnknownType { id })
     }
@@ -129,7 +139,8 @@ impl GgmlType {
         TABLE.iter().find(|e| e.0 == self).unwrap_or(&TABLE[0])
     }
 
-    /// The id this type has in GGUF files.
+    /// The id this type has in GGUF files (for lantern's own types, in `.lantern` containers
+    /// only).
     pub fn id(self) -> u32 {
         self.entry().1
     }
@@ -144,12 +155,19 @@ impl GgmlType {
         self.entry().3
     }
 
+    /// Whether ggml defines this type, so that GGUF files may hold it; false only for
+    /// lantern's own types ([`GgmlType::Q3_0`]).
+    pub fn is_ggml(self) -> bool {
+        !matches!(self, Self::Q3_0)
+    }
+
     /// Whether lantern can dequantize this type and multiply with it.
     pub fn is_supported(self) -> bool {
         matches!(
             self,
             Self::F32
                 | Self::F16
+                | Self::Q3_0
                 | Self::Q4_0
                 | Self::Q4_1
                 | Self::Q5_0
@@ -167,6 +185,7 @@ impl GgmlType {
             Self::F32
                 | Self::F16
                 | Self::BF16
+                | Self::Q3_0
                 | Self::Q4_0
                 | Self::Q4_1
                 | Self::Q5_0
@@ -250,6 +269,59 @@ mod tests {
         }
         assert!(matches!(GgmlType::from_id(4), Err(Error::UnknownType { id: 4 })));
         assert!(matches!(GgmlType::from_id(1000), Err(Error::UnknownType { id: 1000 })));
+        // Every variant has a row (the enum is small enough to list here).
+        let all = [
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::Q8_1,
+            GgmlType::Q2_K,
+            GgmlType::Q3_K,
+            GgmlType::Q4_K,
+            GgmlType::Q5_K,
+            GgmlType::Q6_K,
+            GgmlType::Q8_K,
+            GgmlType::IQ2_XXS,
+            GgmlType::IQ2_XS,
+            GgmlType::IQ3_XXS,
+            GgmlType::IQ1_S,
+            GgmlType::IQ4_NL,
+            GgmlType::IQ3_S,
+            GgmlType::IQ2_S,
+            GgmlType::IQ4_XS,
+            GgmlType::I8,
+            GgmlType::I16,
+            GgmlType::I32,
+            GgmlType::I64,
+            GgmlType::F64,
+            GgmlType::IQ1_M,
+            GgmlType::BF16,
+            GgmlType::TQ1_0,
+            GgmlType::TQ2_0,
+            GgmlType::MXFP4,
+            GgmlType::Q3_0,
+        ];
+        assert_eq!(all.len(), TABLE.len());
+        for ty in all {
+            assert_eq!(TABLE.iter().filter(|e| e.0 == ty).count(), 1, "{ty:?}");
+        }
+    }
+
+    #[test]
+    fn q3_0_is_lanterns_own() {
+        let ty = GgmlType::Q3_0;
+        assert_eq!(GgmlType::from_id(1024).unwrap(), ty);
+        assert_eq!((ty.id(), ty.block_size(), ty.type_size()), (1024, 32, 14));
+        assert!(!ty.is_ggml());
+        assert!(ty.is_supported() && ty.is_convertible());
+        assert!(TABLE.iter().filter(|e| e.0 != ty).all(|e| e.0.is_ggml() && e.1 < 1024));
+        // The default model's rows of 576 are whole Q3_0 blocks, as they are not Q3_K ones.
+        assert_eq!(ty.row_bytes(576).unwrap(), 18 * 14);
+        assert!(GgmlType::Q3_K.row_bytes(576).is_err());
     }
 
     #[test]

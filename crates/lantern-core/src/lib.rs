@@ -10,7 +10,8 @@
 //! - [`TensorBytes`]: shared bytes from a memory map or the heap.
 //! - [`QTensor`]: a typed, shaped tensor over such bytes, with [`QTensor::matmul`] for one
 //!   input (decode) or many (prefill).
-//! - [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`]: on-disk blocks, bit-exact with ggml.
+//! - [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`]: on-disk blocks, bit-exact with ggml;
+//!   [`BlockQ3_0`]: lantern's own 3-bit block, which only `.lantern` containers hold.
 //! - [`BlockQ8`] and [`quantize_activation`]: an activation vector quantized to 8 bits once,
 //!   then dotted with many weight rows.
 //! - [`ColumnMajor`]: a matrix copied column by column, whose products with a sparse input
@@ -57,7 +58,8 @@ mod qtensor;
 mod quantize;
 
 pub use blocks::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0, QK8, QK_K,
+    BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0,
+    QK8, QK_K,
 };
 pub use bytes::TensorBytes;
 pub use columns::ColumnMajor;

@@ -7,6 +7,12 @@
 //! `quantize_row_q8_0_ref`):
 //! <https://github.com/ggml-org/llama.cpp/blob/36491e4024b3016e6e2d21afc140add042b44bec/ggml/src/ggml-quants.c>
 //!
+//! Q3_0, lantern's own format, has no ggml reference; its quantizer is
+//! `quantize_row_q4_0_ref` with three bits: `max` is the value of largest magnitude (the first
+//! one on ties, sign kept), d = max/−4, q = min(7, trunc(x/d + 4.5)), d stored as f16. Like
+//! Q4_0, it rounds to nearest except that the code 8 the value opposite `max` may reach is
+//! capped at 7, a whole step off.
+//!
 //! [`quantize_activation`] writes one [`BlockQ8`] per 32 input values and reproduces the
 //! numbers of llama.cpp's x86 AVX2 `quantize_row_q8_1` (and, for `d` and `qs`, of
 //! `quantize_row_q8_0`), which is what the CPU backend runs on activations before every
@@ -25,8 +31,8 @@ use half::{bf16, f16};
 
 use crate::kernels::{self, scalar};
 use crate::{
-    BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8K, BlockQ8_0, Error, GgmlType, Result, QK8,
-    QK_K,
+    BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8K, BlockQ8_0, Error, GgmlType,
+    Result, QK8, QK_K,
 };
 
 /// Quantizes activations `x` to 8 bits, 32 values per block, for the quantized dot kernels.
@@ -153,8 +159,9 @@ pub(crate) fn q8_k_block(x: &[f32; QK_K]) -> BlockQ8K {
 /// Quantizes `src` (one or more rows, rows back to back) to type `ty`, writing ggml's on-disk
 /// layout into `dst`.
 ///
-/// Supports F32, F16, BF16 (round to nearest even) and ggml's reference quantizers for Q4_0,
-/// Q4_1, Q5_0 and Q8_0. Q4_K and Q6_K rows can be dequantized but not quantized.
+/// Supports F32, F16, BF16 (round to nearest even), ggml's reference quantizers for Q4_0,
+/// Q4_1, Q5_0 and Q8_0, and lantern's Q3_0 (see the [module docs](self)). Q4_K and Q6_K rows
+/// can be dequantized but not quantized.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for other types, [`Error::RaggedRow`] when `src.len()` is not a
@@ -193,6 +200,12 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
         GgmlType::BF16 => {
             for (o, &v) in dst.chunks_exact_mut(2).zip(src) {
                 o.copy_from_slice(&bf16::from_f32(v).to_le_bytes());
+            }
+        }
+        GgmlType::Q3_0 => {
+            let blocks: &mut [BlockQ3_0] = bytemuck::try_cast_slice_mut(dst).map_err(mismatch)?;
+            for (b, x) in blocks.iter_mut().zip(src.chunks_exact(QK8)) {
+                *b = q3_0_ref(x);
             }
         }
         GgmlType::Q4_0 => {
@@ -252,6 +265,32 @@ fn q4_0_ref(x: &[f32]) -> BlockQ4_0 {
         *q = pack_nibbles(x[j] * id + 8.5, x[j + QK8 / 2] * id + 8.5);
     }
     BlockQ4_0 { d: f16::from_f32(d).to_le_bytes(), qs }
+}
+
+/// Q3_0 in the style of `quantize_row_q4_0_ref`: d = max/−4 where max is the value of largest
+/// magnitude (first one wins), q = min(7, trunc(x/d + 4.5)); the low two bits of element `j`
+/// go to bits `2(j / 8)` of `ql[j % 8]`, the third to bit `j` of `qh`.
+fn q3_0_ref(x: &[f32]) -> BlockQ3_0 {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -4.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    // `as i8` truncates toward zero like C's `(int8_t)` cast; the clamp's lower bound only
+    // matters for NaN or inputs ggml's quantizers would also mangle.
+    let code = |v: f32| ((v * id + 4.5) as i8).clamp(0, 7) as u8;
+    let mut ql = [0u8; QK8 / 4];
+    let mut qh = 0u32;
+    for (j, &v) in x.iter().enumerate().take(QK8) {
+        let q = code(v);
+        ql[j % 8] |= (q & 3) << (2 * (j / 8));
+        qh |= u32::from(q >> 2) << j;
+    }
+    BlockQ3_0 { d: f16::from_f32(d).to_le_bytes(), ql, qh: qh.to_le_bytes() }
 }
 
 /// `quantize_row_q4_1_ref` for one block: d = (max − min)/15, m = min,
@@ -360,6 +399,29 @@ mod tests {
     }
 
     #[test]
+    fn q3_0_ref_by_hand() {
+        // Largest magnitude is 2 (positive): d = 2/-4 = -0.5, id = -2, code = trunc(4.5 - 2x).
+        // x = 2 → 0.5 → 0; x = -1.9 → 8.3 → 8, capped at 7; x = 0 → 4 (third bit set);
+        // x = 0.6 → 3.3 → 3 (third bit clear); x = -0.74 → 5.98 → 5.
+        let mut x = [0.0f32; 32];
+        x[0] = 2.0;
+        x[9] = -1.9;
+        x[1] = 0.6;
+        x[31] = -0.74;
+        let b = q3_0_ref(&x);
+        assert_eq!(b.d(), -0.5);
+        // Third bits: set for every element except 0 (code 0) and 1 (code 3).
+        assert_eq!(b.qh(), !0b11);
+        // ql[0]: elements 0, 8, 16, 24 have codes 0, 4, 4, 4, low bits 0, 0, 0, 0.
+        assert_eq!(b.ql[0], 0);
+        // ql[1]: elements 1, 9, 17, 25 have codes 3, 7, 4, 4: low bits 3, 3, 0, 0.
+        assert_eq!(b.ql[1], 0b00_00_11_11);
+        // ql[7]: elements 7, 15, 23, 31 have codes 4, 4, 4, 5: low bits 0, 0, 0, 1.
+        assert_eq!(b.ql[7], 0b01_00_00_00);
+        assert_eq!(b.codes()[9], 3);
+    }
+
+    #[test]
     fn nearest_int_rounds_half_to_even() {
         let cases =
             [(0.5, 0), (1.5, 2), (2.5, 2), (-0.5, 0), (-1.5, -2), (126.49, 126), (-127.0, -127)];
@@ -378,6 +440,14 @@ mod tests {
         assert!(matches!(
             quantize_row(GgmlType::Q4_1, &[0.0; 32], &mut dst[..19]),
             Err(Error::SizeMismatch { expected: 20, actual: 19, .. })
+        ));
+        assert!(matches!(
+            quantize_row(GgmlType::Q3_0, &[0.0; 32], &mut [0u8; 13]),
+            Err(Error::SizeMismatch { expected: 14, actual: 13, .. })
+        ));
+        assert!(matches!(
+            quantize_row(GgmlType::Q3_0, &[0.0; 48], &mut [0u8; 28]),
+            Err(Error::RaggedRow { len: 48, block: 32, .. })
         ));
         assert!(matches!(
             quantize_row(GgmlType::Q5_1, &[0.0; 32], &mut [0u8; 24]),

@@ -8,6 +8,7 @@ const F16_HALF: [u8; 2] = [0x00, 0x38]; // 0.5
 const F16_QUARTER: [u8; 2] = [0x00, 0x34]; // 0.25
 const F16_TWO: [u8; 2] = [0x00, 0x40]; // 2.0
 const F16_MINUS_ONE: [u8; 2] = [0x00, 0xBC]; // -1.0
+const F16_MINUS_TWO: [u8; 2] = [0x00, 0xC0]; // -2.0
 
 fn run(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![f32::NAN; n];
@@ -31,6 +32,28 @@ fn q4_0_block() {
         assert_eq!(out[j], 0.5 * (j as f32 - 8.0));
         assert_eq!(out[j + 16], 0.5 * (7.0 - j as f32));
     }
+}
+
+#[test]
+fn q3_0_blocks() {
+    // Block 0: d = 0.5; every ql byte 0xE4 = 0b11_10_01_00, so elements 0..8, 8..16, 16..24
+    // and 24..32 have low bits 0, 1, 2, 3. qh = 0x0F0F_00FF: third bits set for elements
+    // 0..8, 16..20 and 24..28. Codes: 0..8 → 4, 8..16 → 1, 16..20 → 6, 20..24 → 2,
+    // 24..28 → 7, 28..32 → 3; values 0.5·(code − 4).
+    // Block 1: d = -2; ql[j] = j & 3 (bits 0–1 only: elements 0..8), qh = 0: element j < 8
+    // has code j & 3, value −2·((j & 3) − 4); elements 8..32 have code 0, value 8.
+    let mut bytes = F16_HALF.to_vec();
+    bytes.extend([0xE4u8; 8]);
+    bytes.extend(0x0F0F_00FFu32.to_le_bytes());
+    bytes.extend(F16_MINUS_TWO);
+    bytes.extend((0u8..8).map(|j| j & 3));
+    bytes.extend([0u8; 4]);
+    let out = run(GgmlType::Q3_0, &bytes, 64);
+    let runs: [(usize, f32); 6] = [(8, 0.0), (8, -1.5), (4, 1.0), (4, -1.0), (4, 1.5), (4, -0.5)];
+    let block0: Vec<f32> = runs.iter().flat_map(|&(n, v)| vec![v; n]).collect();
+    assert_eq!(&out[..32], &block0[..]);
+    assert_eq!(&out[32..40], &[8.0, 6.0, 4.0, 2.0, 8.0, 6.0, 4.0, 2.0]);
+    assert!(out[40..].iter().all(|&v| v == 8.0));
 }
 
 #[test]
@@ -93,7 +116,10 @@ fn f32_and_bf16_values() {
 #[test]
 fn bad_lengths_and_types_are_errors() {
     let mut out = vec![0.0f32; 64];
-    let cases: [(GgmlType, usize, usize); 5] = [
+    let cases: [(GgmlType, usize, usize); 8] = [
+        (GgmlType::Q3_0, 13, 32), // one byte short
+        (GgmlType::Q3_0, 15, 32), // one byte too many
+        (GgmlType::Q3_0, 14, 16), // ragged output
         (GgmlType::Q4_0, 17, 32), // one byte short
         (GgmlType::Q4_1, 40, 32), // a block too many
         (GgmlType::Q8_0, 34, 48), // ragged output

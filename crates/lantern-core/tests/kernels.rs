@@ -2,25 +2,28 @@
 //!
 //! Error budgets, per output y = row · x:
 //! - **SIMD vs scalar**: none. Both compute the same integer block sums and the same fused
-//!   multiply-adds in the same order, so they agree bit for bit.
+//!   multiply-adds in the same order, so they agree bit for bit (Q3_0 included: its kernels
+//!   all round once per block and row, as Q4_0's do).
 //! - **Rounding** (either vs the kernel's own math in f64): f32 rounding of at most a few
 //!   dozen block terms, so |Δ| ≤ 1e-5 · Σ|terms|.
 //! - **Quantized formats vs the f32 reference** (dequantized weights · x in f64): the kernels
 //!   see the activation as d·q, so the error is at most Σ|w_i|·|x_i − d·q_i|, plus for Q4_1 the
 //!   f16 rounding of s, Σ_b |m_b|·|s_b − d_b·Σq_b|, plus rounding (checked exactly). As a
-//!   per-format budget that needs no knowledge of q: Q4_0, Q4_1, Q5_0 and Q8_0 share the
+//!   per-format budget that needs no knowledge of q: Q3_0, Q4_0, Q4_1, Q5_0 and Q8_0 share the
 //!   activation quantization, whose error per element is at most 0.56 steps of amax_b/127
 //!   (half a step, plus d's f16 rounding over 127 steps), so the error is below
 //!   0.56 · Σ_b (amax_b/127) · Σ_{i∈b} |w_i| (plus 2^-10·Σ_b |m_b·s_b| for Q4_1).
 //! - **Float formats** (F32, F16, BF16) use x directly: rounding only, 1e-5 · Σ|w_i·x_i|.
 
-use lantern_core::kernels::{best_isa, dot_fn, matmul_fn, matmul_fn_for, Input, Isa};
-use lantern_core::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType};
+use lantern_core::kernels::interleaved::{interleaved_fn_for, interleaves};
+use lantern_core::kernels::{best_isa, dot_fn, matmul_fn, matmul_fn_for, reads_q8k, Input, Isa};
+use lantern_core::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType};
 
 use crate::common::{absdot64, dequantize, dequantize_x, dot64, quantize, quantize_x, randn, rng};
 
 const LENGTHS: [usize; 4] = [32, 96, 576, 1536];
-const QUANTIZED: [GgmlType; 4] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0];
+const QUANTIZED: [GgmlType; 5] =
+    [GgmlType::Q3_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0];
 const FLOATS: [GgmlType; 3] = [GgmlType::F32, GgmlType::F16, GgmlType::BF16];
 
 /// The kernel's own math in f64, from the blocks: Σ_b d_w·d_a·Σ_j q_w·q_a (+ m_w·s_a), and the
@@ -62,6 +65,22 @@ fn kernel_math(ty: GgmlType, row: &[u8], xq: &[BlockQ8]) -> (f64, f64) {
             .map(|(w, a)| {
                 let sumi: i32 =
                     w.codes().iter().zip(&a.qs).map(|(&p, &q)| i32::from(p) * i32::from(q)).sum();
+                f64::from(w.d()) * f64::from(a.d) * f64::from(sumi)
+            })
+            .collect(),
+        GgmlType::Q3_0 => bytemuck::cast_slice::<u8, BlockQ3_0>(row)
+            .iter()
+            .zip(xq)
+            .map(|(w, a)| {
+                // Decoded here from the layout itself, not with `codes()`, to check both.
+                let qh = w.qh();
+                let sumi: i32 = (0..32)
+                    .map(|j| {
+                        let low = i32::from(w.ql[j % 8] >> (2 * (j / 8))) & 3;
+                        let q = low + 4 * ((qh >> j) & 1) as i32 - 4;
+                        q * i32::from(a.qs[j])
+                    })
+                    .sum();
                 f64::from(w.d()) * f64::from(a.d) * f64::from(sumi)
             })
             .collect(),
@@ -214,7 +233,8 @@ fn simd_matches_scalar_bit_for_bit() {
 fn extreme_codes_match_scalar() {
     // The largest products each format can hold, which llama.cpp's quantizers never write
     // but a file may: Q8_0 codes of −128, 4-bit codes of 15, Q5_0 codes of 31, against
-    // activation codes of ±127.
+    // activation codes of ±127; and Q3_0's codes of 0 (−4, the largest magnitude its
+    // quantizer writes).
     let (rows, n, len) = (9, 3, 64);
     let d = half::f16::from_f32(0.5).to_bits().to_le_bytes();
     let block = |ty: GgmlType| -> Vec<u8> {
@@ -222,6 +242,7 @@ fn extreme_codes_match_scalar() {
             GgmlType::Q4_0 => [&d[..], &[0xFF; 16]].concat(),
             GgmlType::Q4_1 => [&d[..], &d[..], &[0xFF; 16]].concat(),
             GgmlType::Q5_0 => [&d[..], &[0xFF; 4], &[0xFF; 16]].concat(),
+            GgmlType::Q3_0 => [&d[..], &[0x00; 8], &[0x00; 4]].concat(),
             _ => [&d[..], &[0x80; 32]].concat(),
         }
     };
@@ -275,6 +296,63 @@ fn quantized_kernels_match_f32_reference() {
             }
         }
     }
+}
+
+/// For the formats without a minimum, the kernel's inputs are exactly the dequantized row
+/// and the dequantized activation (d·q, both exact in f32), so the scalar dot must equal
+/// their f64 dot up to its own f32 rounding: 1e-5 of Σ|w·x| (see the module docs).
+#[test]
+fn scalar_dot_is_the_dot_of_the_dequantized_operands() {
+    for case in cases() {
+        let x_seen = dequantize_x(&case.xq);
+        for ty in [GgmlType::Q3_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
+            let row = quantize(ty, &case.w);
+            let w = dequantize(ty, &row, case.n);
+            let y = f64::from(dot_fn(ty).unwrap()(&row, &case.x, &case.xq));
+            let (reference, abs) = (dot64(&w, &x_seen), absdot64(&w, &x_seen));
+            assert!((y - reference).abs() <= 1e-5 * abs, "{ty:?} n={}: {y} vs {reference}", case.n);
+        }
+    }
+}
+
+/// Q3_0 on extreme scales: the largest and smallest f16 scales on either side, against
+/// activations from tiny to huge, across the lengths and batch shapes of the tiles.
+#[test]
+fn q3_0_extreme_scales_match_scalar() {
+    let mut rng = rng(23);
+    for (w_scale, x_scale) in [(3e4f32, 1e-3f32), (1e-7, 1e4), (1.0, 1e-30), (-3e4, 3e4)] {
+        for len in LENGTHS {
+            for (rows, n) in [(1, 1), (9, 3), (17, 5)] {
+                // Random values within ±7·w_scale, then each block's extreme set to
+                // ±8·w_scale (either sign), so that |d| = 2·|w_scale|: up to 6e4, near the
+                // f16 maximum, and down to 2e-7, an f16 subnormal.
+                let mut w: Vec<f32> = randn(&mut rng, rows * len, 1.0)
+                    .into_iter()
+                    .map(|v| v.clamp(-7.0, 7.0) * w_scale)
+                    .collect();
+                for block in w.chunks_mut(32) {
+                    block[0] = w_scale * if block[1] < 0.0 { -8.0 } else { 8.0 };
+                }
+                let x = randn(&mut rng, n * len, x_scale);
+                let xq = quantize_x(&x);
+                let bytes = quantize(GgmlType::Q3_0, &w);
+                assert_paths_agree(GgmlType::Q3_0, &bytes, rows, &x, &xq, n);
+            }
+        }
+    }
+}
+
+/// Q3_0 has a kernel on every path this CPU runs, reads the 32-value activation blocks and
+/// has no interleaved layout.
+#[test]
+fn q3_0_dispatch() {
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+        assert!(matmul_fn_for(GgmlType::Q3_0, isa).is_some(), "{isa}");
+        assert!(interleaved_fn_for(GgmlType::Q3_0, isa).is_none(), "{isa}");
+    }
+    assert!(dot_fn(GgmlType::Q3_0).is_some());
+    assert!(!reads_q8k(GgmlType::Q3_0));
+    assert!(!interleaves(GgmlType::Q3_0));
 }
 
 #[test]

@@ -24,7 +24,8 @@ fn many_inputs_equal_one_at_a_time() {
     let x = randn(&mut rng(11), ROW_LEN * n, 1.0);
     let xq = quantize_x(&x);
     let blocks = ROW_LEN / QK8;
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F32, GgmlType::F16] {
+    let types = [GgmlType::Q3_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F32];
+    for ty in types.into_iter().chain([GgmlType::F16]) {
         let (t, _) = tensor(ty, 12);
         for rows in [0..ROWS, 5..17, 9..9] {
             let mut mm = vec![f32::NAN; rows.len() * n];
@@ -112,7 +113,7 @@ fn interleaved_q6_k_tensors_stay_within_rounding_of_the_file_rows() {
 fn matmul_matches_dequantized_reference() {
     let x = randn(&mut rng(13), ROW_LEN, 1.0);
     let xq = quantize_x(&x);
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F32] {
+    for ty in [GgmlType::Q3_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F32] {
         let (t, _) = tensor(ty, 14);
         let w = t.dequantize().unwrap();
         assert_eq!(w, dequantize(ty, t.bytes(), ROW_LEN * ROWS));

@@ -95,7 +95,7 @@ pub enum Error {
         /// The first differing element's type.
         found: &'static str,
     },
-    /// A tensor type id ggml does not define.
+    /// A tensor type id ggml does not define (in a GGUF file, lantern's own ids too).
     #[error("tensor {tensor:?} has unknown type id {id}")]
     UnknownTensorType {
         /// The tensor's name.

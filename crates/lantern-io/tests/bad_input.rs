@@ -175,6 +175,20 @@ fn unknown_tensor_type_names_the_tensor() {
     assert!(err.to_string().contains("tiny"));
 }
 
+/// lantern's own types are known to lantern, but a GGUF file holding one is malformed: ggml
+/// cannot read it, so the parser treats its id as unknown.
+#[test]
+fn lantern_only_tensor_type_is_unknown_in_gguf() {
+    let mut bytes = sample_bytes();
+    let (_, _, ty, _) = tensor_fields(&bytes, "tiny", 1);
+    put_u32(&mut bytes, ty, lantern_core::GgmlType::Q3_0.id());
+    let err = parse_err(&bytes);
+    assert!(
+        matches!(err, Error::UnknownTensorType { ref tensor, id: 1024 } if tensor == "tiny"),
+        "{err}"
+    );
+}
+
 #[test]
 fn tensor_past_end_of_file_names_the_tensor() {
     for rel in [1 << 20, u64::MAX - 31] {

@@ -29,8 +29,8 @@ const BATCHES: [usize; 2] = [1, 64];
 fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect();
-    let types = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q6_K];
-    for ty in types {
+    let types = [GgmlType::Q3_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0];
+    for ty in types.into_iter().chain([GgmlType::Q6_K]) {
         let shapes = if reads_q8k(ty) { &K_SHAPES[..] } else { &SHAPES[..] };
         for &(rows, len) in shapes {
             let bytes = weights(ty, rows, len);

@@ -12,10 +12,12 @@
 //!   <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //! - Q4_0: one lane per row, taking each block's exact integer sum with one FMA, as the
 //!   repacked `ggml_gemv_q4_0_8x8_q8_0` that llama.cpp uses for Q4_0 on AVX2 CPUs.
+//! - Q3_0 (lantern's own, which llama.cpp lacks): as Q4_0, one lane per row.
 //!
-//! The 4-bit formats hold two rows per register, row `p` in the low 128 bits and row `p + 4`
-//! in the high: one `maddubs` then serves two rows, and their accumulators stay in that
-//! interleaved layout until the final sums.
+//! The 4-bit formats (and Q5_0 and Q3_0, whose codes are unpacked the same way) hold two rows
+//! per register, row `p` in the low 128 bits and row `p + 4` in the high: one `maddubs` then
+//! serves two rows, and their accumulators stay in that interleaved layout until the final
+//! sums.
 //!
 //! # VNNI
 //! On CPUs with AVX-512 VNNI (Ice Lake, Zen 4 and later) the same tiles run with `vpdpbusd`,
@@ -43,6 +45,7 @@ use crate::{BlockQ8, GgmlType, QK8};
 /// must have detected the features of the path (see the module docs).
 pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
     Some(match ty {
+        GgmlType::Q3_0 => path_fn::<Tiles<Q3_0>>(vnni),
         GgmlType::Q4_0 => path_fn::<Tiles<Q4_0>>(vnni),
         GgmlType::Q4_1 => path_fn::<Tiles<Q4_1>>(vnni),
         GgmlType::Q5_0 => path_fn::<Q5_0Tiles>(vnni),
@@ -520,6 +523,13 @@ unsafe fn read_i32(p: *const u8) -> i32 {
     unsafe { p.cast::<i32>().read_unaligned() }
 }
 
+/// Reads 8 unaligned bytes.
+#[inline(always)]
+unsafe fn read_i64(p: *const u8) -> i64 {
+    // SAFETY: the caller guarantees 8 readable bytes.
+    unsafe { p.cast::<i64>().read_unaligned() }
+}
+
 /// Reads 2 unaligned bytes.
 #[inline(always)]
 unsafe fn read_i16(p: *const u8) -> i16 {
@@ -561,9 +571,10 @@ unsafe fn activation_halves(a: &BlockQ8) -> (__m256i, __m256i) {
     }
 }
 
-/// Nibble blocks of 8 rows in the paired layout: for pair `p`, row `p` in the low lane and
-/// row `p + 4` in the high lane, split into low nibbles (elements 0..16) and high nibbles
-/// (elements 16..32), each in 0..16.
+/// Code blocks of 8 rows in the paired layout: for pair `p`, row `p` in the low lane and
+/// row `p + 4` in the high lane, split into elements 0..16 (`lo`, the low nibbles of a 4-bit
+/// block) and elements 16..32 (`hi`, the high nibbles), one unsigned byte per code: 4-bit
+/// codes, Q5_0's with their fifth bits, or Q3_0's 3-bit codes.
 #[derive(Clone, Copy)]
 struct Nibbles {
     lo: [__m256i; 4],
@@ -589,10 +600,38 @@ impl Nibbles {
         }
     }
 
-    /// Sets bit 4 of each code whose fifth bit is set in the little-endian u32 at byte
-    /// `offset` of its row (Q5_0's `qh`: bit `j` for element `j`).
+    /// Reads Q3_0's 8 bytes of low two bits at byte `offset` of each row (see
+    /// [`BlockQ3_0`](crate::BlockQ3_0)): codes in 0..4, before [`Nibbles::add_top_bits`].
     #[inline(always)]
-    unsafe fn add_fifth_bits(&mut self, rows: &[*const u8; ROWS], offset: usize) {
+    unsafe fn load_q3_low(rows: &[*const u8; ROWS], offset: usize) -> Self {
+        // SAFETY: the caller guarantees 8 readable bytes at `offset` of each row.
+        unsafe {
+            let mask = _mm256_set1_epi8(0x03);
+            // Each row's 8 bytes as a u64 in both halves of its lane; shifted right by 2k,
+            // the low two bits of its bytes are elements 8k..8k + 8 in order.
+            let shift_lo = _mm256_setr_epi64x(0, 2, 0, 2);
+            let shift_hi = _mm256_setr_epi64x(4, 6, 4, 6);
+            let mut lo = [_mm256_setzero_si256(); 4];
+            let mut hi = [_mm256_setzero_si256(); 4];
+            for p in 0..4 {
+                // Two broadcasts (plain loads) and a blend rather than an insert, which would
+                // queue on port 5 behind the shuffles: 10% faster (criterion).
+                let packed = _mm256_blend_epi32::<0xF0>(
+                    _mm256_set1_epi64x(read_i64(rows[p].add(offset))),
+                    _mm256_set1_epi64x(read_i64(rows[p + 4].add(offset))),
+                );
+                lo[p] = _mm256_and_si256(_mm256_srlv_epi64(packed, shift_lo), mask);
+                hi[p] = _mm256_and_si256(_mm256_srlv_epi64(packed, shift_hi), mask);
+            }
+            Self { lo, hi }
+        }
+    }
+
+    /// Adds `BIT` to each code whose bit is set in the little-endian u32 at byte `offset` of
+    /// its row, bit `j` for element `j`: Q5_0's fifth bits (`BIT` = 16) or Q3_0's third bits
+    /// (`BIT` = 4), for codes below `BIT`.
+    #[inline(always)]
+    unsafe fn add_top_bits<const BIT: i8>(&mut self, rows: &[*const u8; ROWS], offset: usize) {
         // SAFETY: the caller guarantees 4 readable bytes at `offset` of each row.
         unsafe {
             // Byte j of a lane takes bit j % 8 of byte j / 8 (low nibbles: bytes 0, 1 of qh;
@@ -600,7 +639,7 @@ impl Nibbles {
             let spread_lo = _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0, 0x0101_0101_0101_0101);
             let spread_hi = _mm256_add_epi8(spread_lo, _mm256_set1_epi8(2));
             let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-            let fifth = _mm256_set1_epi8(0x10);
+            let top = _mm256_set1_epi8(BIT);
             for p in 0..4 {
                 let qh = _mm256_set_m128i(
                     _mm_cvtsi32_si128(read_i32(rows[p + 4].add(offset))),
@@ -609,25 +648,26 @@ impl Nibbles {
                 for (codes, spread) in [(&mut self.lo[p], spread_lo), (&mut self.hi[p], spread_hi)]
                 {
                     let b = _mm256_and_si256(_mm256_shuffle_epi8(qh, spread), bits);
-                    let set = _mm256_and_si256(_mm256_cmpeq_epi8(b, bits), fifth);
+                    let set = _mm256_and_si256(_mm256_cmpeq_epi8(b, bits), top);
                     *codes = _mm256_or_si256(*codes, set);
                 }
             }
         }
     }
 
-    /// Each row's exact sum of (q − 8)·a with activation `a` (Q4_0), as i32 lanes in row
-    /// order.
+    /// Each row's exact sum of (q − `OFFSET`)·a with activation `a` (Q4_0: 8, Q3_0: 4), as
+    /// i32 lanes in row order.
     #[inline(always)]
-    unsafe fn offset_row_sums<D: Dot>(&self, a: &BlockQ8) -> __m256i {
+    unsafe fn offset_row_sums<D: Dot, const OFFSET: i8>(&self, a: &BlockQ8) -> __m256i {
         // SAFETY: reads the 32 bytes of `a.qs`; the rest is register-only.
         unsafe {
             let (al, ah) = activation_halves(a);
-            // Σ(q − 8)·a = Σq·a − 8·Σa: the −8·Σa terms start every row's sums. A pair of
-            // products is at most 2 · 15 · 127, two of them 3810 · 2: no i16 overflow.
-            let eight = _mm256_set1_epi8(8);
+            // Σ(q − o)·a = Σq·a − o·Σa: the −o·Σa terms start every row's sums. With codes
+            // and o up to 15, a pair of products is at most 2 · 15 · 127, two of them
+            // 3810 · 2: no i16 overflow.
+            let offset = _mm256_set1_epi8(OFFSET);
             let zero = _mm256_setzero_si256();
-            let bias = _mm256_sub_epi32(zero, D::dot8(zero, eight, al, eight, ah));
+            let bias = _mm256_sub_epi32(zero, D::dot8(zero, offset, al, offset, ah));
             // Per pair: row p in the low lane, row p + 4 in the high lane, as i32 partial sums.
             let mut p = [zero; 4];
             for (i, p) in p.iter_mut().enumerate() {
@@ -709,19 +749,78 @@ impl Format for Q4_0 {
     #[inline(always)]
     unsafe fn accumulate<D: Dot>((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
         // SAFETY: the caller's contract.
-        unsafe {
-            let sums = _mm256_cvtepi32_ps(q.offset_row_sums::<D>(a));
-            acc.lanes[0] =
-                _mm256_fmadd_ps(_mm256_mul_ps(*d, _mm256_set1_ps(a.d)), sums, acc.lanes[0]);
-        }
+        unsafe { one_lane_accumulate::<D, 8>(q, *d, a, acc) }
     }
 
     #[inline(always)]
     unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
-        let mut sums = [0.0; ROWS];
-        // SAFETY: stores the 8 lanes into an array of 8.
-        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc.lanes[0]) };
-        sums
+        // SAFETY: the caller's contract.
+        unsafe { one_lane_finish(acc) }
+    }
+}
+
+/// Adds each row's exact block sum of (q − `OFFSET`)·a times d_w·d_a (`d` holds the rows'
+/// d_w in row order) to its lane of `acc.lanes[0]`, with one FMA: Q4_0's and Q3_0's
+/// accumulation.
+#[inline(always)]
+unsafe fn one_lane_accumulate<D: Dot, const OFFSET: i8>(
+    q: &Nibbles,
+    d: __m256,
+    a: &BlockQ8,
+    acc: &mut Acc,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let sums = _mm256_cvtepi32_ps(q.offset_row_sums::<D, OFFSET>(a));
+        acc.lanes[0] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(a.d)), sums, acc.lanes[0]);
+    }
+}
+
+/// The 8 rows' results of [`one_lane_accumulate`].
+#[inline(always)]
+unsafe fn one_lane_finish(acc: &Acc) -> [f32; ROWS] {
+    let mut sums = [0.0; ROWS];
+    // SAFETY: stores the 8 lanes into an array of 8.
+    unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc.lanes[0]) };
+    sums
+}
+
+/// lantern `Q3_0` (14 bytes: f16 d, 8 bytes of low two bits, 4 bytes of third bits):
+/// value = d·(q − 4).
+///
+/// One lane per row, as [`Q4_0`]: the codes are unpacked to unsigned bytes in Q4_0's paired
+/// layout, so the same `maddubs` (or `vpdpbusd`) products and the same −4·Σa bias per block
+/// give each row's exact block sum, which one FMA scales.
+struct Q3_0;
+
+impl Format for Q3_0 {
+    const BLOCK_BYTES: usize = 14;
+    const ROWS: usize = ROWS;
+    const INPUTS: usize = 4;
+    const WIDE_INPUTS: usize = 4;
+    type Block = (Nibbles, __m256);
+
+    #[inline(always)]
+    unsafe fn load(rows: &[*const u8; ROWS], offset: usize) -> Self::Block {
+        // SAFETY: the caller's contract: the block's 14 bytes are readable (d at 0..2, the
+        // low bits at 2..10, the third bits at 10..14).
+        unsafe {
+            let mut q = Nibbles::load_q3_low(rows, offset + 2);
+            q.add_top_bits::<0x04>(rows, offset + 10);
+            (q, scales(rows, offset))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate<D: Dot>((q, d): &Self::Block, a: &BlockQ8, acc: &mut Acc) {
+        // SAFETY: the caller's contract.
+        unsafe { one_lane_accumulate::<D, 4>(q, *d, a, acc) }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
+        // SAFETY: the caller's contract.
+        unsafe { one_lane_finish(acc) }
     }
 }
 
@@ -791,7 +890,7 @@ impl Format for Q5_0 {
         // SAFETY: the caller's contract: the block's 22 bytes are readable.
         unsafe {
             let mut q = Nibbles::load(rows, offset + 6);
-            q.add_fifth_bits(rows, offset + 2);
+            q.add_top_bits::<0x10>(rows, offset + 2);
             (q, scales(rows, offset))
         }
     }
@@ -1026,6 +1125,44 @@ mod tests {
             let mut out = [0i8; 32];
             _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
             out
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q3_0_codes_avx2(blocks: &[[u8; 14]; ROWS]) -> [[u8; 32]; ROWS] {
+        // SAFETY: the features are enabled here; each row pointer has its block's 14 bytes;
+        // the stores write 32-byte arrays.
+        unsafe {
+            let rows = std::array::from_fn(|r| blocks[r].as_ptr());
+            let (q, _) = Q3_0::load(&rows, 0);
+            let mut out = [[0u8; 32]; ROWS];
+            for p in 0..4 {
+                let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
+                _mm256_storeu_si256(lo.as_mut_ptr().cast(), q.lo[p]);
+                _mm256_storeu_si256(hi.as_mut_ptr().cast(), q.hi[p]);
+                // Row p in the low 16 bytes, row p + 4 in the high 16.
+                out[p][..16].copy_from_slice(&lo[..16]);
+                out[p][16..].copy_from_slice(&hi[..16]);
+                out[p + 4][..16].copy_from_slice(&lo[16..]);
+                out[p + 4][16..].copy_from_slice(&hi[16..]);
+            }
+            out
+        }
+    }
+
+    /// Q3_0's codes as the tiles unpack them, against [`crate::BlockQ3_0::codes`].
+    #[test]
+    fn q3_0_codes_unpack_in_element_order() {
+        if !super::super::Isa::Avx2.is_available() {
+            return;
+        }
+        let blocks: [[u8; 14]; ROWS] =
+            std::array::from_fn(|r| std::array::from_fn(|i| (r * 37 + i * 101 + 13) as u8));
+        // SAFETY: AVX2, FMA and F16C are available.
+        let got = unsafe { q3_0_codes_avx2(&blocks) };
+        for (r, (block, got)) in blocks.iter().zip(got).enumerate() {
+            let codes = bytemuck::cast::<[u8; 14], crate::BlockQ3_0>(*block).codes();
+            assert_eq!(got, codes.map(|q| (q + 4) as u8), "row {r}");
         }
     }
 

@@ -15,6 +15,7 @@
 //!
 //! # Math
 //! With per-block weight scale `d_w` (and minimum `m_w`) and activation block `(d_a, s_a, q_a)`:
+//! - Q3_0: `Σ_b (d_w·d_a) · Σ_j (q_w[j] − 4)·q_a[j]`
 //! - Q4_0: `Σ_b (d_w·d_a) · Σ_j (q_w[j] − 8)·q_a[j]`
 //! - Q4_1: `Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j] + m_w·s_a`
 //! - Q8_0: `Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j]`
@@ -24,7 +25,8 @@
 //! their scalar twins and llama.cpp's AVX2 build agree bit for bit, and greedy decoding picks
 //! the same tokens: for Q4_1 and Q8_0, eight lanes of fused multiply-adds per row and a fixed
 //! horizontal sum (`ggml_vec_dot_*`); for Q4_0, which llama.cpp repacks, one fused
-//! multiply-add per block and row (`ggml_gemv_q4_0_8x8_q8_0`).
+//! multiply-add per block and row (`ggml_gemv_q4_0_8x8_q8_0`). Q3_0 is lantern's own, with no
+//! llama.cpp kernel to match: every path rounds it as Q4_0, once per block and row.
 //!
 //! [`interleaved`] holds copies of weight rows rearranged at load time for the SIMD paths:
 //! Q4_0 with the same bits as above, and Q5_0, which there rounds once per block and row as
@@ -316,11 +318,16 @@ mod tests {
     #[test]
     fn dispatch_covers_supported_types() {
         let types = [GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1];
-        for ty in types.into_iter().chain([GgmlType::Q8_0]) {
+        for ty in types.into_iter().chain([GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q3_0]) {
             assert!(dot_fn(ty).is_some(), "{ty:?}");
             assert!(matmul_fn(ty).is_some(), "{ty:?}");
             assert!(matmul_fn_for(ty, Isa::Scalar).is_some(), "{ty:?}");
         }
+        // Q3_0 has a kernel on every path this CPU runs, and reads the 32-value blocks.
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+            assert!(matmul_fn_for(GgmlType::Q3_0, isa).is_some(), "{isa}");
+        }
+        assert!(!reads_q8k(GgmlType::Q3_0));
         assert!(matmul_fn(GgmlType::IQ2_XXS).is_none());
         assert_eq!(Isa::Scalar.to_string(), "scalar");
         assert_eq!(Isa::Avx2.to_string(), "avx2");

@@ -1,4 +1,4 @@
-//! NEON kernels (aarch64) for Q4_0, Q4_1, Q5_0 and Q8_0, on every aarch64 CPU or with the
+//! NEON kernels (aarch64) for Q3_0, Q4_0, Q4_1, Q5_0 and Q8_0, on every aarch64 CPU or with the
 //! dot-product instructions, and the activation quantizer.
 //!
 //! # Tiles
@@ -11,11 +11,11 @@
 //!   the result is the lanes' sum in `Lanes::sum`'s order (plus, for Q4_1, the minimums'
 //!   FMA chain, one lane per row). Two inputs per tile: their 16 accumulators take half the
 //!   32 vector registers.
-//! - Q4_0: one f32 lane per row, taking each block's exact integer sum with one FMA; the
-//!   4 rows' sums share one register, so a tile takes four inputs.
+//! - Q4_0, Q3_0: one f32 lane per row, taking each block's exact integer sum with one FMA;
+//!   the 4 rows' sums share one register, so a tile takes four inputs.
 //!
 //! # Integer products
-//! Codes are unpacked as signed bytes (`q − 8`, `q − 16`, or `q` itself), so both paths
+//! Codes are unpacked as signed bytes (`q − 4`, `q − 8`, `q − 16`, or `q` itself), so both paths
 //! multiply signed by signed and form the same exact integers:
 //! - [`Sdot`] (the `dotprod` extension, Cortex-A55/A76 and later): one `sdot` sums four byte
 //!   products into each i32 lane, which is exactly one of the 8 lanes above.
@@ -42,6 +42,7 @@ use crate::{BlockQ8, GgmlType, QK8};
 /// have detected `dotprod` before asking for it.
 pub(super) fn matmul_fn(ty: GgmlType, dotprod: bool) -> Option<MatmulFn> {
     Some(match ty {
+        GgmlType::Q3_0 => path_fn::<Tiles<Q3_0>>(dotprod),
         GgmlType::Q4_0 => path_fn::<Tiles<Q4_0>>(dotprod),
         GgmlType::Q4_1 => path_fn::<Tiles<Q4_1>>(dotprod),
         GgmlType::Q5_0 => path_fn::<Tiles<Q5_0>>(dotprod),
@@ -311,6 +312,43 @@ trait Format {
     unsafe fn codes(block: *const u8) -> [int8x16_t; 2];
 }
 
+/// lantern `Q3_0` (14 bytes: f16 d, 8 bytes of low two bits, 4 bytes of third bits):
+/// value = d·(q − 4).
+struct Q3_0;
+
+impl Format for Q3_0 {
+    const BLOCK_BYTES: usize = 14;
+    const INPUTS: usize = 4;
+    const ONE_LANE: bool = true;
+
+    #[inline(always)]
+    unsafe fn codes(block: *const u8) -> [int8x16_t; 2] {
+        // Shifts of the 8 low-bit bytes read as a u64: right by 2k puts elements 8k..8k + 8
+        // in the low two bits of its bytes (a negative `ushl` count shifts right).
+        const SHIFTS: [[i64; 2]; 2] = [[0, -2], [-4, -6]];
+        // SAFETY: the caller's contract: bytes 2..10 are the low bits, 10..14 the third bits;
+        // the other loads read the constant tables.
+        unsafe {
+            let ql = vdupq_n_u64(block.add(2).cast::<u64>().read_unaligned());
+            let qh = block.add(10).cast::<u32>().read_unaligned();
+            let qh = vreinterpretq_u8_u32(vdupq_n_u32(qh));
+            let bits = vld1q_u8(BITS.as_ptr());
+            let mask = vdupq_n_u8(0x03);
+            let top = vdupq_n_u8(0xFC);
+            let mut codes = [vdupq_n_s8(0); 2];
+            for ((codes, shift), spread) in codes.iter_mut().zip(&SHIFTS).zip(&SPREAD) {
+                let low = vshlq_u64(ql, vld1q_s64(shift.as_ptr()));
+                let low = vandq_u8(vreinterpretq_u8_u64(low), mask);
+                let set = vtstq_u8(vqtbl1q_u8(qh, vld1q_u8(spread.as_ptr())), bits);
+                // q − 4 is the low bits themselves where the third bit is set, and
+                // 0xFC | low (low − 4 as i8) where it is not.
+                *codes = vreinterpretq_s8_u8(vorrq_u8(low, vbicq_u8(top, set)));
+            }
+            codes
+        }
+    }
+}
+
 /// ggml `block_q4_0` (18 bytes: f16 d, 16 bytes of nibbles): value = d·(q − 8).
 struct Q4_0;
 
@@ -374,13 +412,6 @@ impl Format for Q5_0 {
 
     #[inline(always)]
     unsafe fn codes(block: *const u8) -> [int8x16_t; 2] {
-        // Byte j of each half tests bit j % 8 of byte j / 8 of qh (bytes 2 and 3 for the
-        // high half).
-        const SPREAD: [[u8; 16]; 2] = [
-            [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
-            [2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3],
-        ];
-        const BITS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
         // SAFETY: the caller's contract: bytes 2..6 are the fifth bits, 6..22 the nibbles; the
         // other loads read the constant tables.
         unsafe {
@@ -399,6 +430,17 @@ impl Format for Q5_0 {
         }
     }
 }
+
+/// For a `u32` of per-element bits (Q5_0's and Q3_0's `qh`) broadcast to 16 bytes: byte `j`
+/// of each half of the elements takes byte `j / 8` of the `u32` (bytes 2 and 3 for the high
+/// half) and tests its bit `j % 8` with [`BITS`].
+const SPREAD: [[u8; 16]; 2] = [
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
+    [2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3],
+];
+
+/// The bit each byte of [`SPREAD`] tests.
+const BITS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
 
 /// ggml `block_q8_0` (34 bytes: f16 d, 32 signed bytes): value = d·q.
 struct Q8_0;
@@ -721,6 +763,26 @@ mod tests {
                 (e.d.to_bits(), e.s.to_bits(), e.sum, e.qs),
                 (g.d.to_bits(), g.s.to_bits(), g.sum, g.qs)
             );
+        }
+    }
+
+    #[test]
+    fn q3_0_codes_take_their_third_bits() {
+        for qh in [0, u32::MAX, 0x8000_0001, 0x1234_5678, 0xF0F0_0F0F] {
+            let mut block = [0u8; 14];
+            block[10..].copy_from_slice(&qh.to_le_bytes());
+            for (j, q) in block[2..10].iter_mut().enumerate() {
+                *q = (j * 73 + 29) as u8;
+            }
+            let expect = bytemuck::cast::<[u8; 14], crate::BlockQ3_0>(block).codes();
+            let mut got = [0i8; 32];
+            // SAFETY: the block is 14 readable bytes; the stores cover `got`.
+            unsafe {
+                let [lo, hi] = Q3_0::codes(block.as_ptr());
+                vst1q_s8(got.as_mut_ptr(), lo);
+                vst1q_s8(got.as_mut_ptr().add(16), hi);
+            }
+            assert_eq!(got, expect, "{qh:#x}");
         }
     }
 

@@ -3,12 +3,12 @@
 //! The quantized kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
 //! lanes, see [`Lanes`], or one running sum for Q4_0), so that every path, this one included,
 //! gives llama.cpp's AVX2 results bit for bit: on a CPU without SIMD kernels the same tokens
-//! come out.
+//! come out. Q3_0, which llama.cpp lacks, keeps one running sum as Q4_0 does.
 
 use half::{bf16, f16};
 
 use super::{blocks, per_row, DotFn, MatmulFn};
-use crate::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
+use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
 
 /// The scalar kernel for `ty`, if there is one.
 pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
@@ -16,6 +16,7 @@ pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
         GgmlType::F32 => dot_f32,
         GgmlType::F16 => dot_f16,
         GgmlType::BF16 => dot_bf16,
+        GgmlType::Q3_0 => dot_q3_0,
         GgmlType::Q4_0 => dot_q4_0,
         GgmlType::Q4_1 => dot_q4_1,
         GgmlType::Q5_0 => dot_q5_0,
@@ -39,6 +40,7 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
         GgmlType::F32 => per_row!(dot_f32),
         GgmlType::F16 => per_row!(dot_f16),
         GgmlType::BF16 => per_row!(dot_bf16),
+        GgmlType::Q3_0 => per_row!(dot_q3_0),
         GgmlType::Q4_0 => per_row!(dot_q4_0),
         GgmlType::Q4_1 => per_row!(dot_q4_1),
         GgmlType::Q5_0 => per_row!(dot_q5_0),
@@ -164,6 +166,18 @@ fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     sum
 }
 
+/// One f32 sum per row, as for Q4_0: each block's exact integer sum of (q − 4)·q_a with one
+/// fused multiply-add.
+fn dot_q3_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
+    let mut sum = 0.0f32;
+    for (w, a) in blocks::<BlockQ3_0>(row).iter().zip(xq) {
+        let q = w.codes();
+        let sumi: i32 = q.iter().zip(&a.qs).map(|(&q, &a)| i32::from(q) * i32::from(a)).sum();
+        sum = (w.d() * a.d).mul_add(sumi as f32, sum);
+    }
+    sum
+}
+
 fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
     let mut mins = 0.0f32;
@@ -223,6 +237,20 @@ mod tests {
         row.extend([0x11u8; 16]);
         let xq = [BlockQ8 { d: 0.25, s: 0.0, sum: 64, qs: [2; 32] }];
         assert_eq!(dot_q5_0(&row, &[], &xq), -56.0);
+    }
+
+    #[test]
+    fn q3_0_block_by_hand() {
+        // d_w = 0.5; every ql byte 0x55 (low bits 1) and third bits set for elements 0..16
+        // only: codes 5 − 4 = 1 for elements 0..16 and 1 − 4 = −3 for 16..32. With d_a = 0.25
+        // and q_a = 2 everywhere: sumi = 16·1·2 + 16·(−3)·2 = −64, result 0.125·(−64) = −8.
+        let mut row = vec![0x00, 0x38];
+        row.extend([0x55u8; 8]);
+        row.extend([0xFF, 0xFF, 0x00, 0x00]);
+        let xq = [BlockQ8 { d: 0.25, s: 0.0, sum: 64, qs: [2; 32] }];
+        assert_eq!(dot_q3_0(&row, &[], &xq), -8.0);
+        // A second, partial block is ignored; a second activation block alone adds nothing.
+        assert_eq!(dot_q3_0(&[&row[..], &row[..13]].concat(), &[], &[xq[0]; 2]), -8.0);
     }
 
     #[test]

@@ -259,8 +259,11 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<RawTensorInfo> {
         dims.push(d);
     }
     let id = c.u32("tensor type")?;
-    let ty =
-        GgmlType::from_id(id).map_err(|_| Error::UnknownTensorType { tensor: name.clone(), id })?;
+    // lantern's own types (Q3_0) have ids of their own, which GGUF files never hold.
+    let ty = GgmlType::from_id(id)
+        .ok()
+        .filter(|ty| ty.is_ggml())
+        .ok_or_else(|| Error::UnknownTensorType { tensor: name.clone(), id })?;
     let offset = c.u64("tensor offset")?;
     Ok((name, dims, ty, offset))
 }

@@ -93,7 +93,8 @@ impl GgufWriter {
     /// # Errors
     /// [`Error::Duplicate`] for a name already added, [`Error::TooManyDims`] for more than
     /// four dimensions, [`Error::TooLarge`] for an over-long name, and [`Error::Tensor`]
-    /// when `bytes.len()` is not what `ty` and `dims` require.
+    /// when `bytes.len()` is not what `ty` and `dims` require or `ty` is one of lantern's own
+    /// ([`GgmlType::is_ggml`] is false), which GGUF files cannot hold.
     pub fn tensor(
         &mut self,
         name: impl Into<String>,
@@ -106,6 +107,13 @@ impl GgufWriter {
             return Err(Error::Duplicate { what: "tensor name", name });
         }
         check_string_len("tensor name", &name)?;
+        if !ty.is_ggml() {
+            let source = lantern_core::Error::UnsupportedType {
+                ty,
+                op: "GGUF files, which hold ggml's types only",
+            };
+            return Err(Error::Tensor { name, source });
+        }
         if dims.len() > MAX_DIMS {
             let n_dims = dims.len() as u64;
             return Err(Error::TooManyDims { tensor: name, n_dims, max: MAX_DIMS as u64 });
@@ -319,5 +327,25 @@ mod tests {
         assert!(matches!(err, Error::Tensor { ref name, .. } if name == "t"), "{err}");
         w.tensor("t", GgmlType::Q4_0, &[32], vec![0; 18]).unwrap();
         assert!(matches!(w.tensor("t", GgmlType::I8, &[1], vec![0]), Err(Error::Duplicate { .. })));
+    }
+
+    #[test]
+    fn refuses_lantern_only_types() {
+        let mut w = GgufWriter::new();
+        let err = w.tensor("q3", GgmlType::Q3_0, &[32], vec![0; 14]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Tensor {
+                    ref name,
+                    source: lantern_core::Error::UnsupportedType { ty: GgmlType::Q3_0, .. }
+                } if name == "q3"
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("GGUF"), "{err}");
+        // Nothing was added: the name is still free and the file has no Q3_0 tensor.
+        w.tensor("q3", GgmlType::Q4_0, &[32], vec![0; 18]).unwrap();
+        assert_eq!(crate::Gguf::parse(&w.to_bytes().unwrap()).unwrap().tensors().len(), 1);
     }
 }
