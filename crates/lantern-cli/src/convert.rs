@@ -9,8 +9,14 @@ use lantern::core::QTensor;
 use lantern::io::container::{write_container_with, WriteOptions};
 use lantern::io::{GgufModel, ModelSource};
 
+use lantern::{Engine, InputSite, SessionConfig, Sparsity};
+use lantern_quant::{Grams, Objective};
+
 use crate::progress;
 use crate::weight_types::WeightTypes;
+
+/// Tokens per calibration chunk, as llama.cpp's perplexity and imatrix tools use.
+const CALIBRATION_CTX: usize = 512;
 
 /// Convert a GGUF model into a `.lantern` container.
 #[derive(Debug, Args)]
@@ -38,6 +44,19 @@ pub(crate) struct ConvertArgs {
     /// v, o) and ffn (gate, up, down). Matrices already of their type and norms are kept.
     #[arg(long, value_name = "SPEC")]
     quantize: Option<WeightTypes>,
+    /// How --quantize chooses each block: nearest (ggml's round to nearest), scale-search
+    /// (each block's scale searched on the output error) or error-feedback (GPTQ-style
+    /// codes). The two calibrated objectives run the model on --calibration text, for the
+    /// blocks' matrices; the embedding and output head round to nearest.
+    #[arg(long, default_value = "nearest", requires = "quantize")]
+    objective: Objective,
+    /// Calibration text (UTF-8) for the calibrated objectives. By default the pinned
+    /// calibration set (fetched if missing), which shares no text with WikiText-2 test.
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
+    /// Chunks of 512 tokens of the calibration text to run.
+    #[arg(long, default_value_t = 32)]
+    calibration_chunks: usize,
 }
 
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
@@ -53,7 +72,13 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         None => Vec::new(),
     };
     let replacements = match &args.quantize {
-        Some(types) => requantized(&model, types)?,
+        Some(types) => {
+            let grams = match args.objective.needs_calibration() {
+                true => Some(calibration_grams(&args)?),
+                false => None,
+            };
+            requantized(&model, types, args.objective, grams.as_ref(), args.quiet)?
+        }
         None => Vec::new(),
     };
     let options = WriteOptions { compress: !args.no_compress, metadata, replacements };
@@ -80,16 +105,68 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     Ok(())
 }
 
-/// The model's weight matrices that `types` gives another type, re-quantized to it.
-fn requantized(model: &GgufModel, types: &WeightTypes) -> Result<Vec<(String, QTensor)>> {
+/// The model's weight matrices that `types` gives another type, re-quantized to it by
+/// `objective` (nearest rounding for matrices outside the blocks, which `grams` has no
+/// inputs for).
+fn requantized(
+    model: &GgufModel,
+    types: &WeightTypes,
+    objective: Objective,
+    grams: Option<&Grams>,
+    quiet: bool,
+) -> Result<Vec<(String, QTensor)>> {
+    let tensors: Vec<_> = model
+        .gguf()
+        .tensors()
+        .iter()
+        .filter_map(|info| Some((info, types.of(&info.name).filter(|&ty| ty != info.ty)?)))
+        .collect();
+    let bar = progress::count(tensors.len() as u64, "re-quantizing", quiet);
     let mut out = Vec::new();
-    for info in model.gguf().tensors() {
-        let Some(ty) = types.of(&info.name).filter(|&ty| ty != info.ty) else { continue };
+    for (info, ty) in tensors {
         let tensor = model.tensor(&info.name)?;
-        let requantized = tensor
-            .requantize(ty)
+        let gram = grams.zip(block_site(&info.name)).and_then(|(g, (l, site))| g.gram(l, site));
+        let objective = if gram.is_some() { objective } else { Objective::Nearest };
+        let requantized = lantern_quant::requantize(&tensor, ty, objective, gram.as_ref())
             .with_context(|| format!("re-quantizing {} to {ty:?}", info.name))?;
         out.push((info.name.clone(), requantized));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(out)
+}
+
+/// The block and input site of the matrix named `name` (`blk.N.PART.weight`).
+fn block_site(name: &str) -> Option<(usize, InputSite)> {
+    let (layer, part) = name.strip_prefix("blk.")?.split_once('.')?;
+    Some((layer.parse().ok()?, InputSite::of_matrix(part.strip_suffix(".weight")?)?))
+}
+
+/// The Gram matrices of every block matrix's inputs, from the model run densely over
+/// chunks of the calibration text.
+fn calibration_grams(args: &ConvertArgs) -> Result<Grams> {
+    let start = Instant::now();
+    let source = ModelSource::read(&args.model)?;
+    let engine = Engine::builder_from_source(source).build()?;
+    let text = crate::calibrate::read(args.calibration.as_deref())?;
+    let text = text.chunk(&engine, CALIBRATION_CTX, Some(args.calibration_chunks))?;
+    let c = engine.config();
+    let grams = Grams::new(c.n_layers, [c.d_model, c.n_heads * c.head_dim, c.d_model, c.n_ff]);
+    let config = SessionConfig::default().ctx_len(CALIBRATION_CTX).sparsity(Sparsity::Dense);
+    let mut session = engine.session(config)?;
+    session.observe_matrix_inputs(Some(Box::new(grams.clone())));
+    let bar = progress::count(text.chunks as u64, "calibrating", args.quiet);
+    for chunk in text.iter() {
+        session.reset();
+        session.eval(chunk, chunk.len())?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "calibrated on {} chunks of {CALIBRATION_CTX} tokens of {} in {:.1} s",
+        text.chunks,
+        text.name,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(grams)
 }

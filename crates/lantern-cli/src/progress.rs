@@ -17,3 +17,14 @@ pub(crate) fn bytes(len: u64, msg: &str, quiet: bool) -> ProgressBar {
     .progress_chars("=> ");
     ProgressBar::new(len).with_style(style).with_message(msg.to_owned())
 }
+
+/// A bar of `len` steps labelled `msg`; hidden when `quiet`.
+pub(crate) fn count(len: u64, msg: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}")
+        .expect("constant template is valid")
+        .progress_chars("=> ");
+    ProgressBar::new(len).with_style(style).with_message(msg.to_owned())
+}

@@ -5,7 +5,7 @@
 
 use half::f16;
 
-use crate::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Error, GgmlType, Result, QK8};
+use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Error, GgmlType, Result, QK8};
 
 /// A block's scale and offset: value = d·(q − zero) + m.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -26,10 +26,11 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// The grid of `ty`, for the block types whose codes are one step apart: Q4_0, Q4_1,
-    /// Q5_0 and Q8_0 (whose `i8` codes are `q − 127` here).
+    /// The grid of `ty`, for the block types whose codes are one step apart: Q3_0, Q4_0,
+    /// Q4_1, Q5_0 and Q8_0 (whose `i8` codes are `q − 127` here).
     pub fn of(ty: GgmlType) -> Option<Self> {
         let (max_code, zero, has_min) = match ty {
+            GgmlType::Q3_0 => (7, 4, false),
             GgmlType::Q4_0 => (15, 8, false),
             GgmlType::Q4_1 => (15, 0, true),
             GgmlType::Q5_0 => (31, 16, false),
@@ -142,6 +143,15 @@ fn pack(ty: GgmlType, q: &[u8; QK8], scale: BlockScale, out: &mut [u8]) {
         *n = (q[j] & 0x0F) | ((q[j + QK8 / 2] & 0x0F) << 4);
     }
     match ty {
+        GgmlType::Q3_0 => {
+            let mut ql = [0u8; QK8 / 4];
+            for (j, l) in ql.iter_mut().enumerate() {
+                *l = (0..4).fold(0, |l, k| l | ((q[j + 8 * k] & 3) << (2 * k)));
+            }
+            let qh = q.iter().enumerate().fold(0u32, |h, (j, &q)| h | (u32::from(q >> 2) << j));
+            let block = BlockQ3_0 { d, ql, qh: qh.to_le_bytes() };
+            out.copy_from_slice(bytemuck::bytes_of(&block));
+        }
         GgmlType::Q4_0 => out.copy_from_slice(bytemuck::bytes_of(&BlockQ4_0 { d, qs: nibbles })),
         GgmlType::Q4_1 => {
             let m = f16::from_f32(scale.m).to_le_bytes();

@@ -6,9 +6,12 @@ use lantern_runtime::{Criterion, FfnThresholds, InputSite, MatrixInputs};
 
 use crate::testutil::{load, prompt, state, Tiny};
 
-/// Every call, as (layer, site, tokens, values).
+/// One call: layer, site, tokens, values.
+type Call = (usize, InputSite, usize, Vec<f32>);
+
+/// Every call.
 #[derive(Clone, Default)]
-struct Record(Arc<Mutex<Vec<(usize, InputSite, usize, Vec<f32>)>>>);
+struct Record(Arc<Mutex<Vec<Call>>>);
 
 impl MatrixInputs for Record {
     fn observe(&mut self, layer: usize, site: InputSite, x: &[f32], n: usize) {

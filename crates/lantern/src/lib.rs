@@ -82,6 +82,6 @@ pub use lantern_core as core;
 pub use lantern_io as io;
 pub use lantern_io::stream::{ReadPath, StorageModel, StreamStats};
 pub use lantern_runtime::{
-    ActivationHistograms, ActiveWindows, Budget, Criterion, FfnThresholds, ModelConfig, Pin,
-    SamplerConfig, StreamOptions, WindowCounts,
+    ActivationHistograms, ActiveWindows, Budget, Criterion, FfnThresholds, InputSite, MatrixInputs,
+    ModelConfig, Pin, SamplerConfig, StreamOptions, WindowCounts,
 };

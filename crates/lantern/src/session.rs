@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lantern_runtime::{
-    ActivationHistograms, ActiveWindows, FfnThresholds, SamplerConfig, State, StateConfig,
+    ActivationHistograms, ActiveWindows, FfnThresholds, MatrixInputs, SamplerConfig, State,
+    StateConfig,
 };
 
 use crate::generation::{Generation, Timings};
@@ -316,6 +317,16 @@ impl Session {
         histograms: Option<ActivationHistograms>,
     ) -> Result<Option<ActivationHistograms>> {
         Ok(self.state.observe_ffn(histograms)?)
+    }
+
+    /// Hands the values every block's matrices multiply to `observer` from the next forward
+    /// pass on (for calibrating re-quantization), or with `None` stops; returns the
+    /// observer that was watching.
+    pub fn observe_matrix_inputs(
+        &mut self,
+        observer: Option<Box<dyn MatrixInputs>>,
+    ) -> Option<Box<dyn MatrixInputs>> {
+        self.state.observe_matrix_inputs(observer)
     }
 
     /// Starts counting how well each layer's active FFN neurons in the last tokens predict

@@ -1,0 +1,112 @@
+//! Offline re-quantization for lantern: choosing each block's scale and codes so that a
+//! weight matrix, quantized to fewer bits, changes what it computes as little as possible.
+//!
+//! Three objectives, from the cheapest:
+//! - [`Objective::Nearest`]: each value to its nearest code on the block's round-to-nearest
+//!   scale, as ggml's reference quantizers do. Needs no calibration.
+//! - [`Objective::ScaleSearch`]: each block's scale searched to minimise the matrix's output
+//!   error on calibration inputs, with the inputs' channels taken as independent (the
+//!   diagonal of their Gram matrix weighs each weight's error).
+//! - [`Objective::ErrorFeedback`]: codes decided one input channel at a time, each
+//!   decision's output error compensated in the channels still to come, through the inverse
+//!   of the inputs' whole Gram matrix (the method of GPTQ, Frantar et al. 2022).
+//!
+//! The calibration inputs come from the real forward pass: [`Grams`] observes the values
+//! each block's matrices multiply ([`lantern_runtime::MatrixInputs`]) and keeps their Gram
+//! matrices.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod error_feedback;
+mod grams;
+mod scale_search;
+
+pub use error::{Error, Result};
+pub use grams::{Gram, Grams};
+
+use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
+
+/// How a matrix's new blocks are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Objective {
+    /// Nearest code on the round-to-nearest scale; no calibration.
+    Nearest,
+    /// Per-block scale search on the output error, channels independent.
+    ScaleSearch,
+    /// Codes with error feedback through the inputs' inverse Gram matrix.
+    ErrorFeedback,
+}
+
+impl Objective {
+    /// Every objective, cheapest first.
+    pub const ALL: [Self; 3] = [Self::Nearest, Self::ScaleSearch, Self::ErrorFeedback];
+
+    /// The name the command line gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nearest => "nearest",
+            Self::ScaleSearch => "scale-search",
+            Self::ErrorFeedback => "error-feedback",
+        }
+    }
+
+    /// Whether it needs the Gram matrix of the matrix's inputs.
+    pub fn needs_calibration(self) -> bool {
+        self != Self::Nearest
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| Error::UnknownObjective(name.to_string()))
+    }
+}
+
+/// `tensor` (a weight matrix, rows of input channels) re-quantized to `ty` by `objective`,
+/// `gram` being the Gram matrix of the inputs it multiplies (required unless the objective
+/// is [`Objective::Nearest`]).
+///
+/// # Errors
+/// [`Error::NoGrid`] for a target type without a [`Grid`]; [`Error::Calibration`] for a
+/// missing Gram matrix or one of the wrong size; [`Error::Core`] when the tensor cannot be
+/// dequantized or its rows do not fit `ty`'s blocks.
+pub fn requantize(
+    tensor: &QTensor,
+    ty: GgmlType,
+    objective: Objective,
+    gram: Option<&Gram>,
+) -> Result<QTensor> {
+    let grid = Grid::of(ty).ok_or(Error::NoGrid(ty))?;
+    let (cols, rows) = (tensor.row_len(), tensor.n_rows());
+    let row_bytes = ty.row_bytes(cols)?;
+    if objective == Objective::Nearest {
+        return Ok(tensor.requantize(ty)?);
+    }
+    let gram = gram.ok_or(Error::Calibration("no calibration inputs for this matrix".into()))?;
+    if gram.dim() != cols {
+        return Err(Error::Calibration(format!(
+            "calibration inputs of {} channels for rows of {cols}",
+            gram.dim()
+        )));
+    }
+    let weights = tensor.dequantize()?;
+    let (values, scales) = match objective {
+        Objective::ScaleSearch => scale_search::search(&weights, cols, grid, &gram.diagonal()),
+        Objective::ErrorFeedback => error_feedback::quantize(&weights, rows, cols, grid, gram)?,
+        Objective::Nearest => unreachable!("handled above"),
+    };
+    let blocks_per_row = cols / QK8;
+    let mut bytes = vec![0; row_bytes * rows];
+    for (r, out) in bytes.chunks_exact_mut(row_bytes.max(1)).enumerate() {
+        let row_scales = &scales[r * blocks_per_row..(r + 1) * blocks_per_row];
+        quantize_row_on(ty, &values[r * cols..(r + 1) * cols], row_scales, out)?;
+    }
+    Ok(QTensor::new(ty, tensor.dims(), TensorBytes::from_vec(bytes))?)
+}
