@@ -38,7 +38,7 @@ pub(crate) struct ConvertArgs {
     /// the model's default activation sparsity.
     #[arg(long, value_name = "FILE")]
     thresholds: Option<PathBuf>,
-    /// Re-quantize weight matrices, rounding each to nearest from its dequantized values:
+    /// Re-quantize weight matrices from their dequantized values, as --objective says:
     /// `TYPE` for every matrix, or `CLASS=TYPE` pairs, comma-separated, later ones winning
     /// (`Q4_0,embd=Q8_0`). Classes: q, k, v, o, gate, up, down, embd, output, attn (q, k,
     /// v, o) and ffn (gate, up, down). Matrices already of their type and norms are kept.
@@ -64,8 +64,6 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         .with_context(|| format!("reading {}", args.model.display()))?;
     let model =
         GgufModel::open(source).with_context(|| format!("parsing {}", args.model.display()))?;
-    let total = model.gguf().tensors().iter().map(|t| t.size as u64).sum();
-    let bar = progress::bytes(total, "converting", args.quiet);
     let start = Instant::now();
     let metadata = match &args.thresholds {
         Some(path) => crate::thresholds::read(path)?.to_metadata(),
@@ -73,16 +71,16 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     };
     let replacements = match &args.quantize {
         Some(types) => {
-            let grams = match args.objective.needs_calibration() {
-                true => Some(calibration_grams(&args)?),
-                false => None,
-            };
+            let grams =
+                args.objective.needs_calibration().then(|| calibration_grams(&args)).transpose()?;
             requantized(&model, types, args.objective, grams.as_ref(), args.quiet)?
         }
         None => Vec::new(),
     };
     let options = WriteOptions { compress: !args.no_compress, metadata, replacements };
-    let stats = write_container_with(&model, &args.output, options, |done, _| {
+    let bar = progress::bytes(0, "converting", args.quiet);
+    let stats = write_container_with(&model, &args.output, options, |done, total| {
+        bar.set_length(total);
         bar.set_position(done);
     })
     .with_context(|| format!("writing {}", args.output.display()))?;
