@@ -58,10 +58,12 @@ pub mod container;
 mod error;
 pub mod gguf;
 mod model_file;
+mod replaced;
 mod source;
 pub mod stream;
 
 pub use error::{Error, Result};
 pub use gguf::{Gguf, GgufWriter, Metadata, TensorInfo, Value};
 pub use model_file::{open_model_file, GgufModel, ModelFile};
+pub use replaced::Replaced;
 pub use source::ModelSource;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lantern_io::stream::{ReadPath, StorageModel, StreamStats, StreamedContainer};
-use lantern_io::{open_model_file, ModelSource};
+use lantern_io::{open_model_file, ModelFile, ModelSource};
 use lantern_runtime::{FfnThresholds, Model, ModelConfig, StreamOptions};
 
 use crate::{ChatTemplate, Error, Result, Session, SessionConfig, Tokenizer};
@@ -50,9 +50,11 @@ pub struct ModelInfo {
 enum Origin {
     Path(PathBuf),
     Source(ModelSource),
+    File(Box<dyn ModelFile>),
 }
 
-/// Builds an [`Engine`]; made by [`Engine::builder`] or [`Engine::builder_from_source`].
+/// Builds an [`Engine`]; made by [`Engine::builder`], [`Engine::builder_from_source`] or
+/// [`Engine::builder_from_file`].
 #[derive(Debug)]
 #[must_use]
 pub struct EngineBuilder {
@@ -76,6 +78,12 @@ impl Engine {
     /// A builder over an already opened model source (read, mapped or built in memory).
     pub fn builder_from_source(source: ModelSource) -> EngineBuilder {
         EngineBuilder::new(Origin::Source(source))
+    }
+
+    /// A builder over an opened model file, such as one with some tensors replaced
+    /// ([`lantern_io::Replaced`]). Such a model cannot be streamed.
+    pub fn builder_from_file(file: Box<dyn ModelFile>) -> EngineBuilder {
+        EngineBuilder::new(Origin::File(file))
     }
 
     /// Loads the GGUF file at `path` with default settings.
@@ -233,11 +241,11 @@ impl EngineBuilder {
                     (model, tokenizer, Some(path), file_bytes, false)
                 }
                 (origin, None) => {
-                    let source = match origin {
-                        Origin::Path(path) => ModelSource::read(path)?,
-                        Origin::Source(source) => source,
+                    let file = match origin {
+                        Origin::Path(path) => open_model_file(ModelSource::read(path)?)?,
+                        Origin::Source(source) => open_model_file(source)?,
+                        Origin::File(file) => file,
                     };
-                    let file = open_model_file(source)?;
                     let model = Model::load(file.as_ref())?;
                     let tokenizer = from_metadata(self.tokenizer_json.as_deref(), file.metadata())?;
                     let source = file.source();

@@ -261,3 +261,31 @@ fn one_engine_serves_sessions_on_several_threads() {
     });
     assert_eq!(answers, ["The capital of France is Paris.", "The capital of France is Paris."]);
 }
+
+#[test]
+fn an_engine_runs_a_model_file_with_tensors_replaced() {
+    use std::sync::Arc;
+
+    use lantern::core::GgmlType;
+    use lantern::io::{open_model_file, ModelFile, ModelSource, Replaced};
+
+    let source = ModelSource::read(model_path()).unwrap();
+    let base: Arc<dyn ModelFile> = Arc::from(open_model_file(source).unwrap());
+    let name = "blk.0.ffn_down.weight";
+    let q8 = base.tensor(name).unwrap().requantize(GgmlType::Q8_0).unwrap();
+    let replaced = Replaced::new(base.clone(), [(name.to_owned(), q8.clone())]).unwrap();
+    let engine = Engine::builder_from_file(Box::new(replaced)).build().unwrap();
+    // One Q4_1 matrix became Q8_0: every token reads the difference more.
+    let grown = q8.bytes().len() - base.tensor(name).unwrap().bytes().len();
+    assert_eq!(engine.info().bytes_per_token, self::engine().info().bytes_per_token + grown);
+    let mut session = session(&engine);
+    let done =
+        session.generate(PARIS_PROMPT, &GenerateConfig::greedy(16)).unwrap().complete().unwrap();
+    assert_eq!(done.text, "The capital of France is Paris.");
+
+    let wrong = base.tensor("blk.0.attn_q.weight").unwrap();
+    let err = Replaced::new(base.clone(), [(name.to_owned(), wrong)]).unwrap_err().to_string();
+    assert!(err.contains("dimensions [576, 576], not [1536, 576]"), "{err}");
+    let err = Replaced::new(base, [("blk.99.ffn_down.weight".to_owned(), q8)]).unwrap_err();
+    assert!(err.to_string().contains("no tensor of that name"), "{err}");
+}
