@@ -18,6 +18,14 @@ pub enum Error {
     /// The inputs' Gram matrix is not positive definite, even damped.
     #[error("the calibration inputs' Gram matrix cannot be factored, even damped")]
     Singular,
+    /// No choice of formats fits the byte budget.
+    #[error("a budget of {budget} bytes is too small: the smallest formats take {least} bytes")]
+    Budget {
+        /// The budget asked for.
+        budget: u64,
+        /// Bytes of every unit in its smallest format.
+        least: u64,
+    },
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),

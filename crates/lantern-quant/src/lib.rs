@@ -11,6 +11,9 @@
 //!   decision's output error compensated in the channels still to come, through the inverse
 //!   of the inputs' whole Gram matrix (the method of GPTQ, Frantar et al. 2022).
 //!
+//! [`choose`] picks a format per layer within a byte budget from measured sensitivities (a
+//! per-layer policy, after Edge-LLM).
+//!
 //! The calibration inputs come from the real forward pass: [`Grams`] observes the values
 //! each block's matrices multiply ([`lantern_runtime::MatrixInputs`]) and keeps their Gram
 //! matrices.
@@ -21,10 +24,12 @@
 mod error;
 mod error_feedback;
 mod grams;
+mod policy;
 mod scale_search;
 
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
+pub use policy::{choose, Choice};
 
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
 
