@@ -3,15 +3,17 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use lantern::core::QTensor;
 use lantern::io::container::{write_container_with, WriteOptions};
 use lantern::io::{GgufModel, ModelSource};
 
-use lantern::{Engine, InputSite, SessionConfig, Sparsity};
-use lantern_quant::{Grams, Objective};
+use lantern::core::GgmlType;
+use lantern::{Budget, Engine, InputSite, SessionConfig, Sparsity};
+use lantern_quant::{Gram, Grams, Objective};
 
+use crate::layer_policy::{self, PolicyRequest, Target};
 use crate::progress;
 use crate::weight_types::WeightTypes;
 
@@ -48,7 +50,7 @@ pub(crate) struct ConvertArgs {
     /// (each block's scale searched on the output error) or error-feedback (GPTQ-style
     /// codes). The two calibrated objectives run the model on --calibration text, for the
     /// blocks' matrices; the embedding and output head round to nearest.
-    #[arg(long, default_value = "nearest", requires = "quantize")]
+    #[arg(long, default_value = "nearest")]
     objective: Objective,
     /// Calibration text (UTF-8) for the calibrated objectives. By default the pinned
     /// calibration set (fetched if missing), which shares no text with WikiText-2 test.
@@ -57,6 +59,33 @@ pub(crate) struct ConvertArgs {
     /// Chunks of 512 tokens of the calibration text to run.
     #[arg(long, default_value_t = 32)]
     calibration_chunks: usize,
+    /// Choose a format for each block and for the embedding, by sensitivity measured on the
+    /// calibration text, so that the model's tensors fit this size (64MB, or a share of
+    /// the file's: 60%). The choice is stored in the container's metadata.
+    #[arg(long, value_name = "SIZE", conflicts_with_all = ["quantize", "bits_avg"])]
+    budget_bytes: Option<Budget>,
+    /// As --budget-bytes, the size given in bits per weight of the matrices (scales
+    /// included): Q4_0 is 4.5, Q3_0 3.5.
+    #[arg(long, value_name = "BITS", conflicts_with = "quantize")]
+    bits_avg: Option<f64>,
+    /// Formats --budget-bytes and --bits-avg choose from, besides each unit's own.
+    #[arg(long, value_delimiter = ',', default_value = "Q3_0,Q4_0,Q5_0,Q8_0")]
+    formats: Vec<GgmlType>,
+    /// Chunks of 512 tokens of the calibration text that each unit's sensitivity to each
+    /// format is measured on.
+    #[arg(long, default_value_t = 4)]
+    sensitivity_chunks: usize,
+}
+
+impl ConvertArgs {
+    /// The size a per-layer policy must fit, if one was asked for.
+    fn policy_target(&self) -> Option<Target> {
+        match (self.budget_bytes, self.bits_avg) {
+            (Some(budget), _) => Some(Target::Bytes(budget)),
+            (None, Some(bits)) => Some(Target::BitsPerWeight(bits)),
+            (None, None) => None,
+        }
+    }
 }
 
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
@@ -65,17 +94,44 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     let model =
         GgufModel::open(source).with_context(|| format!("parsing {}", args.model.display()))?;
     let start = Instant::now();
-    let metadata = match &args.thresholds {
+    let mut metadata = match &args.thresholds {
         Some(path) => crate::thresholds::read(path)?.to_metadata(),
         None => Vec::new(),
     };
-    let replacements = match &args.quantize {
-        Some(types) => {
-            let grams =
-                args.objective.needs_calibration().then(|| calibration_grams(&args)).transpose()?;
+    let target = args.policy_target();
+    if args.objective != Objective::Nearest && args.quantize.is_none() && target.is_none() {
+        bail!("--objective applies to --quantize, --budget-bytes or --bits-avg");
+    }
+    let engine = (target.is_some() || args.objective.needs_calibration())
+        .then(|| Engine::builder_from_file(Box::new(model.clone())).build())
+        .transpose()?;
+    let grams = match &engine {
+        Some(engine) if args.objective.needs_calibration() => {
+            Some(calibration_grams(engine, &args)?)
+        }
+        _ => None,
+    };
+    let replacements = match (&args.quantize, target, &engine) {
+        (Some(types), ..) => {
             requantized(&model, types, args.objective, grams.as_ref(), args.quiet)?
         }
-        None => Vec::new(),
+        (None, Some(budget), Some(engine)) => {
+            let text = crate::calibrate::read(args.calibration.as_deref())?;
+            let text = text.chunk(engine, CALIBRATION_CTX, Some(args.sensitivity_chunks))?;
+            let request = PolicyRequest {
+                model: &model,
+                formats: &args.formats,
+                objective: args.objective,
+                grams: grams.as_ref(),
+                budget,
+                text: &text,
+                quiet: args.quiet,
+            };
+            let policy = layer_policy::choose_policy(&request)?;
+            metadata.extend(policy.metadata);
+            policy.replacements
+        }
+        _ => Vec::new(),
     };
     let options = WriteOptions { compress: !args.no_compress, metadata, replacements };
     let bar = progress::bytes(0, "converting", args.quiet);
@@ -123,7 +179,7 @@ fn requantized(
     let mut out = Vec::new();
     for (info, ty) in tensors {
         let tensor = model.tensor(&info.name)?;
-        let gram = grams.zip(block_site(&info.name)).and_then(|(g, (l, site))| g.gram(l, site));
+        let gram = gram_for(grams, &info.name);
         let objective = if gram.is_some() { objective } else { Objective::Nearest };
         let requantized = lantern_quant::requantize(&tensor, ty, objective, gram.as_ref())
             .with_context(|| format!("re-quantizing {} to {ty:?}", info.name))?;
@@ -134,6 +190,11 @@ fn requantized(
     Ok(out)
 }
 
+/// The Gram matrix of the inputs of the block matrix named `name`, if `grams` has it.
+pub(crate) fn gram_for(grams: Option<&Grams>, name: &str) -> Option<Gram> {
+    grams.zip(block_site(name)).and_then(|(g, (layer, site))| g.gram(layer, site))
+}
+
 /// The block and input site of the matrix named `name` (`blk.N.PART.weight`).
 fn block_site(name: &str) -> Option<(usize, InputSite)> {
     let (layer, part) = name.strip_prefix("blk.")?.split_once('.')?;
@@ -142,12 +203,10 @@ fn block_site(name: &str) -> Option<(usize, InputSite)> {
 
 /// The Gram matrices of every block matrix's inputs, from the model run densely over
 /// chunks of the calibration text.
-fn calibration_grams(args: &ConvertArgs) -> Result<Grams> {
+fn calibration_grams(engine: &Engine, args: &ConvertArgs) -> Result<Grams> {
     let start = Instant::now();
-    let source = ModelSource::read(&args.model)?;
-    let engine = Engine::builder_from_source(source).build()?;
     let text = crate::calibrate::read(args.calibration.as_deref())?;
-    let text = text.chunk(&engine, CALIBRATION_CTX, Some(args.calibration_chunks))?;
+    let text = text.chunk(engine, CALIBRATION_CTX, Some(args.calibration_chunks))?;
     let c = engine.config();
     let grams = Grams::new(c.n_layers, [c.d_model, c.n_heads * c.head_dim, c.d_model, c.n_ff]);
     let config = SessionConfig::default().ctx_len(CALIBRATION_CTX).sparsity(Sparsity::Dense);

@@ -15,6 +15,7 @@ mod chat;
 mod convert;
 mod fetch;
 mod inspect;
+mod layer_policy;
 mod model_args;
 mod ppl;
 mod progress;

@@ -124,4 +124,8 @@ fn convert_requantizes_the_matrices_a_spec_names() {
     let bad = lantern(&["convert", gguf, "-o", out, "--quantize", "mlp=Q4_0"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("unknown tensor class \"mlp\""), "{}", stderr(&bad));
+    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "scale-search"]);
+    assert!(stderr(&bad).contains("--objective applies to --quantize"), "{}", stderr(&bad));
+    let bad = lantern(&["convert", gguf, "-o", out, "--bits-avg", "3", "--quantize", "Q4_0"]);
+    assert!(stderr(&bad).contains("cannot be used with"), "{}", stderr(&bad));
 }
