@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Re-quantizes the default model into each variant of docs/COMPRESSION.md's frontier with
-# `lantern convert --quantize … --objective …`, then prints a markdown row per variant:
-# weight bytes, perplexity on the evaluation text, and decode speed.
+# `lantern convert --quantize … --objective …` (and `--budget-bytes` for per-layer
+# policies), then prints a markdown row per variant: weight bytes, perplexity on the
+# evaluation text, and decode speed. It also writes DIR/frontier.tsv and plots it into
+# PLOT (default DIR/frontier.png) with `lantern report frontier`.
 # Usage: benches/compression_frontier.sh MODEL.gguf EVAL.txt [CHUNKS] [DIR]
 # Calibrated objectives run on the pinned calibration text (32 chunks of 512 tokens).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 model=$1 eval=$2 chunks=${3:-40} dir=${4:-${TMPDIR:-/tmp}/lantern-frontier}
 lantern=${LANTERN:-$here/../target/release/lantern}
+plot=${PLOT:-$dir/frontier.png}
 mkdir -p "$dir"
+tsv=$dir/frontier.tsv
+echo "# series	label	MB	perplexity" >"$tsv"
 
 # name | --quantize spec | objective
 variants=(
@@ -22,6 +27,9 @@ variants=(
     "Q3_0 (embd Q8_0)|Q3_0,embd=Q8_0|error-feedback"
     "Q3_0 (embd Q4_0)|Q3_0,embd=Q4_0|scale-search"
     "Q3_0 (embd Q4_0)|Q3_0,embd=Q4_0|error-feedback"
+    "policy 80MB|budget=80MB|scale-search"
+    "policy 72MB|budget=72MB|scale-search"
+    "policy 64MB|budget=64MB|scale-search"
 )
 
 # Weight bytes (every tensor; the tied head reads the whole embedding per token).
@@ -34,11 +42,22 @@ tg() { "$lantern" bench -m "$1" -p 0 -n 64 -r 3 2>/dev/null | awk -F'|' '/tg64/ 
 
 echo "| variant | objective | weight MB | PPL ($chunks chunks) | decode t/s (tg64) |"
 echo "|---|---|---:|---:|---:|"
-row() { printf '| %s | %s | %.1f | %s | %s |\n' "$1" "$2" "$(echo "$(weights "$3") / 1000000" | bc -l)" "$(ppl "$3")" "$(tg "$3")"; }
-row "Q4_1 (default file)" "-" "$model"
+row() {
+    local mb ppl
+    mb=$(echo "$(weights "$4") / 1000000" | bc -l)
+    ppl=$(ppl "$4")
+    printf '| %s | %s | %.1f | %s | %s |\n' "$1" "$2" "$mb" "$ppl" "$(tg "$4")"
+    printf '%s\t%s\t%.2f\t%s\n' "$3" "$1" "$mb" "${ppl%% *}" >>"$tsv"
+}
+row "Q4_1 (default file)" "-" "default file" "$model"
 for v in "${variants[@]}"; do
     IFS='|' read -r name spec objective <<<"$v"
     out="$dir/$(echo "$spec-$objective" | tr ',=' '__').lantern"
-    [ -s "$out" ] || "$lantern" convert "$model" -o "$out" -q --quantize "$spec" --objective "$objective" >&2
-    row "$name" "$objective" "$out"
+    case $spec in
+        budget=*) how=(--budget-bytes "${spec#budget=}") series="per-layer policy, $objective" ;;
+        *) how=(--quantize "$spec") series=$objective ;;
+    esac
+    [ -s "$out" ] || "$lantern" convert "$model" -o "$out" -q "${how[@]}" --objective "$objective" >&2
+    row "$name" "$objective" "$series" "$out"
 done
+"$lantern" report frontier "$tsv" -o "$plot" >&2

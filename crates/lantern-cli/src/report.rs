@@ -1,7 +1,7 @@
 //! `lantern report compressibility`: how far lossless compression can shrink a model's
 //! tensors, per type and layout: LZ4 in the container's 1 MiB chunks (ratio and
 //! decompression speed), and the order-0 entropy of the bytes, the bound of a byte-wise
-//! entropy coder.
+//! entropy coder. `lantern report frontier`: the size/quality plot of measured variants.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,6 +11,8 @@ use clap::{Args, Subcommand};
 use lantern::core::GgmlType;
 use lantern::io::container::{to_planes, CHUNK_BYTES};
 use lantern::io::{GgufModel, ModelSource};
+
+use crate::frontier_plot;
 
 /// Measurements of model files.
 #[derive(Debug, Args)]
@@ -27,10 +29,30 @@ enum Report {
         #[arg(required = true)]
         models: Vec<PathBuf>,
     },
+    /// Perplexity against weight bytes, as a PNG: a line per series, each point labelled.
+    Frontier {
+        /// Tab-separated lines: series, label, MB, perplexity (`#` starts a comment), as
+        /// benches/compression_frontier.sh writes them.
+        table: PathBuf,
+        /// The PNG to write (atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The plot's title.
+        #[arg(long, default_value = "Weight bytes against perplexity")]
+        title: String,
+    },
 }
 
 pub(crate) fn run(args: ReportArgs) -> Result<()> {
-    let Report::Compressibility { models } = args.what;
+    let models = match args.what {
+        Report::Compressibility { models } => models,
+        Report::Frontier { table, output, title } => {
+            let text = std::fs::read_to_string(&table)
+                .with_context(|| format!("reading {}", table.display()))?;
+            let points = frontier_plot::parse(&text)?;
+            return frontier_plot::draw(&output, &title, &points);
+        }
+    };
     println!(
         "| file | type | MB | LZ4 as stored | LZ4 byte planes | LZ4 decode GB/s | \
          entropy bound | per-position entropy bound |"

@@ -8,26 +8,20 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Once;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
-/// The font family every text style here names.
-const FONT: &str = "sans-serif";
+use crate::plot::{color, encode_png, padded, plot_error, register, FONT, GRID, LIGHT_GRID};
+
 /// Each panel's size in pixels.
 const PANEL: (u32, u32) = (760, 560);
 /// Height of the title strip above the panels.
 const TITLE_HEIGHT: u32 = 48;
 /// The perplexity change (%) the cost panel shows at most.
 const COST_CAP: f64 = 40.0;
-
-/// Grid lines at labelled ticks, and the finer ones between them.
-const GRID: RGBColor = RGBColor(205, 205, 205);
-const LIGHT_GRID: RGBColor = RGBColor(240, 240, 240);
 
 /// One criterion's measured points, the dense point first.
 #[derive(Debug)]
@@ -67,14 +61,7 @@ fn render(title: &str, curves: &[Curve], speed: bool) -> Result<Vec<u8>> {
         }
         root.present().map_err(plot_error)?;
     }
-    let mut png = Vec::new();
-    let mut encoder = png::Encoder::new(&mut png, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().context("encoding the plot as PNG")?;
-    writer.write_image_data(&rgb).context("encoding the plot as PNG")?;
-    writer.finish().context("encoding the plot as PNG")?;
-    Ok(png)
+    encode_png(&rgb, width, height)
 }
 
 type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
@@ -198,45 +185,6 @@ fn sparsity_range(curves: &[Curve]) -> Range<f64> {
     0.0..most * 1.05
 }
 
-/// The range of `values` widened by `pad` of its span on each side; 0..1 for no values.
-fn padded(values: impl Iterator<Item = f64>, pad: f64) -> Range<f64> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if lo > hi {
-        return 0.0..1.0;
-    }
-    let span = (hi - lo).max(1e-9);
-    lo - span * pad..hi + span * pad
-}
-
-/// Criteria colours, distinct and readable on white.
-fn color(i: usize) -> RGBColor {
-    const COLORS: [RGBColor; 6] = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-        RGBColor(255, 127, 14),
-        RGBColor(23, 190, 207),
-    ];
-    COLORS[i % COLORS.len()]
-}
-
-/// Registers the bundled font under [`FONT`], once per process.
-fn register() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bytes are a valid TrueType font compiled in; a failure would leave text
-        // undrawn, which the plot's errors then report.
-        let _ = register_font(FONT, FontStyle::Normal, ttf_noto_sans::REGULAR);
-    });
-}
-
-fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("drawing the plot: {e}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,12 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn ranges_cover_the_points_and_survive_no_points() {
-        assert_eq!(padded([1.0, 3.0].into_iter(), 0.5), 0.0..4.0);
-        assert_eq!(padded(std::iter::empty(), 0.1), 0.0..1.0);
-        assert_eq!(padded([f64::NAN].into_iter(), 0.1), 0.0..1.0);
-        let r = padded([2.0].into_iter(), 0.1);
-        assert!(r.start < 2.0 && r.end > 2.0);
+    fn the_sparsity_range_covers_the_points_and_survives_no_points() {
         assert_eq!(sparsity_range(&curves()).start, 0.0);
         assert!(sparsity_range(&curves()).end > 50.4);
         assert_eq!(sparsity_range(&[]), 0.0..10.5);
