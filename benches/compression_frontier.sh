@@ -32,21 +32,27 @@ variants=(
     "policy 64MB|budget=64MB|scale-search"
 )
 
-# Weight bytes (every tensor; the tied head reads the whole embedding per token).
+# Weight bytes (every tensor; the tied head reads the whole embedding per token), and as
+# the container stores them (LZ4 and byte planes where they pay; a GGUF stores them raw).
 weights() {
     "$lantern" inspect "$1" |
         awk '/^tensor bytes:/ { raw = $3 } / tensors .* bytes \(/ { sum += $(NF-3) } END { print raw ? raw : sum }'
 }
+stored() {
+    "$lantern" inspect "$1" |
+        awk '/^tensor bytes:/ { stored = $5 } / tensors .* bytes \(/ { sum += $(NF-3) } END { print stored ? stored : sum }'
+}
 ppl() { "$lantern" ppl -m "$1" -f "$eval" --chunks "$chunks" 2>/dev/null | sed -n 's/.*PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p'; }
 tg() { "$lantern" bench -m "$1" -p 0 -n 64 -r 3 2>/dev/null | awk -F'|' '/tg64/ { gsub(/ /, "", $5); print $5 }'; }
 
-echo "| variant | objective | weight MB | PPL ($chunks chunks) | decode t/s (tg64) |"
-echo "|---|---|---:|---:|---:|"
+echo "| variant | objective | weight MB | stored MB | PPL ($chunks chunks) | decode t/s (tg64) |"
+echo "|---|---|---:|---:|---:|---:|"
 row() {
-    local mb ppl
+    local mb stored_mb ppl
     mb=$(echo "$(weights "$4") / 1000000" | bc -l)
+    stored_mb=$(echo "$(stored "$4") / 1000000" | bc -l)
     ppl=$(ppl "$4")
-    printf '| %s | %s | %.1f | %s | %s |\n' "$1" "$2" "$mb" "$ppl" "$(tg "$4")"
+    printf '| %s | %s | %.1f | %.2f | %s | %s |\n' "$1" "$2" "$mb" "$stored_mb" "$ppl" "$(tg "$4")"
     printf '%s\t%s\t%.2f\t%s\n' "$3" "$1" "$mb" "${ppl%% *}" >>"$tsv"
 }
 row "Q4_1 (default file)" "-" "default file" "$model"
@@ -54,7 +60,10 @@ for v in "${variants[@]}"; do
     IFS='|' read -r name spec objective <<<"$v"
     out="$dir/$(echo "$spec-$objective" | tr ',=' '__').lantern"
     case $spec in
-        budget=*) how=(--budget-bytes "${spec#budget=}") series="per-layer policy, $objective" ;;
+        budget=*)
+            how=(--budget-bytes "${spec#budget=}" --sensitivities "$dir/sensitivities-$objective.tsv")
+            series="per-layer policy, $objective"
+            ;;
         *) how=(--quantize "$spec") series=$objective ;;
     esac
     [ -s "$out" ] || "$lantern" convert "$model" -o "$out" -q "${how[@]}" --objective "$objective" >&2

@@ -75,6 +75,11 @@ pub(crate) struct ConvertArgs {
     /// format is measured on.
     #[arg(long, default_value_t = 4)]
     sensitivity_chunks: usize,
+    /// Read the measured sensitivities from FILE if it exists (measured with the same
+    /// model, objective, formats and text), and write them there otherwise: trying
+    /// several budgets then measures once.
+    #[arg(long, value_name = "FILE")]
+    sensitivities: Option<PathBuf>,
 }
 
 impl ConvertArgs {
@@ -125,6 +130,7 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
                 grams: grams.as_ref(),
                 budget,
                 text: &text,
+                sensitivities: args.sensitivities.as_deref(),
                 quiet: args.quiet,
             };
             let policy = layer_policy::choose_policy(&request)?;

@@ -2,16 +2,18 @@
 //! embedding) chosen by measured sensitivity within a size budget.
 //!
 //! Each unit is tried alone in each candidate format, the rest of the model as it is, and
-//! the perplexity it adds on chunks of the calibration text is its cost in that format;
+//! the KL divergence of its next-token distributions from the model's own, on chunks of the
+//! calibration text, is its cost in that format;
 //! [`lantern_quant::choose`] then picks the formats with the least summed cost that fit.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use lantern::core::{GgmlType, QTensor};
 use lantern::io::{GgufModel, ModelFile, Replaced, Value};
-use lantern::{Budget, Engine, SessionConfig, Sparsity};
+use lantern::{Budget, Engine, Scored, Session, SessionConfig, Sparsity};
 use lantern_quant::{choose, Choice, Grams, Objective};
 
 use crate::progress;
@@ -36,6 +38,8 @@ pub(crate) struct PolicyRequest<'a> {
     pub(crate) budget: Target,
     /// Tokens the sensitivities are measured on.
     pub(crate) text: &'a crate::text::ChunkedText,
+    /// A file the sensitivities are read from if it exists, and written to otherwise.
+    pub(crate) sensitivities: Option<&'a Path>,
     pub(crate) quiet: bool,
 }
 
@@ -95,27 +99,16 @@ pub(crate) fn choose_policy(request: &PolicyRequest<'_>) -> Result<Policy> {
             least + fixed
         );
     }
-    let tokens = &request.text.tokens[..request.text.chunks * CTX];
-    let chunks = Some(request.text.chunks);
-
-    let perplexity = |file: Box<dyn ModelFile>| -> Result<f64> {
-        let engine = Engine::builder_from_file(file).build()?;
-        let config = SessionConfig::default().ctx_len(CTX).sparsity(Sparsity::Dense);
-        Ok(engine.session(config)?.perplexity(tokens, chunks, |_| {})?.ppl)
-    };
-    let reference = perplexity(Box::new(Replaced::new(base.clone(), [])?))?;
-    let trials = units.iter().map(|u| u.choices.len() - 1).sum::<usize>();
-    let bar = progress::count(trials as u64, "measuring sensitivity", request.quiet);
-    for unit in &mut units {
-        for choice in &mut unit.choices {
-            let Some(tensors) = &choice.what.tensors else { continue };
-            let ppl = perplexity(Box::new(Replaced::new(base.clone(), tensors.clone())?))?;
-            choice.cost = ppl - reference;
-            bar.inc(1);
+    let reference = match request.sensitivities {
+        Some(path) if path.exists() => read_costs(path, &provenance(request), &mut units)?,
+        _ => {
+            let reference = measure_costs(request, &base, &mut units)?;
+            if let Some(path) = request.sensitivities {
+                write_costs(path, &provenance(request), reference, &units)?;
+            }
+            reference
         }
-    }
-    bar.finish_and_clear();
-
+    };
     let costs: Vec<Vec<Choice<()>>> = units
         .iter()
         .map(|u| {
@@ -138,6 +131,140 @@ pub(crate) fn choose_policy(request: &PolicyRequest<'_>) -> Result<Policy> {
         ("lantern.policy.budget_bytes".to_owned(), Value::U64(budget + fixed)),
     ];
     Ok(Policy { replacements, metadata })
+}
+
+/// Sets each candidate's cost: the mean KL divergence of the next-token distributions
+/// from the model's own, over the scored positions of the calibration chunks, its unit alone
+/// in the candidate format (llama.cpp's `--kl-divergence`: paired token by token, so far
+/// less noisy than a difference of perplexities). Returns the model's own perplexity there.
+fn measure_costs(
+    request: &PolicyRequest<'_>,
+    base: &Arc<dyn ModelFile>,
+    units: &mut [Unit],
+) -> Result<f64> {
+    let tokens = &request.text.tokens[..request.text.chunks * CTX];
+    let chunks = Some(request.text.chunks);
+    let session = |file: Box<dyn ModelFile>| -> Result<Session> {
+        let engine = Engine::builder_from_file(file).build()?;
+        Ok(engine.session(SessionConfig::default().ctx_len(CTX).sparsity(Sparsity::Dense))?)
+    };
+    let mut own = session(Box::new(Replaced::new(base.clone(), [])?))?;
+    let mut reference = Vec::new();
+    own.score_chunks(tokens, chunks, |scored| {
+        if let Scored::Row { logits, target } = scored {
+            reference.push(Distribution::of(logits, target));
+        }
+    })?;
+    let nll = reference.iter().map(|d| d.target_nll).sum::<f64>() / reference.len() as f64;
+
+    let trials = units.iter().map(|u| u.choices.len() - 1).sum::<usize>();
+    let bar = progress::count(trials as u64, "measuring sensitivity", request.quiet);
+    for unit in units.iter_mut() {
+        for choice in &mut unit.choices {
+            let Some(tensors) = &choice.what.tensors else { continue };
+            let mut trial = session(Box::new(Replaced::new(base.clone(), tensors.clone())?))?;
+            let (mut kl, mut rows) = (0.0, 0);
+            trial.score_chunks(tokens, chunks, |scored| {
+                if let Scored::Row { logits, .. } = scored {
+                    kl += reference[rows].kl_to(logits);
+                    rows += 1;
+                }
+            })?;
+            choice.cost = kl / rows.max(1) as f64;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(nll.exp())
+}
+
+/// A next-token distribution of the unmodified model, kept for KL divergences.
+struct Distribution {
+    /// Probabilities.
+    p: Vec<f32>,
+    /// Σ p·log p.
+    p_log_p: f64,
+    /// −log p of the token that followed.
+    target_nll: f64,
+}
+
+impl Distribution {
+    fn of(logits: &[f32], target: u32) -> Self {
+        let lse = log_sum_exp(logits);
+        let log_p = |l: f32| f64::from(l) - lse;
+        let p: Vec<f32> = logits.iter().map(|&l| log_p(l).exp() as f32).collect();
+        let p_log_p = logits.iter().zip(&p).map(|(&l, &p)| f64::from(p) * log_p(l)).sum();
+        Self { p, p_log_p, target_nll: -log_p(logits[target as usize]) }
+    }
+
+    /// KL(self ‖ softmax(logits)) = Σ p·log p − Σ p·logits + log Σ exp(logits).
+    fn kl_to(&self, logits: &[f32]) -> f64 {
+        let cross: f64 = self.p.iter().zip(logits).map(|(&p, &l)| f64::from(p * l)).sum();
+        self.p_log_p - cross + log_sum_exp(logits)
+    }
+}
+
+/// log Σ exp(x), in f64.
+fn log_sum_exp(x: &[f32]) -> f64 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    f64::from(max) + x.iter().map(|&v| f64::from(v - max).exp()).sum::<f64>().ln()
+}
+
+/// The first line of a sensitivities file: what its costs were measured with.
+fn provenance(request: &PolicyRequest<'_>) -> String {
+    let formats: Vec<String> = request.formats.iter().map(|f| format!("{f:?}")).collect();
+    let bytes: u64 = request.model.gguf().tensors().iter().map(|t| t.size as u64).sum();
+    format!(
+        "# lantern sensitivities (KL divergence): model of {bytes} tensor bytes, objective {}, \
+         formats {}, \
+         {} chunks of {}",
+        request.objective.name(),
+        formats.join(","),
+        request.text.chunks,
+        request.text.name
+    )
+}
+
+/// Writes the measured costs, one `unit, format, added perplexity` line each, after the
+/// provenance and the reference perplexity.
+fn write_costs(path: &Path, provenance: &str, reference: f64, units: &[Unit]) -> Result<()> {
+    let mut text = format!("{provenance}\nreference\t{reference}\n");
+    for unit in units {
+        for c in &unit.choices[1..] {
+            text.push_str(&format!("{}\t{:?}\t{}\n", unit.name, c.what.ty, c.cost));
+        }
+    }
+    crate::atomic_file::write(path, text.as_bytes())
+}
+
+/// Reads costs [`write_costs`] wrote with the same provenance into `units`; returns the
+/// reference perplexity.
+fn read_costs(path: &Path, provenance: &str, units: &mut [Unit]) -> Result<f64> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {shown}"))?;
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("");
+    if first != provenance {
+        bail!("{shown} was measured otherwise ({first:?}); remove it or name another file");
+    }
+    let bad = || anyhow::anyhow!("{shown} is not a sensitivities file lantern wrote");
+    let reference = lines.next().and_then(|l| l.strip_prefix("reference\t")).ok_or_else(bad)?;
+    let mut costs = std::collections::HashMap::new();
+    for line in lines {
+        let [unit, format, cost] = line.split('\t').collect::<Vec<_>>()[..] else {
+            return Err(bad());
+        };
+        costs.insert((unit.to_owned(), format.to_owned()), cost.parse::<f64>().map_err(|_| bad())?);
+    }
+    for unit in units.iter_mut() {
+        for c in &mut unit.choices[1..] {
+            let key = (unit.name.clone(), format!("{:?}", c.what.ty));
+            c.cost = *costs
+                .get(&key)
+                .ok_or_else(|| anyhow::anyhow!("{shown} has no {} in {}", key.0, key.1))?;
+        }
+    }
+    reference.parse().map_err(|_| bad())
 }
 
 /// The units of `base`: each block's matrices, then the embedding (with the output head,
@@ -201,8 +328,13 @@ fn units(base: &dyn ModelFile, request: &PolicyRequest<'_>) -> Result<Vec<Unit>>
 }
 
 fn print_report(units: &[Unit], chosen: &[usize], reference: f64, budget: u64, seconds: f64) {
-    println!("per-layer policy: reference perplexity {reference:.4}, {budget} bytes for the layers ({seconds:.0} s)");
-    println!("unit     format: added perplexity (bytes), * chosen");
+    println!(
+        "per-layer policy: perplexity {reference:.4} on the sensitivity chunks, {budget} bytes \
+         for the layers ({seconds:.0} s)"
+    );
+    println!(
+        "unit     format: KL divergence from the model's own, nats per token (bytes), * chosen"
+    );
     for (unit, &i) in units.iter().zip(chosen) {
         let cells: Vec<String> = unit
             .choices
@@ -210,9 +342,52 @@ fn print_report(units: &[Unit], chosen: &[usize], reference: f64, budget: u64, s
             .enumerate()
             .map(|(k, c)| {
                 let mark = if k == i { "*" } else { " " };
-                format!("{mark}{:?} {:+.3} ({})", c.what.ty, c.cost, c.bytes)
+                format!("{mark}{:?} {:.5} ({})", c.what.ty, c.cost, c.bytes)
             })
             .collect();
         println!("{:<8} {}", unit.name, cells.join("  "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kl_divergence_is_zero_to_itself_and_log_v_minus_entropy_to_uniform() {
+        let logits = [2.0f32, 0.5, -1.0, 0.0];
+        let d = Distribution::of(&logits, 1);
+        assert!(d.kl_to(&logits).abs() < 1e-6);
+        // Shifting every logit changes nothing.
+        assert!(d.kl_to(&logits.map(|l| l + 3.0)).abs() < 1e-6);
+        let entropy = -d.p_log_p;
+        assert!((d.kl_to(&[0.0; 4]) - (4f64.ln() - entropy)).abs() < 1e-6);
+        assert!((d.target_nll - (-(f64::from(d.p[1])).ln())).abs() < 1e-6);
+    }
+
+    fn unit(name: &str) -> Unit {
+        let choice = |ty, tensors| Choice { what: Candidate { ty, tensors }, bytes: 1, cost: 0.0 };
+        Unit {
+            name: name.into(),
+            tensors: Vec::new(),
+            choices: vec![choice(GgmlType::Q4_1, None), choice(GgmlType::Q3_0, Some(Vec::new()))],
+        }
+    }
+
+    #[test]
+    fn sensitivities_read_back_as_written_and_only_with_their_provenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.tsv");
+        let mut units = [unit("blk.0"), unit("embd")];
+        units[0].choices[1].cost = 0.25;
+        units[1].choices[1].cost = 1.5;
+        write_costs(&path, "# made so", 11.5, &units).unwrap();
+        let mut read = [unit("blk.0"), unit("embd")];
+        assert_eq!(read_costs(&path, "# made so", &mut read).unwrap(), 11.5);
+        assert_eq!((read[0].choices[1].cost, read[1].choices[1].cost), (0.25, 1.5));
+        let err = read_costs(&path, "# made otherwise", &mut read).unwrap_err().to_string();
+        assert!(err.contains("was measured otherwise"), "{err}");
+        let err = read_costs(&path, "# made so", &mut [unit("blk.7")]).unwrap_err().to_string();
+        assert!(err.contains("has no blk.7 in Q3_0"), "{err}");
     }
 }

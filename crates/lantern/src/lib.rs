@@ -73,7 +73,7 @@ pub use chat_template::{ChatTemplate, Message};
 pub use engine::{Engine, EngineBuilder, ModelInfo};
 pub use error::{Error, Result};
 pub use generation::{Completion, Generation, StopReason, Timings, Token};
-pub use perplexity::Perplexity;
+pub use perplexity::{Perplexity, Scored};
 pub use session::{CancelHandle, GenerateConfig, Session, SessionConfig, Sparsity};
 pub use stream_decoder::StreamDecoder;
 pub use tokenizer::Tokenizer;

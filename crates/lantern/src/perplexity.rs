@@ -21,6 +21,20 @@ pub struct Perplexity {
 }
 
 /// Running sums of negative log-likelihoods.
+/// What [`Session::score_chunks`] hands on.
+#[derive(Clone, Copy, Debug)]
+pub enum Scored<'a> {
+    /// A scored position: the model's logits there, and the token that follows.
+    Row {
+        /// One logit per vocabulary entry.
+        logits: &'a [f32],
+        /// The next token of the text.
+        target: u32,
+    },
+    /// This many chunks are done.
+    ChunkDone(usize),
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Sums {
     nll: f64,
@@ -54,6 +68,35 @@ impl Session {
         max_chunks: Option<usize>,
         mut on_chunk: impl FnMut(&Perplexity),
     ) -> Result<Perplexity> {
+        let mut sums = Sums::default();
+        let chunks = self.score_chunks(tokens, max_chunks, |scored| match scored {
+            Scored::Row { logits, target } => {
+                let nll = negative_log_likelihood(logits, target as usize);
+                sums.nll += nll;
+                sums.nll2 += nll * nll;
+                sums.count += 1;
+            }
+            Scored::ChunkDone(done) => on_chunk(&sums.estimate(done)),
+        })?;
+        Ok(sums.estimate(chunks))
+    }
+
+    /// Runs `tokens` as [`Session::perplexity`] does (chunks of the context length, a fresh
+    /// cache for each, the first token made BOS) and hands `on_scored` the logits of each
+    /// scored position (the second half of each chunk) with the token that follows it, then
+    /// the count of chunks done after each chunk. Returns the chunks run.
+    ///
+    /// Comparing two models' rows over the same tokens gives llama.cpp's KL divergence.
+    /// The session's conversation is reset.
+    ///
+    /// # Errors
+    /// As [`Session::perplexity`].
+    pub fn score_chunks(
+        &mut self,
+        tokens: &[u32],
+        max_chunks: Option<usize>,
+        mut on_scored: impl FnMut(Scored<'_>),
+    ) -> Result<usize> {
         let ctx = self.ctx_len();
         let n_chunks = max_chunks.map_or(tokens.len() / ctx, |m| m.min(tokens.len() / ctx));
         if ctx < 4 || n_chunks == 0 {
@@ -63,7 +106,6 @@ impl Session {
         let bos = tokenizer.add_bos().then(|| tokenizer.bos()).flatten();
         let vocab = self.engine.config().vocab_size;
         let first = ctx / 2;
-        let mut sums = Sums::default();
         for (i, chunk) in tokens.chunks_exact(ctx).take(n_chunks).enumerate() {
             // The last token is only a target, never an input.
             let mut input = chunk[..ctx - 1].to_vec();
@@ -72,16 +114,13 @@ impl Session {
             }
             self.reset();
             let logits = self.eval(&input, first)?;
-            for (row, &target) in logits.chunks_exact(vocab).zip(&chunk[first + 1..]) {
-                let nll = negative_log_likelihood(row, target as usize);
-                sums.nll += nll;
-                sums.nll2 += nll * nll;
-                sums.count += 1;
+            for (logits, &target) in logits.chunks_exact(vocab).zip(&chunk[first + 1..]) {
+                on_scored(Scored::Row { logits, target });
             }
-            on_chunk(&sums.estimate(i + 1));
+            on_scored(Scored::ChunkDone(i + 1));
         }
         self.reset();
-        Ok(sums.estimate(n_chunks))
+        Ok(n_chunks)
     }
 }
 
