@@ -5,20 +5,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use lantern::core::QTensor;
 use lantern::io::container::{write_container_with, WriteOptions};
 use lantern::io::{GgufModel, ModelSource};
 
 use lantern::core::GgmlType;
-use lantern::{Budget, Engine, InputSite, SessionConfig, Sparsity};
-use lantern_quant::{Gram, Grams, Objective};
+use lantern::{Budget, Engine};
+use lantern_quant::Objective;
 
 use crate::layer_policy::{self, PolicyRequest, Target};
 use crate::progress;
+use crate::requantize::{calibration_grams, requantized, CALIBRATION_CTX};
 use crate::weight_types::WeightTypes;
-
-/// Tokens per calibration chunk, as llama.cpp's perplexity and imatrix tools use.
-const CALIBRATION_CTX: usize = 512;
 
 /// Convert a GGUF model into a `.lantern` container.
 #[derive(Debug, Args)]
@@ -111,9 +108,12 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         .then(|| Engine::builder_from_file(Box::new(model.clone())).build())
         .transpose()?;
     let grams = match &engine {
-        Some(engine) if args.objective.needs_calibration() => {
-            Some(calibration_grams(engine, &args)?)
-        }
+        Some(engine) if args.objective.needs_calibration() => Some(calibration_grams(
+            engine,
+            args.calibration.as_deref(),
+            args.calibration_chunks,
+            args.quiet,
+        )?),
         _ => None,
     };
     let replacements = match (&args.quantize, target, &engine) {
@@ -163,73 +163,4 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         println!("{ty:<8} {raw:>12} {stored:>12} {ratio:>7.3} {planes:>6} tensors");
     }
     Ok(())
-}
-
-/// The model's weight matrices that `types` gives another type, re-quantized to it by
-/// `objective` (nearest rounding for matrices outside the blocks, which `grams` has no
-/// inputs for).
-fn requantized(
-    model: &GgufModel,
-    types: &WeightTypes,
-    objective: Objective,
-    grams: Option<&Grams>,
-    quiet: bool,
-) -> Result<Vec<(String, QTensor)>> {
-    let tensors: Vec<_> = model
-        .gguf()
-        .tensors()
-        .iter()
-        .filter_map(|info| Some((info, types.of(&info.name).filter(|&ty| ty != info.ty)?)))
-        .collect();
-    let bar = progress::count(tensors.len() as u64, "re-quantizing", quiet);
-    let mut out = Vec::new();
-    for (info, ty) in tensors {
-        let tensor = model.tensor(&info.name)?;
-        let gram = gram_for(grams, &info.name);
-        let objective = if gram.is_some() { objective } else { Objective::Nearest };
-        let requantized = lantern_quant::requantize(&tensor, ty, objective, gram.as_ref())
-            .with_context(|| format!("re-quantizing {} to {ty:?}", info.name))?;
-        out.push((info.name.clone(), requantized));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(out)
-}
-
-/// The Gram matrix of the inputs of the block matrix named `name`, if `grams` has it.
-pub(crate) fn gram_for(grams: Option<&Grams>, name: &str) -> Option<Gram> {
-    grams.zip(block_site(name)).and_then(|(g, (layer, site))| g.gram(layer, site))
-}
-
-/// The block and input site of the matrix named `name` (`blk.N.PART.weight`).
-fn block_site(name: &str) -> Option<(usize, InputSite)> {
-    let (layer, part) = name.strip_prefix("blk.")?.split_once('.')?;
-    Some((layer.parse().ok()?, InputSite::of_matrix(part.strip_suffix(".weight")?)?))
-}
-
-/// The Gram matrices of every block matrix's inputs, from the model run densely over
-/// chunks of the calibration text.
-fn calibration_grams(engine: &Engine, args: &ConvertArgs) -> Result<Grams> {
-    let start = Instant::now();
-    let text = crate::calibrate::read(args.calibration.as_deref())?;
-    let text = text.chunk(engine, CALIBRATION_CTX, Some(args.calibration_chunks))?;
-    let c = engine.config();
-    let grams = Grams::new(c.n_layers, [c.d_model, c.n_heads * c.head_dim, c.d_model, c.n_ff]);
-    let config = SessionConfig::default().ctx_len(CALIBRATION_CTX).sparsity(Sparsity::Dense);
-    let mut session = engine.session(config)?;
-    session.observe_matrix_inputs(Some(Box::new(grams.clone())));
-    let bar = progress::count(text.chunks as u64, "calibrating", args.quiet);
-    for chunk in text.iter() {
-        session.reset();
-        session.eval(chunk, chunk.len())?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    println!(
-        "calibrated on {} chunks of {CALIBRATION_CTX} tokens of {} in {:.1} s",
-        text.chunks,
-        text.name,
-        start.elapsed().as_secs_f64()
-    );
-    Ok(grams)
 }

@@ -304,7 +304,7 @@ fn units(base: &dyn ModelFile, request: &PolicyRequest<'_>) -> Result<Vec<Unit>>
         for &ty in request.formats.iter().filter(|&&ty| ty != own_ty) {
             let mut converted = Vec::new();
             for (tensor_name, tensor) in tensors.iter().zip(&own) {
-                let gram = crate::convert::gram_for(request.grams, tensor_name);
+                let gram = crate::requantize::gram_for(request.grams, tensor_name);
                 let objective = if gram.is_some() { request.objective } else { Objective::Nearest };
                 let q = lantern_quant::requantize(tensor, ty, objective, gram.as_ref())
                     .with_context(|| format!("re-quantizing {tensor_name} to {ty:?}"))?;

@@ -22,6 +22,7 @@ mod plot;
 mod ppl;
 mod progress;
 mod report;
+mod requantize;
 mod run;
 mod sampling_args;
 mod sparsity_sweep;

@@ -79,7 +79,7 @@ impl std::str::FromStr for Objective {
 /// is [`Objective::Nearest`]).
 ///
 /// # Errors
-/// [`Error::NoGrid`] for a target type without a [`Grid`]; [`Error::Calibration`] for a
+/// [`Error::NoGrid`] for a calibrated objective and a target type without a [`Grid`]; [`Error::Calibration`] for a
 /// missing Gram matrix or one of the wrong size; [`Error::Core`] when the tensor cannot be
 /// dequantized or its rows do not fit `ty`'s blocks.
 pub fn requantize(
@@ -88,12 +88,12 @@ pub fn requantize(
     objective: Objective,
     gram: Option<&Gram>,
 ) -> Result<QTensor> {
-    let grid = Grid::of(ty).ok_or(Error::NoGrid(ty))?;
-    let (cols, rows) = (tensor.row_len(), tensor.n_rows());
-    let row_bytes = ty.row_bytes(cols)?;
     if objective == Objective::Nearest {
         return Ok(tensor.requantize(ty)?);
     }
+    let grid = Grid::of(ty).ok_or(Error::NoGrid(ty))?;
+    let (cols, rows) = (tensor.row_len(), tensor.n_rows());
+    let row_bytes = ty.row_bytes(cols)?;
     let gram = gram.ok_or(Error::Calibration("no calibration inputs for this matrix".into()))?;
     if gram.dim() != cols {
         return Err(Error::Calibration(format!(
@@ -102,10 +102,10 @@ pub fn requantize(
         )));
     }
     let weights = tensor.dequantize()?;
-    let (values, scales) = match objective {
-        Objective::ScaleSearch => scale_search::search(&weights, cols, grid, &gram.diagonal()),
-        Objective::ErrorFeedback => error_feedback::quantize(&weights, rows, cols, grid, gram)?,
-        Objective::Nearest => unreachable!("handled above"),
+    let (values, scales) = if objective == Objective::ScaleSearch {
+        scale_search::search(&weights, cols, grid, &gram.diagonal())
+    } else {
+        error_feedback::quantize(&weights, rows, cols, grid, gram)?
     };
     let blocks_per_row = cols / QK8;
     let mut bytes = vec![0; row_bytes * rows];
