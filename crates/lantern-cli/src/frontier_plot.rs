@@ -101,8 +101,10 @@ pub(crate) fn draw(path: &Path, title: &str, points: &[Point]) -> Result<()> {
                 .map_err(plot_error)?
                 .label(*name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+            // Each label a few pixels right of and above its point, clear of the dot.
+            let font = (FONT, 13).into_font().color(&color(i));
             let labels = line.iter().map(|p| {
-                Text::new(p.label.clone(), (p.mb, p.ppl), (FONT, 13).into_font().color(&color(i)))
+                EmptyElement::at((p.mb, p.ppl)) + Text::new(p.label.clone(), (9, -16), font.clone())
             });
             chart.draw_series(labels).map_err(plot_error)?;
         }
