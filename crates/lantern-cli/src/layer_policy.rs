@@ -59,7 +59,7 @@ struct Unit {
     choices: Vec<Choice<Candidate>>,
 }
 
-/// A unit in one format: its tensors, and the format's name.
+/// A unit in one format: the format, and the unit's tensors in it.
 struct Candidate {
     ty: GgmlType,
     /// `None` for the file's own tensors.
