@@ -56,7 +56,8 @@ impl Gram {
 
 /// The [`Gram`] of every site of every block, filled as an observer of the forward pass
 /// ([`lantern_runtime::State::observe_matrix_inputs`]). Clones share the matrices, so one
-/// clone can watch while another reads them afterwards.
+/// clone can watch while another reads them afterwards. Values of a block or width the
+/// matrices were not made for are left out (an observer cannot fail the pass).
 #[derive(Clone, Debug)]
 pub struct Grams(Arc<Mutex<Vec<[Gram; 4]>>>);
 

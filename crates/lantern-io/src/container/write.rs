@@ -1,8 +1,8 @@
 //! Converting a GGUF model into a `.lantern` container.
 
-use std::collections::HashMap;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use lantern_core::{GgmlType, QTensor};
 
@@ -11,7 +11,7 @@ use super::{
     NO_LAYER, VERSION,
 };
 use crate::gguf::writer::{check_string_len, check_value, put_string, put_value};
-use crate::{Error, GgufModel, Result, Value};
+use crate::{GgufModel, ModelFile, Replaced, Result, Value};
 
 /// How [`write_container_with`] stores the data.
 #[derive(Clone, Debug)]
@@ -87,22 +87,10 @@ pub fn write_container_with(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ConvertStats> {
     let metadata = encode_metadata(model, &options.metadata)?;
-    let mut replacements: HashMap<_, _> = options.replacements.into_iter().collect();
+    let file = Replaced::new(Arc::new(model.clone()), options.replacements)?;
     let mut tensors = Vec::new();
     for info in model.gguf().tensors() {
-        let tensor = match replacements.remove(&info.name) {
-            Some(t) if t.dims() == info.dims.as_slice() => t,
-            Some(t) => {
-                let detail = format!("dimensions {:?}, not {:?}", t.dims(), info.dims);
-                return Err(Error::Replacement { name: info.name.clone(), detail });
-            }
-            None => model.tensor(&info.name)?,
-        };
-        tensors.push((layer_of(&info.name), tensor, info.name.clone()));
-    }
-    if let Some(name) = replacements.into_keys().min() {
-        let detail = "the model has no tensor of that name".to_string();
-        return Err(Error::Replacement { name, detail });
+        tensors.push((layer_of(&info.name), file.tensor(&info.name)?, info.name.clone()));
     }
     // The order of use: tensors outside the blocks, then block by block (a stable sort keeps
     // the file's order within each).
