@@ -26,6 +26,47 @@ pub enum Error {
         /// Bytes of every unit in its smallest format.
         least: u64,
     },
+    /// A cluster count outside 1..=min(input channels, 65536) (labels are u16).
+    #[error("{clusters} clusters for {channels} input channels: need 1 to min(channels, 65536)")]
+    Clusters {
+        /// The cluster count asked for.
+        clusters: usize,
+        /// Input channels of the matrix.
+        channels: usize,
+    },
+    /// A residual rank above the matrix's smaller side.
+    #[error("rank {rank} for a {rows}×{cols} matrix: at most {}", (*rows).min(*cols))]
+    Rank {
+        /// The rank asked for.
+        rank: usize,
+        /// Rows (outputs) of the matrix.
+        rows: usize,
+        /// Columns (inputs) of the matrix.
+        cols: usize,
+    },
+    /// A slice whose length does not fit the matrix.
+    #[error("{what}: {actual} values where {expected} were expected")]
+    Length {
+        /// Which slice.
+        what: &'static str,
+        /// The length the matrix needs.
+        expected: usize,
+        /// The length given.
+        actual: usize,
+    },
+    /// A weight or channel energy that is not a finite number (or a negative energy).
+    #[error("{what} {index} is {value}: expected a finite number (and no negative energy)")]
+    NotFinite {
+        /// Which values.
+        what: &'static str,
+        /// Its index in them.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// The singular value decomposition of a residual did not converge.
+    #[error("the residual's singular value decomposition did not converge")]
+    Svd,
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),

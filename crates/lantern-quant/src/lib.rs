@@ -14,6 +14,10 @@
 //! [`choose`] picks a format per layer within a byte budget from measured sensitivities (a
 //! per-layer policy, after Edge-LLM).
 //!
+//! [`Swsc`] stands a matrix in for its shared columns and a low-rank correction instead of
+//! quantized blocks (SWSC, Zeng et al. 2025): k-means over the input channels, the residual
+//! kept to rank r by its SVD, and a product that pools the input by cluster.
+//!
 //! The calibration inputs come from the real forward pass: [`Grams`] observes the values
 //! each block's matrices multiply ([`lantern_runtime::MatrixInputs`]) and keeps their Gram
 //! matrices.
@@ -26,10 +30,12 @@ mod error_feedback;
 mod grams;
 mod policy;
 mod scale_search;
+mod swsc;
 
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
 pub use policy::{choose, Choice};
+pub use swsc::{Precision, Swsc, SwscBuilder};
 
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
 
