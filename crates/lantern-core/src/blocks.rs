@@ -45,6 +45,19 @@ pub const QK8: usize = 32;
 /// Values per super-block in the k-quant formats (ggml's `QK_K`).
 pub const QK_K: usize = 256;
 
+/// The low four bits of codes `q` as the 4- and 5-bit blocks keep them: element `j` in the
+/// low half of byte `j`, element `j + 16` in the high half.
+#[inline(always)]
+pub(crate) fn nibbles(q: &[u8; QK8]) -> [u8; QK8 / 2] {
+    std::array::from_fn(|j| (q[j] & 0x0F) | ((q[j + QK8 / 2] & 0x0F) << 4))
+}
+
+/// Bit `shift` of each code, gathered: bit `j` of the result for element `j`.
+#[inline(always)]
+fn top_bits(q: &[u8; QK8], shift: u32) -> u32 {
+    q.iter().enumerate().fold(0, |bits, (j, &q)| bits | (u32::from(q >> shift) << j))
+}
+
 /// Reads a little-endian f16 stored as two bytes.
 #[inline(always)]
 fn f16_le(bytes: [u8; 2]) -> f32 {
@@ -74,6 +87,14 @@ const _: () = assert!(size_of::<BlockQ3_0>() == 14);
 const _: () = assert!(std::mem::align_of::<BlockQ3_0>() == 1);
 
 impl BlockQ3_0 {
+    /// The block of scale `d` (f16 little-endian) and codes `q` (each in 0..8, element order).
+    #[inline]
+    pub(crate) fn from_codes(d: [u8; 2], q: &[u8; QK8]) -> Self {
+        let ql =
+            std::array::from_fn(|j| (0..4).fold(0, |l, k| l | ((q[j + 8 * k] & 3) << (2 * k))));
+        Self { d, ql, qh: top_bits(q, 2).to_le_bytes() }
+    }
+
     /// The scale as f32.
     #[inline(always)]
     pub fn d(&self) -> f32 {
@@ -164,6 +185,12 @@ const _: () = assert!(size_of::<BlockQ5_0>() == 22);
 const _: () = assert!(std::mem::align_of::<BlockQ5_0>() == 1);
 
 impl BlockQ5_0 {
+    /// The block of scale `d` (f16 little-endian) and codes `q` (each in 0..32, element order).
+    #[inline]
+    pub(crate) fn from_codes(d: [u8; 2], q: &[u8; QK8]) -> Self {
+        Self { d, qh: top_bits(q, 4).to_le_bytes(), qs: nibbles(q) }
+    }
+
     /// The scale as f32.
     #[inline(always)]
     pub fn d(&self) -> f32 {

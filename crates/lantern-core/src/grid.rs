@@ -5,6 +5,8 @@
 
 use half::f16;
 
+use crate::blocks::nibbles;
+
 use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, Error, GgmlType, Result, QK8};
 
 /// A block's scale and offset: value = d·(q − zero) + m.
@@ -138,30 +140,14 @@ pub fn quantize_row_on(
 /// Writes one block of `ty` with codes `q` (on [`Grid`]'s 0-based scale) and `scale`.
 fn pack(ty: GgmlType, q: &[u8; QK8], scale: BlockScale, out: &mut [u8]) {
     let d = f16::from_f32(scale.d).to_le_bytes();
-    let mut nibbles = [0u8; QK8 / 2];
-    for (j, n) in nibbles.iter_mut().enumerate() {
-        *n = (q[j] & 0x0F) | ((q[j + QK8 / 2] & 0x0F) << 4);
-    }
     match ty {
-        GgmlType::Q3_0 => {
-            let mut ql = [0u8; QK8 / 4];
-            for (j, l) in ql.iter_mut().enumerate() {
-                *l = (0..4).fold(0, |l, k| l | ((q[j + 8 * k] & 3) << (2 * k)));
-            }
-            let qh = q.iter().enumerate().fold(0u32, |h, (j, &q)| h | (u32::from(q >> 2) << j));
-            let block = BlockQ3_0 { d, ql, qh: qh.to_le_bytes() };
-            out.copy_from_slice(bytemuck::bytes_of(&block));
-        }
-        GgmlType::Q4_0 => out.copy_from_slice(bytemuck::bytes_of(&BlockQ4_0 { d, qs: nibbles })),
+        GgmlType::Q3_0 => out.copy_from_slice(bytemuck::bytes_of(&BlockQ3_0::from_codes(d, q))),
+        GgmlType::Q4_0 => out.copy_from_slice(bytemuck::bytes_of(&BlockQ4_0 { d, qs: nibbles(q) })),
         GgmlType::Q4_1 => {
             let m = f16::from_f32(scale.m).to_le_bytes();
-            out.copy_from_slice(bytemuck::bytes_of(&BlockQ4_1 { d, m, qs: nibbles }));
+            out.copy_from_slice(bytemuck::bytes_of(&BlockQ4_1 { d, m, qs: nibbles(q) }));
         }
-        GgmlType::Q5_0 => {
-            let qh = q.iter().enumerate().fold(0u32, |h, (j, &q)| h | (u32::from(q >> 4) << j));
-            let block = BlockQ5_0 { d, qh: qh.to_le_bytes(), qs: nibbles };
-            out.copy_from_slice(bytemuck::bytes_of(&block));
-        }
+        GgmlType::Q5_0 => out.copy_from_slice(bytemuck::bytes_of(&BlockQ5_0::from_codes(d, q))),
         GgmlType::Q8_0 => {
             let qs = q.map(|q| (i16::from(q) - 127) as i8);
             out.copy_from_slice(bytemuck::bytes_of(&BlockQ8_0 { d, qs }));

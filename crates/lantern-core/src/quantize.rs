@@ -283,14 +283,7 @@ fn q3_0_ref(x: &[f32]) -> BlockQ3_0 {
     // `as i8` truncates toward zero like C's `(int8_t)` cast; the clamp's lower bound only
     // matters for NaN or inputs ggml's quantizers would also mangle.
     let code = |v: f32| ((v * id + 4.5) as i8).clamp(0, 7) as u8;
-    let mut ql = [0u8; QK8 / 4];
-    let mut qh = 0u32;
-    for (j, &v) in x.iter().enumerate().take(QK8) {
-        let q = code(v);
-        ql[j % 8] |= (q & 3) << (2 * (j / 8));
-        qh |= u32::from(q >> 2) << j;
-    }
-    BlockQ3_0 { d: f16::from_f32(d).to_le_bytes(), ql, qh: qh.to_le_bytes() }
+    BlockQ3_0::from_codes(f16::from_f32(d).to_le_bytes(), &std::array::from_fn(|j| code(x[j])))
 }
 
 /// `quantize_row_q4_1_ref` for one block: d = (max − min)/15, m = min,
@@ -330,15 +323,7 @@ fn q5_0_ref(x: &[f32]) -> BlockQ5_0 {
     // `as i8` truncates toward zero like C's `(int8_t)` cast; the clamp's lower bound only
     // matters for NaN or inputs ggml would also mangle.
     let code = |v: f32| ((v * id + 16.5) as i8).clamp(0, 31) as u8;
-    let mut qs = [0u8; QK8 / 2];
-    let mut qh = 0u32;
-    for (j, q) in qs.iter_mut().enumerate() {
-        let (lo, hi) = (code(x[j]), code(x[j + QK8 / 2]));
-        *q = (lo & 0x0F) | ((hi & 0x0F) << 4);
-        qh |= u32::from(lo >> 4) << j;
-        qh |= u32::from(hi >> 4) << (j + QK8 / 2);
-    }
-    BlockQ5_0 { d: f16::from_f32(d).to_le_bytes(), qh: qh.to_le_bytes(), qs }
+    BlockQ5_0::from_codes(f16::from_f32(d).to_le_bytes(), &std::array::from_fn(|j| code(x[j])))
 }
 
 /// `quantize_row_q8_0_ref` for one block: d = amax/127, q = round-half-away(x/d).
