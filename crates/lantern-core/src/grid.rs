@@ -72,7 +72,7 @@ impl Grid {
             let lo = if x.is_empty() { 0.0 } else { lo };
             BlockScale { d: (hi.max(lo) - lo) / f32::from(self.max_code), m: lo }
         } else {
-            let max = x.iter().fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+            let max = crate::quantize::largest_magnitude(x);
             // Q8_0's grid is symmetric: its largest magnitude takes ±127 either way.
             let d = if self.ty == GgmlType::Q8_0 {
                 max.abs() / 127.0

@@ -237,6 +237,12 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// The value of largest magnitude in `x`, with its sign (the first on ties; 0 for none), on
+/// which ggml's symmetric quantizers put their most negative code.
+pub(crate) fn largest_magnitude(x: &[f32]) -> f32 {
+    x.iter().fold(0.0, |max: f32, &v| if v.abs() > max.abs() { v } else { max })
+}
+
 /// Packs two 4-bit codes computed from `x0` (element j) and `x1` (element j + 16), each
 /// already offset so that truncation toward zero rounds, capped at 15 as ggml does.
 #[inline]
@@ -251,13 +257,7 @@ fn pack_nibbles(x0: f32, x1: f32) -> u8 {
 /// `quantize_row_q4_0_ref` for one block: d = max/−8 where max is the value of largest
 /// magnitude (first one wins), q = min(15, trunc(x/d + 8.5)).
 fn q4_0_ref(x: &[f32]) -> BlockQ4_0 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
+    let max = largest_magnitude(x);
     let d = max / -8.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut qs = [0u8; QK8 / 2];
@@ -271,13 +271,7 @@ fn q4_0_ref(x: &[f32]) -> BlockQ4_0 {
 /// magnitude (first one wins), q = min(7, trunc(x/d + 4.5)); the low two bits of element `j`
 /// go to bits `2(j / 8)` of `ql[j % 8]`, the third to bit `j` of `qh`.
 fn q3_0_ref(x: &[f32]) -> BlockQ3_0 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
+    let max = largest_magnitude(x);
     let d = max / -4.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // `as i8` truncates toward zero like C's `(int8_t)` cast; the clamp's lower bound only
@@ -311,13 +305,7 @@ fn q4_1_ref(x: &[f32]) -> BlockQ4_1 {
 /// magnitude (first one wins), q = min(31, trunc(x/d + 16.5)), the fifth bit of element `j`
 /// going to bit `j` of `qh`.
 fn q5_0_ref(x: &[f32]) -> BlockQ5_0 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
+    let max = largest_magnitude(x);
     let d = max / -16.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     // `as i8` truncates toward zero like C's `(int8_t)` cast; the clamp's lower bound only
