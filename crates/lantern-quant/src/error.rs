@@ -67,6 +67,9 @@ pub enum Error {
     /// The singular value decomposition of a residual did not converge.
     #[error("the residual's singular value decomposition did not converge")]
     Svd,
+    /// A tensor operation of training failed.
+    #[error("training: {0}")]
+    Training(#[from] candle_core::Error),
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),

@@ -29,12 +29,14 @@ mod error;
 mod error_feedback;
 mod grams;
 mod policy;
+mod reconstruct;
 mod scale_search;
 mod swsc;
 
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
 pub use policy::{choose, Choice};
+pub use reconstruct::{reconstruct, Reconstruction, Target, WindowReport};
 pub use swsc::{Precision, Swsc, SwscBuilder};
 
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
