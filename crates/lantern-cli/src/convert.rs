@@ -10,11 +10,14 @@ use lantern::io::{GgufModel, ModelSource};
 
 use lantern::core::GgmlType;
 use lantern::{Budget, Engine};
-use lantern_quant::Objective;
+use lantern_quant::Reconstruction;
 
 use crate::layer_policy::{self, PolicyRequest, Target};
 use crate::progress;
-use crate::requantize::{calibration_grams, requantized, CALIBRATION_CTX};
+use crate::requantize::{
+    block_type, calibration_grams, calibration_text, requantized, trained, Rounding,
+    CALIBRATION_CTX,
+};
 use crate::weight_types::WeightTypes;
 
 /// Convert a GGUF model into a `.lantern` container.
@@ -44,11 +47,21 @@ pub(crate) struct ConvertArgs {
     #[arg(long, value_name = "SPEC")]
     quantize: Option<WeightTypes>,
     /// How --quantize chooses each block: nearest (ggml's round to nearest), scale-search
-    /// (each block's scale searched on the output error) or error-feedback (GPTQ-style
-    /// codes). The two calibrated objectives run the model on --calibration text, for the
-    /// blocks' matrices; the embedding and output head round to nearest.
+    /// (each block's scale searched on the matrix's output error) or error-feedback
+    /// (GPTQ-style codes), each matrix on its own; or, with every block matrix of one type,
+    /// scales trained through the decoder from the scale search on: block (error at each
+    /// block's output), window (at the last output of --window blocks trained jointly) or
+    /// downstream (at the next block's query, key and value pre-activations). All but
+    /// nearest run the model on --calibration text, for the blocks' matrices; the embedding
+    /// and output head round to nearest.
     #[arg(long, default_value = "nearest")]
-    objective: Objective,
+    objective: Rounding,
+    /// Blocks trained jointly by --objective window.
+    #[arg(long, default_value_t = 2)]
+    window: usize,
+    /// Optimizer steps per block of the trained objectives, one calibration chunk each.
+    #[arg(long, default_value_t = Reconstruction::default().steps)]
+    train_steps: usize,
     /// Calibration text (UTF-8) for the calibrated objectives. By default the pinned
     /// calibration set (fetched if missing), which shares no text with WikiText-2 test.
     #[arg(long, value_name = "FILE")]
@@ -101,33 +114,52 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         None => Vec::new(),
     };
     let target = args.policy_target();
-    if args.objective != Objective::Nearest && args.quantize.is_none() && target.is_none() {
+    let rounding = args.objective.with_window(args.window);
+    if rounding.needs_calibration() && args.quantize.is_none() && target.is_none() {
         bail!("--objective applies to --quantize, --budget-bytes or --bits-avg");
     }
-    let engine = (target.is_some() || args.objective.needs_calibration())
-        .then(|| Engine::builder_from_file(Box::new(model.clone())).build())
-        .transpose()?;
-    let grams = match &engine {
-        Some(engine) if args.objective.needs_calibration() => Some(calibration_grams(
-            engine,
-            args.calibration.as_deref(),
-            args.calibration_chunks,
-            args.quiet,
-        )?),
+    let trained_type = match (rounding, &args.quantize) {
+        (Rounding::Trained(_), _) if target.is_some() => {
+            bail!("--objective {} applies to --quantize only", rounding.name())
+        }
+        (Rounding::Trained(_), Some(types)) => Some(block_type(&model, types)?),
         _ => None,
     };
-    let replacements = match (&args.quantize, target, &engine) {
-        (Some(types), ..) => {
-            requantized(&model, types, args.objective, grams.as_ref(), args.quiet)?
+    let engine = (target.is_some() || rounding.needs_calibration())
+        .then(|| Engine::builder_from_file(Box::new(model.clone())).build())
+        .transpose()?;
+    let calibration = match &engine {
+        Some(engine) if rounding.needs_calibration() => {
+            let text =
+                calibration_text(engine, args.calibration.as_deref(), args.calibration_chunks)?;
+            let grams = calibration_grams(engine, &text, args.quiet)?;
+            Some((text, grams))
         }
+        _ => None,
+    };
+    let grams = calibration.as_ref().map(|(_, grams)| grams);
+    let replacements = match (&args.quantize, target, &engine) {
+        (Some(types), ..) => match (rounding, &calibration) {
+            (Rounding::Matrix(objective), _) => {
+                requantized(&model, types, objective, grams, true, args.quiet)?
+            }
+            (Rounding::Trained(target), Some((text, grams))) => {
+                let ty = trained_type.expect("checked above");
+                let reconstruction =
+                    Reconstruction { target, steps: args.train_steps, ..Default::default() };
+                trained(&model, types, ty, &reconstruction, text, grams, args.quiet)?
+            }
+            (Rounding::Trained(_), None) => unreachable!("trained objectives calibrate"),
+        },
         (None, Some(budget), Some(engine)) => {
+            let Rounding::Matrix(objective) = rounding else { unreachable!("checked above") };
             let text = crate::calibrate::read(args.calibration.as_deref())?;
             let text = text.chunk(engine, CALIBRATION_CTX, Some(args.sensitivity_chunks))?;
             let request = PolicyRequest {
                 model: &model,
                 formats: &args.formats,
-                objective: args.objective,
-                grams: grams.as_ref(),
+                objective,
+                grams,
                 budget,
                 text: &text,
                 sensitivities: args.sensitivities.as_deref(),

@@ -17,13 +17,10 @@ use lantern::{Budget, Engine, Scored, Session, SessionConfig, Sparsity};
 use lantern_quant::{choose, Choice, Grams, Objective};
 
 use crate::progress;
+use crate::requantize::BLOCK_MATRICES;
 
 /// Tokens per sensitivity chunk.
 const CTX: usize = 512;
-
-/// A block's matrices, by their part of the tensor name.
-const BLOCK_MATRICES: [&str; 7] =
-    ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
 
 /// What the policy needs to know.
 pub(crate) struct PolicyRequest<'a> {

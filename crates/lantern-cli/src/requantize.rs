@@ -1,35 +1,98 @@
 //! Re-quantizing a model's matrices for `lantern convert`: the calibration inputs the
 //! calibrated objectives need, and the tensors a `--quantize` spec asks for.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use lantern::core::QTensor;
+use anyhow::{bail, Context, Result};
+use lantern::core::{GgmlType, QTensor};
 use lantern::io::GgufModel;
 use lantern::{Engine, InputSite, SessionConfig, Sparsity};
-use lantern_quant::{Gram, Grams, Objective};
+use lantern_quant::{Gram, Grams, Objective, Reconstruction, Target};
 
 use crate::progress;
+use crate::text::ChunkedText;
 use crate::weight_types::WeightTypes;
 
 /// Tokens per calibration chunk, as llama.cpp's perplexity and imatrix tools use.
 pub(crate) const CALIBRATION_CTX: usize = 512;
 
-/// The model's weight matrices that `types` gives another type, re-quantized to it by
-/// `objective` (nearest rounding for matrices outside the blocks, which `grams` has no
-/// inputs for).
+/// A block's matrices, by their part of the tensor name, in the order a token meets them.
+pub(crate) const BLOCK_MATRICES: [&str; 7] =
+    ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+
+/// How `--quantize` rounds the matrices: each matrix on its own, or the blocks' scales
+/// trained through the decoder against an error measured further on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rounding {
+    /// A per-matrix objective.
+    Matrix(Objective),
+    /// Scales trained through the blocks ([`lantern_quant::reconstruct`]).
+    Trained(Target),
+}
+
+impl Rounding {
+    /// Whether it runs the model on calibration text.
+    pub(crate) fn needs_calibration(self) -> bool {
+        self != Self::Matrix(Objective::Nearest)
+    }
+
+    /// The name the command line gives it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Matrix(objective) => objective.name(),
+            Self::Trained(Target::Block) => "block",
+            Self::Trained(Target::Window(_)) => "window",
+            Self::Trained(Target::Downstream) => "downstream",
+        }
+    }
+
+    /// Windows of `blocks` blocks, for `window`.
+    pub(crate) fn with_window(self, blocks: usize) -> Self {
+        match self {
+            Self::Trained(Target::Window(_)) => Self::Trained(Target::Window(blocks)),
+            other => other,
+        }
+    }
+}
+
+impl FromStr for Rounding {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Ok(match name {
+            "block" => Self::Trained(Target::Block),
+            "window" => Self::Trained(Target::Window(2)),
+            "downstream" => Self::Trained(Target::Downstream),
+            _ => match Objective::from_str(name) {
+                Ok(objective) => Self::Matrix(objective),
+                Err(_) => bail!(
+                    "unknown objective {name:?}: expected nearest, scale-search, \
+                     error-feedback, block, window or downstream"
+                ),
+            },
+        })
+    }
+}
+
+/// The model's weight matrices that `types` gives another type (only those outside the
+/// blocks unless `blocks`), re-quantized to it by `objective` (nearest rounding for
+/// matrices outside the blocks, which `grams` has no inputs for).
 pub(crate) fn requantized(
     model: &GgufModel,
     types: &WeightTypes,
     objective: Objective,
     grams: Option<&Grams>,
+    blocks: bool,
     quiet: bool,
 ) -> Result<Vec<(String, QTensor)>> {
     let tensors: Vec<_> = model
         .gguf()
         .tensors()
         .iter()
+        .filter(|info| blocks || block_site(&info.name).is_none())
         .filter_map(|info| Some((info, types.of(&info.name).filter(|&ty| ty != info.ty)?)))
         .collect();
     let bar = progress::count(tensors.len() as u64, "re-quantizing", quiet);
@@ -58,17 +121,75 @@ fn block_site(name: &str) -> Option<(usize, InputSite)> {
     Some((layer.parse().ok()?, InputSite::of_matrix(part.strip_suffix(".weight")?)?))
 }
 
-/// The Gram matrices of every block matrix's inputs, from `engine`'s model run densely over
+/// The one type `types` gives every block matrix of `model`, as the trained objectives
+/// need.
+pub(crate) fn block_type(model: &GgufModel, types: &WeightTypes) -> Result<GgmlType> {
+    let block_types: BTreeSet<_> = model
+        .gguf()
+        .tensors()
+        .iter()
+        .filter(|info| block_site(&info.name).is_some())
+        .map(|info| types.of(&info.name))
+        .collect();
+    match Vec::from_iter(block_types)[..] {
+        [Some(ty)] => Ok(ty),
+        _ => bail!("the trained objectives need one type for every block matrix in --quantize"),
+    }
+}
+
+/// The model's weight matrices as `types` gives them, the blocks' matrices (`ty`, which
+/// `types` gives them all) trained through the blocks as `reconstruction` says on `text`,
+/// from the scale search on `grams`; the others rounded to nearest.
+pub(crate) fn trained(
+    model: &GgufModel,
+    types: &WeightTypes,
+    ty: GgmlType,
+    reconstruction: &Reconstruction,
+    text: &ChunkedText,
+    grams: &Grams,
+    quiet: bool,
+) -> Result<Vec<(String, QTensor)>> {
+    let start = Instant::now();
+    let chunks: Vec<&[u32]> = text.iter().collect();
+    let infos = model.gguf().tensors();
+    let n_layers = infos.iter().filter_map(|i| Some(block_site(&i.name)?.0 + 1)).max().unwrap_or(0);
+    let bar = progress::count(n_layers as u64, "training blocks", quiet);
+    let mut ratios = Vec::new();
+    let blocks = lantern_quant::reconstruct(model, ty, &chunks, grams, reconstruction, |r| {
+        ratios.push(r.loss_after / r.loss_before);
+        tracing::info!(blocks = ?r.blocks, before = r.loss_before, after = r.loss_after, "trained");
+        bar.inc(r.blocks.len() as u64);
+    })?;
+    bar.finish_and_clear();
+    let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+    println!(
+        "trained {} blocks' scales to {ty:?} in {:.1} s: training loss {:.2}× its start on average",
+        blocks.len(),
+        start.elapsed().as_secs_f64(),
+        mean
+    );
+    let mut out = requantized(model, types, Objective::Nearest, None, false, quiet)?;
+    for (l, matrices) in blocks.into_iter().enumerate() {
+        for (part, tensor) in BLOCK_MATRICES.iter().zip(matrices) {
+            out.push((format!("blk.{l}.{part}.weight"), tensor));
+        }
+    }
+    Ok(out)
+}
+
 /// `chunks` chunks of the calibration text at `path` (by default the pinned one).
-pub(crate) fn calibration_grams(
+pub(crate) fn calibration_text(
     engine: &Engine,
     path: Option<&Path>,
     chunks: usize,
-    quiet: bool,
-) -> Result<Grams> {
+) -> Result<ChunkedText> {
+    crate::calibrate::read(path)?.chunk(engine, CALIBRATION_CTX, Some(chunks))
+}
+
+/// The Gram matrices of every block matrix's inputs, from `engine`'s model run densely over
+/// `text`.
+pub(crate) fn calibration_grams(engine: &Engine, text: &ChunkedText, quiet: bool) -> Result<Grams> {
     let start = Instant::now();
-    let text = crate::calibrate::read(path)?;
-    let text = text.chunk(engine, CALIBRATION_CTX, Some(chunks))?;
     let c = engine.config();
     let grams = Grams::new(c.n_layers, [c.d_model, c.n_heads * c.head_dim, c.d_model, c.n_ff]);
     let config = SessionConfig::default().ctx_len(CALIBRATION_CTX).sparsity(Sparsity::Dense);

@@ -128,4 +128,11 @@ fn convert_requantizes_the_matrices_a_spec_names() {
     assert!(stderr(&bad).contains("--objective applies to --quantize"), "{}", stderr(&bad));
     let bad = lantern(&["convert", gguf, "-o", out, "--bits-avg", "3", "--quantize", "Q4_0"]);
     assert!(stderr(&bad).contains("cannot be used with"), "{}", stderr(&bad));
+    let trained = ["--objective", "block", "--quantize", "Q4_0,down=Q3_0"];
+    let bad = lantern(&[&["convert", gguf, "-o", out][..], &trained].concat());
+    assert!(stderr(&bad).contains("one type for every block matrix"), "{}", stderr(&bad));
+    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "window", "--bits-avg", "3"]);
+    assert!(stderr(&bad).contains("applies to --quantize only"), "{}", stderr(&bad));
+    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "blocks"]);
+    assert!(stderr(&bad).contains("expected nearest, scale-search"), "{}", stderr(&bad));
 }

@@ -70,6 +70,9 @@ pub enum Error {
     /// A tensor operation of training failed.
     #[error("training: {0}")]
     Training(#[from] candle_core::Error),
+    /// The model did not load.
+    #[error(transparent)]
+    Model(#[from] lantern_runtime::Error),
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),

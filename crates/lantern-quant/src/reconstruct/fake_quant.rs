@@ -2,8 +2,12 @@
 //! sees the quantized values, and the gradient reaches each block's scale through them
 //! (rounding passes its gradient straight through, clipping stops it; the method of LSQ,
 //! Esser et al. 2020).
+//!
+//! Rounding and the scales' gradient are computed here, in plain loops, rather than as
+//! tensor operations: the twin then differentiates only the block's products, and the
+//! quantized matrix enters it as a leaf whose gradient this turns into the scales'.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use lantern_core::{BlockScale, Grid, QK8};
 
 use crate::reconstruct::twin;
@@ -11,17 +15,16 @@ use crate::Result;
 
 /// One matrix's weights and the learnable scales of its blocks.
 pub(crate) struct FakeQuant {
-    /// `[rows, blocks, 32]`.
-    weights: Tensor,
-    /// The starting scales, `[rows, blocks, 1]`.
-    initial: Tensor,
+    /// Rows of `cols` weights.
+    weights: Vec<f32>,
+    /// The starting scale of each block of 32, row after row.
+    initial: Vec<f32>,
     /// Each scale's log-ratio to its starting value: a step of the optimizer moves every
     /// scale by the same share, whatever its size.
     log_ratio: Var,
     rows: usize,
     cols: usize,
-    /// The integer levels of the grid: `−zero ..= max_code − zero`.
-    levels: (f64, f64),
+    grid: Grid,
 }
 
 impl FakeQuant {
@@ -34,21 +37,11 @@ impl FakeQuant {
         grid: Grid,
         scales: &[BlockScale],
     ) -> Result<Self> {
-        let blocks = cols / QK8;
         // A zero scale (a block of zeros) would divide by zero; any scale rounds zeros to 0.
-        let initial: Vec<f32> =
+        let initial =
             scales.iter().map(|s| if s.d == 0.0 { f32::MIN_POSITIVE } else { s.d }).collect();
-        let unit = BlockScale { d: 1.0, m: 0.0 };
-        let levels = (f64::from(grid.value(0, unit)), f64::from(grid.value(grid.max_code(), unit)));
-        let log_ratio = Var::zeros((rows, blocks, 1), candle_core::DType::F32, &Device::Cpu)?;
-        Ok(Self {
-            weights: twin::matrix(weights, rows, cols)?.reshape((rows, blocks, QK8))?,
-            initial: Tensor::from_vec(initial, (rows, blocks, 1), &Device::Cpu)?,
-            log_ratio,
-            rows,
-            cols,
-            levels,
-        })
+        let log_ratio = Var::zeros(rows * cols / QK8, DType::F32, &Device::Cpu)?;
+        Ok(Self { weights, initial, log_ratio, rows, cols, grid })
     }
 
     /// The scales' variable, for the optimizer.
@@ -56,29 +49,57 @@ impl FakeQuant {
         &self.log_ratio
     }
 
-    /// The current scales, `[rows, blocks, 1]`.
-    fn scales(&self) -> Result<Tensor> {
-        Ok(self.initial.mul(&self.log_ratio.as_tensor().exp()?)?)
+    /// The current scales, one per block, row after row.
+    pub(crate) fn scales(&self) -> Result<Vec<BlockScale>> {
+        let ratios = twin::values(self.log_ratio.as_tensor())?;
+        Ok(self
+            .initial
+            .iter()
+            .zip(ratios)
+            .map(|(&d, u)| BlockScale { d: d * u.exp(), m: 0.0 })
+            .collect())
     }
 
-    /// The matrix as quantized on the current scales, `[rows, cols]`, differentiable in them.
-    pub(crate) fn forward(&self) -> Result<Tensor> {
+    /// The matrix as quantized on the current scales, `[rows, cols]`: a leaf to take the
+    /// gradient of.
+    pub(crate) fn quantized(&self) -> Result<Var> {
         let scales = self.scales()?;
-        let z = self.weights.broadcast_div(&scales)?;
-        // Round with the gradient of the identity.
-        let rounded = (&z + (z.round()? - &z)?.detach())?;
-        let clipped = rounded.clamp(self.levels.0, self.levels.1)?;
-        Ok(clipped.broadcast_mul(&scales)?.reshape((self.rows, self.cols))?)
+        let mut out = Vec::with_capacity(self.weights.len());
+        for (block, &scale) in self.weights.chunks_exact(QK8).zip(&scales) {
+            out.extend(block.iter().map(|&w| self.grid.value(self.grid.code(w, scale), scale)));
+        }
+        Ok(Var::from_tensor(&twin::matrix(out, self.rows, self.cols)?)?)
     }
 
-    /// The learned scales, one per block, row after row.
-    pub(crate) fn learned(&self) -> Result<Vec<BlockScale>> {
-        let d = twin::values(&self.scales()?)?;
-        Ok(d.into_iter().map(|d| BlockScale { d, m: 0.0 }).collect())
+    /// The gradient of the scales' log-ratios, from `grad` (the loss's gradient in the
+    /// matrix [`FakeQuant::quantized`] gave): inside the grid, a value moves with its scale
+    /// as its code less its scaled weight; clipped, as its code.
+    pub(crate) fn scale_gradient(&self, grad: &Tensor) -> Result<Tensor> {
+        let grad = twin::values(grad)?;
+        let scales = self.scales()?;
+        let zero = self.grid.value(0, BlockScale { d: -1.0, m: 0.0 });
+        let blocks = self.weights.chunks_exact(QK8).zip(grad.chunks_exact(QK8)).zip(&scales);
+        let out: Vec<f32> = blocks
+            .map(|((w, g), &scale)| {
+                let sum: f32 = w
+                    .iter()
+                    .zip(g)
+                    .map(|(&w, &g)| {
+                        let level = f32::from(self.grid.code(w, scale)) - zero;
+                        let z = w / scale.d;
+                        let clipped = (z - level).abs() > 0.5;
+                        g * if clipped { level } else { level - z }
+                    })
+                    .sum();
+                // Through s = s₀·e^u: ∂s/∂u = s.
+                sum * scale.d
+            })
+            .collect();
+        Ok(Tensor::from_vec(out, self.log_ratio.dims(), &Device::Cpu)?)
     }
 
     /// The weights, row after row, as [`lantern_core::quantize_row_on`] takes them.
-    pub(crate) fn weights(&self) -> Result<Vec<f32>> {
-        twin::values(&self.weights)
+    pub(crate) fn weights(&self) -> &[f32] {
+        &self.weights
     }
 }

@@ -27,6 +27,7 @@ use std::ops::Range;
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
+use lantern_io::ModelFile;
 use lantern_runtime::{InputSite, Model, Projections};
 
 use crate::reconstruct::fake_quant::FakeQuant;
@@ -58,7 +59,7 @@ pub struct Reconstruction {
 
 impl Default for Reconstruction {
     fn default() -> Self {
-        Self { target: Target::Block, steps: 64, learning_rate: 2e-3 }
+        Self { target: Target::Block, steps: 32, learning_rate: 5e-3 }
     }
 }
 
@@ -74,18 +75,19 @@ pub struct WindowReport {
     pub loss_after: f64,
 }
 
-/// Every block's seven matrices (in the order of [`Projections`]) re-quantized to `ty`
-/// with scales trained as `options` says on `chunks` of calibration tokens, starting from
-/// the scale search on `grams` (the Gram matrices of the original model's inputs to each
-/// matrix). `on_window` hears of each window as it is done.
+/// Every block's seven matrices of the model in `file` (in the order of [`Projections`])
+/// re-quantized to `ty` with scales trained as `options` says on `chunks` of calibration
+/// tokens, starting from the scale search on `grams` (the Gram matrices of the original
+/// model's inputs to each matrix). `on_window` hears of each window as it is done.
 ///
 /// # Errors
+/// [`Error::Model`] when the model does not load;
 /// [`Error::NoGrid`] for a type without a [`Grid`] or one that stores offsets (Q4_1);
 /// [`Error::Calibration`] for no chunks, a window of 0 blocks or a streamed model;
 /// [`Error::Training`] when a tensor operation fails; [`Error::Core`] when a matrix cannot
 /// be dequantized.
 pub fn reconstruct(
-    model: &Model,
+    file: &dyn ModelFile,
     ty: GgmlType,
     chunks: &[&[u32]],
     grams: &Grams,
@@ -100,6 +102,7 @@ pub fn reconstruct(
     if chunks.is_empty() || chunks.iter().any(|c| c.is_empty()) || window == 0 {
         return Err(Error::Calibration("no calibration tokens, or a window of no blocks".into()));
     }
+    let model = &Model::load(file)?;
     let original = Original::load(model)?;
     let shape = Shape::of(model.config());
     let longest = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
@@ -116,8 +119,15 @@ pub fn reconstruct(
         }
         let run =
             Run { shape: &shape, rotation: &rotation, original: &original, blocks: blocks.clone() };
-        let targets =
-            streams.fp.iter().map(|x| run.target(x, options.target)).collect::<Result<Vec<_>>>()?;
+        let original_out = streams
+            .fp
+            .iter()
+            .map(|x| run.forward(x, run.original_blocks()))
+            .collect::<Result<Vec<_>>>()?;
+        let targets = original_out
+            .iter()
+            .map(|y| run.measure(y, options.target))
+            .collect::<Result<Vec<_>>>()?;
         let report = run.train(&trained, &streams.quantized, &targets, options)?;
         let quantized: Vec<[QTensor; 7]> = trained
             .iter()
@@ -129,7 +139,7 @@ pub fn reconstruct(
             .zip(blocks.clone())
             .map(|(q, l)| original.with_matrices(l, q))
             .collect::<Result<Vec<_>>>()?;
-        streams.advance(&run, &as_tensors)?;
+        streams.advance(&run, original_out, &as_tensors)?;
         out.extend(quantized);
         on_window(&report);
     }
@@ -210,10 +220,16 @@ impl Streams {
         Ok(Self { quantized: fp.clone(), fp })
     }
 
-    /// Both streams past `run`'s blocks, the quantized one through `quantized`.
-    fn advance(&mut self, run: &Run<'_>, quantized: &[BlockTensors]) -> Result<()> {
-        for (fp, q) in self.fp.iter_mut().zip(&mut self.quantized) {
-            *fp = run.forward(fp, run.original_blocks())?;
+    /// Both streams past `run`'s blocks: the original one to `original_out`, the quantized
+    /// one through `quantized`.
+    fn advance(
+        &mut self,
+        run: &Run<'_>,
+        original_out: Vec<Tensor>,
+        quantized: &[BlockTensors],
+    ) -> Result<()> {
+        self.fp = original_out;
+        for q in &mut self.quantized {
             *q = run.forward(q, quantized.iter())?;
         }
         Ok(())
@@ -262,11 +278,6 @@ impl Run<'_> {
         Ok(Tensor::cat(&[q?, k?, v?], 1)?)
     }
 
-    /// The original model's measure of the window's output, from its stream `x`.
-    fn target(&self, x: &Tensor, target: Target) -> Result<Tensor> {
-        self.measure(&self.forward(x, self.original_blocks())?, target)
-    }
-
     /// Trains `trained` (the window's matrices, 7 per block) so that the window, from the
     /// quantized streams `inputs`, gives `targets`.
     fn train(
@@ -285,19 +296,28 @@ impl Run<'_> {
         let mut losses = Vec::with_capacity(steps);
         for step in 0..steps {
             let c = step % inputs.len();
-            let blocks = trained
+            let leaves = trained
+                .iter()
+                .map(|fq| try_map(fq.each_ref(), FakeQuant::quantized))
+                .collect::<Result<Vec<_>>>()?;
+            let blocks: Vec<_> = leaves
                 .iter()
                 .zip(self.blocks.clone())
-                .map(|(fq, l)| {
-                    let matrices = try_map(fq.each_ref(), FakeQuant::forward)?;
-                    Ok(BlockTensors { matrices, ..self.original.blocks[l].clone() })
+                .map(|(leaves, l)| BlockTensors {
+                    matrices: leaves.each_ref().map(|v| v.as_tensor().clone()),
+                    ..self.original.blocks[l].clone()
                 })
-                .collect::<Result<Vec<_>>>()?;
-            let target = options.target;
-            let y = self.measure(&self.forward(&inputs[c], blocks.iter())?, target)?;
+                .collect();
+            let y = self.measure(&self.forward(&inputs[c], blocks.iter())?, options.target)?;
             let loss = (y - &targets[c])?.sqr()?.mean_all()?;
             losses.push(f64::from(loss.to_scalar::<f32>()?));
-            adam.backward_step(&loss)?;
+            let mut grads = loss.backward()?;
+            for (fq, leaf) in trained.iter().flatten().zip(leaves.iter().flatten()) {
+                if let Some(grad) = grads.remove(leaf.as_tensor()) {
+                    grads.insert(fq.var().as_tensor(), fq.scale_gradient(&grad)?);
+                }
+            }
+            adam.step(&grads)?;
         }
         let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
         Ok(WindowReport {
@@ -346,7 +366,7 @@ fn store(trained: &[FakeQuant; 7], like: [&QTensor; 7], grid: Grid) -> Result<[Q
     let mut out = Vec::with_capacity(7);
     for (fq, like) in trained.iter().zip(like) {
         let cols = like.row_len();
-        let (weights, scales) = (fq.weights()?, fq.learned()?);
+        let (weights, scales) = (fq.weights(), fq.scales()?);
         let row_bytes = ty.row_bytes(cols)?;
         let mut bytes = vec![0; row_bytes * like.n_rows()];
         let per_row = cols / QK8;

@@ -10,7 +10,7 @@ use lantern_core::GgmlType;
 use lantern_runtime::{InputSite, MatrixInputs, Model};
 
 use super::*;
-use testutil::{load, max_abs_diff, prompt, spread, state, Tiny};
+use testutil::{load, max_abs_diff, open, prompt, spread, state, Tiny};
 
 /// The values a block's site multiplied.
 type Observed = (usize, InputSite, Vec<f32>);
@@ -85,7 +85,7 @@ fn training_lowers_each_targets_loss_and_stores_the_type_asked_for() {
     for target in [Target::Block, Target::Window(2), Target::Downstream] {
         let options = Reconstruction { target, steps: 48, learning_rate: 1e-2 };
         let mut reports = Vec::new();
-        let blocks = reconstruct(&model, GgmlType::Q3_0, &chunks, &grams, &options, |r| {
+        let blocks = reconstruct(&open(&tiny), GgmlType::Q3_0, &chunks, &grams, &options, |r| {
             reports.push(r.clone())
         })
         .unwrap();
@@ -111,14 +111,14 @@ fn bad_requests_are_errors() {
     let chunks = [tokens.as_slice()];
     let grams = grams(&model, &chunks);
     let options = Reconstruction::default();
-    let err = reconstruct(&model, GgmlType::Q4_1, &chunks, &grams, &options, |_| {});
+    let err = reconstruct(&open(&tiny), GgmlType::Q4_1, &chunks, &grams, &options, |_| {});
     assert!(matches!(err, Err(Error::NoGrid(GgmlType::Q4_1))), "{err:?}");
-    let err = reconstruct(&model, GgmlType::Q4_0, &[], &grams, &options, |_| {});
+    let err = reconstruct(&open(&tiny), GgmlType::Q4_0, &[], &grams, &options, |_| {});
     assert!(matches!(err, Err(Error::Calibration(_))), "{err:?}");
     let window = Reconstruction { target: Target::Window(0), ..Reconstruction::default() };
-    let err = reconstruct(&model, GgmlType::Q4_0, &chunks, &grams, &window, |_| {});
+    let err = reconstruct(&open(&tiny), GgmlType::Q4_0, &chunks, &grams, &window, |_| {});
     assert!(matches!(err, Err(Error::Calibration(_))), "{err:?}");
     let empty = Grams::new(1, [1, 1, 1, 1]);
-    let err = reconstruct(&model, GgmlType::Q4_0, &chunks, &empty, &options, |_| {});
+    let err = reconstruct(&open(&tiny), GgmlType::Q4_0, &chunks, &empty, &options, |_| {});
     assert!(matches!(err, Err(Error::Calibration(_))), "{err:?}");
 }
