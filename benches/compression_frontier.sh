@@ -5,7 +5,8 @@
 # evaluation text, and decode speed. It also writes DIR/frontier.tsv and plots it into
 # PLOT (default DIR/frontier.png) with `lantern report frontier`.
 # Usage: benches/compression_frontier.sh MODEL.gguf EVAL.txt [CHUNKS] [DIR]
-# Calibrated objectives run on the pinned calibration text (32 chunks of 512 tokens).
+# Calibrated objectives run on the pinned calibration text (32 chunks of 512 tokens; 16 for
+# the objectives that train scales through the blocks, which take 10–30 minutes each).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 model=$1 eval=$2 chunks=${3:-40} dir=${4:-${TMPDIR:-/tmp}/lantern-frontier}
@@ -15,7 +16,7 @@ mkdir -p "$dir"
 tsv=$dir/frontier.tsv
 echo "# series	label	MB	perplexity" >"$tsv"
 
-# name | --quantize spec | objective
+# name | --quantize spec | objective [| more convert arguments]
 variants=(
     "Q8_0|Q8_0|nearest"
     "Q5_0 (embd Q8_0)|Q5_0,embd=Q8_0|nearest"
@@ -25,6 +26,9 @@ variants=(
     "Q3_0 (embd Q8_0)|Q3_0,embd=Q8_0|nearest"
     "Q3_0 (embd Q8_0)|Q3_0,embd=Q8_0|scale-search"
     "Q3_0 (embd Q8_0)|Q3_0,embd=Q8_0|error-feedback"
+    "Q3_0 (embd Q8_0)|Q3_0,embd=Q8_0|block|--calibration-chunks 16"
+    "Q3_0 (embd Q8_0)|Q3_0,embd=Q8_0|window|--calibration-chunks 16"
+    "Q3_0 (embd Q8_0)|Q3_0,embd=Q8_0|downstream|--calibration-chunks 16"
     "Q3_0 (embd Q4_0)|Q3_0,embd=Q4_0|scale-search"
     "Q3_0 (embd Q4_0)|Q3_0,embd=Q4_0|error-feedback"
     "policy 80MB|budget=80MB|scale-search"
@@ -57,7 +61,7 @@ row() {
 }
 row "Q4_1 (default file)" "-" "default file" "$model"
 for v in "${variants[@]}"; do
-    IFS='|' read -r name spec objective <<<"$v"
+    IFS='|' read -r name spec objective more <<<"$v"
     out="$dir/$(echo "$spec-$objective" | tr ',=' '__').lantern"
     case $spec in
         budget=*)
@@ -66,7 +70,8 @@ for v in "${variants[@]}"; do
             ;;
         *) how=(--quantize "$spec") series=$objective ;;
     esac
-    [ -s "$out" ] || "$lantern" convert "$model" -o "$out" -q "${how[@]}" --objective "$objective" >&2
+    # shellcheck disable=SC2086 # `more` is a list of arguments
+    [ -s "$out" ] || "$lantern" convert "$model" -o "$out" -q "${how[@]}" --objective "$objective" $more >&2
     row "$name" "$objective" "$series" "$out"
 done
 "$lantern" report frontier "$tsv" -o "$plot" >&2

@@ -11,6 +11,10 @@
 //!   decision's output error compensated in the channels still to come, through the inverse
 //!   of the inputs' whole Gram matrix (the method of GPTQ, Frantar et al. 2022).
 //!
+//! [`reconstruct`] goes further than any one matrix: it trains each block's scales, through
+//! a differentiable twin of the decoder block (candle), against the error a window of
+//! blocks, or the next block's pre-activations, shows ([`Target`]).
+//!
 //! [`choose`] picks a format per layer within a byte budget from measured sensitivities (a
 //! per-layer policy, after Edge-LLM).
 //!

@@ -28,7 +28,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
 use lantern_io::ModelFile;
-use lantern_runtime::{InputSite, Model, Projections};
+use lantern_runtime::{InputSite, Model};
 
 use crate::reconstruct::fake_quant::FakeQuant;
 use crate::reconstruct::twin::{BlockTensors, Rotation, Shape};
@@ -75,7 +75,7 @@ pub struct WindowReport {
     pub loss_after: f64,
 }
 
-/// Every block's seven matrices of the model in `file` (in the order of [`Projections`])
+/// Every block's seven matrices of the model in `file` (in the order of [`Projections`](lantern_runtime::Projections))
 /// re-quantized to `ty` with scales trained as `options` says on `chunks` of calibration
 /// tokens, starting from the scale search on `grams` (the Gram matrices of the original
 /// model's inputs to each matrix). `on_window` hears of each window as it is done.
@@ -114,7 +114,7 @@ pub fn reconstruct(
         let blocks = start..(start + window).min(n_layers);
         let mut trained = Vec::new();
         for l in blocks.clone() {
-            let p = original.projections(model, l)?;
+            let p = matrices(model, l)?;
             trained.push(starting_point(p, l, grid, grams)?);
         }
         let run =
@@ -132,7 +132,7 @@ pub fn reconstruct(
         let quantized: Vec<[QTensor; 7]> = trained
             .iter()
             .zip(blocks.clone())
-            .map(|(fq, l)| store(fq, original.projections(model, l)?, grid))
+            .map(|(fq, l)| store(fq, matrices(model, l)?, grid))
             .collect::<Result<_>>()?;
         let as_tensors = quantized
             .iter()
@@ -157,11 +157,9 @@ impl Original {
         let weights = model.weights();
         let blocks = (0..weights.layers.len())
             .map(|l| {
-                let p = Self::resident(model, l)?;
-                let matrices = [&p.wq, &p.wk, &p.wv, &p.wo, &p.gate, &p.up, &p.down];
                 let layer = &weights.layers[l];
                 Ok(BlockTensors {
-                    matrices: try_map(matrices, |m| {
+                    matrices: try_map(matrices(model, l)?, |m| {
                         twin::matrix(m.dequantize()?, m.n_rows(), m.row_len())
                     })?,
                     attn_norm: vector(&layer.attn_norm)?,
@@ -170,18 +168,6 @@ impl Original {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { blocks, output_norm: vector(&weights.output_norm)? })
-    }
-
-    fn resident(model: &Model, l: usize) -> Result<&Projections> {
-        model.weights().layers[l]
-            .projections
-            .as_ref()
-            .ok_or_else(|| Error::Calibration("a streamed model's blocks cannot be trained".into()))
-    }
-
-    fn projections<'m>(&self, model: &'m Model, l: usize) -> Result<[&'m QTensor; 7]> {
-        let p = Self::resident(model, l)?;
-        Ok([&p.wq, &p.wk, &p.wv, &p.wo, &p.gate, &p.up, &p.down])
     }
 
     /// Block `l` with `matrices` in place of its own.
@@ -326,6 +312,15 @@ impl Run<'_> {
             loss_after: mean(&losses[losses.len().saturating_sub(round)..]),
         })
     }
+}
+
+/// Block `l`'s seven matrices, in the order of [`Projections`](lantern_runtime::Projections).
+fn matrices(model: &Model, l: usize) -> Result<[&QTensor; 7]> {
+    let p = model.weights().layers[l]
+        .projections
+        .as_ref()
+        .ok_or_else(|| Error::Calibration("a streamed model's blocks cannot be trained".into()))?;
+    Ok([&p.wq, &p.wk, &p.wv, &p.wo, &p.gate, &p.up, &p.down])
 }
 
 /// Block `l`'s matrices ready to train, on the scales the per-matrix search picks.
