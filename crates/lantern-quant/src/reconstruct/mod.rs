@@ -75,10 +75,11 @@ pub struct WindowReport {
     pub loss_after: f64,
 }
 
-/// Every block's seven matrices of the model in `file` (in the order of [`Projections`](lantern_runtime::Projections))
-/// re-quantized to `ty` with scales trained as `options` says on `chunks` of calibration
-/// tokens, starting from the scale search on `grams` (the Gram matrices of the original
-/// model's inputs to each matrix). `on_window` hears of each window as it is done.
+/// Every block's seven matrices of the model in `file` (in the order of
+/// [`Projections`](lantern_runtime::Projections)) re-quantized to `ty` with scales trained
+/// as `options` says on `chunks` of calibration tokens, starting from the scale search on
+/// `grams` (the Gram matrices of the original model's inputs to each matrix). `on_window`
+/// hears of each window as it is done.
 ///
 /// # Errors
 /// [`Error::Model`] when the model does not load;
