@@ -230,6 +230,12 @@ pub fn reads_q8k(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
 }
 
+/// Whether rows of type `ty` read only the input's f32 values, never its activation blocks:
+/// the float formats. Their inputs need not be quantized ([`Input::new`] with no blocks).
+pub fn reads_f32_only(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
 /// Applies `dot(row, t)` to every whole row of `w` and input `t < n`, into
 /// `out[t * rows + r]`: the [`MatmulFn`] contract met one row and one input at a time.
 #[inline(always)]
