@@ -67,6 +67,9 @@ pub enum Error {
     /// The singular value decomposition of a residual did not converge.
     #[error("the residual's singular value decomposition did not converge")]
     Svd,
+    /// A matrix name that does not end in `.weight`, so has no SWSC tensor names.
+    #[error("{0:?} is not a weight matrix's name (`….weight`)")]
+    MatrixName(String),
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),
