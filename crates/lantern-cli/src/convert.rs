@@ -15,6 +15,7 @@ use lantern_quant::Objective;
 use crate::layer_policy::{self, PolicyRequest, Target};
 use crate::progress;
 use crate::requantize::{calibration_grams, requantized, CALIBRATION_CTX};
+use crate::swsc_specs::{self, SwscSpec};
 use crate::weight_types::WeightTypes;
 
 /// Convert a GGUF model into a `.lantern` container.
@@ -49,7 +50,17 @@ pub(crate) struct ConvertArgs {
     /// blocks' matrices; the embedding and output head round to nearest.
     #[arg(long, default_value = "nearest")]
     objective: Objective,
-    /// Calibration text (UTF-8) for the calibrated objectives. By default the pinned
+    /// Store block matrices as SWSC factors (shared weights for similar channels plus a
+    /// low-rank residual, docs/COMPRESSION.md) instead of their rows: `[CLASS:]k=K,r=R`,
+    /// K clusters of input channels (a count, or `in/D` for a D-th of the channels) and a
+    /// residual of rank R (0 by default). CLASS is q, k, v, o, gate, up, down, attn or ffn;
+    /// none means every block matrix. Repeat the option for several classes, later ones
+    /// winning (`--swsc ffn:k=768,r=32 --swsc q:k=in/2`). The clustering weighs each input
+    /// channel by its mean square on --calibration text. Runs that read the container
+    /// resident only: streaming refuses SWSC matrices.
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["budget_bytes", "bits_avg"])]
+    swsc: Vec<SwscSpec>,
+    /// Calibration text (UTF-8) for the calibrated objectives and --swsc. By default the pinned
     /// calibration set (fetched if missing), which shares no text with WikiText-2 test.
     #[arg(long, value_name = "FILE")]
     calibration: Option<PathBuf>,
@@ -104,11 +115,14 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     if args.objective != Objective::Nearest && args.quantize.is_none() && target.is_none() {
         bail!("--objective applies to --quantize, --budget-bytes or --bits-avg");
     }
-    let engine = (target.is_some() || args.objective.needs_calibration())
+    // Specs that do not fit a matrix fail before calibration runs.
+    let factored = swsc_specs::factored_names(&model, &args.swsc)?;
+    let needs_grams = args.objective.needs_calibration() || !args.swsc.is_empty();
+    let engine = (target.is_some() || needs_grams)
         .then(|| Engine::builder_from_file(Box::new(model.clone())).build())
         .transpose()?;
     let grams = match &engine {
-        Some(engine) if args.objective.needs_calibration() => Some(calibration_grams(
+        Some(engine) if needs_grams => Some(calibration_grams(
             engine,
             args.calibration.as_deref(),
             args.calibration_chunks,
@@ -118,7 +132,7 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     };
     let replacements = match (&args.quantize, target, &engine) {
         (Some(types), ..) => {
-            requantized(&model, types, args.objective, grams.as_ref(), args.quiet)?
+            requantized(&model, types, &factored, args.objective, grams.as_ref(), args.quiet)?
         }
         (None, Some(budget), Some(engine)) => {
             let text = crate::calibrate::read(args.calibration.as_deref())?;
@@ -139,7 +153,13 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         }
         _ => Vec::new(),
     };
-    let options = WriteOptions { compress: !args.no_compress, metadata, replacements };
+    let substitutes = match &grams {
+        Some(grams) if !args.swsc.is_empty() => {
+            swsc_specs::factored(&model, &args.swsc, grams, args.quiet)?
+        }
+        _ => Vec::new(),
+    };
+    let options = WriteOptions { compress: !args.no_compress, metadata, replacements, substitutes };
     let bar = progress::bytes(0, "converting", args.quiet);
     let stats = write_container_with(&model, &args.output, options, |done, total| {
         bar.set_length(total);

@@ -1,6 +1,7 @@
 //! Re-quantizing a model's matrices for `lantern convert`: the calibration inputs the
 //! calibrated objectives need, and the tensors a `--quantize` spec asks for.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -18,10 +19,11 @@ pub(crate) const CALIBRATION_CTX: usize = 512;
 
 /// The model's weight matrices that `types` gives another type, re-quantized to it by
 /// `objective` (nearest rounding for matrices outside the blocks, which `grams` has no
-/// inputs for).
+/// inputs for), but for those named in `skip`.
 pub(crate) fn requantized(
     model: &GgufModel,
     types: &WeightTypes,
+    skip: &HashSet<String>,
     objective: Objective,
     grams: Option<&Grams>,
     quiet: bool,
@@ -30,6 +32,7 @@ pub(crate) fn requantized(
         .gguf()
         .tensors()
         .iter()
+        .filter(|info| !skip.contains(&info.name))
         .filter_map(|info| Some((info, types.of(&info.name).filter(|&ty| ty != info.ty)?)))
         .collect();
     let bar = progress::count(tensors.len() as u64, "re-quantizing", quiet);
