@@ -14,6 +14,9 @@ use crate::progress;
 use crate::requantize::gram_for;
 use crate::weight_types::TensorClass;
 
+/// A matrix's name and the tensors stored in its place.
+type Substitute = (String, Vec<(String, QTensor)>);
+
 /// A cluster count: a number, or a share of the matrix's input channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Clusters {
@@ -123,7 +126,7 @@ pub(crate) fn factored(
     specs: &[SwscSpec],
     grams: &Grams,
     quiet: bool,
-) -> Result<Vec<(String, Vec<(String, QTensor)>)>> {
+) -> Result<Vec<Substitute>> {
     let start = Instant::now();
     let matrices = chosen(model, specs)?;
     let bar = progress::count(matrices.len() as u64, "factoring (SWSC)", quiet);

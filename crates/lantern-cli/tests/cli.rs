@@ -185,10 +185,10 @@ fn write_tiny_llama(gguf: &Path, text: &Path) {
     ];
     for (i, (part, dims)) in matrices.into_iter().enumerate() {
         let v = values(dims[0] * dims[1], i as u64 + 2, 1.5 / (dims[0] as f32).sqrt());
-        w.tensor_f32(&format!("blk.0.{part}.weight"), &dims, &v).unwrap();
+        w.tensor_f32(format!("blk.0.{part}.weight"), &dims, &v).unwrap();
     }
     for part in ["attn_norm", "ffn_norm"] {
-        w.tensor_f32(&format!("blk.0.{part}.weight"), &[64], &[1.0; 64]).unwrap();
+        w.tensor_f32(format!("blk.0.{part}.weight"), &[64], &[1.0; 64]).unwrap();
     }
     w.write_file(gguf).unwrap();
     let sentence = "The lamp in the harbour burned all night, and the ships came home. ";
