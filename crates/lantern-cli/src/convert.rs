@@ -55,9 +55,10 @@ pub(crate) struct ConvertArgs {
     /// K clusters of input channels (a count, or `in/D` for a D-th of the channels) and a
     /// residual of rank R (0 by default). CLASS is q, k, v, o, gate, up, down, attn or ffn;
     /// none means every block matrix. Repeat the option for several classes, later ones
-    /// winning (`--swsc ffn:k=768,r=32 --swsc q:k=in/2`). The clustering weighs each input
-    /// channel by its mean square on --calibration text. Runs that read the container
-    /// resident only: streaming refuses SWSC matrices.
+    /// winning (`--swsc ffn:k=in/4 --swsc down:k=768,r=32`). A K or R that does not fit a
+    /// matrix is refused before calibrating. The clustering weighs each input channel by
+    /// its mean square on --calibration text. Such a model runs resident only: streaming
+    /// refuses SWSC matrices.
     #[arg(long, value_name = "SPEC", conflicts_with_all = ["budget_bytes", "bits_avg"])]
     swsc: Vec<SwscSpec>,
     /// Calibration text (UTF-8) for the calibrated objectives and --swsc. By default the pinned
