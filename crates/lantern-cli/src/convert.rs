@@ -18,6 +18,7 @@ use crate::requantize::{
     block_type, calibration_grams, calibration_text, requantized, trained, Rounding,
     CALIBRATION_CTX,
 };
+use crate::swsc_specs::{self, SwscSpec};
 use crate::weight_types::WeightTypes;
 
 /// Convert a GGUF model into a `.lantern` container.
@@ -62,7 +63,18 @@ pub(crate) struct ConvertArgs {
     /// Optimizer steps per block of the trained objectives, one calibration chunk each.
     #[arg(long, default_value_t = Reconstruction::default().steps)]
     train_steps: usize,
-    /// Calibration text (UTF-8) for the calibrated objectives. By default the pinned
+    /// Store block matrices as SWSC factors (shared weights for similar channels plus a
+    /// low-rank residual, docs/COMPRESSION.md) instead of their rows: `[CLASS:]k=K,r=R`,
+    /// K clusters of input channels (a count, or `in/D` for a D-th of the channels) and a
+    /// residual of rank R (0 by default). CLASS is q, k, v, o, gate, up, down, attn or ffn;
+    /// none means every block matrix. Repeat the option for several classes, later ones
+    /// winning (`--swsc ffn:k=in/4 --swsc down:k=768,r=32`). A K or R that does not fit a
+    /// matrix is refused before calibrating. The clustering weighs each input channel by
+    /// its mean square on --calibration text. Such a model runs resident only: streaming
+    /// refuses SWSC matrices.
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["budget_bytes", "bits_avg"])]
+    swsc: Vec<SwscSpec>,
+    /// Calibration text (UTF-8) for the calibrated objectives and --swsc. By default the pinned
     /// calibration set (fetched if missing), which shares no text with WikiText-2 test.
     #[arg(long, value_name = "FILE")]
     calibration: Option<PathBuf>,
@@ -125,11 +137,17 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         (Rounding::Trained(_), Some(types)) => Some(block_type(&model, types)?),
         _ => None,
     };
-    let engine = (target.is_some() || rounding.needs_calibration())
+    // Specs that do not fit a matrix fail before calibration runs.
+    let factored = swsc_specs::factored_names(&model, &args.swsc)?;
+    if trained_type.is_some() && !factored.is_empty() {
+        bail!("--swsc and --objective {} cannot be combined", rounding.name());
+    }
+    let needs_calibration = rounding.needs_calibration() || !args.swsc.is_empty();
+    let engine = (target.is_some() || needs_calibration)
         .then(|| Engine::builder_from_file(Box::new(model.clone())).build())
         .transpose()?;
     let calibration = match &engine {
-        Some(engine) if rounding.needs_calibration() => {
+        Some(engine) if needs_calibration => {
             let text =
                 calibration_text(engine, args.calibration.as_deref(), args.calibration_chunks)?;
             let grams = calibration_grams(engine, &text, args.quiet)?;
@@ -140,9 +158,14 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     let grams = calibration.as_ref().map(|(_, grams)| grams);
     let replacements = match (&args.quantize, target, &engine) {
         (Some(types), ..) => match (rounding, &calibration) {
-            (Rounding::Matrix(objective), _) => {
-                requantized(&model, types, objective, grams, true, args.quiet)?
-            }
+            (Rounding::Matrix(objective), _) => requantized(
+                &model,
+                types,
+                objective,
+                grams,
+                &|n| !factored.contains(n),
+                args.quiet,
+            )?,
             (Rounding::Trained(target), Some((text, grams))) => {
                 let ty = trained_type.expect("checked above");
                 let reconstruction =
@@ -171,7 +194,13 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         }
         _ => Vec::new(),
     };
-    let options = WriteOptions { compress: !args.no_compress, metadata, replacements };
+    let substitutes = match grams {
+        Some(grams) if !args.swsc.is_empty() => {
+            swsc_specs::factored(&model, &args.swsc, grams, args.quiet)?
+        }
+        _ => Vec::new(),
+    };
+    let options = WriteOptions { compress: !args.no_compress, metadata, replacements, substitutes };
     let bar = progress::bytes(0, "converting", args.quiet);
     let stats = write_container_with(&model, &args.output, options, |done, total| {
         bar.set_length(total);

@@ -27,6 +27,7 @@ mod run;
 mod sampling_args;
 mod sparsity_sweep;
 mod sweep_plot;
+mod swsc_specs;
 mod text;
 mod thresholds;
 mod tokenize;

@@ -77,22 +77,22 @@ impl FromStr for Rounding {
     }
 }
 
-/// The model's weight matrices that `types` gives another type (only those outside the
-/// blocks unless `blocks`), re-quantized to it by `objective` (nearest rounding for
-/// matrices outside the blocks, which `grams` has no inputs for).
+/// The model's weight matrices that `types` gives another type and `keep` keeps (by name),
+/// re-quantized to it by `objective` (nearest rounding for matrices outside the blocks,
+/// which `grams` has no inputs for).
 pub(crate) fn requantized(
     model: &GgufModel,
     types: &WeightTypes,
     objective: Objective,
     grams: Option<&Grams>,
-    blocks: bool,
+    keep: &dyn Fn(&str) -> bool,
     quiet: bool,
 ) -> Result<Vec<(String, QTensor)>> {
     let tensors: Vec<_> = model
         .gguf()
         .tensors()
         .iter()
-        .filter(|info| blocks || block_site(&info.name).is_none())
+        .filter(|info| keep(&info.name))
         .filter_map(|info| Some((info, types.of(&info.name).filter(|&ty| ty != info.ty)?)))
         .collect();
     let bar = progress::count(tensors.len() as u64, "re-quantizing", quiet);
@@ -168,7 +168,8 @@ pub(crate) fn trained(
         start.elapsed().as_secs_f64(),
         mean
     );
-    let mut out = requantized(model, types, Objective::Nearest, None, false, quiet)?;
+    let outside_blocks = |name: &str| block_site(name).is_none();
+    let mut out = requantized(model, types, Objective::Nearest, None, &outside_blocks, quiet)?;
     for (l, matrices) in blocks.into_iter().enumerate() {
         for (part, tensor) in BLOCK_MATRICES.iter().zip(matrices) {
             out.push((format!("blk.{l}.{part}.weight"), tensor));

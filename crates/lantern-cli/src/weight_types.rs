@@ -33,6 +33,15 @@ impl TensorClass {
         (Self::Output, "output", "output.weight"),
     ];
 
+    /// The classes of a block's matrices.
+    pub(crate) const BLOCK: [Self; 7] =
+        [Self::Q, Self::K, Self::V, Self::O, Self::Gate, Self::Up, Self::Down];
+
+    /// The name a spec gives the class.
+    pub(crate) fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(c, ..)| *c == self).map_or("", |(_, name, _)| name)
+    }
+
     /// The class of the tensor named `name`, if it is a weight matrix.
     pub(crate) fn of(name: &str) -> Option<Self> {
         let part = name
@@ -42,7 +51,7 @@ impl TensorClass {
     }
 
     /// The classes a spec's name stands for: one, or a group.
-    fn named(name: &str) -> Result<Vec<Self>> {
+    pub(crate) fn named(name: &str) -> Result<Vec<Self>> {
         use TensorClass::*;
         Ok(match name {
             "attn" => vec![Q, K, V, O],

@@ -136,3 +136,105 @@ fn convert_requantizes_the_matrices_a_spec_names() {
     let bad = lantern(&["convert", gguf, "-o", out, "--objective", "blocks"]);
     assert!(stderr(&bad).contains("expected nearest, scale-search"), "{}", stderr(&bad));
 }
+
+/// A runnable one-block llama (d 64, FFN 128) of F32 weights with a byte-level tokenizer
+/// (the 256 bytes, `he`, `<s>` and `</s>`), and a calibration text of 2,000 bytes.
+fn write_tiny_llama(gguf: &Path, text: &Path) {
+    let char_of = |b: u8| {
+        let visible = |c: u8| (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || c >= 0xAE;
+        let rank = (0..b).filter(|&c| !visible(c)).count() as u32;
+        if visible(b) {
+            char::from(b)
+        } else {
+            char::from_u32(256 + rank).unwrap()
+        }
+    };
+    let mut tokens: Vec<String> = (0..=255u8).map(|b| char_of(b).to_string()).collect();
+    tokens.extend(["he", "<s>", "</s>"].map(String::from));
+    let mut types = vec![1i32; tokens.len()];
+    (types[257], types[258]) = (3, 3);
+    let vocab = tokens.len();
+    let mut w = GgufWriter::new();
+    w.metadata("general.architecture", "llama")
+        .metadata("llama.block_count", 1u32)
+        .metadata("llama.context_length", 512u32)
+        .metadata("llama.embedding_length", 64u32)
+        .metadata("llama.feed_forward_length", 128u32)
+        .metadata("llama.attention.head_count", 4u32)
+        .metadata("llama.attention.head_count_kv", 2u32)
+        .metadata("llama.attention.layer_norm_rms_epsilon", 1e-5f32)
+        .metadata("tokenizer.ggml.model", "gpt2")
+        .metadata("tokenizer.ggml.pre", "smollm")
+        .metadata("tokenizer.ggml.tokens", tokens)
+        .metadata("tokenizer.ggml.merges", vec!["h e"])
+        .metadata("tokenizer.ggml.token_type", types)
+        .metadata("tokenizer.ggml.bos_token_id", 257u32)
+        .metadata("tokenizer.ggml.eos_token_id", 258u32);
+    // Deterministic values in ±scale, from a multiplicative hash of the index.
+    let values = |n: usize, seed: u64, scale: f32| -> Vec<f32> {
+        (0..n as u64)
+            .map(|i| {
+                let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(seed) >> 40;
+                scale * (h as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+            })
+            .collect()
+    };
+    w.tensor_f32("token_embd.weight", &[64, vocab], &values(64 * vocab, 1, 1.0)).unwrap();
+    w.tensor_f32("output_norm.weight", &[64], &[1.0; 64]).unwrap();
+    let matrices = [
+        ("attn_q", [64, 64]),
+        ("attn_k", [64, 32]),
+        ("attn_v", [64, 32]),
+        ("attn_output", [64, 64]),
+        ("ffn_gate", [64, 128]),
+        ("ffn_up", [64, 128]),
+        ("ffn_down", [128, 64]),
+    ];
+    for (i, (part, dims)) in matrices.into_iter().enumerate() {
+        let v = values(dims[0] * dims[1], i as u64 + 2, 1.5 / (dims[0] as f32).sqrt());
+        w.tensor_f32(format!("blk.0.{part}.weight"), &dims, &v).unwrap();
+    }
+    for part in ["attn_norm", "ffn_norm"] {
+        w.tensor_f32(format!("blk.0.{part}.weight"), &[64], &[1.0; 64]).unwrap();
+    }
+    w.write_file(gguf).unwrap();
+    let sentence = "The lamp in the harbour burned all night, and the ships came home. ";
+    std::fs::write(text, sentence.repeat(30)).unwrap();
+}
+
+#[test]
+fn convert_stores_swsc_matrices_that_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (gguf, text, out) = (path("m.gguf"), path("calibration.txt"), path("m.lantern"));
+    write_tiny_llama(Path::new(&gguf), Path::new(&text));
+    let convert = |extra: &[&str]| {
+        let args = ["convert", &gguf, "-o", &out, "-q", "--calibration", &text];
+        lantern(&[&args[..], &["--calibration-chunks", "1"], extra].concat())
+    };
+
+    let run = convert(&["--swsc", "ffn:k=in/4,r=4", "--swsc", "q:k=16", "--quantize", "Q8_0"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("factored 4 matrices (SWSC)"));
+    let text_of = |out: Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let listing = text_of(lantern(&["inspect", &out, "--tensors"]));
+    let line = |name: &str| listing.lines().find(|l| l.contains(name)).unwrap_or("").to_owned();
+    assert!(line("ffn_down.swsc_centroids").contains("F16"), "{listing}");
+    assert!(line("ffn_down.swsc_labels").contains("I16"), "{listing}");
+    assert!(line("ffn_up.swsc_vt").contains("F16"), "{listing}");
+    assert!(line("attn_q.swsc_us").is_empty() && line("attn_q.swsc_labels").contains("I16"));
+    assert!(line("ffn_down.weight").is_empty() && line("attn_k.weight").contains("Q8_0"));
+    let run = lantern(&["run", "-m", &out, "-p", "The lamp", "-n", "8", "--temp", "0", "-t", "2"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    for (spec, says) in [
+        ("embd:k=8", "block matrices"),
+        ("ffn:k=65", "does not fit blk.0.ffn_gate.weight"),
+        ("down:k=8,r=65", "exceeds the rank"),
+    ] {
+        let bad = convert(&["--swsc", spec]);
+        assert!(!bad.status.success() && stderr(&bad).contains(says), "{spec}: {}", stderr(&bad));
+    }
+    let bad = convert(&["--swsc", "k=8", "--bits-avg", "3"]);
+    assert!(stderr(&bad).contains("cannot be used with"), "{}", stderr(&bad));
+}

@@ -182,7 +182,8 @@ impl QTensor {
     /// One run of results per input; with one input it is simply `out[r - rows.start]`.
     /// Each row's bytes are read once for all inputs. Each format reads the form of the
     /// input its kernel needs (see [`Input`]), so the caller quantizes once and reuses it
-    /// across tensors.
+    /// across tensors; float rows ([`kernels::reads_f32_only`]) read only the f32 values, so
+    /// an input for them may hold no blocks.
     ///
     /// # Errors
     /// [`Error::UnsupportedType`] for a type without kernels, [`Error::ShapeMismatch`] when
@@ -194,7 +195,9 @@ impl QTensor {
         let (block, got) =
             if kernels::reads_q8k(self.ty) { (QK_K, q8k_len) } else { (QK8, q8_len) };
         let blocks = self.row_len.div_ceil(block);
-        if x_len != self.row_len * n || got != blocks * n {
+        // Float rows read the f32 values only, so their inputs may come without blocks.
+        let blocks_ok = got == blocks * n || kernels::reads_f32_only(self.ty);
+        if x_len != self.row_len * n || !blocks_ok {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
                 detail: format!(

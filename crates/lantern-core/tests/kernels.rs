@@ -382,3 +382,15 @@ fn dispatch_prefers_the_best_isa() {
         assert!(matmul_fn_for(GgmlType::Q4_1, Isa::Avx2).is_none());
     }
 }
+
+/// F16 rows read f32 inputs only: every path gives the scalar twin's bits, for rows whose
+/// length is not a multiple of the 8 lanes, tiles of 4 rows cut short, and batches.
+#[test]
+fn f16_row_kernels_agree_with_their_scalar_twin() {
+    let mut rng = rng(21);
+    for (rows, len, n) in [(1, 8, 1), (4, 64, 1), (7, 45, 3), (13, 768, 5), (2, 3, 2)] {
+        let w = randn(&mut rng, rows * len, 0.1);
+        let x = randn(&mut rng, n * len, 1.0);
+        assert_paths_agree(GgmlType::F16, &quantize(GgmlType::F16, &w), rows, &x, &[], n);
+    }
+}

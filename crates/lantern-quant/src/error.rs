@@ -73,6 +73,9 @@ pub enum Error {
     /// The model did not load.
     #[error(transparent)]
     Model(#[from] lantern_runtime::Error),
+    /// A matrix name that does not end in `.weight`, so has no SWSC tensor names.
+    #[error("{0:?} is not a weight matrix's name (`….weight`)")]
+    MatrixName(String),
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),

@@ -20,7 +20,8 @@
 //!
 //! [`Swsc`] stands a matrix in for its shared columns and a low-rank correction instead of
 //! quantized blocks (SWSC, Zeng et al. 2025): k-means over the input channels, the residual
-//! kept to rank r by its SVD, and a product that pools the input by cluster.
+//! kept to rank r by its SVD, and a product that pools the input by cluster; its tensors
+//! ([`Swsc::tensors`]) are what the runtime's `SwscMatrix` reads from a container.
 //!
 //! The calibration inputs come from the real forward pass: [`Grams`] observes the values
 //! each block's matrices multiply ([`lantern_runtime::MatrixInputs`]) and keeps their Gram

@@ -44,6 +44,23 @@ pub enum Error {
         /// Its type.
         ty: lantern_core::GgmlType,
     },
+    /// A block matrix stored as SWSC tensors that are incomplete or inconsistent.
+    #[error("SWSC matrix {matrix} is invalid: {reason}")]
+    InvalidSwsc {
+        /// The matrix's name (`blk.N.PART.weight`).
+        matrix: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A streamed container with a block matrix stored as SWSC tensors.
+    #[error(
+        "{matrix} is stored as SWSC tensors, which a streamed model cannot read yet; load the \
+         model resident"
+    )]
+    SwscNotStreamed {
+        /// The matrix's name (`blk.N.PART.weight`).
+        matrix: String,
+    },
     /// More tokens than the context holds.
     #[error("{needed} tokens do not fit in a context of {ctx_len} ({used} already used)")]
     ContextFull {

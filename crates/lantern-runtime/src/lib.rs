@@ -9,7 +9,8 @@
 //! - [`Model`]: the decoder; [`Model::forward`] runs a batch of tokens and returns logits.
 //! - [`State`] and [`StateConfig`]: one sequence's KV cache, worker threads and buffers.
 //! - [`ModelConfig`]: hyper-parameters read from GGUF metadata.
-//! - [`Weights`]: the tensors, found by name and checked against the config.
+//! - [`Weights`]: the tensors, found by name and checked against the config; each block
+//!   [`Matrix`] is rows of blocks or a [`SwscMatrix`] (shared columns).
 //! - [`Sampler`] and [`SamplerConfig`]: greedy, temperature, top-k, top-p, min-p,
 //!   repetition penalty, seeded.
 //!
@@ -41,12 +42,14 @@ mod config;
 mod error;
 mod ffn_sparsity;
 mod kv_cache;
+mod matrix;
 mod matrix_inputs;
 mod model;
 mod ops;
 mod sampler;
 mod sparse_ffn;
 mod streamed;
+mod swsc;
 mod weights;
 mod workers;
 
@@ -54,8 +57,10 @@ pub use active_windows::{ActiveWindows, WindowCounts};
 pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
 pub use error::{Error, Result};
 pub use ffn_sparsity::{ActivationHistograms, Criterion, FfnThresholds};
+pub use matrix::Matrix;
 pub use matrix_inputs::{InputSite, MatrixInputs};
 pub use model::{Model, State, StateConfig};
 pub use sampler::{Sampler, SamplerConfig};
 pub use streamed::{Budget, Pin, StreamOptions};
+pub use swsc::{swsc_tensor_names, SwscMatrix, SwscScratch, SWSC_PARTS};
 pub use weights::{LayerWeights, Projections, Weights};

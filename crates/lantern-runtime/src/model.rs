@@ -14,6 +14,7 @@ use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
 use crate::batch_attention::{attend_batch, TileScratch};
 use crate::ffn_sparsity::{ActivationHistograms, FfnSparsity, FfnThresholds};
 use crate::kv_cache::KvCache;
+use crate::matrix::LinearScratch;
 use crate::matrix_inputs::{InputSite, MatrixInputs};
 use crate::ops::{add_assign, rms_norm, rope};
 use crate::sparse_ffn::DownColumns;
@@ -88,7 +89,7 @@ struct Buffers {
     up: Vec<f32>,
     hq: QuantizedInput,
     mix: Vec<f32>,
-    transpose: Vec<f32>,
+    linear: LinearScratch,
     /// Logits of a run of the output head's rows, when it is streamed in runs.
     head_run: Vec<f32>,
     attn_scratch: Scratch,
@@ -243,10 +244,15 @@ impl Model {
     /// only the active neurons' down columns when it decodes, bytes and work alike, with the
     /// results of every column computed (a copy rounds like the file rows for Q4_0, and
     /// once per block, not in ggml's eight lanes, for Q4_1). The copies cost the down
-    /// matrices' bytes again ([`Model::sparse_ffn_bytes`]).
+    /// matrices' bytes again ([`Model::sparse_ffn_bytes`]). SWSC down matrices get no copy:
+    /// they take the dense product.
     #[must_use]
     pub fn with_sparse_ffn(mut self) -> Self {
-        let downs = self.weights.layers.iter().map(|l| l.projections.as_ref().map(|p| &p.down));
+        let downs = self
+            .weights
+            .layers
+            .iter()
+            .map(|l| l.projections.as_ref().and_then(|p| p.down.blocks()));
         self.down_columns = DownColumns::new(downs);
         self
     }
@@ -259,7 +265,7 @@ impl Model {
     /// Weight bytes read to decode one token: every block's matrices and the output head
     /// (the embedding contributes one row).
     pub fn bytes_per_token(&self) -> usize {
-        let resident: usize = self.weights.matrices().map(|t| t.bytes().len()).sum();
+        let resident = self.weights.matrix_bytes();
         resident + self.streamed.as_ref().map_or(0, Streamed::streamed_bytes)
     }
 
@@ -351,7 +357,7 @@ impl Model {
             up: vec![0.0; nb * c.n_ff],
             hq: QuantizedInput::new(k_quants),
             mix: vec![0.0; nb * c.d_model],
-            transpose: Vec::new(),
+            linear: LinearScratch::default(),
             head_run: Vec::new(),
             attn_scratch: Scratch::default(),
         };
@@ -447,9 +453,9 @@ impl Model {
             norm_on(workers, &buf.x[..n * d], &norms.attn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             observe(l, InputSite::Attention, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
-            workers.linear(&layer.wq, xn, &mut buf.q[..n * q_dim], &mut buf.transpose)?;
-            workers.linear(&layer.wk, xn, &mut buf.k[..n * kv_dim], &mut buf.transpose)?;
-            workers.linear(&layer.wv, xn, &mut buf.v[..n * kv_dim], &mut buf.transpose)?;
+            layer.wq.linear(workers, xn, &mut buf.q[..n * q_dim], &mut buf.linear)?;
+            layer.wk.linear(workers, xn, &mut buf.k[..n * kv_dim], &mut buf.linear)?;
+            layer.wv.linear(workers, xn, &mut buf.v[..n * kv_dim], &mut buf.linear)?;
             for (x, dim) in [(&mut buf.q[..n * q_dim], q_dim), (&mut buf.k[..n * kv_dim], kv_dim)] {
                 workers.for_each_chunk(x, dim, |t, x| {
                     rope(x, pos0 + t, c.head_dim, c.rope_dim, c.rope_base);
@@ -490,7 +496,7 @@ impl Model {
             }
             observe(l, InputSite::AttentionOutput, &buf.att[..n * q_dim]);
             let att = buf.attq.quantize_on(Some(workers.pool()), &buf.att[..n * q_dim], n);
-            workers.linear(&layer.wo, att, &mut buf.mix[..n * d], &mut buf.transpose)?;
+            layer.wo.linear(workers, att, &mut buf.mix[..n * d], &mut buf.linear)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
 
             // Gated FFN.
@@ -498,8 +504,8 @@ impl Model {
             norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             observe(l, InputSite::Ffn, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
-            workers.linear(&layer.gate, xn, &mut buf.gate[..n * ff], &mut buf.transpose)?;
-            workers.linear(&layer.up, xn, &mut buf.up[..n * ff], &mut buf.transpose)?;
+            layer.gate.linear(workers, xn, &mut buf.gate[..n * ff], &mut buf.linear)?;
+            layer.up.linear(workers, xn, &mut buf.up[..n * ff], &mut buf.linear)?;
             if ffn.active() {
                 ffn.before_product(l, ff, &buf.gate[..n * ff], &mut buf.up[..n * ff]);
             }
@@ -517,7 +523,7 @@ impl Model {
                 && ffn.thresholds.is_some()
                 && self.down_columns.down(l, workers, hidden.q8(0), &mut buf.mix[..d])?;
             if !sparse {
-                workers.linear(&layer.down, hidden, &mut buf.mix[..n * d], &mut buf.transpose)?;
+                layer.down.linear(workers, hidden, &mut buf.mix[..n * d], &mut buf.linear)?;
             }
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
         }
@@ -546,12 +552,12 @@ impl Model {
         let logits = &mut logits[out];
         lease.head(|w, head_rows| {
             if head_rows.len() == vocab {
-                return workers.linear(w, xn, logits, &mut buf.transpose);
+                return workers.linear(w, xn, logits, &mut buf.linear.transpose);
             }
             // A run of the head's rows: its logits token by token, then each into place.
             let m = head_rows.len();
             buf.head_run.resize(n * m, 0.0);
-            workers.linear(w, xn, &mut buf.head_run[..n * m], &mut buf.transpose)?;
+            workers.linear(w, xn, &mut buf.head_run[..n * m], &mut buf.linear.transpose)?;
             for (t, run) in buf.head_run.chunks_exact(m).enumerate() {
                 logits[t * vocab + head_rows.start..][..m].copy_from_slice(run);
             }

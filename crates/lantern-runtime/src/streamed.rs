@@ -8,8 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use lantern_core::{GgmlType, QTensor};
 use lantern_io::stream::{Stream, StreamConfig, StreamStats, StreamedContainer};
 
+use crate::swsc::swsc_tensor_names;
 use crate::weights::{check_matrix, projection_names, vector, LayerWeights, Projections};
-use crate::{Error, ModelConfig, Result, Weights};
+use crate::{Error, Matrix, ModelConfig, Result, Weights};
 
 /// How to run a streamed model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -164,6 +165,12 @@ impl Streamed {
         for l in 0..n {
             let names = projection_names(l);
             for (name, [a, b]) in names.iter().zip(Projections::shapes(&config)) {
+                let swsc = || swsc_tensor_names(name).into_iter().flatten();
+                if container.tensor(name).is_none()
+                    && swsc().any(|n| container.tensor(&n).is_some())
+                {
+                    return Err(Error::SwscNotStreamed { matrix: name.clone() });
+                }
                 let e = entry(name)?;
                 check_matrix(name, e.ty, &e.dims, a, b)?;
                 types.push(e.ty);
@@ -216,7 +223,10 @@ impl Streamed {
             let mut layer = LayerWeights::norms(&config, l, &read)?;
             if pinned_layer(l) {
                 let names = projection_names(l);
-                let matrices = names.iter().map(|name| read(name)).collect::<Result<_>>()?;
+                let matrices = names
+                    .iter()
+                    .map(|name| Ok(Matrix::Blocks(read(name)?)))
+                    .collect::<Result<_>>()?;
                 layer.projections = Projections::from_vec(matrices);
             }
             layers.push(layer);
@@ -320,7 +330,7 @@ impl<'a> Lease<'a> {
         let unit = s.layer_units[l].expect("a streamed block has a unit");
         let load = stream.loads_of(unit).start;
         let loaded = stream.take(load)?;
-        let matrices = loaded.tensors.into_iter().map(|(t, _)| t).collect();
+        let matrices = loaded.tensors.into_iter().map(|(t, _)| Matrix::Blocks(t)).collect();
         Ok(LayerRef::Loaded(Projections::from_vec(matrices).expect("a block unit has 7 tensors")))
     }
 

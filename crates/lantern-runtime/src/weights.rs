@@ -2,30 +2,32 @@
 //!
 //! Names follow llama.cpp's tensor-name table (`blk.N.attn_q.weight`, …), which every
 //! llama-family GGUF shares; shapes are innermost first, so a projection from `a` to `b`
-//! values is `[a, b]`.
+//! values is `[a, b]`. A block's matrix may instead be stored as SWSC factors
+//! ([`SwscMatrix`]), which [`Weights::load`] finds when the matrix itself is absent.
 
 use lantern_core::{GgmlType, QTensor};
 use lantern_io::ModelFile;
 
-use crate::{Error, ModelConfig, Result};
+use crate::swsc::SwscMatrix;
+use crate::{Error, Matrix, ModelConfig, Result};
 
 /// The matrices of one transformer block, in the order a token meets them.
 #[derive(Clone, Debug)]
 pub struct Projections {
     /// Query projection, `[d_model, n_heads·head_dim]`.
-    pub wq: QTensor,
+    pub wq: Matrix,
     /// Key projection, `[d_model, kv_dim]`.
-    pub wk: QTensor,
+    pub wk: Matrix,
     /// Value projection, `[d_model, kv_dim]`.
-    pub wv: QTensor,
+    pub wv: Matrix,
     /// Attention output projection, `[n_heads·head_dim, d_model]`.
-    pub wo: QTensor,
+    pub wo: Matrix,
     /// FFN gate projection, `[d_model, n_ff]`.
-    pub gate: QTensor,
+    pub gate: Matrix,
     /// FFN up projection, `[d_model, n_ff]`.
-    pub up: QTensor,
+    pub up: Matrix,
     /// FFN down projection, `[n_ff, d_model]`.
-    pub down: QTensor,
+    pub down: Matrix,
 }
 
 /// The weights of one transformer block.
@@ -68,7 +70,7 @@ impl Projections {
     }
 
     /// The seven matrices, in order.
-    pub(crate) fn from_vec(mut matrices: Vec<QTensor>) -> Option<Self> {
+    pub(crate) fn from_vec(mut matrices: Vec<Matrix>) -> Option<Self> {
         let down = matrices.pop()?;
         let up = matrices.pop()?;
         let gate = matrices.pop()?;
@@ -80,7 +82,7 @@ impl Projections {
     }
 
     /// The matrices in the order a token meets them.
-    pub fn iter(&self) -> impl Iterator<Item = &QTensor> {
+    pub fn iter(&self) -> impl Iterator<Item = &Matrix> {
         [&self.wq, &self.wk, &self.wv, &self.wo, &self.gate, &self.up, &self.down].into_iter()
     }
 }
@@ -89,11 +91,13 @@ impl Weights {
     /// Finds, checks and wraps every weight the decoder needs. Quantized tensors stay
     /// zero-copy views of the file, and the matrices of formats whose fastest kernel reads
     /// interleaved rows (Q4_0, Q5_0 and Q6_K on x86) also get that copy
-    /// ([`QTensor::interleaved`]); norm gains are dequantized to f32 once.
+    /// ([`QTensor::interleaved`]); norm gains are dequantized to f32 once. A block matrix
+    /// absent from the file is read from its SWSC tensors when they are there.
     ///
     /// # Errors
     /// [`Error::Io`] for a missing tensor, [`Error::TensorShape`] for a shape that does not
-    /// match `config`, [`Error::UnsupportedTensorType`] for a format without kernels.
+    /// match `config`, [`Error::UnsupportedTensorType`] for a format without kernels,
+    /// [`Error::InvalidSwsc`] for SWSC tensors that are incomplete or inconsistent.
     pub fn load(file: &dyn ModelFile, config: &ModelConfig) -> Result<Self> {
         let read = |name: &str| Ok(file.tensor(name)?);
         let layers = (0..config.n_layers)
@@ -103,7 +107,7 @@ impl Weights {
                 let matrices = names
                     .iter()
                     .zip(Projections::shapes(config))
-                    .map(|(name, [a, b])| Ok(matrix(name, read(name)?, a, b)?.interleaved()))
+                    .map(|(name, [a, b])| block_matrix(file, name, a, b))
                     .collect::<Result<Vec<_>>>()?;
                 Ok(LayerWeights { projections: Projections::from_vec(matrices), ..norms })
             })
@@ -124,14 +128,28 @@ impl Weights {
         })
     }
 
-    /// Every resident matrix a token is multiplied with: each block's projections, then
-    /// the output head.
+    /// Every resident tensor a token is multiplied with: each block's projections (a SWSC
+    /// matrix's factors), then the output head.
     pub fn matrices(&self) -> impl Iterator<Item = &QTensor> {
         self.layers
             .iter()
             .filter_map(|l| l.projections.as_ref())
             .flat_map(Projections::iter)
+            .flat_map(Matrix::tensors)
             .chain(&self.output)
+    }
+
+    /// Bytes of the resident matrices a token reads: each block's projections (a SWSC
+    /// matrix's labels included), then the output head.
+    pub fn matrix_bytes(&self) -> usize {
+        let blocks: usize = self
+            .layers
+            .iter()
+            .filter_map(|l| l.projections.as_ref())
+            .flat_map(Projections::iter)
+            .map(Matrix::bytes)
+            .sum();
+        blocks + self.output.as_ref().map_or(0, |t| t.bytes().len())
     }
 }
 
@@ -178,6 +196,17 @@ pub(crate) fn check_matrix(
         return Err(Error::UnsupportedTensorType { tensor: name.to_owned(), ty });
     }
     Ok(())
+}
+
+/// Block matrix `name` from `inputs` to `outputs` values: its rows when the file holds them
+/// (interleaved where that is faster), else its SWSC tensors.
+fn block_matrix(file: &dyn ModelFile, name: &str, inputs: usize, outputs: usize) -> Result<Matrix> {
+    if !file.has_tensor(name) {
+        if let Some(swsc) = SwscMatrix::from_file(file, name, (inputs, outputs))? {
+            return Ok(Matrix::SharedColumns(Box::new(swsc)));
+        }
+    }
+    Ok(Matrix::Blocks(matrix(name, file.tensor(name)?, inputs, outputs)?.interleaved()))
 }
 
 fn matrix(name: &str, tensor: QTensor, inputs: usize, outputs: usize) -> Result<QTensor> {

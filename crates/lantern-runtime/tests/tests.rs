@@ -11,4 +11,5 @@ mod matrix_inputs;
 mod reference;
 mod sampler;
 mod streamed;
+mod swsc;
 mod testutil;

@@ -48,6 +48,8 @@ mod f16;
 mod f16_avx2;
 #[cfg(target_arch = "aarch64")]
 mod f16_neon;
+#[cfg(target_arch = "x86_64")]
+mod f16_rows_avx2;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
@@ -192,8 +194,8 @@ pub fn dot_fn(ty: GgmlType) -> Option<DotFn> {
 /// The fastest matrix kernel for rows of type `ty` on this CPU, or `None` when lantern has
 /// no kernel for `ty`.
 ///
-/// Formats without a SIMD kernel (F32, F16, BF16) get their scalar kernel, which the compiler
-/// vectorizes as far as it can.
+/// Formats without a SIMD kernel (F32, BF16, and F16 off x86-64) get their scalar kernel,
+/// which the compiler vectorizes as far as it can.
 pub fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
     matmul_fn_for(ty, best_isa()).or_else(|| matmul_fn_for(ty, Isa::Scalar))
 }
@@ -230,6 +232,12 @@ pub fn reads_q8k(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
 }
 
+/// Whether rows of type `ty` read only the input's f32 values, never its activation blocks:
+/// the float formats. Their inputs need not be quantized ([`Input::new`] with no blocks).
+pub fn reads_f32_only(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
 /// Applies `dot(row, t)` to every whole row of `w` and input `t < n`, into
 /// `out[t * rows + r]`: the [`MatmulFn`] contract met one row and one input at a time.
 #[inline(always)]
@@ -253,7 +261,7 @@ fn per_row(
 
 #[cfg(target_arch = "x86_64")]
 fn tile_matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
-    avx2::matmul_fn(ty, vnni)
+    avx2::matmul_fn(ty, vnni).or_else(|| f16_rows_avx2::matmul_fn(ty))
 }
 
 #[cfg(not(target_arch = "x86_64"))]

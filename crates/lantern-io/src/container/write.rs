@@ -1,5 +1,6 @@
 //! Converting a GGUF model into a `.lantern` container.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use super::{
     NO_LAYER, VERSION,
 };
 use crate::gguf::writer::{check_string_len, check_value, put_string, put_value};
-use crate::{GgufModel, ModelFile, Replaced, Result, Value};
+use crate::{Error, GgufModel, ModelFile, Replaced, Result, Value};
 
 /// How [`write_container_with`] stores the data.
 #[derive(Clone, Debug)]
@@ -26,11 +27,20 @@ pub struct WriteOptions {
     /// Tensors that take the place of the GGUF file's tensors of the same name and
     /// dimensions, in any type (re-quantized weights, for example).
     pub replacements: Vec<(String, QTensor)>,
+    /// Tensors stored instead of the GGUF file's tensor of the first name, in its place in
+    /// the order of use, under names of their own (a matrix stored as factors, for
+    /// example). The tensor they stand for is left out.
+    pub substitutes: Vec<(String, Vec<(String, QTensor)>)>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { compress: true, metadata: Vec::new(), replacements: Vec::new() }
+        Self {
+            compress: true,
+            metadata: Vec::new(),
+            replacements: Vec::new(),
+            substitutes: Vec::new(),
+        }
     }
 }
 
@@ -78,8 +88,9 @@ pub fn write_container(
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) naming the file that failed,
 /// [`Error::Replacement`](crate::Error::Replacement) for a replacement that matches no
-/// tensor of the model by name and dimensions, and the errors of reading the model's
-/// tensors or of metadata a GGUF writer would reject.
+/// tensor of the model by name and dimensions, or a substitute that stands for no tensor of
+/// the model or whose name is taken, and the errors of reading the model's tensors or of
+/// metadata a GGUF writer would reject.
 pub fn write_container_with(
     model: &GgufModel,
     path: impl AsRef<Path>,
@@ -88,9 +99,16 @@ pub fn write_container_with(
 ) -> Result<ConvertStats> {
     let metadata = encode_metadata(model, &options.metadata)?;
     let file = Replaced::new(Arc::new(model.clone()), options.replacements)?;
+    let substitutes = check_substitutes(model, options.substitutes)?;
     let mut tensors = Vec::new();
     for info in model.gguf().tensors() {
-        tensors.push((layer_of(&info.name), file.tensor(&info.name)?, info.name.clone()));
+        match substitutes.get(&info.name) {
+            Some(parts) => tensors
+                .extend(parts.iter().map(|(name, t)| (layer_of(name), t.clone(), name.clone()))),
+            None => {
+                tensors.push((layer_of(&info.name), file.tensor(&info.name)?, info.name.clone()))
+            }
+        }
     }
     // The order of use: tensors outside the blocks, then block by block (a stable sort keeps
     // the file's order within each).
@@ -160,6 +178,31 @@ pub fn write_container_with(
         pos.w.write_all(&header)
     })?;
     Ok(stats)
+}
+
+/// `substitutes` by the name of the tensor each set stands for, checked: that tensor is the
+/// model's, and no new name is one of the model's or given twice.
+fn check_substitutes(
+    model: &GgufModel,
+    substitutes: Vec<(String, Vec<(String, QTensor)>)>,
+) -> Result<HashMap<String, Vec<(String, QTensor)>>> {
+    let mut names: HashSet<String> =
+        model.gguf().tensors().iter().map(|t| t.name.clone()).collect();
+    let mut by_name = HashMap::new();
+    for (name, parts) in substitutes {
+        if !model.has_tensor(&name) || by_name.contains_key(&name) {
+            let detail = "no tensor of the model, or one substituted twice".to_string();
+            return Err(Error::Replacement { name, detail });
+        }
+        for (part, _) in &parts {
+            if !names.insert(part.clone()) {
+                let detail = format!("substitute {part:?} has the name of another tensor");
+                return Err(Error::Replacement { name, detail });
+            }
+        }
+        by_name.insert(name, parts);
+    }
+    Ok(by_name)
 }
 
 /// The chunks of `tensor` as stored: raw, or compressed chunk by chunk, as byte planes if

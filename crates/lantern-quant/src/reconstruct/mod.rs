@@ -321,7 +321,9 @@ fn matrices(model: &Model, l: usize) -> Result<[&QTensor; 7]> {
         .projections
         .as_ref()
         .ok_or_else(|| Error::Calibration("a streamed model's blocks cannot be trained".into()))?;
-    Ok([&p.wq, &p.wk, &p.wv, &p.wo, &p.gate, &p.up, &p.down])
+    try_map([&p.wq, &p.wk, &p.wv, &p.wo, &p.gate, &p.up, &p.down], |m| {
+        m.blocks().ok_or_else(|| Error::Calibration("SWSC matrices cannot be trained".into()))
+    })
 }
 
 /// Block `l`'s matrices ready to train, on the scales the per-matrix search picks.

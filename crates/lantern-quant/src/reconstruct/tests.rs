@@ -98,7 +98,7 @@ fn training_lowers_each_targets_loss_and_stores_the_type_asked_for() {
         }
         let original = model.weights().layers[0].projections.as_ref().unwrap();
         for (q, o) in blocks[0].iter().zip(original.iter()) {
-            assert_eq!((q.ty(), q.dims()), (GgmlType::Q3_0, o.dims()));
+            assert_eq!((q.ty(), q.dims()), (GgmlType::Q3_0, o.blocks().unwrap().dims()));
         }
     }
 }

@@ -40,6 +40,7 @@
 
 mod kmeans;
 mod residual;
+mod tensors;
 
 use half::f16;
 use lantern_core::QTensor;
