@@ -23,8 +23,8 @@ pub struct WriteOptions {
     /// Metadata pairs added after the GGUF file's, replacing any of the same key (lantern's
     /// own, under `lantern.`, such as calibrated thresholds).
     pub metadata: Vec<(String, Value)>,
-    /// Tensors that take the place of the GGUF file's tensors of the same name and
-    /// dimensions, in any type (re-quantized weights, for example).
+    /// Tensors that take the place of the GGUF file's tensors of the same name, in any type
+    /// and with dimensions no larger (re-quantized or pruned weights, for example).
     pub replacements: Vec<(String, QTensor)>,
 }
 
@@ -78,7 +78,7 @@ pub fn write_container(
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) naming the file that failed,
 /// [`Error::Replacement`](crate::Error::Replacement) for a replacement that matches no
-/// tensor of the model by name and dimensions, and the errors of reading the model's
+/// tensor of the model by name or is larger in some dimension, and the errors of reading the model's
 /// tensors or of metadata a GGUF writer would reject.
 pub fn write_container_with(
     model: &GgufModel,
