@@ -14,6 +14,9 @@
 //! [`choose`] picks a format per layer within a byte budget from measured sensitivities (a
 //! per-layer policy, after Edge-LLM).
 //!
+//! [`FfnMatrices::pruned`] drops a block's least important FFN neurons (structured
+//! pruning), the second dimension of the per-layer policy.
+//!
 //! [`Swsc`] stands a matrix in for its shared columns and a low-rank correction instead of
 //! quantized blocks (SWSC, Zeng et al. 2025): k-means over the input channels, the residual
 //! kept to rank r by its SVD, and a product that pools the input by cluster.
@@ -29,12 +32,14 @@ mod error;
 mod error_feedback;
 mod grams;
 mod policy;
+mod prune;
 mod scale_search;
 mod swsc;
 
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
 pub use policy::{choose, Choice};
+pub use prune::{kept_neurons, FfnMatrices, NEURON_STEP};
 pub use swsc::{Precision, Swsc, SwscBuilder};
 
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
