@@ -128,9 +128,13 @@ fn sparsity_follows_each_blocks_width() {
     assert!(matches!(err, Error::InvalidSetting { .. }), "{err}");
 }
 
+/// A tensor written with wrong dims, and the error it makes: the tensor it names, the
+/// dims expected, the dims found.
+type ShapeCase = (&'static str, Vec<usize>, &'static str, Vec<usize>, Vec<usize>);
+
 #[test]
 fn ffn_matrices_of_disagreeing_widths_are_named() {
-    let cases: [(&str, Vec<usize>, &str, Vec<usize>, Vec<usize>); 5] = [
+    let cases: [ShapeCase; 5] = [
         // Gate pruned, up and down not.
         ("blk.1.ffn_gate.weight", vec![64, 96], "blk.1.ffn_up.weight", vec![64, 96], vec![64, 128]),
         ("blk.0.ffn_up.weight", vec![64, 64], "blk.0.ffn_up.weight", vec![64, 128], vec![64, 64]),
