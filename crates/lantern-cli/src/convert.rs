@@ -93,6 +93,15 @@ pub(crate) struct ConvertArgs {
     /// Formats --budget-bytes and --bits-avg choose from, besides each unit's own.
     #[arg(long, value_delimiter = ',', default_value = "Q3_0,Q4_0,Q5_0,Q8_0")]
     formats: Vec<GgmlType>,
+    /// Shares of each block's FFN neurons that --budget-bytes and --bits-avg may prune
+    /// (0.25,0.5), besides keeping them all: the least important go, by their calibration
+    /// activations and down columns. By default none.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = prune_share)]
+    prune: Vec<f64>,
+    /// Also measure this many pruned candidates in another format, whose sensitivity the
+    /// policy takes as the sum of the format's and the pruning's, and print both.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    check_combinations: usize,
     /// Chunks of 512 tokens of the calibration text that each unit's sensitivity to each
     /// format is measured on.
     #[arg(long, default_value_t = 4)]
@@ -115,6 +124,14 @@ impl ConvertArgs {
     }
 }
 
+/// A share of FFN neurons to prune: above 0 and below 1.
+fn prune_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(share) if share > 0.0 && share < 1.0 => Ok(share),
+        _ => Err(format!("{s:?} is not a share between 0 and 1 (0.25)")),
+    }
+}
+
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
     let source = ModelSource::read(&args.model)
         .with_context(|| format!("reading {}", args.model.display()))?;
@@ -126,6 +143,9 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         None => Vec::new(),
     };
     let target = args.policy_target();
+    if !args.prune.is_empty() && target.is_none() {
+        bail!("--prune applies to --budget-bytes or --bits-avg");
+    }
     let rounding = args.objective.with_window(args.window);
     if rounding.needs_calibration() && args.quantize.is_none() && target.is_none() {
         bail!("--objective applies to --quantize, --budget-bytes or --bits-avg");
@@ -181,6 +201,8 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
             let request = PolicyRequest {
                 model: &model,
                 formats: &args.formats,
+                prune: &args.prune,
+                check_combinations: args.check_combinations,
                 objective,
                 grams,
                 budget,

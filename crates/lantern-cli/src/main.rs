@@ -14,6 +14,7 @@ mod calibrate;
 mod chat;
 mod convert;
 mod fetch;
+mod ffn_prune;
 mod frontier_plot;
 mod inspect;
 mod layer_policy;

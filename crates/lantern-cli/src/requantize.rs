@@ -192,7 +192,8 @@ pub(crate) fn calibration_text(
 pub(crate) fn calibration_grams(engine: &Engine, text: &ChunkedText, quiet: bool) -> Result<Grams> {
     let start = Instant::now();
     let c = engine.config();
-    let grams = Grams::new(c.n_layers, [c.d_model, c.n_heads * c.head_dim, c.d_model, c.n_ff]);
+    let q_dim = c.n_heads * c.head_dim;
+    let grams = Grams::per_layer(c.ffn_widths.iter().map(|&ff| [c.d_model, q_dim, c.d_model, ff]));
     let config = SessionConfig::default().ctx_len(CALIBRATION_CTX).sparsity(Sparsity::Dense);
     let mut session = engine.session(config)?;
     session.observe_matrix_inputs(Some(Box::new(grams.clone())));

@@ -18,12 +18,13 @@ pub struct Replaced {
 }
 
 impl Replaced {
-    /// `base` with `replacements`, each checked to match one of its tensors by name and
-    /// dimensions.
+    /// `base` with `replacements`, each checked to match one of its tensors by name, with
+    /// as many dimensions and none of them larger: a replacement may be smaller, as a
+    /// pruned matrix is (the model's loader checks that the new shapes fit together).
     ///
     /// # Errors
-    /// [`Error::Replacement`] for a replacement that matches no tensor, and the errors of
-    /// reading the tensor it replaces.
+    /// [`Error::Replacement`] for a replacement that matches no tensor or is larger in some
+    /// dimension, and the errors of reading the tensor it replaces.
     pub fn new(
         base: Arc<dyn ModelFile>,
         replacements: impl IntoIterator<Item = (String, QTensor)>,
@@ -35,8 +36,11 @@ impl Replaced {
                 return Err(Error::Replacement { name: name.clone(), detail });
             }
             let own = base.tensor(name)?;
-            if own.dims() != tensor.dims() {
-                let detail = format!("dimensions {:?}, not {:?}", tensor.dims(), own.dims());
+            let fits = own.dims().len() == tensor.dims().len()
+                && own.dims().iter().zip(tensor.dims()).all(|(own, new)| new <= own);
+            if !fits {
+                let detail =
+                    format!("dimensions {:?}, not at most {:?}", tensor.dims(), own.dims());
                 return Err(Error::Replacement { name: name.clone(), detail });
             }
         }

@@ -107,7 +107,7 @@ fn replacements_take_their_tensors_place_in_any_type() {
     let untouched = container.tensor("blk.0.ffn_up.weight").unwrap();
     assert_eq!(untouched.bytes(), gguf.tensor("blk.0.ffn_up.weight").unwrap().bytes());
 
-    // A replacement must match a tensor by name and dimensions.
+    // A replacement must match a tensor by name, with as many dimensions, none larger.
     let fails = |name: &str, tensor: &lantern_core::QTensor| {
         let replacements = vec![(name.to_owned(), tensor.clone())];
         let options = WriteOptions { replacements, ..WriteOptions::default() };
@@ -117,7 +117,28 @@ fn replacements_take_their_tensors_place_in_any_type() {
     };
     assert!(fails("blk.9.attn_q.weight", &q).contains("no tensor of that name"));
     let wrong = gguf.tensor("output_norm.weight").unwrap();
-    assert!(fails("blk.1.attn_q.weight", &wrong).contains("dimensions [4], not [64, 32]"));
+    assert!(fails("blk.1.attn_q.weight", &wrong).contains("dimensions [4], not at most [64, 32]"));
+    let wider = lantern_core::QTensor::new(
+        GgmlType::F32,
+        &[64, 33],
+        lantern_core::TensorBytes::from_vec(vec![0; 64 * 33 * 4]),
+    )
+    .unwrap();
+    assert!(fails("blk.1.attn_q.weight", &wider).contains("not at most [64, 32]"));
+    // A smaller one (a pruned matrix) is written with its own dims.
+    let rows = lantern_core::QTensor::new(
+        GgmlType::F32,
+        &[64, 16],
+        lantern_core::TensorBytes::from_vec(vec![0; 64 * 16 * 4]),
+    )
+    .unwrap();
+    let options = WriteOptions {
+        replacements: vec![("blk.1.attn_q.weight".to_owned(), rows)],
+        ..WriteOptions::default()
+    };
+    write_container_with(&gguf, &path, options, |_, _| {}).unwrap();
+    let container = ContainerModel::open(ModelSource::read(&path).unwrap()).unwrap();
+    assert_eq!(container.tensor("blk.1.attn_q.weight").unwrap().dims(), [64, 16]);
     assert!(!dir.path().join("bad.lantern").exists());
 }
 

@@ -64,6 +64,19 @@ pub enum Error {
         /// The value.
         value: f32,
     },
+    /// A kept neuron count that is zero, above the FFN's width or not a whole number of
+    /// quantization blocks.
+    #[error(
+        "keeping {keep} of {width} FFN neurons: need a multiple of {step} from {step} to {width}"
+    )]
+    Keep {
+        /// Neurons asked to keep.
+        keep: usize,
+        /// Neurons the block has.
+        width: usize,
+        /// The multiple a kept count must be.
+        step: usize,
+    },
     /// The singular value decomposition of a residual did not converge.
     #[error("the residual's singular value decomposition did not converge")]
     Svd,

@@ -47,6 +47,19 @@ impl Gram {
         Mat::from_fn(self.dim(), self.dim(), |i, j| f64::from(self.sum[(i, j)]) * scale)
     }
 
+    /// The Gram matrix of the inputs' channels `channels` alone, in that order: what a
+    /// matrix keeping only those input channels (a pruned down matrix) multiplies. `None`
+    /// when a channel is not below [`Gram::dim`].
+    pub fn restricted(&self, channels: &[usize]) -> Option<Self> {
+        if channels.iter().any(|&c| c >= self.dim()) {
+            return None;
+        }
+        let sum = Mat::from_fn(channels.len(), channels.len(), |i, j| {
+            self.sum[(channels[i], channels[j])]
+        });
+        Some(Self { sum, vectors: self.vectors })
+    }
+
     /// The mean square of each input channel: the diagonal of [`Gram::mean`].
     pub fn diagonal(&self) -> Vec<f32> {
         let scale = 1.0 / self.vectors.max(1) as f32;
@@ -66,6 +79,13 @@ impl Grams {
     /// inputs of `widths` values.
     pub fn new(layers: usize, widths: [usize; 4]) -> Self {
         Self(Arc::new(Mutex::new(vec![widths.map(Gram::new); layers])))
+    }
+
+    /// Empty matrices for blocks whose sites have inputs of `widths` values, one entry per
+    /// block: blocks whose FFNs were pruned to different widths differ at
+    /// [`InputSite::FfnDown`].
+    pub fn per_layer(widths: impl IntoIterator<Item = [usize; 4]>) -> Self {
+        Self(Arc::new(Mutex::new(widths.into_iter().map(|w| w.map(Gram::new)).collect())))
     }
 
     /// A copy of the Gram matrix of block `layer`'s inputs at `site`.

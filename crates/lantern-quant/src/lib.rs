@@ -18,6 +18,9 @@
 //! [`choose`] picks a format per layer within a byte budget from measured sensitivities (a
 //! per-layer policy, after Edge-LLM).
 //!
+//! [`FfnMatrices::pruned`] drops a block's least important FFN neurons (structured
+//! pruning), the second dimension of the per-layer policy.
+//!
 //! [`Swsc`] stands a matrix in for its shared columns and a low-rank correction instead of
 //! quantized blocks (SWSC, Zeng et al. 2025): k-means over the input channels, the residual
 //! kept to rank r by its SVD, and a product that pools the input by cluster; its tensors
@@ -34,6 +37,7 @@ mod error;
 mod error_feedback;
 mod grams;
 mod policy;
+mod prune;
 mod reconstruct;
 mod scale_search;
 mod swsc;
@@ -41,6 +45,7 @@ mod swsc;
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
 pub use policy::{choose, Choice};
+pub use prune::{kept_neurons, FfnMatrices, NEURON_STEP};
 pub use reconstruct::{reconstruct, Reconstruction, Target, WindowReport};
 pub use swsc::{Precision, Swsc, SwscBuilder};
 

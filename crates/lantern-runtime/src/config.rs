@@ -25,8 +25,12 @@ pub struct ModelConfig {
     pub n_layers: usize,
     /// Width of the residual stream.
     pub d_model: usize,
-    /// Hidden width of the gated FFN.
+    /// Hidden width of the gated FFN: the widest block's.
     pub n_ff: usize,
+    /// Hidden width of each block's FFN, at most `n_ff`: a block whose least useful neurons
+    /// were pruned has fewer. The model's tensors decide it ([`crate::Model::load`]); the
+    /// metadata alone gives `n_ff` for every block, or llama.cpp's per-block array.
+    pub ffn_widths: Vec<usize>,
     /// Query heads.
     pub n_heads: usize,
     /// Key/value heads (fewer than query heads under grouped-query attention).
@@ -77,11 +81,23 @@ impl ModelConfig {
             Some(n) => n as usize,
             None => head_dim,
         };
+        let n_layers = usize_of("block_count")?;
+        // llama.cpp writes one length per block as an array when the blocks differ.
+        let ffn_key = key("feed_forward_length");
+        let ffn_widths = match metadata.get(&ffn_key).and_then(|v| v.as_array()) {
+            Some(_) => metadata
+                .i32s(&ffn_key)?
+                .into_iter()
+                .map(|w| usize::try_from(w).unwrap_or(0))
+                .collect(),
+            None => vec![usize_of("feed_forward_length")?; n_layers.min(MAX_LAYERS)],
+        };
         let config = Self {
             architecture: arch.to_owned(),
-            n_layers: usize_of("block_count")?,
+            n_layers,
             d_model,
-            n_ff: usize_of("feed_forward_length")?,
+            n_ff: ffn_widths.iter().copied().max().unwrap_or(0),
+            ffn_widths,
             n_heads,
             n_kv_heads,
             head_dim,
@@ -109,6 +125,15 @@ impl ModelConfig {
         in_range("block_count", self.n_layers, MAX_LAYERS)?;
         in_range("embedding_length", self.d_model, MAX_DIM)?;
         in_range("feed_forward_length", self.n_ff, MAX_DIM)?;
+        if self.ffn_widths.len() != self.n_layers {
+            return Err(invalid(
+                "feed_forward_length",
+                format!("{} lengths for {} blocks", self.ffn_widths.len(), self.n_layers),
+            ));
+        }
+        for &width in &self.ffn_widths {
+            in_range("feed_forward_length", width, self.n_ff)?;
+        }
         in_range("attention.head_count", self.n_heads, self.d_model)?;
         in_range("attention.head_count_kv", self.n_kv_heads, self.n_heads)?;
         in_range("context_length", self.train_ctx_len, MAX_CONTEXT)?;

@@ -19,6 +19,7 @@ use crate::matrix_inputs::{InputSite, MatrixInputs};
 use crate::ops::{add_assign, rms_norm, rope};
 use crate::sparse_ffn::DownColumns;
 use crate::streamed::{Lease, StreamOptions, Streamed};
+use crate::weights::{ffn_widths, matrix_dims};
 use crate::workers::Workers;
 use crate::{Error, ModelConfig, Result, Weights};
 
@@ -65,6 +66,8 @@ pub struct State {
     buf: Buffers,
     logits: Vec<f32>,
     ffn: FfnSparsity,
+    /// Each block's FFN width, which per-neuron thresholds must match.
+    ffn_widths: Vec<usize>,
     inputs: Option<Box<dyn MatrixInputs>>,
 }
 
@@ -134,14 +137,15 @@ impl State {
     /// [`Error::InvalidSetting`] when the thresholds are not for this model's layers.
     pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
         if let Some(t) = &thresholds {
-            let (layers, ff) = (self.cache.layers(), self.buf.up.len() / self.batch_size);
-            let fits = |l: &Vec<f32>| l.len() == 1 || l.len() == ff;
-            if t.layers().len() != layers || !t.layers().iter().all(fits) {
+            let widths = &self.ffn_widths;
+            let fits = |(l, &ff): (&Vec<f32>, &usize)| l.len() == 1 || l.len() == ff;
+            if t.layers().len() != widths.len() || !t.layers().iter().zip(widths).all(fits) {
                 return Err(Error::InvalidSetting {
                     name: "FFN thresholds",
                     reason: format!(
-                        "thresholds for {} layers, not {layers} of one or {ff} each",
-                        t.layers().len()
+                        "thresholds for {} layers, not {} of one or their FFN widths {widths:?}",
+                        t.layers().len(),
+                        widths.len()
                     ),
                 });
             }
@@ -217,7 +221,8 @@ impl Model {
     pub fn load(file: &dyn ModelFile) -> Result<Self> {
         let embd = file.tensor("token_embd.weight")?;
         let vocab_size = embd.dims().get(1).copied().unwrap_or(0);
-        let config = ModelConfig::from_metadata(file.metadata(), vocab_size)?;
+        let mut config = ModelConfig::from_metadata(file.metadata(), vocab_size)?;
+        config.ffn_widths = ffn_widths(&config, &|name| matrix_dims(file, name))?;
         let weights = Weights::load(file, &config)?;
         let k_quants = weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
         Ok(Self { config, weights, streamed: None, down_columns: DownColumns::default(), k_quants })
@@ -269,7 +274,8 @@ impl Model {
         resident + self.streamed.as_ref().map_or(0, Streamed::streamed_bytes)
     }
 
-    /// The L2 norm of each FFN neuron's down column, per layer: how much a unit of the
+    /// The L2 norm of each FFN neuron's down column, per layer (as many as the layer's FFN
+    /// width): how much a unit of the
     /// neuron's activation moves the block's output. `None` for streamed blocks.
     ///
     /// # Errors
@@ -368,6 +374,7 @@ impl Model {
             buf,
             logits: Vec::new(),
             ffn: FfnSparsity::default(),
+            ffn_widths: c.ffn_widths.clone(),
             inputs: None,
         })
     }
@@ -500,7 +507,7 @@ impl Model {
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
 
             // Gated FFN.
-            let ff = c.n_ff;
+            let ff = c.ffn_widths[l];
             norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             observe(l, InputSite::Ffn, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);

@@ -9,7 +9,9 @@ use lantern_core::{GgmlType, QTensor};
 use lantern_io::stream::{Stream, StreamConfig, StreamStats, StreamedContainer};
 
 use crate::swsc::swsc_tensor_names;
-use crate::weights::{check_matrix, projection_names, vector, LayerWeights, Projections};
+use crate::weights::{
+    check_matrix, ffn_widths, projection_names, vector, LayerWeights, Projections,
+};
 use crate::{Error, Matrix, ModelConfig, Result, Weights};
 
 /// How to run a streamed model.
@@ -145,7 +147,14 @@ impl Streamed {
         };
         let embd = entry("token_embd.weight")?;
         let vocab = embd.dims.get(1).copied().unwrap_or(0);
-        let config = ModelConfig::from_metadata(file.metadata(), vocab)?;
+        let mut config = ModelConfig::from_metadata(file.metadata(), vocab)?;
+        for name in (0..config.n_layers).flat_map(projection_names) {
+            let swsc = || swsc_tensor_names(&name).into_iter().flatten();
+            if container.tensor(&name).is_none() && swsc().any(|n| container.tensor(&n).is_some()) {
+                return Err(Error::SwscNotStreamed { matrix: name });
+            }
+        }
+        config.ffn_widths = ffn_widths(&config, &|name| Ok(entry(name)?.dims.clone()))?;
         let (d, n) = (config.d_model, config.n_layers);
         let tied = container.tensor("output.weight").is_none();
         let head_name = if tied { "token_embd.weight" } else { "output.weight" };
@@ -164,13 +173,7 @@ impl Streamed {
         let mut types = vec![entry(head_name)?.ty];
         for l in 0..n {
             let names = projection_names(l);
-            for (name, [a, b]) in names.iter().zip(Projections::shapes(&config)) {
-                let swsc = || swsc_tensor_names(name).into_iter().flatten();
-                if container.tensor(name).is_none()
-                    && swsc().any(|n| container.tensor(&n).is_some())
-                {
-                    return Err(Error::SwscNotStreamed { matrix: name.clone() });
-                }
+            for (name, [a, b]) in names.iter().zip(Projections::shapes(&config, l)) {
                 let e = entry(name)?;
                 check_matrix(name, e.ty, &e.dims, a, b)?;
                 types.push(e.ty);

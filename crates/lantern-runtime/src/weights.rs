@@ -8,7 +8,7 @@
 use lantern_core::{GgmlType, QTensor};
 use lantern_io::ModelFile;
 
-use crate::swsc::SwscMatrix;
+use crate::swsc::{swsc_tensor_names, SwscMatrix};
 use crate::{Error, Matrix, ModelConfig, Result};
 
 /// The matrices of one transformer block, in the order a token meets them.
@@ -22,11 +22,11 @@ pub struct Projections {
     pub wv: Matrix,
     /// Attention output projection, `[n_heads·head_dim, d_model]`.
     pub wo: Matrix,
-    /// FFN gate projection, `[d_model, n_ff]`.
+    /// FFN gate projection, `[d_model, f]`, `f` the block's FFN width (at most `n_ff`).
     pub gate: Matrix,
-    /// FFN up projection, `[d_model, n_ff]`.
+    /// FFN up projection, `[d_model, f]`.
     pub up: Matrix,
-    /// FFN down projection, `[n_ff, d_model]`.
+    /// FFN down projection, `[f, d_model]`.
     pub down: Matrix,
 }
 
@@ -62,9 +62,9 @@ pub(crate) fn projection_names(layer: usize) -> [String; 7] {
 }
 
 impl Projections {
-    /// The shape `[inputs, outputs]` each matrix must have, in order.
-    pub(crate) fn shapes(config: &ModelConfig) -> [[usize; 2]; 7] {
-        let (d, kv, ff) = (config.d_model, config.kv_dim(), config.n_ff);
+    /// The shape `[inputs, outputs]` each matrix of block `layer` must have, in order.
+    pub(crate) fn shapes(config: &ModelConfig, layer: usize) -> [[usize; 2]; 7] {
+        let (d, kv, ff) = (config.d_model, config.kv_dim(), config.ffn_widths[layer]);
         let q = config.n_heads * config.head_dim;
         [[d, q], [d, kv], [d, kv], [q, d], [d, ff], [d, ff], [ff, d]]
     }
@@ -94,6 +94,9 @@ impl Weights {
     /// ([`QTensor::interleaved`]); norm gains are dequantized to f32 once. A block matrix
     /// absent from the file is read from its SWSC tensors when they are there.
     ///
+    /// Each block's FFN width must be the one in `config.ffn_widths` ([`crate::Model::load`]
+    /// reads them from the tensors' dims).
+    ///
     /// # Errors
     /// [`Error::Io`] for a missing tensor, [`Error::TensorShape`] for a shape that does not
     /// match `config`, [`Error::UnsupportedTensorType`] for a format without kernels,
@@ -106,7 +109,7 @@ impl Weights {
                 let names = projection_names(i);
                 let matrices = names
                     .iter()
-                    .zip(Projections::shapes(config))
+                    .zip(Projections::shapes(config, i))
                     .map(|(name, [a, b])| block_matrix(file, name, a, b))
                     .collect::<Result<Vec<_>>>()?;
                 Ok(LayerWeights { projections: Projections::from_vec(matrices), ..norms })
@@ -170,16 +173,73 @@ impl LayerWeights {
     }
 }
 
+/// Quantization blocks hold 32 values: an FFN width is a whole number of them.
+const FFN_WIDTH_STEP: usize = 32;
+
+/// Each block's FFN width, read from its gate, up and down matrices' dims (`dims` gives a
+/// tensor's): `[d_model, f]`, `[d_model, f]` and `[f, d_model]`, with `f` a multiple of 32
+/// and at most the width `config` declares for the block.
+///
+/// # Errors
+/// [`Error::TensorShape`] naming the first matrix that does not fit, and the errors of
+/// `dims`.
+pub(crate) fn ffn_widths(
+    config: &ModelConfig,
+    dims: &dyn Fn(&str) -> Result<Vec<usize>>,
+) -> Result<Vec<usize>> {
+    let d = config.d_model;
+    (0..config.n_layers)
+        .map(|layer| {
+            let [.., gate, up, down] = projection_names(layer);
+            let declared = config.ffn_widths[layer];
+            let found = dims(&gate)?;
+            let width = match found[..] {
+                [a, f] if a == d && f > 0 && f <= declared => f,
+                _ => return Err(shape_error(&gate, &found, &[d, declared])),
+            };
+            let whole = width / FFN_WIDTH_STEP * FFN_WIDTH_STEP;
+            check_shape(&gate, &found, &[d, whole.max(FFN_WIDTH_STEP)])?;
+            check_shape(&up, &dims(&up)?, &[d, width])?;
+            check_shape(&down, &dims(&down)?, &[width, d])?;
+            Ok(width)
+        })
+        .collect()
+}
+
+/// The dims of matrix `name` in `file`: its own, or `[inputs, outputs]` of its SWSC factors
+/// (the labels' length and the centroids' outputs) when it is stored as those, which are
+/// checked first ([`SwscMatrix::from_file`]) so that a broken factor is named as such.
+pub(crate) fn matrix_dims(file: &dyn ModelFile, name: &str) -> Result<Vec<usize>> {
+    if let (false, Some([centroids, labels, ..])) = (file.has_tensor(name), swsc_tensor_names(name))
+    {
+        let dim = |part: &str, i: usize| -> Result<usize> {
+            if !file.has_tensor(part) {
+                return Ok(0);
+            }
+            Ok(file.tensor(part)?.dims().get(i).copied().unwrap_or(0))
+        };
+        let dims = [dim(&labels, 0)?, dim(&centroids, 1)?];
+        if SwscMatrix::from_file(file, name, (dims[0], dims[1]))?.is_some() {
+            return Ok(dims.to_vec());
+        }
+    }
+    Ok(file.tensor(name)?.dims().to_vec())
+}
+
 /// Checks that tensor `name` of type `ty` has shape `expected`.
 pub(crate) fn check_shape(name: &str, dims: &[usize], expected: &[usize]) -> Result<()> {
     if dims != expected {
-        return Err(Error::TensorShape {
-            tensor: name.to_owned(),
-            expected: expected.to_vec(),
-            found: dims.to_vec(),
-        });
+        return Err(shape_error(name, dims, expected));
     }
     Ok(())
+}
+
+fn shape_error(name: &str, dims: &[usize], expected: &[usize]) -> Error {
+    Error::TensorShape {
+        tensor: name.to_owned(),
+        expected: expected.to_vec(),
+        found: dims.to_vec(),
+    }
 }
 
 /// Checks that a weight matrix `name` maps `inputs` values to `outputs` values, in a format

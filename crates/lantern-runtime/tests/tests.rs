@@ -6,6 +6,7 @@
 mod allocations;
 mod bad_model;
 mod ffn_sparsity;
+mod ffn_widths;
 mod forward;
 mod matrix_inputs;
 mod reference;

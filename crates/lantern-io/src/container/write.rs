@@ -24,8 +24,8 @@ pub struct WriteOptions {
     /// Metadata pairs added after the GGUF file's, replacing any of the same key (lantern's
     /// own, under `lantern.`, such as calibrated thresholds).
     pub metadata: Vec<(String, Value)>,
-    /// Tensors that take the place of the GGUF file's tensors of the same name and
-    /// dimensions, in any type (re-quantized weights, for example).
+    /// Tensors that take the place of the GGUF file's tensors of the same name, in any type
+    /// and with dimensions no larger (re-quantized or pruned weights, for example).
     pub replacements: Vec<(String, QTensor)>,
     /// Tensors stored instead of the GGUF file's tensor of the first name, in its place in
     /// the order of use, under names of their own (a matrix stored as factors, for
@@ -88,9 +88,9 @@ pub fn write_container(
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) naming the file that failed,
 /// [`Error::Replacement`](crate::Error::Replacement) for a replacement that matches no
-/// tensor of the model by name and dimensions, or a substitute that stands for no tensor of
-/// the model or whose name is taken, and the errors of reading the model's tensors or of
-/// metadata a GGUF writer would reject.
+/// tensor of the model by name or is larger in some dimension, or a substitute that stands
+/// for no tensor of the model or whose name is taken, and the errors of reading the model's
+/// tensors or of metadata a GGUF writer would reject.
 pub fn write_container_with(
     model: &GgufModel,
     path: impl AsRef<Path>,
