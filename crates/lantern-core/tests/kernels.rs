@@ -193,8 +193,13 @@ fn assert_paths_agree(
     let mut scalar = vec![f32::NAN; rows * n];
     matmul_fn_for(ty, Isa::Scalar).unwrap()(bytes, row_bytes, input, &mut scalar);
     for isa in simd_isas() {
+        let Some(kernel) = matmul_fn_for(ty, isa) else {
+            // F16 rows have a SIMD kernel on AVX2 only; every block type has one everywhere.
+            assert_eq!(ty, GgmlType::F16, "{ty:?} has no {isa} kernel");
+            continue;
+        };
         let mut simd = vec![f32::NAN; rows * n];
-        matmul_fn_for(ty, isa).unwrap()(bytes, row_bytes, input, &mut simd);
+        kernel(bytes, row_bytes, input, &mut simd);
         let same = scalar.iter().zip(&simd).all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{ty:?} {isa} {rows} rows, {n} inputs:\n{scalar:?}\n{simd:?}");
     }
