@@ -275,8 +275,8 @@ impl Model {
     }
 
     /// The L2 norm of each FFN neuron's down column, per layer (as many as the layer's FFN
-    /// width): how much a unit of the
-    /// neuron's activation moves the block's output. `None` for streamed blocks.
+    /// width): how much a unit of the neuron's activation moves the block's output. `None`
+    /// for streamed blocks.
     ///
     /// # Errors
     /// [`Error::Core`] when a down matrix cannot be dequantized.
