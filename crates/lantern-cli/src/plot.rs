@@ -15,13 +15,17 @@ pub(crate) const LIGHT_GRID: RGBColor = RGBColor(240, 240, 240);
 
 /// Series colours, distinct and readable on white.
 pub(crate) fn color(i: usize) -> RGBColor {
-    const COLORS: [RGBColor; 6] = [
+    const COLORS: [RGBColor; 10] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
         RGBColor(148, 103, 189),
         RGBColor(255, 127, 14),
         RGBColor(23, 190, 207),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
     ];
     COLORS[i % COLORS.len()]
 }
