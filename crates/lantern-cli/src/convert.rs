@@ -147,6 +147,9 @@ pub(crate) fn run(args: ConvertArgs) -> Result<()> {
         bail!("--prune applies to --budget-bytes or --bits-avg");
     }
     let rounding = args.objective.with_window(args.window);
+    if args.window == 0 || args.train_steps == 0 {
+        bail!("--window and --train-steps must be at least 1");
+    }
     if rounding.needs_calibration() && args.quantize.is_none() && target.is_none() {
         bail!("--objective applies to --quantize, --budget-bytes or --bits-avg");
     }

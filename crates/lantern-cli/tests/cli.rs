@@ -133,6 +133,8 @@ fn convert_requantizes_the_matrices_a_spec_names() {
     assert!(stderr(&bad).contains("one type for every block matrix"), "{}", stderr(&bad));
     let bad = lantern(&["convert", gguf, "-o", out, "--objective", "window", "--bits-avg", "3"]);
     assert!(stderr(&bad).contains("applies to --quantize only"), "{}", stderr(&bad));
+    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "window", "--window", "0"]);
+    assert!(stderr(&bad).contains("must be at least 1"), "{}", stderr(&bad));
     let bad = lantern(&["convert", gguf, "-o", out, "--objective", "blocks"]);
     assert!(stderr(&bad).contains("expected nearest, scale-search"), "{}", stderr(&bad));
 }
