@@ -260,8 +260,7 @@ impl Run<'_> {
         };
         let h = twin::rms_norm(y, &next.attn_norm, eps)?;
         let [wq, wk, wv, ..] = &next.matrices;
-        let parts = [wq, wk, wv].map(|w| twin::linear(&h, w));
-        let [q, k, v] = parts;
+        let [q, k, v] = [wq, wk, wv].map(|w| twin::linear(&h, w));
         Ok(Tensor::cat(&[q?, k?, v?], 1)?)
     }
 
