@@ -9,7 +9,9 @@ use lantern_runtime::{
     ActivationHistograms, Criterion, Error, FfnThresholds, Model, StreamOptions,
 };
 
-use crate::testutil::{load_err, max_abs_diff, open, prompt, spread, state, Tiny};
+use crate::testutil::{
+    load_err, max_abs_diff, open, prefill_then_decode, prompt, spread, state, Tiny,
+};
 
 /// The neurons each block of the default fixture (128 wide) keeps: 64, then 96.
 fn kept(layer: usize) -> Vec<usize> {
@@ -68,28 +70,17 @@ fn zeroed(layer: usize, part: &str, [a, b]: [usize; 2], mut v: Vec<f32>) -> (Vec
     (vec![a, b], v)
 }
 
-/// Logits of a 9-token prefill, then of 4 tokens decoded one at a time, on 2 threads.
-fn logits(model: &Model) -> Vec<f32> {
-    let tokens = prompt(13, model.config().vocab_size);
-    let mut s = state(model, 64, 16, 2);
-    let mut out = model.forward(&mut s, &tokens[..9], 0).unwrap().to_vec();
-    for &t in &tokens[9..] {
-        out.extend_from_slice(model.forward(&mut s, &[t], 0).unwrap());
-    }
-    out
-}
-
 #[test]
 fn pruned_blocks_compute_the_full_blocks_with_their_pruned_columns_zero() {
     let full = open(&Tiny::of(lantern_core::GgmlType::F32));
     let model = Model::load(&rewrite(&full, pruned)).unwrap();
     let c = model.config();
     assert_eq!((c.n_ff, &c.ffn_widths[..]), (128, &[64, 96][..]));
-    let expected = logits(&Model::load(&rewrite(&full, zeroed)).unwrap());
-    let got = logits(&model);
+    let expected = prefill_then_decode(&Model::load(&rewrite(&full, zeroed)).unwrap(), 13, 2);
+    let got = prefill_then_decode(&model, 13, 2);
     // Only the order of the sums differs.
     assert!(max_abs_diff(&got, &expected) <= 1e-5 * spread(&expected), "{got:?}");
-    assert!(max_abs_diff(&got, &logits(&Model::load(&full).unwrap())) > 1e-3);
+    assert!(max_abs_diff(&got, &prefill_then_decode(&Model::load(&full).unwrap(), 13, 2)) > 1e-3);
 
     // Streamed from a container, the same model computes the same logits.
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +89,7 @@ fn pruned_blocks_compute_the_full_blocks_with_their_pruned_columns_zero() {
     let file = StreamedContainer::open(&path, StorageModel::UNTHROTTLED).unwrap();
     let streamed = Model::load_streamed(file, StreamOptions::default()).unwrap();
     assert_eq!(streamed.config().ffn_widths, [64, 96]);
-    assert!(logits(&streamed) == got);
+    assert!(prefill_then_decode(&streamed, 13, 2) == got);
 }
 
 #[test]

@@ -7,24 +7,13 @@ use lantern_io::container::write_container;
 use lantern_io::stream::{StorageModel, StreamedContainer};
 use lantern_runtime::{Budget, Error, Model, Pin, StreamOptions};
 
-use crate::testutil::{open, prompt, state, Tiny};
+use crate::testutil::{open, prefill_then_decode, Tiny};
 
 /// `t` written as a container in `dir`, opened for streaming.
 fn streamed_file(t: &Tiny, dir: &tempfile::TempDir) -> StreamedContainer {
     let path = dir.path().join("m.lantern");
     write_container(&open(t), &path, |_, _| {}).unwrap();
     StreamedContainer::open(&path, StorageModel::UNTHROTTLED).unwrap()
-}
-
-/// Logits of a 9-token prefill, then of 4 tokens decoded one at a time, on 2 threads.
-fn logits(model: &Model) -> Vec<f32> {
-    let tokens = prompt(13, model.config().vocab_size);
-    let mut s = state(model, 64, 16, 2);
-    let mut out = model.forward(&mut s, &tokens[..9], 0).unwrap().to_vec();
-    for &t in &tokens[9..] {
-        out.extend_from_slice(model.forward(&mut s, &[t], 0).unwrap());
-    }
-    out
 }
 
 /// The least budget `t` streams in with `pin`.
@@ -56,14 +45,14 @@ fn streamed_logits_are_the_resident_ones() {
         Pin { last_layers: 1, ..Pin::default() },
     ];
     for t in &tiny {
-        let expected = logits(&Model::load(&open(t)).unwrap());
+        let expected = prefill_then_decode(&Model::load(&open(t)).unwrap(), 13, 2);
         for pin in pins {
             let minimum = minimum_budget(t, pin);
             for (budget, depth) in [(minimum, 0), (minimum * 3, 4)] {
                 let dir = tempfile::tempdir().unwrap();
                 let options = StreamOptions { budget: Budget::Bytes(budget), depth, pin };
                 let model = Model::load_streamed(streamed_file(t, &dir), options).unwrap();
-                let got = logits(&model);
+                let got = prefill_then_decode(&model, 13, 2);
                 let what = format!("{:?} tied={} {pin:?} budget={budget}", t.ty, t.tied);
                 assert!(got == expected, "{what}: logits differ");
                 let stats = model.stream_stats().unwrap();
@@ -96,11 +85,11 @@ fn a_budget_too_small_names_the_minimum_and_what_it_holds() {
 #[test]
 fn concurrent_sessions_take_their_passes_in_turn() {
     let t = Tiny::of(GgmlType::Q8_0);
-    let expected = logits(&Model::load(&open(&t)).unwrap());
+    let expected = prefill_then_decode(&Model::load(&open(&t)).unwrap(), 13, 2);
     let dir = tempfile::tempdir().unwrap();
     let model = Model::load_streamed(streamed_file(&t, &dir), StreamOptions::default()).unwrap();
     std::thread::scope(|s| {
-        let runs: Vec<_> = (0..3).map(|_| s.spawn(|| logits(&model))).collect();
+        let runs: Vec<_> = (0..3).map(|_| s.spawn(|| prefill_then_decode(&model, 13, 2))).collect();
         for run in runs {
             assert!(run.join().unwrap() == expected);
         }

@@ -13,7 +13,7 @@ use lantern_runtime::{swsc_tensor_names, Error, Matrix, Model, StreamOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::testutil::{max_abs_diff, open, prompt, spread, state, Tiny};
+use crate::testutil::{max_abs_diff, open, prefill_then_decode, spread, Tiny};
 
 /// An F16 tensor of `dims` with seeded values in ±`scale`.
 fn f16_tensor(rng: &mut StdRng, dims: &[usize], scale: f32) -> QTensor {
@@ -95,17 +95,6 @@ fn with_substitutes(substitutes: Vec<(String, Vec<(String, QTensor)>)>) -> Write
     WriteOptions { substitutes, ..WriteOptions::default() }
 }
 
-/// Logits of a 9-token prefill, then of 3 tokens decoded one at a time, on `threads`.
-fn logits(model: &Model, threads: usize) -> Vec<f32> {
-    let tokens = prompt(12, model.config().vocab_size);
-    let mut s = state(model, 64, 16, threads);
-    let mut out = model.forward(&mut s, &tokens[..9], 0).unwrap().to_vec();
-    for &t in &tokens[9..] {
-        out.extend_from_slice(model.forward(&mut s, &[t], 0).unwrap());
-    }
-    out
-}
-
 /// Both forms read the input as f32 and multiply f16 factors in f32, so they differ only in
 /// the order of the sums (about 1e-6 relative) and in what that order changes in the f16
 /// KV cache's rounding (2^-11 of one value): 1e-3 of the logits' spread bounds both.
@@ -134,7 +123,8 @@ fn swsc_matrices_compute_what_their_dense_form_computes() {
     let options = WriteOptions { replacements: dense, ..WriteOptions::default() };
     let dense = load(&write(&dense_dir, options)).unwrap();
     for threads in [1, 2] {
-        let (a, b) = (logits(&swsc, threads), logits(&dense, threads));
+        let (a, b) =
+            (prefill_then_decode(&swsc, 12, threads), prefill_then_decode(&dense, 12, threads));
         let diff = max_abs_diff(&a, &b);
         assert!(diff <= 1e-3 * spread(&b), "{threads} threads: {diff} of {}", spread(&b));
     }

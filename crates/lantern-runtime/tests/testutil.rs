@@ -183,6 +183,18 @@ pub(crate) fn decode_one_by_one(model: &Model, tokens: &[u32]) -> Vec<f32> {
     tokens.iter().flat_map(|&t| model.forward(&mut s, &[t], 0).expect("decode").to_vec()).collect()
 }
 
+/// Logits of a 9-token prefill of `prompt(tokens, …)`, then of its other tokens decoded one
+/// at a time, in a fresh state on `threads`.
+pub(crate) fn prefill_then_decode(model: &Model, tokens: usize, threads: usize) -> Vec<f32> {
+    let tokens = prompt(tokens, model.config().vocab_size);
+    let mut s = state(model, 64, 16, threads);
+    let mut out = model.forward(&mut s, &tokens[..9], 0).expect("prefill").to_vec();
+    for &t in &tokens[9..] {
+        out.extend_from_slice(model.forward(&mut s, &[t], 0).expect("decode"));
+    }
+    out
+}
+
 /// Largest element-wise absolute difference.
 pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "compared slices differ in length");
