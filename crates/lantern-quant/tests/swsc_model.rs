@@ -6,11 +6,17 @@ use std::sync::Arc;
 
 use lantern_core::{GgmlType, QTensor, TensorBytes};
 use lantern_io::container::{write_container_with, ContainerModel, WriteOptions};
-use lantern_io::{GgufModel, GgufWriter, ModelFile, ModelSource, Replaced};
+use lantern_io::{ModelFile, ModelSource, Replaced};
 use lantern_quant::Swsc;
-use lantern_runtime::{Matrix, Model, StateConfig, SwscMatrix, SwscScratch};
+use lantern_runtime::{Matrix, Model, SwscMatrix, SwscScratch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+#[allow(dead_code)]
+#[path = "../../lantern-runtime/tests/testutil.rs"]
+mod testutil;
+
+use testutil::{max_abs_diff, open, prefill_then_decode, spread, Tiny};
 
 fn uniform(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| scale * rng.random_range(-1.0f32..1.0)).collect()
@@ -58,67 +64,9 @@ fn the_runtime_product_is_the_factorization_s() {
     }
 }
 
-const BLOCK_MATRICES: [(&str, [usize; 2]); 7] = [
-    ("attn_q", [64, 64]),
-    ("attn_k", [64, 32]),
-    ("attn_v", [64, 32]),
-    ("attn_output", [64, 64]),
-    ("ffn_gate", [64, 128]),
-    ("ffn_up", [64, 128]),
-    ("ffn_down", [128, 64]),
-];
-
-/// A tiny random llama (2 blocks, d 64, FFN 128, 4 heads of which 2 for keys and values,
-/// vocabulary 96), every tensor F32.
-fn tiny_llama() -> GgufModel {
-    let mut w = GgufWriter::new();
-    let keys: [(&str, u32); 6] = [
-        ("llama.context_length", 256),
-        ("llama.block_count", 2),
-        ("llama.embedding_length", 64),
-        ("llama.feed_forward_length", 128),
-        ("llama.attention.head_count", 4),
-        ("llama.attention.head_count_kv", 2),
-    ];
-    w.metadata("general.architecture", "llama");
-    for (k, v) in keys {
-        w.metadata(k, v);
-    }
-    w.metadata("llama.attention.layer_norm_rms_epsilon", 1e-5f32);
-    let mut rng = StdRng::seed_from_u64(7);
-    let tensor = |w: &mut GgufWriter, name: String, dims: &[usize], values: Vec<f32>| {
-        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        w.tensor(name, GgmlType::F32, dims, bytes).unwrap();
-    };
-    let norm = |rng: &mut StdRng| uniform(rng, 64, 0.2).into_iter().map(|v| 1.0 + v).collect();
-    tensor(&mut w, "token_embd.weight".into(), &[64, 96], uniform(&mut rng, 64 * 96, 1.0));
-    let gains = norm(&mut rng);
-    tensor(&mut w, "output_norm.weight".into(), &[64], gains);
-    tensor(&mut w, "output.weight".into(), &[64, 96], uniform(&mut rng, 64 * 96, 1.0));
-    for layer in 0..2 {
-        for (part, dims) in BLOCK_MATRICES {
-            let values = uniform(&mut rng, dims[0] * dims[1], 1.5 / (dims[0] as f32).sqrt());
-            tensor(&mut w, format!("blk.{layer}.{part}.weight"), &dims, values);
-        }
-        for part in ["attn_norm", "ffn_norm"] {
-            let gains = norm(&mut rng);
-            tensor(&mut w, format!("blk.{layer}.{part}.weight"), &[64], gains);
-        }
-    }
-    GgufModel::open(ModelSource::from_vec(w.to_bytes().unwrap())).unwrap()
-}
-
-/// Logits of a 9-token prefill, then of 3 tokens decoded one at a time.
-fn logits(model: &Model, threads: usize) -> Vec<f32> {
-    let config = StateConfig { ctx_len: 64, batch_size: 16, threads };
-    let mut state = model.new_state(config).unwrap();
-    let tokens: Vec<u32> = (0..12).map(|i| (i * 37 + 11) % 96).collect();
-    let mut out = model.forward(&mut state, &tokens[..9], 0).unwrap().to_vec();
-    for &t in &tokens[9..] {
-        out.extend_from_slice(model.forward(&mut state, &[t], 0).unwrap());
-    }
-    out
-}
+/// A block's matrices, by their part of the tensor name.
+const BLOCK_MATRICES: [&str; 7] =
+    ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
 
 /// The SWSC model reads each f16 factor and each input as f32 and multiplies in f32; the
 /// dense model holds Ŵ = `to_dense()` in f32, summed in another order. The two differ by
@@ -126,13 +74,15 @@ fn logits(model: &Model, threads: usize) -> Vec<f32> {
 /// a value), so 1e-3 of the logits' spread bounds their difference on this tiny model.
 #[test]
 fn a_swsc_model_computes_what_its_dense_matrices_compute() {
-    let model = tiny_llama();
+    // The runtime's tiny llama: 2 blocks, d 64, FFN 128, every tensor F32.
+    let model = open(&Tiny::of(GgmlType::F32));
     let mut substitutes = Vec::new();
     let mut dense = Vec::new();
     for layer in 0..2 {
-        for (i, (part, [cols, rows])) in BLOCK_MATRICES.into_iter().enumerate() {
+        for (i, part) in BLOCK_MATRICES.into_iter().enumerate() {
             let name = format!("blk.{layer}.{part}.weight");
             let w = model.tensor(&name).unwrap();
+            let (cols, rows) = (w.row_len(), w.n_rows());
             let energies: Vec<f32> = (0..cols).map(|j| 1.0 + (j % 3) as f32).collect();
             let swsc = Swsc::builder(cols / 4, i % 3 * 4)
                 .channel_energies(energies)
@@ -154,10 +104,9 @@ fn a_swsc_model_computes_what_its_dense_matrices_compute() {
     let base: Arc<dyn ModelFile> = Arc::new(model);
     let dense_model = Model::load(&Replaced::new(base, dense).unwrap()).unwrap();
     for threads in [1, 2] {
-        let (a, b) = (logits(&swsc_model, threads), logits(&dense_model, threads));
-        let spread = b.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
-            - b.iter().fold(f32::INFINITY, |m, &v| m.min(v));
-        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        let a = prefill_then_decode(&swsc_model, 12, threads);
+        let b = prefill_then_decode(&dense_model, 12, threads);
+        let (diff, spread) = (max_abs_diff(&a, &b), spread(&b));
         assert!(diff <= 1e-3 * spread, "{threads} threads: {diff} of {spread}");
     }
 }
