@@ -19,7 +19,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
-use lantern::{ActivationHistograms, Criterion, Engine, FfnThresholds, SessionConfig, Sparsity};
+use lantern::calibration::{self, ActivationHistograms, Criterion, Observers};
+use lantern::{Engine, FfnThresholds, SessionConfig, Sparsity};
 
 use crate::fetch;
 use crate::model_args::ModelArgs;
@@ -87,15 +88,14 @@ impl Score {
             Self::Cats => ActivationHistograms::new(Criterion::Gate, layers, None),
             Self::GateUp => ActivationHistograms::new(Criterion::GateUp, layers, None),
             Self::Contribution => {
-                let norms = engine
-                    .ffn_down_norms()?
+                let norms = calibration::ffn_down_norms(engine)?
                     .context("the contribution criterion needs resident blocks, not streamed")?;
                 ActivationHistograms::new(Criterion::GateUp, layers, Some(norms))
             }
             Self::GateNorms => {
                 let resident = "the gate-norms criterion needs resident blocks, not streamed";
-                let down = engine.ffn_down_norms()?.context(resident)?;
-                let up = engine.ffn_up_norms()?.context(resident)?;
+                let down = calibration::ffn_down_norms(engine)?.context(resident)?;
+                let up = calibration::ffn_up_norms(engine)?.context(resident)?;
                 let weights = down
                     .iter()
                     .zip(&up)
@@ -198,9 +198,6 @@ pub(crate) fn histograms(
 ) -> Result<ActivationHistograms> {
     let mut session = engine.session(config.ctx_len(text.ctx).sparsity(Sparsity::Dense))?;
     session.observe_ffn(Some(empty))?;
-    for chunk in text.iter() {
-        session.reset();
-        session.eval(chunk, chunk.len())?;
-    }
+    calibration::run_chunks(&mut session, text.iter(), |_| {})?;
     session.observe_ffn(None)?.context("the histograms were on")
 }

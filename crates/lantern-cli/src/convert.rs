@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use lantern::io::container::{write_container_with, WriteOptions};
-use lantern::io::{GgufModel, ModelSource};
+use lantern_io::container::{write_container_with, WriteOptions};
+use lantern_io::{GgufModel, ModelSource};
 
-use lantern::core::GgmlType;
+use lantern_core::GgmlType;
 use lantern::{Budget, Engine};
 use lantern_quant::Reconstruction;
 

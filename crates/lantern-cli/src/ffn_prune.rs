@@ -8,8 +8,8 @@
 //! from the file's values.
 
 use anyhow::{Context, Result};
-use lantern::core::{GgmlType, QTensor, TensorBytes};
-use lantern::io::ModelFile;
+use lantern_core::{GgmlType, QTensor, TensorBytes};
+use lantern_io::ModelFile;
 use lantern_quant::{kept_neurons, FfnMatrices, Grams, Objective, NEURON_STEP};
 
 use crate::requantize::gram_for;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lantern::io::container::{ContainerModel, MAGIC};
-use lantern::io::{GgufModel, Metadata, ModelSource, Value};
+use lantern_io::container::{ContainerModel, MAGIC};
+use lantern_io::{GgufModel, Metadata, ModelSource, Value};
 
 /// Show what a model file holds.
 #[derive(Debug, Args)]
@@ -74,7 +74,7 @@ fn container(model: &ContainerModel, tensors: bool) -> Result<()> {
         c.alignment()
     );
     print_metadata(c.metadata());
-    let stored = |t: &lantern::io::container::TensorEntry| -> (u64, u64) {
+    let stored = |t: &lantern_io::container::TensorEntry| -> (u64, u64) {
         let chunks = &c.chunks()[t.chunks.clone()];
         (chunks.iter().map(|k| k.raw_bytes).sum(), chunks.iter().map(|k| k.stored_bytes).sum())
     };

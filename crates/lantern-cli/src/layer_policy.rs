@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use lantern::core::{GgmlType, QTensor};
-use lantern::io::{GgufModel, ModelFile, Replaced, Value};
+use lantern_core::{GgmlType, QTensor};
+use lantern_io::{GgufModel, ModelFile, Replaced, Value};
 use lantern::{Budget, Engine, Scored, Session, SessionConfig, Sparsity};
 use lantern_quant::{choose, Choice, Grams, Objective};
 
@@ -129,7 +129,7 @@ pub(crate) fn choose_policy(request: &PolicyRequest<'_>) -> Result<Policy> {
                 .iter()
                 .flat_map(|u| &u.tensors)
                 .map(|name| base.tensor(name).map(|t| (t.row_len() * t.n_rows()) as u64))
-                .sum::<lantern::io::Result<u64>>()?;
+                .sum::<lantern_io::Result<u64>>()?;
             (bits * weights as f64 / 8.0) as u64
         }
     };

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lantern::io::ModelSource;
+use lantern_io::ModelSource;
 use lantern::{
     Budget, Engine, Pin, ReadPath, SessionConfig, Sparsity, StorageModel, StreamOptions,
     StreamStats,

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use lantern::{ActiveWindows, Perplexity, Session};
+use lantern::calibration::{ActiveWindows, Observers};
+use lantern::{Perplexity, Session};
 
 use crate::model_args::ModelArgs;
 use crate::text::{ChunkedText, TextFile};

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use lantern::core::GgmlType;
-use lantern::io::container::{to_planes, CHUNK_BYTES};
-use lantern::io::{GgufModel, ModelSource};
+use lantern_core::GgmlType;
+use lantern_io::container::{to_planes, CHUNK_BYTES};
+use lantern_io::{GgufModel, ModelSource};
 
 use crate::frontier_plot;
 

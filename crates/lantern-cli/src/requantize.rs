@@ -7,9 +7,10 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use lantern::core::{GgmlType, QTensor};
-use lantern::io::GgufModel;
-use lantern::{Engine, InputSite, SessionConfig, Sparsity};
+use lantern_core::{GgmlType, QTensor};
+use lantern_io::GgufModel;
+use lantern::calibration::{self, BlockMatrix, InputSite, Observers};
+use lantern::{Engine, SessionConfig, Sparsity};
 use lantern_quant::{Gram, Grams, Objective, Reconstruction, Target};
 
 use crate::progress;
@@ -117,8 +118,7 @@ pub(crate) fn gram_for(grams: Option<&Grams>, name: &str) -> Option<Gram> {
 
 /// The block and input site of the matrix named `name` (`blk.N.PART.weight`).
 fn block_site(name: &str) -> Option<(usize, InputSite)> {
-    let (layer, part) = name.strip_prefix("blk.")?.split_once('.')?;
-    Some((layer.parse().ok()?, InputSite::of_matrix(part.strip_suffix(".weight")?)?))
+    BlockMatrix::parse(name).map(|(block, m)| (block, m.input_site()))
 }
 
 /// The one type `types` gives every block matrix of `model`, as the trained objectives
@@ -198,11 +198,7 @@ pub(crate) fn calibration_grams(engine: &Engine, text: &ChunkedText, quiet: bool
     let mut session = engine.session(config)?;
     session.observe_matrix_inputs(Some(Box::new(grams.clone())));
     let bar = progress::count(text.chunks as u64, "calibrating", quiet);
-    for chunk in text.iter() {
-        session.reset();
-        session.eval(chunk, chunk.len())?;
-        bar.inc(1);
-    }
+    calibration::run_chunks(&mut session, text.iter(), |_| bar.inc(1))?;
     bar.finish_and_clear();
     println!(
         "calibrated on {} chunks of {CALIBRATION_CTX} tokens of {} in {:.1} s",

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use lantern::{ActivationHistograms, Engine, Perplexity, Session, SessionConfig, Sparsity};
+use lantern::calibration::ActivationHistograms;
+use lantern::{Engine, Perplexity, Session, SessionConfig, Sparsity};
 
 use crate::bench::generation_speed;
 use crate::calibrate::{self, Score};

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Error, Result};
-use lantern::core::QTensor;
-use lantern::io::GgufModel;
+use lantern_core::QTensor;
+use lantern_io::GgufModel;
 use lantern_quant::{Grams, Swsc};
 
 use crate::progress;

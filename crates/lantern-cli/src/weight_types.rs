@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Error, Result};
-use lantern::core::GgmlType;
+use lantern_core::GgmlType;
 
 /// The kinds of weight matrix a spec can name, by the tensor-name table's parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

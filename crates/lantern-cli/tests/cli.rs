@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lantern::io::GgufWriter;
+use lantern_io::GgufWriter;
 
 fn lantern(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lantern")).args(args).output().expect("run lantern")

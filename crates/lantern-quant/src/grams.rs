@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
-use lantern_runtime::{InputSite, MatrixInputs};
+use lantern_runtime::calibration::{InputSite, MatrixInputs};
 
 /// The sum of x·xᵀ over the input vectors x one matrix (or several sharing their input)
 /// multiplied, and how many there were.

@@ -79,6 +79,15 @@ pub enum Error {
         /// The vocabulary size.
         vocab_size: usize,
     },
+    /// A thresholds text ([`FfnThresholds::parse`](crate::FfnThresholds::parse)) that does
+    /// not parse.
+    #[error("FFN thresholds, line {line}: {reason}")]
+    InvalidThresholds {
+        /// The line at fault, from 1; 0 when no one line is.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A session setting out of range.
     #[error("invalid setting {name}: {reason}")]
     InvalidSetting {

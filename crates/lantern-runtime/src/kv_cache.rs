@@ -73,11 +73,6 @@ impl KvCache {
         self.len = len;
     }
 
-    /// Bytes held by the cache.
-    pub(crate) fn bytes(&self) -> usize {
-        (self.keys.len() + self.values.len()) * size_of::<f16>()
-    }
-
     fn range(&self, layer: usize, pos: usize, n: usize) -> std::ops::Range<usize> {
         let start = (layer * self.ctx_len + pos) * self.kv_dim;
         start..start + n * self.kv_dim

@@ -35,32 +35,31 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod active_windows;
 mod attention;
-mod batch_attention;
+mod block_matrix;
+pub mod calibration;
 mod config;
 mod error;
-mod ffn_sparsity;
+mod ffn;
 mod kv_cache;
 mod matrix;
-mod matrix_inputs;
 mod model;
 mod ops;
 mod sampler;
-mod sparse_ffn;
+mod state;
 mod streamed;
 mod swsc;
 mod weights;
 mod workers;
 
-pub use active_windows::{ActiveWindows, WindowCounts};
+pub use block_matrix::BlockMatrix;
 pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
 pub use error::{Error, Result};
-pub use ffn_sparsity::{ActivationHistograms, Criterion, FfnThresholds};
+pub use ffn::{Criterion, FfnThresholds};
 pub use matrix::Matrix;
-pub use matrix_inputs::{InputSite, MatrixInputs};
-pub use model::{Model, State, StateConfig};
+pub use model::Model;
 pub use sampler::{Sampler, SamplerConfig};
+pub use state::{State, StateConfig};
 pub use streamed::{Budget, Pin, StreamOptions};
 pub use swsc::{swsc_tensor_names, SwscMatrix, SwscScratch, SWSC_PARTS};
 pub use weights::{LayerWeights, Projections, Weights};

@@ -1,31 +1,22 @@
-//! [`Model`]: the generic llama-family decoder, and [`State`], one sequence's cache and
-//! scratch.
+//! [`Model`]: the generic llama-family decoder.
 //!
 //! The forward pass takes a batch of tokens at the next positions of a [`State`] and
 //! returns logits for the tokens asked for. A batch of one is decoding; a longer batch is
 //! prefill, where each weight row is read once for the whole batch.
 
-use lantern_core::kernels::{self, QuantizedInput};
+use lantern_core::kernels;
 use lantern_io::stream::{StreamStats, StreamedContainer};
 use lantern_io::ModelFile;
 
-use crate::active_windows::ActiveWindows;
-use crate::attention::{attend, Heads, Scratch, LONG_BATCH};
-use crate::batch_attention::{attend_batch, TileScratch};
-use crate::ffn_sparsity::{ActivationHistograms, FfnSparsity, FfnThresholds};
-use crate::kv_cache::KvCache;
-use crate::matrix::LinearScratch;
-use crate::matrix_inputs::{InputSite, MatrixInputs};
+use crate::attention::{self, Heads};
+use crate::calibration::InputSite;
+use crate::ffn::{DownColumns, FfnWeights};
 use crate::ops::{add_assign, rms_norm, rope};
-use crate::sparse_ffn::DownColumns;
+use crate::state::State;
 use crate::streamed::{Lease, StreamOptions, Streamed};
 use crate::weights::{ffn_widths, matrix_dims};
 use crate::workers::Workers;
-use crate::{Error, ModelConfig, Result, Weights};
-
-/// Attention tasks per thread for a long batch: later tokens see more of the cache, so
-/// several tasks each let the threads even out.
-const ATTENTION_TASKS_PER_THREAD: usize = 4;
+use crate::{Error, ModelConfig, Result, StateConfig, Weights};
 
 /// A loaded decoder: hyper-parameters and weights, resident or streamed. One model serves
 /// many sessions on many threads; a streamed model runs their passes one at a time.
@@ -38,178 +29,6 @@ pub struct Model {
     down_columns: DownColumns,
     /// Whether some matrix reads activations quantized for K-quants.
     k_quants: bool,
-}
-
-/// Per-sequence settings of a [`State`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StateConfig {
-    /// Positions the KV cache holds.
-    pub ctx_len: usize,
-    /// Most tokens computed in one batch; longer inputs are split.
-    pub batch_size: usize,
-    /// Worker threads.
-    pub threads: usize,
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        Self { ctx_len: 4096, batch_size: 512, threads: 1 }
-    }
-}
-
-/// One sequence's KV cache, worker threads and scratch buffers, allocated once.
-#[derive(Debug)]
-pub struct State {
-    cache: KvCache,
-    workers: Workers,
-    batch_size: usize,
-    buf: Buffers,
-    logits: Vec<f32>,
-    ffn: FfnSparsity,
-    /// Each block's FFN width, which per-neuron thresholds must match.
-    ffn_widths: Vec<usize>,
-    inputs: Option<Box<dyn MatrixInputs>>,
-}
-
-impl std::fmt::Debug for dyn MatrixInputs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MatrixInputs")
-    }
-}
-
-/// Activations of one batch, each sized for `batch_size` tokens.
-#[derive(Debug, Default)]
-struct Buffers {
-    x: Vec<f32>,
-    xn: Vec<f32>,
-    xq: QuantizedInput,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    att: Vec<f32>,
-    attq: QuantizedInput,
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    hq: QuantizedInput,
-    mix: Vec<f32>,
-    linear: LinearScratch,
-    /// Logits of a run of the output head's rows, when it is streamed in runs.
-    head_run: Vec<f32>,
-    attn_scratch: Scratch,
-}
-
-impl State {
-    /// Tokens in the cache.
-    pub fn len(&self) -> usize {
-        self.cache.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
-    }
-
-    /// Positions the cache holds.
-    pub fn ctx_len(&self) -> usize {
-        self.cache.capacity()
-    }
-
-    /// Worker threads.
-    pub fn threads(&self) -> usize {
-        self.workers.threads()
-    }
-
-    /// Forgets every position from `len` on, keeping the prefix for reuse.
-    pub fn truncate(&mut self, len: usize) {
-        self.cache.truncate(len);
-    }
-
-    /// Bytes held by the KV cache.
-    pub fn cache_bytes(&self) -> usize {
-        self.cache.bytes()
-    }
-
-    /// Zeroes FFN neurons whose score is below their threshold ([`FfnThresholds`]) from the
-    /// next forward pass on; `None` computes them all (the dense model). Resets
-    /// [`State::ffn_zeroed_share`].
-    ///
-    /// # Errors
-    /// [`Error::InvalidSetting`] when the thresholds are not for this model's layers.
-    pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
-        if let Some(t) = &thresholds {
-            let widths = &self.ffn_widths;
-            let fits = |(l, &ff): (&Vec<f32>, &usize)| l.len() == 1 || l.len() == ff;
-            if t.layers().len() != widths.len() || !t.layers().iter().zip(widths).all(fits) {
-                return Err(Error::InvalidSetting {
-                    name: "FFN thresholds",
-                    reason: format!(
-                        "thresholds for {} layers, not {} of one or their FFN widths {widths:?}",
-                        t.layers().len(),
-                        widths.len()
-                    ),
-                });
-            }
-        }
-        self.ffn.thresholds = thresholds;
-        (self.ffn.zeroed, self.ffn.seen) = (0, 0);
-        Ok(())
-    }
-
-    /// The share of FFN neurons the thresholds zeroed since they were set.
-    pub fn ffn_zeroed_share(&self) -> Option<f64> {
-        (self.ffn.seen > 0).then(|| self.ffn.zeroed as f64 / self.ffn.seen as f64)
-    }
-
-    /// Starts counting every FFN neuron's score into `histograms` (for calibration), or
-    /// with `None` stops; returns what was counted before.
-    ///
-    /// # Errors
-    /// [`Error::InvalidSetting`] when the histograms are not for this model's layers.
-    pub fn observe_ffn(
-        &mut self,
-        histograms: Option<ActivationHistograms>,
-    ) -> Result<Option<ActivationHistograms>> {
-        if let Some(h) = &histograms {
-            self.check_layers("FFN histograms", h.layers())?;
-        }
-        Ok(std::mem::replace(&mut self.ffn.observer, histograms))
-    }
-
-    /// Starts counting, while thresholds zero neurons, how well the neurons active in the
-    /// last tokens of each layer predict the next token's ([`ActiveWindows`]), or with
-    /// `None` stops; returns what was counted before.
-    ///
-    /// # Errors
-    /// [`Error::InvalidSetting`] when the windows are not for this model's layers.
-    pub fn watch_active_windows(
-        &mut self,
-        windows: Option<ActiveWindows>,
-    ) -> Result<Option<ActiveWindows>> {
-        if let Some(w) = &windows {
-            self.check_layers("active-neuron windows", w.layers())?;
-        }
-        Ok(std::mem::replace(&mut self.ffn.windows, windows))
-    }
-
-    /// Hands the values every block's matrices multiply to `observer` from the next
-    /// forward pass on, or with `None` stops; returns the observer that was watching.
-    pub fn observe_matrix_inputs(
-        &mut self,
-        observer: Option<Box<dyn MatrixInputs>>,
-    ) -> Option<Box<dyn MatrixInputs>> {
-        std::mem::replace(&mut self.inputs, observer)
-    }
-
-    /// [`Error::InvalidSetting`] named `name` unless `layers` is this model's layer count.
-    fn check_layers(&self, name: &'static str, layers: usize) -> Result<()> {
-        if layers == self.cache.layers() {
-            return Ok(());
-        }
-        Err(Error::InvalidSetting {
-            name,
-            reason: format!("{layers} layers for {}", self.cache.layers()),
-        })
-    }
 }
 
 impl Model {
@@ -340,43 +159,7 @@ impl Model {
     /// [`Error::InvalidSetting`] for a zero context, batch or thread count;
     /// [`Error::ThreadPool`] if the workers cannot start.
     pub fn new_state(&self, config: StateConfig) -> Result<State> {
-        for (name, v) in [("ctx_len", config.ctx_len), ("batch_size", config.batch_size)] {
-            if v == 0 {
-                return Err(Error::InvalidSetting { name, reason: "must be at least 1".into() });
-            }
-        }
-        let c = &self.config;
-        let nb = config.batch_size;
-        let q_dim = c.n_heads * c.head_dim;
-        // Activations are quantized for K-quant rows too only when some matrix has them.
-        let k_quants = self.k_quants;
-        let buf = Buffers {
-            x: vec![0.0; nb * c.d_model],
-            xn: vec![0.0; nb * c.d_model],
-            xq: QuantizedInput::new(k_quants),
-            q: vec![0.0; nb * q_dim],
-            k: vec![0.0; nb * c.kv_dim()],
-            v: vec![0.0; nb * c.kv_dim()],
-            att: vec![0.0; nb * q_dim],
-            attq: QuantizedInput::new(k_quants),
-            gate: vec![0.0; nb * c.n_ff],
-            up: vec![0.0; nb * c.n_ff],
-            hq: QuantizedInput::new(k_quants),
-            mix: vec![0.0; nb * c.d_model],
-            linear: LinearScratch::default(),
-            head_run: Vec::new(),
-            attn_scratch: Scratch::default(),
-        };
-        Ok(State {
-            cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim())?,
-            workers: Workers::new(config.threads)?,
-            batch_size: nb,
-            buf,
-            logits: Vec::new(),
-            ffn: FfnSparsity::default(),
-            ffn_widths: c.ffn_widths.clone(),
-            inputs: None,
-        })
+        State::new(&self.config, config, self.k_quants)
     }
 
     /// Runs `tokens` at the next positions of `state` and returns the logits of
@@ -470,68 +253,24 @@ impl Model {
                 })?;
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
-            let (keys, values) = cache.layer(l, pos0 + n);
-            let q = &buf.q;
-            if n == 1 {
-                attend(
-                    heads,
-                    &q[..q_dim],
-                    keys,
-                    values,
-                    pos0 + 1,
-                    &mut buf.attn_scratch,
-                    &mut buf.att[..q_dim],
-                );
-            } else if n < LONG_BATCH {
-                // Short batches take the f16 path of decoding, token by token.
-                workers.for_each_chunk(&mut buf.att[..n * q_dim], q_dim, |t, out| {
-                    let q = &q[t * q_dim..(t + 1) * q_dim];
-                    attend(heads, q, keys, values, pos0 + t + 1, &mut Scratch::default(), out);
-                    Ok(())
-                })?;
-            } else {
-                // Long batches take the tiled f32 path, a run of tokens per task: the more
-                // tokens, the more rows share each tile of the cache.
-                let per_task = n.div_ceil(workers.threads() * ATTENTION_TASKS_PER_THREAD);
-                workers.for_each_chunk(&mut buf.att[..n * q_dim], per_task * q_dim, |i, out| {
-                    let t0 = i * per_task;
-                    let q = &q[t0 * q_dim..t0 * q_dim + out.len()];
-                    let mut scratch = TileScratch::default();
-                    attend_batch(heads, q, keys, values, pos0 + t0 + 1, &mut scratch, out);
-                    Ok(())
-                })?;
-            }
+            let kv = cache.layer(l, pos0 + n);
+            let (q, att) = (&buf.q[..n * q_dim], &mut buf.att[..n * q_dim]);
+            attention::attend(workers, heads, q, kv, pos0, &mut buf.attn_scratch, att)?;
             observe(l, InputSite::AttentionOutput, &buf.att[..n * q_dim]);
             let att = buf.attq.quantize_on(Some(workers.pool()), &buf.att[..n * q_dim], n);
             layer.wo.linear(workers, att, &mut buf.mix[..n * d], &mut buf.linear)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
 
             // Gated FFN.
-            let ff = c.ffn_widths[l];
             norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             observe(l, InputSite::Ffn, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
-            layer.gate.linear(workers, xn, &mut buf.gate[..n * ff], &mut buf.linear)?;
-            layer.up.linear(workers, xn, &mut buf.up[..n * ff], &mut buf.linear)?;
-            if ffn.active() {
-                ffn.before_product(l, ff, &buf.gate[..n * ff], &mut buf.up[..n * ff]);
-            }
-            let up = &buf.up;
-            workers.for_each_chunk(&mut buf.gate[..n * ff], ff, |t, gate| {
-                (kernels::vector_kernels().silu_mul)(gate, &up[t * ff..(t + 1) * ff]);
-                Ok(())
-            })?;
-            if ffn.active() {
-                ffn.after_product(l, ff, &mut buf.gate[..n * ff]);
-            }
-            observe(l, InputSite::FfnDown, &buf.gate[..n * ff]);
-            let hidden = buf.hq.quantize_on(Some(workers.pool()), &buf.gate[..n * ff], n);
-            let sparse = n == 1
-                && ffn.thresholds.is_some()
-                && self.down_columns.down(l, workers, hidden.q8(0), &mut buf.mix[..d])?;
-            if !sparse {
-                layer.down.linear(workers, hidden, &mut buf.mix[..n * d], &mut buf.linear)?;
-            }
+            let down_columns = &self.down_columns;
+            let w =
+                FfnWeights { gate: &layer.gate, up: &layer.up, down: &layer.down, down_columns };
+            let mut observe_hidden = |h: &[f32]| observe(l, InputSite::FfnDown, h);
+            let mix = &mut buf.mix[..n * d];
+            ffn.forward(workers, &mut buf.linear, w, l, xn, &mut observe_hidden, mix)?;
             add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
         }
         cache.set_len(pos0 + n);

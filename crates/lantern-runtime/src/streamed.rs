@@ -9,10 +9,8 @@ use lantern_core::{GgmlType, QTensor};
 use lantern_io::stream::{Stream, StreamConfig, StreamStats, StreamedContainer};
 
 use crate::swsc::swsc_tensor_names;
-use crate::weights::{
-    check_matrix, ffn_widths, projection_names, vector, LayerWeights, Projections,
-};
-use crate::{Error, Matrix, ModelConfig, Result, Weights};
+use crate::weights::{check_matrix, ffn_widths, vector, LayerWeights, Projections};
+use crate::{BlockMatrix, Error, Matrix, ModelConfig, Result, Weights};
 
 /// How to run a streamed model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -148,7 +146,7 @@ impl Streamed {
         let embd = entry("token_embd.weight")?;
         let vocab = embd.dims.get(1).copied().unwrap_or(0);
         let mut config = ModelConfig::from_metadata(file.metadata(), vocab)?;
-        for name in (0..config.n_layers).flat_map(projection_names) {
+        for name in (0..config.n_layers).flat_map(BlockMatrix::tensor_names) {
             let swsc = || swsc_tensor_names(&name).into_iter().flatten();
             if container.tensor(&name).is_none() && swsc().any(|n| container.tensor(&n).is_some()) {
                 return Err(Error::SwscNotStreamed { matrix: name });
@@ -172,7 +170,7 @@ impl Streamed {
         let mut pinned: Vec<String> = Vec::new();
         let mut types = vec![entry(head_name)?.ty];
         for l in 0..n {
-            let names = projection_names(l);
+            let names = BlockMatrix::tensor_names(l);
             for (name, [a, b]) in names.iter().zip(Projections::shapes(&config, l)) {
                 let e = entry(name)?;
                 check_matrix(name, e.ty, &e.dims, a, b)?;
@@ -225,7 +223,7 @@ impl Streamed {
         for l in 0..n {
             let mut layer = LayerWeights::norms(&config, l, &read)?;
             if pinned_layer(l) {
-                let names = projection_names(l);
+                let names = BlockMatrix::tensor_names(l);
                 let matrices = names
                     .iter()
                     .map(|name| Ok(Matrix::Blocks(read(name)?)))

@@ -6,10 +6,11 @@
 //! ([`SwscMatrix`]), which [`Weights::load`] finds when the matrix itself is absent.
 
 use lantern_core::{GgmlType, QTensor};
+use lantern_io::gguf::block_tensor_name;
 use lantern_io::ModelFile;
 
 use crate::swsc::{swsc_tensor_names, SwscMatrix};
-use crate::{Error, Matrix, ModelConfig, Result};
+use crate::{BlockMatrix, Error, Matrix, ModelConfig, Result};
 
 /// The matrices of one transformer block, in the order a token meets them.
 #[derive(Clone, Debug)]
@@ -53,12 +54,6 @@ pub struct Weights {
     /// Output head, `[d_model, vocab]` (the embedding itself when the model ties them);
     /// `None` when it is streamed.
     pub output: Option<QTensor>,
-}
-
-/// The names of block `layer`'s matrices, in the order of [`Projections`].
-pub(crate) fn projection_names(layer: usize) -> [String; 7] {
-    ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
-        .map(|t| format!("blk.{layer}.{t}.weight"))
 }
 
 impl Projections {
@@ -106,7 +101,7 @@ impl Weights {
         let layers = (0..config.n_layers)
             .map(|i| {
                 let norms = LayerWeights::norms(config, i, &read)?;
-                let names = projection_names(i);
+                let names = BlockMatrix::tensor_names(i);
                 let matrices = names
                     .iter()
                     .zip(Projections::shapes(config, i))
@@ -163,7 +158,7 @@ impl LayerWeights {
         layer: usize,
         read: &dyn Fn(&str) -> Result<QTensor>,
     ) -> Result<Self> {
-        let name = |t: &str| format!("blk.{layer}.{t}.weight");
+        let name = |t: &str| block_tensor_name(layer, &format!("{t}.weight"));
         let (attn, ffn) = (name("attn_norm"), name("ffn_norm"));
         Ok(Self {
             attn_norm: vector(&attn, read(&attn)?, config.d_model)?,
@@ -190,7 +185,7 @@ pub(crate) fn ffn_widths(
     let d = config.d_model;
     (0..config.n_layers)
         .map(|layer| {
-            let [.., gate, up, down] = projection_names(layer);
+            let [.., gate, up, down] = BlockMatrix::tensor_names(layer);
             let declared = config.ffn_widths[layer];
             let found = dims(&gate)?;
             let width = match found[..] {

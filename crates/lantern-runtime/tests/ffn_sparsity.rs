@@ -3,7 +3,8 @@
 //! refused.
 
 use lantern_core::GgmlType;
-use lantern_runtime::{ActivationHistograms, Criterion, Error, FfnThresholds};
+use lantern_runtime::calibration::ActivationHistograms;
+use lantern_runtime::{Criterion, Error, FfnThresholds};
 
 use crate::testutil::{load, max_abs_diff, prompt, spread, state, Tiny, WEIGHT_TYPES};
 

@@ -5,9 +5,8 @@
 use lantern_io::container::write_container;
 use lantern_io::stream::{StorageModel, StreamedContainer};
 use lantern_io::{GgufModel, GgufWriter, ModelSource, Value};
-use lantern_runtime::{
-    ActivationHistograms, Criterion, Error, FfnThresholds, Model, StreamOptions,
-};
+use lantern_runtime::calibration::ActivationHistograms;
+use lantern_runtime::{Criterion, Error, FfnThresholds, Model, StreamOptions};
 
 use crate::testutil::{
     load_err, max_abs_diff, open, prefill_then_decode, prompt, spread, state, Tiny,

@@ -123,24 +123,6 @@ impl Engine {
         &self.inner.info
     }
 
-    /// The L2 norm of each FFN neuron's down column, per layer (for calibration); `None`
-    /// when the blocks are streamed.
-    ///
-    /// # Errors
-    /// [`Error::Runtime`] when a down matrix cannot be dequantized.
-    pub fn ffn_down_norms(&self) -> Result<Option<Vec<Vec<f32>>>> {
-        Ok(self.inner.model.down_column_norms()?)
-    }
-
-    /// The L2 norm of each FFN neuron's up row, per layer (for calibration); `None` when
-    /// the blocks are streamed.
-    ///
-    /// # Errors
-    /// [`Error::Runtime`] when an up matrix cannot be dequantized.
-    pub fn ffn_up_norms(&self) -> Result<Option<Vec<Vec<f32>>>> {
-        Ok(self.inner.model.up_row_norms()?)
-    }
-
     /// For a streamed model, what streaming has read, waited for and held so far.
     pub fn stream_stats(&self) -> Option<StreamStats> {
         self.inner.model.stream_stats()

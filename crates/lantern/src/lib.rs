@@ -22,7 +22,9 @@
 //! | complete a prompt | [`Session::generate`] then [`Generation::complete`] |
 //! | stream a chat reply | [`Session::chat`], iterate the [`Generation`] |
 //! | greedy, reproducible output | [`GenerateConfig::greedy`] |
-//! | memory-map the file | [`lantern_io::ModelSource::mmap`] + [`Engine::builder_from_source`] |
+//! | memory-map the file | [`ModelSource::mmap`] + [`Engine::builder_from_source`] |
+//! | apply activation sparsity | [`SessionConfig::sparsity`] with [`FfnThresholds`] |
+//! | calibrate thresholds, observe the forward pass | the [`calibration`] module |
 //! | run a model larger than the memory to spare | [`EngineBuilder::stream`] on a `.lantern` container |
 //!
 //! # Models larger than memory
@@ -60,6 +62,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod calibration;
 mod chat_template;
 mod engine;
 mod error;
@@ -78,10 +81,6 @@ pub use session::{CancelHandle, GenerateConfig, Session, SessionConfig, Sparsity
 pub use stream_decoder::StreamDecoder;
 pub use tokenizer::Tokenizer;
 
-pub use lantern_core as core;
-pub use lantern_io as io;
 pub use lantern_io::stream::{ReadPath, StorageModel, StreamStats};
-pub use lantern_runtime::{
-    ActivationHistograms, ActiveWindows, Budget, Criterion, FfnThresholds, InputSite, MatrixInputs,
-    ModelConfig, Pin, SamplerConfig, StreamOptions, WindowCounts,
-};
+pub use lantern_io::{Metadata, ModelFile, ModelSource};
+pub use lantern_runtime::{Budget, FfnThresholds, ModelConfig, Pin, SamplerConfig, StreamOptions};

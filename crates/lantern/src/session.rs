@@ -4,10 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lantern_runtime::{
-    ActivationHistograms, ActiveWindows, FfnThresholds, MatrixInputs, SamplerConfig, State,
-    StateConfig,
-};
+use lantern_runtime::{FfnThresholds, SamplerConfig, State, StateConfig};
 
 use crate::generation::{Generation, Timings};
 use crate::{Engine, Error, Message, Result};
@@ -305,41 +302,6 @@ impl Session {
     /// The share of FFN neurons the session's thresholds zeroed so far.
     pub fn ffn_zeroed_share(&self) -> Option<f64> {
         self.state.ffn_zeroed_share()
-    }
-
-    /// Starts counting every FFN neuron's score into `histograms` (calibration), or with
-    /// `None` stops; returns what was counted before.
-    ///
-    /// # Errors
-    /// [`Error::Runtime`] when the histograms are not for this model's layers.
-    pub fn observe_ffn(
-        &mut self,
-        histograms: Option<ActivationHistograms>,
-    ) -> Result<Option<ActivationHistograms>> {
-        Ok(self.state.observe_ffn(histograms)?)
-    }
-
-    /// Hands the values every block's matrices multiply to `observer` from the next forward
-    /// pass on (for calibrating re-quantization), or with `None` stops; returns the
-    /// observer that was watching.
-    pub fn observe_matrix_inputs(
-        &mut self,
-        observer: Option<Box<dyn MatrixInputs>>,
-    ) -> Option<Box<dyn MatrixInputs>> {
-        self.state.observe_matrix_inputs(observer)
-    }
-
-    /// Starts counting how well each layer's active FFN neurons in the last tokens predict
-    /// the next token's, while thresholds zero neurons, or with `None` stops; returns what
-    /// was counted before.
-    ///
-    /// # Errors
-    /// [`Error::Runtime`] when the windows are not for this model's layers.
-    pub fn watch_active_windows(
-        &mut self,
-        windows: Option<ActiveWindows>,
-    ) -> Result<Option<ActiveWindows>> {
-        Ok(self.state.watch_active_windows(windows)?)
     }
 
     /// Appends `tokens` to the context and returns the logits of `tokens[logits_from..]`,

@@ -1,7 +1,7 @@
 //! Hostile or broken model files and inputs give specific errors, never panics.
 
-use lantern::io::{Error as IoError, GgufModel, ModelSource};
 use lantern::{Engine, Error};
+use lantern_io::{Error as IoError, GgufModel, ModelSource};
 
 use crate::testutil::model_path;
 

@@ -1,10 +1,10 @@
 //! Generation with the real default model: the reference answer, sampling, sessions.
 
-use lantern::io::container::{write_container_with, WriteOptions};
 use lantern::{
-    Budget, Criterion, Engine, Error, FfnThresholds, GenerateConfig, Message, SamplerConfig,
-    SessionConfig, Sparsity, StopReason, StorageModel, StreamOptions,
+    calibration::Criterion, Budget, Engine, Error, FfnThresholds, GenerateConfig, Message,
+    SamplerConfig, SessionConfig, Sparsity, StopReason, StorageModel, StreamOptions,
 };
+use lantern_io::container::{write_container_with, WriteOptions};
 
 use crate::testutil::model_path;
 
@@ -37,9 +37,9 @@ fn greedy_answer_is_paris_and_stops_at_end_of_turn() {
 /// The default model converted into a container in `dir`, and its weight bytes.
 fn default_model_as_container(dir: &tempfile::TempDir) -> (std::path::PathBuf, u64) {
     let path = dir.path().join("model.lantern");
-    let source = lantern::io::ModelSource::read(model_path()).unwrap();
-    let gguf = lantern::io::GgufModel::open(source).unwrap();
-    lantern::io::container::write_container(&gguf, &path, |_, _| {}).unwrap();
+    let source = lantern_io::ModelSource::read(model_path()).unwrap();
+    let gguf = lantern_io::GgufModel::open(source).unwrap();
+    lantern_io::container::write_container(&gguf, &path, |_, _| {}).unwrap();
     (path, gguf.bytes_by_type().iter().map(|&(_, _, bytes)| bytes).sum())
 }
 
@@ -83,7 +83,7 @@ fn streaming_within_a_quarter_of_the_weights_gives_the_resident_tokens() {
 fn thresholds_stored_in_a_container_are_the_sessions_default() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sparse.lantern");
-    let gguf = lantern::io::GgufModel::open(lantern::io::ModelSource::read(model_path()).unwrap());
+    let gguf = lantern_io::GgufModel::open(lantern_io::ModelSource::read(model_path()).unwrap());
     let thresholds = FfnThresholds::per_layer(Criterion::GateUp, vec![0.01; 30]).unwrap();
     let options = WriteOptions { metadata: thresholds.to_metadata(), ..WriteOptions::default() };
     write_container_with(&gguf.unwrap(), &path, options, |_, _| {}).unwrap();
@@ -266,8 +266,8 @@ fn one_engine_serves_sessions_on_several_threads() {
 fn an_engine_runs_a_model_file_with_tensors_replaced() {
     use std::sync::Arc;
 
-    use lantern::core::GgmlType;
-    use lantern::io::{open_model_file, ModelFile, ModelSource, Replaced};
+    use lantern_core::GgmlType;
+    use lantern_io::{open_model_file, ModelFile, ModelSource, Replaced};
 
     let source = ModelSource::read(model_path()).unwrap();
     let base: Arc<dyn ModelFile> = Arc::from(open_model_file(source).unwrap());

@@ -33,9 +33,9 @@ pub(crate) fn model_path() -> PathBuf {
 }
 
 /// The metadata of the real default model (see [`model_path`]).
-pub(crate) fn model_metadata() -> lantern::io::Metadata {
-    let source = lantern::io::ModelSource::read(model_path()).expect("read the model");
-    let model = lantern::io::GgufModel::open(source).expect("parse the model");
+pub(crate) fn model_metadata() -> lantern_io::Metadata {
+    let source = lantern_io::ModelSource::read(model_path()).expect("read the model");
+    let model = lantern_io::GgufModel::open(source).expect("parse the model");
     model.metadata().clone()
 }
 

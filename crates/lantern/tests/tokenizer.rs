@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use lantern::io::{Gguf, GgufWriter, Metadata};
 use lantern::{Error, StreamDecoder, Tokenizer};
+use lantern_io::{Gguf, GgufWriter, Metadata};
 
 use crate::testutil::{byte_char, model_metadata};
 

@@ -126,20 +126,5 @@ pub struct TensorEntry {
 
 /// The block index of a `blk.<i>.<rest>` tensor name.
 fn layer_of(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix("blk.")?;
-    let (index, _) = rest.split_once('.')?;
-    index.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layers_come_from_block_names() {
-        assert_eq!(layer_of("blk.12.attn_q.weight"), Some(12));
-        assert_eq!(layer_of("token_embd.weight"), None);
-        assert_eq!(layer_of("blk.x.attn_q.weight"), None);
-        assert_eq!(layer_of("blk.3"), None);
-    }
+    crate::gguf::split_block_name(name).and_then(|(block, _)| u32::try_from(block).ok())
 }

@@ -27,6 +27,7 @@
 //! field, key or tensor and the offset; it never panics.
 
 mod metadata;
+mod names;
 pub(crate) mod reader;
 mod value;
 pub(crate) mod writer;
@@ -36,6 +37,7 @@ use std::collections::HashMap;
 use lantern_core::GgmlType;
 
 pub use metadata::Metadata;
+pub use names::{block_tensor_name, split_block_name};
 pub use value::Value;
 pub use writer::GgufWriter;
 

@@ -28,7 +28,8 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
 use lantern_io::ModelFile;
-use lantern_runtime::{InputSite, Model};
+use lantern_runtime::calibration::InputSite;
+use lantern_runtime::Model;
 
 use crate::reconstruct::fake_quant::FakeQuant;
 use crate::reconstruct::twin::{BlockTensors, Rotation, Shape};

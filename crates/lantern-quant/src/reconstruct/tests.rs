@@ -7,7 +7,8 @@ mod testutil;
 use std::sync::{Arc, Mutex};
 
 use lantern_core::GgmlType;
-use lantern_runtime::{InputSite, MatrixInputs, Model};
+use lantern_runtime::calibration::{InputSite, MatrixInputs};
+use lantern_runtime::Model;
 
 use super::*;
 use testutil::{load, max_abs_diff, open, prompt, spread, state, Tiny};

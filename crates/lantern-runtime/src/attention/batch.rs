@@ -19,7 +19,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use lantern_core::kernels::{gemm_fn, vector_kernels};
 
-use crate::attention::Heads;
+use super::Heads;
 
 /// Cache positions per tile (the peer's `GGML_FA_TILE_KV`).
 pub(crate) const KV_TILE: usize = 64;
@@ -168,7 +168,7 @@ fn load_tile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::{halves, plain_attention};
+    use crate::attention::decode::{halves, plain_attention};
 
     /// Three query heads per kv head, and a batch that starts inside the first tile and
     /// ends in the third.

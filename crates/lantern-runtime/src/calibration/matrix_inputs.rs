@@ -17,18 +17,6 @@ pub enum InputSite {
 impl InputSite {
     /// Every site, in the order a token meets them.
     pub const ALL: [Self; 4] = [Self::Attention, Self::AttentionOutput, Self::Ffn, Self::FfnDown];
-
-    /// The site whose values the matrix named `part` (`attn_q`, `ffn_down`, …, as in
-    /// `blk.N.{part}.weight`) multiplies.
-    pub fn of_matrix(part: &str) -> Option<Self> {
-        Some(match part {
-            "attn_q" | "attn_k" | "attn_v" => Self::Attention,
-            "attn_output" => Self::AttentionOutput,
-            "ffn_gate" | "ffn_up" => Self::Ffn,
-            "ffn_down" => Self::FfnDown,
-            _ => return None,
-        })
-    }
 }
 
 /// Receives, block by block, the f32 values each site's matrices multiply: `x` holds `n`

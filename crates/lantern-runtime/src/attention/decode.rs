@@ -8,41 +8,14 @@
 //! model; with this, greedy output of the default model is token-identical to the peer's on
 //! the prompts in BENCHMARKS.md.
 //!
-//! Batches of [`LONG_BATCH`] tokens or more take the peer's tiled path instead, which keeps
-//! the queries and the accumulators in f32: [`attend_batch`](crate::batch_attention).
+//! Batches of [`LONG_BATCH`](super::LONG_BATCH) tokens or more take the peer's tiled path
+//! instead, which keeps the queries and the accumulators in f32 ([`super::batch`]).
 
 use half::f16;
 use lantern_core::kernels::f16_kernels;
 
+use super::Heads;
 use crate::ops::fused_multiply_add;
-
-/// Batches at least this long use the tiled path (the peer's `GGML_FA_TILE_Q`).
-pub(crate) const LONG_BATCH: usize = 64;
-
-/// Head geometry shared by every attention call of a model.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Heads {
-    pub(crate) n_heads: usize,
-    pub(crate) n_kv_heads: usize,
-    pub(crate) head_dim: usize,
-}
-
-impl Heads {
-    /// Offset of the kv head that query head `h` reads, within a cache row.
-    fn kv_offset(&self, h: usize) -> usize {
-        (h / (self.n_heads / self.n_kv_heads)) * self.head_dim
-    }
-
-    /// Values in one cache row: every kv head of one position.
-    pub(crate) fn kv_dim(&self) -> usize {
-        self.n_kv_heads * self.head_dim
-    }
-
-    /// The factor applied to every score, 1/√head_dim.
-    pub(crate) fn scale(&self) -> f32 {
-        1.0 / (self.head_dim as f32).sqrt()
-    }
-}
 
 /// Buffers reused between calls so decoding allocates nothing.
 #[derive(Debug, Default)]

@@ -1,0 +1,223 @@
+//! [`State`]: one sequence's KV cache, worker threads and scratch buffers, allocated once,
+//! and the observers calibration attaches to it.
+
+use lantern_core::kernels::QuantizedInput;
+
+use crate::attention::Scratch;
+use crate::calibration::{ActivationHistograms, ActiveWindows, MatrixInputs};
+use crate::ffn::Ffn;
+use crate::kv_cache::KvCache;
+use crate::matrix::LinearScratch;
+use crate::workers::Workers;
+use crate::{Error, FfnThresholds, ModelConfig, Result};
+
+/// Per-sequence settings of a [`State`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Positions the KV cache holds.
+    pub ctx_len: usize,
+    /// Most tokens computed in one batch; longer inputs are split.
+    pub batch_size: usize,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { ctx_len: 4096, batch_size: 512, threads: 1 }
+    }
+}
+
+/// One sequence's KV cache, worker threads and scratch buffers, allocated once.
+#[derive(Debug)]
+pub struct State {
+    pub(crate) cache: KvCache,
+    pub(crate) workers: Workers,
+    pub(crate) batch_size: usize,
+    pub(crate) buf: Buffers,
+    pub(crate) logits: Vec<f32>,
+    pub(crate) ffn: Ffn,
+    /// Each block's FFN width, which per-neuron thresholds must match.
+    ffn_widths: Vec<usize>,
+    pub(crate) inputs: Option<Box<dyn MatrixInputs>>,
+}
+
+impl std::fmt::Debug for dyn MatrixInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MatrixInputs")
+    }
+}
+
+/// Activations of one batch outside the FFN, each sized for `batch_size` tokens.
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    /// The residual stream.
+    pub(crate) x: Vec<f32>,
+    /// Its normed values, and their quantization.
+    pub(crate) xn: Vec<f32>,
+    pub(crate) xq: QuantizedInput,
+    pub(crate) q: Vec<f32>,
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    /// The heads' mixed values, and their quantization.
+    pub(crate) att: Vec<f32>,
+    pub(crate) attq: QuantizedInput,
+    /// A block's output before it joins the residual.
+    pub(crate) mix: Vec<f32>,
+    pub(crate) linear: LinearScratch,
+    /// Logits of a run of the output head's rows, when it is streamed in runs.
+    pub(crate) head_run: Vec<f32>,
+    pub(crate) attn_scratch: Scratch,
+}
+
+impl State {
+    /// Tokens in the cache.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Positions the cache holds.
+    pub fn ctx_len(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.workers.threads()
+    }
+
+    /// Forgets every position from `len` on, keeping the prefix for reuse.
+    pub fn truncate(&mut self, len: usize) {
+        self.cache.truncate(len);
+    }
+
+    /// Zeroes FFN neurons whose score is below their threshold ([`FfnThresholds`]) from the
+    /// next forward pass on; `None` computes them all (the dense model). Resets
+    /// [`State::ffn_zeroed_share`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when the thresholds are not for this model's layers.
+    pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
+        if let Some(t) = &thresholds {
+            let widths = &self.ffn_widths;
+            let fits = |(l, &ff): (&Vec<f32>, &usize)| l.len() == 1 || l.len() == ff;
+            if t.layers().len() != widths.len() || !t.layers().iter().zip(widths).all(fits) {
+                return Err(Error::InvalidSetting {
+                    name: "FFN thresholds",
+                    reason: format!(
+                        "thresholds for {} layers, not {} of one or their FFN widths {widths:?}",
+                        t.layers().len(),
+                        widths.len()
+                    ),
+                });
+            }
+        }
+        self.ffn.sparsity.thresholds = thresholds;
+        (self.ffn.sparsity.zeroed, self.ffn.sparsity.seen) = (0, 0);
+        Ok(())
+    }
+
+    /// The share of FFN neurons the thresholds zeroed since they were set.
+    pub fn ffn_zeroed_share(&self) -> Option<f64> {
+        let s = &self.ffn.sparsity;
+        (s.seen > 0).then(|| s.zeroed as f64 / s.seen as f64)
+    }
+
+    /// Starts counting every FFN neuron's score into `histograms` (for calibration), or
+    /// with `None` stops; returns what was counted before.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when the histograms are not for this model's layers.
+    pub fn observe_ffn(
+        &mut self,
+        histograms: Option<ActivationHistograms>,
+    ) -> Result<Option<ActivationHistograms>> {
+        if let Some(h) = &histograms {
+            self.check_layers("FFN histograms", h.layers())?;
+        }
+        Ok(std::mem::replace(&mut self.ffn.sparsity.observer, histograms))
+    }
+
+    /// Starts counting, while thresholds zero neurons, how well the neurons active in the
+    /// last tokens of each layer predict the next token's ([`ActiveWindows`]), or with
+    /// `None` stops; returns what was counted before.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when the windows are not for this model's layers.
+    pub fn watch_active_windows(
+        &mut self,
+        windows: Option<ActiveWindows>,
+    ) -> Result<Option<ActiveWindows>> {
+        if let Some(w) = &windows {
+            self.check_layers("active-neuron windows", w.layers())?;
+        }
+        Ok(std::mem::replace(&mut self.ffn.sparsity.windows, windows))
+    }
+
+    /// Hands the values every block's matrices multiply to `observer` from the next
+    /// forward pass on, or with `None` stops; returns the observer that was watching.
+    pub fn observe_matrix_inputs(
+        &mut self,
+        observer: Option<Box<dyn MatrixInputs>>,
+    ) -> Option<Box<dyn MatrixInputs>> {
+        std::mem::replace(&mut self.inputs, observer)
+    }
+
+    /// [`Error::InvalidSetting`] named `name` unless `layers` is this model's layer count.
+    fn check_layers(&self, name: &'static str, layers: usize) -> Result<()> {
+        if layers == self.cache.layers() {
+            return Ok(());
+        }
+        Err(Error::InvalidSetting {
+            name,
+            reason: format!("{layers} layers for {}", self.cache.layers()),
+        })
+    }
+}
+
+impl State {
+    /// A fresh state for a model of `c`: an empty KV cache of `config.ctx_len` positions;
+    /// `k_quants` when some matrix reads 256-value activation blocks.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] for a zero context or batch size;
+    /// [`Error::ThreadPool`] if the workers cannot start.
+    pub(crate) fn new(c: &ModelConfig, config: StateConfig, k_quants: bool) -> Result<Self> {
+        for (name, v) in [("ctx_len", config.ctx_len), ("batch_size", config.batch_size)] {
+            if v == 0 {
+                return Err(Error::InvalidSetting { name, reason: "must be at least 1".into() });
+            }
+        }
+        let nb = config.batch_size;
+        let q_dim = c.n_heads * c.head_dim;
+        let buf = Buffers {
+            x: vec![0.0; nb * c.d_model],
+            xn: vec![0.0; nb * c.d_model],
+            xq: QuantizedInput::new(k_quants),
+            q: vec![0.0; nb * q_dim],
+            k: vec![0.0; nb * c.kv_dim()],
+            v: vec![0.0; nb * c.kv_dim()],
+            att: vec![0.0; nb * q_dim],
+            attq: QuantizedInput::new(k_quants),
+            mix: vec![0.0; nb * c.d_model],
+            linear: LinearScratch::default(),
+            head_run: Vec::new(),
+            attn_scratch: Scratch::default(),
+        };
+        Ok(Self {
+            cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim())?,
+            workers: Workers::new(config.threads)?,
+            batch_size: nb,
+            buf,
+            logits: Vec::new(),
+            ffn: Ffn::new(nb, c.n_ff, k_quants),
+            ffn_widths: c.ffn_widths.clone(),
+            inputs: None,
+        })
+    }
+}
