@@ -257,12 +257,6 @@ pub enum Error {
         /// How it does not fit.
         detail: String,
     },
-    /// A model architecture lantern does not implement.
-    #[error("model architecture {arch:?} is not supported")]
-    UnsupportedArchitecture {
-        /// The value of `general.architecture`.
-        arch: String,
-    },
 }
 
 /// Result with the I/O crate's [`Error`].
