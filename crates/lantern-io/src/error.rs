@@ -3,7 +3,9 @@
 //! Every variant names what a user needs to act on: the file path for I/O failures, the
 //! byte offset for malformed input, the metadata key or the tensor name for bad entries.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::FileKind;
 
 /// What can go wrong while reading, validating or writing a model file.
 #[derive(Debug, thiserror::Error)]
@@ -257,11 +259,22 @@ pub enum Error {
         /// How it does not fit.
         detail: String,
     },
-    /// A model architecture lantern does not implement.
-    #[error("model architecture {arch:?} is not supported")]
-    UnsupportedArchitecture {
-        /// The value of `general.architecture`.
-        arch: String,
+    /// A destination that is not a regular file: writing would replace a directory, a
+    /// device, a FIFO or a socket (see [`AtomicFile`](crate::AtomicFile)).
+    #[error("refusing to write {}: it is {kind}, not a regular file", shown(path, target))]
+    NotRegularFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What `path` leads to after symbolic links; `path` itself when it is no link.
+        target: PathBuf,
+        /// What is there.
+        kind: FileKind,
+    },
+    /// A destination behind more than 40 symbolic links, or a cycle of them.
+    #[error("too many levels of symbolic links from {}", path.display())]
+    SymlinkLoop {
+        /// The path as given.
+        path: PathBuf,
     },
 }
 
@@ -272,5 +285,14 @@ impl Error {
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
+    }
+}
+
+/// `path`, and where it leads when that is elsewhere.
+fn shown(path: &Path, target: &Path) -> String {
+    if path == target {
+        path.display().to_string()
+    } else {
+        format!("{} (a symbolic link to {})", path.display(), target.display())
     }
 }

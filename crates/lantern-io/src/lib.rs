@@ -21,6 +21,9 @@
 //! - [`ModelFile`] and [`open_model_file`]: either kind of file, as the runtime loads it.
 //! - [`stream`]: a container streamed from storage under a memory budget, with a prefetch
 //!   thread and a storage model.
+//! - [`AtomicFile`] and [`write_atomic`]: files written whole or not at all (a temporary
+//!   file renamed into place), refusing to replace a directory, device, FIFO or socket and
+//!   writing through symbolic links; the GGUF and container writers use them.
 //! - [`GgufWriter`]: builds GGUF v3 files, in memory or atomically on disk; tests use it to
 //!   make tiny models on the spot.
 //! - [`Error`] and [`Result`].
@@ -62,6 +65,7 @@ mod replaced;
 mod source;
 pub mod stream;
 
+pub use atomic::{write_atomic, AtomicFile, FileKind};
 pub use error::{Error, Result};
 pub use gguf::{Gguf, GgufWriter, Metadata, TensorInfo, Value};
 pub use model_file::{open_model_file, GgufModel, ModelFile};

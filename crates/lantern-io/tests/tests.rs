@@ -3,6 +3,7 @@
 //! Every fixture is built in the test itself with [`lantern_io::GgufWriter`], then
 //! patched byte by byte where a test needs a malformed file.
 
+mod atomic;
 mod bad_input;
 mod container;
 mod files;

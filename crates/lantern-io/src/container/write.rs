@@ -12,7 +12,7 @@ use super::{
     NO_LAYER, VERSION,
 };
 use crate::gguf::writer::{check_string_len, check_value, put_string, put_value};
-use crate::{Error, GgufModel, ModelFile, Replaced, Result, Value};
+use crate::{AtomicFile, Error, GgufModel, ModelFile, Replaced, Result, Value};
 
 /// How [`write_container_with`] stores the data.
 #[derive(Clone, Debug)]
@@ -81,11 +81,14 @@ pub fn write_container(
     write_container_with(model, path, WriteOptions::default(), progress)
 }
 
-/// Writes `model` to `path` as a container (see `docs/format.md`), atomically: the target
-/// appears complete or not at all. `progress(done, total)` is called after each tensor with
-/// raw bytes.
+/// Writes `model` to `path` as a container (see `docs/format.md`), atomically with an
+/// [`AtomicFile`]: the target appears complete or not at all, symbolic links are followed,
+/// and a directory or special file is refused. `progress(done, total)` is called after each
+/// tensor with raw bytes.
 ///
 /// # Errors
+/// The errors of [`AtomicFile::create`] (such as
+/// [`Error::NotRegularFile`](crate::Error::NotRegularFile)),
 /// [`Error::Io`](crate::Error::Io) naming the file that failed,
 /// [`Error::Replacement`](crate::Error::Replacement) for a replacement that matches no
 /// tensor of the model by name or is larger in some dimension, or a substitute that stands
@@ -117,8 +120,9 @@ pub fn write_container_with(
     let alignment = u64::from(DEFAULT_ALIGNMENT);
 
     let mut stats = ConvertStats::default();
-    crate::atomic::write_file(path.as_ref(), |w| {
-        let mut pos = Position { w, at: 0 };
+    let mut file = AtomicFile::create(path)?;
+    let written = (|| {
+        let mut pos = Position { w: &mut file, at: 0 };
         pos.write(&[0; HEADER_BYTES])?;
         pos.write(&metadata)?;
         let data_offset = pos.pad_to(alignment)?;
@@ -176,7 +180,9 @@ pub fn write_container_with(
         header.extend_from_slice(&0u32.to_le_bytes());
         pos.w.seek(SeekFrom::Start(0))?;
         pos.w.write_all(&header)
-    })?;
+    })();
+    written.map_err(|e| Error::io(file.path(), e))?;
+    file.commit()?;
     Ok(stats)
 }
 

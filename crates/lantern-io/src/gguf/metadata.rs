@@ -183,14 +183,6 @@ impl Metadata {
         self.optional(key, Self::u32)
     }
 
-    /// As [`Metadata::u64`], but `Ok(None)` when `key` is absent.
-    ///
-    /// # Errors
-    /// As [`Metadata::u64`], except [`Error::MissingKey`].
-    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>> {
-        self.optional(key, Self::u64)
-    }
-
     /// As [`Metadata::f32`], but `Ok(None)` when `key` is absent.
     ///
     /// # Errors

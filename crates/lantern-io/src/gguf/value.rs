@@ -128,15 +128,6 @@ impl Value {
         }
     }
 
-    /// The value of an `F32` or `F64` variant, widened to `f64`.
-    pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Self::F32(v) => Some(v.into()),
-            Self::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-
     /// The value of a `Bool` variant.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {

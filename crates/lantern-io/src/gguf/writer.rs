@@ -17,7 +17,7 @@ use lantern_core::GgmlType;
 
 use super::reader::{MAX_ARRAY_DEPTH, MAX_ARRAY_LEN, MAX_STRING_LEN, MAX_TOTAL_VALUES};
 use super::{align_up, alignment_of, Metadata, Value, MAGIC, MAX_DIMS};
-use crate::{Error, Result};
+use crate::{AtomicFile, Error, Result};
 
 /// Builds a GGUF v3 file in memory, to a writer, or atomically to a path.
 ///
@@ -172,15 +172,19 @@ impl GgufWriter {
         Ok(out)
     }
 
-    /// Writes the file to `path` atomically: into a temporary file in the same directory,
-    /// which is flushed to disk and then renamed over `path`. An interrupted write leaves
-    /// `path` as it was (at worst a stray `.<name>.<pid>.<n>.tmp` file remains).
+    /// Writes the file to `path` atomically with an [`AtomicFile`]: into a temporary file in
+    /// the same directory, which is flushed to disk and then renamed over `path`. An
+    /// interrupted write leaves `path` as it was (at worst a stray `.<name>.<pid>.<n>.tmp`
+    /// file remains). Symbolic links are followed; directories and special files are refused.
     ///
     /// # Errors
-    /// As [`GgufWriter::write_to`], and [`Error::Io`] naming the file that failed.
+    /// As [`GgufWriter::write_to`] and [`AtomicFile::create`], and [`Error::Io`] naming the
+    /// file that failed.
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let header = self.header()?;
-        crate::atomic::write_file(path.as_ref(), |w| self.stream(&header, w))
+        let mut file = AtomicFile::create(path)?;
+        self.stream(&header, &mut file).map_err(|e| Error::io(file.path(), e))?;
+        file.commit()
     }
 
     /// Validates everything and encodes the header, tensor infos and padding up to the data
