@@ -8,8 +8,8 @@ use clap::Args;
 use lantern_io::container::{write_container_with, WriteOptions};
 use lantern_io::{GgufModel, ModelSource};
 
-use lantern_core::GgmlType;
 use lantern::{Budget, Engine};
+use lantern_core::GgmlType;
 use lantern_quant::Reconstruction;
 
 use crate::layer_policy::{self, PolicyRequest, Target};

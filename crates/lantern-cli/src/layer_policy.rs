@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use lantern::{Budget, Engine, Scored, Session, SessionConfig, Sparsity};
 use lantern_core::{GgmlType, QTensor};
 use lantern_io::{GgufModel, ModelFile, Replaced, Value};
-use lantern::{Budget, Engine, Scored, Session, SessionConfig, Sparsity};
 use lantern_quant::{choose, Choice, Grams, Objective};
 
 use crate::ffn_prune::PrunedFfn;

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lantern_io::ModelSource;
 use lantern::{
     Budget, Engine, Pin, ReadPath, SessionConfig, Sparsity, StorageModel, StreamOptions,
     StreamStats,
 };
+use lantern_io::ModelSource;
 
 use crate::fetch;
 

@@ -7,10 +7,10 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use lantern_core::{GgmlType, QTensor};
-use lantern_io::GgufModel;
 use lantern::calibration::{self, BlockMatrix, InputSite, Observers};
 use lantern::{Engine, SessionConfig, Sparsity};
+use lantern_core::{GgmlType, QTensor};
+use lantern_io::GgufModel;
 use lantern_quant::{Gram, Grams, Objective, Reconstruction, Target};
 
 use crate::progress;
