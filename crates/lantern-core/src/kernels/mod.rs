@@ -45,16 +45,8 @@ mod avx2;
 pub mod columns;
 mod f16;
 #[cfg(target_arch = "x86_64")]
-mod f16_avx2;
-#[cfg(target_arch = "aarch64")]
-mod f16_neon;
-#[cfg(target_arch = "x86_64")]
 mod f16_rows_avx2;
 mod gemm;
-#[cfg(target_arch = "x86_64")]
-mod gemm_avx2;
-#[cfg(target_arch = "aarch64")]
-mod gemm_neon;
 mod input;
 pub mod interleaved;
 mod kquants;
@@ -64,10 +56,6 @@ mod neon;
 mod q8k_avx2;
 pub(crate) mod scalar;
 mod vector;
-#[cfg(target_arch = "x86_64")]
-mod vector_avx2;
-#[cfg(target_arch = "aarch64")]
-mod vector_neon;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
 pub use gemm::{gemm_fn, gemm_fn_for, GemmFn};
