@@ -38,7 +38,7 @@
 
 use std::fmt;
 
-use crate::{BlockQ8, BlockQ8K, GgmlType, QK_K};
+use crate::{BlockQ8, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -52,14 +52,14 @@ pub mod interleaved;
 mod kquants;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-#[cfg(target_arch = "x86_64")]
-mod q8k_avx2;
+mod quantize;
 pub(crate) mod scalar;
 mod vector;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
 pub use gemm::{gemm_fn, gemm_fn_for, GemmFn};
 pub use input::{Input, QuantizedInput};
+pub(crate) use quantize::{q8_block, quantize_q8_blocks, quantize_q8k_fn};
 pub use vector::{silu, vector_kernels, vector_kernels_for, VectorKernels};
 
 /// The dot product of one weight row (raw bytes) with one input given as f32 and as its
@@ -267,37 +267,6 @@ fn neon_matmul_fn(_ty: GgmlType, _dotprod: bool) -> Option<MatmulFn> {
     None
 }
 
-/// Quantizes whole blocks (`x.len() == 32 * out.len()`) with the fastest path; every path
-/// gives identical bits.
-pub(crate) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
-    quantize_q8_fn(best_isa())(x, out);
-}
-
-/// The block quantizer of a path (scalar when `isa` is not available).
-pub(crate) fn quantize_q8_fn(isa: Isa) -> fn(&[f32], &mut [BlockQ8]) {
-    #[cfg(target_arch = "x86_64")]
-    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) && avx2_detected() {
-        return avx2::quantize_q8_blocks;
-    }
-    #[cfg(target_arch = "aarch64")]
-    if matches!(isa, Isa::Neon | Isa::NeonDot) {
-        return neon::quantize_q8_blocks;
-    }
-    let _ = isa;
-    scalar::quantize_q8_blocks
-}
-
-/// The 256-value block quantizer of a path (scalar when `isa` has none or is not
-/// available); every path gives identical bits.
-pub(crate) fn quantize_q8k_fn(isa: Isa) -> fn(&[f32; QK_K]) -> BlockQ8K {
-    #[cfg(target_arch = "x86_64")]
-    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) && avx2_detected() {
-        return q8k_avx2::q8k_block;
-    }
-    let _ = isa;
-    crate::quantize::q8_k_block
-}
-
 /// Views the whole blocks at the start of `row` as `&[B]`. Blocks have alignment 1, so the
 /// cast cannot fail; a ragged tail is ignored rather than panicking.
 #[inline(always)]
@@ -309,7 +278,7 @@ fn blocks<B: bytemuck::Pod>(row: &[u8]) -> &[B] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{quantize_activation, quantize_row, QK8};
+    use crate::{quantize_activation, quantize_row};
 
     #[test]
     fn dispatch_covers_supported_types() {
@@ -353,18 +322,6 @@ mod tests {
             matmul(&row, 40, Input::new(&x, &xq[..1], 1), &mut out);
             matmul(&[], 40, Input::new(&x, &xq, 1), &mut out);
             matmul(&row, 0, Input::new(&x, &xq, 1), &mut out);
-        }
-    }
-
-    #[test]
-    fn quantizers_agree_bit_for_bit() {
-        let x: Vec<f32> = (0..QK8 * 8).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
-        let mut a = vec![BlockQ8::default(); 8];
-        let mut b = vec![BlockQ8::default(); 8];
-        quantize_q8_fn(Isa::Scalar)(&x, &mut a);
-        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
-            quantize_q8_fn(isa)(&x, &mut b);
-            assert_eq!(a, b, "{isa}");
         }
     }
 }

@@ -48,42 +48,6 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
         _ => return None,
     })
 }
-
-/// Quantizes one block of 32 activations exactly as ggml's AVX2 `quantize_row_q8_1` does.
-///
-/// Every step is a single IEEE operation (max, divide, multiply, round-half-to-even), so the
-/// scalar and SIMD results are identical bit for bit. NaN inputs give unspecified codes.
-#[inline]
-pub(crate) fn q8_block(x: &[f32; QK8]) -> BlockQ8 {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-    let mut qs = [0i8; QK8];
-    let mut sum = 0i32;
-    for (q, &v) in qs.iter_mut().zip(x) {
-        // |v·id| <= 127 up to one rounding, so the conversion never saturates.
-        let r = (v * id).round_ties_even() as i32;
-        *q = r as i8;
-        sum += r;
-    }
-    BlockQ8 {
-        d: f16::from_f32(d).to_f32(),
-        // ggml multiplies the unrounded d by the integer sum, then rounds to f16.
-        s: f16::from_f32(d * sum as f32).to_f32(),
-        sum,
-        qs,
-    }
-}
-
-/// Quantizes whole blocks: `x.len() == 32 * out.len()` (extra values or blocks are ignored).
-pub(super) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
-    for (o, chunk) in out.iter_mut().zip(x.chunks_exact(QK8)) {
-        if let Ok(block) = <&[f32; QK8]>::try_from(chunk) {
-            *o = q8_block(block);
-        }
-    }
-}
-
 /// Sums `f(i)` over `n` terms in eight independent lanes so that the compiler can vectorize
 /// (float addition is not associative, so it will not split one accumulator by itself).
 #[inline(always)]
@@ -213,20 +177,6 @@ fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn q8_block_by_hand() {
-        // amax = 127 so id = 1: codes equal the inputs rounded half to even.
-        let mut x = [0.0f32; QK8];
-        x[0] = 127.0;
-        x[1] = 2.5; // tie → 2
-        x[2] = -3.5; // tie → -4
-        x[3] = 0.5; // tie → 0
-        let b = q8_block(&x);
-        assert_eq!(&b.qs[..4], &[127, 2, -4, 0]);
-        assert_eq!(b.d, 1.0);
-        assert_eq!(b.s, 125.0);
-    }
 
     #[test]
     fn q5_0_block_by_hand() {
