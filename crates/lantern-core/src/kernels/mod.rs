@@ -44,8 +44,7 @@ use crate::{BlockQ8, GgmlType};
 mod avx2;
 pub mod columns;
 mod f16;
-#[cfg(target_arch = "x86_64")]
-mod f16_rows_avx2;
+mod float_rows;
 mod gemm;
 mod input;
 pub mod interleaved;
@@ -176,7 +175,7 @@ pub fn best_isa() -> Isa {
 /// The scalar reference dot kernel for rows of type `ty`, or `None` when lantern has no
 /// kernel for `ty`.
 pub fn dot_fn(ty: GgmlType) -> Option<DotFn> {
-    scalar::dot_fn(ty)
+    scalar::dot_fn(ty).or_else(|| float_rows::dot_fn(ty))
 }
 
 /// The fastest matrix kernel for rows of type `ty` on this CPU, or `None` when lantern has
@@ -201,17 +200,15 @@ pub fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
 /// assert!(matmul_fn_for(GgmlType::F32, Isa::Avx2).is_none()); // floats are scalar only
 /// ```
 pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
-    match isa {
-        Isa::Scalar => scalar::matmul_fn(ty).or_else(|| kquants::matmul_fn(ty, isa)),
+    let blocks = match isa {
+        Isa::Scalar => scalar::matmul_fn(ty),
         Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
-            tile_matmul_fn(ty, isa == Isa::Avx512Vnni).or_else(|| kquants::matmul_fn(ty, isa))
+            tile_matmul_fn(ty, isa == Isa::Avx512Vnni)
         }
-        Isa::Avx2 | Isa::Avx512Vnni => None,
-        Isa::Neon | Isa::NeonDot if isa.is_available() => {
-            neon_matmul_fn(ty, isa == Isa::NeonDot).or_else(|| kquants::matmul_fn(ty, isa))
-        }
-        Isa::Neon | Isa::NeonDot => None,
-    }
+        Isa::Neon | Isa::NeonDot if isa.is_available() => neon_matmul_fn(ty, isa == Isa::NeonDot),
+        _ => None,
+    };
+    blocks.or_else(|| float_rows::matmul_fn(ty, isa)).or_else(|| kquants::matmul_fn(ty, isa))
 }
 
 /// Whether rows of type `ty` read the 256-value activation blocks
@@ -249,7 +246,7 @@ fn per_row(
 
 #[cfg(target_arch = "x86_64")]
 fn tile_matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
-    avx2::matmul_fn(ty, vnni).or_else(|| f16_rows_avx2::matmul_fn(ty))
+    avx2::matmul_fn(ty, vnni)
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -1,11 +1,9 @@
-//! Portable kernels: the reference twin of every SIMD kernel, and the only path for floats.
+//! Portable kernels for the 32-value block formats: the reference twin of every SIMD kernel.
 //!
 //! The quantized kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
 //! lanes, see [`Lanes`], or one running sum for Q4_0), so that every path, this one included,
 //! gives llama.cpp's AVX2 results bit for bit: on a CPU without SIMD kernels the same tokens
 //! come out. Q3_0, which llama.cpp lacks, keeps one running sum as Q4_0 does.
-
-use half::{bf16, f16};
 
 use super::{blocks, per_row, DotFn, MatmulFn};
 use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
@@ -13,9 +11,6 @@ use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, Ggml
 /// The scalar kernel for `ty`, if there is one.
 pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
     Some(match ty {
-        GgmlType::F32 => dot_f32,
-        GgmlType::F16 => dot_f16,
-        GgmlType::BF16 => dot_bf16,
         GgmlType::Q3_0 => dot_q3_0,
         GgmlType::Q4_0 => dot_q4_0,
         GgmlType::Q4_1 => dot_q4_1,
@@ -37,9 +32,6 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
         }};
     }
     Some(match ty {
-        GgmlType::F32 => per_row!(dot_f32),
-        GgmlType::F16 => per_row!(dot_f16),
-        GgmlType::BF16 => per_row!(dot_bf16),
         GgmlType::Q3_0 => per_row!(dot_q3_0),
         GgmlType::Q4_0 => per_row!(dot_q4_0),
         GgmlType::Q4_1 => per_row!(dot_q4_1),
@@ -47,47 +39,6 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
         GgmlType::Q8_0 => per_row!(dot_q8_0),
         _ => return None,
     })
-}
-/// Sums `f(i)` over `n` terms in eight independent lanes so that the compiler can vectorize
-/// (float addition is not associative, so it will not split one accumulator by itself).
-#[inline(always)]
-fn lanes8(n: usize, f: impl Fn(usize) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let main = n - n % 8;
-    for base in (0..main).step_by(8) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(base + l);
-        }
-    }
-    let mut tail = 0.0;
-    for i in main..n {
-        tail += f(i);
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-fn dot_f32(row: &[u8], x: &[f32], _xq: &[BlockQ8]) -> f32 {
-    let n = (row.len() / 4).min(x.len());
-    let row = &row[..n * 4];
-    let x = &x[..n];
-    lanes8(n, |i| {
-        let b = [row[4 * i], row[4 * i + 1], row[4 * i + 2], row[4 * i + 3]];
-        f32::from_le_bytes(b) * x[i]
-    })
-}
-
-fn dot_f16(row: &[u8], x: &[f32], _xq: &[BlockQ8]) -> f32 {
-    let n = (row.len() / 2).min(x.len());
-    let row = &row[..n * 2];
-    let x = &x[..n];
-    lanes8(n, |i| f16::from_le_bytes([row[2 * i], row[2 * i + 1]]).to_f32() * x[i])
-}
-
-fn dot_bf16(row: &[u8], x: &[f32], _xq: &[BlockQ8]) -> f32 {
-    let n = (row.len() / 2).min(x.len());
-    let row = &row[..n * 2];
-    let x = &x[..n];
-    lanes8(n, |i| bf16::from_le_bytes([row[2 * i], row[2 * i + 1]]).to_f32() * x[i])
 }
 
 /// ggml's AVX2 accumulation order: eight f32 lanes, where lane `k` adds, per block, the
@@ -201,18 +152,5 @@ mod tests {
         assert_eq!(dot_q3_0(&row, &[], &xq), -8.0);
         // A second, partial block is ignored; a second activation block alone adds nothing.
         assert_eq!(dot_q3_0(&[&row[..], &row[..13]].concat(), &[], &[xq[0]; 2]), -8.0);
-    }
-
-    #[test]
-    fn float_dots() {
-        let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
-        let row: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let xq = [];
-        assert_eq!(dot_f32(&row, &x, &xq), 285.0);
-        let row: Vec<u8> = x.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
-        assert_eq!(dot_f16(&row, &x, &xq), 285.0);
-        let row: Vec<u8> = x.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect();
-        assert_eq!(dot_bf16(&row, &x, &xq), 285.0);
-        assert_eq!(dot_f32(&row[..3], &x, &xq), 0.0);
     }
 }
