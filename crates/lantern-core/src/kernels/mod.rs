@@ -267,7 +267,7 @@ fn neon_matmul_fn(_ty: GgmlType, _dotprod: bool) -> Option<MatmulFn> {
 /// Views the whole blocks at the start of `row` as `&[B]`. Blocks have alignment 1, so the
 /// cast cannot fail; a ragged tail is ignored rather than panicking.
 #[inline(always)]
-fn blocks<B: bytemuck::Pod>(row: &[u8]) -> &[B] {
+fn as_blocks<B: bytemuck::Pod>(row: &[u8]) -> &[B] {
     let whole = row.len() - row.len() % std::mem::size_of::<B>();
     bytemuck::try_cast_slice(&row[..whole]).unwrap_or_default()
 }

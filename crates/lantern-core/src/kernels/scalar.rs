@@ -5,7 +5,7 @@
 //! gives llama.cpp's AVX2 results bit for bit: on a CPU without SIMD kernels the same tokens
 //! come out. Q3_0, which llama.cpp lacks, keeps one running sum as Q4_0 does.
 
-use super::{blocks, per_row, DotFn, MatmulFn};
+use super::{as_blocks, per_row, DotFn, MatmulFn};
 use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
 
 /// The scalar kernel for `ty`, if there is one.
@@ -73,7 +73,7 @@ fn nibbles(qs: &[u8; QK8 / 2]) -> [i32; QK8] {
 /// One f32 sum per row, as llama.cpp's repacked Q4_0 kernels keep it (see the AVX2 kernel).
 fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut sum = 0.0f32;
-    for (w, a) in blocks::<BlockQ4_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ4_0>(row).iter().zip(xq) {
         let q = nibbles(&w.qs);
         let sumi: i32 = (0..QK8).map(|j| (q[j] - 8) * i32::from(a.qs[j])).sum();
         sum = (w.d() * a.d).mul_add(sumi as f32, sum);
@@ -85,7 +85,7 @@ fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 /// fused multiply-add.
 fn dot_q3_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut sum = 0.0f32;
-    for (w, a) in blocks::<BlockQ3_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ3_0>(row).iter().zip(xq) {
         let q = w.codes();
         let sumi: i32 = q.iter().zip(&a.qs).map(|(&q, &a)| i32::from(q) * i32::from(a)).sum();
         sum = (w.d() * a.d).mul_add(sumi as f32, sum);
@@ -96,7 +96,7 @@ fn dot_q3_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
     let mut mins = 0.0f32;
-    for (w, a) in blocks::<BlockQ4_1>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ4_1>(row).iter().zip(xq) {
         let q = nibbles(&w.qs);
         let products = std::array::from_fn(|j| q[j] * i32::from(a.qs[j]));
         lanes.add_block(w.d() * a.d, &products);
@@ -108,7 +108,7 @@ fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 
 fn dot_q5_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
-    for (w, a) in blocks::<BlockQ5_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ5_0>(row).iter().zip(xq) {
         let q = w.codes();
         let products = std::array::from_fn(|j| i32::from(q[j]) * i32::from(a.qs[j]));
         lanes.add_block(w.d() * a.d, &products);
@@ -118,7 +118,7 @@ fn dot_q5_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 
 fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
-    for (w, a) in blocks::<BlockQ8_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ8_0>(row).iter().zip(xq) {
         let products = std::array::from_fn(|j| i32::from(w.qs[j]) * i32::from(a.qs[j]));
         lanes.add_block(w.d() * a.d, &products);
     }
