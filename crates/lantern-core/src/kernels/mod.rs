@@ -42,6 +42,7 @@ use crate::{BlockQ8, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod blocks;
 pub mod columns;
 mod f16;
 mod float_rows;
@@ -52,7 +53,6 @@ mod kquants;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod quantize;
-pub(crate) mod scalar;
 mod vector;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
@@ -175,7 +175,7 @@ pub fn best_isa() -> Isa {
 /// The scalar reference dot kernel for rows of type `ty`, or `None` when lantern has no
 /// kernel for `ty`.
 pub fn dot_fn(ty: GgmlType) -> Option<DotFn> {
-    scalar::dot_fn(ty).or_else(|| float_rows::dot_fn(ty))
+    blocks::dot_fn(ty).or_else(|| float_rows::dot_fn(ty))
 }
 
 /// The fastest matrix kernel for rows of type `ty` on this CPU, or `None` when lantern has
@@ -200,15 +200,9 @@ pub fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
 /// assert!(matmul_fn_for(GgmlType::F32, Isa::Avx2).is_none()); // floats are scalar only
 /// ```
 pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
-    let blocks = match isa {
-        Isa::Scalar => scalar::matmul_fn(ty),
-        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
-            tile_matmul_fn(ty, isa == Isa::Avx512Vnni)
-        }
-        Isa::Neon | Isa::NeonDot if isa.is_available() => neon_matmul_fn(ty, isa == Isa::NeonDot),
-        _ => None,
-    };
-    blocks.or_else(|| float_rows::matmul_fn(ty, isa)).or_else(|| kquants::matmul_fn(ty, isa))
+    blocks::matmul_fn(ty, isa)
+        .or_else(|| float_rows::matmul_fn(ty, isa))
+        .or_else(|| kquants::matmul_fn(ty, isa))
 }
 
 /// Whether rows of type `ty` read the 256-value activation blocks
@@ -242,26 +236,6 @@ fn per_row(
             *o = dot(row, t);
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn tile_matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
-    avx2::matmul_fn(ty, vnni)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn tile_matmul_fn(_ty: GgmlType, _vnni: bool) -> Option<MatmulFn> {
-    None
-}
-
-#[cfg(target_arch = "aarch64")]
-fn neon_matmul_fn(ty: GgmlType, dotprod: bool) -> Option<MatmulFn> {
-    neon::matmul_fn(ty, dotprod)
-}
-
-#[cfg(not(target_arch = "aarch64"))]
-fn neon_matmul_fn(_ty: GgmlType, _dotprod: bool) -> Option<MatmulFn> {
-    None
 }
 
 /// Views the whole blocks at the start of `row` as `&[B]`. Blocks have alignment 1, so the

@@ -1,11 +1,11 @@
 //! Portable kernels for the 32-value block formats: the reference twin of every SIMD kernel.
 //!
-//! The quantized kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
+//! The kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
 //! lanes, see [`Lanes`], or one running sum for Q4_0), so that every path, this one included,
 //! gives llama.cpp's AVX2 results bit for bit: on a CPU without SIMD kernels the same tokens
 //! come out. Q3_0, which llama.cpp lacks, keeps one running sum as Q4_0 does.
 
-use super::{as_blocks, per_row, DotFn, MatmulFn};
+use crate::kernels::{as_blocks, per_row, DotFn, MatmulFn};
 use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
 
 /// The scalar kernel for `ty`, if there is one.
