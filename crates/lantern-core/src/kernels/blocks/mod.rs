@@ -8,6 +8,8 @@
 use super::{DotFn, Isa, MatmulFn};
 use crate::GgmlType;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod scalar;
 
 /// The scalar reference kernel for `ty`, if it is a block format.
@@ -22,7 +24,7 @@ pub(super) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         Isa::Scalar => scalar::matmul_fn(ty),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
-            super::avx2::matmul_fn(ty, isa == Isa::Avx512Vnni)
+            avx2::matmul_fn(ty, isa == Isa::Avx512Vnni)
         }
         #[cfg(target_arch = "aarch64")]
         Isa::Neon | Isa::NeonDot if isa.is_available() => {
