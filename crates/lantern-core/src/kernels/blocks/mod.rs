@@ -10,6 +10,8 @@ use crate::GgmlType;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod scalar;
 
 /// The scalar reference kernel for `ty`, if it is a block format.
@@ -27,9 +29,7 @@ pub(super) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
             avx2::matmul_fn(ty, isa == Isa::Avx512Vnni)
         }
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon | Isa::NeonDot if isa.is_available() => {
-            super::neon::matmul_fn(ty, isa == Isa::NeonDot)
-        }
+        Isa::Neon | Isa::NeonDot if isa.is_available() => neon::matmul_fn(ty, isa == Isa::NeonDot),
         _ => None,
     }
 }
