@@ -9,9 +9,9 @@
 //! # Safety design
 //! The `unsafe fn` needs AVX2, FMA and F16C. It is reached only through the safe
 //! [`matmul_fn`], which [`crate::kernels::matmul_fn_for`] hands out only after
-//! [`crate::kernels::Isa::is_available`] has confirmed those features. Row pointers are derived from
-//! the slice lengths; loads stop at the last whole step of 8 values of the shorter of the row
-//! and the input, so they stay inside both.
+//! [`crate::kernels::Isa::is_available`] has confirmed those features. Row pointers are derived
+//! from the slice lengths; loads stop at the last whole step of 8 values of the shorter of the
+//! row and the input, so they stay inside both.
 
 use std::arch::x86_64::*;
 
