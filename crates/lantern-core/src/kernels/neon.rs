@@ -5,7 +5,7 @@
 //! # Integer products
 //! Both paths multiply signed bytes by signed bytes and form the same exact integers:
 //! - [`Sdot`] (the `dotprod` extension, Cortex-A55/A76 and later): one `sdot` sums four byte
-//!   products into each i32 lane, which is exactly one of the 8 lanes above.
+//!   products into each i32 lane.
 //! - [`Widening`] (any aarch64 CPU): `smull` into i16 products, then pairwise additions.
 //!
 //! # Safety design
