@@ -29,7 +29,7 @@
 
 use half::{bf16, f16};
 
-use crate::kernels::{self, scalar};
+use crate::kernels;
 use crate::{
     BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8K, BlockQ8_0, Error, GgmlType,
     Result, QK8, QK_K,
@@ -67,7 +67,7 @@ pub fn quantize_activation(x: &[f32], out: &mut [BlockQ8]) {
         if let Some(o) = rest.next() {
             let mut padded = [0.0f32; QK8];
             padded[..tail.len()].copy_from_slice(tail);
-            *o = scalar::q8_block(&padded);
+            *o = kernels::q8_block(&padded);
         }
     }
     for o in rest {

@@ -38,40 +38,27 @@
 
 use std::fmt;
 
-use crate::{BlockQ8, BlockQ8K, GgmlType, QK_K};
+use crate::{BlockQ8, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod blocks;
 pub mod columns;
 mod f16;
-#[cfg(target_arch = "x86_64")]
-mod f16_avx2;
-#[cfg(target_arch = "aarch64")]
-mod f16_neon;
-#[cfg(target_arch = "x86_64")]
-mod f16_rows_avx2;
+mod float_rows;
 mod gemm;
-#[cfg(target_arch = "x86_64")]
-mod gemm_avx2;
-#[cfg(target_arch = "aarch64")]
-mod gemm_neon;
 mod input;
 pub mod interleaved;
 mod kquants;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-#[cfg(target_arch = "x86_64")]
-mod q8k_avx2;
-pub(crate) mod scalar;
+mod quantize;
 mod vector;
-#[cfg(target_arch = "x86_64")]
-mod vector_avx2;
-#[cfg(target_arch = "aarch64")]
-mod vector_neon;
 
 pub use f16::{f16_kernels, f16_kernels_for, F16Kernels};
 pub use gemm::{gemm_fn, gemm_fn_for, GemmFn};
 pub use input::{Input, QuantizedInput};
+pub(crate) use quantize::{q8_block, quantize_q8_blocks, quantize_q8k_fn};
 pub use vector::{silu, vector_kernels, vector_kernels_for, VectorKernels};
 
 /// The dot product of one weight row (raw bytes) with one input given as f32 and as its
@@ -188,7 +175,7 @@ pub fn best_isa() -> Isa {
 /// The scalar reference dot kernel for rows of type `ty`, or `None` when lantern has no
 /// kernel for `ty`.
 pub fn dot_fn(ty: GgmlType) -> Option<DotFn> {
-    scalar::dot_fn(ty)
+    blocks::dot_fn(ty).or_else(|| float_rows::dot_fn(ty))
 }
 
 /// The fastest matrix kernel for rows of type `ty` on this CPU, or `None` when lantern has
@@ -213,17 +200,9 @@ pub fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
 /// assert!(matmul_fn_for(GgmlType::F32, Isa::Avx2).is_none()); // floats are scalar only
 /// ```
 pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
-    match isa {
-        Isa::Scalar => scalar::matmul_fn(ty).or_else(|| kquants::matmul_fn(ty, isa)),
-        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
-            tile_matmul_fn(ty, isa == Isa::Avx512Vnni).or_else(|| kquants::matmul_fn(ty, isa))
-        }
-        Isa::Avx2 | Isa::Avx512Vnni => None,
-        Isa::Neon | Isa::NeonDot if isa.is_available() => {
-            neon_matmul_fn(ty, isa == Isa::NeonDot).or_else(|| kquants::matmul_fn(ty, isa))
-        }
-        Isa::Neon | Isa::NeonDot => None,
-    }
+    blocks::matmul_fn(ty, isa)
+        .or_else(|| float_rows::matmul_fn(ty, isa))
+        .or_else(|| kquants::matmul_fn(ty, isa))
 }
 
 /// Whether rows of type `ty` read the 256-value activation blocks
@@ -259,61 +238,10 @@ fn per_row(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn tile_matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
-    avx2::matmul_fn(ty, vnni).or_else(|| f16_rows_avx2::matmul_fn(ty))
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn tile_matmul_fn(_ty: GgmlType, _vnni: bool) -> Option<MatmulFn> {
-    None
-}
-
-#[cfg(target_arch = "aarch64")]
-fn neon_matmul_fn(ty: GgmlType, dotprod: bool) -> Option<MatmulFn> {
-    neon::matmul_fn(ty, dotprod)
-}
-
-#[cfg(not(target_arch = "aarch64"))]
-fn neon_matmul_fn(_ty: GgmlType, _dotprod: bool) -> Option<MatmulFn> {
-    None
-}
-
-/// Quantizes whole blocks (`x.len() == 32 * out.len()`) with the fastest path; every path
-/// gives identical bits.
-pub(crate) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
-    quantize_q8_fn(best_isa())(x, out);
-}
-
-/// The block quantizer of a path (scalar when `isa` is not available).
-pub(crate) fn quantize_q8_fn(isa: Isa) -> fn(&[f32], &mut [BlockQ8]) {
-    #[cfg(target_arch = "x86_64")]
-    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) && avx2_detected() {
-        return avx2::quantize_q8_blocks;
-    }
-    #[cfg(target_arch = "aarch64")]
-    if matches!(isa, Isa::Neon | Isa::NeonDot) {
-        return neon::quantize_q8_blocks;
-    }
-    let _ = isa;
-    scalar::quantize_q8_blocks
-}
-
-/// The 256-value block quantizer of a path (scalar when `isa` has none or is not
-/// available); every path gives identical bits.
-pub(crate) fn quantize_q8k_fn(isa: Isa) -> fn(&[f32; QK_K]) -> BlockQ8K {
-    #[cfg(target_arch = "x86_64")]
-    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) && avx2_detected() {
-        return q8k_avx2::q8k_block;
-    }
-    let _ = isa;
-    crate::quantize::q8_k_block
-}
-
 /// Views the whole blocks at the start of `row` as `&[B]`. Blocks have alignment 1, so the
 /// cast cannot fail; a ragged tail is ignored rather than panicking.
 #[inline(always)]
-fn blocks<B: bytemuck::Pod>(row: &[u8]) -> &[B] {
+fn as_blocks<B: bytemuck::Pod>(row: &[u8]) -> &[B] {
     let whole = row.len() - row.len() % std::mem::size_of::<B>();
     bytemuck::try_cast_slice(&row[..whole]).unwrap_or_default()
 }
@@ -321,7 +249,7 @@ fn blocks<B: bytemuck::Pod>(row: &[u8]) -> &[B] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{quantize_activation, quantize_row, QK8};
+    use crate::{quantize_activation, quantize_row};
 
     #[test]
     fn dispatch_covers_supported_types() {
@@ -365,18 +293,6 @@ mod tests {
             matmul(&row, 40, Input::new(&x, &xq[..1], 1), &mut out);
             matmul(&[], 40, Input::new(&x, &xq, 1), &mut out);
             matmul(&row, 0, Input::new(&x, &xq, 1), &mut out);
-        }
-    }
-
-    #[test]
-    fn quantizers_agree_bit_for_bit() {
-        let x: Vec<f32> = (0..QK8 * 8).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
-        let mut a = vec![BlockQ8::default(); 8];
-        let mut b = vec![BlockQ8::default(); 8];
-        quantize_q8_fn(Isa::Scalar)(&x, &mut a);
-        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
-            quantize_q8_fn(isa)(&x, &mut b);
-            assert_eq!(a, b, "{isa}");
         }
     }
 }

@@ -16,13 +16,9 @@ use super::{Isa, MatmulFn};
 use crate::GgmlType;
 
 #[cfg(target_arch = "x86_64")]
-mod groups_avx2;
+mod avx2;
 mod offset;
-#[cfg(target_arch = "x86_64")]
-mod offset_avx2;
 mod q6_k;
-#[cfg(target_arch = "x86_64")]
-mod q6_k_avx2;
 
 use offset::Offset;
 
@@ -101,7 +97,8 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (Layout::Offset(Offset::Q4_0), Isa::Scalar) => Some(offset::scalar_q4_0),
         (Layout::Offset(Offset::Q5_0), Isa::Scalar) => Some(offset::scalar_q5_0),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
-        (_, Isa::Avx2 | Isa::Avx512Vnni) => avx2_fn(layout, isa == Isa::Avx512Vnni),
+        #[cfg(target_arch = "x86_64")]
+        (_, Isa::Avx2 | Isa::Avx512Vnni) => Some(avx2::matmul_fn(layout, isa == Isa::Avx512Vnni)),
         _ => None,
     }
 }
@@ -113,21 +110,6 @@ pub fn interleaved_fn(ty: GgmlType) -> Option<MatmulFn> {
         Isa::Scalar => None,
         isa => interleaved_fn_for(ty, isa),
     }
-}
-
-/// The interleaved kernel for `layout` on the AVX2 path or, with `vnni`, the AVX-512 VNNI
-/// path. Callers must have detected the features of the path.
-#[cfg(target_arch = "x86_64")]
-fn avx2_fn(layout: Layout, vnni: bool) -> Option<MatmulFn> {
-    Some(match layout {
-        Layout::Offset(format) => offset_avx2::matmul_fn(format, vnni),
-        Layout::Q6K => q6_k_avx2::matmul_fn(vnni),
-    })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn avx2_fn(_layout: Layout, _vnni: bool) -> Option<MatmulFn> {
-    None
 }
 
 /// What one call of an interleaved kernel covers: whole groups of `w` (`group` bytes each,

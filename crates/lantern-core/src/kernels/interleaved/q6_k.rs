@@ -70,7 +70,7 @@ pub(super) fn interleave(w: &[u8], row_bytes: usize, out: &mut [u8]) {
     for (r, row) in w.chunks_exact(row_bytes).enumerate() {
         let out = &mut out[r / GROUP_ROWS * group..][..group];
         let lane = r % GROUP_ROWS;
-        for (b, block) in crate::kernels::blocks::<BlockQ6K>(row).iter().enumerate() {
+        for (b, block) in crate::kernels::as_blocks::<BlockQ6K>(row).iter().enumerate() {
             let out = &mut out[SUPER_BYTES * b..][..SUPER_BYTES];
             for (j, &scale) in block.scales.iter().enumerate() {
                 out[scale_offset(j, lane)] = scale as u8;

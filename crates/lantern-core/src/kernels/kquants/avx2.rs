@@ -51,7 +51,7 @@ pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
 /// every wrapper here.
 #[cfg(test)]
 pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let w = crate::kernels::blocks::<BlockQ4K>(row);
+    let w = crate::kernels::as_blocks::<BlockQ4K>(row);
     let n = w.len().min(xq.len());
     // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs); the
     // slices have equal lengths.
@@ -60,7 +60,7 @@ pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
 
 #[cfg(test)]
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let w = crate::kernels::blocks::<BlockQ6K>(row);
+    let w = crate::kernels::as_blocks::<BlockQ6K>(row);
     let n = w.len().min(xq.len());
     // SAFETY: as in `dot_q4_k`.
     unsafe { one_input::<Q6K>(&w[..n], &xq[..n]) }

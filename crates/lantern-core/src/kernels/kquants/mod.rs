@@ -33,7 +33,7 @@
 //! time, against one input (scalar) or up to four (SIMD). The NEON kernels keep the scalar
 //! twins' float order, so they give the same bits as the scalar path.
 
-use super::{blocks, per_row, Input, Isa, MatmulFn};
+use super::{as_blocks, per_row, Input, Isa, MatmulFn};
 use crate::{BlockQ8K, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
@@ -144,7 +144,7 @@ pub(super) unsafe fn rows<K: RowDot>(
     let len = (row_bytes / std::mem::size_of::<K::Block>()).min(per_input);
     let x = |t: usize| &xq[t * per_input..t * per_input + len];
     for (r, row) in w.chunks_exact(row_bytes).take(rows).enumerate() {
-        let row = &blocks::<K::Block>(row)[..len];
+        let row = &as_blocks::<K::Block>(row)[..len];
         let mut t0 = 0;
         while t0 < n {
             let inputs = if n - t0 >= K::INPUTS { K::INPUTS } else { (n - t0).min(4) };

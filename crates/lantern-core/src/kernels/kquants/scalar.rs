@@ -9,7 +9,7 @@
 //!   `sums[l] += (d_w·d_a)·lane[l]` for each lane; Q4_K also does `sumf -= (dmin_w·d_a)·Σ m·bsum`
 //!   per super-block. At the end the eight lane sums are added to `sumf` in lane order.
 
-use crate::kernels::blocks;
+use crate::kernels::as_blocks;
 use crate::{BlockQ4K, BlockQ6K, BlockQ8K};
 
 #[cfg(test)]
@@ -43,7 +43,7 @@ fn add_lanes(mut sumf: f32, sums: &[f32; 8]) -> f32 {
 /// with one FMA, as llama.cpp's repacked Q4_K rounds (see the AVX2 twin).
 pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
-    for (w, a) in blocks::<BlockQ4K>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ4K>(row).iter().zip(xq) {
         let sm = w.scales_and_mins();
         let (scales, mins) = sm.split_at(8);
         let codes = w.codes();
@@ -61,7 +61,7 @@ pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
 
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
-    for (w, a) in blocks::<BlockQ6K>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ6K>(row).iter().zip(xq) {
         let mut lanes = [0i32; 8];
         let codes = w.codes();
         for (i, (&q, &x)) in codes.iter().zip(&a.qs).enumerate() {

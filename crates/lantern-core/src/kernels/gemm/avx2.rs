@@ -1,13 +1,13 @@
-//! AVX2 + FMA version of the [matrix product](super::gemm), chosen at run time.
+//! AVX2 + FMA version of the [matrix product](super), chosen at run time.
 //!
 //! # Safety design
-//! [`gemm`] is the safe entry point that [`super::gemm::gemm_fn_for`] hands out only after
-//! [`super::avx2_detected`] has confirmed AVX2 and FMA. Every load and store lies within the
-//! row and column ranges that [`super::gemm::rows`] and the loop bounds allow.
+//! [`gemm`] is the safe entry point that [`super::gemm_fn_for`] hands out only after
+//! [`crate::kernels::avx2_detected`] has confirmed AVX2 and FMA. Every load and store lies
+//! within the row and column ranges that [`super::rows`] and the loop bounds allow.
 
 use std::arch::x86_64::*;
 
-use super::gemm::{columns, rows};
+use super::{columns, rows};
 
 /// Rows of `C` per register block: 6 rows × 2 vectors of accumulators, 2 vectors of `B` and
 /// one broadcast fill 15 of the 16 registers.

@@ -1,21 +1,16 @@
-//! Portable kernels: the reference twin of every SIMD kernel, and the only path for floats.
+//! Portable kernels for the 32-value block formats: the reference twin of every SIMD kernel.
 //!
-//! The quantized kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
+//! The kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
 //! lanes, see [`Lanes`], or one running sum for Q4_0), so that every path, this one included,
 //! gives llama.cpp's AVX2 results bit for bit: on a CPU without SIMD kernels the same tokens
 //! come out. Q3_0, which llama.cpp lacks, keeps one running sum as Q4_0 does.
 
-use half::{bf16, f16};
-
-use super::{blocks, per_row, DotFn, MatmulFn};
+use crate::kernels::{as_blocks, per_row, DotFn, MatmulFn};
 use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
 
 /// The scalar kernel for `ty`, if there is one.
 pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
     Some(match ty {
-        GgmlType::F32 => dot_f32,
-        GgmlType::F16 => dot_f16,
-        GgmlType::BF16 => dot_bf16,
         GgmlType::Q3_0 => dot_q3_0,
         GgmlType::Q4_0 => dot_q4_0,
         GgmlType::Q4_1 => dot_q4_1,
@@ -37,9 +32,6 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
         }};
     }
     Some(match ty {
-        GgmlType::F32 => per_row!(dot_f32),
-        GgmlType::F16 => per_row!(dot_f16),
-        GgmlType::BF16 => per_row!(dot_bf16),
         GgmlType::Q3_0 => per_row!(dot_q3_0),
         GgmlType::Q4_0 => per_row!(dot_q4_0),
         GgmlType::Q4_1 => per_row!(dot_q4_1),
@@ -47,83 +39,6 @@ pub(super) fn matmul_fn(ty: GgmlType) -> Option<MatmulFn> {
         GgmlType::Q8_0 => per_row!(dot_q8_0),
         _ => return None,
     })
-}
-
-/// Quantizes one block of 32 activations exactly as ggml's AVX2 `quantize_row_q8_1` does.
-///
-/// Every step is a single IEEE operation (max, divide, multiply, round-half-to-even), so the
-/// scalar and SIMD results are identical bit for bit. NaN inputs give unspecified codes.
-#[inline]
-pub(crate) fn q8_block(x: &[f32; QK8]) -> BlockQ8 {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-    let mut qs = [0i8; QK8];
-    let mut sum = 0i32;
-    for (q, &v) in qs.iter_mut().zip(x) {
-        // |v·id| <= 127 up to one rounding, so the conversion never saturates.
-        let r = (v * id).round_ties_even() as i32;
-        *q = r as i8;
-        sum += r;
-    }
-    BlockQ8 {
-        d: f16::from_f32(d).to_f32(),
-        // ggml multiplies the unrounded d by the integer sum, then rounds to f16.
-        s: f16::from_f32(d * sum as f32).to_f32(),
-        sum,
-        qs,
-    }
-}
-
-/// Quantizes whole blocks: `x.len() == 32 * out.len()` (extra values or blocks are ignored).
-pub(super) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
-    for (o, chunk) in out.iter_mut().zip(x.chunks_exact(QK8)) {
-        if let Ok(block) = <&[f32; QK8]>::try_from(chunk) {
-            *o = q8_block(block);
-        }
-    }
-}
-
-/// Sums `f(i)` over `n` terms in eight independent lanes so that the compiler can vectorize
-/// (float addition is not associative, so it will not split one accumulator by itself).
-#[inline(always)]
-fn lanes8(n: usize, f: impl Fn(usize) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let main = n - n % 8;
-    for base in (0..main).step_by(8) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(base + l);
-        }
-    }
-    let mut tail = 0.0;
-    for i in main..n {
-        tail += f(i);
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-fn dot_f32(row: &[u8], x: &[f32], _xq: &[BlockQ8]) -> f32 {
-    let n = (row.len() / 4).min(x.len());
-    let row = &row[..n * 4];
-    let x = &x[..n];
-    lanes8(n, |i| {
-        let b = [row[4 * i], row[4 * i + 1], row[4 * i + 2], row[4 * i + 3]];
-        f32::from_le_bytes(b) * x[i]
-    })
-}
-
-fn dot_f16(row: &[u8], x: &[f32], _xq: &[BlockQ8]) -> f32 {
-    let n = (row.len() / 2).min(x.len());
-    let row = &row[..n * 2];
-    let x = &x[..n];
-    lanes8(n, |i| f16::from_le_bytes([row[2 * i], row[2 * i + 1]]).to_f32() * x[i])
-}
-
-fn dot_bf16(row: &[u8], x: &[f32], _xq: &[BlockQ8]) -> f32 {
-    let n = (row.len() / 2).min(x.len());
-    let row = &row[..n * 2];
-    let x = &x[..n];
-    lanes8(n, |i| bf16::from_le_bytes([row[2 * i], row[2 * i + 1]]).to_f32() * x[i])
 }
 
 /// ggml's AVX2 accumulation order: eight f32 lanes, where lane `k` adds, per block, the
@@ -158,7 +73,7 @@ fn nibbles(qs: &[u8; QK8 / 2]) -> [i32; QK8] {
 /// One f32 sum per row, as llama.cpp's repacked Q4_0 kernels keep it (see the AVX2 kernel).
 fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut sum = 0.0f32;
-    for (w, a) in blocks::<BlockQ4_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ4_0>(row).iter().zip(xq) {
         let q = nibbles(&w.qs);
         let sumi: i32 = (0..QK8).map(|j| (q[j] - 8) * i32::from(a.qs[j])).sum();
         sum = (w.d() * a.d).mul_add(sumi as f32, sum);
@@ -170,7 +85,7 @@ fn dot_q4_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 /// fused multiply-add.
 fn dot_q3_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut sum = 0.0f32;
-    for (w, a) in blocks::<BlockQ3_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ3_0>(row).iter().zip(xq) {
         let q = w.codes();
         let sumi: i32 = q.iter().zip(&a.qs).map(|(&q, &a)| i32::from(q) * i32::from(a)).sum();
         sum = (w.d() * a.d).mul_add(sumi as f32, sum);
@@ -181,7 +96,7 @@ fn dot_q3_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
     let mut mins = 0.0f32;
-    for (w, a) in blocks::<BlockQ4_1>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ4_1>(row).iter().zip(xq) {
         let q = nibbles(&w.qs);
         let products = std::array::from_fn(|j| q[j] * i32::from(a.qs[j]));
         lanes.add_block(w.d() * a.d, &products);
@@ -193,7 +108,7 @@ fn dot_q4_1(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 
 fn dot_q5_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
-    for (w, a) in blocks::<BlockQ5_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ5_0>(row).iter().zip(xq) {
         let q = w.codes();
         let products = std::array::from_fn(|j| i32::from(q[j]) * i32::from(a.qs[j]));
         lanes.add_block(w.d() * a.d, &products);
@@ -203,7 +118,7 @@ fn dot_q5_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 
 fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     let mut lanes = Lanes::default();
-    for (w, a) in blocks::<BlockQ8_0>(row).iter().zip(xq) {
+    for (w, a) in as_blocks::<BlockQ8_0>(row).iter().zip(xq) {
         let products = std::array::from_fn(|j| i32::from(w.qs[j]) * i32::from(a.qs[j]));
         lanes.add_block(w.d() * a.d, &products);
     }
@@ -213,20 +128,6 @@ fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn q8_block_by_hand() {
-        // amax = 127 so id = 1: codes equal the inputs rounded half to even.
-        let mut x = [0.0f32; QK8];
-        x[0] = 127.0;
-        x[1] = 2.5; // tie → 2
-        x[2] = -3.5; // tie → -4
-        x[3] = 0.5; // tie → 0
-        let b = q8_block(&x);
-        assert_eq!(&b.qs[..4], &[127, 2, -4, 0]);
-        assert_eq!(b.d, 1.0);
-        assert_eq!(b.s, 125.0);
-    }
 
     #[test]
     fn q5_0_block_by_hand() {
@@ -251,18 +152,5 @@ mod tests {
         assert_eq!(dot_q3_0(&row, &[], &xq), -8.0);
         // A second, partial block is ignored; a second activation block alone adds nothing.
         assert_eq!(dot_q3_0(&[&row[..], &row[..13]].concat(), &[], &[xq[0]; 2]), -8.0);
-    }
-
-    #[test]
-    fn float_dots() {
-        let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
-        let row: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let xq = [];
-        assert_eq!(dot_f32(&row, &x, &xq), 285.0);
-        let row: Vec<u8> = x.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
-        assert_eq!(dot_f16(&row, &x, &xq), 285.0);
-        let row: Vec<u8> = x.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect();
-        assert_eq!(dot_bf16(&row, &x, &xq), 285.0);
-        assert_eq!(dot_f32(&row[..3], &x, &xq), 0.0);
     }
 }

@@ -1,16 +1,16 @@
-//! AVX2 + FMA + F16C versions of the [f16 kernels](super::f16), chosen at run time.
+//! AVX2 + FMA + F16C versions of the [f16 kernels](super), chosen at run time.
 //!
 //! # Safety design
 //! The `unsafe fn`s need AVX2, FMA and F16C. They are reached only through the safe function
-//! pointers in [`KERNELS`], which [`super::f16::f16_kernels_for`] hands out only after
-//! [`super::avx2_detected`] has confirmed those features. Loads and stores are unaligned and
-//! stay within the slices (whole steps only; tails take the scalar formulas).
+//! pointers in [`KERNELS`], which [`super::f16_kernels_for`] hands out only after
+//! [`crate::kernels::avx2_detected`] has confirmed those features. Loads and stores are
+//! unaligned and stay within the slices (whole steps only; tails take the scalar formulas).
 
 use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::f16::F16Kernels;
+use super::F16Kernels;
 
 pub(super) static KERNELS: F16Kernels = F16Kernels {
     // SAFETY: handed out only after AVX2/FMA/F16C detection (module docs).

@@ -1,15 +1,15 @@
-//! AVX2 + FMA twins of the element-wise kernels in [`super::vector`], eight lanes at a time
+//! AVX2 + FMA twins of the element-wise kernels in [`super`], eight lanes at a time
 //! with the scalar kernel for the tail.
 //!
 //! # Safety design
 //! The `unsafe fn`s require AVX2 and FMA; [`KERNELS`] is handed out by
-//! [`super::vector::vector_kernels_for`] only after detection. Loads and stores cover
+//! [`super::vector_kernels_for`] only after detection. Loads and stores cover
 //! `i..i + 8` with `i + 8 <= len` of the slices they were given.
 
 use std::arch::x86_64::*;
 
-use super::vector::{vector_kernels_for, VectorKernels};
-use super::Isa;
+use super::{vector_kernels_for, VectorKernels};
+use crate::kernels::Isa;
 
 pub(super) const KERNELS: VectorKernels = VectorKernels {
     // SAFETY: handed out only after AVX2/FMA detection (see the module docs).
@@ -55,13 +55,13 @@ unsafe fn exp_shifted(x: &mut [f32], max: f32) -> f64 {
     }
     // The tail continues the same running sum: f64 addition is not associative either.
     for v in &mut x[body..] {
-        *v = super::vector::exp(*v - max);
+        *v = super::exp(*v - max);
         sum += f64::from(*v);
     }
     sum
 }
 
-/// ggml's `ggml_v_expf`, the eight-lane form of [`super::vector::exp`].
+/// ggml's `ggml_v_expf`, the eight-lane form of [`super::exp`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp(x: __m256) -> __m256 {

@@ -1,4 +1,5 @@
-//! The interleaved Q6_K kernel ([`super::q6_k`]) on the AVX2 and AVX-512 VNNI paths.
+//! The interleaved Q6_K kernel ([`crate::kernels::interleaved::q6_k`]) on the AVX2 and AVX-512
+//! VNNI paths.
 //!
 //! A tile takes one half group of 8 rows, one row per i32 lane, and up to eight inputs (four
 //! on AVX2). Per super-block and sub-block it loads the three registers of codes and unpacks
@@ -14,18 +15,18 @@
 //!   sub-blocks, −32 times the scales by the pair of `bsums`.
 //!
 //! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
-//! [`super::interleaved_fn_for`] hands out after feature detection; every pointer comes from
-//! the slice lengths checked in [`run`](Q6Kx16::run). No closures around intrinsics, which
-//! would lose the target features.
+//! [`crate::kernels::interleaved::interleaved_fn_for`] hands out after feature detection; every
+//! pointer comes from the slice lengths checked in [`run`](Q6Kx16::run). No closures around
+//! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
 
-use super::groups_avx2::{self, GroupTile, MAX_INPUTS};
-use super::q6_k::{
+use super::{GroupTile, MAX_INPUTS};
+use crate::kernels::avx2::{path_fn, Dot, PathKernel};
+use crate::kernels::interleaved::q6_k::{
     group_bytes, BLOCK_BYTES, CODES, HALF_CODES, HALF_SCALES, SCALES, SUB_CODES, SUPER_BYTES,
 };
-use super::{extent, Extent, GROUP_ROWS};
-use crate::kernels::avx2::{path_fn, Dot, PathKernel};
+use crate::kernels::interleaved::{extent, Extent, GROUP_ROWS};
 use crate::kernels::{Input, MatmulFn};
 use crate::{BlockQ8K, QK_K};
 
@@ -55,7 +56,7 @@ impl PathKernel for Q6Kx16 {
         let Some(stride) = xq.len().checked_div(n) else { return };
         let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
         // SAFETY: the caller's contract; `e` describes `w`'s groups in this layout.
-        unsafe { groups_avx2::run::<Self, D>(w, &e, xq, (n, stride), out) }
+        unsafe { super::run::<Self, D>(w, &e, xq, (n, stride), out) }
     }
 }
 

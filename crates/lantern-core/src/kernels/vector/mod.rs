@@ -16,6 +16,11 @@
 
 use super::Isa;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
 /// The element-wise kernels of one instruction-set path.
 #[derive(Clone, Copy, Debug)]
 pub struct VectorKernels {
@@ -25,7 +30,7 @@ pub struct VectorKernels {
     pub exp_shifted: fn(x: &mut [f32], max: f32) -> f64,
 }
 
-pub(super) const SCALAR: VectorKernels = VectorKernels {
+const SCALAR: VectorKernels = VectorKernels {
     silu_mul: |gate, up| gate.iter_mut().zip(up).for_each(|(g, &u)| *g = silu(*g) * u),
     exp_shifted: |x, max| {
         x.iter_mut().fold(0.0, |sum, v| {
@@ -45,10 +50,10 @@ pub fn vector_kernels_for(isa: Isa) -> Option<&'static VectorKernels> {
     match isa {
         Isa::Scalar => Some(&SCALAR),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&super::vector_avx2::KERNELS),
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&avx2::KERNELS),
         Isa::Avx2 | Isa::Avx512Vnni => None,
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(&super::vector_neon::KERNELS),
+        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(&neon::KERNELS),
         Isa::Neon | Isa::NeonDot => None,
     }
 }
@@ -60,7 +65,7 @@ pub fn silu(x: f32) -> f32 {
 }
 
 /// e^x as `ggml_v_expf` computes it, one lane at a time.
-pub(crate) fn exp(x: f32) -> f32 {
+fn exp(x: f32) -> f32 {
     let c = f32::from_bits;
     let round = c(0x4B40_0000); // 1.5·2^23: adding it rounds to an integer
     let z = x.mul_add(c(0x3FB8_AA3B), round); // x·log2(e) + round

@@ -12,6 +12,11 @@
 
 use super::Isa;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
 /// `C += A·B` on row-major f32 matrices; see the [module docs](self).
 pub type GemmFn = fn(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize);
 
@@ -25,16 +30,16 @@ pub fn gemm_fn_for(isa: Isa) -> Option<GemmFn> {
     match isa {
         Isa::Scalar => Some(scalar_gemm),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(super::gemm_avx2::gemm),
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(avx2::gemm),
         Isa::Avx2 | Isa::Avx512Vnni => None,
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(super::gemm_neon::gemm),
+        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(neon::gemm),
         Isa::Neon | Isa::NeonDot => None,
     }
 }
 
 /// Rows of `C` a call computes: `None` when the shapes leave nothing to do.
-pub(super) fn rows(c: &[f32], a: &[f32], b: &[f32], k: usize, n: usize) -> Option<usize> {
+fn rows(c: &[f32], a: &[f32], b: &[f32], k: usize, n: usize) -> Option<usize> {
     let m = c.len().checked_div(n)?;
     let m = a.len().checked_div(k).map_or(m, |rows| m.min(rows));
     (m > 0 && b.len() >= k * n).then_some(m)
@@ -42,7 +47,7 @@ pub(super) fn rows(c: &[f32], a: &[f32], b: &[f32], k: usize, n: usize) -> Optio
 
 /// Column `j` of rows `i..i + m`: each element's products in order of `k`.
 #[inline(always)]
-pub(super) fn columns(
+fn columns(
     c: &mut [f32],
     a: &[f32],
     b: &[f32],
@@ -62,7 +67,7 @@ pub(super) fn columns(
     }
 }
 
-pub(super) fn scalar_gemm(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+fn scalar_gemm(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
     if let Some(m) = rows(c, a, b, k, n) {
         columns(c, a, b, k, n, 0..n, m);
     }

@@ -1,7 +1,7 @@
-//! NEON twins of the element-wise kernels in [`super::vector`], four lanes at a time with the
+//! NEON twins of the element-wise kernels in [`super`], four lanes at a time with the
 //! scalar formulas for the tail.
 //!
-//! [`exp`] performs [`super::vector::exp`]'s operations lane by lane: the same fused
+//! [`exp`] performs [`super::exp`]'s operations lane by lane: the same fused
 //! multiply-adds (`vfmsq_f32(x, n, c)` is `(−n).mul_add(c, x)`), and the same choice between
 //! the in-range, split and saturated results, made per lane with the scalar comparisons.
 //!
@@ -12,7 +12,7 @@
 
 use std::arch::aarch64::*;
 
-use super::vector::{self, VectorKernels, SCALAR};
+use super::{VectorKernels, SCALAR};
 
 pub(super) static KERNELS: VectorKernels = VectorKernels {
     // SAFETY: NEON is part of every aarch64 CPU (module docs).
@@ -54,12 +54,12 @@ fn exp_shifted(x: &mut [f32], max: f32) -> f64 {
     // The tail continues the same running sum: f64 addition is not associative, so a separate
     // sum of the tail added at the end could round differently.
     x[body..].iter_mut().fold(sum, |s, v| {
-        *v = vector::exp(*v - max);
+        *v = super::exp(*v - max);
         s + f64::from(*v)
     })
 }
 
-/// ggml's `ggml_v_expf`, the four-lane form of [`super::vector::exp`].
+/// ggml's `ggml_v_expf`, the four-lane form of [`super::exp`].
 #[inline]
 #[target_feature(enable = "neon")]
 fn exp(x: float32x4_t) -> float32x4_t {

@@ -1,6 +1,6 @@
 //! The AVX2 + F16C matrix kernel for F16 weight rows against f32 inputs, chosen at run time.
 //!
-//! Each row keeps its scalar twin's arithmetic (`dot_f16` in [`super::scalar`]): eight f32
+//! Each row keeps its scalar twin's arithmetic (`dot_f16` in [`super`]): eight f32
 //! lanes, each adding its products `w·x` (a multiply, then an add, never fused) for elements
 //! `8j + lane`, then the lanes summed in order and the tail (length mod 8) added last. The
 //! widening of f16 is exact, so every path gives the same bits. A tile of four rows keeps
@@ -8,16 +8,16 @@
 //!
 //! # Safety design
 //! The `unsafe fn` needs AVX2, FMA and F16C. It is reached only through the safe
-//! [`matmul_fn`], which [`super::matmul_fn_for`] hands out only after
-//! [`super::Isa::is_available`] has confirmed those features. Row pointers are derived from
-//! the slice lengths; loads stop at the last whole step of 8 values of the shorter of the row
-//! and the input, so they stay inside both.
+//! [`matmul_fn`], which [`crate::kernels::matmul_fn_for`] hands out only after
+//! [`crate::kernels::Isa::is_available`] has confirmed those features. Row pointers are derived
+//! from the slice lengths; loads stop at the last whole step of 8 values of the shorter of the
+//! row and the input, so they stay inside both.
 
 use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::{Input, MatmulFn};
+use crate::kernels::{Input, MatmulFn};
 use crate::GgmlType;
 
 /// Rows per tile.

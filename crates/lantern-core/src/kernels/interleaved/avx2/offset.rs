@@ -1,5 +1,5 @@
-//! The interleaved Q4_0 and Q5_0 kernels ([`super::offset`]) on the AVX2 and AVX-512 VNNI
-//! paths.
+//! The interleaved Q4_0 and Q5_0 kernels ([`crate::kernels::interleaved::offset`]) on the AVX2
+//! and AVX-512 VNNI paths.
 //!
 //! A tile takes one group of 16 rows and up to four inputs. Per block and 4-byte chunk it
 //! loads one register per half group, splits it into low and high nibbles, and adds their
@@ -8,16 +8,16 @@
 //! half group, with no horizontal sum anywhere.
 //!
 //! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
-//! [`super::interleaved_fn_for`] hands out after feature detection; every
+//! [`crate::kernels::interleaved::interleaved_fn_for`] hands out after feature detection; every
 //! pointer comes from the slice lengths checked in [`run`](Interleaved::run). No closures around
 //! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
 
-use super::groups_avx2::{self, GroupTile, MAX_INPUTS};
-use super::offset::{Offset, GROUP_CODES, GROUP_SCALES, HALF_ROWS};
-use super::{extent, Extent, GROUP_ROWS};
+use super::{GroupTile, MAX_INPUTS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
+use crate::kernels::interleaved::offset::{Offset, GROUP_CODES, GROUP_SCALES, HALF_ROWS};
+use crate::kernels::interleaved::{extent, Extent, GROUP_ROWS};
 use crate::kernels::{Input, MatmulFn};
 use crate::BlockQ8;
 
@@ -50,7 +50,7 @@ impl<const FIFTH: bool> PathKernel for Interleaved<FIFTH> {
         let row_blocks = row_bytes / format.block_bytes();
         let e = extent(w, format.group_bytes(row_bytes), row_blocks, stride, n, out);
         // SAFETY: the caller's contract; `e` describes `w`'s groups in this layout.
-        unsafe { groups_avx2::run::<Self, D>(w, &e, xq, (n, stride), out) }
+        unsafe { super::run::<Self, D>(w, &e, xq, (n, stride), out) }
     }
 }
 

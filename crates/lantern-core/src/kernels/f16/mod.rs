@@ -21,6 +21,11 @@ use half::f16;
 
 use super::Isa;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
 /// The f16 vector kernels of one instruction-set path.
 #[derive(Clone, Copy, Debug)]
 pub struct F16Kernels {
@@ -32,8 +37,7 @@ pub struct F16Kernels {
     pub scale: fn(y: &mut [f16], v: f32),
 }
 
-pub(super) const SCALAR: F16Kernels =
-    F16Kernels { dot: scalar_dot, mad: scalar_mad, scale: scalar_scale };
+const SCALAR: F16Kernels = F16Kernels { dot: scalar_dot, mad: scalar_mad, scale: scalar_scale };
 
 /// The fastest f16 kernels for this CPU, chosen once.
 pub fn f16_kernels() -> &'static F16Kernels {
@@ -45,10 +49,10 @@ pub fn f16_kernels_for(isa: Isa) -> Option<&'static F16Kernels> {
     match isa {
         Isa::Scalar => Some(&SCALAR),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&super::f16_avx2::KERNELS),
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => Some(&avx2::KERNELS),
         Isa::Avx2 | Isa::Avx512Vnni => None,
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(&super::f16_neon::KERNELS),
+        Isa::Neon | Isa::NeonDot if isa.is_available() => Some(&neon::KERNELS),
         Isa::Neon | Isa::NeonDot => None,
     }
 }

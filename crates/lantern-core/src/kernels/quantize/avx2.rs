@@ -1,15 +1,83 @@
-//! The AVX2 twin of the K-quant activation quantizer ([`crate::quantize_activation_k`]),
-//! bit-identical to the scalar `quantize_row_q8_K_ref` port for every input, NaN and
-//! infinities included.
+//! The AVX2 twins of the [activation quantizers](super), chosen at run time.
 //!
-//! Safety design as in [`super::avx2`]: [`q8k_block`] is handed out by
-//! [`super::quantize_q8k_fn`] only after AVX2 detection; all loads and stores address the
-//! 256 floats and the block given.
+//! - [`quantize_q8_blocks`]: 32 values per [`BlockQ8`], bit-identical to [`super::q8_block`].
+//! - [`q8k_block`]: the K-quant activation quantizer ([`crate::quantize_activation_k`]),
+//!   bit-identical to the scalar `quantize_row_q8_K_ref` port for every input, NaN and
+//!   infinities included.
+//!
+//! Safety design as in [`crate::kernels::avx2`]: both are handed out by
+//! [`super::quantize_q8_fn`] and [`super::quantize_q8k_fn`] only after AVX2 detection; all
+//! loads and stores address the floats and the blocks given.
 
 use std::arch::x86_64::*;
 
-use super::avx2::hsum_i32;
-use crate::{BlockQ8K, QK_K};
+use crate::kernels::avx2::hsum_i32;
+use crate::{BlockQ8, BlockQ8K, QK8, QK_K};
+
+/// Safe wrapper of [`quantize_blocks`], handed out only after feature detection.
+pub(super) fn quantize_q8_blocks(x: &[f32], out: &mut [BlockQ8]) {
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
+    unsafe { quantize_blocks(x, out) }
+}
+
+/// The AVX2 twin of [`super::q8_block`] over whole blocks, bit-identical to it.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_blocks(x: &[f32], out: &mut [BlockQ8]) {
+    for (o, x) in out.iter_mut().zip(x.chunks_exact(QK8)) {
+        // SAFETY: the features are enabled on this fn; the four loads read the 32 floats of
+        // `x` and the store writes the 32 bytes of `o.qs`, all unaligned.
+        unsafe {
+            let p = x.as_ptr();
+            let v = [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ];
+            let sign = _mm256_set1_ps(-0.0);
+            let mut m = _mm256_andnot_ps(sign, v[0]);
+            for &vi in &v[1..] {
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, vi));
+            }
+            let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
+            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+
+            let d = amax / 127.0;
+            let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+            // Round half to even (`_MM_ROUND_NEAREST` in ggml); |v·id| <= 127 so the i32
+            // conversion is exact. A loop, not a closure, so the intrinsics stay inlined.
+            let mut q = [_mm256_setzero_si256(); 4];
+            for (qi, &vi) in q.iter_mut().zip(&v) {
+                let r = _mm256_round_ps::<_MM_FROUND_TO_NEAREST_INT>(_mm256_mul_ps(vi, id));
+                *qi = _mm256_cvtps_epi32(r);
+            }
+            let sum = hsum_i32(_mm256_add_epi32(
+                _mm256_add_epi32(q[0], q[1]),
+                _mm256_add_epi32(q[2], q[3]),
+            ));
+            // d and d·Σq through f16 (round to nearest even), as ggml's FP32_TO_FP16.
+            let ds = _mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_setr_ps(
+                d,
+                d * sum as f32,
+                0.0,
+                0.0,
+            )));
+            o.d = _mm_cvtss_f32(ds);
+            o.s = _mm_cvtss_f32(_mm_movehdup_ps(ds));
+            o.sum = sum;
+
+            // i32 → i16 → i8 packs work per 128-bit lane; the permute restores element order.
+            let lo = _mm256_packs_epi32(q[0], q[1]);
+            let hi = _mm256_packs_epi32(q[2], q[3]);
+            let bytes = _mm256_permutevar8x32_epi32(
+                _mm256_packs_epi16(lo, hi),
+                _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+            );
+            _mm256_storeu_si256(o.qs.as_mut_ptr().cast(), bytes);
+        }
+    }
+}
 
 /// Safe wrapper of [`block`], handed out only after feature detection.
 pub(super) fn q8k_block(x: &[f32; QK_K]) -> BlockQ8K {
@@ -17,7 +85,7 @@ pub(super) fn q8k_block(x: &[f32; QK_K]) -> BlockQ8K {
     unsafe { block(x) }
 }
 
-/// One block, as `quantize::q8_k_block` computes it.
+/// One block, as `crate::quantize::q8_k_block` computes it.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block(x: &[f32; QK_K]) -> BlockQ8K {
     // SAFETY: the features are enabled on this fn; every load reads 8 of the 256 floats of

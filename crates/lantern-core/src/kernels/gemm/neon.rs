@@ -1,4 +1,4 @@
-//! NEON version of the [matrix product](super::gemm).
+//! NEON version of the [matrix product](super).
 //!
 //! Blocks of up to six rows of `C` are held in registers over all of `k`, 16, 8 or 4 columns
 //! at a time; the last columns take the scalar loop. Each element still takes its products in
@@ -7,11 +7,11 @@
 //! # Safety design
 //! [`gemm`] is the safe entry point. The functions it calls use NEON, which every aarch64 CPU
 //! has, and raw pointers: every load and store lies within the rows that
-//! [`super::gemm::rows`] allows and the columns that the loop bounds allow.
+//! [`super::rows`] allows and the columns that the loop bounds allow.
 
 use std::arch::aarch64::*;
 
-use super::gemm::{columns, rows};
+use super::{columns, rows};
 
 /// Rows of `C` per register block: 6 rows × 4 vectors of accumulators, 4 vectors of `B` and
 /// one broadcast of `A` fill 29 of the 32 registers.
@@ -116,7 +116,7 @@ unsafe fn micro<const R: usize, const V: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::scalar_gemm;
+    use super::super::scalar_gemm;
     use super::*;
 
     fn matrix(len: usize, seed: u32) -> Vec<f32> {

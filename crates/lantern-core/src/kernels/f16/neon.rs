@@ -1,4 +1,4 @@
-//! NEON versions of the [f16 kernels](super::f16), built in the same way as the AVX2 ones.
+//! NEON versions of the [f16 kernels](super), built in the same way as the AVX2 ones.
 //!
 //! Each eight-lane AVX2 accumulator is held as two four-lane registers (lanes 0–3 and 4–7),
 //! so every lane takes the same fused multiply-adds in the same order. The horizontal
@@ -20,7 +20,7 @@ use std::arch::asm;
 
 use half::f16;
 
-use super::f16::{F16Kernels, SCALAR};
+use super::{F16Kernels, SCALAR};
 
 pub(super) static KERNELS: F16Kernels = F16Kernels {
     // SAFETY: NEON is part of every aarch64 CPU (module docs).

@@ -1,16 +1,30 @@
-//! The loop every interleaved AVX2 / AVX-512 kernel shares: group by group, inputs a tile at
-//! a time, the next group prefetched while one computes, results copied out per input.
+//! The interleaved kernels on the AVX2 and AVX-512 VNNI paths: [`offset`] for Q4_0 and Q5_0,
+//! [`q6_k`] for Q6_K, and the loop they share ([`run`]): group by group, inputs a tile at a
+//! time, the next group prefetched while one computes, results copied out per input.
 
 use std::arch::x86_64::*;
 
-use super::{Extent, GROUP_ROWS};
+use super::{Extent, Layout, GROUP_ROWS};
 use crate::kernels::avx2::Dot;
+use crate::kernels::MatmulFn;
+
+mod offset;
+mod q6_k;
+
+/// The interleaved kernel for `layout` on the AVX2 path or, with `vnni`, the AVX-512 VNNI
+/// path. Callers must have detected the features of the path.
+pub(super) fn matmul_fn(layout: Layout, vnni: bool) -> MatmulFn {
+    match layout {
+        Layout::Offset(format) => offset::matmul_fn(format, vnni),
+        Layout::Q6K => q6_k::matmul_fn(vnni),
+    }
+}
 
 /// Inputs a tile takes at most, in any layout.
-pub(super) const MAX_INPUTS: usize = 8;
+const MAX_INPUTS: usize = 8;
 
 /// One layout's tile: a group of rows times `T` inputs.
-pub(super) trait GroupTile {
+trait GroupTile {
     /// The activation blocks the layout reads.
     type Block;
     /// Inputs per tile with 32 vector registers (half as many with 16), at most
@@ -42,7 +56,7 @@ pub(super) trait GroupTile {
 /// `K`'s layout as `e` describes them, and `a` holds `n` inputs of `stride >= e.blocks`
 /// blocks.
 #[inline(always)]
-pub(super) unsafe fn run<K: GroupTile, D: Dot>(
+unsafe fn run<K: GroupTile, D: Dot>(
     w: &[u8],
     e: &Extent,
     a: &[K::Block],

@@ -1,0 +1,35 @@
+//! Matrix kernels for the 32-value block formats (Q3_0, Q4_0, Q4_1, Q5_0, Q8_0) in their file
+//! layout, against the inputs' 32-value activation blocks ([`BlockQ8`](crate::BlockQ8)).
+//!
+//! The [kernels docs](super) give their contract and math. Each format has a scalar kernel,
+//! the reference twin ([`scalar`]), and tiled SIMD kernels that give the same bits: AVX2 with
+//! an AVX-512 VNNI variant on x86-64, NEON with a `dotprod` variant on aarch64.
+
+use super::{DotFn, Isa, MatmulFn};
+use crate::GgmlType;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+
+/// The scalar reference kernel for `ty`, if it is a block format.
+pub(super) fn dot_fn(ty: GgmlType) -> Option<DotFn> {
+    scalar::dot_fn(ty)
+}
+
+/// The matrix kernel for rows of block format `ty` on path `isa`; `None` for other types and
+/// for paths this CPU cannot run.
+pub(super) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
+    match isa {
+        Isa::Scalar => scalar::matmul_fn(ty),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
+            avx2::matmul_fn(ty, isa == Isa::Avx512Vnni)
+        }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon | Isa::NeonDot if isa.is_available() => neon::matmul_fn(ty, isa == Isa::NeonDot),
+        _ => None,
+    }
+}
