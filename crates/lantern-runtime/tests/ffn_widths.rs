@@ -9,7 +9,7 @@ use lantern_runtime::{
     ActivationHistograms, Criterion, Error, FfnThresholds, Model, StreamOptions,
 };
 
-use crate::testutil::{
+use lantern_test_support::models::{
     load_err, max_abs_diff, open, prefill_then_decode, prompt, spread, state, Tiny,
 };
 
