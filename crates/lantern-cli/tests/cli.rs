@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use lantern_core::GgmlType;
 use lantern_io::GgufWriter;
+use lantern_test_support::models::{byte_char, tiny_model, Tiny};
 
 fn lantern(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lantern")).args(args).output().expect("run lantern")
@@ -139,67 +141,31 @@ fn convert_requantizes_the_matrices_a_spec_names() {
     assert!(stderr(&bad).contains("expected nearest, scale-search"), "{}", stderr(&bad));
 }
 
-/// A runnable one-block llama (d 64, FFN 128) of F32 weights with a byte-level tokenizer
-/// (the 256 bytes, `he`, `<s>` and `</s>`), and a calibration text of 2,000 bytes.
+/// A runnable one-block llama (d 64, FFN 128, tied head) of F32 weights with a byte-level
+/// tokenizer (the 256 bytes, `he`, `<s>` and `</s>`), and a calibration text of 2,000 bytes.
 fn write_tiny_llama(gguf: &Path, text: &Path) {
-    let char_of = |b: u8| {
-        let visible = |c: u8| (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || c >= 0xAE;
-        let rank = (0..b).filter(|&c| !visible(c)).count() as u32;
-        if visible(b) {
-            char::from(b)
-        } else {
-            char::from_u32(256 + rank).unwrap()
-        }
-    };
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| char_of(b).to_string()).collect();
+    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
     tokens.extend(["he", "<s>", "</s>"].map(String::from));
     let mut types = vec![1i32; tokens.len()];
     (types[257], types[258]) = (3, 3);
-    let vocab = tokens.len();
-    let mut w = GgufWriter::new();
-    w.metadata("general.architecture", "llama")
-        .metadata("llama.block_count", 1u32)
-        .metadata("llama.context_length", 512u32)
-        .metadata("llama.embedding_length", 64u32)
-        .metadata("llama.feed_forward_length", 128u32)
-        .metadata("llama.attention.head_count", 4u32)
-        .metadata("llama.attention.head_count_kv", 2u32)
-        .metadata("llama.attention.layer_norm_rms_epsilon", 1e-5f32)
-        .metadata("tokenizer.ggml.model", "gpt2")
-        .metadata("tokenizer.ggml.pre", "smollm")
-        .metadata("tokenizer.ggml.tokens", tokens)
-        .metadata("tokenizer.ggml.merges", vec!["h e"])
-        .metadata("tokenizer.ggml.token_type", types)
-        .metadata("tokenizer.ggml.bos_token_id", 257u32)
-        .metadata("tokenizer.ggml.eos_token_id", 258u32);
-    // Deterministic values in ±scale, from a multiplicative hash of the index.
-    let values = |n: usize, seed: u64, scale: f32| -> Vec<f32> {
-        (0..n as u64)
-            .map(|i| {
-                let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(seed) >> 40;
-                scale * (h as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
-            })
-            .collect()
+    let tiny = Tiny {
+        ty: GgmlType::F32,
+        tied: true,
+        layers: 1,
+        vocab: tokens.len(),
+        set_keys: vec![
+            ("llama.context_length", 512u32.into()),
+            ("tokenizer.ggml.model", "gpt2".into()),
+            ("tokenizer.ggml.pre", "smollm".into()),
+            ("tokenizer.ggml.tokens", tokens.into()),
+            ("tokenizer.ggml.merges", vec!["h e"].into()),
+            ("tokenizer.ggml.token_type", types.into()),
+            ("tokenizer.ggml.bos_token_id", 257u32.into()),
+            ("tokenizer.ggml.eos_token_id", 258u32.into()),
+        ],
+        ..Tiny::default()
     };
-    w.tensor_f32("token_embd.weight", &[64, vocab], &values(64 * vocab, 1, 1.0)).unwrap();
-    w.tensor_f32("output_norm.weight", &[64], &[1.0; 64]).unwrap();
-    let matrices = [
-        ("attn_q", [64, 64]),
-        ("attn_k", [64, 32]),
-        ("attn_v", [64, 32]),
-        ("attn_output", [64, 64]),
-        ("ffn_gate", [64, 128]),
-        ("ffn_up", [64, 128]),
-        ("ffn_down", [128, 64]),
-    ];
-    for (i, (part, dims)) in matrices.into_iter().enumerate() {
-        let v = values(dims[0] * dims[1], i as u64 + 2, 1.5 / (dims[0] as f32).sqrt());
-        w.tensor_f32(format!("blk.0.{part}.weight"), &dims, &v).unwrap();
-    }
-    for part in ["attn_norm", "ffn_norm"] {
-        w.tensor_f32(format!("blk.0.{part}.weight"), &[64], &[1.0; 64]).unwrap();
-    }
-    w.write_file(gguf).unwrap();
+    std::fs::write(gguf, tiny_model(&tiny)).unwrap();
     let sentence = "The lamp in the harbour burned all night, and the ships came home. ";
     std::fs::write(text, sentence.repeat(30)).unwrap();
 }

@@ -6,7 +6,7 @@ use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ8, ColumnMajor, GgmlType, QTensor, TensorBytes, QK8};
 use rand::Rng;
 
-use crate::common::{quantize, quantize_x, randn, rng};
+use crate::common::{isas, quantize, quantize_x, randn, rng};
 
 const FORMATS: [GgmlType; 2] = [GgmlType::Q4_0, GgmlType::Q4_1];
 
@@ -82,7 +82,7 @@ fn skipped_columns_change_nothing_on_any_path() {
             for (s, sparsity) in [0.0, 0.3, 0.5, 0.9, 1.0].into_iter().enumerate() {
                 let (_, xq) = sparse_input(cols, sparsity, 11 + s as u64);
                 let expected = bits(&every_column(&t, &xq));
-                for isa in Isa::ALL {
+                for isa in isas() {
                     let Some(c) = ColumnMajor::for_isa(&t, isa) else { continue };
                     let got = bits(&run(&c, &xq, 0..rows));
                     assert_eq!(got, expected, "{ty:?} {rows}×{cols} {isa} sparsity {sparsity}");
@@ -96,7 +96,7 @@ fn skipped_columns_change_nothing_on_any_path() {
 fn q4_0_columns_are_the_file_kernels_bit_for_bit() {
     let t = matrix(GgmlType::Q4_0, 200, 512, 3);
     let (x, xq) = sparse_input(512, 0.5, 4);
-    for isa in Isa::ALL {
+    for isa in isas() {
         let (Some(c), Some(matmul)) =
             (ColumnMajor::for_isa(&t, isa), matmul_fn_for(GgmlType::Q4_0, isa))
         else {
@@ -127,7 +127,7 @@ fn q4_1_columns_round_close_to_the_file_kernels() {
 fn row_ranges_start_on_tiles_and_match_the_whole() {
     let t = matrix(GgmlType::Q4_1, 300, 256, 8);
     let (_, xq) = sparse_input(256, 0.4, 9);
-    for isa in Isa::ALL {
+    for isa in isas() {
         let Some(c) = ColumnMajor::for_isa(&t, isa) else { continue };
         let whole = run(&c, &xq, 0..300);
         assert_eq!(bits(&run(&c, &xq, 64..300)), bits(&whole[64..]), "{isa}");

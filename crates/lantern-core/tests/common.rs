@@ -1,11 +1,24 @@
-//! Shared helpers: seeded random data and f64 reference math.
+//! Shared helpers: the paths this CPU runs, seeded random data and f64 reference math.
 
+use lantern_core::kernels::Isa;
 use lantern_core::{
     dequantize_row, quantize_activation, quantize_activation_k, quantize_row, BlockQ8, BlockQ8K,
     GgmlType, QK8, QK_K,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// Every path this CPU runs, the scalar one first. Each path it cannot run is reported as
+/// skipped by the calling test ([`lantern_test_support::skip`]), so that a test whose SIMD
+/// comparisons did not run is not taken for one that passed them.
+pub(crate) fn isas() -> Vec<Isa> {
+    let (run, skipped): (Vec<Isa>, Vec<Isa>) =
+        Isa::ALL.into_iter().partition(|isa| isa.is_available());
+    for isa in skipped {
+        lantern_test_support::skip(isa, "its checks on this path are skipped");
+    }
+    run
+}
 
 /// A seeded generator, so failures reproduce.
 pub(crate) fn rng(seed: u64) -> StdRng {

@@ -19,7 +19,9 @@ use lantern_core::kernels::interleaved::{interleaved_fn_for, interleaves};
 use lantern_core::kernels::{best_isa, dot_fn, matmul_fn, matmul_fn_for, reads_q8k, Input, Isa};
 use lantern_core::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType};
 
-use crate::common::{absdot64, dequantize, dequantize_x, dot64, quantize, quantize_x, randn, rng};
+use crate::common::{
+    absdot64, dequantize, dequantize_x, dot64, isas, quantize, quantize_x, randn, rng,
+};
 
 const LENGTHS: [usize; 4] = [32, 96, 576, 1536];
 const QUANTIZED: [GgmlType; 5] =
@@ -169,13 +171,9 @@ fn matmul_one(ty: GgmlType, isa: Isa, row: &[u8], case: &Case) -> Option<f32> {
     Some(out[0])
 }
 
-/// The SIMD paths this CPU can run, with a note for those it cannot.
+/// The SIMD paths this CPU can run; those it cannot are reported as skipped.
 fn simd_isas() -> Vec<Isa> {
-    let all = &Isa::ALL[1..];
-    for isa in all.iter().filter(|isa| !isa.is_available()) {
-        eprintln!("note: this CPU cannot run the {isa} path; its comparisons are skipped");
-    }
-    all.iter().copied().filter(|isa| isa.is_available()).collect()
+    isas().into_iter().filter(|&isa| isa != Isa::Scalar).collect()
 }
 
 /// Runs `ty`'s scalar kernel and each SIMD kernel on the same rows and inputs and requires
@@ -290,7 +288,7 @@ fn quantized_kernels_match_f32_reference() {
             let (_, abs) = kernel_math(ty, &row, &case.xq);
             let bound = act_err + s_err + 1e-5 * abs;
             let budget = format_budget(ty, &row, &w, &case.x, &case.xq) + 1e-5 * abs;
-            for isa in Isa::ALL {
+            for isa in isas() {
                 let Some(y) = matmul_one(ty, isa, &row, &case) else { continue };
                 let err = (f64::from(y) - reference).abs();
                 assert!(err <= bound, "{ty:?} {isa} n={}: error {err:e} > bound {bound:e}", case.n);
@@ -351,7 +349,7 @@ fn q3_0_extreme_scales_match_scalar() {
 /// has no interleaved layout.
 #[test]
 fn q3_0_dispatch() {
-    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+    for isa in isas() {
         assert!(matmul_fn_for(GgmlType::Q3_0, isa).is_some(), "{isa}");
         assert!(interleaved_fn_for(GgmlType::Q3_0, isa).is_none(), "{isa}");
     }
@@ -383,7 +381,7 @@ fn dispatch_prefers_the_best_isa() {
         assert!(std::ptr::fn_addr_eq(best, expected), "{ty:?}");
     }
     if !Isa::Avx2.is_available() {
-        eprintln!("note: this CPU lacks AVX2/FMA/F16C; the scalar path is in use");
+        lantern_test_support::skip(Isa::Avx2, "its dispatch is not checked");
         assert!(matmul_fn_for(GgmlType::Q4_1, Isa::Avx2).is_none());
     }
 }

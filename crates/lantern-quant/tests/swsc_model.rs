@@ -9,14 +9,9 @@ use lantern_io::container::{write_container_with, ContainerModel, WriteOptions};
 use lantern_io::{ModelFile, ModelSource, Replaced};
 use lantern_quant::Swsc;
 use lantern_runtime::{Matrix, Model, SwscMatrix, SwscScratch};
+use lantern_test_support::models::{max_abs_diff, open, prefill_then_decode, spread, Tiny};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-#[allow(dead_code)]
-#[path = "../../lantern-runtime/tests/testutil.rs"]
-mod testutil;
-
-use testutil::{max_abs_diff, open, prefill_then_decode, spread, Tiny};
 
 fn uniform(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| scale * rng.random_range(-1.0f32..1.0)).collect()

@@ -9,7 +9,7 @@ use std::cell::Cell;
 
 use lantern_core::GgmlType;
 
-use crate::testutil::{load, prompt, state, Tiny};
+use lantern_test_support::models::{load, prompt, state, Tiny};
 
 /// The system allocator, counting the calling thread's allocations while `COUNTING` is set.
 struct Counting;

@@ -6,7 +6,7 @@ use lantern_core::GgmlType;
 use lantern_io::Value;
 use lantern_runtime::Error;
 
-use crate::testutil::{load, load_err, Tiny};
+use lantern_test_support::models::{load, load_err, Tiny};
 
 /// The default fixture loads with the hyper-parameters it was written with.
 #[test]

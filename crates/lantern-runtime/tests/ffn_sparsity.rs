@@ -6,7 +6,7 @@ use lantern_core::GgmlType;
 use lantern_runtime::calibration::ActivationHistograms;
 use lantern_runtime::{Criterion, Error, FfnThresholds};
 
-use crate::testutil::{load, max_abs_diff, prompt, spread, state, Tiny, WEIGHT_TYPES};
+use lantern_test_support::models::{load, max_abs_diff, prompt, spread, state, Tiny, WEIGHT_TYPES};
 
 #[test]
 fn zero_thresholds_give_the_dense_logits() {

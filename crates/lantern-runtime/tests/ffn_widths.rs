@@ -8,7 +8,7 @@ use lantern_io::{GgufModel, GgufWriter, ModelSource, Value};
 use lantern_runtime::calibration::ActivationHistograms;
 use lantern_runtime::{Criterion, Error, FfnThresholds, Model, StreamOptions};
 
-use crate::testutil::{
+use lantern_test_support::models::{
     load_err, max_abs_diff, open, prefill_then_decode, prompt, spread, state, Tiny,
 };
 

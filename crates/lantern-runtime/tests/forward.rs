@@ -4,7 +4,7 @@
 use lantern_core::GgmlType;
 use lantern_runtime::{Error, StateConfig};
 
-use crate::testutil::{
+use lantern_test_support::models::{
     decode_one_by_one, load, max_abs_diff, prompt, spread, state, Tiny, WEIGHT_TYPES,
 };
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use lantern_runtime::calibration::{InputSite, MatrixInputs};
 use lantern_runtime::{Criterion, FfnThresholds};
 
-use crate::testutil::{load, prompt, state, Tiny};
+use lantern_test_support::models::{load, prompt, state, Tiny};
 
 /// One call: layer, site, tokens, values.
 type Call = (usize, InputSite, usize, Vec<f32>);

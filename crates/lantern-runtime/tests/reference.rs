@@ -11,7 +11,7 @@ use lantern_core::GgmlType;
 use lantern_io::GgufModel;
 use lantern_runtime::Model;
 
-use crate::testutil::{argmax, max_abs_diff, open, prompt, spread, state, Tiny};
+use lantern_test_support::models::{argmax, max_abs_diff, open, prompt, spread, state, Tiny};
 
 /// A projection `[inputs, outputs]`: `outputs` rows of `inputs` values.
 struct Linear {

@@ -3,7 +3,7 @@
 use lantern_core::GgmlType;
 use lantern_runtime::{Model, Sampler, SamplerConfig};
 
-use crate::testutil::{argmax, load, prompt, state, Tiny};
+use lantern_test_support::models::{argmax, load, prompt, state, Tiny};
 
 /// Generates `n` tokens after a fixed prompt, sampling each from the last logits.
 fn generate(model: &Model, config: SamplerConfig, n: usize) -> Vec<u32> {

@@ -7,7 +7,7 @@ use lantern_io::container::write_container;
 use lantern_io::stream::{StorageModel, StreamedContainer};
 use lantern_runtime::{Budget, Error, Model, Pin, StreamOptions};
 
-use crate::testutil::{open, prefill_then_decode, Tiny};
+use lantern_test_support::models::{open, prefill_then_decode, Tiny};
 
 /// `t` written as a container in `dir`, opened for streaming.
 fn streamed_file(t: &Tiny, dir: &tempfile::TempDir) -> StreamedContainer {

@@ -13,7 +13,7 @@ use lantern_runtime::{swsc_tensor_names, Error, Matrix, Model, StreamOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::testutil::{max_abs_diff, open, prefill_then_decode, spread, Tiny};
+use lantern_test_support::models::{max_abs_diff, open, prefill_then_decode, spread, Tiny};
 
 /// An F16 tensor of `dims` with seeded values in ±`scale`.
 fn f16_tensor(rng: &mut StdRng, dims: &[usize], scale: f32) -> QTensor {

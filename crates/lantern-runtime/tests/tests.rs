@@ -1,6 +1,6 @@
 //! Integration tests of lantern-runtime, one binary (see `autotests = false` in Cargo.toml).
 //!
-//! Every model is a tiny random llama written in memory by [`testutil::tiny_model`]; nothing
+//! Every model is a tiny random llama written in memory by [`lantern_test_support::models::tiny_model`]; nothing
 //! is downloaded.
 
 mod allocations;
@@ -13,4 +13,3 @@ mod reference;
 mod sampler;
 mod streamed;
 mod swsc;
-mod testutil;

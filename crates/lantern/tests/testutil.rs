@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: where the real model is, and small fixtures.
+//! Helpers shared by the integration tests: where the real model and the evaluation text are.
 
 use std::path::PathBuf;
 
@@ -37,17 +37,6 @@ pub(crate) fn model_metadata() -> lantern_io::Metadata {
     let source = lantern_io::ModelSource::read(model_path()).expect("read the model");
     let model = lantern_io::GgufModel::open(source).expect("parse the model");
     model.metadata().clone()
-}
-
-/// GPT-2's byte-to-character map: the form byte-level BPE vocabularies store bytes in
-/// (`' '` is `'Ġ'`, `'\n'` is `'Ċ'`).
-pub(crate) fn byte_char(b: u8) -> char {
-    let visible = |c: u8| (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || c >= 0xAE;
-    if visible(b) {
-        return char::from(b);
-    }
-    let rank = (0..b).filter(|&c| !visible(c)).count() as u32;
-    char::from_u32(256 + rank).expect("a valid char")
 }
 
 /// WikiText-2's test split: `$LANTERN_EVALDATA/wiki.test.raw`, else

@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 use lantern::{Error, StreamDecoder, Tokenizer};
 use lantern_io::{Gguf, GgufWriter, Metadata};
+use lantern_test_support::models::byte_char;
 
-use crate::testutil::{byte_char, model_metadata};
+use crate::testutil::model_metadata;
 
 /// The default model's tokenizer, built once for all tests.
 fn smollm() -> &'static Tokenizer {

@@ -1,17 +1,13 @@
 //! The twin against the runtime's forward pass, and training on a tiny random model.
 
-#[allow(dead_code)]
-#[path = "../../../lantern-runtime/tests/testutil.rs"]
-mod testutil;
-
 use std::sync::{Arc, Mutex};
 
 use lantern_core::GgmlType;
 use lantern_runtime::calibration::{InputSite, MatrixInputs};
 use lantern_runtime::Model;
+use lantern_test_support::models::{load, max_abs_diff, open, prompt, spread, state, Tiny};
 
 use super::*;
-use testutil::{load, max_abs_diff, open, prompt, spread, state, Tiny};
 
 /// The values a block's site multiplied.
 type Observed = (usize, InputSite, Vec<f32>);

@@ -1,5 +1,26 @@
-//! Fixtures: a tiny random llama GGUF built in memory with [`GgufWriter`], and the small
-//! helpers the tests share (loading, fresh states, prompts, logit comparisons).
+//! The tiny random llama fixture: a GGUF model built in memory with [`GgufWriter`], and the
+//! helpers tests use with it (loading, fresh states, prompts, logit comparisons).
+//!
+//! [`Tiny`] describes the model. Its default is a valid two-block llama with grouped-query
+//! attention and an untied head, small enough (d 64, FFN 128, vocabulary 96) that loading
+//! and running it takes milliseconds; its other fields break it in one chosen way for the
+//! tests of malformed models. [`tiny_model`] writes its GGUF bytes with llama.cpp's tensor
+//! names, dims innermost first; the weights are seeded, so a `Tiny` always gives the same
+//! bytes.
+//!
+//! ```
+//! use lantern_core::GgmlType;
+//! use lantern_test_support::models::{load, load_err, prefill_then_decode, Tiny};
+//!
+//! let model = load(&Tiny::of(GgmlType::Q8_0));
+//! let logits = prefill_then_decode(&model, 12, 2);
+//! assert_eq!(logits.len(), 12 * 96); // a row of vocabulary logits per token
+//! assert!(logits.iter().all(|v| v.is_finite()));
+//!
+//! // One thing wrong, on purpose:
+//! let err = load_err(&Tiny { omit_tensor: Some("blk.1.ffn_up.weight"), ..Tiny::default() });
+//! assert!(err.to_string().contains("blk.1.ffn_up.weight"), "{err}");
+//! ```
 
 use lantern_core::{quantize_row, GgmlType};
 use lantern_io::{GgufModel, GgufWriter, ModelSource, Value};
@@ -8,37 +29,43 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Every weight type the runtime computes with.
-pub(crate) const WEIGHT_TYPES: [GgmlType; 6] =
+pub const WEIGHT_TYPES: [GgmlType; 6] =
     [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32];
 
 /// What the tiny model looks like. Start from [`Tiny::default`] (a valid 2-block llama with
 /// GQA and an untied head) and change the fields a test is about.
 #[derive(Clone, Debug)]
-pub(crate) struct Tiny {
+pub struct Tiny {
     /// Type of every projection, the embedding and the output head (norms are always F32).
-    pub(crate) ty: GgmlType,
+    pub ty: GgmlType,
     /// Leave out `output.weight`, so the head is the embedding.
-    pub(crate) tied: bool,
+    pub tied: bool,
     /// `general.architecture`, also the prefix of the hyper-parameter keys.
-    pub(crate) arch: &'static str,
-    pub(crate) layers: usize,
-    pub(crate) dim: usize,
-    pub(crate) ff: usize,
-    pub(crate) heads: usize,
-    pub(crate) kv_heads: usize,
-    pub(crate) vocab: usize,
+    pub arch: &'static str,
+    /// Number of decoder blocks.
+    pub layers: usize,
+    /// Embedding width.
+    pub dim: usize,
+    /// FFN hidden width.
+    pub ff: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `heads`).
+    pub kv_heads: usize,
+    /// Vocabulary size: rows of the embedding and of the head.
+    pub vocab: usize,
     /// Seed of the random weights.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// A tensor not written at all.
-    pub(crate) omit_tensor: Option<&'static str>,
+    pub omit_tensor: Option<&'static str>,
     /// A tensor written (with random values) in these dims instead of the right ones.
-    pub(crate) wrong_shape: Option<(&'static str, Vec<usize>)>,
+    pub wrong_shape: Option<(&'static str, Vec<usize>)>,
     /// A tensor written in this type instead (random bytes unless `quantize_row` knows it).
-    pub(crate) retype: Option<(&'static str, GgmlType)>,
+    pub retype: Option<(&'static str, GgmlType)>,
     /// Metadata keys (full names) set after the defaults, replacing them.
-    pub(crate) set_keys: Vec<(&'static str, Value)>,
+    pub set_keys: Vec<(&'static str, Value)>,
     /// Metadata keys (full names) left out.
-    pub(crate) omit_keys: Vec<&'static str>,
+    pub omit_keys: Vec<&'static str>,
 }
 
 impl Default for Tiny {
@@ -65,7 +92,7 @@ impl Default for Tiny {
 
 impl Tiny {
     /// The default model with weights of type `ty`.
-    pub(crate) fn of(ty: GgmlType) -> Self {
+    pub fn of(ty: GgmlType) -> Self {
         Self { ty, ..Self::default() }
     }
 }
@@ -73,7 +100,7 @@ impl Tiny {
 /// Builds the GGUF bytes of `t`: llama.cpp's tensor names, dims innermost first, seeded
 /// uniform weights (projections scaled by 1.5/√fan_in, embedding and head in ±1, norm gains
 /// around 1.0) quantized with `quantize_row`.
-pub(crate) fn tiny_model(t: &Tiny) -> Vec<u8> {
+pub fn tiny_model(t: &Tiny) -> Vec<u8> {
     let mut w = GgufWriter::new();
     let a = t.arch;
     let defaults: Vec<(String, Value)> = vec![
@@ -153,39 +180,39 @@ pub(crate) fn tiny_model(t: &Tiny) -> Vec<u8> {
 }
 
 /// Parses the bytes of `t`.
-pub(crate) fn open(t: &Tiny) -> GgufModel {
+pub fn open(t: &Tiny) -> GgufModel {
     GgufModel::open(ModelSource::from_vec(tiny_model(t))).expect("fixture parses")
 }
 
 /// Loads `t`, which must be valid.
-pub(crate) fn load(t: &Tiny) -> Model {
+pub fn load(t: &Tiny) -> Model {
     Model::load(&open(t)).expect("fixture loads")
 }
 
 /// Loads `t`, which must be rejected.
-pub(crate) fn load_err(t: &Tiny) -> Error {
+pub fn load_err(t: &Tiny) -> Error {
     Model::load(&open(t)).expect_err("the model should be rejected")
 }
 
 /// A fresh state.
-pub(crate) fn state(model: &Model, ctx_len: usize, batch_size: usize, threads: usize) -> State {
+pub fn state(model: &Model, ctx_len: usize, batch_size: usize, threads: usize) -> State {
     model.new_state(StateConfig { ctx_len, batch_size, threads }).expect("state")
 }
 
 /// A fixed pseudo-random prompt of `n` token ids below `vocab`.
-pub(crate) fn prompt(n: usize, vocab: usize) -> Vec<u32> {
+pub fn prompt(n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 37 + 11) % vocab) as u32).collect()
 }
 
 /// Logits of `tokens` fed one at a time into a fresh single-threaded state.
-pub(crate) fn decode_one_by_one(model: &Model, tokens: &[u32]) -> Vec<f32> {
+pub fn decode_one_by_one(model: &Model, tokens: &[u32]) -> Vec<f32> {
     let mut s = state(model, 64, 1, 1);
     tokens.iter().flat_map(|&t| model.forward(&mut s, &[t], 0).expect("decode").to_vec()).collect()
 }
 
 /// Logits of a 9-token prefill of `prompt(tokens, …)`, then of its other tokens decoded one
 /// at a time, in a fresh state on `threads`.
-pub(crate) fn prefill_then_decode(model: &Model, tokens: usize, threads: usize) -> Vec<f32> {
+pub fn prefill_then_decode(model: &Model, tokens: usize, threads: usize) -> Vec<f32> {
     let tokens = prompt(tokens, model.config().vocab_size);
     let mut s = state(model, 64, 16, threads);
     let mut out = model.forward(&mut s, &tokens[..9], 0).expect("prefill").to_vec();
@@ -196,19 +223,30 @@ pub(crate) fn prefill_then_decode(model: &Model, tokens: usize, threads: usize) 
 }
 
 /// Largest element-wise absolute difference.
-pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "compared slices differ in length");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// `max - min` of the values: the scale relative tolerances are measured against.
-pub(crate) fn spread(x: &[f32]) -> f32 {
+pub fn spread(x: &[f32]) -> f32 {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let min = x.iter().copied().fold(f32::INFINITY, f32::min);
     max - min
 }
 
 /// Index of the first largest value.
-pub(crate) fn argmax(x: &[f32]) -> usize {
+pub fn argmax(x: &[f32]) -> usize {
     x.iter().enumerate().fold(0, |best, (i, &v)| if v > x[best] { i } else { best })
+}
+
+/// GPT-2's byte-to-character map: the form byte-level BPE vocabularies store bytes in
+/// (`' '` is `'Ġ'`, `'\n'` is `'Ċ'`).
+pub fn byte_char(b: u8) -> char {
+    let visible = |c: u8| (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || c >= 0xAE;
+    if visible(b) {
+        return char::from(b);
+    }
+    let rank = (0..b).filter(|&c| !visible(c)).count() as u32;
+    char::from_u32(256 + rank).expect("a valid char")
 }
