@@ -312,6 +312,7 @@ pub(super) unsafe fn hsum_i32(a: __m256i) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Isa;
 
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn fifth_bits_avx2(low: [u8; 32], high: u32) -> [i8; 32] {
@@ -339,7 +340,7 @@ mod tests {
     /// read them, so the AVX2 twin is checked here).
     #[test]
     fn fifth_bits_make_signed_codes() {
-        if !super::super::Isa::Avx2.is_available() {
+        if !crate::kernels::runs(Isa::Avx2, "Q5_0's fifth bits are not unpacked") {
             return;
         }
         let low: [u8; 32] = std::array::from_fn(|j| (j * 7 % 16) as u8);
@@ -348,7 +349,7 @@ mod tests {
                 std::array::from_fn(|j| low[j] as i8 + 16 * ((high >> j) & 1) as i8 - 16);
             // SAFETY: AVX2, FMA and F16C are available.
             assert_eq!(unsafe { fifth_bits_avx2(low, high) }, expect, "avx2 {high:#x}");
-            if super::super::Isa::Avx512Vnni.is_available() {
+            if crate::kernels::runs(Isa::Avx512Vnni, "Q5_0's fifth bits are not unpacked") {
                 // SAFETY: the VNNI path's features are available.
                 assert_eq!(unsafe { fifth_bits_vnni(low, high) }, expect, "vnni {high:#x}");
             }

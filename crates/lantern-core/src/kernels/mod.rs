@@ -246,6 +246,22 @@ fn as_blocks<B: bytemuck::Pod>(row: &[u8]) -> &[B] {
     bytemuck::try_cast_slice(&row[..whole]).unwrap_or_default()
 }
 
+/// The paths this CPU runs; the calling test reports each other one as skipped.
+#[cfg(test)]
+pub(crate) fn runnable_isas(what: &str) -> Vec<Isa> {
+    Isa::ALL.into_iter().filter(|&isa| runs(isa, what)).collect()
+}
+
+/// Whether this CPU runs `isa`; when not, the calling test reports the skip.
+#[cfg(test)]
+pub(crate) fn runs(isa: Isa, what: &str) -> bool {
+    let available = isa.is_available();
+    if !available {
+        lantern_test_support::skip(isa, what);
+    }
+    available
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +276,7 @@ mod tests {
             assert!(matmul_fn_for(ty, Isa::Scalar).is_some(), "{ty:?}");
         }
         // Q3_0 has a kernel on every path this CPU runs, and reads the 32-value blocks.
-        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+        for isa in runnable_isas("its Q3_0 kernel is not looked up") {
             assert!(matmul_fn_for(GgmlType::Q3_0, isa).is_some(), "{isa}");
         }
         assert!(!reads_q8k(GgmlType::Q3_0));

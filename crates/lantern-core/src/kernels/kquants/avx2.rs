@@ -359,8 +359,7 @@ mod tests {
 
     #[test]
     fn kernels_give_the_bits_of_ggml_avx2_arithmetic() {
-        if !Isa::Avx2.is_available() {
-            lantern_test_support::skip(Isa::Avx2, "the AVX2 kernels are not run");
+        if !crate::kernels::runs(Isa::Avx2, "the AVX2 kernels are not run") {
             return;
         }
         let mut rng = rng(31);
@@ -383,7 +382,7 @@ mod tests {
 
     #[test]
     fn many_inputs_give_the_bits_of_one() {
-        if !Isa::Avx2.is_available() {
+        if !crate::kernels::runs(Isa::Avx2, "many inputs are not checked") {
             return;
         }
         let mut rng = rng(32);
@@ -396,7 +395,8 @@ mod tests {
         type OneRow = fn(&[u8], &[BlockQ8K]) -> f32;
         let kernels: [(GgmlType, OneRow); 2] =
             [(GgmlType::Q4_K, dot_q4_k), (GgmlType::Q6_K, dot_q6_k)];
-        let vnni = [false, true].into_iter().filter(|&v| !v || Isa::Avx512Vnni.is_available());
+        let vnni_runs = crate::kernels::runs(Isa::Avx512Vnni, "many inputs are not checked");
+        let vnni = [false, true].into_iter().filter(|&v| !v || vnni_runs);
         for (vnni, (ty, dot)) in vnni.flat_map(|v| kernels.map(|k| (v, k))) {
             let matmul = matmul_fn(ty, vnni).unwrap();
             let w: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, len, &mut rng)).collect();

@@ -160,8 +160,7 @@ mod tests {
 
     #[test]
     fn matches_the_scalar_quantizer_bit_for_bit() {
-        if !super::super::Isa::Avx2.is_available() {
-            lantern_test_support::skip(super::super::Isa::Avx2, "the AVX2 quantizer is not tested");
+        if !crate::kernels::runs(crate::kernels::Isa::Avx2, "the AVX2 quantizer is not tested") {
             return;
         }
         let mut inputs: Vec<[f32; QK_K]> = Vec::new();

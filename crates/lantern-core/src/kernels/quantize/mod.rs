@@ -113,7 +113,7 @@ mod tests {
         let mut a = vec![BlockQ8::default(); 8];
         let mut b = vec![BlockQ8::default(); 8];
         quantize_q8_fn(Isa::Scalar)(&x, &mut a);
-        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+        for isa in crate::kernels::runnable_isas("its activation quantizer is not compared") {
             quantize_q8_fn(isa)(&x, &mut b);
             assert_eq!(a, b, "{isa}");
         }
