@@ -5,14 +5,27 @@
 //! [`State`], and picks tokens with a [`Sampler`]. Architectures differ in data
 //! ([`ModelConfig`], the tensor-name table in [`Weights`]), never in copied code.
 //!
+//! It owns the transformer's math and its per-sequence state; it must not read environment
+//! variables, parse files itself (lantern-io hands it tensors) or hold tokenizers and chat
+//! templates (the facade does).
+//!
 //! # Overview
 //! - [`Model`]: the decoder; [`Model::forward`] runs a batch of tokens and returns logits.
 //! - [`State`] and [`StateConfig`]: one sequence's KV cache, worker threads and buffers.
 //! - [`ModelConfig`]: hyper-parameters read from GGUF metadata.
+//! - [`BlockMatrix`]: the block matrices and their tensor names, the one table of them.
 //! - [`Weights`]: the tensors, found by name and checked against the config; each block
 //!   [`Matrix`] is rows of blocks or a [`SwscMatrix`] (shared columns).
+//! - [`FfnThresholds`] on a [`Criterion`]: activation sparsity in the FFN, with their text
+//!   format.
+//! - [`calibration`]: instruments that watch the forward pass (score histograms,
+//!   active-neuron windows, matrix inputs).
 //! - [`Sampler`] and [`SamplerConfig`]: greedy, temperature, top-k, top-p, min-p,
 //!   repetition penalty, seeded.
+//!
+//! Inside: `model.rs` runs the pass, `attention/` and `ffn/` compute a block's two halves
+//! (`ffn/` dense and sparse alike), `state.rs` holds what a sequence owns, `streamed.rs`
+//! leases weights from a prefetching container.
 //!
 //! # Example
 //! ```no_run

@@ -37,7 +37,9 @@ pub fn swsc_tensor_names(matrix: &str) -> Option<[String; 4]> {
 }
 
 /// A `out × in` weight matrix as `k` shared columns, a label per input channel and an
-/// optional rank-`r` correction (see the [module docs](self)).
+/// optional rank-`r` correction: `y = C·p + U_r S_r·(V_rᵀ x)`, where `p[c]` sums the inputs
+/// labelled `c`. In a file, `blk.N.PART.weight` is stored as the tensors
+/// [`swsc_tensor_names`] gives (docs/format.md).
 #[derive(Clone, Debug)]
 pub struct SwscMatrix {
     inputs: usize,

@@ -6,6 +6,12 @@
 //! (`lantern-runtime`) behind two types: an [`Engine`] (the loaded model, shared) and a
 //! [`Session`] (one conversation's KV cache and threads).
 //!
+//! It owns what running a model needs and nothing more: builders, sessions, generation,
+//! the tokenizer and chat templates. It must not grow logic of its own below that (kernels,
+//! file formats and the decoder live in the inner crates) and must not expose the inner
+//! crates whole: it re-exports by name what a host app uses, and puts calibration in its own
+//! [`calibration`] module.
+//!
 //! # Overview
 //! - [`Engine`], [`EngineBuilder`]: load a model; cheap to clone, shareable across threads.
 //! - [`Session`], [`SessionConfig`]: a conversation; [`Session::generate`] for raw text,

@@ -149,7 +149,13 @@ impl FfnThresholds {
     }
 
     /// The thresholds as a text file: a title line, each of `about` as a `#` comment line,
-    /// the criterion line, then a line per layer (see the [module docs](self)).
+    /// the criterion line, then a line per layer:
+    /// ```text
+    /// # lantern FFN thresholds: one line per layer
+    /// criterion gate
+    /// 1.5e-2
+    /// 3.1e-2 2.7e-2 …
+    /// ```
     pub fn to_text(&self, about: &[String]) -> String {
         let mut text = String::from("# lantern FFN thresholds: one line per layer\n");
         for line in about {

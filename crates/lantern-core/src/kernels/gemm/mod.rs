@@ -17,7 +17,8 @@ mod avx2;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
-/// `C += A·B` on row-major f32 matrices; see the [module docs](self).
+/// `C += A·B` on row-major f32 matrices: `a` is `m × k`, `b` is `k × n`, `c` is `m × n`,
+/// each element's products added in order by fused multiply-adds ([`gemm_fn`]).
 pub type GemmFn = fn(c: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize);
 
 /// The fastest matrix product for this CPU, chosen once.

@@ -8,8 +8,8 @@
 //! whole group of rows.
 //!
 //! # Layouts
-//! - [`offset`]: Q4_0 and Q5_0, one fused multiply-add per block and row.
-//! - [`q6_k`]: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
+//! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row.
+//! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
 //!   close to the file layout's kernels, but not their bits.
 
 use super::{Isa, MatmulFn};
