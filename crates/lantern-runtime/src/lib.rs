@@ -13,6 +13,8 @@
 //!   [`Matrix`] is rows of blocks or a [`SwscMatrix`] (shared columns).
 //! - [`Sampler`] and [`SamplerConfig`]: greedy, temperature, top-k, top-p, min-p,
 //!   repetition penalty, seeded.
+//! - [`scoring`]: llama.cpp's perplexity method (chunks of a context, the second half of
+//!   each scored), which perplexity and KL divergences between models share.
 //!
 //! # Example
 //! ```no_run
@@ -46,6 +48,7 @@ mod matrix;
 mod model;
 mod ops;
 mod sampler;
+pub mod scoring;
 mod state;
 mod streamed;
 mod swsc;
