@@ -164,17 +164,13 @@ pub(crate) fn trained(
     let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
     println!(
         "trained {} blocks' scales to {ty:?} in {:.1} s: training loss {:.2}× its start on average",
-        blocks.len(),
+        blocks.len() / BLOCK_MATRICES.len(),
         start.elapsed().as_secs_f64(),
         mean
     );
     let outside_blocks = |name: &str| block_site(name).is_none();
     let mut out = requantized(model, types, Objective::Nearest, None, &outside_blocks, quiet)?;
-    for (l, matrices) in blocks.into_iter().enumerate() {
-        for (part, tensor) in BLOCK_MATRICES.iter().zip(matrices) {
-            out.push((format!("blk.{l}.{part}.weight"), tensor));
-        }
-    }
+    out.extend(blocks);
     Ok(out)
 }
 

@@ -92,6 +92,63 @@ pub enum Error {
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),
+    /// Reading the model file, or writing a file, failed.
+    #[error(transparent)]
+    File(#[from] lantern_io::Error),
+    /// One tensor of a model could not be re-quantized.
+    #[error("re-quantizing {name} to {ty:?}")]
+    Requantize {
+        /// The tensor's name.
+        name: String,
+        /// The type asked for.
+        ty: GgmlType,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// One matrix of a model could not be factored as SWSC.
+    #[error("factoring {name} with k = {clusters}, r = {rank}")]
+    Factor {
+        /// The matrix's name.
+        name: String,
+        /// Clusters asked for.
+        clusters: usize,
+        /// Residual rank asked for.
+        rank: usize,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A tensor named as a matrix that is not two-dimensional.
+    #[error("{name} is not a matrix: dims {dims:?}")]
+    NotAMatrix {
+        /// The tensor's name.
+        name: String,
+        /// Its dimensions.
+        dims: Vec<usize>,
+    },
+    /// An SWSC cluster count that does not fit a matrix it applies to.
+    #[error("k = {clusters} does not fit {matrix} ({inputs} input channels)")]
+    SwscClusters {
+        /// The matrix's name.
+        matrix: String,
+        /// The cluster count.
+        clusters: usize,
+        /// Its input channels.
+        inputs: usize,
+    },
+    /// An SWSC residual rank above a matrix's rank.
+    #[error("r = {rank} exceeds the rank of {matrix} ({outputs}×{inputs})")]
+    SwscRank {
+        /// The matrix's name.
+        matrix: String,
+        /// The rank asked for.
+        rank: usize,
+        /// Its outputs (rows).
+        outputs: usize,
+        /// Its inputs (columns).
+        inputs: usize,
+    },
 }
 
 /// Result with re-quantization's [`Error`].

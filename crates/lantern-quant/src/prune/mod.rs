@@ -7,9 +7,13 @@
 //! holds `d_model` rows of `f` values (column `j` is neuron `j`'s). A pruned block is the
 //! full block with the pruned neurons' down columns zeroed, exactly.
 
+mod pruned;
+
 use lantern_runtime::calibration::{squared_column_norms, squared_row_norms};
 
 use crate::{Error, Result};
+
+pub use pruned::{kept_count, PrunedFfn};
 
 /// A pruned FFN width must be a whole number of quantization blocks of this many values,
 /// since the down matrix's rows are `f` values long.
