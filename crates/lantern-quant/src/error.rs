@@ -1,5 +1,7 @@
 //! Errors of re-quantization.
 
+use std::path::PathBuf;
+
 use lantern_core::GgmlType;
 
 /// What can go wrong while re-quantizing.
@@ -148,6 +150,42 @@ pub enum Error {
         outputs: usize,
         /// Its inputs (columns).
         inputs: usize,
+    },
+    /// A per-layer policy for a model without `blk.N` blocks.
+    #[error("the model has no blocks named blk.N")]
+    NoBlocks,
+    /// A sensitivities file that could not be read.
+    #[error("reading {}", path.display())]
+    ReadSensitivities {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sensitivities file measured with another model, objective, formats or text.
+    #[error("{} was measured otherwise ({found:?}); remove it or name another file", path.display())]
+    SensitivitiesMeasuredOtherwise {
+        /// The file.
+        path: PathBuf,
+        /// Its first line, which says how it was measured.
+        found: String,
+    },
+    /// A file that is not a sensitivities file.
+    #[error("{} is not a sensitivities file lantern wrote", path.display())]
+    NotSensitivities {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A sensitivities file without a candidate's cost.
+    #[error("{} has no {unit} in {candidate}", path.display())]
+    MissingSensitivity {
+        /// The file.
+        path: PathBuf,
+        /// The unit.
+        unit: String,
+        /// The candidate's label.
+        candidate: String,
     },
 }
 

@@ -28,8 +28,10 @@
 //! a differentiable twin of the decoder block (candle), against the error a window of
 //! blocks, or the next block's pre-activations, shows ([`Target`]).
 //!
-//! [`choose`] picks a format per layer within a byte budget from measured sensitivities (a
-//! per-layer policy, after Edge-LLM).
+//! [`LayerPolicy`] picks a format per layer within a byte budget from measured
+//! sensitivities (the KL divergence of the model's next-token distributions with one unit
+//! changed, after Edge-LLM), through [`choose`], a multiple-choice knapsack; its costs can
+//! be kept in a sensitivities file.
 //!
 //! [`FfnMatrices::pruned`] drops a block's least important FFN neurons (structured
 //! pruning), and [`PrunedFfn`] applies that to a block in any format: the second dimension
@@ -78,7 +80,10 @@ mod tensor_class;
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
 pub use matrices::requantize_matrices;
-pub use policy::{choose, Choice};
+pub use policy::{
+    choose, fits, Candidate, Choice, LayerPolicy, PolicyRequest, PolicyStep, Separability,
+    SizeTarget, Unit,
+};
 pub use prune::{kept_count, kept_neurons, FfnMatrices, PrunedFfn, NEURON_STEP};
 pub use reconstruct::{reconstruct, Reconstruction, Target, WindowReport};
 pub use swsc::{
