@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Re-quantizes the default model into each variant of docs/COMPRESSION.md's frontier with
-# `lantern convert --quantize … --objective …` (and `--budget-bytes` for per-layer
+# `lantern-lab convert --quantize … --objective …` (and `--budget-bytes` for per-layer
 # policies), then prints a markdown row per variant: weight bytes, perplexity on the
 # evaluation text, and decode speed. It also writes DIR/frontier.tsv and plots it into
-# PLOT (default DIR/frontier.png) with `lantern report frontier`.
+# PLOT (default DIR/frontier.png) with `lantern-lab report frontier`.
+# Needs release builds of both binaries: cargo build --release -p lantern-cli -p lantern-lab.
 # Usage: benches/compression_frontier.sh MODEL.gguf EVAL.txt [CHUNKS] [DIR]
 # Calibrated objectives run on the pinned calibration text (32 chunks of 512 tokens; 16 for
 # the objectives that train scales through the blocks, which take 10–30 minutes each).
@@ -11,6 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 model=$1 eval=$2 chunks=${3:-40} dir=${4:-${TMPDIR:-/tmp}/lantern-frontier}
 lantern=${LANTERN:-$here/../target/release/lantern}
+lab=${LANTERN_LAB:-$here/../target/release/lantern-lab}
 plot=${PLOT:-$dir/frontier.png}
 mkdir -p "$dir"
 tsv=$dir/frontier.tsv
@@ -71,7 +73,7 @@ for v in "${variants[@]}"; do
         *) how=(--quantize "$spec") series=$objective ;;
     esac
     # shellcheck disable=SC2086 # `more` is a list of arguments
-    [ -s "$out" ] || "$lantern" convert "$model" -o "$out" -q "${how[@]}" --objective "$objective" $more >&2
+    [ -s "$out" ] || "$lab" convert "$model" -o "$out" -q "${how[@]}" --objective "$objective" $more >&2
     row "$name" "$objective" "$series" "$out"
 done
-"$lantern" report frontier "$tsv" -o "$plot" >&2
+"$lab" report frontier "$tsv" -o "$plot" >&2

@@ -2,7 +2,8 @@
 """Greedy completions of lantern and llama.cpp's llama-simple, side by side, token by token.
 
 Usage: python3 benches/greedy_vs_llama.py MODEL.gguf [N_PREDICT]
-Needs the peer (PEER=$(../shared/peer/llama-ref.sh)) and a release build of the CLI.
+Needs the peer (PEER=$(../shared/peer/llama-ref.sh)) and a release build of lantern-lab
+(cargo build --release -p lantern-lab), whose `trace` command gives lantern's steps.
 For each prompt it prints whether the two completions are identical; where they differ it
 shows the first differing step with lantern's top logits there, so a near-tie is visible.
 """
@@ -21,7 +22,7 @@ PROMPTS = [
 ]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LANTERN = os.path.join(ROOT, "target", "release", "lantern")
+LANTERN_LAB = os.path.join(ROOT, "target", "release", "lantern-lab")
 
 
 def peer_dir():
@@ -38,7 +39,7 @@ def llama_simple(peer, model, prompt, n):
 
 
 def lantern_trace(model, prompt, n):
-    out = subprocess.run([LANTERN, "trace", "-m", model, "-t", "2", "-n", str(n), "--top", "3", "-p", prompt],
+    out = subprocess.run([LANTERN_LAB, "trace", "-m", model, "-t", "2", "-n", str(n), "--top", "3", "-p", prompt],
                          capture_output=True, check=True, text=True).stdout.splitlines()
     steps = []
     for line in out[1:]:

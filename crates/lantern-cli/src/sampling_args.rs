@@ -5,7 +5,7 @@ use lantern::SamplerConfig;
 
 /// How tokens are picked.
 #[derive(Debug, Args)]
-pub(crate) struct SamplingArgs {
+pub struct SamplingArgs {
     /// Temperature; 0 is greedy.
     #[arg(long = "temp", default_value_t = 0.8)]
     temperature: f32,
@@ -30,7 +30,8 @@ pub(crate) struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    pub(crate) fn config(&self) -> SamplerConfig {
+    /// The sampler these options set.
+    pub fn config(&self) -> SamplerConfig {
         SamplerConfig {
             temperature: self.temperature,
             top_k: self.top_k,

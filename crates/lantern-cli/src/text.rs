@@ -1,5 +1,6 @@
-//! Text files cut into chunks of a context's length in tokens: what `ppl`, `calibrate` and
-//! `sparsity-sweep` run the model over.
+//! Text files cut into chunks of a context's length in tokens: what `ppl`, `calibrate`,
+//! `convert`'s calibration and `sparsity-sweep` run the model over. The chunks are the
+//! facade's ([`lantern::context_chunks`]), the ones perplexity scores.
 //!
 //! Reading ([`TextFile::read`]) is apart from tokenizing ([`TextFile::chunk`]) so that a
 //! missing or non-UTF-8 file is reported before a model is loaded.
@@ -7,11 +8,13 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use lantern::Engine;
+use lantern::{context_chunks, Engine};
+
+use crate::fetch;
 
 /// A UTF-8 text read from a file.
 #[derive(Debug)]
-pub(crate) struct TextFile {
+pub struct TextFile {
     /// The file's name, for reports.
     name: String,
     text: String,
@@ -19,15 +22,15 @@ pub(crate) struct TextFile {
 
 /// A text's tokens and the whole chunks of `ctx` tokens that will be run.
 #[derive(Debug)]
-pub(crate) struct ChunkedText {
+pub struct ChunkedText {
     /// The file's name, for reports.
-    pub(crate) name: String,
+    pub name: String,
     /// Every token of the text.
-    pub(crate) tokens: Vec<u32>,
+    pub tokens: Vec<u32>,
     /// Tokens per chunk.
-    pub(crate) ctx: usize,
+    pub ctx: usize,
     /// Chunks that will be run: at most the number asked for, at least one.
-    pub(crate) chunks: usize,
+    pub chunks: usize,
 }
 
 impl TextFile {
@@ -35,7 +38,7 @@ impl TextFile {
     ///
     /// # Errors
     /// When the file cannot be read or is not UTF-8.
-    pub(crate) fn read(path: &Path) -> Result<Self> {
+    pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let text =
             String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
@@ -48,7 +51,7 @@ impl TextFile {
     ///
     /// # Errors
     /// When `ctx` or `max_chunks` is 0, or the text holds less than one chunk.
-    pub(crate) fn chunk(
+    pub fn chunk(
         self,
         engine: &Engine,
         ctx: usize,
@@ -58,8 +61,7 @@ impl TextFile {
             bail!("nothing to run: 0 chunks, or chunks of 0 tokens");
         }
         let tokens = engine.tokenizer().encode(&self.text, true)?;
-        let available = tokens.len() / ctx;
-        let chunks = max_chunks.map_or(available, |c| c.min(available));
+        let chunks = context_chunks(&tokens, ctx, max_chunks).len();
         if chunks == 0 {
             bail!("{} has {} tokens, fewer than one chunk of {ctx}", self.name, tokens.len());
         }
@@ -69,7 +71,22 @@ impl TextFile {
 
 impl ChunkedText {
     /// The chunks that will be run, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u32]> {
-        self.tokens.chunks_exact(self.ctx).take(self.chunks)
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u32]> {
+        context_chunks(&self.tokens, self.ctx, Some(self.chunks))
+    }
+}
+
+/// The calibration text: the file at `path`, or by default the pinned calibration set
+/// (fetched if missing), which shares no text with WikiText-2's test split.
+///
+/// # Errors
+/// When the pinned set cannot be fetched, and as [`TextFile::read`].
+pub fn calibration_text(path: Option<&Path>) -> Result<TextFile> {
+    match path {
+        Some(path) => TextFile::read(path),
+        None => {
+            let cache = fetch::default_cache_dir();
+            TextFile::read(&fetch::ensure(&fetch::CALIBRATION_WIKI, &cache, false)?)
+        }
     }
 }

@@ -1,12 +1,10 @@
 //! The `lantern` binary end to end: bad input gives a clear message and a failing exit
-//! status, never a panic.
+//! status, never a panic. (The research commands' tests are `lantern-lab`'s.)
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lantern_core::GgmlType;
 use lantern_io::GgufWriter;
-use lantern_test_support::models::{byte_char, tiny_model, Tiny};
 
 fn lantern(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lantern")).args(args).output().expect("run lantern")
@@ -73,136 +71,32 @@ fn a_text_that_is_not_utf8_is_refused() {
 }
 
 #[test]
-fn sparsity_sweep_refuses_bad_input_before_loading_a_model() {
+fn convert_writes_a_container_and_refuses_a_device_before_any_work() {
+    use std::os::unix::fs::FileTypeExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let latin1 = dir.path().join("latin1.txt");
-    std::fs::write(&latin1, b"caf\xe9").unwrap();
-    let eval = dir.path().join("eval.txt");
-    std::fs::write(&eval, "Some text.").unwrap();
-    let model = dir.path().join("tiny.gguf");
-    write_small_gguf(&model);
-    let (model, latin1, eval) =
-        (model.to_str().unwrap(), latin1.to_str().unwrap(), eval.to_str().unwrap());
-    let cases: [(&[&str], &str); 5] = [
-        (&["--eval", eval, "--targets", "0,1.5"], "share from 0 to 1"),
-        (&["--eval", latin1], "not UTF-8"),
-        (&["--eval", eval, "--text", eval], "is the evaluation text"),
-        (&["--eval", eval, "--thresholds", eval], "sets its own thresholds"),
-        (&["--eval", eval, "--criteria", "cats,magnitude"], "magnitude"),
-    ];
-    for (args, expected) in cases {
-        let mut all = vec!["sparsity-sweep", "-m", model];
-        all.extend_from_slice(args);
-        let out = lantern(&all);
-        let err = stderr(&out);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(err.contains(expected), "{args:?}: expected {expected:?} in {err}");
-    }
-}
-
-#[test]
-fn convert_requantizes_the_matrices_a_spec_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let (gguf, out) = (dir.path().join("m.gguf"), dir.path().join("m.lantern"));
-    let mut w = GgufWriter::new();
-    w.metadata("general.architecture", "llama");
-    let ramp: Vec<f32> = (0..128).map(|i| i as f32 / 64.0 - 1.0).collect();
-    w.tensor_f32("blk.0.attn_q.weight", &[64, 2], &ramp).unwrap();
-    w.tensor_f32("blk.0.ffn_down.weight", &[64, 2], &ramp).unwrap();
-    w.tensor_f32("blk.0.attn_norm.weight", &[64], &ramp[..64]).unwrap();
-    w.write_file(&gguf).unwrap();
+    let (gguf, out) = (dir.path().join("tiny.gguf"), dir.path().join("tiny.lantern"));
+    write_small_gguf(&gguf);
     let (gguf, out) = (gguf.to_str().unwrap(), out.to_str().unwrap());
-
-    let run = lantern(&["convert", gguf, "-o", out, "-q", "--quantize", "Q8_0,down=Q4_0"]);
+    let run = lantern(&["convert", gguf, "-o", out, "-q", "--no-compress"]);
     assert!(run.status.success(), "{}", stderr(&run));
-    let text =
-        String::from_utf8_lossy(&lantern(&["inspect", out, "--tensors"]).stdout).into_owned();
-    let line = |name: &str| text.lines().find(|l| l.contains(name)).unwrap_or("").to_owned();
-    assert!(line("attn_q").contains("Q8_0"), "{text}");
-    assert!(line("ffn_down").contains("Q4_0"), "{text}");
-    assert!(line("attn_norm").contains("F32"), "{text}");
+    let listing = lantern(&["inspect", out, "--tensors"]);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(text.contains(".lantern container") && text.contains("output_norm.weight"), "{text}");
 
-    let bad = lantern(&["convert", gguf, "-o", out, "--quantize", "mlp=Q4_0"]);
-    assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("unknown tensor class \"mlp\""), "{}", stderr(&bad));
-    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "scale-search"]);
-    assert!(stderr(&bad).contains("--objective applies to --quantize"), "{}", stderr(&bad));
-    let bad = lantern(&["convert", gguf, "-o", out, "--bits-avg", "3", "--quantize", "Q4_0"]);
-    assert!(stderr(&bad).contains("cannot be used with"), "{}", stderr(&bad));
-    let trained = ["--objective", "block", "--quantize", "Q4_0,down=Q3_0"];
-    let bad = lantern(&[&["convert", gguf, "-o", out][..], &trained].concat());
-    assert!(stderr(&bad).contains("one type for every block matrix"), "{}", stderr(&bad));
-    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "window", "--bits-avg", "3"]);
-    assert!(stderr(&bad).contains("applies to --quantize only"), "{}", stderr(&bad));
-    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "window", "--window", "0"]);
-    assert!(stderr(&bad).contains("must be at least 1"), "{}", stderr(&bad));
-    let bad = lantern(&["convert", gguf, "-o", out, "--objective", "blocks"]);
-    assert!(stderr(&bad).contains("expected nearest, scale-search"), "{}", stderr(&bad));
-}
-
-/// A runnable one-block llama (d 64, FFN 128, tied head) of F32 weights with a byte-level
-/// tokenizer (the 256 bytes, `he`, `<s>` and `</s>`), and a calibration text of 2,000 bytes.
-fn write_tiny_llama(gguf: &Path, text: &Path) {
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
-    tokens.extend(["he", "<s>", "</s>"].map(String::from));
-    let mut types = vec![1i32; tokens.len()];
-    (types[257], types[258]) = (3, 3);
-    let tiny = Tiny {
-        ty: GgmlType::F32,
-        tied: true,
-        layers: 1,
-        vocab: tokens.len(),
-        set_keys: vec![
-            ("llama.context_length", 512u32.into()),
-            ("tokenizer.ggml.model", "gpt2".into()),
-            ("tokenizer.ggml.pre", "smollm".into()),
-            ("tokenizer.ggml.tokens", tokens.into()),
-            ("tokenizer.ggml.merges", vec!["h e"].into()),
-            ("tokenizer.ggml.token_type", types.into()),
-            ("tokenizer.ggml.bos_token_id", 257u32.into()),
-            ("tokenizer.ggml.eos_token_id", 258u32.into()),
-        ],
-        ..Tiny::default()
-    };
-    std::fs::write(gguf, tiny_model(&tiny)).unwrap();
-    let sentence = "The lamp in the harbour burned all night, and the ships came home. ";
-    std::fs::write(text, sentence.repeat(30)).unwrap();
-}
-
-#[test]
-fn convert_stores_swsc_matrices_that_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    let (gguf, text, out) = (path("m.gguf"), path("calibration.txt"), path("m.lantern"));
-    write_tiny_llama(Path::new(&gguf), Path::new(&text));
-    let convert = |extra: &[&str]| {
-        let args = ["convert", &gguf, "-o", &out, "-q", "--calibration", &text];
-        lantern(&[&args[..], &["--calibration-chunks", "1"], extra].concat())
-    };
-
-    let run = convert(&["--swsc", "ffn:k=in/4,r=4", "--swsc", "q:k=16", "--quantize", "Q8_0"]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    assert!(String::from_utf8_lossy(&run.stdout).contains("factored 4 matrices (SWSC)"));
-    let text_of = |out: Output| String::from_utf8_lossy(&out.stdout).into_owned();
-    let listing = text_of(lantern(&["inspect", &out, "--tensors"]));
-    let line = |name: &str| listing.lines().find(|l| l.contains(name)).unwrap_or("").to_owned();
-    assert!(line("ffn_down.swsc_centroids").contains("F16"), "{listing}");
-    assert!(line("ffn_down.swsc_labels").contains("I16"), "{listing}");
-    assert!(line("ffn_up.swsc_vt").contains("F16"), "{listing}");
-    assert!(line("attn_q.swsc_us").is_empty() && line("attn_q.swsc_labels").contains("I16"));
-    assert!(line("ffn_down.weight").is_empty() && line("attn_k.weight").contains("Q8_0"));
-    let run = lantern(&["run", "-m", &out, "-p", "The lamp", "-n", "8", "--temp", "0", "-t", "2"]);
-    assert!(run.status.success(), "{}", stderr(&run));
-
-    for (spec, says) in [
-        ("embd:k=8", "block matrices"),
-        ("ffn:k=65", "does not fit blk.0.ffn_gate.weight"),
-        ("down:k=8,r=65", "exceeds the rank"),
-    ] {
-        let bad = convert(&["--swsc", spec]);
-        assert!(!bad.status.success() && stderr(&bad).contains(says), "{spec}: {}", stderr(&bad));
-    }
-    let bad = convert(&["--swsc", "k=8", "--bits-avg", "3"]);
-    assert!(stderr(&bad).contains("cannot be used with"), "{}", stderr(&bad));
+    let is_device = || std::fs::metadata("/dev/null").unwrap().file_type().is_char_device();
+    assert!(is_device());
+    let refused = lantern(&["convert", gguf, "-o", "/dev/null"]);
+    let err = stderr(&refused);
+    assert!(!refused.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("refusing to write /dev/null: it is a character device"), "{err}");
+    assert!(is_device(), "/dev/null is no longer a character device");
+    // Calibrating refuses it before loading the model (this one could not load).
+    let refused = lantern(&["calibrate", "-m", gguf, "--target", "0.5", "-o", "/dev/null"]);
+    let err = stderr(&refused);
+    assert!(err.contains("refusing to write /dev/null") && !err.contains("token_embd"), "{err}");
+    assert!(is_device(), "/dev/null is no longer a character device");
+    // Compression options are the lab's.
+    let lab = lantern(&["convert", gguf, "-o", out, "--quantize", "Q4_0"]);
+    assert!(!lab.status.success() && stderr(&lab).contains("--quantize"), "{}", stderr(&lab));
 }

@@ -123,6 +123,23 @@ impl QTensor {
         &self.bytes[i * self.row_bytes..(i + 1) * self.row_bytes]
     }
 
+    /// The rows `rows` of this tensor, in that order, as a matrix of `rows.len()` rows: their
+    /// bytes copied unchanged, so each row is exactly what it was (rows quantize
+    /// independently). Picks a pruned FFN's kept gate and up rows, for example.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when a row index is not below [`QTensor::n_rows`].
+    pub fn select_rows(&self, rows: &[usize]) -> Result<Self> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_rows) {
+            return Err(Error::ShapeMismatch {
+                op: "select_rows",
+                detail: format!("row {bad} of {}", self.n_rows),
+            });
+        }
+        let bytes = rows.iter().flat_map(|&r| self.row(r)).copied().collect();
+        Self::new(self.ty, &[self.row_len, rows.len()], TensorBytes::from_vec(bytes))
+    }
+
     /// Dequantizes row `i` into `out`, which must hold `row_len` values.
     ///
     /// # Errors

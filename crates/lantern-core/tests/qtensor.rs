@@ -232,3 +232,20 @@ fn requantizing_rounds_each_row_from_its_dequantized_values() {
     let f32s = QTensor::new(GgmlType::F32, &[256], TensorBytes::from_vec(vec![0; 1024])).unwrap();
     assert!(matches!(f32s.requantize(GgmlType::Q4_K), Err(Error::UnsupportedType { .. })));
 }
+
+#[test]
+fn selected_rows_keep_their_bytes_and_bad_rows_are_errors() {
+    let (q, _) = tensor(GgmlType::Q4_1, 15);
+    let picked = q.select_rows(&[1, 3, 1]).unwrap();
+    assert_eq!((picked.ty(), picked.dims()), (GgmlType::Q4_1, &[ROW_LEN, 3][..]));
+    assert_eq!([picked.row(0), picked.row(1), picked.row(2)], [q.row(1), q.row(3), q.row(1)]);
+    let row = |t: &QTensor, r: usize| {
+        let mut out = vec![0.0; ROW_LEN];
+        t.dequantize_row(r, &mut out).unwrap();
+        out
+    };
+    assert_eq!((row(&picked, 0), row(&picked, 1)), (row(&q, 1), row(&q, 3)));
+    assert_eq!(q.select_rows(&[]).unwrap().n_rows(), 0);
+    let err = q.select_rows(&[0, ROWS]).unwrap_err();
+    assert!(matches!(err, Error::ShapeMismatch { op: "select_rows", .. }), "{err:?}");
+}

@@ -3,10 +3,10 @@
 
 use lantern_core::GgmlType;
 use lantern_io::container::{
-    write_container, write_container_with, Codec, ContainerModel, Transform, WriteOptions,
-    CHUNK_BYTES, MAGIC,
+    write_container, write_container_into, write_container_with, Codec, ContainerModel, Transform,
+    WriteOptions, CHUNK_BYTES, MAGIC,
 };
-use lantern_io::{Error, GgufModel, GgufWriter, ModelSource, Value};
+use lantern_io::{AtomicFile, Error, GgufModel, GgufWriter, ModelSource, Value};
 
 use crate::util::every_value;
 
@@ -290,4 +290,31 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn a_file_created_first_is_written_and_committed_and_a_failed_one_leaves_nothing() {
+    let gguf = model();
+    let dir = tempfile::tempdir().unwrap();
+    let (into, with) = (dir.path().join("into.lantern"), dir.path().join("with.lantern"));
+    let file = AtomicFile::create(&into).unwrap();
+    assert!(!into.exists());
+    let stats = write_container_into(&gguf, file, WriteOptions::default(), |_, _| {}).unwrap();
+    let same = write_container_with(&gguf, &with, WriteOptions::default(), |_, _| {}).unwrap();
+    assert_eq!(stats, same);
+    assert_eq!(std::fs::read(&into).unwrap(), std::fs::read(&with).unwrap());
+
+    // A replacement that fits nothing: the file created first is dropped, nothing is left.
+    let bad = dir.path().join("bad.lantern");
+    let q = gguf.tensor("blk.1.attn_q.weight").unwrap();
+    let options = WriteOptions {
+        replacements: vec![("blk.9.attn_q.weight".to_owned(), q)],
+        ..WriteOptions::default()
+    };
+    let file = AtomicFile::create(&bad).unwrap();
+    assert!(write_container_into(&gguf, file, options, |_, _| {}).is_err());
+    let mut left: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["into.lantern", "with.lantern"]);
 }

@@ -1,5 +1,7 @@
 //! Errors of re-quantization.
 
+use std::path::PathBuf;
+
 use lantern_core::GgmlType;
 
 /// What can go wrong while re-quantizing.
@@ -92,6 +94,99 @@ pub enum Error {
     /// Reading or writing blocks failed.
     #[error(transparent)]
     Core(#[from] lantern_core::Error),
+    /// Reading the model file, or writing a file, failed.
+    #[error(transparent)]
+    File(#[from] lantern_io::Error),
+    /// One tensor of a model could not be re-quantized.
+    #[error("re-quantizing {name} to {ty:?}")]
+    Requantize {
+        /// The tensor's name.
+        name: String,
+        /// The type asked for.
+        ty: GgmlType,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// One matrix of a model could not be factored as SWSC.
+    #[error("factoring {name} with k = {clusters}, r = {rank}")]
+    Factor {
+        /// The matrix's name.
+        name: String,
+        /// Clusters asked for.
+        clusters: usize,
+        /// Residual rank asked for.
+        rank: usize,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A tensor named as a matrix that is not two-dimensional.
+    #[error("{name} is not a matrix: dims {dims:?}")]
+    NotAMatrix {
+        /// The tensor's name.
+        name: String,
+        /// Its dimensions.
+        dims: Vec<usize>,
+    },
+    /// An SWSC cluster count that does not fit a matrix it applies to.
+    #[error("k = {clusters} does not fit {matrix} ({inputs} input channels)")]
+    SwscClusters {
+        /// The matrix's name.
+        matrix: String,
+        /// The cluster count.
+        clusters: usize,
+        /// Its input channels.
+        inputs: usize,
+    },
+    /// An SWSC residual rank above a matrix's rank.
+    #[error("r = {rank} exceeds the rank of {matrix} ({outputs}×{inputs})")]
+    SwscRank {
+        /// The matrix's name.
+        matrix: String,
+        /// The rank asked for.
+        rank: usize,
+        /// Its outputs (rows).
+        outputs: usize,
+        /// Its inputs (columns).
+        inputs: usize,
+    },
+    /// A per-layer policy for a model without `blk.N` blocks.
+    #[error("the model has no blocks named blk.N")]
+    NoBlocks,
+    /// A sensitivities file that could not be read.
+    #[error("reading {}", path.display())]
+    ReadSensitivities {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sensitivities file measured with another model, objective, formats or text.
+    #[error("{} was measured otherwise ({found:?}); remove it or name another file", path.display())]
+    SensitivitiesMeasuredOtherwise {
+        /// The file.
+        path: PathBuf,
+        /// Its first line, which says how it was measured.
+        found: String,
+    },
+    /// A file that is not a sensitivities file.
+    #[error("{} is not a sensitivities file lantern wrote", path.display())]
+    NotSensitivities {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A sensitivities file without a candidate's cost.
+    #[error("{} has no {unit} in {candidate}", path.display())]
+    MissingSensitivity {
+        /// The file.
+        path: PathBuf,
+        /// The unit.
+        unit: String,
+        /// The candidate's label.
+        candidate: String,
+    },
 }
 
 /// Result with re-quantization's [`Error`].

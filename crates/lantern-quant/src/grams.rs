@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use lantern_runtime::calibration::{InputSite, MatrixInputs};
+use lantern_runtime::{BlockMatrix, ModelConfig};
 
 /// The sum of x·xᵀ over the input vectors x one matrix (or several sharing their input)
 /// multiplied, and how many there were.
@@ -86,6 +87,22 @@ impl Grams {
     /// [`InputSite::FfnDown`].
     pub fn per_layer(widths: impl IntoIterator<Item = [usize; 4]>) -> Self {
         Self(Arc::new(Mutex::new(widths.into_iter().map(|w| w.map(Gram::new)).collect())))
+    }
+
+    /// Empty matrices for every block of a model of `config`, each site as wide as its
+    /// inputs: the residual stream, the heads' mixed values, the residual stream and the
+    /// block's FFN width.
+    pub fn for_config(config: &ModelConfig) -> Self {
+        let (d, q_dim) = (config.d_model, config.n_heads * config.head_dim);
+        Self::per_layer(config.ffn_widths.iter().map(|&ff| [d, q_dim, d, ff]))
+    }
+
+    /// A copy of the Gram matrix of the inputs of the block matrix named `name`
+    /// (`blk.N.PART.weight`, [`BlockMatrix::parse`]); `None` for another tensor or a block
+    /// these matrices were not made for.
+    pub fn of_matrix(&self, name: &str) -> Option<Gram> {
+        let (block, matrix) = BlockMatrix::parse(name)?;
+        self.gram(block, matrix.input_site())
     }
 
     /// A copy of the Gram matrix of block `layer`'s inputs at `site`.

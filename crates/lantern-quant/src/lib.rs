@@ -1,7 +1,16 @@
-//! Offline re-quantization for lantern: choosing each block's scale and codes so that a
-//! weight matrix, quantized to fewer bits, changes what it computes as little as possible.
+//! Offline compression for lantern: re-quantization, the per-layer policy, structured
+//! pruning and SWSC factors, each choosing what a smaller model stores so that it computes
+//! as nearly as possible what the original computes.
 //!
-//! Three objectives, from the cheapest:
+//! This crate sits beside the facade (`lantern`): it builds on the runtime's decoder and
+//! calibration observers (`lantern-runtime`) and the model files (`lantern-io`), and must
+//! not depend on the facade, so that host apps, which only run models, never build its
+//! linear algebra (faer) or automatic differentiation (candle). It prints nothing and reads
+//! no environment variables: long steps report progress through callbacks. The
+//! `lantern-lab` binary maps its command-line flags onto these calls.
+//!
+//! # Overview
+//! Three objectives choose a matrix's blocks, from the cheapest:
 //! - [`Objective::Nearest`]: each value to its nearest code on the block's round-to-nearest
 //!   scale, as ggml's reference quantizers do. Needs no calibration.
 //! - [`Objective::ScaleSearch`]: each block's scale searched to minimise the matrix's output
@@ -11,24 +20,48 @@
 //!   decision's output error compensated in the channels still to come, through the inverse
 //!   of the inputs' whole Gram matrix (the method of GPTQ, Frantar et al. 2022).
 //!
+//! [`requantize`] applies one to a matrix; [`requantize_matrices`] to a model's matrices as
+//! [`WeightTypes`] gives them types, per [`TensorClass`] (the block matrices of
+//! [`BlockMatrix`](lantern_runtime::BlockMatrix), the embedding, the output head).
+//!
 //! [`reconstruct`] goes further than any one matrix: it trains each block's scales, through
 //! a differentiable twin of the decoder block (candle), against the error a window of
 //! blocks, or the next block's pre-activations, shows ([`Target`]).
 //!
-//! [`choose`] picks a format per layer within a byte budget from measured sensitivities (a
-//! per-layer policy, after Edge-LLM).
+//! [`LayerPolicy`] picks a format per layer within a byte budget from measured
+//! sensitivities (the KL divergence of the model's next-token distributions with one unit
+//! changed, after Edge-LLM), through [`choose`], a multiple-choice knapsack; its costs can
+//! be kept in a sensitivities file.
 //!
 //! [`FfnMatrices::pruned`] drops a block's least important FFN neurons (structured
-//! pruning), the second dimension of the per-layer policy.
+//! pruning), and [`PrunedFfn`] applies that to a block in any format: the second dimension
+//! of the per-layer policy.
 //!
 //! [`Swsc`] stands a matrix in for its shared columns and a low-rank correction instead of
 //! quantized blocks (SWSC, Zeng et al. 2025): k-means over the input channels, the residual
 //! kept to rank r by its SVD, and a product that pools the input by cluster; its tensors
 //! ([`Swsc::tensors`]) are what the runtime's `SwscMatrix` reads from a container.
+//! [`plan_swsc`] and [`factor_swsc`] apply [`SwscSpec`]s to a model.
 //!
 //! The calibration inputs come from the real forward pass: [`Grams`] observes the values
-//! each block's matrices multiply ([`lantern_runtime::MatrixInputs`]) and keeps their Gram
-//! matrices.
+//! each block's matrices multiply ([`lantern_runtime::calibration::MatrixInputs`]) and
+//! keeps their Gram matrices.
+//!
+//! # Example
+//! ```
+//! use lantern_core::{GgmlType, QTensor, TensorBytes};
+//! use lantern_quant::{requantize, Objective};
+//!
+//! let values: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+//! let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+//! let matrix = QTensor::new(GgmlType::F32, &[32, 2], TensorBytes::from_vec(bytes))?;
+//! let q = requantize(&matrix, GgmlType::Q4_0, Objective::Nearest, None)?;
+//! assert_eq!((q.ty(), q.dims()), (GgmlType::Q4_0, &[32, 2][..]));
+//! # Ok::<(), lantern_quant::Error>(())
+//! ```
+//!
+//! # Features
+//! No optional features.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -36,18 +69,28 @@
 mod error;
 mod error_feedback;
 mod grams;
+mod matrices;
 mod policy;
 mod prune;
 mod reconstruct;
 mod scale_search;
 mod swsc;
+mod tensor_class;
 
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
-pub use policy::{choose, Choice};
-pub use prune::{kept_neurons, FfnMatrices, NEURON_STEP};
+pub use matrices::requantize_matrices;
+pub use policy::{
+    choose, fits, Candidate, Choice, LayerPolicy, PolicyRequest, PolicyStep, Separability,
+    SizeTarget, Unit,
+};
+pub use prune::{kept_count, kept_neurons, FfnMatrices, PrunedFfn, NEURON_STEP};
 pub use reconstruct::{reconstruct, Reconstruction, Target, WindowReport};
-pub use swsc::{Precision, Swsc, SwscBuilder};
+pub use swsc::{
+    factor_swsc, plan_swsc, Clusters, Precision, Swsc, SwscBuilder, SwscFactors, SwscSpec,
+    SwscTarget,
+};
+pub use tensor_class::{TensorClass, WeightTypes};
 
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
 

@@ -22,6 +22,8 @@
 //!   active-neuron windows, matrix inputs).
 //! - [`Sampler`] and [`SamplerConfig`]: greedy, temperature, top-k, top-p, min-p,
 //!   repetition penalty, seeded.
+//! - [`scoring`]: llama.cpp's perplexity method (chunks of a context, the second half of
+//!   each scored), which perplexity and KL divergences between models share.
 //!
 //! Inside: `model.rs` runs the pass, `attention/` and `ffn/` compute a block's two halves
 //! (`ffn/` dense and sparse alike), `state.rs` holds what a sequence owns, `streamed.rs`
@@ -59,6 +61,7 @@ mod matrix;
 mod model;
 mod ops;
 mod sampler;
+pub mod scoring;
 mod state;
 mod streamed;
 mod swsc;

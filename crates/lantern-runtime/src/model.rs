@@ -9,14 +9,14 @@ use lantern_io::stream::{StreamStats, StreamedContainer};
 use lantern_io::ModelFile;
 
 use crate::attention::{self, Heads};
-use crate::calibration::InputSite;
+use crate::calibration::{squared_column_norms, squared_row_norms, InputSite};
 use crate::ffn::{DownColumns, FfnWeights};
 use crate::ops::{add_assign, rms_norm, rope};
 use crate::state::State;
 use crate::streamed::{Lease, StreamOptions, Streamed};
 use crate::weights::{ffn_widths, matrix_dims};
 use crate::workers::Workers;
-use crate::{Error, ModelConfig, Result, StateConfig, Weights};
+use crate::{Error, ModelConfig, Projections, Result, StateConfig, Weights};
 
 /// A loaded decoder: hyper-parameters and weights, resident or streamed. One model serves
 /// many sessions on many threads; a streamed model runs their passes one at a time.
@@ -100,19 +100,7 @@ impl Model {
     /// # Errors
     /// [`Error::Core`] when a down matrix cannot be dequantized.
     pub fn down_column_norms(&self) -> Result<Option<Vec<Vec<f32>>>> {
-        let mut layers = Vec::with_capacity(self.weights.layers.len());
-        for layer in &self.weights.layers {
-            let Some(p) = &layer.projections else { return Ok(None) };
-            let n_ff = p.down.row_len();
-            let mut sums = vec![0f64; n_ff];
-            for row in p.down.dequantize()?.chunks_exact(n_ff.max(1)) {
-                for (sum, &w) in sums.iter_mut().zip(row) {
-                    *sum += f64::from(w) * f64::from(w);
-                }
-            }
-            layers.push(sums.into_iter().map(|s| s.sqrt() as f32).collect());
-        }
-        Ok(Some(layers))
+        self.ffn_norms(|p| Ok(squared_column_norms(&p.down.dequantize()?, p.down.row_len())))
     }
 
     /// The L2 norm of each FFN neuron's up row, per layer: how large its up projection can
@@ -121,14 +109,19 @@ impl Model {
     /// # Errors
     /// [`Error::Core`] when an up matrix cannot be dequantized.
     pub fn up_row_norms(&self) -> Result<Option<Vec<Vec<f32>>>> {
+        self.ffn_norms(|p| Ok(squared_row_norms(&p.up.dequantize()?, p.up.row_len())))
+    }
+
+    /// The square roots of `squares` of each block's projections, per layer; `None` when a
+    /// block is streamed.
+    fn ffn_norms(
+        &self,
+        squares: impl Fn(&Projections) -> Result<Vec<f64>>,
+    ) -> Result<Option<Vec<Vec<f32>>>> {
         let mut layers = Vec::with_capacity(self.weights.layers.len());
         for layer in &self.weights.layers {
             let Some(p) = &layer.projections else { return Ok(None) };
-            let rows = p.up.dequantize()?;
-            let norm = |row: &[f32]| row.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>();
-            layers.push(
-                rows.chunks_exact(p.up.row_len().max(1)).map(|r| norm(r).sqrt() as f32).collect(),
-            );
+            layers.push(squares(p)?.into_iter().map(|s| s.sqrt() as f32).collect());
         }
         Ok(Some(layers))
     }

@@ -19,7 +19,8 @@
 //! - [`Generation`]: an iterator of [`Token`]s, computed as you iterate; or run it to a
 //!   [`Completion`] with a callback. [`GenerateConfig`] sets length, stop strings and the
 //!   [`SamplerConfig`]; a [`CancelHandle`] stops it from another thread.
-//! - [`Session::perplexity`]: llama.cpp's perplexity method, for quality checks.
+//! - [`Session::perplexity`]: llama.cpp's perplexity method, for quality checks, over
+//!   the chunks [`context_chunks`] cuts.
 //! - [`Tokenizer`] (from GGUF metadata or a `tokenizer.json`) and [`StreamDecoder`], which
 //!   never splits a UTF-8 character.
 //!
@@ -89,4 +90,5 @@ pub use tokenizer::Tokenizer;
 
 pub use lantern_io::stream::{ReadPath, StorageModel, StreamStats};
 pub use lantern_io::{Metadata, ModelFile, ModelSource};
+pub use lantern_runtime::scoring::context_chunks;
 pub use lantern_runtime::{Budget, FfnThresholds, ModelConfig, Pin, SamplerConfig, StreamOptions};

@@ -5,7 +5,8 @@
 //! - [`Container`]: a parsed and validated container: metadata, tensors and chunks.
 //! - [`ContainerModel`]: a source and its container, handing out tensors by name, each chunk
 //!   verified against its CRC-32 and decompressed.
-//! - [`write_container`]: converts a GGUF model into a container file, atomically.
+//! - [`write_container`]: converts a GGUF model into a container file, atomically;
+//!   [`write_container_into`] into an [`AtomicFile`](crate::AtomicFile) created beforehand.
 //! - [`to_planes`], [`from_planes`]: the byte-plane layout ([`Transform::Planes`]), which the
 //!   writer uses for a tensor when it makes the tensor's chunks compress measurably better.
 
@@ -16,7 +17,10 @@ mod write;
 pub use planes::{from_planes, from_planes_into, to_planes};
 pub(crate) use read::{decode_chunk, read_exact_at};
 pub use read::{Container, ContainerModel};
-pub use write::{write_container, write_container_with, ConvertStats, WriteOptions, PLANES_GAIN};
+pub use write::{
+    write_container, write_container_into, write_container_with, ConvertStats, WriteOptions,
+    PLANES_GAIN,
+};
 
 use std::ops::Range;
 

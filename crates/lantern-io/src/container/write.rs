@@ -98,92 +98,144 @@ pub fn write_container_with(
     model: &GgufModel,
     path: impl AsRef<Path>,
     options: WriteOptions,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<ConvertStats> {
-    let metadata = encode_metadata(model, &options.metadata)?;
-    let file = Replaced::new(Arc::new(model.clone()), options.replacements)?;
-    let substitutes = check_substitutes(model, options.substitutes)?;
-    let mut tensors = Vec::new();
-    for info in model.gguf().tensors() {
-        match substitutes.get(&info.name) {
-            Some(parts) => tensors
-                .extend(parts.iter().map(|(name, t)| (layer_of(name), t.clone(), name.clone()))),
-            None => {
-                tensors.push((layer_of(&info.name), file.tensor(&info.name)?, info.name.clone()))
+    let prepared = Prepared::new(model, options)?;
+    prepared.write(AtomicFile::create(path)?, progress)
+}
+
+/// As [`write_container_with`], into `file`, which it commits: the caller creates the
+/// [`AtomicFile`] before long work (calibrating, re-quantizing) so that a destination it
+/// refuses, such as a device, fails at once rather than after that work. Dropping `file`
+/// on an error leaves the destination as it was.
+///
+/// # Errors
+/// As [`write_container_with`], but for those of [`AtomicFile::create`].
+pub fn write_container_into(
+    model: &GgufModel,
+    file: AtomicFile,
+    options: WriteOptions,
+    progress: impl FnMut(u64, u64),
+) -> Result<ConvertStats> {
+    Prepared::new(model, options)?.write(file, progress)
+}
+
+/// What a container will hold, checked before a byte is written: its metadata encoded, and
+/// its tensors in the order of use.
+struct Prepared {
+    metadata: Vec<u8>,
+    /// Block (if any), tensor and name.
+    tensors: Vec<(Option<u32>, QTensor, String)>,
+    compress: bool,
+}
+
+impl Prepared {
+    fn new(model: &GgufModel, options: WriteOptions) -> Result<Self> {
+        let metadata = encode_metadata(model, &options.metadata)?;
+        let file = Replaced::new(Arc::new(model.clone()), options.replacements)?;
+        let substitutes = check_substitutes(model, options.substitutes)?;
+        let mut tensors = Vec::new();
+        for info in model.gguf().tensors() {
+            match substitutes.get(&info.name) {
+                Some(parts) => tensors.extend(
+                    parts.iter().map(|(name, t)| (layer_of(name), t.clone(), name.clone())),
+                ),
+                None => tensors.push((
+                    layer_of(&info.name),
+                    file.tensor(&info.name)?,
+                    info.name.clone(),
+                )),
             }
         }
+        // The order of use: tensors outside the blocks, then block by block (a stable sort
+        // keeps the file's order within each).
+        tensors.sort_by_key(|(layer, ..)| layer.map_or(0, |l| u64::from(l) + 1));
+        Ok(Self { metadata, tensors, compress: options.compress })
     }
-    // The order of use: tensors outside the blocks, then block by block (a stable sort keeps
-    // the file's order within each).
-    tensors.sort_by_key(|(layer, ..)| layer.map_or(0, |l| u64::from(l) + 1));
-    let total: u64 = tensors.iter().map(|(_, t, _)| t.bytes().len() as u64).sum();
-    let alignment = u64::from(DEFAULT_ALIGNMENT);
 
-    let mut stats = ConvertStats::default();
-    let mut file = AtomicFile::create(path)?;
-    let written = (|| {
-        let mut pos = Position { w: &mut file, at: 0 };
-        pos.write(&[0; HEADER_BYTES])?;
-        pos.write(&metadata)?;
-        let data_offset = pos.pad_to(alignment)?;
-        let mut index = Vec::new();
-        let mut chunks = Vec::new();
-        index.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-        let mut done = 0;
-        for (layer, tensor, name) in &tensors {
-            let first = chunks.len() as u64;
-            let (transform, encoded) = encode(tensor, options.compress);
-            let mut stored_bytes = 0;
-            for (raw, (codec, stored)) in tensor.bytes().chunks(chunk_bytes(tensor)).zip(encoded) {
-                let offset = pos.pad_to(alignment)?;
-                pos.write(&stored)?;
-                stored_bytes += stored.len() as u64;
-                chunks.push((offset, stored.len() as u64, raw.len() as u64, codec, crc(&stored)));
+    /// Writes the container into `file` and commits it.
+    fn write(
+        self,
+        mut file: AtomicFile,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<ConvertStats> {
+        let Self { metadata, tensors, compress } = self;
+        let total: u64 = tensors.iter().map(|(_, t, _)| t.bytes().len() as u64).sum();
+        let alignment = u64::from(DEFAULT_ALIGNMENT);
+        let mut stats = ConvertStats::default();
+        let written = (|| {
+            let mut pos = Position { w: &mut file, at: 0 };
+            pos.write(&[0; HEADER_BYTES])?;
+            pos.write(&metadata)?;
+            let data_offset = pos.pad_to(alignment)?;
+            let mut index = Vec::new();
+            let mut chunks = Vec::new();
+            index.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+            let mut done = 0;
+            for (layer, tensor, name) in &tensors {
+                let first = chunks.len() as u64;
+                let (transform, encoded) = encode(tensor, compress);
+                let mut stored_bytes = 0;
+                for (raw, (codec, stored)) in
+                    tensor.bytes().chunks(chunk_bytes(tensor)).zip(encoded)
+                {
+                    let offset = pos.pad_to(alignment)?;
+                    pos.write(&stored)?;
+                    stored_bytes += stored.len() as u64;
+                    chunks.push((
+                        offset,
+                        stored.len() as u64,
+                        raw.len() as u64,
+                        codec,
+                        crc(&stored),
+                    ));
+                }
+                let planes = transform == Transform::Planes;
+                stats.add(tensor.ty(), tensor.bytes().len() as u64, stored_bytes, planes);
+                put_string(&mut index, name);
+                index.extend_from_slice(&tensor.ty().id().to_le_bytes());
+                index.extend_from_slice(&(tensor.dims().len() as u32).to_le_bytes());
+                for &d in tensor.dims() {
+                    index.extend_from_slice(&(d as u64).to_le_bytes());
+                }
+                index.extend_from_slice(&layer.unwrap_or(NO_LAYER).to_le_bytes());
+                index.extend_from_slice(&transform.id().to_le_bytes());
+                index.extend_from_slice(&first.to_le_bytes());
+                index.extend_from_slice(&(chunks.len() as u64 - first).to_le_bytes());
+                done += tensor.bytes().len() as u64;
+                progress(done, total);
             }
-            let planes = transform == Transform::Planes;
-            stats.add(tensor.ty(), tensor.bytes().len() as u64, stored_bytes, planes);
-            put_string(&mut index, name);
-            index.extend_from_slice(&tensor.ty().id().to_le_bytes());
-            index.extend_from_slice(&(tensor.dims().len() as u32).to_le_bytes());
-            for &d in tensor.dims() {
-                index.extend_from_slice(&(d as u64).to_le_bytes());
+            index.extend_from_slice(&(chunks.len() as u64).to_le_bytes());
+            for (offset, stored, raw, codec, crc) in chunks {
+                for v in [offset, stored, raw] {
+                    index.extend_from_slice(&v.to_le_bytes());
+                }
+                index.extend_from_slice(&codec.id().to_le_bytes());
+                index.extend_from_slice(&crc.to_le_bytes());
             }
-            index.extend_from_slice(&layer.unwrap_or(NO_LAYER).to_le_bytes());
-            index.extend_from_slice(&transform.id().to_le_bytes());
-            index.extend_from_slice(&first.to_le_bytes());
-            index.extend_from_slice(&(chunks.len() as u64 - first).to_le_bytes());
-            done += tensor.bytes().len() as u64;
-            progress(done, total);
-        }
-        index.extend_from_slice(&(chunks.len() as u64).to_le_bytes());
-        for (offset, stored, raw, codec, crc) in chunks {
-            for v in [offset, stored, raw] {
-                index.extend_from_slice(&v.to_le_bytes());
-            }
-            index.extend_from_slice(&codec.id().to_le_bytes());
-            index.extend_from_slice(&crc.to_le_bytes());
-        }
-        index.extend_from_slice(&self::crc(&index).to_le_bytes());
-        let index_offset = pos.at;
-        pos.write(&index)?;
-        stats.file_bytes = pos.at;
+            index.extend_from_slice(&self::crc(&index).to_le_bytes());
+            let index_offset = pos.at;
+            pos.write(&index)?;
+            stats.file_bytes = pos.at;
 
-        let mut header = Vec::with_capacity(HEADER_BYTES);
-        header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&DEFAULT_ALIGNMENT.to_le_bytes());
-        for v in [HEADER_BYTES as u64, metadata.len() as u64, index_offset, index.len() as u64] {
-            header.extend_from_slice(&v.to_le_bytes());
-        }
-        header.extend_from_slice(&data_offset.to_le_bytes());
-        header.extend_from_slice(&self::crc(&header).to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        pos.w.seek(SeekFrom::Start(0))?;
-        pos.w.write_all(&header)
-    })();
-    written.map_err(|e| Error::io(file.path(), e))?;
-    file.commit()?;
-    Ok(stats)
+            let mut header = Vec::with_capacity(HEADER_BYTES);
+            header.extend_from_slice(&MAGIC);
+            header.extend_from_slice(&VERSION.to_le_bytes());
+            header.extend_from_slice(&DEFAULT_ALIGNMENT.to_le_bytes());
+            for v in [HEADER_BYTES as u64, metadata.len() as u64, index_offset, index.len() as u64]
+            {
+                header.extend_from_slice(&v.to_le_bytes());
+            }
+            header.extend_from_slice(&data_offset.to_le_bytes());
+            header.extend_from_slice(&self::crc(&header).to_le_bytes());
+            header.extend_from_slice(&0u32.to_le_bytes());
+            pos.w.seek(SeekFrom::Start(0))?;
+            pos.w.write_all(&header)
+        })();
+        written.map_err(|e| Error::io(file.path(), e))?;
+        file.commit()?;
+        Ok(stats)
+    }
 }
 
 /// `substitutes` by the name of the tensor each set stands for, checked: that tensor is the

@@ -28,8 +28,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use lantern_core::{quantize_row_on, GgmlType, Grid, QTensor, TensorBytes, QK8};
 use lantern_io::ModelFile;
-use lantern_runtime::calibration::InputSite;
-use lantern_runtime::Model;
+use lantern_runtime::{BlockMatrix, Model};
 
 use crate::reconstruct::fake_quant::FakeQuant;
 use crate::reconstruct::twin::{BlockTensors, Rotation, Shape};
@@ -76,11 +75,11 @@ pub struct WindowReport {
     pub loss_after: f64,
 }
 
-/// Every block's seven matrices of the model in `file` (in the order of
-/// [`Projections`](lantern_runtime::Projections)) re-quantized to `ty` with scales trained
-/// as `options` says on `chunks` of calibration tokens, starting from the scale search on
-/// `grams` (the Gram matrices of the original model's inputs to each matrix). `on_window`
-/// hears of each window as it is done.
+/// Every block's seven matrices of the model in `file` re-quantized to `ty` with scales
+/// trained as `options` says on `chunks` of calibration tokens, starting from the scale
+/// search on `grams` (the Gram matrices of the original model's inputs to each matrix),
+/// named (`blk.N.PART.weight`), block by block in the order of [`BlockMatrix::ALL`].
+/// `on_window` hears of each window as it is done.
 ///
 /// # Errors
 /// [`Error::Model`] when the model does not load;
@@ -95,7 +94,7 @@ pub fn reconstruct(
     grams: &Grams,
     options: &Reconstruction,
     mut on_window: impl FnMut(&WindowReport),
-) -> Result<Vec<[QTensor; 7]>> {
+) -> Result<Vec<(String, QTensor)>> {
     let grid = Grid::of(ty).filter(|g| !g.has_min()).ok_or(Error::NoGrid(ty))?;
     let window = match options.target {
         Target::Window(n) => n,
@@ -111,7 +110,7 @@ pub fn reconstruct(
     let rotation = Rotation::new(&shape, longest)?;
     let mut streams = Streams::embed(model, chunks)?;
     let n_layers = original.blocks.len();
-    let mut out = Vec::with_capacity(n_layers);
+    let mut out = Vec::with_capacity(n_layers * BlockMatrix::ALL.len());
     for start in (0..n_layers).step_by(window) {
         let blocks = start..(start + window).min(n_layers);
         let mut trained = Vec::new();
@@ -142,7 +141,11 @@ pub fn reconstruct(
             .map(|(q, l)| original.with_matrices(l, q))
             .collect::<Result<Vec<_>>>()?;
         streams.advance(&run, original_out, &as_tensors)?;
-        out.extend(quantized);
+        for (l, matrices) in blocks.clone().zip(quantized) {
+            out.extend(
+                BlockMatrix::ALL.into_iter().zip(matrices).map(|(m, t)| (m.tensor_name(l), t)),
+            );
+        }
         on_window(&report);
     }
     Ok(out)
@@ -315,7 +318,8 @@ impl Run<'_> {
     }
 }
 
-/// Block `l`'s seven matrices, in the order of [`Projections`](lantern_runtime::Projections).
+/// Block `l`'s seven matrices, in the order of [`BlockMatrix::ALL`] (that of
+/// [`Projections`](lantern_runtime::Projections)).
 fn matrices(model: &Model, l: usize) -> Result<[&QTensor; 7]> {
     let p = model.weights().layers[l]
         .projections
@@ -333,17 +337,8 @@ fn starting_point(
     grid: Grid,
     grams: &Grams,
 ) -> Result<[FakeQuant; 7]> {
-    let sites = [
-        InputSite::Attention,
-        InputSite::Attention,
-        InputSite::Attention,
-        InputSite::AttentionOutput,
-        InputSite::Ffn,
-        InputSite::Ffn,
-        InputSite::FfnDown,
-    ];
     let mut out = Vec::with_capacity(7);
-    for (m, site) in matrices.into_iter().zip(sites) {
+    for (m, site) in matrices.into_iter().zip(BlockMatrix::ALL.map(BlockMatrix::input_site)) {
         let (rows, cols) = (m.n_rows(), m.row_len());
         let energies = grams
             .gram(l, site)

@@ -86,7 +86,7 @@ fn training_lowers_each_targets_loss_and_stores_the_type_asked_for() {
             reports.push(r.clone())
         })
         .unwrap();
-        assert_eq!(blocks.len(), tiny.layers);
+        assert_eq!(blocks.len(), tiny.layers * 7);
         let windows =
             if target == Target::Window(2) { vec![0..2, 2..3] } else { vec![0..1, 1..2, 2..3] };
         assert_eq!(reports.iter().map(|r| r.blocks.clone()).collect::<Vec<_>>(), windows);
@@ -94,7 +94,9 @@ fn training_lowers_each_targets_loss_and_stores_the_type_asked_for() {
             assert!(r.loss_after < r.loss_before, "{target:?}: {r:?}");
         }
         let original = model.weights().layers[0].projections.as_ref().unwrap();
-        for (q, o) in blocks[0].iter().zip(original.iter()) {
+        let names = BlockMatrix::tensor_names(0);
+        for (((name, q), o), expected) in blocks.iter().zip(original.iter()).zip(&names) {
+            assert_eq!(name, expected);
             assert_eq!((q.ty(), q.dims()), (GgmlType::Q3_0, o.blocks().unwrap().dims()));
         }
     }

@@ -40,12 +40,15 @@
 
 mod kmeans;
 mod residual;
+mod specs;
 mod tensors;
 
 use half::f16;
 use lantern_core::QTensor;
 
 use crate::{Error, Result};
+
+pub use specs::{factor_swsc, plan_swsc, Clusters, SwscFactors, SwscSpec, SwscTarget};
 
 /// Most clusters: labels are `u16`.
 const MAX_CLUSTERS: usize = 1 << 16;

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lantern::{GenerateConfig, Message};
 
-use crate::model_args::{peak_rss, ModelArgs};
-use crate::sampling_args::SamplingArgs;
+use lantern_cli::model_args::{peak_rss, ModelArgs};
+use lantern_cli::sampling_args::SamplingArgs;
 
 /// Chat with a model; `/reset` starts over, `/quit` (or end of input) leaves, Ctrl-C stops
 /// a reply.

@@ -1,10 +1,10 @@
-//! `lantern trace`: greedy decoding with the top candidates of every step, to compare
+//! `lantern-lab trace`: greedy decoding with the top candidates of every step, to compare
 //! token by token with another implementation and to see how close each choice was.
 
 use anyhow::Result;
 use clap::Args;
 
-use crate::model_args::ModelArgs;
+use lantern_cli::model_args::ModelArgs;
 
 /// Greedy-decode a prompt, printing each step's top logits.
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::model_args::ModelArgs;
+use lantern_cli::model_args::ModelArgs;
 
 /// Print the token ids of a prompt.
 #[derive(Debug, Args)]

@@ -40,7 +40,7 @@ pub(crate) struct Curve {
 /// When the file cannot be written.
 pub(crate) fn draw(path: &Path, title: &str, curves: &[Curve], speed: bool) -> Result<()> {
     let png = render(title, curves, speed)?;
-    crate::atomic_file::write(path, &png)
+    Ok(lantern_io::write_atomic(path, &png)?)
 }
 
 /// The plot as the bytes of a PNG file.

@@ -118,7 +118,7 @@ pub(crate) fn draw(path: &Path, title: &str, points: &[Point]) -> Result<()> {
             .map_err(plot_error)?;
         root.present().map_err(plot_error)?;
     }
-    crate::atomic_file::write(path, &encode_png(&rgb, width, height)?)
+    Ok(lantern_io::write_atomic(path, &encode_png(&rgb, width, height)?)?)
 }
 
 #[cfg(test)]

@@ -1,28 +1,21 @@
-//! Re-quantizing a model's matrices for `lantern convert`: the calibration inputs the
-//! calibrated objectives need, and the tensors a `--quantize` spec asks for.
+//! Re-quantizing a model's matrices for `lantern-lab convert`: the `--objective` names, the
+//! calibration the calibrated objectives need, and the calls into lantern-quant with their
+//! progress bars and summaries.
 
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use lantern::calibration::{self, BlockMatrix, InputSite, Observers};
+use anyhow::{bail, Result};
+use lantern::calibration::{self, BlockMatrix, Observers};
 use lantern::{Engine, SessionConfig, Sparsity};
+use lantern_cli::progress;
+use lantern_cli::text::ChunkedText;
 use lantern_core::{GgmlType, QTensor};
 use lantern_io::GgufModel;
-use lantern_quant::{Gram, Grams, Objective, Reconstruction, Target};
-
-use crate::progress;
-use crate::text::ChunkedText;
-use crate::weight_types::WeightTypes;
+use lantern_quant::{requantize_matrices, Grams, Objective, Reconstruction, Target, WeightTypes};
 
 /// Tokens per calibration chunk, as llama.cpp's perplexity and imatrix tools use.
 pub(crate) const CALIBRATION_CTX: usize = 512;
-
-/// A block's matrices, by their part of the tensor name, in the order a token meets them.
-pub(crate) const BLOCK_MATRICES: [&str; 7] =
-    ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
 
 /// How `--quantize` rounds the matrices: each matrix on its own, or the blocks' scales
 /// trained through the decoder against an error measured further on.
@@ -79,62 +72,22 @@ impl FromStr for Rounding {
 }
 
 /// The model's weight matrices that `types` gives another type and `keep` keeps (by name),
-/// re-quantized to it by `objective` (nearest rounding for matrices outside the blocks,
-/// which `grams` has no inputs for).
+/// re-quantized ([`requantize_matrices`]) under a progress bar.
 pub(crate) fn requantized(
     model: &GgufModel,
     types: &WeightTypes,
     objective: Objective,
     grams: Option<&Grams>,
-    keep: &dyn Fn(&str) -> bool,
+    keep: impl Fn(&str) -> bool,
     quiet: bool,
 ) -> Result<Vec<(String, QTensor)>> {
-    let tensors: Vec<_> = model
-        .gguf()
-        .tensors()
-        .iter()
-        .filter(|info| keep(&info.name))
-        .filter_map(|info| Some((info, types.of(&info.name).filter(|&ty| ty != info.ty)?)))
-        .collect();
-    let bar = progress::count(tensors.len() as u64, "re-quantizing", quiet);
-    let mut out = Vec::new();
-    for (info, ty) in tensors {
-        let tensor = model.tensor(&info.name)?;
-        let gram = gram_for(grams, &info.name);
-        let objective = if gram.is_some() { objective } else { Objective::Nearest };
-        let requantized = lantern_quant::requantize(&tensor, ty, objective, gram.as_ref())
-            .with_context(|| format!("re-quantizing {} to {ty:?}", info.name))?;
-        out.push((info.name.clone(), requantized));
-        bar.inc(1);
-    }
+    let bar = progress::count(0, "re-quantizing", quiet);
+    let out = requantize_matrices(model, types, objective, grams, keep, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
     bar.finish_and_clear();
     Ok(out)
-}
-
-/// The Gram matrix of the inputs of the block matrix named `name`, if `grams` has it.
-pub(crate) fn gram_for(grams: Option<&Grams>, name: &str) -> Option<Gram> {
-    grams.zip(block_site(name)).and_then(|(g, (layer, site))| g.gram(layer, site))
-}
-
-/// The block and input site of the matrix named `name` (`blk.N.PART.weight`).
-fn block_site(name: &str) -> Option<(usize, InputSite)> {
-    BlockMatrix::parse(name).map(|(block, m)| (block, m.input_site()))
-}
-
-/// The one type `types` gives every block matrix of `model`, as the trained objectives
-/// need.
-pub(crate) fn block_type(model: &GgufModel, types: &WeightTypes) -> Result<GgmlType> {
-    let block_types: BTreeSet<_> = model
-        .gguf()
-        .tensors()
-        .iter()
-        .filter(|info| block_site(&info.name).is_some())
-        .map(|info| types.of(&info.name))
-        .collect();
-    match Vec::from_iter(block_types)[..] {
-        [Some(ty)] => Ok(ty),
-        _ => bail!("the trained objectives need one type for every block matrix in --quantize"),
-    }
 }
 
 /// The model's weight matrices as `types` gives them, the blocks' matrices (`ty`, which
@@ -152,7 +105,8 @@ pub(crate) fn trained(
     let start = Instant::now();
     let chunks: Vec<&[u32]> = text.iter().collect();
     let infos = model.gguf().tensors();
-    let n_layers = infos.iter().filter_map(|i| Some(block_site(&i.name)?.0 + 1)).max().unwrap_or(0);
+    let n_layers =
+        infos.iter().filter_map(|i| Some(BlockMatrix::parse(&i.name)?.0 + 1)).max().unwrap_or(0);
     let bar = progress::count(n_layers as u64, "training blocks", quiet);
     let mut ratios = Vec::new();
     let blocks = lantern_quant::reconstruct(model, ty, &chunks, grams, reconstruction, |r| {
@@ -164,36 +118,21 @@ pub(crate) fn trained(
     let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
     println!(
         "trained {} blocks' scales to {ty:?} in {:.1} s: training loss {:.2}× its start on average",
-        blocks.len(),
+        blocks.len() / BlockMatrix::ALL.len(),
         start.elapsed().as_secs_f64(),
         mean
     );
-    let outside_blocks = |name: &str| block_site(name).is_none();
-    let mut out = requantized(model, types, Objective::Nearest, None, &outside_blocks, quiet)?;
-    for (l, matrices) in blocks.into_iter().enumerate() {
-        for (part, tensor) in BLOCK_MATRICES.iter().zip(matrices) {
-            out.push((format!("blk.{l}.{part}.weight"), tensor));
-        }
-    }
+    let outside_blocks = |name: &str| BlockMatrix::parse(name).is_none();
+    let mut out = requantized(model, types, Objective::Nearest, None, outside_blocks, quiet)?;
+    out.extend(blocks);
     Ok(out)
-}
-
-/// `chunks` chunks of the calibration text at `path` (by default the pinned one).
-pub(crate) fn calibration_text(
-    engine: &Engine,
-    path: Option<&Path>,
-    chunks: usize,
-) -> Result<ChunkedText> {
-    crate::calibrate::read(path)?.chunk(engine, CALIBRATION_CTX, Some(chunks))
 }
 
 /// The Gram matrices of every block matrix's inputs, from `engine`'s model run densely over
 /// `text`.
 pub(crate) fn calibration_grams(engine: &Engine, text: &ChunkedText, quiet: bool) -> Result<Grams> {
     let start = Instant::now();
-    let c = engine.config();
-    let q_dim = c.n_heads * c.head_dim;
-    let grams = Grams::per_layer(c.ffn_widths.iter().map(|&ff| [c.d_model, q_dim, c.d_model, ff]));
+    let grams = Grams::for_config(engine.config());
     let config = SessionConfig::default().ctx_len(CALIBRATION_CTX).sparsity(Sparsity::Dense);
     let mut session = engine.session(config)?;
     session.observe_matrix_inputs(Some(Box::new(grams.clone())));

@@ -4,14 +4,11 @@
 //! time on a fresh cache. Each test is repeated and reported as mean ± standard deviation
 //! of tokens per second, in the same table shape as llama-bench so the two line up.
 
-use std::time::Instant;
-
 use anyhow::Result;
 use clap::Args;
-use lantern::Session;
+use lantern_cli::measure::{generation_speed, prompt_speed};
+use lantern_cli::model_args::{model_name, stream_summary, ModelArgs};
 use rand::{Rng, SeedableRng};
-
-use crate::model_args::{model_name, stream_summary, ModelArgs};
 
 /// Measure prompt (pp) and generation (tg) speed.
 #[derive(Debug, Args)]
@@ -82,36 +79,4 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Prompt speed in tokens per second: `tokens` evaluated as one prompt on a fresh cache.
-///
-/// # Errors
-/// Forward-pass errors, such as tokens that do not fit in the session's context.
-pub(crate) fn prompt_speed(session: &mut Session, tokens: &[u32]) -> Result<f64> {
-    session.reset();
-    let start = Instant::now();
-    session.eval(tokens, tokens.len().saturating_sub(1))?;
-    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
-}
-
-/// Generation speed in tokens per second: `tokens` decoded one at a time, as generation
-/// computes them, after `prompt` (not timed) on a fresh cache.
-///
-/// # Errors
-/// Forward-pass errors, such as tokens that do not fit in the session's context.
-pub(crate) fn generation_speed(
-    session: &mut Session,
-    prompt: &[u32],
-    tokens: &[u32],
-) -> Result<f64> {
-    session.reset();
-    if !prompt.is_empty() {
-        session.eval(prompt, prompt.len() - 1)?;
-    }
-    let start = Instant::now();
-    for &token in tokens {
-        session.eval(&[token], 0)?;
-    }
-    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
 }

@@ -1,6 +1,5 @@
-//! A per-layer compression policy (Edge-LLM's layer-wise unified compression): each unit of
-//! the model (a block's matrices, or the embedding) takes one of several formats, chosen so
-//! that the measured loss of quality, summed over the units, is least within a byte budget.
+//! The choice itself: one format per unit, the least summed cost within a byte budget (a
+//! multiple-choice knapsack solved exactly by dynamic programming over the budget).
 
 use crate::{Error, Result};
 
@@ -32,11 +31,7 @@ const MAX_STEPS: u64 = 1 << 22;
 /// [`Error::Budget`] when even the smallest choice of every unit exceeds `budget`, or a
 /// unit has no choice.
 pub fn choose<T>(units: &[Vec<Choice<T>>], budget: u64) -> Result<Vec<usize>> {
-    let least: u64 =
-        units.iter().map(|u| u.iter().map(|c| c.bytes).min().unwrap_or(u64::MAX)).sum();
-    if units.iter().any(Vec::is_empty) || least > budget {
-        return Err(Error::Budget { budget, least });
-    }
+    let least = fits(units, budget)?;
     let divisor = units.iter().flatten().fold(0, |g, c| gcd(g, c.bytes)).max(1);
     let step = if budget / divisor <= MAX_STEPS { divisor } else { budget.div_ceil(MAX_STEPS) };
     let slots = (budget / step) as usize;
@@ -70,6 +65,20 @@ pub fn choose<T>(units: &[Vec<Choice<T>>], budget: u64) -> Result<Vec<usize>> {
         b -= unit[i].bytes.div_ceil(step) as usize;
     }
     Ok(chosen)
+}
+
+/// Checks that the smallest choice of every unit fits `budget` together, before anything
+/// costly is measured; returns their bytes.
+///
+/// # Errors
+/// [`Error::Budget`] when they do not, or a unit has no choice.
+pub fn fits<T>(units: &[Vec<Choice<T>>], budget: u64) -> Result<u64> {
+    let smallest = |u: &Vec<Choice<T>>| u.iter().map(|c| c.bytes).min();
+    let least = units.iter().map(|u| smallest(u).unwrap_or(u64::MAX)).fold(0, u64::saturating_add);
+    if units.iter().any(Vec::is_empty) || least > budget {
+        return Err(Error::Budget { budget, least });
+    }
+    Ok(least)
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {

@@ -6,8 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use lantern::{GenerateConfig, Message};
 
-use crate::model_args::{peak_rss, stream_summary, ModelArgs};
-use crate::sampling_args::SamplingArgs;
+use lantern_cli::model_args::{peak_rss, stream_summary, ModelArgs};
+use lantern_cli::sampling_args::SamplingArgs;
 
 /// Complete a prompt.
 #[derive(Debug, Args)]

@@ -1,17 +1,16 @@
 //! `lantern ppl`: perplexity of a text, by llama.cpp's `llama-perplexity` method.
 //!
-//! The method itself lives in [`lantern::Session::perplexity`].
+//! The method itself lives in [`lantern::Session::perplexity`] (the runtime's `scoring`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use lantern::calibration::{ActiveWindows, Observers};
-use lantern::{Perplexity, Session};
-
-use crate::model_args::ModelArgs;
-use crate::text::{ChunkedText, TextFile};
+use lantern_cli::measure::{check_ctx, perplexity};
+use lantern_cli::model_args::ModelArgs;
+use lantern_cli::text::TextFile;
 
 /// Measure perplexity on a text file.
 #[derive(Debug, Args)]
@@ -44,7 +43,7 @@ pub(crate) fn run(args: PplArgs) -> Result<()> {
     }
     eprintln!("{} tokens, {} chunks of {ctx}", text.tokens.len(), text.chunks);
     let start = Instant::now();
-    let result = measure(&mut session, &text)?;
+    let result = perplexity(&mut session, &text)?;
     let elapsed = start.elapsed().as_secs_f64();
     println!(
         "Final estimate: PPL = {:.4} +/- {:.5} ({} chunks of {ctx}, {} tokens scored, {:.1} tok/s)",
@@ -76,31 +75,4 @@ fn print_windows(windows: &ActiveWindows) {
         let (missed, read) = (counts.miss_rate() * 100.0, counts.predicted_share() * 100.0);
         println!("| {k} | {missed:.1}% | {read:.1}% |");
     }
-}
-
-/// Refuses a context too short to score (llama.cpp's method scores its second half).
-///
-/// # Errors
-/// For fewer than 4 tokens.
-pub(crate) fn check_ctx(ctx: usize) -> Result<()> {
-    if ctx < 4 {
-        bail!("a context of {ctx} tokens is too short to score");
-    }
-    Ok(())
-}
-
-/// Perplexity of `text`'s chunks on `session`, whose context must be `text.ctx` tokens; the
-/// running estimate goes to stderr after each chunk.
-///
-/// # Errors
-/// When the session's context is not the text's chunk length, and forward-pass errors.
-pub(crate) fn measure(session: &mut Session, text: &ChunkedText) -> Result<Perplexity> {
-    if session.ctx_len() != text.ctx {
-        bail!("a session of {} positions scoring chunks of {}", session.ctx_len(), text.ctx);
-    }
-    let result = session.perplexity(&text.tokens, Some(text.chunks), |p| {
-        eprint!("[{}]{:.4},", p.chunks, p.ppl);
-    })?;
-    eprintln!();
-    Ok(result)
 }

@@ -1,4 +1,4 @@
-//! `lantern sparsity-sweep`: perplexity and decode speed against FFN activation sparsity,
+//! `lantern-lab sparsity-sweep`: perplexity and decode speed against FFN activation sparsity,
 //! for each calibration criterion and target share.
 //!
 //! Per criterion, the score histograms are collected once on the calibration text (never
@@ -19,12 +19,13 @@ use clap::Args;
 use lantern::calibration::ActivationHistograms;
 use lantern::{Engine, Perplexity, Session, SessionConfig, Sparsity};
 
-use crate::bench::generation_speed;
-use crate::calibrate::{self, Score};
-use crate::model_args::{model_name, ModelArgs};
-use crate::ppl;
+use lantern_cli::measure::{check_ctx, generation_speed, perplexity};
+use lantern_cli::model_args::{model_name, ModelArgs};
+use lantern_cli::score::{histograms, Score};
+use lantern_cli::text::{calibration_text, ChunkedText, TextFile};
+use lantern_io::AtomicFile;
+
 use crate::sweep_plot::{self, Curve};
-use crate::text::{ChunkedText, TextFile};
 
 /// Prompt tokens before the timed decode: a short context, as a chat turn starts.
 const PROMPT_TOKENS: usize = 32;
@@ -128,10 +129,14 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
             bail!("--text {} is the evaluation text; calibrate on other text", text.display());
         }
     }
+    // Destinations that cannot be written (a directory, a device) fail before the sweep runs.
+    for path in args.plot.iter().chain(&args.table) {
+        drop(AtomicFile::create(path)?);
+    }
     let ctx = args.model.ctx_size.unwrap_or(512);
-    ppl::check_ctx(ctx)?;
+    check_ctx(ctx)?;
     let eval = TextFile::read(&args.eval)?;
-    let calibration = calibrate::read(args.text.as_deref())?;
+    let calibration = calibration_text(args.text.as_deref())?;
     let engine = args.model.engine()?;
     // Every criterion's empty histograms, made before any point is measured: some need
     // resident blocks.
@@ -167,10 +172,10 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
     let mut curves = Vec::new();
     for (&score, empty) in args.criteria.iter().zip(empty) {
         eprintln!("{score}: histograms on {} chunks of {}", calibration.chunks, calibration.name);
-        let histograms = calibrate::histograms(&engine, base.clone(), empty, &calibration)?;
+        let filled = histograms(&engine, base.clone(), empty, &calibration)?;
         let mut points = vec![dense];
         for &target in args.targets.iter().filter(|&&t| t > 0.0) {
-            let thresholds = histograms.uniform_thresholds(target);
+            let thresholds = filled.uniform_thresholds(target);
             let config = base.clone().sparsity(Sparsity::Thresholds(thresholds));
             eprint!("{score} {target}: ");
             let point = measure(&engine, &config, &eval, &decode, &mut dense_decode)?;
@@ -197,7 +202,7 @@ pub(crate) fn run(args: SweepArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.table {
-        crate::atomic_file::write(path, report.0.as_bytes())?;
+        lantern_io::write_atomic(path, report.0.as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -241,11 +246,11 @@ fn measure(
     dense: &mut Session,
 ) -> Result<Point> {
     let mut session = engine.session(config.clone().ctx_len(eval.ctx))?;
-    let perplexity = ppl::measure(&mut session, eval)?;
+    let ppl = perplexity(&mut session, eval)?;
     let zeroed = session.ffn_zeroed_share().unwrap_or(0.0);
     drop(session);
     if decode.tokens.is_empty() {
-        return Ok(Point { zeroed, perplexity, speed: None, relative: None });
+        return Ok(Point { zeroed, perplexity: ppl, speed: None, relative: None });
     }
     let mut session = engine.session(config.clone().ctx_len(decode.ctx()))?;
     // One warm-up run each, as `lantern bench` does.
@@ -259,7 +264,8 @@ fn measure(
         }
     }
     let mut relative: Vec<f64> = speeds.iter().zip(&dense_speeds).map(|(s, d)| s / d).collect();
-    Ok(Point { zeroed, perplexity, speed: median(&mut speeds), relative: median(&mut relative) })
+    let (speed, relative) = (median(&mut speeds), median(&mut relative));
+    Ok(Point { zeroed, perplexity: ppl, speed, relative })
 }
 
 /// The line above the table: what was measured, on what.

@@ -7,7 +7,13 @@
 //! holds `d_model` rows of `f` values (column `j` is neuron `j`'s). A pruned block is the
 //! full block with the pruned neurons' down columns zeroed, exactly.
 
+mod pruned;
+
+use lantern_runtime::calibration::{squared_column_norms, squared_row_norms};
+
 use crate::{Error, Result};
+
+pub use pruned::{kept_count, PrunedFfn};
 
 /// A pruned FFN width must be a whole number of quantization blocks of this many values,
 /// since the down matrix's rows are `f` values long.
@@ -62,19 +68,13 @@ impl FfnMatrices {
     /// # Errors
     /// [`Error::Length`] when `mean_square` is not one value per neuron.
     pub fn neuron_importance(&self, mean_square: Option<&[f32]>) -> Result<Vec<f32>> {
-        let (f, d) = (self.width(), self.d_model);
-        let mut down_sq = vec![0f64; f];
-        for row in self.down.chunks_exact(f.max(1)) {
-            for (sum, &w) in down_sq.iter_mut().zip(row) {
-                *sum += f64::from(w) * f64::from(w);
-            }
-        }
+        let f = self.width();
+        let down_sq = squared_column_norms(&self.down, f);
         let Some(energy) = mean_square else {
-            let row_norm = |m: &[f32], j: usize| squared_norm(&m[j * d..(j + 1) * d]).sqrt();
+            let gate_sq = squared_row_norms(&self.gate, self.d_model);
+            let up_sq = squared_row_norms(&self.up, self.d_model);
             return Ok((0..f)
-                .map(|j| {
-                    (row_norm(&self.gate, j) * row_norm(&self.up, j) * down_sq[j].sqrt()) as f32
-                })
+                .map(|j| (gate_sq[j].sqrt() * up_sq[j].sqrt() * down_sq[j].sqrt()) as f32)
                 .collect());
         };
         if energy.len() != f {
@@ -121,10 +121,6 @@ pub fn kept_neurons(importance: &[f32], width: usize, keep: usize) -> Result<Vec
     order.truncate(keep);
     order.sort_unstable();
     Ok(order)
-}
-
-fn squared_norm(x: &[f32]) -> f64 {
-    x.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }
 
 #[cfg(test)]

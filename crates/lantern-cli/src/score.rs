@@ -1,58 +1,29 @@
-//! `lantern calibrate`: FFN activation thresholds from a calibration text.
+//! The calibration criteria ([`Score`]): what an FFN neuron is scored on, as the command
+//! line names them, and the activation histograms each fills on a text ([`histograms`]),
+//! from which thresholds for any target share are read.
 //!
-//! Runs the real forward pass over chunks of the text with the activation histograms on,
-//! then gives every layer the threshold below which the target share of its neurons'
-//! scores fell. The criteria ([`Score`]):
 //! - `cats`: |SiLU(gate)|, the CATS recipe; a zeroed neuron skips its up row and down
 //!   column.
 //! - `gate-up`: |SiLU(gate) · up|; skips down columns only.
 //! - `contribution`: |SiLU(gate) · up| times the norm of the neuron's down column, the size
 //!   of what the neuron adds to the block's output; skips down columns only.
+//! - `gate-norms`: |SiLU(gate)| · ‖up row‖ · ‖down column‖; skips up rows and down columns.
 //!
 //! The histograms do not depend on the target, so a sweep over targets collects them once
-//! ([`histograms`]) and reads every target's thresholds from them.
+//! and reads every target's thresholds from them.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-
+use anyhow::{Context, Result};
+use clap::ValueEnum;
 use lantern::calibration::{self, ActivationHistograms, Criterion, Observers};
-use lantern::{Engine, FfnThresholds, SessionConfig, Sparsity};
+use lantern::{Engine, SessionConfig, Sparsity};
 
-use crate::fetch;
-use crate::model_args::ModelArgs;
-use crate::text::{ChunkedText, TextFile};
-use crate::thresholds;
-
-/// Calibrate FFN activation thresholds (activation sparsity) on a text.
-#[derive(Debug, Args)]
-pub(crate) struct CalibrateArgs {
-    #[command(flatten)]
-    model: ModelArgs,
-    /// Calibration text (UTF-8), never the evaluation text. By default, the pinned
-    /// Wikipedia calibration set (`lantern fetch calibration-wiki`).
-    #[arg(long)]
-    text: Option<PathBuf>,
-    /// Share of FFN neurons to zero in every layer, from 0 to 1.
-    #[arg(long)]
-    target: f64,
-    /// What neurons are scored on.
-    #[arg(long, value_enum, default_value_t = Score::Cats)]
-    criterion: Score,
-    /// Chunks of the text to run, of --ctx-size tokens (512 by default).
-    #[arg(long, default_value_t = 16)]
-    chunks: usize,
-    /// Where to write the thresholds (a text file, one per layer).
-    #[arg(short, long)]
-    output: PathBuf,
-}
+use crate::text::ChunkedText;
 
 /// A calibration criterion: what a neuron is scored on, as the command line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Score {
+pub enum Score {
     /// |SiLU(gate)| (CATS); a zeroed neuron skips its up row and down column.
     Cats,
     /// |SiLU(gate) · up|; a zeroed neuron skips its down column.
@@ -66,7 +37,7 @@ pub(crate) enum Score {
 
 impl Score {
     /// What the thresholds are, for the comment lines of a thresholds file.
-    fn describe(self) -> &'static str {
+    pub fn describe(self) -> &'static str {
         match self {
             Self::Cats => "one percentile of |SiLU(gate)| per layer",
             Self::GateUp => "one percentile of |SiLU(gate) · up| per layer",
@@ -82,7 +53,7 @@ impl Score {
     }
 
     /// Empty histograms of this score for `engine`'s model.
-    pub(crate) fn histograms(self, engine: &Engine) -> Result<ActivationHistograms> {
+    pub fn histograms(self, engine: &Engine) -> Result<ActivationHistograms> {
         let layers = engine.config().n_layers;
         Ok(match self {
             Self::Cats => ActivationHistograms::new(Criterion::Gate, layers, None),
@@ -118,70 +89,6 @@ impl fmt::Display for Score {
     }
 }
 
-pub(crate) fn run(args: CalibrateArgs) -> Result<()> {
-    if !(0.0..=1.0).contains(&args.target) {
-        bail!("--target is a share from 0 to 1, not {}", args.target);
-    }
-    let ctx = args.model.ctx_size.unwrap_or(512);
-    let text = read(args.text.as_deref())?;
-    let engine = args.model.engine()?;
-    let text = text.chunk(&engine, ctx, Some(args.chunks))?;
-    let start = Instant::now();
-    let config = args.model.session_config()?;
-    let thresholds = calibrate(&engine, config, args.criterion, args.target, &text)?;
-    let n_tokens = text.chunks * ctx;
-    let about = [
-        format!(
-            "criterion: {} ({}), target {}",
-            args.criterion,
-            args.criterion.describe(),
-            args.target
-        ),
-        format!(
-            "calibrated on {}: {} chunks of {ctx} tokens ({n_tokens} tokens)",
-            text.name, text.chunks
-        ),
-    ];
-    thresholds::write(&args.output, &thresholds, &about)?;
-    eprintln!(
-        "{} layers calibrated on {n_tokens} tokens in {:.1} s; wrote {}",
-        thresholds.layers().len(),
-        start.elapsed().as_secs_f64(),
-        args.output.display()
-    );
-    Ok(())
-}
-
-/// The calibration text: the file at `path`, or by default the pinned calibration set
-/// (fetched if missing).
-///
-/// # Errors
-/// When the pinned set cannot be fetched, and as [`TextFile::read`].
-pub(crate) fn read(path: Option<&Path>) -> Result<TextFile> {
-    match path {
-        Some(path) => TextFile::read(path),
-        None => {
-            let cache = fetch::default_cache_dir();
-            TextFile::read(&fetch::ensure(&fetch::CALIBRATION_WIKI, &cache, false)?)
-        }
-    }
-}
-
-/// Thresholds that zero a share `target` (0 to 1) of every layer's neurons, by `score`,
-/// on `text`; the forward passes run on a session opened with `config`.
-///
-/// # Errors
-/// When the criterion needs resident blocks and they are streamed, and as [`histograms`].
-pub(crate) fn calibrate(
-    engine: &Engine,
-    config: SessionConfig,
-    score: Score,
-    target: f64,
-    text: &ChunkedText,
-) -> Result<FfnThresholds> {
-    Ok(histograms(engine, config, score.histograms(engine)?, text)?.uniform_thresholds(target))
-}
-
 /// The `empty` histograms ([`Score::histograms`]) filled with every neuron of every token
 /// of `text`'s chunks, each chunk run on a fresh cache of a session opened with `config`
 /// (its context set to the chunk length, and dense: scores are those of the model, even
@@ -190,7 +97,7 @@ pub(crate) fn calibrate(
 ///
 /// # Errors
 /// Forward-pass errors.
-pub(crate) fn histograms(
+pub fn histograms(
     engine: &Engine,
     config: SessionConfig,
     empty: ActivationHistograms,

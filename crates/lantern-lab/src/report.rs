@@ -1,7 +1,7 @@
-//! `lantern report compressibility`: how far lossless compression can shrink a model's
+//! `lantern-lab report compressibility`: how far lossless compression can shrink a model's
 //! tensors, per type and layout: LZ4 in the container's 1 MiB chunks (ratio and
 //! decompression speed), and the order-0 entropy of the bytes, the bound of a byte-wise
-//! entropy coder. `lantern report frontier`: the size/quality plot of measured variants.
+//! entropy coder. `lantern-lab report frontier`: the size/quality plot of measured variants.
 
 use std::path::PathBuf;
 use std::time::Instant;

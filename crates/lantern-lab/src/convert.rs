@@ -1,51 +1,38 @@
-//! `lantern convert`: a GGUF model into a `.lantern` container (docs/format.md).
+//! `lantern-lab convert`: a GGUF model into a `.lantern` container (docs/format.md), as
+//! `lantern convert` writes it, with its matrices re-quantized, chosen per layer within a
+//! budget, pruned or factored (docs/COMPRESSION.md). The work is lantern-quant's; this maps
+//! the flags onto it.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use lantern_io::container::{write_container_with, WriteOptions};
-use lantern_io::{GgufModel, ModelSource};
-
 use lantern::{Budget, Engine};
+use lantern_cli::container::ContainerArgs;
+use lantern_cli::progress;
+use lantern_cli::text::{calibration_text, ChunkedText};
 use lantern_core::GgmlType;
-use lantern_quant::Reconstruction;
-
-use crate::layer_policy::{self, PolicyRequest, Target};
-use crate::progress;
-use crate::requantize::{
-    block_type, calibration_grams, calibration_text, requantized, trained, Rounding,
-    CALIBRATION_CTX,
+use lantern_io::GgufModel;
+use lantern_quant::{
+    factor_swsc, plan_swsc, Grams, PolicyRequest, Reconstruction, SizeTarget, SwscSpec, WeightTypes,
 };
-use crate::swsc_specs::{self, SwscSpec};
-use crate::weight_types::WeightTypes;
 
-/// Convert a GGUF model into a `.lantern` container.
+use crate::policy;
+use crate::requantize::{calibration_grams, requantized, trained, Rounding, CALIBRATION_CTX};
+use crate::swsc_specs::parse_swsc_spec;
+use crate::weight_types::parse_weight_types;
+
+/// Convert a GGUF model into a `.lantern` container, re-quantizing, pruning or factoring
+/// its matrices.
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
-    /// GGUF model file.
-    model: PathBuf,
-    /// Output file; written atomically (a temporary file, flushed, then renamed).
-    #[arg(short, long)]
-    output: PathBuf,
-    /// No progress bar.
-    #[arg(short, long)]
-    quiet: bool,
-    /// Store every chunk raw, as in the GGUF file. By default a chunk is LZ4-compressed when
-    /// that makes it smaller, and a tensor laid out as byte planes when that makes it at
-    /// least 1% smaller.
-    #[arg(long)]
-    no_compress: bool,
-    /// Store these FFN thresholds (a file from `lantern calibrate`) in the container, as
-    /// the model's default activation sparsity.
-    #[arg(long, value_name = "FILE")]
-    thresholds: Option<PathBuf>,
+    #[command(flatten)]
+    container: ContainerArgs,
     /// Re-quantize weight matrices from their dequantized values, as --objective says:
     /// `TYPE` for every matrix, or `CLASS=TYPE` pairs, comma-separated, later ones winning
     /// (`Q4_0,embd=Q8_0`). Classes: q, k, v, o, gate, up, down, embd, output, attn (q, k,
     /// v, o) and ffn (gate, up, down). Matrices already of their type and norms are kept.
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "SPEC", value_parser = parse_weight_types)]
     quantize: Option<WeightTypes>,
     /// How --quantize chooses each block: nearest (ggml's round to nearest), scale-search
     /// (each block's scale searched on the matrix's output error) or error-feedback
@@ -72,7 +59,12 @@ pub(crate) struct ConvertArgs {
     /// matrix is refused before calibrating. The clustering weighs each input channel by
     /// its mean square on --calibration text. Such a model runs resident only: streaming
     /// refuses SWSC matrices.
-    #[arg(long, value_name = "SPEC", conflicts_with_all = ["budget_bytes", "bits_avg"])]
+    #[arg(
+        long,
+        value_name = "SPEC",
+        value_parser = parse_swsc_spec,
+        conflicts_with_all = ["budget_bytes", "bits_avg"]
+    )]
     swsc: Vec<SwscSpec>,
     /// Calibration text (UTF-8) for the calibrated objectives and --swsc. By default the pinned
     /// calibration set (fetched if missing), which shares no text with WikiText-2 test.
@@ -115,10 +107,10 @@ pub(crate) struct ConvertArgs {
 
 impl ConvertArgs {
     /// The size a per-layer policy must fit, if one was asked for.
-    fn policy_target(&self) -> Option<Target> {
+    fn policy_size(&self) -> Option<SizeTarget> {
         match (self.budget_bytes, self.bits_avg) {
-            (Some(budget), _) => Some(Target::Bytes(budget)),
-            (None, Some(bits)) => Some(Target::BitsPerWeight(bits)),
+            (Some(budget), _) => Some(SizeTarget::Bytes(budget)),
+            (None, Some(bits)) => Some(SizeTarget::BitsPerWeight(bits)),
             (None, None) => None,
         }
     }
@@ -133,120 +125,118 @@ fn prune_share(s: &str) -> Result<f64, String> {
 }
 
 pub(crate) fn run(args: ConvertArgs) -> Result<()> {
-    let source = ModelSource::read(&args.model)
-        .with_context(|| format!("reading {}", args.model.display()))?;
-    let model =
-        GgufModel::open(source).with_context(|| format!("parsing {}", args.model.display()))?;
-    let start = Instant::now();
-    let mut metadata = match &args.thresholds {
-        Some(path) => crate::thresholds::read(path)?.to_metadata(),
-        None => Vec::new(),
-    };
-    let target = args.policy_target();
-    if !args.prune.is_empty() && target.is_none() {
+    let mut conversion = args.container.open()?;
+    let model = &conversion.model;
+    let quiet = args.container.quiet;
+    let size = args.policy_size();
+    if !args.prune.is_empty() && size.is_none() {
         bail!("--prune applies to --budget-bytes or --bits-avg");
     }
     let rounding = args.objective.with_window(args.window);
     if args.window == 0 || args.train_steps == 0 {
         bail!("--window and --train-steps must be at least 1");
     }
-    if rounding.needs_calibration() && args.quantize.is_none() && target.is_none() {
+    if rounding.needs_calibration() && args.quantize.is_none() && size.is_none() {
         bail!("--objective applies to --quantize, --budget-bytes or --bits-avg");
     }
     let trained_type = match (rounding, &args.quantize) {
-        (Rounding::Trained(_), _) if target.is_some() => {
+        (Rounding::Trained(_), _) if size.is_some() => {
             bail!("--objective {} applies to --quantize only", rounding.name())
         }
-        (Rounding::Trained(_), Some(types)) => Some(block_type(&model, types)?),
+        (Rounding::Trained(_), Some(types)) => Some(types.block_type(model).ok_or_else(|| {
+            anyhow!("the trained objectives need one type for every block matrix in --quantize")
+        })?),
         _ => None,
     };
     // Specs that do not fit a matrix fail before calibration runs.
-    let factored = swsc_specs::factored_names(&model, &args.swsc)?;
-    if trained_type.is_some() && !factored.is_empty() {
+    let swsc = plan_swsc(model, &args.swsc).map_err(|e| anyhow!("--swsc: {e}"))?;
+    if trained_type.is_some() && !swsc.is_empty() {
         bail!("--swsc and --objective {} cannot be combined", rounding.name());
     }
     let needs_calibration = rounding.needs_calibration() || !args.swsc.is_empty();
-    let engine = (target.is_some() || needs_calibration)
+    let engine = (size.is_some() || needs_calibration)
         .then(|| Engine::builder_from_file(Box::new(model.clone())).build())
         .transpose()?;
     let calibration = match &engine {
         Some(engine) if needs_calibration => {
-            let text =
-                calibration_text(engine, args.calibration.as_deref(), args.calibration_chunks)?;
-            let grams = calibration_grams(engine, &text, args.quiet)?;
+            let text = calibration_text(args.calibration.as_deref())?;
+            let text = text.chunk(engine, CALIBRATION_CTX, Some(args.calibration_chunks))?;
+            let grams = calibration_grams(engine, &text, quiet)?;
             Some((text, grams))
         }
         _ => None,
     };
     let grams = calibration.as_ref().map(|(_, grams)| grams);
-    let replacements = match (&args.quantize, target, &engine) {
+    let replacements = match (&args.quantize, size, &engine) {
         (Some(types), ..) => match (rounding, &calibration) {
-            (Rounding::Matrix(objective), _) => requantized(
-                &model,
-                types,
-                objective,
-                grams,
-                &|n| !factored.contains(n),
-                args.quiet,
-            )?,
+            (Rounding::Matrix(objective), _) => {
+                let factored = |name: &str| swsc.iter().any(|t| t.name == name);
+                requantized(model, types, objective, grams, |n| !factored(n), quiet)?
+            }
             (Rounding::Trained(target), Some((text, grams))) => {
                 let ty = trained_type.expect("checked above");
                 let reconstruction =
                     Reconstruction { target, steps: args.train_steps, ..Default::default() };
-                trained(&model, types, ty, &reconstruction, text, grams, args.quiet)?
+                trained(model, types, ty, &reconstruction, text, grams, quiet)?
             }
             (Rounding::Trained(_), None) => unreachable!("trained objectives calibrate"),
         },
-        (None, Some(budget), Some(engine)) => {
+        (None, Some(size), Some(engine)) => {
             let Rounding::Matrix(objective) = rounding else { unreachable!("checked above") };
-            let text = crate::calibrate::read(args.calibration.as_deref())?;
+            let text = calibration_text(args.calibration.as_deref())?;
             let text = text.chunk(engine, CALIBRATION_CTX, Some(args.sensitivity_chunks))?;
-            let request = PolicyRequest {
-                model: &model,
-                formats: &args.formats,
-                prune: &args.prune,
-                check_combinations: args.check_combinations,
-                objective,
-                grams,
-                budget,
-                text: &text,
-                sensitivities: args.sensitivities.as_deref(),
-                quiet: args.quiet,
-            };
-            let policy = layer_policy::choose_policy(&request)?;
-            metadata.extend(policy.metadata);
+            let policy = measured_policy(&args, model, engine, objective, grams, size, &text)?;
+            conversion.metadata.extend(policy.metadata);
             policy.replacements
         }
         _ => Vec::new(),
     };
     let substitutes = match grams {
-        Some(grams) if !args.swsc.is_empty() => {
-            swsc_specs::factored(&model, &args.swsc, grams, args.quiet)?
+        Some(grams) if !swsc.is_empty() => {
+            let start = std::time::Instant::now();
+            let bar = progress::count(swsc.len() as u64, "factoring (SWSC)", quiet);
+            let factors =
+                factor_swsc(model, &swsc, grams, |done, _| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            println!(
+                "factored {} matrices (SWSC) in {:.1} s: {} bytes of factors for {} bytes of \
+                 matrices",
+                factors.substitutes.len(),
+                start.elapsed().as_secs_f64(),
+                factors.bytes,
+                factors.dense_bytes
+            );
+            factors.substitutes
         }
         _ => Vec::new(),
     };
-    let options = WriteOptions { compress: !args.no_compress, metadata, replacements, substitutes };
-    let bar = progress::bytes(0, "converting", args.quiet);
-    let stats = write_container_with(&model, &args.output, options, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .with_context(|| format!("writing {}", args.output.display()))?;
-    bar.finish_and_clear();
-    println!(
-        "wrote {} ({} bytes) in {:.2} s",
-        args.output.display(),
-        stats.file_bytes,
-        start.elapsed().as_secs_f64()
-    );
-    println!(
-        "{:<8} {:>12} {:>12} {:>7} {:>13}",
-        "type", "raw bytes", "stored", "ratio", "byte planes"
-    );
-    for (ty, raw, stored, planes) in &stats.by_type {
-        let ratio = *raw as f64 / (*stored).max(1) as f64;
-        let ty = format!("{ty:?}");
-        println!("{ty:<8} {raw:>12} {stored:>12} {ratio:>7.3} {planes:>6} tensors");
-    }
-    Ok(())
+    conversion.write(replacements, substitutes)
+}
+
+/// The per-layer policy `args` ask for, measured on `text`'s chunks.
+fn measured_policy(
+    args: &ConvertArgs,
+    model: &GgufModel,
+    engine: &Engine,
+    objective: lantern_quant::Objective,
+    grams: Option<&Grams>,
+    size: SizeTarget,
+    text: &ChunkedText,
+) -> Result<policy::Policy> {
+    let chunks: Vec<&[u32]> = text.iter().collect();
+    let tokenizer = engine.tokenizer();
+    let request = PolicyRequest {
+        model,
+        formats: &args.formats,
+        prune: &args.prune,
+        objective,
+        grams,
+        size,
+        chunks: &chunks,
+        bos: tokenizer.add_bos().then(|| tokenizer.bos()).flatten(),
+        threads: lantern::SessionConfig::default().threads,
+        text_name: &text.name,
+        sensitivities: args.sensitivities.as_deref(),
+    };
+    policy::choose_policy(&request, args.check_combinations, args.container.quiet)
 }
