@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo build --release -p lantern-cli
 LANTERN_MODEL="${LANTERN_MODEL:-$(target/release/lantern fetch --quiet)}"
 export LANTERN_MODEL

@@ -48,8 +48,8 @@ pub struct ModelArgs {
     /// Blocks read ahead of the one computing, when streaming (the budget may allow fewer).
     #[arg(long, default_value_t = 2, help_heading = "Streaming")]
     pub depth: usize,
-    /// Simulated storage speed when streaming: sd, emmc, ufs, nvme, none, or
-    /// BANDWIDTH[,LATENCY] such as 250MB/s,200us.
+    /// Simulated storage speed when streaming: sd, emmc, ufs, nvme, none, or a bandwidth
+    /// with an optional latency, such as 250MB/s or 250MB/s,200us.
     #[arg(long, default_value = "none", help_heading = "Streaming")]
     pub storage: StorageModel,
     /// Read past the page cache (O_DIRECT) under a storage model too. By default only

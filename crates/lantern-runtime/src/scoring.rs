@@ -112,8 +112,12 @@ pub fn score_chunks<'t>(
                 reason: format!("{n} tokens, fewer than {MIN_CHUNK}"),
             });
         }
+        // The last token is only a target, never an input: the pass would not check it.
+        if let Some(&id) = chunk.iter().find(|&&id| id as usize >= vocab) {
+            state.truncate(0);
+            return Err(Error::InvalidToken { id, vocab_size: vocab });
+        }
         let first = n / 2;
-        // The last token is only a target, never an input.
         input.clear();
         input.extend_from_slice(&chunk[..n - 1]);
         if let Some(bos) = bos {
@@ -151,7 +155,7 @@ pub fn perplexity<'t>(
     Ok(sums.estimate(chunks))
 }
 
-/// −log softmax(`logits`)[`target`], summed in f64.
+/// −log softmax(`logits`) at index `target`, summed in f64.
 ///
 /// # Panics
 /// When `target` is not an index of `logits`.

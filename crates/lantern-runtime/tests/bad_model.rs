@@ -178,3 +178,16 @@ fn empty_vocabulary_is_rejected() {
     let err = load_err(&Tiny { vocab: 0, ..Tiny::default() });
     assert!(matches!(err, Error::InvalidConfig { .. } | Error::TensorShape { .. }), "{err:?}");
 }
+
+#[test]
+fn a_scored_token_outside_the_vocabulary_is_an_error_not_a_panic() {
+    let model = load(&Tiny::default());
+    let mut state = lantern_test_support::models::state(&model, 64, 16, 1);
+    let vocab = model.config().vocab_size as u32;
+    // Only the last token of a chunk is never fed: it is still checked.
+    let chunk: Vec<u32> = (0..8).map(|i| i % vocab).chain([vocab]).collect();
+    let err = lantern_runtime::scoring::perplexity(&model, &mut state, [&chunk[..]], None, |_| {})
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken { id, .. } if id == vocab), "{err}");
+    assert!(state.is_empty());
+}

@@ -23,7 +23,7 @@ const MAX_STEPS: u64 = 1 << 22;
 /// others' (a multiple-choice knapsack, solved by dynamic programming over the budget).
 ///
 /// The search counts bytes in steps of their greatest common divisor, which is exact. When
-/// that would take more than [`MAX_STEPS`] steps, it counts in larger steps and rounds each
+/// that would take more than 2²² steps, it counts in larger steps and rounds each
 /// choice's bytes up to one: the result then still fits, but may miss a choice that fills
 /// the budget to within a few steps.
 ///

@@ -219,8 +219,9 @@ impl SwscBuilder {
     }
 }
 
-/// A `rows × cols` weight matrix factored into shared columns and a low-rank residual (see
-/// the [module documentation](self)).
+/// A `rows × cols` weight matrix factored into shared columns and a low-rank residual:
+/// k-means over the input channels gives each channel a centroid column, and a truncated
+/// SVD of what the centroids miss is added back, `W ≈ C·P + U_r S_r V_rᵀ`.
 #[derive(Clone, Debug)]
 pub struct Swsc {
     rows: usize,
