@@ -191,3 +191,28 @@ fn metadata_replaces_in_place() {
     let pairs: Vec<_> = gguf.metadata().iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
     assert_eq!(pairs, [("a".to_owned(), Value::from("one")), ("b".to_owned(), Value::U32(2))]);
 }
+
+#[test]
+fn generated_tensors_write_what_held_bytes_would() {
+    let bytes: Vec<u8> =
+        (0..GgmlType::Q8_0.tensor_bytes(&[64, 3]).unwrap()).map(|i| i as u8).collect();
+    let mut held = GgufWriter::new();
+    held.tensor("a", GgmlType::Q8_0, &[64, 3], bytes.clone()).unwrap();
+    held.tensor_f32("b", &[2], &[1.0, 2.0]).unwrap();
+    let mut generated = GgufWriter::new();
+    let copy = bytes.clone();
+    generated
+        .tensor_generated("a", GgmlType::Q8_0, &[64, 3], move |out| out.copy_from_slice(&copy))
+        .unwrap();
+    generated.tensor_f32("b", &[2], &[1.0, 2.0]).unwrap();
+    assert_eq!(generated.to_bytes().unwrap(), held.to_bytes().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.gguf");
+    generated.write_file(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), held.to_bytes().unwrap());
+    // A shape no type can hold is refused when the tensor is added, not when written.
+    let err = generated.tensor_generated("c", GgmlType::Q8_0, &[33], |_| {}).unwrap_err();
+    assert!(matches!(err, Error::Tensor { .. }), "{err}");
+    let err = generated.tensor_generated("a", GgmlType::F32, &[1], |_| {}).unwrap_err();
+    assert!(matches!(err, Error::Duplicate { .. }), "{err}");
+}

@@ -16,6 +16,7 @@ mod convert;
 mod frontier_plot;
 mod plot;
 mod policy;
+mod random_model;
 mod report;
 mod requantize;
 mod sparsity_sweep;
@@ -44,6 +45,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Greedy-decode with each step's top logits, for token-by-token comparisons.
     Trace(trace::TraceArgs),
+    /// Write a random-weight F16 GGUF with a public model's shapes, for speed at scale.
+    RandomModel(random_model::RandomModelArgs),
 }
 
 fn main() -> Result<()> {
@@ -53,5 +56,6 @@ fn main() -> Result<()> {
         Command::SparsitySweep(args) => sparsity_sweep::run(args),
         Command::Report(args) => report::run(args),
         Command::Trace(args) => trace::run(args),
+        Command::RandomModel(args) => random_model::run(args),
     }
 }

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use lantern_core::GgmlType;
 
@@ -50,7 +51,27 @@ struct PendingTensor {
     name: String,
     ty: GgmlType,
     dims: Vec<usize>,
-    bytes: Vec<u8>,
+    data: TensorData,
+}
+
+/// A tensor's bytes: held, or made when the file is written.
+#[derive(Clone)]
+enum TensorData {
+    Bytes(Vec<u8>),
+    /// Its length, and what fills a buffer of that length.
+    Generated(usize, Arc<Generator>),
+}
+
+/// Fills a tensor's bytes as the file is written ([`GgufWriter::tensor_generated`]).
+type Generator = dyn Fn(&mut [u8]) + Send + Sync;
+
+impl TensorData {
+    fn len(&self) -> usize {
+        match self {
+            Self::Bytes(bytes) => bytes.len(),
+            Self::Generated(len, _) => *len,
+        }
+    }
 }
 
 impl fmt::Debug for GgufWriter {
@@ -102,7 +123,31 @@ impl GgufWriter {
         dims: &[usize],
         bytes: Vec<u8>,
     ) -> Result<()> {
+        self.add(name.into(), ty, dims, TensorData::Bytes(bytes))
+    }
+
+    /// Adds a tensor of type `ty` and dimensions `dims` whose bytes `fill` writes into a
+    /// buffer of their length when the file is written, one tensor at a time: a model far
+    /// larger than memory can be written while holding one tensor.
+    ///
+    /// # Errors
+    /// As [`GgufWriter::tensor`], but for the length, which is right by construction.
+    pub fn tensor_generated(
+        &mut self,
+        name: impl Into<String>,
+        ty: GgmlType,
+        dims: &[usize],
+        fill: impl Fn(&mut [u8]) + Send + Sync + 'static,
+    ) -> Result<()> {
         let name = name.into();
+        let len = match ty.tensor_bytes(dims) {
+            Ok(n) => n,
+            Err(source) => return Err(Error::Tensor { name, source }),
+        };
+        self.add(name, ty, dims, TensorData::Generated(len, Arc::new(fill)))
+    }
+
+    fn add(&mut self, name: String, ty: GgmlType, dims: &[usize], data: TensorData) -> Result<()> {
         if self.names.contains(&name) {
             return Err(Error::Duplicate { what: "tensor name", name });
         }
@@ -122,17 +167,17 @@ impl GgufWriter {
             Ok(n) => n,
             Err(source) => return Err(Error::Tensor { name, source }),
         };
-        if bytes.len() != expected {
+        if data.len() != expected {
             let source = lantern_core::Error::SizeMismatch {
                 ty,
                 dims: dims.to_vec(),
                 expected,
-                actual: bytes.len(),
+                actual: data.len(),
             };
             return Err(Error::Tensor { name, source });
         }
         self.names.insert(name.clone());
-        self.tensors.push(PendingTensor { name, ty, dims: dims.to_vec(), bytes });
+        self.tensors.push(PendingTensor { name, ty, dims: dims.to_vec(), data });
         Ok(())
     }
 
@@ -166,7 +211,7 @@ impl GgufWriter {
     /// As [`GgufWriter::write_to`], except that writing to memory does not fail.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let header = self.header()?;
-        let data: usize = self.tensors.iter().map(|t| t.bytes.len() + 64).sum();
+        let data: usize = self.tensors.iter().map(|t| t.data.len() + 64).sum();
         let mut out = Vec::with_capacity(header.len() + data);
         self.stream(&header, &mut out).map_err(|source| Error::Write { source })?;
         Ok(out)
@@ -213,8 +258,8 @@ impl GgufWriter {
             }
             h.extend_from_slice(&t.ty.id().to_le_bytes());
             h.extend_from_slice(&offset.to_le_bytes());
-            offset = align_up(offset.saturating_add(t.bytes.len() as u64), alignment)
-                .unwrap_or(u64::MAX);
+            offset =
+                align_up(offset.saturating_add(t.data.len() as u64), alignment).unwrap_or(u64::MAX);
         }
         let data_offset = align_up(h.len() as u64, alignment).unwrap_or(u64::MAX);
         h.resize(data_offset as usize, 0);
@@ -227,9 +272,19 @@ impl GgufWriter {
         let alignment = alignment_of(&self.metadata).unwrap_or(super::DEFAULT_ALIGNMENT) as usize;
         out.write_all(header)?;
         let zeros = vec![0u8; alignment];
+        let mut generated = Vec::new();
         for t in &self.tensors {
-            out.write_all(&t.bytes)?;
-            let pad = t.bytes.len().next_multiple_of(alignment) - t.bytes.len();
+            let bytes = match &t.data {
+                TensorData::Bytes(bytes) => bytes,
+                TensorData::Generated(len, fill) => {
+                    generated.clear();
+                    generated.resize(*len, 0);
+                    fill(&mut generated);
+                    &generated
+                }
+            };
+            out.write_all(bytes)?;
+            let pad = bytes.len().next_multiple_of(alignment) - bytes.len();
             out.write_all(&zeros[..pad])?;
         }
         out.flush()
