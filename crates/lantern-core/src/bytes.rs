@@ -15,13 +15,41 @@ use crate::{Error, Result};
 pub struct TensorBytes {
     owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
     range: Range<usize>,
+    /// How the owner gives memory back, if it can.
+    pages: Option<Arc<dyn ReleasePages>>,
+}
+
+/// An owner of bytes that can give the memory behind some of them back to the system while
+/// keeping them readable: a memory map, whose pages are read from the file again when
+/// touched.
+pub trait ReleasePages: Send + Sync {
+    /// Gives back the memory of the whole pages within `range` (of the owner's bytes).
+    fn release_pages(&self, range: Range<usize>);
 }
 
 impl TensorBytes {
     /// A view of all of `owner`'s bytes.
     pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
         let len = (*owner).as_ref().len();
-        Self { owner, range: 0..len }
+        Self { owner, range: 0..len, pages: None }
+    }
+
+    /// A view of all of `owner`'s bytes, whose memory [`TensorBytes::release_pages`] can
+    /// give back.
+    pub fn releasable<T: AsRef<[u8]> + ReleasePages + 'static>(owner: Arc<T>) -> Self {
+        let len = (*owner).as_ref().len();
+        let pages: Arc<dyn ReleasePages> = owner.clone();
+        Self { owner, range: 0..len, pages: Some(pages) }
+    }
+
+    /// Gives the memory behind these bytes back to the system where the owner can (whole
+    /// pages of a memory map; nothing for bytes on the heap), for bytes that will rarely
+    /// be read again, such as file rows a repacked copy replaces. The bytes stay readable:
+    /// a later read brings the pages back from the file.
+    pub fn release_pages(&self) {
+        if let Some(pages) = &self.pages {
+            pages.release_pages(self.range.clone());
+        }
     }
 
     /// A view of a freshly built buffer.
@@ -36,7 +64,7 @@ impl TensorBytes {
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
         fill(&mut bytes[..len]);
         let owner = Arc::new(Aligned(lines));
-        Self { owner, range: 0..len }
+        Self { owner, range: 0..len, pages: None }
     }
 
     /// A sub-view, `range` relative to this view.
@@ -51,7 +79,8 @@ impl TensorBytes {
             });
         }
         let start = self.range.start + range.start;
-        Ok(Self { owner: Arc::clone(&self.owner), range: start..start + range.len() })
+        let range = start..start + range.len();
+        Ok(Self { owner: Arc::clone(&self.owner), range, pages: self.pages.clone() })
     }
 }
 

@@ -61,7 +61,7 @@ pub use blocks::{
     BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0,
     QK8, QK_K,
 };
-pub use bytes::TensorBytes;
+pub use bytes::{ReleasePages, TensorBytes};
 pub use columns::ColumnMajor;
 pub use dequant::dequantize_row;
 pub use error::{Error, Result};

@@ -82,6 +82,8 @@ impl QTensor {
         if !done {
             return self;
         }
+        // The products read the copy; the file rows serve only row lookups from now on.
+        self.bytes.release_pages();
         Self { interleaved: Some(Interleaved { bytes, group_bytes, kernel }), ..self }
     }
 

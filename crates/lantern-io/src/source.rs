@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lantern_core::TensorBytes;
+use lantern_core::{ReleasePages, TensorBytes};
 
 use crate::{Error, Result};
 
@@ -29,6 +29,46 @@ impl AsRef<[u8]> for MappedFile {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
+}
+
+impl ReleasePages for MappedFile {
+    /// Drops the whole pages within `range` from this process (`MADV_DONTNEED`): they stop
+    /// counting in its resident memory, and a later read maps them again from the page
+    /// cache or the file.
+    fn release_pages(&self, range: std::ops::Range<usize>) {
+        #[cfg(unix)]
+        {
+            let page = page_size();
+            let start = range.start.next_multiple_of(page);
+            let end = range.end.min(self.0.len()) / page * page;
+            if start >= end {
+                return;
+            }
+            // SAFETY: the mapping is read-only and backed by a file the caller of
+            // `ModelSource::mmap` promised not to change, so dropping its pages loses
+            // nothing: a later read maps the same bytes again. The range lies inside it.
+            let advised = unsafe {
+                self.0.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+            if let Err(e) = advised {
+                tracing::debug!(error = %e, "madvise(DONTNEED) failed; the pages stay resident");
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
+}
+
+/// The system's page size.
+#[cfg(unix)]
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
 impl ModelSource {
@@ -68,7 +108,7 @@ impl ModelSource {
             Ok(map) => {
                 tracing::debug!(path = %path.display(), bytes = map.len(), "mapped model file");
                 Ok(Self {
-                    bytes: TensorBytes::new(Arc::new(MappedFile(map))),
+                    bytes: TensorBytes::releasable(Arc::new(MappedFile(map))),
                     path: Some(path.to_owned()),
                     mapped: true,
                 })
@@ -129,5 +169,25 @@ mod tests {
         assert_eq!(mapped.path(), Some(path.as_path()));
         let missing = ModelSource::read(dir.path().join("nope"));
         assert!(matches!(missing, Err(Error::Io { ref path, .. }) if path.ends_with("nope")));
+    }
+
+    #[test]
+    fn released_pages_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.bin");
+        let content: Vec<u8> = (0..5 * 4096 + 123).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        // SAFETY: the file lives in a private temp dir and is not modified while mapped.
+        let mapped = unsafe { ModelSource::mmap(&path) }.unwrap();
+        let bytes = mapped.bytes();
+        // A range that starts and ends inside pages, then the whole file.
+        bytes.slice(100..3 * 4096 + 5).unwrap().release_pages();
+        assert_eq!(&**bytes, &content[..]);
+        bytes.release_pages();
+        assert_eq!(&**bytes, &content[..]);
+        // Bytes on the heap have nothing to give back, and stay as they were.
+        let read = ModelSource::read(&path).unwrap();
+        read.bytes().release_pages();
+        assert_eq!(&**read.bytes(), &content[..]);
     }
 }
