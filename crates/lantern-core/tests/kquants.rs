@@ -1,15 +1,21 @@
 //! Q5_0, Q4_K, Q5_K and Q6_K blocks and the Q8_K activation quantizer, checked on hand-built
 //! blocks whose values are worked out in comments.
 //!
-//! The kernels themselves are crate-internal; their tests (AVX2 against scalar against an f64
-//! reference on seeded random rows) are unit tests in `src/kernels/kquants`.
+//! The kernels' own tests (each SIMD path against its scalar twin and against an f64
+//! reference on seeded random rows) are unit tests in `src/kernels/kquants`; here Q5_K
+//! matrices are also run through the public kernels on every path this CPU has.
 
 use lantern_core::{
     dequantize_row, quantize_activation_k, quantize_row, BlockQ4K, BlockQ5K, BlockQ5_0, BlockQ6K,
     BlockQ8K, Error, GgmlType, QK_K,
 };
 
-use crate::common::{randn, random_q5_k, rng};
+use lantern_core::kernels::{matmul_fn_for, reads_q8k, Input, Isa};
+use lantern_core::{QTensor, TensorBytes};
+
+use crate::common::{
+    absdot64, dequantize_xk, dot64, isas, quantize_x, quantize_xk, randn, random_q5_k, rng,
+};
 
 // Little-endian f16 encodings used below.
 const F16_ONE: [u8; 2] = [0x00, 0x3C]; // 1.0
@@ -203,7 +209,7 @@ fn q5_k_random_blocks_match_ggml_formula() {
         let f16 = |at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
         let (d, dmin) = (f16(0), f16(2));
         let (scales, qh, qs) = (&block[4..16], &block[16..48], &block[48..176]);
-        for i in 0..QK_K {
+        for (i, &v) in out.iter().enumerate() {
             let (run, l) = (i / 64, i % 32);
             let j = i / 32; // sub-block
             let low = if (i % 64) < 32 { qs[32 * run + l] & 0xF } else { qs[32 * run + l] >> 4 };
@@ -212,10 +218,10 @@ fn q5_k_random_blocks_match_ggml_formula() {
             let (sc, m) = scale_min_k4(j, scales);
             let (d1, m1) = (f64::from(d) * f64::from(sc), f64::from(dmin) * f64::from(m));
             let expect_bits = ((d1 * q) as f32 - m1 as f32).to_bits();
-            assert_eq!(out[i].to_bits(), expect_bits, "element {i}: {}", out[i]);
+            assert_eq!(v.to_bits(), expect_bits, "element {i}: {v}");
             let exact = d1 * q - m1;
             let tol = 2f64.powi(-23) * (d1 * q).abs().max(m1.abs()) * 2.0;
-            assert!((f64::from(out[i]) - exact).abs() <= tol, "element {i}");
+            assert!((f64::from(v) - exact).abs() <= tol, "element {i}");
         }
     }
 }
@@ -356,4 +362,55 @@ fn q8_k_short_output_does_not_panic_in_release() {
     assert_eq!(long[2].qs[87], -127); // values 512..600: 88 real ones, then padding
     assert_eq!(long[2].qs[88], 0);
     assert_eq!(long[3], BlockQ8K::default());
+}
+
+#[test]
+fn q5_k_matrices_on_every_path_match_the_dequantized_reference() {
+    // Q5_K computes (its rows read the 256-value activation blocks) on every path this CPU
+    // runs. Each result is within 1e-5·Σ|w·x̂| of Σ w·x̂ in f64 (w the dequantized row, x̂ the
+    // activation as the kernels see it: the budget of the kquants unit tests); the scalar
+    // path is the twin the others are held to, so SIMD and scalar are within twice that; a
+    // batch gives each input's bits alone.
+    assert!(GgmlType::Q5_K.is_supported() && reads_q8k(GgmlType::Q5_K));
+    let (rows, len, n) = (5, 1536, 6);
+    let bytes = random_q5_k(&mut rng(24), rows, len);
+    let tensor =
+        QTensor::new(GgmlType::Q5_K, &[len, rows], TensorBytes::from_vec(bytes.clone())).unwrap();
+    let x = randn(&mut rng(25), len * n, 1.0);
+    let (xq, xqk) = (quantize_x(&x), quantize_xk(&x));
+    let input = Input::new(&x, &xq, n).with_q8k(&xqk);
+    let (w, xd) = (tensor.dequantize().unwrap(), dequantize_xk(&xqk));
+    let scalar = {
+        let mut out = vec![f32::NAN; rows * n];
+        matmul_fn_for(GgmlType::Q5_K, Isa::Scalar).unwrap()(
+            &bytes,
+            bytes.len() / rows,
+            input,
+            &mut out,
+        );
+        out
+    };
+    for isa in isas() {
+        let matmul = matmul_fn_for(GgmlType::Q5_K, isa).expect("a kernel on every path");
+        let mut out = vec![f32::NAN; rows * n];
+        matmul(&bytes, bytes.len() / rows, input, &mut out);
+        for (t, out) in out.chunks_exact(rows).enumerate() {
+            for (r, &y) in out.iter().enumerate() {
+                let (w, xd) = (&w[r * len..][..len], &xd[t * len..][..len]);
+                let budget = 1e-5 * absdot64(w, xd);
+                let exact = dot64(w, xd);
+                assert!((f64::from(y) - exact).abs() <= budget, "{isa} row {r} input {t}: {y}");
+                let twin = scalar[t * rows + r];
+                assert!(f64::from(y - twin).abs() <= 2.0 * budget, "{isa}: {y} vs {twin}");
+                let mut one = [f32::NAN];
+                let row = &bytes[r * bytes.len() / rows..][..bytes.len() / rows];
+                matmul(row, row.len(), input.vectors(t..t + 1), &mut one);
+                assert_eq!(one[0].to_bits(), y.to_bits(), "{isa} row {r} input {t}");
+            }
+        }
+    }
+    // Through the tensor, the fastest path's results.
+    let mut out = vec![f32::NAN; rows * n];
+    tensor.matmul(0..rows, input, &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()));
 }

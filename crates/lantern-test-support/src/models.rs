@@ -171,7 +171,7 @@ pub fn tiny_model(t: &Tiny) -> Vec<u8> {
         };
         let mut bytes = vec![0u8; ty.tensor_bytes(&dims).expect("fixture dims fit the type")];
         if quantize_row(ty, &values, &mut bytes).is_err() {
-            // A type without a quantizer (Q5_K, …): bytes of the right size are enough.
+            // A type without a quantizer (Q3_K, …): bytes of the right size are enough.
             rng.fill(&mut bytes[..]);
         }
         w.tensor(name, ty, &dims, bytes).expect("fixture tensor");
