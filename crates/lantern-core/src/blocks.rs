@@ -285,15 +285,7 @@ impl BlockQ4K {
     /// `scales[j - 4]` (scale) and `scales[j]` (minimum).
     #[inline]
     pub fn scales_and_mins(&self) -> [u8; 16] {
-        let q = &self.scales;
-        let mut out = [0u8; 16];
-        for j in 0..4 {
-            out[j] = q[j] & 63;
-            out[j + 8] = q[j + 4] & 63;
-            out[j + 4] = (q[j + 8] & 0x0F) | ((q[j] >> 6) << 4);
-            out[j + 12] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
-        }
-        out
+        k4_scales_and_mins(&self.scales)
     }
 
     /// The 256 codes (each in 0..16), in element order.
@@ -305,6 +297,80 @@ impl BlockQ4K {
             for ((l, h), &q) in lo.iter_mut().zip(hi).zip(qs) {
                 *l = q & 0x0F;
                 *h = q >> 4;
+            }
+        }
+        out
+    }
+}
+
+/// Unpacks the twelve bytes of six-bit scales and minimums that Q4_K and Q5_K share: the
+/// eight scales, then the eight minimums (see [`BlockQ4K::scales_and_mins`]).
+#[inline]
+fn k4_scales_and_mins(q: &[u8; 12]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for j in 0..4 {
+        out[j] = q[j] & 63;
+        out[j + 8] = q[j + 4] & 63;
+        out[j + 4] = (q[j + 8] & 0x0F) | ((q[j] >> 6) << 4);
+        out[j + 12] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+    }
+    out
+}
+
+/// ggml `block_q5_K`: 256 weights in 8 sub-blocks of 32, value = d·sc·q − dmin·m with q in
+/// 0..32 and a 6-bit scale `sc` and minimum `m` per sub-block, packed as in [`BlockQ4K`].
+///
+/// Codes: the low four bits are laid out as Q4_K's (element `64i + l` is the low nibble of
+/// `qs[32i + l]`, element `64i + 32 + l` its high nibble); the fifth bit of element `64i + l`
+/// is bit `2i` of `qh[l]`, that of element `64i + 32 + l` bit `2i + 1` of `qh[l]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ5K {
+    /// Super-block scale of the sub-block scales, f16 little-endian.
+    pub d: [u8; 2],
+    /// Super-block scale of the sub-block minimums, f16 little-endian.
+    pub dmin: [u8; 2],
+    /// Eight 6-bit scales and eight 6-bit minimums, packed as Q4_K's.
+    pub scales: [u8; 12],
+    /// The fifth bits of the codes, as described above.
+    pub qh: [u8; QK_K / 8],
+    /// The low four bits of the codes, in runs of 32 bytes as Q4_K's.
+    pub qs: [u8; QK_K / 2],
+}
+
+const _: () = assert!(size_of::<BlockQ5K>() == 176);
+const _: () = assert!(std::mem::align_of::<BlockQ5K>() == 1);
+
+impl BlockQ5K {
+    /// `d` as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// `dmin` as f32.
+    #[inline(always)]
+    pub fn dmin(&self) -> f32 {
+        f16_le(self.dmin)
+    }
+
+    /// The eight sub-block scales (bytes 0..8) followed by the eight minimums (bytes 8..16),
+    /// each in 0..64, unpacked as [`BlockQ4K::scales_and_mins`] does.
+    #[inline]
+    pub fn scales_and_mins(&self) -> [u8; 16] {
+        k4_scales_and_mins(&self.scales)
+    }
+
+    /// The 256 codes (each in 0..32), in element order.
+    #[inline]
+    pub fn codes(&self) -> [u8; QK_K] {
+        let mut out = [0u8; QK_K];
+        let runs = out.chunks_exact_mut(64).zip(self.qs.chunks_exact(32));
+        for (i, (out, qs)) in runs.enumerate() {
+            let (lo, hi) = out.split_at_mut(32);
+            for (l, (&q, &h)) in qs.iter().zip(&self.qh).enumerate() {
+                lo[l] = (q & 0x0F) | (((h >> (2 * i)) & 1) << 4);
+                hi[l] = (q >> 4) | (((h >> (2 * i + 1)) & 1) << 4);
             }
         }
         out

@@ -12,20 +12,20 @@
 //!   multiply by `q` and the subtraction round);
 //! - Q6_K: `(d·sc)·(q − 32)`, in that order.
 //!
-//! A C compiler allowed to contract `x*d + m` (Q4_1) or `d1*q - m1` (Q4_K) into an FMA may
+//! A C compiler allowed to contract `x*d + m` (Q4_1) or `d1*q - m1` (Q4_K, Q5_K) into an FMA may
 //! differ in the last bit; gguf-py's numpy dequantizers do not contract and agree bit for bit.
 //! <https://github.com/ggml-org/llama.cpp/blob/36491e4024b3016e6e2d21afc140add042b44bec/ggml/src/ggml-quants.c>
 
 use half::{bf16, f16};
 
 use crate::{
-    BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8_0, Error, GgmlType,
-    Result, QK8, QK_K,
+    BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0, Error,
+    GgmlType, Result, QK8, QK_K,
 };
 
 /// Dequantizes `dst.len()` elements of type `ty` from `src` into `dst`.
 ///
-/// Supports F32, F16, BF16, Q3_0, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K.
+/// Supports F32, F16, BF16, Q3_0, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for any other type, [`Error::RaggedRow`] when `dst.len()` is not
@@ -85,6 +85,11 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::Q4_K => {
             for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockQ4K>(ty, src, n, expected)?) {
                 q4_k(b, o);
+            }
+        }
+        GgmlType::Q5_K => {
+            for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockQ5K>(ty, src, n, expected)?) {
+                q5_k(b, o);
             }
         }
         GgmlType::Q6_K => {
@@ -168,6 +173,21 @@ fn q4_k(b: &BlockQ4K, out: &mut [f32]) {
     }
 }
 
+/// `dequantize_row_q5_K`: (d·sc)·q − dmin·m with the sub-block's scale and minimum, as Q4_K
+/// with five-bit codes.
+#[inline]
+fn q5_k(b: &BlockQ5K, out: &mut [f32]) {
+    let (d, dmin) = (b.d(), b.dmin());
+    let sm = b.scales_and_mins();
+    let codes = b.codes();
+    for (s, (out, codes)) in out.chunks_exact_mut(32).zip(codes.chunks_exact(32)).enumerate() {
+        let (ds, ms) = (d * f32::from(sm[s]), dmin * f32::from(sm[8 + s]));
+        for (o, &q) in out.iter_mut().zip(codes) {
+            *o = ds * f32::from(q) - ms;
+        }
+    }
+}
+
 /// `dequantize_row_q6_K`: (d·sc)·(q − 32) with the sub-block's scale, multiplied in that order.
 #[inline]
 fn q6_k(b: &BlockQ6K, out: &mut [f32]) {
@@ -200,8 +220,8 @@ mod tests {
             Err(Error::SizeMismatch { expected: 8, .. })
         ));
         assert!(matches!(
-            dequantize_row(GgmlType::Q5_K, &[0u8; 176], &mut [0.0; 256]),
-            Err(Error::UnsupportedType { ty: GgmlType::Q5_K, op: "dequantize" })
+            dequantize_row(GgmlType::Q3_K, &[0u8; 110], &mut [0.0; 256]),
+            Err(Error::UnsupportedType { ty: GgmlType::Q3_K, op: "dequantize" })
         ));
         assert!(matches!(
             dequantize_row(GgmlType::Q4_K, &[0u8; 144], &mut [0.0; 255]),

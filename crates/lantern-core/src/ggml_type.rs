@@ -173,6 +173,7 @@ impl GgmlType {
                 | Self::Q5_0
                 | Self::Q8_0
                 | Self::Q4_K
+                | Self::Q5_K
                 | Self::Q6_K
         )
     }
@@ -191,6 +192,7 @@ impl GgmlType {
                 | Self::Q5_0
                 | Self::Q8_0
                 | Self::Q4_K
+                | Self::Q5_K
                 | Self::Q6_K
         )
     }

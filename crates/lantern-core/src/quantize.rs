@@ -160,8 +160,8 @@ pub(crate) fn q8_k_block(x: &[f32; QK_K]) -> BlockQ8K {
 /// layout into `dst`.
 ///
 /// Supports F32, F16, BF16 (round to nearest even), ggml's reference quantizers for Q4_0,
-/// Q4_1, Q5_0 and Q8_0, and lantern's Q3_0 (d = max/−4, q = min(7, trunc(x/d + 4.5))). Q4_K and Q6_K rows
-/// can be dequantized but not quantized.
+/// Q4_1, Q5_0 and Q8_0, and lantern's Q3_0 (d = max/−4, q = min(7, trunc(x/d + 4.5))). Q4_K, Q5_K and Q6_K
+/// rows can be dequantized but not quantized.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for other types, [`Error::RaggedRow`] when `src.len()` is not a

@@ -59,6 +59,21 @@ pub(crate) fn random_q6_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> 
     bytes
 }
 
+/// `rows` Q5_K rows of `len` values (a multiple of 256), which lantern does not quantize to:
+/// random codes, fifth bits and sub-block scales and minimums, and random f16 scales `d` and
+/// `dmin` in 0.01..0.1 per super-block.
+pub(crate) fn random_q5_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; GgmlType::Q5_K.tensor_bytes(&[len, rows]).unwrap()];
+    rng.fill(&mut bytes[..]);
+    for block in bytes.chunks_exact_mut(GgmlType::Q5_K.type_size()) {
+        for at in [0, 2] {
+            let scale = half::f16::from_f32(rng.random_range(0.01..0.1));
+            block[at..at + 2].copy_from_slice(&scale.to_le_bytes()); // `d`, then `dmin`
+        }
+    }
+    bytes
+}
+
 /// `bytes` dequantized, `n` values of type `ty`.
 pub(crate) fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0.0; n];

@@ -1,15 +1,21 @@
-//! Q5_0, Q4_K and Q6_K blocks and the Q8_K activation quantizer, checked on hand-built
+//! Q5_0, Q4_K, Q5_K and Q6_K blocks and the Q8_K activation quantizer, checked on hand-built
 //! blocks whose values are worked out in comments.
 //!
-//! The kernels themselves are crate-internal; their tests (AVX2 against scalar against an f64
-//! reference on seeded random rows) are unit tests in `src/kernels/kquants`.
+//! The kernels' own tests (each SIMD path against its scalar twin and against an f64
+//! reference on seeded random rows) are unit tests in `src/kernels/kquants`; here Q5_K
+//! matrices are also run through the public kernels on every path this CPU has.
 
 use lantern_core::{
-    dequantize_row, quantize_activation_k, quantize_row, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8K,
-    Error, GgmlType, QK_K,
+    dequantize_row, quantize_activation_k, quantize_row, BlockQ4K, BlockQ5K, BlockQ5_0, BlockQ6K,
+    BlockQ8K, Error, GgmlType, QK_K,
 };
 
-use crate::common::{randn, rng};
+use lantern_core::kernels::{matmul_fn_for, reads_q8k, Input, Isa};
+use lantern_core::{QTensor, TensorBytes};
+
+use crate::common::{
+    absdot64, dequantize_xk, dot64, isas, quantize_x, quantize_xk, randn, random_q5_k, rng,
+};
 
 // Little-endian f16 encodings used below.
 const F16_ONE: [u8; 2] = [0x00, 0x3C]; // 1.0
@@ -29,6 +35,7 @@ fn block_layouts_match_ggml() {
     let sizes = [
         (GgmlType::Q5_0, size_of::<BlockQ5_0>()),
         (GgmlType::Q4_K, size_of::<BlockQ4K>()),
+        (GgmlType::Q5_K, size_of::<BlockQ5K>()),
         (GgmlType::Q6_K, size_of::<BlockQ6K>()),
         (GgmlType::Q8_K, size_of::<BlockQ8K>()),
     ];
@@ -49,6 +56,15 @@ fn block_layouts_match_ggml() {
     bytes[4] = 7;
     let b: &[BlockQ4K] = bytemuck::try_cast_slice(&bytes).unwrap();
     assert_eq!((b[0].d(), b[0].dmin(), b[0].scales[0]), (1.0, 0.5, 7));
+    // Q5_K: d, dmin, the 12 scale bytes, the 32 bytes of fifth bits, then the codes.
+    let mut bytes = vec![0u8; 176];
+    bytes[..4].copy_from_slice(&[0x00, 0x3C, 0x00, 0x38]);
+    bytes[4] = 7;
+    bytes[16] = 0xAA;
+    bytes[48] = 0x55;
+    let b: &[BlockQ5K] = bytemuck::try_cast_slice(&bytes).unwrap();
+    assert_eq!((b[0].d(), b[0].dmin(), b[0].scales[0]), (1.0, 0.5, 7));
+    assert_eq!((b[0].qh[0], b[0].qs[0]), (0xAA, 0x55));
 }
 
 #[test]
@@ -141,6 +157,76 @@ fn q4_k_block_with_known_scales_and_mins() {
 }
 
 #[test]
+fn q5_k_block_with_fifth_bits() {
+    // d = 2, dmin = 0.5, the scales and minimums of `q4_k_block_with_known_scales_and_mins`:
+    // sc = [1, 2, 3, 63, 17, 32, 0, 5], m = [0, 1, 2, 63, 33, 16, 4, 0]. Every code byte is
+    // 0xA3 (low nibble 3, high nibble 10). Fifth bits: qh[l] = 0b0110_0101 for even l and 0 for
+    // odd l; element 64i + l takes bit 2i of qh[l], element 64i + 32 + l bit 2i + 1, so for
+    // even l sub-blocks 0, 2, 5 and 6 get +16 (bits 0, 2, 5, 6).
+    let scales: [u8; 12] = [0x41, 0x82, 0x03, 0x3F, 0x80, 0x41, 0x02, 0x3F, 0x11, 0x00, 0x40, 0x05];
+    let mut bytes = [F16_TWO, F16_HALF].concat();
+    bytes.extend(scales);
+    bytes.extend((0..32).map(|l| if l % 2 == 0 { 0b0110_0101u8 } else { 0 }));
+    bytes.extend([0xA3u8; 128]);
+    let b: &[BlockQ5K] = bytemuck::try_cast_slice(&bytes).unwrap();
+    assert_eq!(b[0].scales_and_mins(), [1, 2, 3, 63, 17, 32, 0, 5, 0, 1, 2, 63, 33, 16, 4, 0]);
+    let out = run(GgmlType::Q5_K, &bytes, 256);
+    let (sc, m) = (
+        [1.0f32, 2.0, 3.0, 63.0, 17.0, 32.0, 0.0, 5.0],
+        [0.0, 1.0, 2.0, 63.0, 33.0, 16.0, 4.0, 0.0],
+    );
+    let high = [true, false, true, false, false, true, true, false];
+    for (i, &v) in out.iter().enumerate() {
+        let s = i / 32;
+        let low = if s % 2 == 0 { 3.0 } else { 10.0 };
+        let q = low + if high[s] && i % 2 == 0 { 16.0 } else { 0.0 };
+        assert_eq!(v, 2.0 * sc[s] * q - 0.5 * m[s], "element {i}");
+    }
+    assert_eq!(out[0], 2.0 * 19.0); // sub-block 0: 2·1·(3 + 16) − 0
+    assert_eq!(out[1], 6.0); // odd l: no fifth bit
+    assert_eq!(out[160], 2.0 * 32.0 * 26.0 - 8.0); // sub-block 5: 2·32·(10 + 16) − 0.5·16
+}
+
+/// ggml's `get_scale_min_k4(j, q)`, transcribed.
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
+#[test]
+fn q5_k_random_blocks_match_ggml_formula() {
+    // An independent reading of ggml's `dequantize_row_q5_K` from the raw bytes: per 64 values
+    // two sub-blocks, d1 = d·sc and m1 = dmin·m (exact in f32), then d1·q − m1 with f32
+    // rounding after the multiply and after the subtraction; and the exact value in f64, within
+    // those two roundings.
+    let n = 8 * QK_K;
+    let bytes = random_q5_k(&mut rng(23), 1, n);
+    let out = run(GgmlType::Q5_K, &bytes, n);
+    for (block, out) in bytes.chunks_exact(176).zip(out.chunks_exact(QK_K)) {
+        let f16 = |at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
+        let (d, dmin) = (f16(0), f16(2));
+        let (scales, qh, qs) = (&block[4..16], &block[16..48], &block[48..176]);
+        for (i, &v) in out.iter().enumerate() {
+            let (run, l) = (i / 64, i % 32);
+            let j = i / 32; // sub-block
+            let low = if (i % 64) < 32 { qs[32 * run + l] & 0xF } else { qs[32 * run + l] >> 4 };
+            let fifth = (qh[l] >> j) & 1;
+            let q = f64::from(low) + 16.0 * f64::from(fifth);
+            let (sc, m) = scale_min_k4(j, scales);
+            let (d1, m1) = (f64::from(d) * f64::from(sc), f64::from(dmin) * f64::from(m));
+            let expect_bits = ((d1 * q) as f32 - m1 as f32).to_bits();
+            assert_eq!(v.to_bits(), expect_bits, "element {i}: {v}");
+            let exact = d1 * q - m1;
+            let tol = 2f64.powi(-23) * (d1 * q).abs().max(m1.abs()) * 2.0;
+            assert!((f64::from(v) - exact).abs() <= tol, "element {i}");
+        }
+    }
+}
+
+#[test]
 fn q6_k_block_element_order() {
     // d = 0.25. Half 0: ql[l] = 0x21 (low 1, high 2), ql[l + 32] = 0x43 (low 3, high 4),
     // qh[l] = 0b11_10_01_00, so the top two bits are 0, 1, 2, 3 for elements l, l + 32, l + 64,
@@ -179,6 +265,14 @@ fn k_quant_rows_are_checked_not_panicking() {
     assert!(matches!(
         quantize_row(GgmlType::Q6_K, &[0.0; 256], &mut [0u8; 210]),
         Err(Error::UnsupportedType { op: "quantize", .. })
+    ));
+    assert!(matches!(
+        quantize_row(GgmlType::Q5_K, &[0.0; 256], &mut [0u8; 176]),
+        Err(Error::UnsupportedType { op: "quantize", .. })
+    ));
+    assert!(matches!(
+        dequantize_row(GgmlType::Q5_K, &[0u8; 351], &mut out),
+        Err(Error::SizeMismatch { expected: 352, actual: 351, .. })
     ));
     // Two zero Q4_K blocks dequantize to zeros.
     dequantize_row(GgmlType::Q4_K, &[0u8; 288], &mut out).unwrap();
@@ -268,4 +362,55 @@ fn q8_k_short_output_does_not_panic_in_release() {
     assert_eq!(long[2].qs[87], -127); // values 512..600: 88 real ones, then padding
     assert_eq!(long[2].qs[88], 0);
     assert_eq!(long[3], BlockQ8K::default());
+}
+
+#[test]
+fn q5_k_matrices_on_every_path_match_the_dequantized_reference() {
+    // Q5_K computes (its rows read the 256-value activation blocks) on every path this CPU
+    // runs. Each result is within 1e-5·Σ|w·x̂| of Σ w·x̂ in f64 (w the dequantized row, x̂ the
+    // activation as the kernels see it: the budget of the kquants unit tests); the scalar
+    // path is the twin the others are held to, so SIMD and scalar are within twice that; a
+    // batch gives each input's bits alone.
+    assert!(GgmlType::Q5_K.is_supported() && reads_q8k(GgmlType::Q5_K));
+    let (rows, len, n) = (5, 1536, 6);
+    let bytes = random_q5_k(&mut rng(24), rows, len);
+    let tensor =
+        QTensor::new(GgmlType::Q5_K, &[len, rows], TensorBytes::from_vec(bytes.clone())).unwrap();
+    let x = randn(&mut rng(25), len * n, 1.0);
+    let (xq, xqk) = (quantize_x(&x), quantize_xk(&x));
+    let input = Input::new(&x, &xq, n).with_q8k(&xqk);
+    let (w, xd) = (tensor.dequantize().unwrap(), dequantize_xk(&xqk));
+    let scalar = {
+        let mut out = vec![f32::NAN; rows * n];
+        matmul_fn_for(GgmlType::Q5_K, Isa::Scalar).unwrap()(
+            &bytes,
+            bytes.len() / rows,
+            input,
+            &mut out,
+        );
+        out
+    };
+    for isa in isas() {
+        let matmul = matmul_fn_for(GgmlType::Q5_K, isa).expect("a kernel on every path");
+        let mut out = vec![f32::NAN; rows * n];
+        matmul(&bytes, bytes.len() / rows, input, &mut out);
+        for (t, out) in out.chunks_exact(rows).enumerate() {
+            for (r, &y) in out.iter().enumerate() {
+                let (w, xd) = (&w[r * len..][..len], &xd[t * len..][..len]);
+                let budget = 1e-5 * absdot64(w, xd);
+                let exact = dot64(w, xd);
+                assert!((f64::from(y) - exact).abs() <= budget, "{isa} row {r} input {t}: {y}");
+                let twin = scalar[t * rows + r];
+                assert!(f64::from(y - twin).abs() <= 2.0 * budget, "{isa}: {y} vs {twin}");
+                let mut one = [f32::NAN];
+                let row = &bytes[r * bytes.len() / rows..][..bytes.len() / rows];
+                matmul(row, row.len(), input.vectors(t..t + 1), &mut one);
+                assert_eq!(one[0].to_bits(), y.to_bits(), "{isa} row {r} input {t}");
+            }
+        }
+    }
+    // Through the tensor, the fastest path's results.
+    let mut out = vec![f32::NAN; rows * n];
+    tensor.matmul(0..rows, input, &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()));
 }

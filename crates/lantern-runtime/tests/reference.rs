@@ -188,3 +188,12 @@ fn q4_weights_match_the_reference() {
     let q4_1_tied = Tiny { tied: true, ..Tiny::of(GgmlType::Q4_1) };
     check_against_reference(&q4_1_tied, Q8_ACT_REL_TOL, Q8_ACT_MIN_ARGMAX);
 }
+
+/// Q5_K weights (random blocks: lantern cannot quantize to K-quants) in a model wide enough
+/// for their rows of 256 multiply activations quantized to 8 bits per 256 values (Q8_K): a
+/// coarser step than Q8_0's per 32, within the same budget.
+#[test]
+fn q5_k_weights_match_the_reference() {
+    let q5_k = Tiny { dim: 256, ff: 512, ..Tiny::of(GgmlType::Q5_K) };
+    check_against_reference(&q5_k, Q8_ACT_REL_TOL, Q8_ACT_MIN_ARGMAX);
+}

@@ -171,12 +171,28 @@ pub fn tiny_model(t: &Tiny) -> Vec<u8> {
         };
         let mut bytes = vec![0u8; ty.tensor_bytes(&dims).expect("fixture dims fit the type")];
         if quantize_row(ty, &values, &mut bytes).is_err() {
-            // A type without a quantizer (Q5_K, …): bytes of the right size are enough.
+            // A type without a quantizer (Q3_K, …): bytes of the right size are enough, except
+            // for Q5_K, which the runtime computes with: its super-block scales are set so that
+            // the weights are finite and about `scale` in size.
             rng.fill(&mut bytes[..]);
+            if ty == GgmlType::Q5_K {
+                set_q5_k_scales(&mut bytes, scale, &mut rng);
+            }
         }
         w.tensor(name, ty, &dims, bytes).expect("fixture tensor");
     }
     w.to_bytes().expect("fixture serializes")
+}
+
+/// Gives every Q5_K super-block of `bytes` (random codes, sub-block scales and minimums) an
+/// f16 `d` of about `scale`/1000 and `dmin` = 15·`d`: a weight d·sc·q − dmin·m (sc, m < 64,
+/// q < 32) then averages about zero and stays within about 2·`scale`.
+fn set_q5_k_scales(bytes: &mut [u8], scale: f32, rng: &mut StdRng) {
+    for block in bytes.chunks_exact_mut(GgmlType::Q5_K.type_size()) {
+        let d = scale / 1000.0 * rng.random_range(0.5..1.5);
+        block[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        block[2..4].copy_from_slice(&half::f16::from_f32(15.0 * d).to_le_bytes());
+    }
 }
 
 /// Parses the bytes of `t`.

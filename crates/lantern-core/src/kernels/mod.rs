@@ -208,7 +208,7 @@ pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
 /// Whether rows of type `ty` read the 256-value activation blocks
 /// ([`Input::with_q8k`]) rather than the 32-value ones.
 pub fn reads_q8k(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// Whether rows of type `ty` read only the input's f32 values, never its activation blocks:

@@ -1,6 +1,7 @@
-//! AVX2 + FMA + F16C twins of the Q4_K and Q6_K kernels (x86-64), chosen at run time.
+//! AVX2 + FMA + F16C twins of the Q4_K, Q5_K and Q6_K kernels (x86-64), chosen at run time.
 //!
-//! Ported from ggml's x86 `ggml_vec_dot_q4_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`, keeping their order of float operations so that our results match
+//! Ported from ggml's x86 `ggml_vec_dot_q4_K_q8_K`, `ggml_vec_dot_q5_K_q8_K` and
+//! `ggml_vec_dot_q6_K_q8_K`, keeping their order of float operations so that our results match
 //! llama.cpp's AVX2 build:
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //! - Q4_K, per super-block: for each 64 values, `maddubs` of the 32 low and the 32 high
@@ -10,6 +11,14 @@
 //!   added with one FMA (by d_w·d_a and dmin_w·d_a), and the result is their difference: the
 //!   arithmetic of llama.cpp's repacked Q4_K (`ggml_gemv_q4_K_8x8_q8_K` in
 //!   `ggml-cpu/arch/x86/repack.cpp`), which it uses for Q4_K on every AVX2 CPU.
+//! - Q5_K, per super-block: for each 64 values, the codes of two sub-blocks (low and high
+//!   nibbles, each with its fifth bit from `qh` moved to bit 4), `maddubs` with their
+//!   activation codes and `madd` by the sub-block scale, summed into eight i32 lanes of four
+//!   adjacent elements per 32; the lanes are converted and FMA'd by d_w·d_a into eight f32
+//!   lanes. The minimums: `bsums` added in pairs and multiplied by the eight minimums (`madd`),
+//!   one exact integer, added to a running f32 with one FMA by −dmin_w·d_a (ggml writes
+//!   `summs += dmin * ...`, which GCC fuses). At the end, `hsum_float_8` of the lanes plus
+//!   that running sum.
 //! - Q6_K, per super-block: `maddubs` of the codes (0..64) with the activation codes, `madd`
 //!   by the sub-block scales, summed into eight i32 lanes; then the −32 offset comes off each
 //!   lane at once, as 32·(`bsums`·scales) (`madd`), and the lanes are converted and FMA'd by
@@ -34,7 +43,7 @@ use std::arch::x86_64::*;
 use super::{rows, RowDot, WIDE_INPUTS};
 use crate::kernels::avx2::{hsum, hsum_i32, path_fn, Dot, PathKernel};
 use crate::kernels::{Input, MatmulFn};
-use crate::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
+use crate::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, GgmlType};
 
 #[cfg(test)]
 /// The AVX2 kernel for K-quant rows of type `ty`, if there is one. Callers must have detected
@@ -42,6 +51,7 @@ use crate::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
 pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
     Some(match ty {
         crate::GgmlType::Q4_K => dot_q4_k,
+        crate::GgmlType::Q5_K => dot_q5_k,
         crate::GgmlType::Q6_K => dot_q6_k,
         _ => return None,
     })
@@ -59,6 +69,14 @@ pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
 }
 
 #[cfg(test)]
+pub(super) fn dot_q5_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
+    let w = crate::kernels::as_blocks::<BlockQ5K>(row);
+    let n = w.len().min(xq.len());
+    // SAFETY: as in `dot_q4_k`.
+    unsafe { one_input::<Q5K>(&w[..n], &xq[..n]) }
+}
+
+#[cfg(test)]
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let w = crate::kernels::as_blocks::<BlockQ6K>(row);
     let n = w.len().min(xq.len());
@@ -66,11 +84,12 @@ pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     unsafe { one_input::<Q6K>(&w[..n], &xq[..n]) }
 }
 
-/// The matrix kernel for Q4_K or Q6_K rows: with `vnni`, the AVX-512 VNNI variant. Callers
+/// The matrix kernel for Q4_K, Q5_K or Q6_K rows: with `vnni`, the AVX-512 VNNI variant. Callers
 /// must have detected the features of the path.
 pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
     Some(match ty {
         GgmlType::Q4_K => path_fn::<Rows<Q4K>>(vnni),
+        GgmlType::Q5_K => path_fn::<Rows<Q5K>>(vnni),
         GgmlType::Q6_K => path_fn::<Rows<Q6K>>(vnni),
         _ => return None,
     })
@@ -196,6 +215,71 @@ impl KFormat for Q4K {
                 }
             }
             std::array::from_fn(|t| acc[t] - acc_min[t])
+        }
+    }
+}
+
+/// ggml `block_q5_K`.
+struct Q5K;
+
+impl KFormat for Q5K {
+    type Block = BlockQ5K;
+
+    #[inline(always)]
+    unsafe fn dot<D: Dot, const T: usize>(w: &[BlockQ5K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // SAFETY: the caller's contract; every load reads 16 or 32 bytes of one array field or
+        // of a 32- or 64-byte chunk of one, and `a`'s slices are at least as long as `w`.
+        unsafe {
+            let low_mask = _mm256_set1_epi8(0x0F);
+            let one = _mm256_set1_epi8(1);
+            let mut acc = [_mm256_setzero_ps(); T];
+            let mut summs = [0.0f32; T];
+            for (b, w) in w.iter().enumerate() {
+                let (dw, dminw) = f16_pair(w.d, w.dmin);
+                let sm = w.scales_and_mins();
+                let mins = _mm256_extracti128_si256::<1>(_mm256_cvtepu8_epi16(_mm_loadu_si128(
+                    sm.as_ptr().cast(),
+                )));
+                // The fifth bits of sub-block s are bit s of each byte; `hbits` is shifted
+                // right once per sub-block so that they are always bit 0 (the 16-bit shift
+                // carries bits across bytes, which the mask drops).
+                let mut hbits = load32(&w.qh);
+                let mut sumi = [_mm256_setzero_si256(); T];
+                for (j, q5) in w.qs.chunks_exact(32).enumerate() {
+                    let bits = load32(q5);
+                    let fifth_l = _mm256_slli_epi16::<4>(_mm256_and_si256(hbits, one));
+                    hbits = _mm256_srli_epi16::<1>(hbits);
+                    let fifth_h = _mm256_slli_epi16::<4>(_mm256_and_si256(hbits, one));
+                    hbits = _mm256_srli_epi16::<1>(hbits);
+                    let q5l = _mm256_or_si256(_mm256_and_si256(bits, low_mask), fifth_l);
+                    let q5h = _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(bits), low_mask),
+                        fifth_h,
+                    );
+                    let scale_l = _mm256_set1_epi16(i16::from(sm[2 * j]));
+                    let scale_h = _mm256_set1_epi16(i16::from(sm[2 * j + 1]));
+                    for (sumi, a) in sumi.iter_mut().zip(a) {
+                        // Codes below 32: a pair of products reaches 2·31·128, within i16.
+                        let q8 = &a[b].qs[64 * j..];
+                        let l = _mm256_maddubs_epi16(q5l, load32(q8));
+                        let h = _mm256_maddubs_epi16(q5h, load32(&q8[32..]));
+                        *sumi = D::madd_add(D::madd_add(*sumi, scale_l, l), scale_h, h);
+                    }
+                }
+                for t in 0..T {
+                    let a = &a[t][b];
+                    let bsums = load32(&a.bsums);
+                    let pair_sums = _mm_hadd_epi16(
+                        _mm256_castsi256_si128(bsums),
+                        _mm256_extracti128_si256::<1>(bsums),
+                    );
+                    let summ = hsum_i32(_mm256_zextsi128_si256(_mm_madd_epi16(mins, pair_sums)));
+                    summs[t] = (-a.d * dminw).mul_add(summ as f32, summs[t]);
+                    let d = _mm256_set1_ps(a.d * dw);
+                    acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                }
+            }
+            std::array::from_fn(|t| hsum_f32(acc[t]) + summs[t])
         }
     }
 }
@@ -337,6 +421,29 @@ mod tests {
         acc - acc_min
     }
 
+    /// ggml's x86 `ggml_vec_dot_q5_K_q8_K`: eight lanes of four adjacent elements per 32,
+    /// FMA'd per super-block; the minimums' integer FMA'd into a running sum by −dmin·d_a.
+    fn model_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
+        let mut acc = [0.0f32; 8];
+        let mut summs = 0.0f32;
+        for (w, a) in w.iter().zip(a) {
+            let sm = w.scales_and_mins();
+            let mut lanes = [0i32; 8];
+            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
+                lanes[lane(i)] += i32::from(sm[i / 32]) * i32::from(q) * i32::from(x);
+            }
+            let summ: i32 = (0..8)
+                .map(|s| {
+                    let pair = i32::from(a.bsums[2 * s]) + i32::from(a.bsums[2 * s + 1]);
+                    i32::from(sm[8 + s]) * pair
+                })
+                .sum();
+            summs = (-a.d * w.dmin()).mul_add(summ as f32, summs);
+            fma_lanes(&mut acc, a.d * w.d(), lanes);
+        }
+        hsum(acc) + summs
+    }
+
     fn model_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
         let mut acc = [0.0f32; 8];
         for (w, a) in w.iter().zip(a) {
@@ -373,6 +480,10 @@ mod tests {
                 let model = model_q4_k(bytemuck::cast_slice(&row), &xqk);
                 assert_eq!(dot_q4_k(&row, &xqk).to_bits(), model.to_bits(), "Q4_K n={n}");
 
+                let row = random_row(GgmlType::Q5_K, n, &mut rng);
+                let model = model_q5_k(bytemuck::cast_slice(&row), &xqk);
+                assert_eq!(dot_q5_k(&row, &xqk).to_bits(), model.to_bits(), "Q5_K n={n}");
+
                 let row = random_row(GgmlType::Q6_K, n, &mut rng);
                 let model = model_q6_k(bytemuck::cast_slice(&row), &xqk);
                 assert_eq!(dot_q6_k(&row, &xqk).to_bits(), model.to_bits(), "Q6_K n={n}");
@@ -393,8 +504,8 @@ mod tests {
         let xqk = quantize_q8k(&x);
         let input = Input::new(&x, &xq, inputs).with_q8k(&xqk);
         type OneRow = fn(&[u8], &[BlockQ8K]) -> f32;
-        let kernels: [(GgmlType, OneRow); 2] =
-            [(GgmlType::Q4_K, dot_q4_k), (GgmlType::Q6_K, dot_q6_k)];
+        let kernels: [(GgmlType, OneRow); 3] =
+            [(GgmlType::Q4_K, dot_q4_k), (GgmlType::Q5_K, dot_q5_k), (GgmlType::Q6_K, dot_q6_k)];
         let vnni_runs = crate::kernels::runs(Isa::Avx512Vnni, "many inputs are not checked");
         let vnni = [false, true].into_iter().filter(|&v| !v || vnni_runs);
         for (vnni, (ty, dot)) in vnni.flat_map(|v| kernels.map(|k| (v, k))) {

@@ -1,4 +1,4 @@
-//! K-quant (Q4_K, Q6_K) kernels, one row at a time.
+//! K-quant (Q4_K, Q5_K, Q6_K) kernels, one row at a time.
 //!
 //! # Contract
 //! A kernel takes the raw bytes of one weight row in ggml's on-disk layout (no alignment
@@ -13,13 +13,15 @@
 //! - Q4_K: `Σ_b (d_w·d_a) · Σ_s sc_s·Σ_j q_w,j·q_a,j − (dmin_w·d_a) · Σ_s m_s·Σ_j q_a,j`, with
 //!   eight sub-blocks of 32 values; the second sum reads the two `bsums` that cover each
 //!   sub-block.
+//! - Q5_K: as Q4_K, with codes in 0..32 (a fifth bit from `qh`).
 //! - Q6_K: `Σ_b (d_w·d_a) · Σ_s sc_s·Σ_j (q_w,j − 32)·q_a,j`, with sixteen sub-blocks of 16.
 //!
 //! Inner sums are exact integers. The scalar kernels follow ggml's generic
-//! `ggml_vec_dot_q4_K_q8_K_generic` and `ggml_vec_dot_q6_K_q8_K_generic`
+//! `ggml_vec_dot_q4_K_q8_K_generic`, `ggml_vec_dot_q5_K_q8_K_generic` and
+//! `ggml_vec_dot_q6_K_q8_K_generic`
 //! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/quants.c>),
-//! the AVX2 kernels ggml's x86 `ggml_vec_dot_q4_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`,
-//! including the order of their float operations
+//! the AVX2 kernels ggml's x86 `ggml_vec_dot_q4_K_q8_K`, `ggml_vec_dot_q5_K_q8_K` and
+//! `ggml_vec_dot_q6_K_q8_K`, including the order of their float operations
 //! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>).
 //! The two paths add the same exact integers in different float groupings (the generic code
 //! eight lanes by element index mod 8, the AVX2 code
@@ -61,7 +63,7 @@ pub(crate) fn q5_0_dot_fn(isa: Isa) -> Option<impl Fn(&[u8], &[crate::BlockQ8]) 
 }
 
 #[cfg(test)]
-/// The kernel for K-quant rows of type `ty` (Q4_K or Q6_K) on path `isa`, with the same
+/// The kernel for K-quant rows of type `ty` (Q4_K, Q5_K or Q6_K) on path `isa`, with the same
 /// availability rule as [`matmul_fn`]; `None` for other types.
 pub(crate) fn k_dot_fn(ty: GgmlType, isa: Isa) -> Option<DotQ8KFn> {
     match isa {
@@ -74,7 +76,7 @@ pub(crate) fn k_dot_fn(ty: GgmlType, isa: Isa) -> Option<DotQ8KFn> {
     }
 }
 
-/// The matrix kernel for Q4_K or Q6_K rows on path `isa`; `None` for other types or
+/// The matrix kernel for Q4_K, Q5_K or Q6_K rows on path `isa`; `None` for other types or
 /// when `isa` is not available.
 pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     /// A [`MatmulFn`] calling `$dot` per row and input, on the activation form `$part`.
@@ -88,6 +90,7 @@ pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     }
     Some(match (ty, isa) {
         (GgmlType::Q4_K, Isa::Scalar) => rows!(scalar::dot_q4_k, q8k),
+        (GgmlType::Q5_K, Isa::Scalar) => rows!(scalar::dot_q5_k, q8k),
         (GgmlType::Q6_K, Isa::Scalar) => rows!(scalar::dot_q6_k, q8k),
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) if isa.is_available() => {
@@ -186,7 +189,7 @@ mod tests {
     //!
     //! Error budgets, per output y = row · activation. Let A be Σ|terms| of the kernel's math
     //! at element granularity (in f64): Σ_i |d_w,s·q_i|·|d_a·q_a,i| for Q5_0 and Q6_K, and
-    //! Σ_i (|d_w·sc_s·q_i| + |dmin_w·m_s|)·|d_a·q_a,i| for Q4_K, so that every partial sum any
+    //! Σ_i (|d_w·sc_s·q_i| + |dmin_w·m_s|)·|d_a·q_a,i| for Q4_K and Q5_K, so that every partial sum any
     //! path forms (lane, block or running total) is at most A.
     //! - **AVX2 vs scalar**: both compute the same exact integer sums and differ only in how
     //!   they group them into f32 lanes and round. Each path rounds at most a few dozen times
@@ -207,12 +210,12 @@ mod tests {
 
     use super::*;
     use crate::{
-        dequantize_row, quantize_activation, quantize_activation_k, BlockQ4K, BlockQ5_0, BlockQ6K,
-        QK8, QK_K,
+        dequantize_row, quantize_activation, quantize_activation_k, BlockQ4K, BlockQ5K, BlockQ5_0,
+        BlockQ6K, QK8, QK_K,
     };
     use crate::{BlockQ8, BlockQ8K};
 
-    const K_TYPES: [GgmlType; 2] = [GgmlType::Q4_K, GgmlType::Q6_K];
+    const K_TYPES: [GgmlType; 3] = [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
     const Q5_0_LENGTHS: [usize; 4] = [256, 512, 576, 1536];
     const K_LENGTHS: [usize; 3] = [256, 512, 1536];
 
@@ -225,7 +228,7 @@ mod tests {
         f16::from_f32(rng.random_range(0.01..0.1)).to_le_bytes()
     }
 
-    /// A random row of `n` values of `ty` (Q5_0, Q4_K or Q6_K): random bytes for codes, sub-block
+    /// A random row of `n` values of `ty` (Q5_0, Q4_K, Q5_K or Q6_K): random bytes for codes, sub-block
     /// scales and minimums, and sane f16 super-block scales so that every value is finite.
     pub(super) fn random_row(ty: GgmlType, n: usize, rng: &mut StdRng) -> Vec<u8> {
         let mut row = vec![0u8; ty.row_bytes(n).unwrap()];
@@ -238,6 +241,12 @@ mod tests {
             }
             GgmlType::Q4_K => {
                 for b in bytemuck::cast_slice_mut::<u8, BlockQ4K>(&mut row) {
+                    b.d = scale(rng);
+                    b.dmin = scale(rng);
+                }
+            }
+            GgmlType::Q5_K => {
+                for b in bytemuck::cast_slice_mut::<u8, BlockQ5K>(&mut row) {
                     b.d = scale(rng);
                     b.dmin = scale(rng);
                 }
@@ -288,6 +297,18 @@ mod tests {
                 .flat_map(|b| b.codes().map(|q| (f64::from(b.d()) * f64::from(q), 0.0)))
                 .collect(),
             GgmlType::Q4_K => bytemuck::cast_slice::<u8, BlockQ4K>(row)
+                .iter()
+                .flat_map(|b| {
+                    let sm = b.scales_and_mins();
+                    let (d, dmin) = (f64::from(b.d()), f64::from(b.dmin()));
+                    let codes = b.codes();
+                    (0..QK_K).map(move |i| {
+                        let s = i / 32;
+                        (d * f64::from(sm[s]) * f64::from(codes[i]), -dmin * f64::from(sm[8 + s]))
+                    })
+                })
+                .collect(),
+            GgmlType::Q5_K => bytemuck::cast_slice::<u8, BlockQ5K>(row)
                 .iter()
                 .flat_map(|b| {
                     let sm = b.scales_and_mins();
@@ -409,7 +430,7 @@ mod tests {
                 assert_eq!(matmul_fn(ty, isa).is_some(), isa.is_available(), "{ty:?} {isa}");
             }
         }
-        for ty in [GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q5_K, GgmlType::Q8_K] {
+        for ty in [GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q3_K, GgmlType::Q8_K] {
             assert!(k_dot_fn(ty, Isa::Scalar).is_none(), "{ty:?}");
         }
         for ty in [GgmlType::Q4_1, GgmlType::Q5_0] {

@@ -1,4 +1,4 @@
-//! NEON twins of the Q4_K and Q6_K kernels (aarch64), on every aarch64 CPU or with the
+//! NEON twins of the Q4_K, Q5_K and Q6_K kernels (aarch64), on every aarch64 CPU or with the
 //! dot-product instructions.
 //!
 //! Each gives the bits of its scalar twin ([`super::scalar`]): the same exact integers,
@@ -9,6 +9,12 @@
 //!   exact integer; the minimums: `bsums` added in pairs and multiplied by the eight minimums,
 //!   also one integer. Each is added with one FMA (by d_w·d_a and dmin_w·d_a), and the result
 //!   is their difference.
+//! - Q5_K, per super-block: eight i32 lanes by element index mod 8, as Q6_K's below (codes
+//!   below 32 with their fifth bit from `qh`, no offset, and the sub-block scale of each 32
+//!   values); the lanes times d_w·d_a are added to their f32 sums, a multiply and an add. The
+//!   minimums: `bsums` added in pairs and multiplied by the eight minimums, one integer, taken
+//!   off a running sum as (dmin_w·d_a)·integer, a multiply and a subtraction. At the end the
+//!   eight lane sums are added to that running sum in lane order.
 //! - Q6_K, per super-block: eight i32 lanes by element index mod 8. `sdot` sums four adjacent
 //!   elements, which fall in four different lanes, so both paths run the same kernel: `smull`
 //!   and `smlal2` put the products of elements `l` and `l + 8` of each 16 in i16 lane `l`, and
@@ -30,14 +36,15 @@ use std::arch::aarch64::*;
 use super::{rows, RowDot};
 use crate::kernels::neon::{path_fn, widen_f16, Dot, PathKernel};
 use crate::kernels::{Input, MatmulFn};
-use crate::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
+use crate::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, GgmlType};
 
-/// The matrix kernel for Q4_K or Q6_K rows: with `dotprod`, the `sdot` variant. Callers must
+/// The matrix kernel for Q4_K, Q5_K or Q6_K rows: with `dotprod`, the `sdot` variant. Callers must
 /// have detected `dotprod` before asking for it.
 pub(super) fn matmul_fn(ty: GgmlType, dotprod: bool) -> Option<MatmulFn> {
     Some(match ty {
         GgmlType::Q4_K => path_fn::<Rows<Q4K>>(dotprod),
-        // No `sdot` in Q6_K (see the module docs): one kernel serves both paths.
+        // No `sdot` in Q5_K and Q6_K (see the module docs): one kernel serves both paths.
+        GgmlType::Q5_K => path_fn::<Rows<Q5K>>(false),
         GgmlType::Q6_K => path_fn::<Rows<Q6K>>(false),
         _ => return None,
     })
@@ -50,6 +57,7 @@ pub(super) fn k_dot_fn(ty: GgmlType, dotprod: bool) -> Option<super::DotQ8KFn> {
     let dot: super::DotQ8KFn = match (ty, dotprod) {
         (GgmlType::Q4_K, false) => |row, xq| one_row(path_fn::<Rows<Q4K>>(false), row, xq),
         (GgmlType::Q4_K, true) => |row, xq| one_row(path_fn::<Rows<Q4K>>(true), row, xq),
+        (GgmlType::Q5_K, _) => |row, xq| one_row(path_fn::<Rows<Q5K>>(false), row, xq),
         (GgmlType::Q6_K, _) => |row, xq| one_row(path_fn::<Rows<Q6K>>(false), row, xq),
         _ => return None,
     };
@@ -263,6 +271,85 @@ unsafe fn mlal_lane(
     unsafe { by_lane!(0 1 2 3 4 5 6) }
 }
 
+/// ggml `block_q5_K`.
+struct Q5K;
+
+impl KFormat for Q5K {
+    type Block = BlockQ5K;
+
+    #[inline(always)]
+    unsafe fn dot<D: Dot, const T: usize>(w: &[BlockQ5K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // Equal lengths, stated so that the indexing below needs no bounds checks.
+        let a = a.map(|a| &a[..w.len()]);
+        // SAFETY: every load reads 16 bytes of one array field of one block: `qs` at 16-byte
+        // steps below 128, `qh` at 0 and 16, activation `qs` below 256, `bsums` at 0 and 8.
+        unsafe {
+            let zero = vdupq_n_s32(0);
+            let (low_mask, one) = (vdupq_n_u8(0x0F), vdupq_n_u8(1));
+            let mut sums = [[vdupq_n_f32(0.0); 2]; T];
+            let mut sumf = [0.0f32; T];
+            for (b, w) in w.iter().enumerate() {
+                let d = u32::from_le_bytes([w.d[0], w.d[1], w.dmin[0], w.dmin[1]]);
+                let d = widen_f16(vcreate_u16(u64::from(d)));
+                let (dw, dminw) = (vgetq_lane_f32::<0>(d), vgetq_lane_f32::<1>(d));
+                let sm = vld1q_u8(w.scales_and_mins().as_ptr());
+                let scales = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(sm)));
+                let mins = vreinterpretq_s16_u16(vmovl_high_u8(sm));
+                let mut lanes = [[zero; 2]; T];
+                // 16 values of l at a time (c), then the runs of 64 (j): sub-block 2j in the
+                // low nibbles with bit 2j of qh, 2j + 1 in the high nibbles with bit 2j + 1.
+                for c in 0..2 {
+                    let mut h = vld1q_u8(w.qh.as_ptr().add(16 * c));
+                    for j in 0..4 {
+                        let bits = vld1q_u8(w.qs.as_ptr().add(32 * j + 16 * c));
+                        let low =
+                            vorrq_u8(vandq_u8(bits, low_mask), vshlq_n_u8::<4>(vandq_u8(h, one)));
+                        h = vshrq_n_u8::<1>(h);
+                        let high =
+                            vorrq_u8(vshrq_n_u8::<4>(bits), vshlq_n_u8::<4>(vandq_u8(h, one)));
+                        h = vshrq_n_u8::<1>(h);
+                        for (k, codes) in [low, high].into_iter().enumerate() {
+                            let codes = vreinterpretq_s8_u8(codes);
+                            let s = 2 * j + k;
+                            let first = 32 * s + 16 * c;
+                            for (lanes, a) in lanes.iter_mut().zip(&a) {
+                                let x = vld1q_s8(a[b].qs.as_ptr().add(first));
+                                // Elements l and l + 8 share lane l mod 8 (`first` is a
+                                // multiple of 16): two products, at most 2·31·128 in i16.
+                                let p = vmull_s8(vget_low_s8(codes), vget_low_s8(x));
+                                let p = vmlal_high_s8(p, codes, x);
+                                *lanes = mlal_lane(*lanes, p, scales, s);
+                            }
+                        }
+                    }
+                }
+                for t in 0..T {
+                    let a = &a[t][b];
+                    let d = dw * a.d;
+                    for (sum, &lane) in sums[t].iter_mut().zip(&lanes[t]) {
+                        *sum = vaddq_f32(*sum, vmulq_n_f32(vcvtq_f32_s32(lane), d));
+                    }
+                    let bsums = [vld1q_s16(a.bsums.as_ptr()), vld1q_s16(a.bsums.as_ptr().add(8))];
+                    // A sub-block's activation sum is two 16-value sums (at most 2·16·128).
+                    let pairs = vpaddq_s16(bsums[0], bsums[1]);
+                    let summ = vmull_s16(vget_low_s16(pairs), vget_low_s16(mins));
+                    let summ = vaddvq_s32(vmlal_high_s16(summ, pairs, mins));
+                    sumf[t] -= dminw * a.d * summ as f32;
+                }
+            }
+            let mut out = [0.0; T];
+            for ((out, sums), &sumf) in out.iter_mut().zip(&sums).zip(&sumf) {
+                let mut lanes = [0.0f32; 8];
+                vst1q_f32(lanes.as_mut_ptr(), sums[0]);
+                vst1q_f32(lanes.as_mut_ptr().add(4), sums[1]);
+                // From the running sum, one lane at a time, as the scalar twin adds them.
+                *out = lanes.iter().fold(sumf, |sum, &lane| sum + lane);
+            }
+            out
+        }
+    }
+}
+
 /// ggml `block_q6_K`.
 struct Q6K;
 
@@ -331,14 +418,14 @@ mod tests {
     use rand::Rng;
 
     use super::*;
-    use crate::kernels::kquants::scalar::{dot_q4_k, dot_q6_k};
+    use crate::kernels::kquants::scalar::{dot_q4_k, dot_q5_k, dot_q6_k};
     use crate::kernels::kquants::tests::{activations, quantize_q8k, random_row, rng};
     use crate::kernels::kquants::DotQ8KFn;
     use crate::kernels::Isa;
     use crate::QK_K;
 
-    const KERNELS: [(GgmlType, DotQ8KFn); 2] =
-        [(GgmlType::Q4_K, dot_q4_k), (GgmlType::Q6_K, dot_q6_k)];
+    const KERNELS: [(GgmlType, DotQ8KFn); 3] =
+        [(GgmlType::Q4_K, dot_q4_k), (GgmlType::Q5_K, dot_q5_k), (GgmlType::Q6_K, dot_q6_k)];
 
     /// The paths this CPU has: plain NEON, and `dotprod` if detected.
     fn paths() -> Vec<bool> {
@@ -380,8 +467,8 @@ mod tests {
 
     #[test]
     fn extreme_codes_match_scalar() {
-        // The largest codes and scales the blocks can hold (Q4_K: codes 15, scales and
-        // minimums 63; Q6_K: codes −32 and 31, scales −128 and 127) against activation codes
+        // The largest codes and scales the blocks can hold (Q4_K: codes 15, Q5_K: codes 31,
+        // scales and minimums 63; Q6_K: codes −32 and 31, scales −128 and 127) against activation codes
         // of ±127.
         let qs: [i8; QK_K] = std::array::from_fn(|i| if i % 3 == 0 { -127 } else { 127 });
         let bsums: [i16; 16] =
@@ -389,6 +476,8 @@ mod tests {
         let xq = [BlockQ8K { d: 0.5, qs, bsums }; 2];
         let one = half::f16::ONE.to_le_bytes();
         let q4k: Vec<u8> = [&one[..], &one[..], &[0xFF; 12], &[0xFF; 128]].concat().repeat(2);
+        let q5k: Vec<u8> =
+            [&one[..], &one[..], &[0xFF; 12], &[0xFF; 32], &[0xFF; 128]].concat().repeat(2);
         let (scale_lo, scale_hi) = ([0x80u8; 8], [0x7Fu8; 8]);
         let q6k_max = [&[0xFF; 128][..], &[0xFF; 64], &scale_lo, &scale_hi, &one].concat();
         let q6k_min = [&[0x00; 128][..], &[0x00; 64], &scale_hi, &scale_lo, &one].concat();
@@ -397,6 +486,7 @@ mod tests {
                 let dot = k_dot_fn(ty, dotprod).unwrap();
                 let rows = match ty {
                     GgmlType::Q4_K => vec![q4k.clone()],
+                    GgmlType::Q5_K => vec![q5k.clone()],
                     _ => vec![[&q6k_max[..], &q6k_min].concat(), [&q6k_min[..], &q6k_max].concat()],
                 };
                 for row in rows {

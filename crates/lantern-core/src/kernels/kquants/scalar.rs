@@ -1,22 +1,25 @@
-//! Portable Q5_0, Q4_K and Q6_K kernels: the reference twins of the AVX2 ones.
+//! Portable Q5_0, Q4_K, Q5_K and Q6_K kernels: the reference twins of the AVX2 ones.
 //!
 //! Each follows ggml's generic kernel, including the order of its float operations:
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/quants.c>
 //! - `ggml_vec_dot_q5_0_q8_0_generic`: an exact integer sum per block, then
 //!   `sum += (d_w·d_a)·sumi`.
-//! - `ggml_vec_dot_q4_K_q8_K_generic`, `ggml_vec_dot_q6_K_q8_K_generic`: per super-block, the
+//! - `ggml_vec_dot_q5_K_q8_K_generic`, `ggml_vec_dot_q6_K_q8_K_generic`: per super-block, the
 //!   scaled integer products go into eight i32 lanes by element index mod 8, then
-//!   `sums[l] += (d_w·d_a)·lane[l]` for each lane; Q4_K also does `sumf -= (dmin_w·d_a)·Σ m·bsum`
-//!   per super-block. At the end the eight lane sums are added to `sumf` in lane order.
+//!   `sums[l] += (d_w·d_a)·lane[l]` for each lane; Q5_K also does `sumf -= (dmin_w·d_a)·Σ m·bsum`
+//!   per super-block. At the end the eight lane sums are added to `sumf` in lane order. Each
+//!   `+=` and `-=` here is a multiply and an add, rounded twice, as the C is written.
+//! - Q4_K instead follows llama.cpp's repacked Q4_K (see [`dot_q4_k`]).
 
 use crate::kernels::as_blocks;
-use crate::{BlockQ4K, BlockQ6K, BlockQ8K};
+use crate::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
 
 #[cfg(test)]
 /// The scalar kernel for K-quant rows of type `ty`, if there is one.
 pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
     Some(match ty {
         crate::GgmlType::Q4_K => dot_q4_k,
+        crate::GgmlType::Q5_K => dot_q5_k,
         crate::GgmlType::Q6_K => dot_q6_k,
         _ => return None,
     })
@@ -59,6 +62,28 @@ pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     acc - acc_min
 }
 
+/// `ggml_vec_dot_q5_K_q8_K_generic`: eight lanes by element index mod 8 for the codes, one
+/// exact integer per super-block for the minimums, subtracted with a multiply and a subtraction.
+pub(super) fn dot_q5_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
+    for (w, a) in as_blocks::<BlockQ5K>(row).iter().zip(xq) {
+        let sm = w.scales_and_mins();
+        let (scales, mins) = sm.split_at(8);
+        let mut lanes = [0i32; 8];
+        for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
+            // Sub-block i/32; a code (below 32) times an activation code fits in i16, as ggml's
+            // `aux16` holds it.
+            lanes[i % 8] += i32::from(scales[i / 32]) * (i32::from(q) * i32::from(x));
+        }
+        let summ: i32 =
+            a.bsums.iter().enumerate().map(|(j, &s)| i32::from(s) * i32::from(mins[j / 2])).sum();
+        accumulate_lanes(&mut sums, w.d() * a.d, &lanes);
+        sumf -= w.dmin() * a.d * summ as f32;
+    }
+    add_lanes(sumf, &sums)
+}
+
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     for (w, a) in as_blocks::<BlockQ6K>(row).iter().zip(xq) {
@@ -91,6 +116,24 @@ mod tests {
         row.extend([0x11u8; 128]);
         let xq = [BlockQ8K { d: 1.0, qs: [1; QK_K], bsums: [16; 16] }];
         assert_eq!(dot_q4_k(&row, &xq), 16.0);
+    }
+
+    #[test]
+    fn q5_k_applies_fifth_bits_scales_and_mins() {
+        // d = 1, dmin = 0.5; sub-block 0 has scale 2 and minimum 3, sub-block 1 scale 1 and
+        // minimum 0, the rest 0 and 0. Codes: low nibbles 1 (sub-block 0), high nibbles 2
+        // (sub-block 1); qh bits 0 and 1 set for every l, so the codes are 17 and 18. With
+        // d_a = 1, q_a = 1 (bsums 16): 2·32·17 + 1·32·18 − 0.5·3·32 = 1088 + 576 − 48 = 1616.
+        let mut row = vec![0x00, 0x3C, 0x00, 0x38];
+        let mut scales = [0u8; 12];
+        scales[0] = 2;
+        scales[1] = 1;
+        scales[4] = 3;
+        row.extend(scales);
+        row.extend([0b11u8; 32]);
+        row.extend([0x21u8; 128]);
+        let xq = [BlockQ8K { d: 1.0, qs: [1; QK_K], bsums: [16; 16] }];
+        assert_eq!(dot_q5_k(&row, &xq), 1616.0);
     }
 
     #[test]
