@@ -209,7 +209,7 @@ impl KFormat for Q4K {
                         _mm256_castsi256_si128(bsums),
                         _mm256_extracti128_si256::<1>(bsums),
                     );
-                    let summ = hsum_i32(_mm256_castsi128_si256(_mm_madd_epi16(mins, pair_sums)));
+                    let summ = hsum_i32(_mm256_zextsi128_si256(_mm_madd_epi16(mins, pair_sums)));
                     acc[t] = (hsum_i32(sumi[t]) as f32).mul_add(dw * a.d, acc[t]);
                     acc_min[t] = (summ as f32).mul_add(dminw * a.d, acc_min[t]);
                 }
