@@ -162,24 +162,19 @@ fn q5_0(b: &BlockQ5_0, out: &mut [f32]) {
 /// `dequantize_row_q4_K`: (d·sc)·q − dmin·m with the sub-block's scale and minimum.
 #[inline]
 fn q4_k(b: &BlockQ4K, out: &mut [f32]) {
-    let (d, dmin) = (b.d(), b.dmin());
-    let sm = b.scales_and_mins();
-    let codes = b.codes();
-    for (s, (out, codes)) in out.chunks_exact_mut(32).zip(codes.chunks_exact(32)).enumerate() {
-        let (ds, ms) = (d * f32::from(sm[s]), dmin * f32::from(sm[8 + s]));
-        for (o, &q) in out.iter_mut().zip(codes) {
-            *o = ds * f32::from(q) - ms;
-        }
-    }
+    k_sub_blocks(b.d(), b.dmin(), &b.scales_and_mins(), &b.codes(), out);
 }
 
-/// `dequantize_row_q5_K`: (d·sc)·q − dmin·m with the sub-block's scale and minimum, as Q4_K
-/// with five-bit codes.
+/// `dequantize_row_q5_K`: as Q4_K, with five-bit codes.
 #[inline]
 fn q5_k(b: &BlockQ5K, out: &mut [f32]) {
-    let (d, dmin) = (b.d(), b.dmin());
-    let sm = b.scales_and_mins();
-    let codes = b.codes();
+    k_sub_blocks(b.d(), b.dmin(), &b.scales_and_mins(), &b.codes(), out);
+}
+
+/// (d·sc)·q − dmin·m for each of eight sub-blocks of 32 codes, with the sub-block scales
+/// `sm[..8]` and minimums `sm[8..]`.
+#[inline]
+fn k_sub_blocks(d: f32, dmin: f32, sm: &[u8; 16], codes: &[u8; QK_K], out: &mut [f32]) {
     for (s, (out, codes)) in out.chunks_exact_mut(32).zip(codes.chunks_exact(32)).enumerate() {
         let (ds, ms) = (d * f32::from(sm[s]), dmin * f32::from(sm[8 + s]));
         for (o, &q) in out.iter_mut().zip(codes) {

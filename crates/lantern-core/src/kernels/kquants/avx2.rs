@@ -43,7 +43,7 @@ use std::arch::x86_64::*;
 use super::{rows, RowDot, WIDE_INPUTS};
 use crate::kernels::avx2::{hsum, hsum_i32, path_fn, Dot, PathKernel};
 use crate::kernels::{Input, MatmulFn};
-use crate::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, GgmlType};
+use crate::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, GgmlType, QK_K};
 
 #[cfg(test)]
 /// The AVX2 kernel for K-quant rows of type `ty`, if there is one. Callers must have detected
@@ -204,18 +204,30 @@ impl KFormat for Q4K {
                 }
                 for t in 0..T {
                     let a = &a[t][b];
-                    let bsums = load32(&a.bsums);
-                    let pair_sums = _mm_hadd_epi16(
-                        _mm256_castsi256_si128(bsums),
-                        _mm256_extracti128_si256::<1>(bsums),
-                    );
-                    let summ = hsum_i32(_mm256_zextsi128_si256(_mm_madd_epi16(mins, pair_sums)));
+                    let summ = minimums_sum(mins, &a.bsums);
                     acc[t] = (hsum_i32(sumi[t]) as f32).mul_add(dw * a.d, acc[t]);
                     acc_min[t] = (summ as f32).mul_add(dminw * a.d, acc_min[t]);
                 }
             }
             std::array::from_fn(|t| acc[t] - acc_min[t])
         }
+    }
+}
+
+/// Σ_s m_s · (Σ of the activation's codes in sub-block s): the eight sub-block minimums
+/// `mins` (as i16) against the sums of the sixteen 16-value groups `bsums`, paired.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn minimums_sum(mins: __m128i, bsums: &[i16; QK_K / 16]) -> i32 {
+    // SAFETY: the caller runs with AVX2; `bsums` is 32 bytes.
+    unsafe {
+        let bsums = load32(bsums);
+        let pairs =
+            _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256::<1>(bsums));
+        hsum_i32(_mm256_zextsi128_si256(_mm_madd_epi16(mins, pairs)))
     }
 }
 
@@ -268,12 +280,7 @@ impl KFormat for Q5K {
                 }
                 for t in 0..T {
                     let a = &a[t][b];
-                    let bsums = load32(&a.bsums);
-                    let pair_sums = _mm_hadd_epi16(
-                        _mm256_castsi256_si128(bsums),
-                        _mm256_extracti128_si256::<1>(bsums),
-                    );
-                    let summ = hsum_i32(_mm256_zextsi128_si256(_mm_madd_epi16(mins, pair_sums)));
+                    let summ = minimums_sum(mins, &a.bsums);
                     summs[t] = (-a.d * dminw).mul_add(summ as f32, summs[t]);
                     let d = _mm256_set1_ps(a.d * dw);
                     acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[t]), acc[t]);
