@@ -7,11 +7,18 @@
 //! `ctx/2` tokens of context. The result is exp(mean NLL) with its standard error, as
 //! llama.cpp prints it.
 
+use std::iter::Take;
+use std::slice::ChunksExact;
+
 use lantern_runtime::scoring::{self, context_chunks, MIN_CHUNK};
+use lantern_runtime::{Model, Result as RuntimeResult, State};
 
 use crate::{Error, Result, Session};
 
 pub use lantern_runtime::scoring::{Perplexity, Scored};
+
+/// The chunks [`context_chunks`] cuts.
+type Chunks<'t> = Take<ChunksExact<'t, u32>>;
 
 impl Session {
     /// Perplexity of `tokens` in chunks of the session's context length, at most
@@ -28,13 +35,9 @@ impl Session {
         max_chunks: Option<usize>,
         on_chunk: impl FnMut(&Perplexity),
     ) -> Result<Perplexity> {
-        let bos = self.scoring_bos(tokens, max_chunks)?;
-        let chunks = context_chunks(tokens, self.ctx_len(), max_chunks);
-        self.reset();
-        let model = &self.engine.inner().model;
-        let result = scoring::perplexity(model, &mut self.state, chunks, bos, on_chunk);
-        self.reset();
-        Ok(result?)
+        self.on_chunks(tokens, max_chunks, |model, state, chunks, bos| {
+            scoring::perplexity(model, state, chunks, bos, on_chunk)
+        })
     }
 
     /// Runs `tokens` as [`Session::perplexity`] does (chunks of the context length, a fresh
@@ -53,24 +56,34 @@ impl Session {
         max_chunks: Option<usize>,
         on_scored: impl FnMut(Scored<'_>),
     ) -> Result<usize> {
-        let bos = self.scoring_bos(tokens, max_chunks)?;
-        let chunks = context_chunks(tokens, self.ctx_len(), max_chunks);
-        self.reset();
-        let model = &self.engine.inner().model;
-        let done = scoring::score_chunks(model, &mut self.state, chunks, bos, on_scored);
-        self.reset();
-        Ok(done?)
+        self.on_chunks(tokens, max_chunks, |model, state, chunks, bos| {
+            scoring::score_chunks(model, state, chunks, bos, on_scored)
+        })
     }
 
-    /// The BOS id scored chunks start with, if the model adds one, after checking that
-    /// `tokens` give at least one chunk (of at most `max_chunks`) of a context long enough
-    /// to score.
-    fn scoring_bos(&self, tokens: &[u32], max_chunks: Option<usize>) -> Result<Option<u32>> {
+    /// Runs `score` over the chunks of the context length in `tokens` (at most
+    /// `max_chunks`), with the BOS id they start with if the model adds one, on a reset
+    /// session, and resets it after.
+    ///
+    /// # Errors
+    /// [`Error::PromptTooLong`] when there is no whole chunk of a context long enough to
+    /// score; `score`'s errors.
+    fn on_chunks<R>(
+        &mut self,
+        tokens: &[u32],
+        max_chunks: Option<usize>,
+        score: impl FnOnce(&Model, &mut State, Chunks<'_>, Option<u32>) -> RuntimeResult<R>,
+    ) -> Result<R> {
         let ctx = self.ctx_len();
-        if ctx < MIN_CHUNK || context_chunks(tokens, ctx, max_chunks).len() == 0 {
+        let chunks = context_chunks(tokens, ctx, max_chunks);
+        if ctx < MIN_CHUNK || chunks.len() == 0 {
             return Err(Error::PromptTooLong { tokens: tokens.len(), ctx_len: ctx });
         }
         let tokenizer = self.engine.tokenizer();
-        Ok(tokenizer.add_bos().then(|| tokenizer.bos()).flatten())
+        let bos = tokenizer.add_bos().then(|| tokenizer.bos()).flatten();
+        self.reset();
+        let result = score(&self.engine.inner().model, &mut self.state, chunks, bos);
+        self.reset();
+        Ok(result?)
     }
 }
