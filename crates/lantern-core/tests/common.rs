@@ -59,13 +59,25 @@ pub(crate) fn random_q6_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> 
     bytes
 }
 
+/// `rows` Q4_K rows of `len` values (a multiple of 256), which lantern does not quantize to:
+/// see [`random_k_with_minimums`].
+pub(crate) fn random_q4_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
+    random_k_with_minimums(GgmlType::Q4_K, rng, rows, len)
+}
+
 /// `rows` Q5_K rows of `len` values (a multiple of 256), which lantern does not quantize to:
-/// random codes, fifth bits and sub-block scales and minimums, and random f16 scales `d` and
-/// `dmin` in 0.01..0.1 per super-block.
+/// see [`random_k_with_minimums`].
 pub(crate) fn random_q5_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; GgmlType::Q5_K.tensor_bytes(&[len, rows]).unwrap()];
+    random_k_with_minimums(GgmlType::Q5_K, rng, rows, len)
+}
+
+/// `rows` rows of `len` values of type `ty`, Q4_K or Q5_K: random codes, fifth bits and
+/// sub-block scales and minimums, and random f16 scales `d` and `dmin` in 0.01..0.1 per
+/// super-block.
+fn random_k_with_minimums(ty: GgmlType, rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
     rng.fill(&mut bytes[..]);
-    for block in bytes.chunks_exact_mut(GgmlType::Q5_K.type_size()) {
+    for block in bytes.chunks_exact_mut(ty.type_size()) {
         for at in [0, 2] {
             let scale = half::f16::from_f32(rng.random_range(0.01..0.1));
             block[at..at + 2].copy_from_slice(&scale.to_le_bytes()); // `d`, then `dmin`

@@ -8,7 +8,7 @@ use lantern_core::{BlockQ5_0, BlockQ8, BlockQ8K, GgmlType, QK8, QK_K};
 
 use crate::common::{
     absdot64, dequantize, dequantize_xk, dot64, isas, quantize, quantize_x, quantize_xk, randn,
-    random_q6_k, rng,
+    random_q4_k, random_q5_k, random_q6_k, rng,
 };
 
 const FORMATS: [GgmlType; 2] = [GgmlType::Q4_0, GgmlType::Q5_0];
@@ -159,10 +159,11 @@ fn interleave_checks_type_and_length() {
     assert!(!interleave(GgmlType::Q6_K, &bytes, 36, &mut out));
 }
 
-/// Runs the interleaved Q6_K scalar twin and every SIMD path's interleaved Q6_K kernel on the
-/// first `rows` of the `all_rows` rows `bytes`, requires identical bits, and returns the
-/// twin's results (`rows` per input).
-fn assert_paths_give_the_twin_bits(
+/// Runs the interleaved scalar twin and every SIMD path's interleaved kernel for K-quant `ty`
+/// on the first `rows` of the `all_rows` rows `bytes`, requires identical bits, and returns
+/// the twin's results (`rows` per input).
+fn assert_k_paths_give_the_twin_bits(
+    ty: GgmlType,
     bytes: &[u8],
     all_rows: usize,
     rows: usize,
@@ -172,17 +173,17 @@ fn assert_paths_give_the_twin_bits(
     let row_bytes = bytes.len() / all_rows;
     let x = vec![0.0; xq.len() * QK_K];
     let input = Input::new(&x, &[], n).with_q8k(xq);
-    let groups = interleaved(GgmlType::Q6_K, bytes, all_rows);
-    let twin = interleaved_fn_for(GgmlType::Q6_K, Isa::Scalar).unwrap();
+    let groups = interleaved(ty, bytes, all_rows);
+    let twin = interleaved_fn_for(ty, Isa::Scalar).unwrap();
     let mut expect = vec![f32::NAN; rows * n];
     twin(&groups, row_bytes, input, &mut expect);
     assert!(expect.iter().all(|v| v.is_finite()), "{expect:?}");
     for isa in isas().into_iter().filter(|&isa| isa != Isa::Scalar) {
-        let Some(kernel) = interleaved_fn_for(GgmlType::Q6_K, isa) else { continue };
+        let Some(kernel) = interleaved_fn_for(ty, isa) else { continue };
         let mut got = vec![f32::NAN; rows * n];
         kernel(&groups, row_bytes, input, &mut got);
         let same = expect.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "{isa} {rows} of {all_rows} rows, {n} inputs:\n{expect:?}\n{got:?}");
+        assert!(same, "{ty:?} {isa} {rows} of {all_rows} rows, {n} inputs:\n{expect:?}\n{got:?}");
     }
     expect
 }
@@ -196,9 +197,16 @@ fn q6_k_paths_give_the_scalar_twin_bits() {
             for n in [1, 2, 4, 7, 9] {
                 let bytes = random_q6_k(&mut rng, rows, len);
                 let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
-                assert_paths_give_the_twin_bits(&bytes, rows, rows, &xq, n);
+                assert_k_paths_give_the_twin_bits(GgmlType::Q6_K, &bytes, rows, rows, &xq, n);
                 // Fewer outputs than the groups hold.
-                assert_paths_give_the_twin_bits(&bytes, rows, rows.div_ceil(2), &xq, n);
+                assert_k_paths_give_the_twin_bits(
+                    GgmlType::Q6_K,
+                    &bytes,
+                    rows,
+                    rows.div_ceil(2),
+                    &xq,
+                    n,
+                );
             }
         }
     }
@@ -228,7 +236,7 @@ fn q6_k_extreme_codes_give_the_scalar_twin_bits() {
         .collect();
     let xq = quantize_xk(&x);
     assert!(xq.iter().all(|b| b.qs.iter().all(|&q| q.abs() == 127)));
-    assert_paths_give_the_twin_bits(&bytes, rows, rows, &xq, n);
+    assert_k_paths_give_the_twin_bits(GgmlType::Q6_K, &bytes, rows, rows, &xq, n);
 
     // The largest sums there are: every code q, every scale sc and every activation code
     // q_a the same, so S = 16 sub-blocks · 16 values · sc·(q − 32)·q_a per super-block, at
@@ -236,7 +244,7 @@ fn q6_k_extreme_codes_give_the_scalar_twin_bits() {
     for (q, scale) in [(0, -128), (63, -128), (63, 127), (0, 127)] {
         let bytes: Vec<u8> = (0..rows * blocks).flat_map(|_| uniform_block(q, |_| scale)).collect();
         let xq = quantize_xk(&vec![1.0; n * blocks * QK_K]);
-        let y = assert_paths_give_the_twin_bits(&bytes, rows, rows, &xq, n);
+        let y = assert_k_paths_give_the_twin_bits(GgmlType::Q6_K, &bytes, rows, rows, &xq, n);
         for (t, y) in y.chunks_exact(rows).enumerate() {
             let mut expect = 0.0f32;
             for a in &xq[t * blocks..(t + 1) * blocks] {
@@ -262,7 +270,7 @@ fn q6_k_scalar_twin_matches_dequantized_reference() {
     let (rows, n, len) = (19, 3, 1536);
     let bytes = random_q6_k(&mut rng, rows, len);
     let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
-    let y = assert_paths_give_the_twin_bits(&bytes, rows, rows, &xq, n);
+    let y = assert_k_paths_give_the_twin_bits(GgmlType::Q6_K, &bytes, rows, rows, &xq, n);
     let row_bytes = bytes.len() / rows;
     let xd = dequantize_xk(&xq);
     for (t, y) in y.chunks_exact(rows).enumerate() {
@@ -272,6 +280,94 @@ fn q6_k_scalar_twin_matches_dequantized_reference() {
             let (exact, budget) = (dot64(&w, x), 1e-5 * absdot64(&w, x));
             let error = (f64::from(y) - exact).abs();
             assert!(error <= budget, "row {r} input {t}: {y} vs {exact}, error {error:e}");
+        }
+    }
+}
+
+/// Random rows of a format: `rows` of `len` values.
+type RandomRows = fn(&mut rand::rngs::StdRng, usize, usize) -> Vec<u8>;
+
+/// The K-quants with minimums, and their random rows.
+const WITH_MINIMUMS: [(GgmlType, RandomRows); 2] =
+    [(GgmlType::Q4_K, random_q4_k), (GgmlType::Q5_K, random_q5_k)];
+
+#[test]
+fn q4_k_and_q5_k_paths_give_the_scalar_twin_bits() {
+    let mut rng = rng(24);
+    for (ty, random) in WITH_MINIMUMS {
+        for len in [256, 1024] {
+            // Partial groups, pairs of groups, tiles of inputs and their remainders.
+            for rows in [1, 8, 13, 16, 19, 40] {
+                for n in [1, 2, 4, 7, 9] {
+                    let bytes = random(&mut rng, rows, len);
+                    let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
+                    assert_k_paths_give_the_twin_bits(ty, &bytes, rows, rows, &xq, n);
+                    // Fewer outputs than the groups hold.
+                    let half = rows.div_ceil(2);
+                    assert_k_paths_give_the_twin_bits(ty, &bytes, rows, half, &xq, n);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn q4_k_and_q5_k_extreme_codes_give_the_scalar_twin_bits() {
+    // Every code at its largest (15, or 31 with every fifth bit), every scale and minimum 63,
+    // against activation codes of −128 (which the activation quantizer never makes, but a
+    // block may hold): the i16 sums of the AVX2 path at their bounds. Then codes 0 with the
+    // same scales.
+    let (rows, n, blocks) = (17, 5, 2);
+    let xq: Vec<BlockQ8K> = (0..n * blocks)
+        .map(|b| {
+            let qs: [i8; QK_K] = std::array::from_fn(|i| if (i + b) % 7 == 0 { 64 } else { -128 });
+            let bsums = std::array::from_fn(|k| {
+                qs[16 * k..16 * k + 16].iter().map(|&q| i16::from(q)).sum()
+            });
+            BlockQ8K { d: 0.25, qs, bsums }
+        })
+        .collect();
+    for (ty, _) in WITH_MINIMUMS {
+        for fill in [0xFF, 0x00] {
+            let mut block = vec![fill; ty.type_size()];
+            block[..4].copy_from_slice(&[0x00, 0x3C, 0x00, 0x3C]); // d = dmin = 1
+            block[4..16].fill(0xFF); // every scale and minimum 63
+            let bytes = block.repeat(rows * blocks);
+            let y = assert_k_paths_give_the_twin_bits(ty, &bytes, rows, rows, &xq, n);
+            let w = dequantize(ty, &bytes[..blocks * ty.type_size()], blocks * QK_K);
+            let xd = dequantize_xk(&xq);
+            for (t, y) in y.chunks_exact(rows).enumerate() {
+                let x = &xd[t * blocks * QK_K..(t + 1) * blocks * QK_K];
+                let (exact, budget) = (dot64(&w, x), 1e-5 * absdot64(&w, x));
+                assert!(y.iter().all(|&y| (f64::from(y) - exact).abs() <= budget), "{y:?} {exact}");
+            }
+        }
+    }
+}
+
+#[test]
+fn q4_k_and_q5_k_scalar_twins_match_dequantized_reference() {
+    // As for Q6_K: the twin rounds d_w·d_a, dmin_w·d_a, S, M and each running sum once or twice
+    // per super-block (4 here), within the budget of 1e-5·Σ|w·x̂|.
+    let mut rng = rng(25);
+    let (rows, n, len) = (19, 3, 1024);
+    for (ty, random) in WITH_MINIMUMS {
+        let bytes = random(&mut rng, rows, len);
+        let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
+        let y = assert_k_paths_give_the_twin_bits(ty, &bytes, rows, rows, &xq, n);
+        let row_bytes = bytes.len() / rows;
+        let xd = dequantize_xk(&xq);
+        for (t, y) in y.chunks_exact(rows).enumerate() {
+            let x = &xd[t * len..(t + 1) * len];
+            for (r, &y) in y.iter().enumerate() {
+                let w = dequantize(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], len);
+                let (exact, budget) = (dot64(&w, x), 1e-5 * absdot64(&w, x));
+                let error = (f64::from(y) - exact).abs();
+                assert!(
+                    error <= budget,
+                    "{ty:?} row {r} input {t}: {y} vs {exact}, error {error:e}"
+                );
+            }
         }
     }
 }

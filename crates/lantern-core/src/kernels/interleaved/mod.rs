@@ -9,6 +9,8 @@
 //!
 //! # Layouts
 //! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row.
+//! - `q4_k`: Q4_K and Q5_K, two fused multiply-adds per super-block and row (scales, then
+//!   minimums), in an order of their own.
 //! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
 //!   close to the file layout's kernels, but not their bits.
 
@@ -18,6 +20,7 @@ use crate::GgmlType;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod offset;
+mod q4_k;
 mod q6_k;
 
 use offset::Offset;
@@ -30,6 +33,8 @@ pub const GROUP_ROWS: usize = 16;
 enum Layout {
     /// Q4_0 or Q5_0.
     Offset(Offset),
+    /// Q4_K or, with fifth bits, Q5_K.
+    K4 { fifth: bool },
     /// Q6_K.
     Q6K,
 }
@@ -40,6 +45,8 @@ impl Layout {
         Some(match ty {
             GgmlType::Q4_0 => Self::Offset(Offset::Q4_0),
             GgmlType::Q5_0 => Self::Offset(Offset::Q5_0),
+            GgmlType::Q4_K => Self::K4 { fifth: false },
+            GgmlType::Q5_K => Self::K4 { fifth: true },
             GgmlType::Q6_K => Self::Q6K,
             _ => return None,
         })
@@ -56,6 +63,7 @@ pub fn interleaves(ty: GgmlType) -> bool {
 pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => format.group_bytes(row_bytes),
+        Some(Layout::K4 { fifth }) => q4_k::group_bytes(fifth, row_bytes),
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
         None => 0,
     }
@@ -76,6 +84,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     }
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => offset::interleave(format, w, row_bytes, out),
+        Some(Layout::K4 { fifth }) => q4_k::interleave(fifth, w, row_bytes, out),
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
         None => return false,
     }
@@ -86,7 +95,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
 ///
 /// The kernel meets the [`MatmulFn`] contract with `w` holding whole groups
 /// ([`group_bytes`] each) instead of whole rows: it computes the first `out.len() / n` rows
-/// of the groups, at most all their rows. Q6_K kernels read the input's 256-value blocks
+/// of the groups, at most all their rows. K-quant kernels read the input's 256-value blocks
 /// ([`Input::with_q8k`](super::Input::with_q8k)), as the file layout's do.
 pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     let layout = Layout::of(ty)?;
@@ -96,6 +105,8 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     match (layout, isa) {
         (Layout::Offset(Offset::Q4_0), Isa::Scalar) => Some(offset::scalar_q4_0),
         (Layout::Offset(Offset::Q5_0), Isa::Scalar) => Some(offset::scalar_q5_0),
+        (Layout::K4 { fifth: false }, Isa::Scalar) => Some(q4_k::scalar_q4_k),
+        (Layout::K4 { fifth: true }, Isa::Scalar) => Some(q4_k::scalar_q5_k),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) => Some(avx2::matmul_fn(layout, isa == Isa::Avx512Vnni)),

@@ -1,5 +1,5 @@
 //! The interleaved kernels on the AVX2 and AVX-512 VNNI paths: [`offset`] for Q4_0 and Q5_0,
-//! [`q6_k`] for Q6_K, and the loop they share ([`run`]): group by group, inputs a tile at a
+//! [`q4_k`] for Q4_K and Q5_K, [`q6_k`] for Q6_K, and the loop they share ([`run`]): group by group, inputs a tile at a
 //! time, the next group prefetched while one computes, results copied out per input.
 
 use std::arch::x86_64::*;
@@ -9,6 +9,7 @@ use crate::kernels::avx2::Dot;
 use crate::kernels::MatmulFn;
 
 mod offset;
+mod q4_k;
 mod q6_k;
 
 /// The interleaved kernel for `layout` on the AVX2 path or, with `vnni`, the AVX-512 VNNI
@@ -16,6 +17,7 @@ mod q6_k;
 pub(super) fn matmul_fn(layout: Layout, vnni: bool) -> MatmulFn {
     match layout {
         Layout::Offset(format) => offset::matmul_fn(format, vnni),
+        Layout::K4 { fifth } => q4_k::matmul_fn(fifth, vnni),
         Layout::Q6K => q6_k::matmul_fn(vnni),
     }
 }
@@ -99,4 +101,17 @@ unsafe fn run<K: GroupTile, D: Dot>(
             t0 += inputs;
         }
     }
+}
+
+/// A byte shuffle that copies the `k`-th i16 of each i32 lane to both of its halves.
+///
+/// # Safety
+/// AVX is available.
+#[inline(always)]
+pub(super) unsafe fn duplicate(k: i32) -> __m256i {
+    // Lane p of each 128 bits takes bytes 4p + 2k and 4p + 2k + 1, twice.
+    let base = 2 * k * 0x0001_0001 + (2 * k + 1) * 0x0100_0100;
+    let [p1, p2, p3] = [1, 2, 3].map(|p| base + p * 0x0404_0404);
+    // SAFETY: the caller's contract; register-only.
+    unsafe { _mm256_setr_epi32(base, p1, p2, p3, base, p1, p2, p3) }
 }

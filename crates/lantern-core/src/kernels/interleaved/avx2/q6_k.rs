@@ -21,7 +21,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{GroupTile, MAX_INPUTS};
+use super::{duplicate, GroupTile, MAX_INPUTS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
 use crate::kernels::interleaved::q6_k::{
     group_bytes, BLOCK_BYTES, CODES, HALF_CODES, HALF_SCALES, SCALES, SUB_CODES, SUPER_BYTES,
@@ -270,19 +270,6 @@ unsafe fn sub_block_pairs<D: Dot, const T: usize>(
             }
         }
     }
-}
-
-/// A byte shuffle that copies the `k`-th i16 of each i32 lane to both of its halves.
-///
-/// # Safety
-/// AVX is available.
-#[inline(always)]
-unsafe fn duplicate(k: i32) -> __m256i {
-    // Lane p of each 128 bits takes bytes 4p + 2k and 4p + 2k + 1, twice.
-    let base = 2 * k * 0x0001_0001 + (2 * k + 1) * 0x0100_0100;
-    let [p1, p2, p3] = [1, 2, 3].map(|p| base + p * 0x0404_0404);
-    // SAFETY: the caller's contract; register-only.
-    unsafe { _mm256_setr_epi32(base, p1, p2, p3, base, p1, p2, p3) }
 }
 
 /// The codes of the four chunks of one sub-block of one half group, from its three registers
