@@ -1,6 +1,6 @@
-//! Interleaved rows: every path against the scalar twin, bit for bit; Q4_0 against the file
-//! rows' kernels, bit for bit; Q5_0 and Q6_K, whose order is their own, against their math in
-//! f64.
+//! Interleaved rows: every path against the scalar twin, bit for bit; Q4_0 and Q4_K against
+//! the file rows' kernels, bit for bit; Q5_0, Q5_K and Q6_K, whose order is their own, against
+//! their math in f64.
 
 use lantern_core::kernels::interleaved::{group_bytes, interleave, interleaved_fn_for, GROUP_ROWS};
 use lantern_core::kernels::{matmul_fn_for, Input, Isa};
@@ -184,6 +184,15 @@ fn assert_k_paths_give_the_twin_bits(
         kernel(&groups, row_bytes, input, &mut got);
         let same = expect.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{ty:?} {isa} {rows} of {all_rows} rows, {n} inputs:\n{expect:?}\n{got:?}");
+    }
+    if ty == GgmlType::Q4_K {
+        // The file layout's kernels round as the interleaved ones do.
+        for isa in isas() {
+            let Some(kernel) = matmul_fn_for(ty, isa) else { continue };
+            let mut file = vec![f32::NAN; rows * n];
+            kernel(&bytes[..rows * row_bytes], row_bytes, input, &mut file);
+            assert_eq!(bits(&expect), bits(&file), "file rows on {isa}, {rows} rows, {n} inputs");
+        }
     }
     expect
 }

@@ -26,13 +26,15 @@
 //! are), so none splits a cache line. A kernel reads one half group at a time.
 //!
 //! # Math
-//! Our own order, not ggml's (so not the bits of the file layout's kernels): per super-block
-//! and row the exact integers `S = Σ_j sc_j·Σ_{i in j} q_i·q_a,i` and
-//! `M = Σ_j m_j·(bsum_2j + bsum_2j+1)`, with the activation block's codes `q_a` and its sums
-//! `bsum` over each 16 values (the pair's sum taken in i16, as the kernels read it), then two
-//! fused multiply-adds, `acc = S·(d_w·d_a) + acc` and `acc = −M·(dmin_w·d_a) + acc`, over
-//! the super-blocks in order from 0. Neither sum leaves i32: `|Σ_{i in j} q_i·q_a,i| ≤
-//! 32·31·128`, times `sc_j < 64`, over 8 sub-blocks, stays below 2^26; `|M| ≤ 8·63·2^15`.
+//! The arithmetic of the file layout's Q4_K kernels (and of llama.cpp's repacked Q4_K), so
+//! that interleaved Q4_K rows give the file rows' bits; Q5_K's file-layout kernels keep
+//! ggml's lanes instead, so its interleaved rows differ from them by rounding. Per super-block
+//! and row, the exact integers `S = Σ_j sc_j·Σ_{i in j} q_i·q_a,i` and `M = Σ_k m_{k/2}·bsum_k`,
+//! with the activation block's codes `q_a` and its sums `bsum` over each 16 values; each is
+//! added with one fused multiply-add, `acc = S·(d_w·d_a) + acc` and
+//! `acc_min = M·(dmin_w·d_a) + acc_min`, over the super-blocks in order from 0, and the result
+//! is `acc − acc_min`. Neither sum leaves i32: `|Σ_{i in j} q_i·q_a,i| ≤ 32·31·128`, times
+//! `sc_j < 64`, over 8 sub-blocks, stays below 2^26; `|M| ≤ 16·63·2^15`.
 
 use super::{extent, GROUP_ROWS};
 use crate::kernels::{as_blocks, Input};
@@ -205,7 +207,7 @@ fn scalar<const FIFTH: bool>(w: &[u8], row_bytes: usize, input: Input<'_>, out: 
 /// Row `lane` of `group` times the activation blocks `a`.
 fn row_dot<const FIFTH: bool>(group: &[u8], lane: usize, a: &[BlockQ8K]) -> f32 {
     let (size, floats) = (super_bytes(FIFTH), floats_at(FIFTH));
-    let mut sum = 0.0f32;
+    let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
     for (b, a) in a.iter().enumerate() {
         let block = &group[size * b..][..size];
         let f16 = |at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
@@ -222,17 +224,13 @@ fn row_dot<const FIFTH: bool>(group: &[u8], lane: usize, a: &[BlockQ8K]) -> f32 
                 }
                 sumi += i32::from(q) * i32::from(*x);
             }
-            // Exact (see the module docs for the bounds). The pair of `bsums` is summed in
-            // i16, as the kernels read it; for `bsums` that are the sums of the codes it
-            // cannot wrap.
-            let bsum = a.bsums[2 * j].wrapping_add(a.bsums[2 * j + 1]);
+            // Exact (see the module docs for the bounds).
             s += i32::from(block[scale_offset(j, lane)]) * sumi;
-            m += i32::from(block[scale_offset(j, lane) + MINS]) * i32::from(bsum);
+            let min = i32::from(block[scale_offset(j, lane) + MINS]);
+            m += min * (i32::from(a.bsums[2 * j]) + i32::from(a.bsums[2 * j + 1]));
         }
-        let d = f16(floats + 2 * lane) * a.d;
-        let dmin = f16(floats + 2 * GROUP_ROWS + 2 * lane) * a.d;
-        sum = (s as f32).mul_add(d, sum);
-        sum = (-(m as f32)).mul_add(dmin, sum);
+        acc = (s as f32).mul_add(f16(floats + 2 * lane) * a.d, acc);
+        acc_min = (m as f32).mul_add(f16(floats + 2 * GROUP_ROWS + 2 * lane) * a.d, acc_min);
     }
-    sum
+    acc - acc_min
 }

@@ -6,8 +6,9 @@
 //! it into low and high codes (with Q5_K's fifth bits set from their masks), once for all
 //! inputs; per input it multiplies them with the chunk's activation bytes, broadcast to every
 //! lane, into the sub-block's sum per row, which the rows' scales then multiply into the
-//! super-block's sum `S`. The minimums take one `madd` per pair of sub-blocks and input, and
-//! each super-block ends in two fused multiply-adds, with no horizontal sum anywhere. How a
+//! super-block's sum `S`, added with one fused multiply-add per super-block. The minimums'
+//! sums `M` take two `madd`s per pair of sub-blocks and input, in a pass of their own with
+//! one fused multiply-add per super-block; there is no horizontal sum anywhere. How a
 //! path scales its products depends on its byte products:
 //! - with VNNI (`vpdpbusd`), each sub-block's products go into one i32 per row, multiplied by
 //!   the scales (`vpmulld`);
@@ -168,19 +169,28 @@ unsafe fn half_tile<D: Dot, const T: usize, const FIFTH: bool>(
                     }
                 }
             }
-            let m = minimums::<D, T>(scales.add(MINS), &x);
             let d = _mm256_cvtph_ps(_mm_loadu_si128(block.add(floats + 16 * h).cast()));
+            for t in 0..T {
+                let d = _mm256_mul_ps(d, _mm256_set1_ps(x[t].d));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), d, acc[t]);
+            }
+        }
+        // The minimums' running sums, in a pass of their own: they need none of the codes,
+        // and beside the codes' sums they would take more registers than there are.
+        let mut acc_min = [_mm256_setzero_ps(); T];
+        for b in 0..e.blocks {
+            let x: [&BlockQ8K; T] = std::array::from_fn(|t| &a[t * stride + b]);
+            let block = group.as_ptr().add(size * b);
+            let m = minimums::<D, T>(block.add(HALF_SCALES * h + MINS), &x);
             let at = floats + 2 * GROUP_ROWS + 16 * h;
             let dmin = _mm256_cvtph_ps(_mm_loadu_si128(block.add(at).cast()));
             for t in 0..T {
-                let da = _mm256_set1_ps(x[t].d);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]), _mm256_mul_ps(d, da), acc[t]);
-                let dmin = _mm256_mul_ps(dmin, da);
-                acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m[t]), dmin, acc[t]);
+                let dmin = _mm256_mul_ps(dmin, _mm256_set1_ps(x[t].d));
+                acc_min[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m[t]), dmin, acc_min[t]);
             }
         }
-        for (sums, acc) in sums.iter_mut().zip(&acc) {
-            _mm256_storeu_ps(sums.as_mut_ptr(), *acc);
+        for ((sums, acc), acc_min) in sums.iter_mut().zip(&acc).zip(&acc_min) {
+            _mm256_storeu_ps(sums.as_mut_ptr(), _mm256_sub_ps(*acc, *acc_min));
         }
     }
 }
@@ -307,8 +317,8 @@ unsafe fn sub_block_pairs<D: Dot, const T: usize, const FIFTH: bool>(
 }
 
 /// `M` for each input: the rows' minimums at `mins` (i16 pairs per lane after widening, a
-/// pair of sub-blocks per 16 bytes) times the sums of the activation codes over each
-/// sub-block.
+/// pair of sub-blocks per 16 bytes) times the sums of the activation codes over each 16 values
+/// that the sub-blocks cover.
 ///
 /// # Safety
 /// The features of the path are available; `mins` points to 64 readable bytes.
@@ -320,13 +330,14 @@ unsafe fn minimums<D: Dot, const T: usize>(mins: *const u8, x: &[&BlockQ8K; T]) 
             std::array::from_fn(|i| _mm256_cvtepu8_epi16(_mm_loadu_si128(mins.add(16 * i).cast())));
         let mut m = [_mm256_setzero_si256(); T];
         for t in 0..T {
-            // Each sub-block's sum, the two `bsums` that cover it added in i16.
-            let sums: [u16; SUB_BLOCKS] = std::array::from_fn(|j| {
-                x[t].bsums[2 * j].wrapping_add(x[t].bsums[2 * j + 1]) as u16
-            });
+            let bsum = |k: usize| u32::from(x[t].bsums[k] as u16);
             for (i, pair) in pairs.iter().enumerate() {
-                let both = u32::from(sums[2 * i]) | u32::from(sums[2 * i + 1]) << 16;
-                m[t] = D::madd_add(m[t], *pair, _mm256_set1_epi32(both as i32));
+                // Sub-blocks 2i and 2i + 1 cover the sums 4i, 4i + 1 and 4i + 2, 4i + 3: the
+                // first and third go with one `madd`, the second and fourth with another.
+                for k in [4 * i, 4 * i + 1] {
+                    let both = bsum(k) | bsum(k + 2) << 16;
+                    m[t] = D::madd_add(m[t], *pair, _mm256_set1_epi32(both as i32));
+                }
             }
         }
         m
