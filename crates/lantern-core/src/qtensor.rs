@@ -75,15 +75,27 @@ impl QTensor {
         let Some(kernel) = interleaved::interleaved_fn(self.ty) else { return self };
         let group_bytes = interleaved::group_bytes(self.ty, self.row_bytes);
         let len = self.n_rows.div_ceil(GROUP_ROWS) * group_bytes;
-        let mut done = false;
+        // The products read the copy; the file rows serve only row lookups from now on, so
+        // their pages are given back as the copy grows, a run of groups at a time: the peak
+        // holds the copy and one run of file rows, not the copy and the whole tensor.
+        let run_rows = GROUP_ROWS * 64;
+        let run_bytes = run_rows * self.row_bytes;
+        let mut done = self.row_bytes > 0;
         let bytes = TensorBytes::aligned(len, |out| {
-            done = interleaved::interleave(self.ty, &self.bytes, self.row_bytes, out);
+            let runs = out.chunks_mut(64 * group_bytes).zip(self.bytes.chunks(run_bytes));
+            for (i, (out, rows)) in runs.enumerate() {
+                done &= interleaved::interleave(self.ty, rows, self.row_bytes, out);
+                // From the previous run's start: the page it shares with this one is whole
+                // only now.
+                let (start, end) = (i.saturating_sub(1) * run_bytes, i * run_bytes + rows.len());
+                if let Ok(read) = self.bytes.slice(start..end) {
+                    read.release_pages();
+                }
+            }
         });
         if !done {
             return self;
         }
-        // The products read the copy; the file rows serve only row lookups from now on.
-        self.bytes.release_pages();
         Self { interleaved: Some(Interleaved { bytes, group_bytes, kernel }), ..self }
     }
 
