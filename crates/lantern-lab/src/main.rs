@@ -12,6 +12,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bandwidth;
 mod convert;
 mod frontier_plot;
 mod plot;
@@ -47,6 +48,8 @@ enum Command {
     Trace(trace::TraceArgs),
     /// Write a random-weight F16 GGUF with a public model's shapes, for speed at scale.
     RandomModel(random_model::RandomModelArgs),
+    /// Measure DRAM read bandwidth, and the decode speed it allows each model.
+    Bandwidth(bandwidth::BandwidthArgs),
 }
 
 fn main() -> Result<()> {
@@ -57,5 +60,6 @@ fn main() -> Result<()> {
         Command::Report(args) => report::run(args),
         Command::Trace(args) => trace::run(args),
         Command::RandomModel(args) => random_model::run(args),
+        Command::Bandwidth(args) => bandwidth::run(args),
     }
 }
