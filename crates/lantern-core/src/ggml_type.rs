@@ -176,6 +176,8 @@ impl GgmlType {
                 | Self::Q4_K
                 | Self::Q5_K
                 | Self::Q6_K
+                | Self::IQ4_NL
+                | Self::IQ4_XS
         )
     }
 
