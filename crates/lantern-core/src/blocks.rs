@@ -3,7 +3,7 @@
 //!
 //! # Layout contract
 //! The on-disk blocks ([`BlockQ3_0`], [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`],
-//! [`BlockQ8_0`], [`BlockQ4K`], [`BlockQ6K`]) are `#[repr(C)]` with alignment 1 and no
+//! [`BlockQ8_0`], [`BlockQ4K`], [`BlockQ5K`], [`BlockQ6K`], [`BlockIQ4NL`], [`BlockIQ4XS`]) are `#[repr(C)]` with alignment 1 and no
 //! padding: every f16 field is stored as `[u8; 2]` little-endian, exactly as ggml writes it. Any `&[u8]` whose
 //! length is a multiple of the block size can therefore be viewed as `&[Block]` with
 //! [`bytemuck::try_cast_slice`] wherever it sits in memory (a memory map at an odd offset
@@ -24,6 +24,11 @@
 //! (and, for Q4_K, a minimum) relative to the super-block's f16 `d` (and `dmin`). Their codes
 //! are laid out in runs of 32 bytes; the doc of each block says which byte and bit hold which
 //! element.
+//!
+//! The non-linear 4-bit formats ([`BlockIQ4NL`], 32 values, and [`BlockIQ4XS`], 256 values in
+//! sub-blocks of 32 with 6-bit scales) store indices into the fixed codebook
+//! [`IQ4NL_VALUES`] rather than the values' offsets from a minimum; their nibbles are laid out
+//! as Q4_0's, one run of 16 bytes per 32 values.
 //!
 //! [`BlockQ8`] and [`BlockQ8K`] are not on-disk formats: they are the activation side of the
 //! quantized dot products, holding f32 scales so that kernels need no f16 conversion in their
@@ -423,6 +428,102 @@ impl BlockQ6K {
             }
         }
         out
+    }
+}
+
+/// ggml's `kvalues_iq4nl`: the 16 values a 4-bit IQ4_NL or IQ4_XS code stands for, a
+/// non-linear grid denser near zero, where most weights lie.
+pub const IQ4NL_VALUES: [i8; 16] =
+    [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/// The codebook values of 16 bytes of 4-bit indices laid out as the 4-bit blocks keep them:
+/// element `j` in the low nibble of `qs[j]`, element `j + 16` in its high nibble.
+#[inline(always)]
+fn iq4_values(qs: &[u8; QK8 / 2]) -> [i8; QK8] {
+    std::array::from_fn(|j| {
+        let q = if j < QK8 / 2 { qs[j] & 0x0F } else { qs[j - QK8 / 2] >> 4 };
+        IQ4NL_VALUES[usize::from(q)]
+    })
+}
+
+/// ggml `block_iq4_nl`: 32 weights, value = d·[`IQ4NL_VALUES`]\[q\] with q in 0..16.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockIQ4NL {
+    /// Scale, f16 little-endian.
+    pub d: [u8; 2],
+    /// Indices into the codebook: element `j` in the low half of `qs[j]`, element `j + 16`
+    /// in the high half.
+    pub qs: [u8; QK8 / 2],
+}
+
+const _: () = assert!(size_of::<BlockIQ4NL>() == 18);
+const _: () = assert!(std::mem::align_of::<BlockIQ4NL>() == 1);
+
+impl BlockIQ4NL {
+    /// The scale as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// The 32 codebook values (before the scale), in element order.
+    #[inline]
+    pub fn values(&self) -> [i8; QK8] {
+        iq4_values(&self.qs)
+    }
+}
+
+/// ggml `block_iq4_xs`: 256 weights in 8 sub-blocks of 32, value = d·(ls − 32)·
+/// [`IQ4NL_VALUES`]\[q\] with q in 0..16 and a 6-bit scale `ls` per sub-block.
+///
+/// Codes: sub-block `s` takes the 16 bytes `qs[16s..16s + 16]`, laid out as a
+/// [`BlockIQ4NL`]'s (element `32s + j` in the low nibble of `qs[16s + j]`, element
+/// `32s + 16 + j` in its high nibble). Scales: the low four bits of `ls` of sub-block `s` are
+/// nibble `s % 2` of `scales_l[s / 2]` (low nibble first), its top two bits are bits
+/// `2s..2s + 2` of the little-endian `u16` `scales_h`; [`BlockIQ4XS::scales`] unpacks them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockIQ4XS {
+    /// Super-block scale, f16 little-endian.
+    pub d: [u8; 2],
+    /// Top two bits of the eight sub-block scales, a little-endian `u16`.
+    pub scales_h: [u8; 2],
+    /// Low four bits of the eight sub-block scales, two per byte.
+    pub scales_l: [u8; QK_K / 64],
+    /// Indices into the codebook, 16 bytes per sub-block as described above.
+    pub qs: [u8; QK_K / 2],
+}
+
+const _: () = assert!(size_of::<BlockIQ4XS>() == 136);
+const _: () = assert!(std::mem::align_of::<BlockIQ4XS>() == 1);
+
+impl BlockIQ4XS {
+    /// `d` as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// The eight sub-block scales `ls − 32`, each in −32..32.
+    #[inline]
+    pub fn scales(&self) -> [i8; QK_K / 32] {
+        let h = u16::from_le_bytes(self.scales_h);
+        std::array::from_fn(|s| {
+            let low = (self.scales_l[s / 2] >> (4 * (s % 2))) & 0x0F;
+            let top = ((h >> (2 * s)) & 3) as u8;
+            (low | (top << 4)) as i8 - 32
+        })
+    }
+
+    /// The 256 codebook values (before the scales), in element order.
+    #[inline]
+    pub fn values(&self) -> [i8; QK_K] {
+        std::array::from_fn(|i| {
+            let (qs, j) = (&self.qs[16 * (i / 32)..], i % 32);
+            let q = if j < 16 { qs[j] & 0x0F } else { qs[j - 16] >> 4 };
+            IQ4NL_VALUES[usize::from(q)]
+        })
     }
 }
 

@@ -10,7 +10,11 @@
 //! - Q4_1: `q·d + m`;
 //! - Q4_K: `(d·sc)·q − dmin·m` per sub-block (the two products are exact in f32, so only the
 //!   multiply by `q` and the subtraction round);
-//! - Q6_K: `(d·sc)·(q − 32)`, in that order.
+//! - Q6_K: `(d·sc)·(q − 32)`, in that order;
+//! - IQ4_NL: `d·v[q]`, with `v` the codebook [`IQ4NL_VALUES`](crate::IQ4NL_VALUES) (exact in
+//!   f32);
+//! - IQ4_XS: `(d·(ls − 32))·v[q]` per sub-block of 32, in that order (the first product is
+//!   exact).
 //!
 //! A C compiler allowed to contract `x*d + m` (Q4_1) or `d1*q - m1` (Q4_K, Q5_K) into an FMA may
 //! differ in the last bit; gguf-py's numpy dequantizers do not contract and agree bit for bit.
@@ -19,13 +23,14 @@
 use half::{bf16, f16};
 
 use crate::{
-    BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0, Error,
-    GgmlType, Result, QK8, QK_K,
+    BlockIQ4NL, BlockIQ4XS, BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
+    BlockQ6K, BlockQ8_0, Error, GgmlType, Result, QK8, QK_K,
 };
 
 /// Dequantizes `dst.len()` elements of type `ty` from `src` into `dst`.
 ///
-/// Supports F32, F16, BF16, Q3_0, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K.
+/// Supports F32, F16, BF16, Q3_0, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL and
+/// IQ4_XS.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for any other type, [`Error::RaggedRow`] when `dst.len()` is not
@@ -95,6 +100,17 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::Q6_K => {
             for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockQ6K>(ty, src, n, expected)?) {
                 q6_k(b, o);
+            }
+        }
+        GgmlType::IQ4_NL => {
+            for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockIQ4NL>(ty, src, n, expected)?) {
+                iq4_nl(b, o);
+            }
+        }
+        GgmlType::IQ4_XS => {
+            for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockIQ4XS>(ty, src, n, expected)?)
+            {
+                iq4_xs(b, o);
             }
         }
         GgmlType::Q8_0 => {
@@ -195,6 +211,29 @@ fn q6_k(b: &BlockQ6K, out: &mut [f32]) {
     }
 }
 
+/// `dequantize_row_iq4_nl`: d·v[q].
+#[inline]
+fn iq4_nl(b: &BlockIQ4NL, out: &mut [f32]) {
+    let d = b.d();
+    for (o, v) in out.iter_mut().zip(b.values()) {
+        *o = d * f32::from(v);
+    }
+}
+
+/// `dequantize_row_iq4_xs`: (d·(ls − 32))·v[q] with the sub-block's scale.
+#[inline]
+fn iq4_xs(b: &BlockIQ4XS, out: &mut [f32]) {
+    let d = b.d();
+    let values = b.values();
+    for ((out, values), ls) in out.chunks_exact_mut(32).zip(values.chunks_exact(32)).zip(b.scales())
+    {
+        let dl = d * f32::from(ls);
+        for (o, &v) in out.iter_mut().zip(values) {
+            *o = dl * f32::from(v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +281,99 @@ mod tests {
         // bf16 is the top half of an f32: 0x3FC0 = 1.5, 0xC050 = -3.25.
         dequantize_row(GgmlType::BF16, &[0xC0, 0x3F, 0x50, 0xC0], &mut out).unwrap();
         assert_eq!(out, [1.5, -3.25]);
+    }
+
+    /// ggml's `kvalues_iq4nl`, as `ggml-common.h` defines it.
+    const KVALUES_IQ4NL: [i8; 16] =
+        [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    /// ggml's `dequantize_row_iq4_nl`, written out on the raw bytes of 18-byte blocks.
+    fn ggml_iq4_nl(x: &[u8]) -> Vec<f32> {
+        let mut y = vec![0.0f32; x.len() / 18 * 32];
+        for (x, y) in x.chunks_exact(18).zip(y.chunks_exact_mut(32)) {
+            let d = f16::from_le_bytes([x[0], x[1]]).to_f32();
+            let qs = &x[2..];
+            for j in 0..16 {
+                y[j] = d * f32::from(KVALUES_IQ4NL[usize::from(qs[j] & 0xf)]);
+                y[j + 16] = d * f32::from(KVALUES_IQ4NL[usize::from(qs[j] >> 4)]);
+            }
+        }
+        y
+    }
+
+    /// ggml's `dequantize_row_iq4_xs`, written out on the raw bytes of 136-byte blocks: d,
+    /// scales_h, scales_l[4], qs[128].
+    fn ggml_iq4_xs(x: &[u8]) -> Vec<f32> {
+        let mut y = vec![0.0f32; x.len() / 136 * QK_K];
+        for (x, y) in x.chunks_exact(136).zip(y.chunks_exact_mut(QK_K)) {
+            let d = f16::from_le_bytes([x[0], x[1]]).to_f32();
+            let scales_h = i32::from(u16::from_le_bytes([x[2], x[3]]));
+            let scales_l = &x[4..8];
+            for ib in 0..QK_K / 32 {
+                let ls = ((i32::from(scales_l[ib / 2]) >> (4 * (ib % 2))) & 0xf)
+                    | (((scales_h >> (2 * ib)) & 3) << 4);
+                let dl = d * (ls - 32) as f32;
+                let (qs, y) = (&x[8 + 16 * ib..], &mut y[32 * ib..]);
+                for j in 0..16 {
+                    y[j] = dl * f32::from(KVALUES_IQ4NL[usize::from(qs[j] & 0xf)]);
+                    y[j + 16] = dl * f32::from(KVALUES_IQ4NL[usize::from(qs[j] >> 4)]);
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn iq4_nl_codebook_matches_ggml() {
+        assert_eq!(crate::IQ4NL_VALUES, KVALUES_IQ4NL);
+        // Three blocks: every index in the low and in the high nibbles, in both orders, and
+        // scales of both signs, of an odd mantissa and subnormal.
+        let scales = [1.375f32, -0.0123, 3.0e-6];
+        let mut bytes = Vec::new();
+        for (b, d) in scales.into_iter().enumerate() {
+            bytes.extend(f16::from_f32(d).to_le_bytes());
+            bytes.extend((0..16u8).map(|j| ((j + 5 * b as u8) % 16) | ((15 - j) << 4)));
+        }
+        let mut out = vec![f32::NAN; 96];
+        dequantize_row(GgmlType::IQ4_NL, &bytes, &mut out).unwrap();
+        let expect = ggml_iq4_nl(&bytes);
+        assert_eq!(bits(&out), bits(&expect));
+        // The values are the codebook's, scaled: index 15 of block 0 (element 16) is 113·d.
+        assert_eq!(out[16], 113.0 * 1.375);
+    }
+
+    #[test]
+    fn iq4_xs_scales_unpack_as_ggml() {
+        // Eight super-blocks: sub-block s of super-block b gets the 6-bit scale
+        // (8b + s)·37 mod 64, so that the 64 sub-blocks take every scale once; the indices run
+        // through all 16 values in both nibbles.
+        let mut bytes = Vec::new();
+        let mut seen = [false; 64];
+        for b in 0..8u32 {
+            let d = f16::from_f32(0.0123 * (b as f32 + 1.0) * if b % 2 == 0 { 1.0 } else { -1.0 });
+            let (mut scales_h, mut scales_l) = (0u16, [0u8; 4]);
+            for s in 0..8u32 {
+                let ls = ((8 * b + s) * 37 % 64) as u8;
+                seen[usize::from(ls)] = true;
+                scales_l[s as usize / 2] |= (ls & 0x0F) << (4 * (s % 2));
+                scales_h |= u16::from(ls >> 4) << (2 * s);
+            }
+            bytes.extend(d.to_le_bytes());
+            bytes.extend(scales_h.to_le_bytes());
+            bytes.extend(scales_l);
+            bytes.extend(
+                (0..128u32).map(|j| ((j * 7 + b) % 16) as u8 | (((j + 3 * b) % 16) as u8) << 4),
+            );
+        }
+        assert!(seen.iter().all(|&s| s));
+        let mut out = vec![f32::NAN; 8 * QK_K];
+        dequantize_row(GgmlType::IQ4_XS, &bytes, &mut out).unwrap();
+        assert_eq!(bits(&out), bits(&ggml_iq4_xs(&bytes)));
+    }
+
+    /// The bits of `v`, to compare f32 values exactly (NaN and signed zeros included).
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|v| v.to_bits()).collect()
     }
 
     #[test]

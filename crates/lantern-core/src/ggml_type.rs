@@ -52,13 +52,14 @@ pub enum GgmlType {
     IQ3_XXS,
     /// i-quant, 1.56 bits.
     IQ1_S,
-    /// i-quant, 4.5 bits, non-linear.
+    /// 4-bit non-linear, 32 per block, one f16 scale; value = d·codebook\[q\] (4.5 bits).
     IQ4_NL,
     /// i-quant, 3.44 bits.
     IQ3_S,
     /// i-quant, 2.5 bits.
     IQ2_S,
-    /// i-quant, 4.25 bits.
+    /// 4-bit non-linear, 256 per super-block in sub-blocks of 32 with 6-bit scales;
+    /// value = d·(ls − 32)·codebook\[q\] (4.25 bits).
     IQ4_XS,
     /// 8-bit integer.
     I8,
@@ -175,11 +176,14 @@ impl GgmlType {
                 | Self::Q4_K
                 | Self::Q5_K
                 | Self::Q6_K
+                | Self::IQ4_NL
+                | Self::IQ4_XS
         )
     }
 
-    /// Whether rows of this type convert to and from f32 ([`dequantize_row`](crate::dequantize_row),
-    /// [`quantize_row`](crate::quantize_row)).
+    /// Whether rows of this type convert to f32 ([`dequantize_row`](crate::dequantize_row)) and
+    /// back ([`quantize_row`](crate::quantize_row)); Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
+    /// convert to f32 only, and `quantize_row` refuses them.
     pub fn is_convertible(self) -> bool {
         matches!(
             self,
@@ -194,6 +198,8 @@ impl GgmlType {
                 | Self::Q4_K
                 | Self::Q5_K
                 | Self::Q6_K
+                | Self::IQ4_NL
+                | Self::IQ4_XS
         )
     }
 

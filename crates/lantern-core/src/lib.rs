@@ -11,7 +11,9 @@
 //! - [`QTensor`]: a typed, shaped tensor over such bytes, with [`QTensor::matmul`] for one
 //!   input (decode) or many (prefill).
 //! - [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`]: on-disk blocks, bit-exact with ggml;
-//!   [`BlockQ3_0`]: lantern's own 3-bit block, which only `.lantern` containers hold.
+//!   [`BlockIQ4NL`], [`BlockIQ4XS`]: ggml's non-linear 4-bit blocks, indices into
+//!   [`IQ4NL_VALUES`]; [`BlockQ3_0`]: lantern's own 3-bit block, which only `.lantern`
+//!   containers hold.
 //! - [`BlockQ8`] and [`quantize_activation`]: an activation vector quantized to 8 bits once,
 //!   then dotted with many weight rows.
 //! - [`ColumnMajor`]: a matrix copied column by column, whose products with a sparse input
@@ -58,8 +60,8 @@ mod qtensor;
 mod quantize;
 
 pub use blocks::{
-    BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K,
-    BlockQ8_0, QK8, QK_K,
+    BlockIQ4NL, BlockIQ4XS, BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
+    BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0, IQ4NL_VALUES, QK8, QK_K,
 };
 pub use bytes::{ReleasePages, TensorBytes};
 pub use columns::ColumnMajor;

@@ -49,6 +49,7 @@ mod float_rows;
 mod gemm;
 mod input;
 pub mod interleaved;
+mod iquants;
 mod kquants;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -203,12 +204,13 @@ pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     blocks::matmul_fn(ty, isa)
         .or_else(|| float_rows::matmul_fn(ty, isa))
         .or_else(|| kquants::matmul_fn(ty, isa))
+        .or_else(|| iquants::matmul_fn(ty, isa))
 }
 
 /// Whether rows of type `ty` read the 256-value activation blocks
-/// ([`Input::with_q8k`]) rather than the 32-value ones.
+/// ([`Input::with_q8k`]) rather than the 32-value ones: the K-quants and IQ4_XS.
 pub fn reads_q8k(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_XS)
 }
 
 /// Whether rows of type `ty` read only the input's f32 values, never its activation blocks:
