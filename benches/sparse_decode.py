@@ -12,7 +12,8 @@ gives the median over rounds of each run's mean tokens/s.
 
 "Allowed" is the speedup the skipped bytes would give if decode time were proportional to
 the weight bytes read: 1 / (1 - skipped share). The skipped bytes are the zeroed share of
-the down matrices' codes (their scales are always read), out of every weight byte a token
+the down matrices' codes (their scales are always read; Q4_0 or Q4_1 downs, the formats with
+column kernels), out of every weight byte a token
 reads; the zeroed share is measured by `lantern ppl` on the first chunks of WikiText-2 test.
 Needs the peer (PEER=$(../shared/peer/llama-ref.sh)) and a release build of the CLI.
 """
@@ -28,8 +29,9 @@ from speed_vs_llama import LANTERN, llama_bench, peer_dir  # noqa: E402
 
 EVAL = os.environ.get("LANTERN_EVALDATA",
                       os.path.join(os.path.dirname(LANTERN), "..", "..", "..", "shared", "evaldata"))
-# Bytes of a Q4_1 block, and of its codes: what a zeroed neuron's column skips.
-Q4_1_BLOCK, Q4_1_CODES = 20, 16
+# The share of a block's bytes that are codes, per format with column kernels: what a zeroed
+# neuron's column skips (the blocks' scales are always read).
+CODE_SHARE = {"Q4_0": 16 / 18, "Q4_1": 16 / 20}
 
 
 def lantern_tg(model, threads, gen, reps, *flags):
@@ -48,11 +50,12 @@ def byte_shares(model):
     """The down matrices' bytes and the weight bytes a token reads (every block's matrices and
     the output head), from `lantern inspect --tensors`."""
     out = subprocess.run([LANTERN, "inspect", model, "--tensors"], check=True, capture_output=True, text=True).stdout
-    tensors = {m[1]: (m[2].count(",") + 1, int(m[3]))
-               for m in re.finditer(r"^\s+(\S+)\s+\S+\s+\[([\d, ]+)\] @ \d+ \((\d+) bytes\)", out, re.M)}
-    blocks = sum(b for name, (dims, b) in tensors.items() if name.startswith("blk.") and dims == 2)
-    head = tensors.get("output.weight", tensors["token_embd.weight"])[1]
-    down = sum(b for name, (_, b) in tensors.items() if name.endswith("ffn_down.weight"))
+    tensors = {m[1]: (m[2], m[3].count(",") + 1, int(m[4]))
+               for m in re.finditer(r"^\s+(\S+)\s+(\S+)\s+\[([\d, ]+)\] @ \d+ \((\d+) bytes\)", out, re.M)}
+    blocks = sum(b for name, (_, dims, b) in tensors.items() if name.startswith("blk.") and dims == 2)
+    head = tensors.get("output.weight", tensors["token_embd.weight"])[2]
+    # The codes of the down matrices, in formats whose columns can be skipped.
+    down = sum(b * CODE_SHARE.get(ty, 0) for name, (ty, _, b) in tensors.items() if name.endswith("ffn_down.weight"))
     return down, blocks + head
 
 
@@ -84,14 +87,14 @@ def main():
     median = {name: statistics.median(v) for name, v in runs.items()}
     dense, peer_ts = median["dense"], median["llama.cpp"]
     print(f"{args.threads} threads, {args.gen} tokens, median of {args.rounds} rounds of {args.reps} runs; "
-          f"down matrices {down / per_token:.1%} of the {per_token / 1e6:.1f} MB a token reads\n")
+          f"down matrices' codes {down / per_token:.1%} of the {per_token / 1e6:.1f} MB a token reads\n")
     print("| run | zeroed | bytes skipped | t/s | vs dense | allowed | vs llama.cpp |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| llama.cpp | | | {peer_ts:.1f} | {peer_ts / dense:.2f}× | | 1.00× |")
     print(f"| lantern dense | | | {dense:.1f} | 1.00× | | {dense / peer_ts:.2f}× |")
     for label, path in points:
         share = zeroed_share(args.model, path, args.threads)
-        skipped = share * down * Q4_1_CODES / Q4_1_BLOCK / per_token
+        skipped = share * down / per_token
         for kind, skip in (("rows", 0.0), ("columns", skipped)):
             ts = median[f"{label} {kind}"]
             print(f"| {label}, {kind} | {share:.1%} | {skip:.1%} | {ts:.1f} | {ts / dense:.2f}× | "
