@@ -83,9 +83,9 @@ impl<D: Dot> RowDot for Q3K<D> {
                 let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
                     u16::from_le_bytes(w.d),
                 ))));
-                let all = _mm256_cvtepi8_epi16(_mm_loadu_si128(
-                    super::scale_bytes(&w.scales).as_ptr().cast(),
-                ));
+                let [w0, w1, w2, w3] = super::scale_words(&w.scales).map(|w| w as i32);
+                let all = _mm_sub_epi8(_mm_setr_epi32(w0, w1, w2, w3), _mm_set1_epi8(32));
+                let all = _mm256_cvtepi8_epi16(all);
                 // Sub-blocks 0..8 in both halves for the first 128 values, 8..16 for the rest.
                 let halves = [
                     _mm256_permute2x128_si256::<0x00>(all, all),

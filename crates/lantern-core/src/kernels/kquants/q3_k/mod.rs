@@ -59,26 +59,21 @@ pub(super) fn dot(row: &[u8], xq: &[BlockQ8K]) -> f32 {
 }
 
 /// [`BlockQ3K::scales`] on 32-bit words, as `ggml_vec_dot_q3_K_q8_K` unpacks them: the
-/// sixteen scales minus 32, in sub-block order, as the bytes of i8 values.
+/// sixteen 6-bit scales, not yet minus 32, four per little-endian word in sub-block order.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
-fn scale_bytes(q: &[u8; 12]) -> [u8; 16] {
+fn scale_words(q: &[u8; 12]) -> [u32; 4] {
     const LOW4: u32 = 0x0F0F_0F0F;
     const TOP2: u32 = 0x0303_0303;
     let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
     let (w0, w1, w2) = (word(0), word(1), word(2));
-    // Four sub-blocks per word; the masks keep the shifts from carrying bits across bytes.
-    let words = [
+    // The masks keep the shifts from carrying bits across bytes.
+    [
         (w0 & LOW4) | ((w2 & TOP2) << 4),
         (w1 & LOW4) | (((w2 >> 2) & TOP2) << 4),
         ((w0 >> 4) & LOW4) | (((w2 >> 4) & TOP2) << 4),
         ((w1 >> 4) & LOW4) | (((w2 >> 6) & TOP2) << 4),
-    ];
-    let mut out = [0u8; 16];
-    for (out, word) in out.chunks_exact_mut(4).zip(words) {
-        out.copy_from_slice(&word.to_le_bytes());
-    }
-    out.map(|s| s.wrapping_sub(32))
+    ]
 }
 
 #[cfg(test)]
@@ -135,7 +130,10 @@ mod tests {
         let mut b: BlockQ3K = bytemuck::Zeroable::zeroed();
         for _ in 0..1000 {
             rng.fill(&mut b.scales);
-            assert_eq!(scale_bytes(&b.scales).map(|s| s as i8), b.scales(), "{:?}", b.scales);
+            let words = scale_words(&b.scales);
+            let unpacked: [i8; 16] =
+                std::array::from_fn(|s| (words[s / 4] >> (8 * (s % 4))) as i8 - 32);
+            assert_eq!(unpacked, b.scales(), "{:?}", b.scales);
         }
     }
 

@@ -61,7 +61,17 @@ impl<D: Dot> RowDot for Q3K<D> {
             for (b, w) in w.iter().enumerate() {
                 let dw =
                     vgetq_lane_f32::<0>(widen_f16(vcreate_u16(u64::from(u16::from_le_bytes(w.d)))));
-                let neg_scales = super::scale_bytes(&w.scales).map(|s| (s as i8).wrapping_neg());
+                let [w0, w1, w2, w3] = super::scale_words(&w.scales);
+                let scales = vcombine_u32(
+                    vcreate_u32(u64::from(w0) | u64::from(w1) << 32),
+                    vcreate_u32(u64::from(w2) | u64::from(w3) << 32),
+                );
+                // −(s − 32) = 32 − s, in −31..=32.
+                let mut neg_scales = [0i8; 16];
+                vst1q_s8(
+                    neg_scales.as_mut_ptr(),
+                    vsubq_s8(vdupq_n_s8(32), vreinterpretq_s8_u32(scales)),
+                );
                 let mut lanes = [[vdupq_n_s32(0); 2]; T];
                 // Half j of 128 values, run k of 32 in it, and its two sub-blocks of 16 (c):
                 // value 128j + 32k + 16c + l has its low bits at 2k of qs[32j + 16c + l] and its
