@@ -67,8 +67,9 @@ pub(super) fn one_row_matches_scalar(f: &Format, seed: u64) {
     }
 }
 
-/// Every path's matrix kernel on 3 rows and 1 to 11 inputs (one pass, several, and a
-/// remainder, on every path's input count) against the scalar twin per row and input.
+/// Every path's matrix kernel on 3 rows (the extreme one and two random) and 1 to 11 inputs
+/// (one pass, several, and a remainder, on every path's input count) against the scalar twin
+/// per row and input.
 pub(super) fn batches_match_scalar(f: &Format, seed: u64) {
     let mut rng = rng(seed);
     let (rows, len) = (3, 2 * QK_K);
@@ -76,7 +77,11 @@ pub(super) fn batches_match_scalar(f: &Format, seed: u64) {
         for n in [1, 2, 3, 4, 5, 8, 9, 11] {
             let x: Vec<f32> = (0..n).flat_map(|_| activations(len, &mut rng)).collect();
             let xqk = quantize_q8k(&x);
-            let w: Vec<u8> = (0..rows).flat_map(|_| (f.random_row)(len, &mut rng)).collect();
+            // The extreme row first (two super-blocks, as `len` holds), then random ones.
+            let w: Vec<u8> = (f.extreme_row)()
+                .into_iter()
+                .chain((1..rows).flat_map(|_| (f.random_row)(len, &mut rng)))
+                .collect();
             let row_bytes = w.len() / rows;
             let mut out = vec![f32::NAN; rows * n];
             matmul(&w, row_bytes, Input::new(&x, &[], n).with_q8k(&xqk), &mut out);

@@ -11,8 +11,10 @@
 //! i32 lanes, added with one FMA by d_a·d_w; one horizontal sum ends the row.
 //!
 //! A row takes up to four inputs per pass (eight on VNNI, with its 32 registers), each
-//! super-block unpacked once for all of them. On VNNI `vpdpwssd` does the `madd` and the add;
-//! the integer lanes, hence the results, are the same.
+//! super-block unpacked once for all of them. On VNNI, a pass of two or more inputs forms the
+//! same integer lanes another way, cheaper per input: the codes go through a table (`pshufb`)
+//! of sc·q, at most 45, and one `vpdpbusd` per input and 32 values sums those bytes times the
+//! activation codes into the lanes. (A single input keeps ggml's way, which is faster there.)
 //!
 //! # Safety design
 //! As in [`crate::kernels::avx2`]: the `unsafe fn`s need AVX2, FMA and F16C (and AVX-512 F, BW,
@@ -64,12 +66,16 @@ impl<D: Dot> RowDot for Q2K<D> {
 
     #[inline(always)]
     unsafe fn dot<const T: usize>(w: &[BlockQ2K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // Equal lengths, stated so that the indexing below needs no bounds checks.
+        let a = a.map(|a| &a[..w.len()]);
         // SAFETY: the caller's contract; every load reads 16 or 32 bytes of one array field of
         // one block (`scales`, a 32-byte chunk of `qs`, `bsums`, a shuffle constant) or 32 of
         // the 256 activation codes, and `a`'s slices are at least as long as `w`.
         unsafe {
             let low4 = _mm_set1_epi8(0x0F);
             let two_bits = _mm256_set1_epi8(3);
+            // q = 0..4 as i16 in each 128-bit half, twice.
+            let steps = _mm256_setr_epi16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
             let shuffles = [
                 load32(&lanes::SCALE_SHUFFLE[0]),
                 load32(&lanes::SCALE_SHUFFLE[1]),
@@ -99,10 +105,22 @@ impl<D: Dot> RowDot for Q2K<D> {
                             two_bits,
                         );
                         let scale = _mm256_shuffle_epi8(halves[j], shuffle);
+                        if D::FUSED_DOT4 && T > 1 {
+                            // The codes through a table of sc·q (at most 45, a byte), so that
+                            // one `vpdpbusd` per input takes the scaled products.
+                            let table = _mm256_mullo_epi16(scale, steps);
+                            let w = _mm256_shuffle_epi8(_mm256_packus_epi16(table, table), codes);
+                            for (sumi, a) in sumi.iter_mut().zip(&a) {
+                                let q8 = load32(&a[b].qs[128 * j + 32 * k..]);
+                                *sumi = D::dot4(*sumi, w, q8);
+                            }
+                            continue;
+                        }
                         for (sumi, a) in sumi.iter_mut().zip(&a) {
                             // Codes below 4: a pair of products stays within 2·3·127.
                             let q8 = load32(&a[b].qs[128 * j + 32 * k..]);
-                            *sumi = D::madd_add(*sumi, scale, _mm256_maddubs_epi16(codes, q8));
+                            let p = _mm256_maddubs_epi16(codes, q8);
+                            *sumi = _mm256_add_epi32(*sumi, _mm256_madd_epi16(scale, p));
                         }
                     }
                 }

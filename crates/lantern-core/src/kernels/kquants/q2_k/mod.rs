@@ -21,8 +21,9 @@
 //! variant (checked against the peer's own vectors in `tests/peer_vectors.rs`).
 //!
 //! How each path forms the integer lanes is its own affair: AVX2 keeps ggml's `maddubs` of
-//! the codes and `madd` by the scales; NEON multiplies the codes by their scales first (at
-//! most 15·3 = 45, a byte) and sums four products per lane. The integers are the same.
+//! the codes and `madd` by the scales; VNNI with several inputs and NEON multiply the codes
+//! by their scales first (at most 15·3 = 45, a byte) and sum four products per lane. The
+//! integers are the same.
 
 use super::lanes::{fma_lanes, hsum, scaled_lanes};
 use crate::kernels::{as_blocks, per_row, Isa, MatmulFn};

@@ -12,8 +12,14 @@
 //! horizontal sum ends the row.
 //!
 //! A row takes up to four inputs per pass (eight on VNNI, with its 32 registers), each
-//! super-block unpacked once for all of them. On VNNI `vpdpwssd` does the `madd` and the add;
-//! the integer lanes, hence the results, are the same.
+//! super-block unpacked once for all of them. On VNNI, a pass of two or more inputs forms the
+//! same integer lanes another way, cheaper per input: the 3-bit codes go through a table
+//! (`pshufb`) of −sc·(q − 4), which lies in −128..=124 and so fits a signed byte (sc·(q − 4)
+//! would reach 128), and one `vpdpbusd` per input and 32 values sums those bytes times the
+//! activation codes plus 128 (unsigned bytes); 128·Σ of the weight bytes, summed once per
+//! super-block, comes off the lanes, which are then the negated lanes of ggml, taken with
+//! −d_w·d_a: the same exact products. (A single input keeps ggml's way, which is faster
+//! there.)
 //!
 //! # Safety design
 //! As in [`crate::kernels::avx2`]: the `unsafe fn`s need AVX2, FMA and F16C (and AVX-512 F, BW,
@@ -65,6 +71,8 @@ impl<D: Dot> RowDot for Q3K<D> {
 
     #[inline(always)]
     unsafe fn dot<const T: usize>(w: &[BlockQ3K], a: [&[BlockQ8K]; T]) -> [f32; T] {
+        // Equal lengths, stated so that the indexing below needs no bounds checks.
+        let a = a.map(|a| &a[..w.len()]);
         // SAFETY: the caller's contract; every load reads 16 or 32 bytes of one array field of
         // one block (`hmask`, a 32-byte chunk of `qs`, the 12 scale bytes copied to 16, a
         // shuffle constant) or 32 of the 256 activation codes, and `a`'s slices are at least
@@ -72,6 +80,9 @@ impl<D: Dot> RowDot for Q3K<D> {
         unsafe {
             let two_bits = _mm256_set1_epi8(3);
             let one = _mm256_set1_epi8(1);
+            let (bit2, offset) = (_mm256_set1_epi8(4), _mm256_set1_epi8(-128));
+            // 4 − q for q = 0..8, as i16 in each 128-bit half.
+            let steps = _mm256_setr_epi16(4, 3, 2, 1, 0, -1, -2, -3, 4, 3, 2, 1, 0, -1, -2, -3);
             let shuffles = [
                 load32(&lanes::SCALE_SHUFFLE[0]),
                 load32(&lanes::SCALE_SHUFFLE[1]),
@@ -93,6 +104,8 @@ impl<D: Dot> RowDot for Q3K<D> {
                 ];
                 let hbits = load32(&w.hmask);
                 let mut sumi = [_mm256_setzero_si256(); T];
+                // VNNI: 128·Σ w' per lane, the weights' share of the activation's offset.
+                let mut bias = _mm256_setzero_si256();
                 for (j, q3) in w.qs.chunks_exact(32).enumerate() {
                     let bits = load32(q3);
                     for (k, &shuffle) in shuffles.iter().enumerate() {
@@ -102,11 +115,31 @@ impl<D: Dot> RowDot for Q3K<D> {
                             _mm256_srl_epi16(bits, _mm_cvtsi32_si128(2 * k as i32)),
                             two_bits,
                         );
+                        let scale = _mm256_shuffle_epi8(halves[j], shuffle);
+                        if D::FUSED_DOT4 && T > 1 {
+                            // The codes q (0..8) through a table of −sc·(q − 4) = sc·(4 − q),
+                            // in −128..=124: signed bytes that `vpdpbusd` takes whole.
+                            let third = if bit >= 2 {
+                                _mm256_srl_epi16(hbits, _mm_cvtsi32_si128(bit as i32 - 2))
+                            } else {
+                                _mm256_sll_epi16(hbits, _mm_cvtsi32_si128(2 - bit as i32))
+                            };
+                            let codes = _mm256_or_si256(low, _mm256_and_si256(third, bit2));
+                            let table = _mm256_mullo_epi16(scale, steps);
+                            let w = _mm256_shuffle_epi8(_mm256_packs_epi16(table, table), codes);
+                            bias = D::dot4(bias, offset, w);
+                            for (sumi, a) in sumi.iter_mut().zip(&a) {
+                                // a + 128 as unsigned bytes: Σ(a + 128)·w' = Σa·w' + bias.
+                                let q8 =
+                                    _mm256_xor_si256(load32(&a[b].qs[128 * j + 32 * k..]), offset);
+                                *sumi = D::dot4(*sumi, q8, w);
+                            }
+                            continue;
+                        }
                         // 4 where the third bit is clear, else 0: the offset of −4 that a clear
                         // bit leaves on the code.
                         let clear = _mm256_andnot_si256(hbits, _mm256_sll_epi16(one, shift));
                         let offset = _mm256_slli_epi16::<2>(_mm256_srl_epi16(clear, shift));
-                        let scale = _mm256_shuffle_epi8(halves[j], shuffle);
                         for (sumi, a) in sumi.iter_mut().zip(&a) {
                             // Codes below 4: a pair of products stays within 2·3·127.
                             let q8 = load32(&a[b].qs[128 * j + 32 * k..]);
@@ -114,13 +147,19 @@ impl<D: Dot> RowDot for Q3K<D> {
                                 _mm256_maddubs_epi16(low, q8),
                                 _mm256_maddubs_epi16(offset, q8),
                             );
-                            *sumi = D::madd_add(*sumi, scale, p);
+                            *sumi = _mm256_add_epi32(*sumi, _mm256_madd_epi16(scale, p));
                         }
                     }
                 }
                 for t in 0..T {
-                    let d = _mm256_set1_ps(a[t][b].d * dw);
-                    acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                    let d = a[t][b].d * dw;
+                    // VNNI summed −sc·(q − 4): the same lanes negated, taken with −d.
+                    let (lanes, d) = if D::FUSED_DOT4 && T > 1 {
+                        (_mm256_sub_epi32(sumi[t], bias), -d)
+                    } else {
+                        (sumi[t], d)
+                    };
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[t]);
                 }
             }
             let mut sums = [0.0; T];

@@ -17,8 +17,8 @@
 //! variant (checked against the peer's own vectors in `tests/peer_vectors.rs`).
 //!
 //! How each path forms the integer lanes is its own affair: AVX2 keeps ggml's `maddubs`
-//! pairs, NEON multiplies the codes by their (negated) scales first and sums four products per
-//! lane; the integers are the same.
+//! pairs; VNNI with several inputs and NEON multiply the codes by their negated scales first
+//! and sum four products per lane. The integers are the same.
 
 use super::lanes::{fma_lanes, hsum, scaled_lanes};
 use crate::kernels::{as_blocks, per_row, Isa, MatmulFn};
