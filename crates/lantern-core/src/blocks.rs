@@ -3,7 +3,8 @@
 //!
 //! # Layout contract
 //! The on-disk blocks ([`BlockQ3_0`], [`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`],
-//! [`BlockQ8_0`], [`BlockQ4K`], [`BlockQ5K`], [`BlockQ6K`], [`BlockIQ4NL`], [`BlockIQ4XS`]) are `#[repr(C)]` with alignment 1 and no
+//! [`BlockQ8_0`], [`BlockQ2K`], [`BlockQ3K`], [`BlockQ4K`], [`BlockQ5K`], [`BlockQ6K`], [`BlockIQ4NL`],
+//! [`BlockIQ4XS`]) are `#[repr(C)]` with alignment 1 and no
 //! padding: every f16 field is stored as `[u8; 2]` little-endian, exactly as ggml writes it. Any `&[u8]` whose
 //! length is a multiple of the block size can therefore be viewed as `&[Block]` with
 //! [`bytemuck::try_cast_slice`] wherever it sits in memory (a memory map at an odd offset
@@ -19,9 +20,10 @@
 //! `j + 24` in one byte, so that shifts of one 64-bit word unpack all four runs, and keeps the
 //! third bit of element `j` in bit `j` of a little-endian `u32`, as Q5_0 does.
 //!
-//! The k-quants ([`BlockQ4K`], [`BlockQ6K`]) hold [`QK_K`] = 256 values per super-block, split
-//! into sub-blocks (8 of 32 for Q4_K, 16 of 16 for Q6_K) that each have a small integer scale
-//! (and, for Q4_K, a minimum) relative to the super-block's f16 `d` (and `dmin`). Their codes
+//! The k-quants ([`BlockQ2K`], [`BlockQ3K`], [`BlockQ4K`], [`BlockQ5K`], [`BlockQ6K`]) hold
+//! [`QK_K`] = 256 values per super-block, split into sub-blocks (8 of 32 for Q4_K and Q5_K, 16
+//! of 16 for Q2_K, Q3_K and Q6_K) that each have a small integer scale (and, for Q2_K, Q4_K
+//! and Q5_K, a minimum) relative to the super-block's f16 `d` (and `dmin`). Their codes
 //! are laid out in runs of 32 bytes; the doc of each block says which byte and bit hold which
 //! element.
 //!
@@ -426,6 +428,122 @@ impl BlockQ6K {
                     out[l + 32 * k] = (low | (((h >> (2 * k)) & 3) << 4)) as i8 - 32;
                 }
             }
+        }
+        out
+    }
+}
+
+/// The 2-bit codes of a Q2_K or Q3_K super-block, as both keep them in `qs`: element
+/// `128h + 32k + l` is bits `2k..2k + 2` of `qs[32h + l]`.
+#[inline]
+fn two_bit_codes(qs: &[u8; QK_K / 4]) -> [u8; QK_K] {
+    let mut out = [0u8; QK_K];
+    for (out, qs) in out.chunks_exact_mut(128).zip(qs.chunks_exact(32)) {
+        for (k, out) in out.chunks_exact_mut(32).enumerate() {
+            for (o, &q) in out.iter_mut().zip(qs) {
+                *o = (q >> (2 * k)) & 3;
+            }
+        }
+    }
+    out
+}
+
+/// ggml `block_q2_K`: 256 weights in 16 sub-blocks of 16, value = d·sc·q − dmin·m with q in
+/// 0..4 and a 4-bit scale `sc` and minimum `m` per sub-block.
+///
+/// Codes come in two halves of 128 elements; half `h` uses `qs[32h..32h + 32]`, and element
+/// `128h + 32k + l` (k in 0..4, l in 0..32) is bits `2k..2k + 2` of `qs[32h + l]`. Sub-block
+/// `s` (elements `16s..16s + 16`) has its scale in the low nibble of `scales[s]` and its
+/// minimum in the high nibble. Note that `d` and `dmin` come last.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ2K {
+    /// Per sub-block: scale in the low nibble, minimum in the high nibble.
+    pub scales: [u8; QK_K / 16],
+    /// The 2-bit codes, four elements per byte as described above.
+    pub qs: [u8; QK_K / 4],
+    /// Super-block scale of the sub-block scales, f16 little-endian.
+    pub d: [u8; 2],
+    /// Super-block scale of the sub-block minimums, f16 little-endian.
+    pub dmin: [u8; 2],
+}
+
+const _: () = assert!(size_of::<BlockQ2K>() == 84);
+const _: () = assert!(std::mem::align_of::<BlockQ2K>() == 1);
+
+impl BlockQ2K {
+    /// `d` as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// `dmin` as f32.
+    #[inline(always)]
+    pub fn dmin(&self) -> f32 {
+        f16_le(self.dmin)
+    }
+
+    /// The 256 codes (each in 0..4), in element order.
+    #[inline]
+    pub fn codes(&self) -> [u8; QK_K] {
+        two_bit_codes(&self.qs)
+    }
+}
+
+/// ggml `block_q3_K`: 256 weights in 16 sub-blocks of 16, value = d·(sc − 32)·(q − 4) with q
+/// in 0..8 and a 6-bit scale `sc` per sub-block.
+///
+/// The low two bits of the codes are laid out as Q2_K's (element `128h + 32k + l` is bits
+/// `2k..2k + 2` of `qs[32h + l]`); the third bit of that element is bit `4h + k` of
+/// `hmask[l]`. The twelve `scales` bytes pack the sixteen 6-bit scales;
+/// [`BlockQ3K::scales`] unpacks them. Note that `d` comes last.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ3K {
+    /// The third bits of the codes, as described above.
+    pub hmask: [u8; QK_K / 8],
+    /// The low two bits of the codes, four elements per byte.
+    pub qs: [u8; QK_K / 4],
+    /// Sixteen 6-bit scales, packed.
+    pub scales: [u8; 12],
+    /// Super-block scale, f16 little-endian.
+    pub d: [u8; 2],
+}
+
+const _: () = assert!(size_of::<BlockQ3K>() == 110);
+const _: () = assert!(std::mem::align_of::<BlockQ3K>() == 1);
+
+impl BlockQ3K {
+    /// `d` as f32.
+    #[inline(always)]
+    pub fn d(&self) -> f32 {
+        f16_le(self.d)
+    }
+
+    /// The sixteen sub-block scales minus 32 (each in −32..32), as ggml unpacks them.
+    ///
+    /// Sub-block `s` keeps its low four bits in the low nibble of `scales[s]` (s < 8) or the
+    /// high nibble of `scales[s − 8]`, and its top two bits in bits `2(s / 4)..2(s / 4) + 2`
+    /// of `scales[8 + s % 4]`.
+    #[inline]
+    pub fn scales(&self) -> [i8; QK_K / 16] {
+        let q = &self.scales;
+        std::array::from_fn(|s| {
+            let low = if s < 8 { q[s] & 0x0F } else { q[s - 8] >> 4 };
+            let top = (q[8 + s % 4] >> (2 * (s / 4))) & 3;
+            (low | (top << 4)) as i8 - 32
+        })
+    }
+
+    /// The 256 codes minus 4 (each in −4..4), in element order.
+    #[inline]
+    pub fn codes(&self) -> [i8; QK_K] {
+        let mut out = [0i8; QK_K];
+        for (i, (o, low)) in out.iter_mut().zip(two_bit_codes(&self.qs)).enumerate() {
+            let (h, k, l) = (i / 128, (i / 32) % 4, i % 32);
+            let third = (self.hmask[l] >> (4 * h + k)) & 1;
+            *o = (low | (third << 2)) as i8 - 4;
         }
         out
     }

@@ -8,6 +8,9 @@
 //! - Q4_0, Q5_0, Q8_0: `q·d`, one f32 multiply (and so lantern's own Q3_0, which ggml
 //!   lacks: `(q − 4)·d`, exact in f32);
 //! - Q4_1: `q·d + m`;
+//! - Q2_K: `(d·sc)·q − dmin·m` per sub-block of 16 (the products are exact in f32, so only
+//!   the subtraction rounds);
+//! - Q3_K: `(d·(sc − 32))·(q − 4)`, exact in f32;
 //! - Q4_K: `(d·sc)·q − dmin·m` per sub-block (the two products are exact in f32, so only the
 //!   multiply by `q` and the subtraction round);
 //! - Q6_K: `(d·sc)·(q − 32)`, in that order;
@@ -23,14 +26,14 @@
 use half::{bf16, f16};
 
 use crate::{
-    BlockIQ4NL, BlockIQ4XS, BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
-    BlockQ6K, BlockQ8_0, Error, GgmlType, Result, QK8, QK_K,
+    BlockIQ4NL, BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1,
+    BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0, Error, GgmlType, Result, QK8, QK_K,
 };
 
 /// Dequantizes `dst.len()` elements of type `ty` from `src` into `dst`.
 ///
-/// Supports F32, F16, BF16, Q3_0, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL and
-/// IQ4_XS.
+/// Supports F32, F16, BF16, Q3_0, Q4_0, Q4_1, Q5_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+/// IQ4_NL and IQ4_XS.
 ///
 /// # Errors
 /// [`Error::UnsupportedType`] for any other type, [`Error::RaggedRow`] when `dst.len()` is not
@@ -85,6 +88,16 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::Q5_0 => {
             for (o, b) in dst.chunks_exact_mut(QK8).zip(cast::<BlockQ5_0>(ty, src, n, expected)?) {
                 q5_0(b, o);
+            }
+        }
+        GgmlType::Q2_K => {
+            for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockQ2K>(ty, src, n, expected)?) {
+                q2_k(b, o);
+            }
+        }
+        GgmlType::Q3_K => {
+            for (o, b) in dst.chunks_exact_mut(QK_K).zip(cast::<BlockQ3K>(ty, src, n, expected)?) {
+                q3_k(b, o);
             }
         }
         GgmlType::Q4_K => {
@@ -175,6 +188,33 @@ fn q5_0(b: &BlockQ5_0, out: &mut [f32]) {
     }
 }
 
+/// `dequantize_row_q2_K`: (d·sc)·q − dmin·m with the sub-block's 4-bit scale and minimum.
+#[inline]
+fn q2_k(b: &BlockQ2K, out: &mut [f32]) {
+    let (d, dmin) = (b.d(), b.dmin());
+    let codes = b.codes();
+    for ((out, codes), &sm) in out.chunks_exact_mut(16).zip(codes.chunks_exact(16)).zip(&b.scales) {
+        let (ds, ms) = (d * f32::from(sm & 0x0F), dmin * f32::from(sm >> 4));
+        for (o, &q) in out.iter_mut().zip(codes) {
+            *o = ds * f32::from(q) - ms;
+        }
+    }
+}
+
+/// `dequantize_row_q3_K`: (d·(sc − 32))·(q − 4) with the sub-block's scale.
+#[inline]
+fn q3_k(b: &BlockQ3K, out: &mut [f32]) {
+    let d = b.d();
+    let codes = b.codes();
+    for ((out, codes), &sc) in out.chunks_exact_mut(16).zip(codes.chunks_exact(16)).zip(&b.scales())
+    {
+        let ds = d * f32::from(sc);
+        for (o, &q) in out.iter_mut().zip(codes) {
+            *o = ds * f32::from(q);
+        }
+    }
+}
+
 /// `dequantize_row_q4_K`: (d·sc)·q − dmin·m with the sub-block's scale and minimum.
 #[inline]
 fn q4_k(b: &BlockQ4K, out: &mut [f32]) {
@@ -254,8 +294,8 @@ mod tests {
             Err(Error::SizeMismatch { expected: 8, .. })
         ));
         assert!(matches!(
-            dequantize_row(GgmlType::Q3_K, &[0u8; 110], &mut [0.0; 256]),
-            Err(Error::UnsupportedType { ty: GgmlType::Q3_K, op: "dequantize" })
+            dequantize_row(GgmlType::IQ2_XXS, &[0u8; 66], &mut [0.0; 256]),
+            Err(Error::UnsupportedType { ty: GgmlType::IQ2_XXS, op: "dequantize" })
         ));
         assert!(matches!(
             dequantize_row(GgmlType::Q4_K, &[0u8; 144], &mut [0.0; 255]),
@@ -374,6 +414,52 @@ mod tests {
     /// The bits of `v`, to compare f32 values exactly (NaN and signed zeros included).
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn q2_k_block_by_hand() {
+        // Sub-block 0: scale 2, minimum 3; sub-block 15: scale 1, minimum 15; the rest 0 and 0.
+        // d = 1, dmin = 0.5. qs[0] = 0b11_10_01_00 gives elements 0, 32, 64, 96 the codes 0, 1,
+        // 2, 3; qs[63] = 0b11 << 6 gives element 128 + 96 + 31 = 255 the code 3.
+        let mut b: BlockQ2K = bytemuck::Zeroable::zeroed();
+        (b.d, b.dmin) = ([0x00, 0x3C], [0x00, 0x38]);
+        (b.scales[0], b.scales[15]) = (0x32, 0xF1);
+        (b.qs[0], b.qs[63]) = (0b11_10_01_00, 0xC0);
+        let mut out = [f32::NAN; QK_K];
+        dequantize_row(GgmlType::Q2_K, bytemuck::bytes_of(&b), &mut out).unwrap();
+        assert_eq!(out[0], 2.0 * 0.0 - 0.5 * 3.0);
+        assert_eq!(out[1], -1.5); // code 0, sub-block 0
+        assert_eq!([out[32], out[64], out[96]], [0.0; 3]); // sub-blocks 2, 4 and 6 are zero
+        assert_eq!(out[255], 1.0 * 3.0 - 0.5 * 15.0);
+        assert_eq!(out[240], -7.5); // code 0, sub-block 15
+    }
+
+    #[test]
+    fn q3_k_block_by_hand() {
+        // Scale bytes: scales[0] = 0x21 gives sub-block 0 the low bits 1 and sub-block 8 the low
+        // bits 2; scales[8] = 0b11_10_01_00 gives sub-blocks 0, 4, 8, 12 the top bits 0, 1, 2, 3.
+        // So sub-block 0 is 1 − 32 = −31, 4 is 16 − 32 = −16, 8 is 34 − 32 = 2, 12 is
+        // 48 − 32 = 16, and every other one 0 − 32.
+        let mut b: BlockQ3K = bytemuck::Zeroable::zeroed();
+        b.d = [0x00, 0x38]; // 0.5
+        (b.scales[0], b.scales[8]) = (0x21, 0b11_10_01_00);
+        let mut expect = [-32i8; 16];
+        (expect[0], expect[4], expect[8], expect[12]) = (-31, -16, 2, 16);
+        assert_eq!(b.scales(), expect);
+        // qs[0] = 0b11_10_01_00: elements 0, 32, 64, 96 have low bits 0, 1, 2, 3; hmask[0] has
+        // bits 0 and 2, the third bits of elements 0 and 64. Codes: 4, 1, 6, 3 minus 4.
+        (b.qs[0], b.hmask[0]) = (0b11_10_01_00, 0b101);
+        // qs[33] = 0xFF and hmask[1] = 0xF0: elements 129, 161, 193, 225 have code 7.
+        (b.qs[33], b.hmask[1]) = (0xFF, 0xF0);
+        let c = b.codes();
+        assert_eq!([c[0], c[32], c[64], c[96]], [0, -3, 2, -1]);
+        assert_eq!([c[129], c[161], c[193], c[225]], [3; 4]);
+        assert_eq!((c[1], c[128]), (-4, -4));
+        let mut out = [f32::NAN; QK_K];
+        dequantize_row(GgmlType::Q3_K, bytemuck::bytes_of(&b), &mut out).unwrap();
+        assert_eq!([out[32], out[64], out[96]], [0.5 * -32.0 * -3.0, 0.5 * -16.0 * 2.0, 16.0]);
+        // Element 1: sub-block 0 (−31), code −4; element 193: sub-block 12 (16), code 3.
+        assert_eq!((out[1], out[193]), (0.5 * -31.0 * -4.0, 0.5 * 16.0 * 3.0));
     }
 
     #[test]

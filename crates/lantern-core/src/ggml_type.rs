@@ -173,6 +173,8 @@ impl GgmlType {
                 | Self::Q4_1
                 | Self::Q5_0
                 | Self::Q8_0
+                | Self::Q2_K
+                | Self::Q3_K
                 | Self::Q4_K
                 | Self::Q5_K
                 | Self::Q6_K
@@ -195,6 +197,8 @@ impl GgmlType {
                 | Self::Q4_1
                 | Self::Q5_0
                 | Self::Q8_0
+                | Self::Q2_K
+                | Self::Q3_K
                 | Self::Q4_K
                 | Self::Q5_K
                 | Self::Q6_K

@@ -60,8 +60,8 @@ mod qtensor;
 mod quantize;
 
 pub use blocks::{
-    BlockIQ4NL, BlockIQ4XS, BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
-    BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0, IQ4NL_VALUES, QK8, QK_K,
+    BlockIQ4NL, BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ3_0, BlockQ4K, BlockQ4_0, BlockQ4_1,
+    BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8, BlockQ8K, BlockQ8_0, IQ4NL_VALUES, QK8, QK_K,
 };
 pub use bytes::{ReleasePages, TensorBytes};
 pub use columns::ColumnMajor;

@@ -10,5 +10,6 @@ mod grid;
 mod interleaved;
 mod kernels;
 mod kquants;
+mod peer_vectors;
 mod qtensor;
 mod quantize;

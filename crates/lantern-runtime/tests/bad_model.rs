@@ -75,13 +75,16 @@ fn unsupported_architecture_is_rejected() {
     );
 }
 
-/// A weight in a type without matmul kernels is `UnsupportedTensorType` naming it: Q3_K
+/// A weight in a type without matmul kernels is `UnsupportedTensorType` naming it: IQ2_XXS
 /// (needs rows of 256, so a 256-wide model), Q5_1, and BF16 (dequantizable, but no kernels).
 #[test]
 fn unsupported_weight_type_is_named() {
     let wide = Tiny { dim: 256, ff: 256, ..Tiny::default() };
     let cases = [
-        (Tiny { retype: Some(("blk.0.attn_q.weight", GgmlType::Q3_K)), ..wide }, GgmlType::Q3_K),
+        (
+            Tiny { retype: Some(("blk.0.attn_q.weight", GgmlType::IQ2_XXS)), ..wide },
+            GgmlType::IQ2_XXS,
+        ),
         (
             Tiny { retype: Some(("blk.1.ffn_up.weight", GgmlType::Q5_1)), ..Tiny::default() },
             GgmlType::Q5_1,

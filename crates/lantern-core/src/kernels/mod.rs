@@ -210,7 +210,15 @@ pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
 /// Whether rows of type `ty` read the 256-value activation blocks
 /// ([`Input::with_q8k`]) rather than the 32-value ones: the K-quants and IQ4_XS.
 pub fn reads_q8k(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_XS)
+    matches!(
+        ty,
+        GgmlType::Q2_K
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+            | GgmlType::IQ4_XS
+    )
 }
 
 /// Whether rows of type `ty` read only the input's f32 values, never its activation blocks:
@@ -276,6 +284,13 @@ mod tests {
             assert!(dot_fn(ty).is_some(), "{ty:?}");
             assert!(matmul_fn(ty).is_some(), "{ty:?}");
             assert!(matmul_fn_for(ty, Isa::Scalar).is_some(), "{ty:?}");
+        }
+        // Every K-quant has a kernel on every path this CPU runs, and reads the 256-value blocks.
+        for ty in [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
+            for isa in runnable_isas("its K-quant kernels are not looked up") {
+                assert!(matmul_fn_for(ty, isa).is_some(), "{ty:?} {isa}");
+            }
+            assert!(ty.is_supported() && reads_q8k(ty), "{ty:?}");
         }
         // Q3_0 has a kernel on every path this CPU runs, and reads the 32-value blocks.
         for isa in runnable_isas("its Q3_0 kernel is not looked up") {

@@ -1,5 +1,9 @@
 //! K-quant (Q4_K, Q5_K, Q6_K) kernels, one row at a time.
 //!
+//! Q2_K and Q3_K have folders of their own (`q2_k/`, `q3_k/`: the scalar twin and the
+//! dispatch, then one file per instruction set), sharing this module's row driver and, in
+//! `lanes.rs`, the float order of ggml's x86 kernels, which every one of their paths keeps.
+//!
 //! # Contract
 //! A kernel takes the raw bytes of one weight row in ggml's on-disk layout (no alignment
 //! required) and the activation quantized once per input to [`BlockQ8K`](crate::BlockQ8K)
@@ -40,9 +44,14 @@ use crate::{BlockQ8K, GgmlType};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod lanes;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod q2_k;
+mod q3_k;
 mod scalar;
+#[cfg(test)]
+mod twins;
 
 #[cfg(test)]
 /// Dot of one K-quant row (raw bytes) with a Q8_K activation.
@@ -89,6 +98,8 @@ pub(crate) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         }};
     }
     Some(match (ty, isa) {
+        (GgmlType::Q2_K, _) => return q2_k::matmul_fn(isa),
+        (GgmlType::Q3_K, _) => return q3_k::matmul_fn(isa),
         (GgmlType::Q4_K, Isa::Scalar) => rows!(scalar::dot_q4_k, q8k),
         (GgmlType::Q5_K, Isa::Scalar) => rows!(scalar::dot_q5_k, q8k),
         (GgmlType::Q6_K, Isa::Scalar) => rows!(scalar::dot_q6_k, q8k),
