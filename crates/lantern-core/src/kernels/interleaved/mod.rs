@@ -11,6 +11,7 @@
 //! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row.
 //! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
 //!   close to the file layout's kernels, but not their bits.
+//! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
@@ -19,6 +20,7 @@ use crate::GgmlType;
 mod avx2;
 mod offset;
 mod q6_k;
+mod q8_0;
 
 use offset::Offset;
 
@@ -32,6 +34,8 @@ enum Layout {
     Offset(Offset),
     /// Q6_K.
     Q6K,
+    /// Q8_0.
+    Q8_0,
 }
 
 impl Layout {
@@ -41,6 +45,7 @@ impl Layout {
             GgmlType::Q4_0 => Self::Offset(Offset::Q4_0),
             GgmlType::Q5_0 => Self::Offset(Offset::Q5_0),
             GgmlType::Q6_K => Self::Q6K,
+            GgmlType::Q8_0 => Self::Q8_0,
             _ => return None,
         })
     }
@@ -57,6 +62,7 @@ pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => format.group_bytes(row_bytes),
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
+        Some(Layout::Q8_0) => q8_0::group_bytes(row_bytes),
         None => 0,
     }
 }
@@ -77,6 +83,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => offset::interleave(format, w, row_bytes, out),
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
+        Some(Layout::Q8_0) => q8_0::interleave(w, row_bytes, out),
         None => return false,
     }
     true
@@ -97,6 +104,7 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (Layout::Offset(Offset::Q4_0), Isa::Scalar) => Some(offset::scalar_q4_0),
         (Layout::Offset(Offset::Q5_0), Isa::Scalar) => Some(offset::scalar_q5_0),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
+        (Layout::Q8_0, Isa::Scalar) => Some(q8_0::scalar),
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) => Some(avx2::matmul_fn(layout, isa == Isa::Avx512Vnni)),
         _ => None,
