@@ -30,9 +30,10 @@
 //! `−128·Σ q_a`, which the activation block carries (`BlockQ8::sum`). The alternatives cost
 //! more per product: ggml's `mul_sum_i8_pairs` (`|q|` times `q_a` with `q`'s sign) a sign
 //! operation per register and input, and `(q_a + 128)·q − 128·Σ q` a sum of the weights per
-//! register and block besides. `maddubs` on the AVX2 path saturates its i16 pairs at
-//! `2·255·127`, so it takes ggml's form, recovering `q` with one `xor` per register that all
-//! inputs share. Measured on the matmul benches, see the kernel's docs.
+//! register and block besides. On the AVX2 path `maddubs` would saturate the i16 pairs of
+//! `(q + 128)·q_a`, which reach `2·255·127`, so it takes ggml's form, recovering `q` with one
+//! `xor` per register that all inputs share. The x86 kernel's module docs (`avx2/q8_0.rs`)
+//! give the measurements.
 
 use super::{extent, GROUP_ROWS};
 use crate::kernels::Input;
