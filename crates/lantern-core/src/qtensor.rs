@@ -67,22 +67,41 @@ impl QTensor {
     /// path of this CPU, when that path has an interleaved kernel for the type; otherwise
     /// unchanged. [`QTensor::matmul`] then reads the interleaved copy for row ranges that
     /// start on a group of [`GROUP_ROWS`]; the copy is made once, here. For Q4_0 the results
-    /// are the file rows' bit for bit; Q5_0 and Q6_K round in an order of their own (one
-    /// fused multiply-add per block or super-block and row), so a row's result can differ
-    /// from the file rows' in the last bits, and with it on whether its range starts on a
-    /// group (the runtime's ranges always do).
+    /// are the file rows' bit for bit; Q5_0, Q6_K and Q8_0 round in an order of their own
+    /// (one fused multiply-add per block or super-block and row), so a row's result can
+    /// differ from the file rows' in the last bits, and with it on whether its range starts
+    /// on a group (the runtime's ranges always do).
     pub fn interleaved(self) -> Self {
         let Some(kernel) = interleaved::interleaved_fn(self.ty) else { return self };
         let group_bytes = interleaved::group_bytes(self.ty, self.row_bytes);
+        if group_bytes == 0 {
+            return self;
+        }
         let len = self.n_rows.div_ceil(GROUP_ROWS) * group_bytes;
-        let mut done = false;
+        // A few MB of groups at a time, whose file pages go back as soon as they are copied:
+        // whole, the largest matrix (a tied Q8_0 head) would be resident twice at its peak.
+        let slice = (4 << 20) / group_bytes + 1;
+        let mut done = true;
         let bytes = TensorBytes::aligned(len, |out| {
-            done = interleaved::interleave(self.ty, &self.bytes, self.row_bytes, out);
+            for (i, out) in out.chunks_mut(slice * group_bytes).enumerate() {
+                let rows = i * slice * GROUP_ROWS..((i + 1) * slice * GROUP_ROWS).min(self.n_rows);
+                let file = rows.start * self.row_bytes..rows.end * self.row_bytes;
+                done &= interleaved::interleave(
+                    self.ty,
+                    &self.bytes[file.clone()],
+                    self.row_bytes,
+                    out,
+                );
+                if let Ok(file) = self.bytes.slice(file) {
+                    file.release_pages();
+                }
+            }
         });
         if !done {
             return self;
         }
-        // The products read the copy; the file rows serve only row lookups from now on.
+        // The products read the copy; the file rows serve only row lookups from now on (and
+        // the pages that straddle two slices go back here).
         self.bytes.release_pages();
         Self { interleaved: Some(Interleaved { bytes, group_bytes, kernel }), ..self }
     }
