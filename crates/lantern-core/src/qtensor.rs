@@ -67,35 +67,42 @@ impl QTensor {
     /// path of this CPU, when that path has an interleaved kernel for the type; otherwise
     /// unchanged. [`QTensor::matmul`] then reads the interleaved copy for row ranges that
     /// start on a group of [`GROUP_ROWS`]; the copy is made once, here. For Q4_0 the results
-    /// are the file rows' bit for bit; Q5_0 and the K-quants round in an order of their own (one
-    /// fused multiply-add per block or super-block and row), so a row's result can differ
-    /// from the file rows' in the last bits, and with it on whether its range starts on a
-    /// group (the runtime's ranges always do).
+    /// are the file rows' bit for bit, and for Q4_K too; Q5_0, Q5_K, Q6_K and Q8_0 round in an
+    /// order of their own (one fused multiply-add per block or super-block and row), so a
+    /// row's result can differ from the file rows' in the last bits, and with it on whether
+    /// its range starts on a group (the runtime's ranges always do).
     pub fn interleaved(self) -> Self {
         let Some(kernel) = interleaved::interleaved_fn(self.ty) else { return self };
         let group_bytes = interleaved::group_bytes(self.ty, self.row_bytes);
+        if group_bytes == 0 {
+            return self;
+        }
         let len = self.n_rows.div_ceil(GROUP_ROWS) * group_bytes;
-        // The products read the copy; the file rows serve only row lookups from now on, so
-        // their pages are given back as the copy grows, a run of groups at a time: the peak
-        // holds the copy and one run of file rows, not the copy and the whole tensor.
-        let run_rows = GROUP_ROWS * 64;
-        let run_bytes = run_rows * self.row_bytes;
-        let mut done = self.row_bytes > 0;
+        // A few MB of groups at a time, whose file pages go back as soon as they are copied:
+        // whole, the largest matrix (a tied Q8_0 head) would be resident twice at its peak.
+        let slice = (4 << 20) / group_bytes + 1;
+        let mut done = true;
         let bytes = TensorBytes::aligned(len, |out| {
-            let runs = out.chunks_mut(64 * group_bytes).zip(self.bytes.chunks(run_bytes));
-            for (i, (out, rows)) in runs.enumerate() {
-                done &= interleaved::interleave(self.ty, rows, self.row_bytes, out);
-                // From the previous run's start: the page it shares with this one is whole
-                // only now.
-                let (start, end) = (i.saturating_sub(1) * run_bytes, i * run_bytes + rows.len());
-                if let Ok(read) = self.bytes.slice(start..end) {
-                    read.release_pages();
+            for (i, out) in out.chunks_mut(slice * group_bytes).enumerate() {
+                let rows = i * slice * GROUP_ROWS..((i + 1) * slice * GROUP_ROWS).min(self.n_rows);
+                let file = rows.start * self.row_bytes..rows.end * self.row_bytes;
+                done &= interleaved::interleave(
+                    self.ty,
+                    &self.bytes[file.clone()],
+                    self.row_bytes,
+                    out,
+                );
+                if let Ok(file) = self.bytes.slice(file) {
+                    file.release_pages();
                 }
             }
         });
         if !done {
             return self;
         }
+        // The products read the copy; the file rows serve only row lookups from now on (and
+        // the pages that straddle two slices go back here).
+        self.bytes.release_pages();
         Self { interleaved: Some(Interleaved { bytes, group_bytes, kernel }), ..self }
     }
 

@@ -1,14 +1,14 @@
 //! Interleaved rows: every path against the scalar twin, bit for bit; Q4_0 and Q4_K against
-//! the file rows' kernels, bit for bit; Q5_0, Q5_K and Q6_K, whose order is their own, against
-//! their math in f64.
+//! the file rows' kernels, bit for bit; Q5_0, Q5_K, Q6_K and Q8_0, whose order is their own,
+//! against their math in f64 (Q8_0 also against the file rows' kernel, within rounding).
 
 use lantern_core::kernels::interleaved::{group_bytes, interleave, interleaved_fn_for, GROUP_ROWS};
 use lantern_core::kernels::{matmul_fn_for, Input, Isa};
-use lantern_core::{BlockQ5_0, BlockQ8, BlockQ8K, GgmlType, QK8, QK_K};
+use lantern_core::{BlockQ5_0, BlockQ8, BlockQ8K, BlockQ8_0, GgmlType, QK8, QK_K};
 
 use crate::common::{
-    absdot64, dequantize, dequantize_xk, dot64, isas, quantize, quantize_x, quantize_xk, randn,
-    random_q4_k, random_q5_k, random_q6_k, rng,
+    absdot64, dequantize, dequantize_x, dequantize_xk, dot64, isas, quantize, quantize_x,
+    quantize_xk, randn, random_q4_k, random_q5_k, random_q6_k, rng,
 };
 
 const FORMATS: [GgmlType; 2] = [GgmlType::Q4_0, GgmlType::Q5_0];
@@ -144,7 +144,18 @@ fn interleave_checks_type_and_length() {
         assert_eq!(group_bytes(ty, 18 * block) % 64, 0);
     }
     assert!(!interleave(GgmlType::Q4_1, &[0; 20], 20, &mut [0; 64]));
-    assert_eq!(group_bytes(GgmlType::Q8_0, 34), 0);
+    assert_eq!(group_bytes(GgmlType::Q4_1, 20), 0);
+
+    // Q8_0: 16 rows of 34 bytes per block, padded to a cache line.
+    assert_eq!(group_bytes(GgmlType::Q8_0, 34), 576);
+    assert_eq!(group_bytes(GgmlType::Q8_0, 18 * 34), 18 * 16 * 34);
+    let bytes = vec![0u8; 34 * 3];
+    let mut out = vec![0u8; group_bytes(GgmlType::Q8_0, 34)];
+    assert!(interleave(GgmlType::Q8_0, &bytes, 34, &mut out));
+    assert!(!interleave(GgmlType::Q8_0, &bytes, 34, &mut out[1..]));
+    assert!(!interleave(GgmlType::Q8_0, &bytes, 0, &mut out));
+    // Rows shorter than a block: nothing to interleave.
+    assert!(!interleave(GgmlType::Q8_0, &bytes, 33, &mut out));
 
     // Q6_K: 16 rows of 210 bytes per super-block, padded to a cache line.
     assert_eq!(group_bytes(GgmlType::Q6_K, 210), 3392);
@@ -377,6 +388,142 @@ fn q4_k_and_q5_k_scalar_twins_match_dequantized_reference() {
                     "{ty:?} row {r} input {t}: {y} vs {exact}, error {error:e}"
                 );
             }
+        }
+    }
+}
+
+/// Runs the interleaved Q8_0 scalar twin and every SIMD path's interleaved Q8_0 kernel on the
+/// first `rows` of the `all_rows` rows `bytes`, requires identical bits, and returns the
+/// twin's results (`rows` per input).
+fn q8_0_paths_agree(
+    bytes: &[u8],
+    (all_rows, rows): (usize, usize),
+    xq: &[BlockQ8],
+    n: usize,
+) -> Vec<f32> {
+    let expect = run(GgmlType::Q8_0, Isa::Scalar, bytes, (all_rows, rows), xq, n).unwrap();
+    assert!(expect.iter().all(|v| v.is_finite()), "{expect:?}");
+    for isa in isas().into_iter().filter(|&isa| isa != Isa::Scalar) {
+        let Some(got) = run(GgmlType::Q8_0, isa, bytes, (all_rows, rows), xq, n) else { continue };
+        assert_eq!(bits(&expect), bits(&got), "{isa} {rows} of {all_rows} rows, {n} inputs");
+    }
+    expect
+}
+
+#[test]
+fn q8_0_paths_give_the_scalar_twin_bits() {
+    let mut rng = rng(24);
+    for len in [32, 96, 576, 2048] {
+        // Partial groups, pairs of groups, tiles of inputs and their remainders.
+        for rows in [1, 8, 13, 16, 19, 40] {
+            for n in [1, 2, 3, 4, 5, 7, 9] {
+                let bytes = quantize(GgmlType::Q8_0, &randn(&mut rng, rows * len, 0.05));
+                let xq = quantize_x(&randn(&mut rng, n * len, 1.0));
+                q8_0_paths_agree(&bytes, (rows, rows), &xq, n);
+                // Fewer outputs than the groups hold.
+                q8_0_paths_agree(&bytes, (rows, rows.div_ceil(2)), &xq, n);
+            }
+        }
+    }
+}
+
+/// Q8_0 rows of `blocks` blocks whose every code in block `i` (counting over all rows) is
+/// `code(i)`, with scale 0.5.
+fn uniform_q8_0(rows: usize, blocks: usize, code: impl Fn(usize) -> i8) -> Vec<u8> {
+    let d = half::f16::from_f32(0.5).to_le_bytes();
+    (0..rows * blocks).flat_map(|i| [&d[..], &[code(i) as u8; QK8]].concat()).collect()
+}
+
+#[test]
+fn q8_0_extreme_codes_give_the_scalar_twin_bits() {
+    // Codes −128 (which ggml never writes, but a file may), −127, 0 and 127 against
+    // activation codes of ±127: the largest pairs of products maddubs sees, 2 · 128 · 127.
+    let (rows, n, blocks) = (17, 5, 3);
+    let x: Vec<f32> = (0..n * blocks * QK8).map(|i| if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
+    let xq = quantize_x(&x);
+    assert!(xq.iter().all(|b| b.qs.iter().all(|&q| q.abs() == 127)));
+    let codes = [-128, -127, 0, 127];
+    q8_0_paths_agree(&uniform_q8_0(rows, blocks, |i| codes[i % 4]), (rows, rows), &xq, n);
+
+    // Every code and activation code alike: the sum is known, 32 · q · q_a · 0.5 · d_a per
+    // block, exact in f32.
+    for q in codes {
+        for sign in [-1.0, 1.0] {
+            let bytes = uniform_q8_0(rows, blocks, |_| q);
+            let xq = quantize_x(&vec![sign; n * blocks * QK8]);
+            let y = q8_0_paths_agree(&bytes, (rows, rows), &xq, n);
+            for (t, y) in y.chunks_exact(rows).enumerate() {
+                let mut expect = 0.0f32;
+                for a in &xq[t * blocks..(t + 1) * blocks] {
+                    let s = 32 * i32::from(q) * i32::from(a.qs[0]);
+                    expect = (0.5 * a.d).mul_add(s as f32, expect);
+                }
+                assert!(y.iter().all(|&y| y == expect), "q {q}, input {t}: {y:?} vs {expect}");
+            }
+        }
+    }
+}
+
+#[test]
+fn q8_0_short_and_ragged_inputs_compute_what_fits() {
+    // Rows of 5 blocks against inputs of 3: the products over the first 3 blocks, on every
+    // path; and less weight, output or input than the call names: whatever fits, no panic.
+    let mut rng = rng(25);
+    let (rows, n, len) = (21, 3, 5 * QK8);
+    let bytes = quantize(GgmlType::Q8_0, &randn(&mut rng, rows * len, 0.05));
+    let row_bytes = bytes.len() / rows;
+    let groups = interleaved(GgmlType::Q8_0, &bytes, rows);
+    let x = randn(&mut rng, n * 3 * QK8, 1.0);
+    let xq = quantize_x(&x);
+    // The same rows cut to 3 blocks.
+    let short: Vec<u8> =
+        bytes.chunks_exact(row_bytes).flat_map(|r| &r[..3 * 34]).copied().collect();
+    let expect = run(GgmlType::Q8_0, Isa::Scalar, &short, (rows, rows), &xq, n).unwrap();
+    for isa in isas() {
+        let kernel = interleaved_fn_for(GgmlType::Q8_0, isa).unwrap();
+        let mut out = vec![f32::NAN; rows * n];
+        kernel(&groups, row_bytes, Input::new(&x, &xq, n), &mut out);
+        assert_eq!(bits(&expect), bits(&out), "{isa}");
+        let mut out = vec![f32::NAN; rows * n];
+        kernel(&groups[..groups.len() - 1], row_bytes, Input::new(&x, &xq, n), &mut out);
+        kernel(&groups, row_bytes, Input::new(&x, &xq, n), &mut out[..5]);
+        kernel(&groups, row_bytes, Input::new(&x, &xq[..1], n), &mut out);
+        kernel(&groups, row_bytes, Input::new(&x, &[], n), &mut out);
+        kernel(&groups, 0, Input::new(&x, &xq, n), &mut out);
+        kernel(&groups, 33, Input::new(&x, &xq, n), &mut out);
+        kernel(&[], row_bytes, Input::new(&x, &xq, n), &mut out);
+    }
+}
+
+#[test]
+fn q8_0_twin_matches_the_file_rows_within_rounding() {
+    // The file rows' kernel keeps ggml's eight lanes per row, the twin one sum per block: both
+    // compute Σ_b (d_w·d_a)·Σ q·q_a with exact integer sums, w = d_w·q and x̂ = d_a·q_a exact
+    // in f32. The twin rounds d_w·d_a and its running sum once per block (64 here), each time
+    // by at most 2^-24 of A = Σ|w·x̂|: within 128 · 2^-24·A ≈ 7.6e-6·A of the exact sum; the
+    // file rows' lanes and their horizontal sum about as much. Against the exact sum in f64,
+    // within 1e-5·A; against each other, within 2e-5·A.
+    let mut rng = rng(26);
+    let (rows, n, len) = (19, 3, 2048);
+    let bytes = quantize(GgmlType::Q8_0, &randn(&mut rng, rows * len, 0.05));
+    let xq = quantize_x(&randn(&mut rng, n * len, 1.0));
+    let got = q8_0_paths_agree(&bytes, (rows, rows), &xq, n);
+    let row_bytes = bytes.len() / rows;
+    let x = vec![0.0; xq.len() * QK8];
+    let mut file = vec![f32::NAN; rows * n];
+    let kernel = matmul_fn_for(GgmlType::Q8_0, Isa::Scalar).unwrap();
+    kernel(&bytes, row_bytes, Input::new(&x, &xq, n), &mut file);
+    let xd = dequantize_x(&xq);
+    for (r, row) in bytes.chunks_exact(row_bytes).enumerate() {
+        let blocks: &[BlockQ8_0] = bytemuck::cast_slice(row);
+        let w: Vec<f32> = blocks.iter().flat_map(|b| b.qs.map(|q| b.d() * f32::from(q))).collect();
+        for t in 0..n {
+            let xt = &xd[t * len..(t + 1) * len];
+            let (exact, budget) = (dot64(&w, xt), 1e-5 * absdot64(&w, xt));
+            let (y, f) = (got[t * rows + r], file[t * rows + r]);
+            assert!((f64::from(y) - exact).abs() <= budget, "row {r} input {t}: {y} vs {exact}");
+            let apart = (f64::from(y) - f64::from(f)).abs();
+            assert!(apart <= 2.0 * budget, "row {r} input {t}: {y} vs file {f}");
         }
     }
 }

@@ -73,6 +73,27 @@ fn interleaved_tensors_give_the_same_bits_over_any_rows() {
 }
 
 #[test]
+fn large_tensors_interleave_slice_by_slice() {
+    // 9.4 MB of Q4_0 rows, interleaved a few MB at a time (the last slice partial, the last
+    // group too): the same bits as the file rows.
+    let (len, rows) = (4096, 4001);
+    let w = randn(&mut rng(18), len * rows, 0.05);
+    let bytes = TensorBytes::from_vec(quantize(GgmlType::Q4_0, &w));
+    let plain = QTensor::new(GgmlType::Q4_0, &[len, rows], bytes).unwrap();
+    let interleaved = plain.clone().interleaved();
+    assert_eq!(interleaved.is_interleaved(), interleaved_fn(GgmlType::Q4_0).is_some());
+    let x = randn(&mut rng(19), len, 1.0);
+    let xq = quantize_x(&x);
+    let (mut a, mut b) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
+    plain.matmul(0..rows, Input::new(&x, &xq, 1), &mut a).unwrap();
+    interleaved.matmul(0..rows, Input::new(&x, &xq, 1), &mut b).unwrap();
+    assert_eq!(
+        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn interleaved_q6_k_tensors_stay_within_rounding_of_the_file_rows() {
     // Q6_K rows interleave where this CPU's fastest path has a kernel for them. That kernel
     // rounds in its own order, so its results are the file rows' within float rounding: each

@@ -29,10 +29,10 @@ fn minimum_budget(t: &Tiny, pin: Pin) -> u64 {
 #[test]
 fn streamed_logits_are_the_resident_ones() {
     // Types whose resident matrices keep the file layout, or an interleaved layout with the
-    // same arithmetic (Q4_0); streamed blocks are read in the file layout.
+    // same arithmetic (Q4_0); streamed blocks are read in the file layout. (Interleaved Q5_0,
+    // Q6_K and Q8_0 round once per block, the file layout's kernels in ggml's lanes.)
     let tiny = [
         Tiny::of(GgmlType::Q4_1),
-        Tiny::of(GgmlType::Q8_0),
         Tiny::of(GgmlType::Q4_0),
         Tiny { tied: true, ..Tiny::of(GgmlType::F16) },
         // A head of 5 MB, read in runs of rows, and embedding rows from several chunks.
@@ -84,7 +84,7 @@ fn a_budget_too_small_names_the_minimum_and_what_it_holds() {
 
 #[test]
 fn concurrent_sessions_take_their_passes_in_turn() {
-    let t = Tiny::of(GgmlType::Q8_0);
+    let t = Tiny::of(GgmlType::Q4_1);
     let expected = prefill_then_decode(&Model::load(&open(&t)).unwrap(), 13, 2);
     let dir = tempfile::tempdir().unwrap();
     let model = Model::load_streamed(streamed_file(&t, &dir), StreamOptions::default()).unwrap();

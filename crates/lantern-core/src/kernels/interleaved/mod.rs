@@ -13,6 +13,7 @@
 //!   minimums), in an order of their own.
 //! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
 //!   close to the file layout's kernels, but not their bits.
+//! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
@@ -22,6 +23,7 @@ mod avx2;
 mod offset;
 mod q4_k;
 mod q6_k;
+mod q8_0;
 
 use offset::Offset;
 
@@ -37,6 +39,8 @@ enum Layout {
     K4 { fifth: bool },
     /// Q6_K.
     Q6K,
+    /// Q8_0.
+    Q8_0,
 }
 
 impl Layout {
@@ -48,6 +52,7 @@ impl Layout {
             GgmlType::Q4_K => Self::K4 { fifth: false },
             GgmlType::Q5_K => Self::K4 { fifth: true },
             GgmlType::Q6_K => Self::Q6K,
+            GgmlType::Q8_0 => Self::Q8_0,
             _ => return None,
         })
     }
@@ -65,6 +70,7 @@ pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
         Some(Layout::Offset(format)) => format.group_bytes(row_bytes),
         Some(Layout::K4 { fifth }) => q4_k::group_bytes(fifth, row_bytes),
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
+        Some(Layout::Q8_0) => q8_0::group_bytes(row_bytes),
         None => 0,
     }
 }
@@ -86,6 +92,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
         Some(Layout::Offset(format)) => offset::interleave(format, w, row_bytes, out),
         Some(Layout::K4 { fifth }) => q4_k::interleave(fifth, w, row_bytes, out),
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
+        Some(Layout::Q8_0) => q8_0::interleave(w, row_bytes, out),
         None => return false,
     }
     true
@@ -108,6 +115,7 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (Layout::K4 { fifth: false }, Isa::Scalar) => Some(q4_k::scalar_q4_k),
         (Layout::K4 { fifth: true }, Isa::Scalar) => Some(q4_k::scalar_q5_k),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
+        (Layout::Q8_0, Isa::Scalar) => Some(q8_0::scalar),
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) => Some(avx2::matmul_fn(layout, isa == Isa::Avx512Vnni)),
         _ => None,
