@@ -68,8 +68,10 @@ impl<D: Dot> RowDot for Q2K<D> {
     unsafe fn dot<const T: usize>(w: &[BlockQ2K], a: [&[BlockQ8K]; T]) -> [f32; T] {
         // Equal lengths, stated so that the indexing below needs no bounds checks.
         let a = a.map(|a| &a[..w.len()]);
+        // VNNI with several inputs: the codes through tables of scaled values (module docs).
+        let batched = D::FUSED_DOT4 && T > 1;
         // SAFETY: the caller's contract; every load reads 16 or 32 bytes of one array field of
-        // one block (`scales`, a 32-byte chunk of `qs`, `bsums`, a shuffle constant) or 32 of
+        // one block (`scales`, a 32-byte chunk of `qs`, `bsums`), of a shuffle constant or of
         // the 256 activation codes, and `a`'s slices are at least as long as `w`.
         unsafe {
             let low4 = _mm_set1_epi8(0x0F);
@@ -105,14 +107,15 @@ impl<D: Dot> RowDot for Q2K<D> {
                             two_bits,
                         );
                         let scale = _mm256_shuffle_epi8(halves[j], shuffle);
-                        if D::FUSED_DOT4 && T > 1 {
+                        if batched {
                             // The codes through a table of sc·q (at most 45, a byte), so that
                             // one `vpdpbusd` per input takes the scaled products.
                             let table = _mm256_mullo_epi16(scale, steps);
-                            let w = _mm256_shuffle_epi8(_mm256_packus_epi16(table, table), codes);
+                            let table = _mm256_packus_epi16(table, table);
+                            let scaled = _mm256_shuffle_epi8(table, codes);
                             for (sumi, a) in sumi.iter_mut().zip(&a) {
                                 let q8 = load32(&a[b].qs[128 * j + 32 * k..]);
-                                *sumi = D::dot4(*sumi, w, q8);
+                                *sumi = D::dot4(*sumi, scaled, q8);
                             }
                             continue;
                         }

@@ -73,14 +73,15 @@ impl<D: Dot> RowDot for Q3K<D> {
     unsafe fn dot<const T: usize>(w: &[BlockQ3K], a: [&[BlockQ8K]; T]) -> [f32; T] {
         // Equal lengths, stated so that the indexing below needs no bounds checks.
         let a = a.map(|a| &a[..w.len()]);
-        // SAFETY: the caller's contract; every load reads 16 or 32 bytes of one array field of
-        // one block (`hmask`, a 32-byte chunk of `qs`, the 12 scale bytes copied to 16, a
-        // shuffle constant) or 32 of the 256 activation codes, and `a`'s slices are at least
-        // as long as `w`.
+        // VNNI with several inputs: the codes through tables of scaled values (module docs).
+        let batched = D::FUSED_DOT4 && T > 1;
+        // SAFETY: the caller's contract; every load reads 32 bytes of one array field of one
+        // block (`hmask`, a 32-byte chunk of `qs`), of a shuffle constant or of the 256
+        // activation codes, and `a`'s slices are at least as long as `w`.
         unsafe {
             let two_bits = _mm256_set1_epi8(3);
             let one = _mm256_set1_epi8(1);
-            let (bit2, offset) = (_mm256_set1_epi8(4), _mm256_set1_epi8(-128));
+            let (bit2, top_bit) = (_mm256_set1_epi8(4), _mm256_set1_epi8(-128));
             // 4 − q for q = 0..8, as i16 in each 128-bit half.
             let steps = _mm256_setr_epi16(4, 3, 2, 1, 0, -1, -2, -3, 4, 3, 2, 1, 0, -1, -2, -3);
             let shuffles = [
@@ -116,7 +117,7 @@ impl<D: Dot> RowDot for Q3K<D> {
                             two_bits,
                         );
                         let scale = _mm256_shuffle_epi8(halves[j], shuffle);
-                        if D::FUSED_DOT4 && T > 1 {
+                        if batched {
                             // The codes q (0..8) through a table of −sc·(q − 4) = sc·(4 − q),
                             // in −128..=124: signed bytes that `vpdpbusd` takes whole.
                             let third = if bit >= 2 {
@@ -126,26 +127,26 @@ impl<D: Dot> RowDot for Q3K<D> {
                             };
                             let codes = _mm256_or_si256(low, _mm256_and_si256(third, bit2));
                             let table = _mm256_mullo_epi16(scale, steps);
-                            let w = _mm256_shuffle_epi8(_mm256_packs_epi16(table, table), codes);
-                            bias = D::dot4(bias, offset, w);
+                            let table = _mm256_packs_epi16(table, table);
+                            let scaled = _mm256_shuffle_epi8(table, codes);
+                            bias = D::dot4(bias, top_bit, scaled);
                             for (sumi, a) in sumi.iter_mut().zip(&a) {
                                 // a + 128 as unsigned bytes: Σ(a + 128)·w' = Σa·w' + bias.
-                                let q8 =
-                                    _mm256_xor_si256(load32(&a[b].qs[128 * j + 32 * k..]), offset);
-                                *sumi = D::dot4(*sumi, q8, w);
+                                let q8 = load32(&a[b].qs[128 * j + 32 * k..]);
+                                *sumi = D::dot4(*sumi, _mm256_xor_si256(q8, top_bit), scaled);
                             }
                             continue;
                         }
                         // 4 where the third bit is clear, else 0: the offset of −4 that a clear
                         // bit leaves on the code.
                         let clear = _mm256_andnot_si256(hbits, _mm256_sll_epi16(one, shift));
-                        let offset = _mm256_slli_epi16::<2>(_mm256_srl_epi16(clear, shift));
+                        let minus = _mm256_slli_epi16::<2>(_mm256_srl_epi16(clear, shift));
                         for (sumi, a) in sumi.iter_mut().zip(&a) {
                             // Codes below 4: a pair of products stays within 2·3·127.
                             let q8 = load32(&a[b].qs[128 * j + 32 * k..]);
                             let p = _mm256_sub_epi16(
                                 _mm256_maddubs_epi16(low, q8),
-                                _mm256_maddubs_epi16(offset, q8),
+                                _mm256_maddubs_epi16(minus, q8),
                             );
                             *sumi = _mm256_add_epi32(*sumi, _mm256_madd_epi16(scale, p));
                         }
@@ -154,11 +155,8 @@ impl<D: Dot> RowDot for Q3K<D> {
                 for t in 0..T {
                     let d = a[t][b].d * dw;
                     // VNNI summed −sc·(q − 4): the same lanes negated, taken with −d.
-                    let (lanes, d) = if D::FUSED_DOT4 && T > 1 {
-                        (_mm256_sub_epi32(sumi[t], bias), -d)
-                    } else {
-                        (sumi[t], d)
-                    };
+                    let (lanes, d) =
+                        if batched { (_mm256_sub_epi32(sumi[t], bias), -d) } else { (sumi[t], d) };
                     acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[t]);
                 }
             }
