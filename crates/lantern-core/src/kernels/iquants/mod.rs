@@ -28,7 +28,9 @@
 //!   FMA'd by `d_w·d_a` into eight f32 lanes, which `hsum_float_8`'s order adds up at the end
 //!   (`ggml_vec_dot_iq4_xs_q8_K` in `ggml-cpu/arch/x86/quants.c`). ggml's NEON kernel sums one
 //!   integer per super-block instead; lantern's keeps the x86 order, so that every CPU gives
-//!   the same bits.
+//!   the same bits. llama.cpp's products of IQ4_XS with 8 inputs or more (its tiled matrix
+//!   product, `ggml-cpu/tiled/`) also sum one integer per super-block, so prompts there round
+//!   differently from its decode steps; lantern rounds every batch as one input.
 //!
 //! Codes become codebook values by a byte shuffle, as in ggml's `ggml_vec_dot_iq4_nl_q8_0` and
 //! `ggml_vec_dot_iq4_xs_q8_K`: `pshufb` of the 16-byte codebook on x86, `tbl` on aarch64.
