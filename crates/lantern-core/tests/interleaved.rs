@@ -480,7 +480,7 @@ fn q8_0_short_and_ragged_inputs_compute_what_fits() {
         bytes.chunks_exact(row_bytes).flat_map(|r| &r[..3 * 34]).copied().collect();
     let expect = run(GgmlType::Q8_0, Isa::Scalar, &short, (rows, rows), &xq, n).unwrap();
     for isa in isas() {
-        let kernel = interleaved_fn_for(GgmlType::Q8_0, isa).unwrap();
+        let Some(kernel) = interleaved_fn_for(GgmlType::Q8_0, isa) else { continue };
         let mut out = vec![f32::NAN; rows * n];
         kernel(&groups, row_bytes, Input::new(&x, &xq, n), &mut out);
         assert_eq!(bits(&expect), bits(&out), "{isa}");
