@@ -2,7 +2,7 @@
 //! run time.
 //!
 //! Ported from ggml's x86 `ggml_vec_dot_q2_K_q8_K`, keeping its integer lanes and its order of
-//! float operations (see the [parent module](super)), so that the results are llama.cpp's:
+//! float operations (see the [parent module](super)), so that the results are ggml's:
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //! Per super-block, the sixteen minimums (i16) `madd` the sixteen activation sums into eight
 //! i32 lanes, added to the eight f32 lanes with one FMA by −d_a·dmin_w. Then per 32 values the

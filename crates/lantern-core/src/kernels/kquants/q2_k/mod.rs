@@ -17,8 +17,10 @@
 //! ([`lanes`](super::lanes): lane `l` takes values `4l..4l + 4` of every 32), each added with
 //! one FMA by `d_a·d_w`. At the end ggml's `hsum_float_8`. The scalar twin [`dot`] is written
 //! in that order, so every path (scalar, AVX2, AVX-512 VNNI, NEON with and without `dotprod`)
-//! gives the same bits, and those of llama.cpp's x86 build, whose Q2_K kernel has no AVX-512
-//! variant (checked against the peer's own vectors in `tests/peer_vectors.rs`).
+//! gives the same bits, and those of ggml's x86 kernel, which has no AVX-512 variant (checked
+//! against the peer's own vectors in `tests/peer_vectors.rs`): what llama.cpp's AVX2 build
+//! computes Q2_K with. On AVX-512 CPUs llama.cpp repacks Q2_K rows (`ggml_gemv_q2_K_8x8_q8_K`)
+//! and sums them in another order.
 //!
 //! How each path forms the integer lanes is its own affair: AVX2 keeps ggml's `maddubs` of
 //! the codes and `madd` by the scales; VNNI with several inputs and NEON multiply the codes

@@ -2,7 +2,7 @@
 //! run time.
 //!
 //! Ported from ggml's x86 `ggml_vec_dot_q3_K_q8_K`, keeping its integer lanes and its order of
-//! float operations (see the [parent module](super)), so that the results are llama.cpp's:
+//! float operations (see the [parent module](super)), so that the results are ggml's:
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //! Per 32 values, the low two bits of the codes and the "minus 4 unless the third bit is set"
 //! part each go through `maddubs` with the activation codes, one is subtracted from the other

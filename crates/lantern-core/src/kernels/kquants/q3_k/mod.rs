@@ -13,8 +13,9 @@
 //! `l` takes values `4l..4l + 4` of every 32), converted and added to eight f32 lanes with one
 //! FMA each by `d_a·d_w`; at the end ggml's `hsum_float_8`. The scalar twin [`dot`] is written
 //! in that order, so every path (scalar, AVX2, AVX-512 VNNI, NEON with and without `dotprod`)
-//! gives the same bits, and those of llama.cpp's x86 build, whose Q3_K kernel has no AVX-512
-//! variant (checked against the peer's own vectors in `tests/peer_vectors.rs`).
+//! gives the same bits, and those of ggml's x86 kernel, which has no AVX-512 variant (checked
+//! against the peer's own vectors in `tests/peer_vectors.rs`): what llama.cpp decodes Q3_K
+//! with on x86. Its prompts take a tiled path of their own, in another order.
 //!
 //! How each path forms the integer lanes is its own affair: AVX2 keeps ggml's `maddubs`
 //! pairs; VNNI with several inputs and NEON multiply the codes by their negated scales first
