@@ -9,8 +9,9 @@
 //!
 //! # Layouts
 //! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row.
-//! - `q4_k`: Q4_K and Q5_K, two fused multiply-adds per super-block and row (scales, then
-//!   minimums), in an order of their own.
+//! - `q4_k`: Q4_K and Q5_K, two fused multiply-adds per super-block and row (codes and
+//!   minimums, in running sums of their own), in the order of the file layout's Q4_K
+//!   kernels: Q4_K gives their bits, Q5_K differs from its file kernels by rounding.
 //! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
 //!   close to the file layout's kernels, but not their bits.
 //! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128.
