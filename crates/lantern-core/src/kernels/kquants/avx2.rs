@@ -162,7 +162,7 @@ unsafe fn f16_pair(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
 /// `bytes` must hold at least 32 bytes (every caller passes a 32-byte chunk or array).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load32<T>(bytes: &[T]) -> __m256i {
+pub(super) unsafe fn load32<T>(bytes: &[T]) -> __m256i {
     debug_assert!(std::mem::size_of_val(bytes) >= 32);
     // SAFETY: the caller guarantees 32 readable bytes; unaligned load.
     unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }

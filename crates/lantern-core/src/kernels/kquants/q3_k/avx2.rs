@@ -30,6 +30,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::avx2::{hsum, path_fn, Dot, PathKernel};
+use crate::kernels::kquants::avx2::load32;
 use crate::kernels::kquants::{lanes, rows, RowDot, WIDE_INPUTS};
 use crate::kernels::{Input, MatmulFn};
 use crate::{BlockQ3K, BlockQ8K};
@@ -53,17 +54,6 @@ impl PathKernel for Rows {
 
 /// Q3_K with path `D`'s products, as the shared row driver takes them.
 struct Q3K<D>(std::marker::PhantomData<D>);
-
-/// Loads 32 bytes starting at `bytes[0]`.
-///
-/// # Safety
-/// `bytes` must hold at least 32 bytes.
-#[inline(always)]
-unsafe fn load32<T>(bytes: &[T]) -> __m256i {
-    debug_assert!(std::mem::size_of_val(bytes) >= 32);
-    // SAFETY: the caller guarantees 32 readable bytes; unaligned load.
-    unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
-}
 
 impl<D: Dot> RowDot for Q3K<D> {
     type Block = BlockQ3K;
