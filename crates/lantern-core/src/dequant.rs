@@ -230,7 +230,7 @@ fn q5_k(b: &BlockQ5K, out: &mut [f32]) {
 /// (d·sc)·q − dmin·m for each of eight sub-blocks of 32 codes, with the sub-block scales
 /// `sm[..8]` and minimums `sm[8..]`.
 #[inline]
-fn k_sub_blocks(d: f32, dmin: f32, sm: &[u8; 16], codes: &[u8; QK_K], out: &mut [f32]) {
+pub(crate) fn k_sub_blocks(d: f32, dmin: f32, sm: &[u8; 16], codes: &[u8; QK_K], out: &mut [f32]) {
     for (s, (out, codes)) in out.chunks_exact_mut(32).zip(codes.chunks_exact(32)).enumerate() {
         let (ds, ms) = (d * f32::from(sm[s]), dmin * f32::from(sm[8 + s]));
         for (o, &q) in out.iter_mut().zip(codes) {
@@ -242,9 +242,14 @@ fn k_sub_blocks(d: f32, dmin: f32, sm: &[u8; 16], codes: &[u8; QK_K], out: &mut 
 /// `dequantize_row_q6_K`: (d·sc)·(q − 32) with the sub-block's scale, multiplied in that order.
 #[inline]
 fn q6_k(b: &BlockQ6K, out: &mut [f32]) {
-    let d = b.d();
-    let codes = b.codes();
-    for ((out, codes), &sc) in out.chunks_exact_mut(16).zip(codes.chunks_exact(16)).zip(&b.scales) {
+    q6_k_sub_blocks(b.d(), &b.scales, &b.codes(), out);
+}
+
+/// (d·sc)·q for each of sixteen sub-blocks of 16 codes (already less 32), with the sub-block
+/// scales `scales`.
+#[inline]
+pub(crate) fn q6_k_sub_blocks(d: f32, scales: &[i8; 16], codes: &[i8; QK_K], out: &mut [f32]) {
+    for ((out, codes), &sc) in out.chunks_exact_mut(16).zip(codes.chunks_exact(16)).zip(scales) {
         for (o, &q) in out.iter_mut().zip(codes) {
             *o = d * f32::from(sc) * f32::from(q);
         }

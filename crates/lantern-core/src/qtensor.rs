@@ -161,7 +161,8 @@ impl QTensor {
         Self::new(self.ty, &[self.row_len, rows.len()], TensorBytes::from_vec(bytes))
     }
 
-    /// Dequantizes row `i` into `out`, which must hold `row_len` values.
+    /// Dequantizes row `i` into `out`, which must hold `row_len` values. An
+    /// [interleaved](QTensor::interleaved) tensor reads its copy, with the same values.
     ///
     /// # Errors
     /// [`Error::UnsupportedType`] for types without a dequantizer, [`Error::ShapeMismatch`]
@@ -177,6 +178,12 @@ impl QTensor {
                     self.row_len
                 ),
             });
+        }
+        if let Some(copy) = &self.interleaved {
+            // The copy rather than the file rows, whose pages went back after interleaving.
+            if interleaved::dequantize_row(self.ty, &copy.bytes, self.row_bytes, i, out) {
+                return Ok(());
+            }
         }
         dequant::dequantize_row(self.ty, self.row(i), out)
     }

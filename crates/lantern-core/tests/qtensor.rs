@@ -6,7 +6,7 @@ use lantern_core::{quantize_row, Error, GgmlType, QTensor, TensorBytes, QK8};
 
 use crate::common::{
     absdot64, dequantize, dequantize_xk, dot64, quantize, quantize_x, quantize_xk, randn,
-    random_q6_k, rng,
+    random_q4_k, random_q5_k, random_q6_k, rng,
 };
 
 const ROW_LEN: usize = 576;
@@ -70,6 +70,38 @@ fn interleaved_tensors_give_the_same_bits_over_any_rows() {
     }
     // Types without an interleaved layout stay as they are.
     assert!(!tensor(GgmlType::Q4_1, 15).0.interleaved().is_interleaved());
+}
+
+#[test]
+fn interleaved_tensors_dequantize_rows_as_the_file_does() {
+    // Row lookups of an interleaved tensor (a tied embedding's) read the copy: every row of
+    // every interleaving type, the last group partial, gives the file row's values.
+    let mut rng = rng(23);
+    let rows = 37;
+    let mut cases: Vec<(GgmlType, usize, Vec<u8>)> =
+        [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0]
+            .into_iter()
+            .map(|ty| (ty, ROW_LEN, quantize(ty, &randn(&mut rng, ROW_LEN * rows, 0.05))))
+            .collect();
+    let len = 512;
+    cases.push((GgmlType::Q4_K, len, random_q4_k(&mut rng, rows, len)));
+    cases.push((GgmlType::Q5_K, len, random_q5_k(&mut rng, rows, len)));
+    cases.push((GgmlType::Q6_K, len, random_q6_k(&mut rng, rows, len)));
+    for (ty, len, bytes) in cases {
+        let plain = QTensor::new(ty, &[len, rows], TensorBytes::from_vec(bytes)).unwrap();
+        let interleaved = plain.clone().interleaved();
+        assert_eq!(interleaved.is_interleaved(), interleaved_fn(ty).is_some(), "{ty:?}");
+        for r in 0..rows {
+            let (mut a, mut b) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+            plain.dequantize_row(r, &mut a).unwrap();
+            interleaved.dequantize_row(r, &mut b).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{ty:?} row {r}");
+        }
+        let mut out = vec![0.0; len];
+        assert!(interleaved.dequantize_row(rows, &mut out).is_err());
+        assert!(interleaved.dequantize_row(0, &mut out[1..]).is_err());
+    }
 }
 
 #[test]

@@ -111,12 +111,16 @@ impl Weights {
             })
             .collect::<Result<Vec<_>>>()?;
         let (d, vocab) = (config.d_model, config.vocab_size);
-        // The embedding is read a row at a time, so it keeps the file's rows only.
+        // The embedding is read a row at a time, so on its own it keeps the file's rows
+        // only. Tied to the head, it is the head's interleaved copy, whose rows give the
+        // file's values: the file's pages are given back, not read again a lookup at a time.
         let token_embd = matrix("token_embd.weight", read("token_embd.weight")?, d, vocab)?;
-        let output = if file.has_tensor("output.weight") {
-            matrix("output.weight", read("output.weight")?, d, vocab)?.interleaved()
+        let (token_embd, output) = if file.has_tensor("output.weight") {
+            let output = matrix("output.weight", read("output.weight")?, d, vocab)?;
+            (token_embd, output.interleaved())
         } else {
-            token_embd.clone().interleaved()
+            let output = token_embd.interleaved();
+            (output.clone(), output)
         };
         Ok(Self {
             token_embd: Some(token_embd),

@@ -99,6 +99,37 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     true
 }
 
+/// Dequantizes row `r` of the rows `w` of type `ty` (`row_bytes` bytes each in the file),
+/// [interleaved](interleave), into `out`, with the file rows' arithmetic: the values are the
+/// file row's, bit for bit. The file rows need not be read again once interleaved, as the
+/// embedding rows of a tied output head need not.
+///
+/// Returns `false`, writing nothing, when `ty` does not interleave, `w` holds no row `r` or
+/// `out` is not one row long.
+pub fn dequantize_row(ty: GgmlType, w: &[u8], row_bytes: usize, r: usize, out: &mut [f32]) -> bool {
+    let Some(layout) = Layout::of(ty) else { return false };
+    let group = group_bytes(ty, row_bytes);
+    let (block_bytes, block_len) = match layout {
+        Layout::Offset(format) => (format.block_bytes(), crate::QK8),
+        Layout::K4 { fifth } => (q4_k::block_bytes(fifth), crate::QK_K),
+        Layout::Q6K => (q6_k::BLOCK_BYTES, crate::QK_K),
+        Layout::Q8_0 => (q8_0::BLOCK_BYTES, crate::QK8),
+    };
+    let row_blocks = row_bytes / block_bytes;
+    let Some(group_at) = (r / GROUP_ROWS).checked_mul(group) else { return false };
+    if group == 0 || w.len() < group_at + group || out.len() != row_blocks * block_len {
+        return false;
+    }
+    let (w, lane) = (&w[group_at..][..group], r % GROUP_ROWS);
+    match layout {
+        Layout::Offset(format) => offset::dequantize_row(format, w, lane, row_blocks, out),
+        Layout::K4 { fifth } => q4_k::dequantize_row(fifth, w, lane, out),
+        Layout::Q6K => q6_k::dequantize_row(w, lane, out),
+        Layout::Q8_0 => q8_0::dequantize_row(w, lane, row_blocks, out),
+    }
+    true
+}
+
 /// The interleaved kernel for `ty` on path `isa`, or `None` when there is none.
 ///
 /// The kernel meets the [`MatmulFn`] contract with `w` holding whole groups

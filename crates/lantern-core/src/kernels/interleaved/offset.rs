@@ -123,6 +123,33 @@ pub(super) fn interleave(format: Offset, w: &[u8], row_bytes: usize, out: &mut [
     }
 }
 
+/// Dequantizes row `lane` of `group` (rows of `row_blocks` blocks) into `out` (whole blocks)
+/// as the file row dequantizes: `(q − offset)·d`.
+pub(super) fn dequantize_row(
+    format: Offset,
+    group: &[u8],
+    lane: usize,
+    row_blocks: usize,
+    out: &mut [f32],
+) {
+    let (half, r) = (lane / HALF_ROWS, lane % HALF_ROWS);
+    for (b, out) in out.chunks_exact_mut(QK8).enumerate() {
+        let at = format.scales_at(row_blocks) + GROUP_SCALES * b + 2 * lane;
+        let d = half::f16::from_le_bytes([group[at], group[at + 1]]).to_f32();
+        for c in 0..4 {
+            let chunk = &group[GROUP_CODES * b + 64 * c + 32 * half + 4 * r..][..4];
+            let masks = fifth_masks(format, group, row_blocks, b, c, half);
+            for (i, &byte) in chunk.iter().enumerate() {
+                let fifth = |part: usize| (((masks[part] >> (4 * r + i)) & 1) << 4) as i32;
+                let low = i32::from(byte & 0x0F) | fifth(0);
+                let high = i32::from(byte >> 4) | fifth(1);
+                out[4 * c + i] = (low - format.offset()) as f32 * d;
+                out[16 + 4 * c + i] = (high - format.offset()) as f32 * d;
+            }
+        }
+    }
+}
+
 /// The scalar twin for `format`: row by row, block by block, one fused multiply-add each.
 pub(super) fn scalar(
     format: Offset,
@@ -159,22 +186,16 @@ pub(super) fn scalar_q5_0(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mu
 /// Row `lane` of `group` times the activation blocks `a`.
 fn row_dot(format: Offset, group: &[u8], lane: usize, row_blocks: usize, a: &[BlockQ8]) -> f32 {
     let (half, r) = (lane / HALF_ROWS, lane % HALF_ROWS);
-    let fifth = |b: usize, c: usize, part: usize, i: usize| -> i32 {
-        if format == Offset::Q4_0 {
-            return 0;
-        }
-        let at = format.fifths_at(row_blocks) + 64 * b + 16 * c + 8 * half + 4 * part;
-        let word = u32::from_le_bytes([group[at], group[at + 1], group[at + 2], group[at + 3]]);
-        (((word >> (4 * r + i)) & 1) << 4) as i32
-    };
     let mut sum = 0.0f32;
     for (b, a) in a.iter().enumerate() {
         let mut sumi = 0i32;
         for c in 0..4 {
             let chunk = &group[GROUP_CODES * b + 64 * c + 32 * half + 4 * r..][..4];
+            let masks = fifth_masks(format, group, row_blocks, b, c, half);
             for (i, &byte) in chunk.iter().enumerate() {
-                let low = (i32::from(byte & 0x0F) | fifth(b, c, 0, i)) - format.offset();
-                let high = (i32::from(byte >> 4) | fifth(b, c, 1, i)) - format.offset();
+                let fifth = |part: usize| (((masks[part] >> (4 * r + i)) & 1) << 4) as i32;
+                let low = (i32::from(byte & 0x0F) | fifth(0)) - format.offset();
+                let high = (i32::from(byte >> 4) | fifth(1)) - format.offset();
                 sumi += low * i32::from(a.qs[4 * c + i]) + high * i32::from(a.qs[16 + 4 * c + i]);
             }
         }
@@ -183,4 +204,23 @@ fn row_dot(format: Offset, group: &[u8], lane: usize, row_blocks: usize, a: &[Bl
         sum = (d * a.d).mul_add(sumi as f32, sum);
     }
     sum
+}
+
+/// The masks of fifth bits of chunk `c` of block `b` for half group `half`, for the low
+/// nibbles and the high ones (zero for Q4_0).
+fn fifth_masks(
+    format: Offset,
+    group: &[u8],
+    row_blocks: usize,
+    b: usize,
+    c: usize,
+    half: usize,
+) -> [u32; 2] {
+    if format == Offset::Q4_0 {
+        return [0; 2];
+    }
+    std::array::from_fn(|part| {
+        let at = format.fifths_at(row_blocks) + 64 * b + 16 * c + 8 * half + 4 * part;
+        u32::from_le_bytes([group[at], group[at + 1], group[at + 2], group[at + 3]])
+    })
 }

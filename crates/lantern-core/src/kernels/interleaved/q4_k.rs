@@ -153,6 +153,29 @@ pub(super) fn interleave(fifth: bool, w: &[u8], row_bytes: usize, out: &mut [u8]
     }
 }
 
+/// Dequantizes row `lane` of `group` into `out` (whole super-blocks) as the file row
+/// dequantizes.
+pub(super) fn dequantize_row(fifth: bool, group: &[u8], lane: usize, out: &mut [f32]) {
+    let (size, floats) = (super_bytes(fifth), floats_at(fifth));
+    for (b, out) in out.chunks_exact_mut(QK_K).enumerate() {
+        let block = &group[size * b..][..size];
+        let sm = std::array::from_fn(|k| block[scale_offset(k % 8, lane) + MINS * (k / 8)]);
+        let codes = std::array::from_fn(|i| {
+            let (j, high, c, e) = element_place(i);
+            let low = (block[code_offset(j, c, lane) + e] >> (4 * high)) & 0x0F;
+            if !fifth {
+                return low;
+            }
+            let bit = 4 * (lane % HALF_ROWS) + e;
+            let mask = &block[fifth_offset(j, c, high, lane)..][..4];
+            low | ((mask[bit / 8] >> (bit % 8)) & 1) << 4
+        });
+        let f16 = |at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
+        let (d, dmin) = (f16(floats + 2 * lane), f16(floats + 2 * GROUP_ROWS + 2 * lane));
+        crate::dequant::k_sub_blocks(d, dmin, &sm, &codes, out);
+    }
+}
+
 /// Where element `i` of a super-block goes: its sub-block `j`, whether it is a high nibble,
 /// its chunk `c` and its byte `e` within the chunk.
 fn element_place(i: usize) -> (usize, usize, usize, usize) {

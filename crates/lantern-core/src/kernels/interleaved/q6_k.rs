@@ -92,6 +92,26 @@ pub(super) fn interleave(w: &[u8], row_bytes: usize, out: &mut [u8]) {
     }
 }
 
+/// Dequantizes row `lane` of `group` into `out` (whole super-blocks) as the file row
+/// dequantizes.
+pub(super) fn dequantize_row(group: &[u8], lane: usize, out: &mut [f32]) {
+    for (b, out) in out.chunks_exact_mut(QK_K).enumerate() {
+        let block = &group[SUPER_BYTES * b..][..SUPER_BYTES];
+        let scales = std::array::from_fn(|j| block[scale_offset(j, lane)] as i8);
+        let codes = std::array::from_fn(|i| {
+            let (j, m, e) = (i / 16, i % 16 / 4, i % 4);
+            let q = if m < 3 {
+                block[code_offset(j, m, lane) + e] & 0x3F
+            } else {
+                (0..3).map(|m| (block[code_offset(j, m, lane) + e] >> 6) << (2 * m)).sum()
+            };
+            q as i8 - 32
+        });
+        let d = half::f16::from_le_bytes([block[SCALES + 2 * lane], block[SCALES + 2 * lane + 1]]);
+        crate::dequant::q6_k_sub_blocks(d.to_f32(), &scales, &codes, out);
+    }
+}
+
 /// Where row `lane`'s scale of sub-block `j` lies in its super-block.
 fn scale_offset(j: usize, lane: usize) -> usize {
     HALF_SCALES * (lane / HALF_ROWS) + 2 * HALF_ROWS * (j / 2) + 2 * (lane % HALF_ROWS) + j % 2

@@ -84,6 +84,22 @@ pub(super) fn interleave(w: &[u8], row_bytes: usize, out: &mut [u8]) {
     }
 }
 
+/// Dequantizes row `lane` of `group` (rows of `row_blocks` blocks) into `out` (whole blocks)
+/// as the file row dequantizes: `q·d`.
+pub(super) fn dequantize_row(group: &[u8], lane: usize, row_blocks: usize, out: &mut [f32]) {
+    let (half, r) = (lane / HALF_ROWS, lane % HALF_ROWS);
+    for (b, out) in out.chunks_exact_mut(QK8).enumerate() {
+        let at = scales_at(row_blocks) + GROUP_SCALES * b + 2 * lane;
+        let d = half::f16::from_le_bytes([group[at], group[at + 1]]).to_f32();
+        for (c, out) in out.chunks_exact_mut(4).enumerate() {
+            let chunk = &group[GROUP_CODES * b + 64 * c + 32 * half + 4 * r..][..4];
+            for (o, &u) in out.iter_mut().zip(chunk) {
+                *o = f32::from((u ^ 0x80) as i8) * d;
+            }
+        }
+    }
+}
+
 /// The scalar twin: row by row, block by block, one fused multiply-add each.
 pub(super) fn scalar(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
     let n = input.n();
