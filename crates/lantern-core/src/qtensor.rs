@@ -66,11 +66,11 @@ impl QTensor {
     /// This tensor with its rows also [interleaved](kernels::interleaved) for the fastest
     /// path of this CPU, when that path has an interleaved kernel for the type; otherwise
     /// unchanged. [`QTensor::matmul`] then reads the interleaved copy for row ranges that
-    /// start on a group of [`GROUP_ROWS`]; the copy is made once, here. For Q4_0 the results
-    /// are the file rows' bit for bit, and for Q4_K too; Q5_0, Q5_K, Q6_K and Q8_0 round in an
-    /// order of their own (one fused multiply-add per block or super-block and row), so a
-    /// row's result can differ from the file rows' in the last bits, and with it on whether
-    /// its range starts on a group (the runtime's ranges always do).
+    /// start on a group of [`GROUP_ROWS`]; the copy is made once, here. For Q4_0, Q8_0, Q4_K,
+    /// Q5_K and Q6_K the results are the file rows' bit for bit; Q5_0 rounds in an order of
+    /// its own (one fused multiply-add per block and row, where its file rows keep ggml's
+    /// eight lanes), so a row's result can differ from the file rows' in the last bits, and
+    /// with it on whether its range starts on a group (the runtime's ranges always do).
     pub fn interleaved(self) -> Self {
         let Some(kernel) = interleaved::interleaved_fn(self.ty) else { return self };
         let group_bytes = interleaved::group_bytes(self.ty, self.row_bytes);

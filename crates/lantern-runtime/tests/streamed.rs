@@ -26,17 +26,32 @@ fn minimum_budget(t: &Tiny, pin: Pin) -> u64 {
     }
 }
 
+/// A model of K-quant rows as llama.cpp's mixed files hold them (Q4_K_M: Q4_K with Q6_K
+/// for `attn_v`, `ffn_down` and the head): mostly `ty`, the tensors `mix` names in their
+/// types and the head in Q6_K. Rows of 256 and 512 values (whole super-blocks) and at least
+/// 16 rows per matrix, so that the resident matrices interleave.
+fn k_quants(ty: GgmlType, mix: &[(&'static str, GgmlType)]) -> Tiny {
+    let mix = mix.iter().copied().chain([("output.", GgmlType::Q6_K)]).collect();
+    Tiny { dim: 256, ff: 512, mix, ..Tiny::of(ty) }
+}
+
 #[test]
 fn streamed_logits_are_the_resident_ones() {
     // Types whose resident matrices keep the file layout, or an interleaved layout with the
-    // same arithmetic (Q4_0); streamed blocks are read in the file layout. (Interleaved Q5_0,
-    // Q6_K and Q8_0 round once per block, the file layout's kernels in ggml's lanes.)
+    // same arithmetic (all that interleave but Q5_0, whose interleaved rows round once per
+    // block and its file rows in ggml's lanes); streamed blocks are read in the file layout.
     let tiny = [
         Tiny::of(GgmlType::Q4_1),
         Tiny::of(GgmlType::Q4_0),
+        Tiny::of(GgmlType::Q8_0),
         Tiny { tied: true, ..Tiny::of(GgmlType::F16) },
         // A head of 5 MB, read in runs of rows, and embedding rows from several chunks.
         Tiny { tied: true, vocab: 20_000, ..Tiny::of(GgmlType::F32) },
+        k_quants(GgmlType::Q4_K, &[("attn_v", GgmlType::Q6_K), ("ffn_down", GgmlType::Q6_K)]),
+        k_quants(
+            GgmlType::Q5_K,
+            &[("attn_v", GgmlType::Q6_K), ("ffn_down", GgmlType::Q6_K), ("attn_q", GgmlType::Q8_0)],
+        ),
     ];
     let pins = [
         Pin::default(),
@@ -53,7 +68,8 @@ fn streamed_logits_are_the_resident_ones() {
                 let options = StreamOptions { budget: Budget::Bytes(budget), depth, pin };
                 let model = Model::load_streamed(streamed_file(t, &dir), options).unwrap();
                 let got = prefill_then_decode(&model, 13, 2);
-                let what = format!("{:?} tied={} {pin:?} budget={budget}", t.ty, t.tied);
+                let what =
+                    format!("{:?} {:?} tied={} {pin:?} budget={budget}", t.ty, t.mix, t.tied);
                 assert!(got == expected, "{what}: logits differ");
                 let stats = model.stream_stats().unwrap();
                 assert!(stats.peak_resident_bytes <= budget, "{what}: {stats:?}");

@@ -62,6 +62,10 @@ pub struct Tiny {
     pub wrong_shape: Option<(&'static str, Vec<usize>)>,
     /// A tensor written in this type instead (random bytes unless `quantize_row` knows it).
     pub retype: Option<(&'static str, GgmlType)>,
+    /// Weights written in other types than `ty`, as llama.cpp's mixed files (`Q4_K_M`) hold
+    /// them: a tensor whose name, less its `blk.N.` prefix, starts with a key takes the type
+    /// of the first such key (`("attn_v", GgmlType::Q6_K)`, `("output.", …)`).
+    pub mix: Vec<(&'static str, GgmlType)>,
     /// Metadata keys (full names) set after the defaults, replacing them.
     pub set_keys: Vec<(&'static str, Value)>,
     /// Metadata keys (full names) left out.
@@ -84,6 +88,7 @@ impl Default for Tiny {
             omit_tensor: None,
             wrong_shape: None,
             retype: None,
+            mix: Vec::new(),
             set_keys: Vec::new(),
             omit_keys: Vec::new(),
         }
@@ -167,7 +172,7 @@ pub fn tiny_model(t: &Tiny) -> Vec<u8> {
         let ty = match t.retype.as_ref().filter(|(n, _)| *n == name) {
             Some(&(_, ty)) => ty,
             None if norm => GgmlType::F32,
-            None => t.ty,
+            None => mixed_type(t, &name),
         };
         let mut bytes = vec![0u8; ty.tensor_bytes(&dims).expect("fixture dims fit the type")];
         if quantize_row(ty, &values, &mut bytes).is_err() {
@@ -175,8 +180,11 @@ pub fn tiny_model(t: &Tiny) -> Vec<u8> {
             // for Q5_K, which the runtime computes with: its super-block scales are set so that
             // the weights are finite and about `scale` in size.
             rng.fill(&mut bytes[..]);
-            if ty == GgmlType::Q5_K {
-                set_q5_k_scales(&mut bytes, scale, &mut rng);
+            match ty {
+                GgmlType::Q5_K => set_q5_k_scales(&mut bytes, scale, &mut rng),
+                GgmlType::Q4_K => set_q4_k_scales(&mut bytes, scale, &mut rng),
+                GgmlType::Q6_K => set_q6_k_scales(&mut bytes, scale, &mut rng),
+                _ => {}
             }
         }
         w.tensor(name, ty, &dims, bytes).expect("fixture tensor");
@@ -193,6 +201,37 @@ fn set_q5_k_scales(bytes: &mut [u8], scale: f32, rng: &mut StdRng) {
         block[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
         block[2..4].copy_from_slice(&half::f16::from_f32(15.0 * d).to_le_bytes());
     }
+}
+
+/// Gives every Q4_K super-block of `bytes` an f16 `d` of about `scale`/500 and `dmin` =
+/// 7.5·`d`, as [`set_q5_k_scales`] does for codes below 16.
+fn set_q4_k_scales(bytes: &mut [u8], scale: f32, rng: &mut StdRng) {
+    for block in bytes.chunks_exact_mut(GgmlType::Q4_K.type_size()) {
+        let d = scale / 500.0 * rng.random_range(0.5..1.5);
+        block[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        block[2..4].copy_from_slice(&half::f16::from_f32(7.5 * d).to_le_bytes());
+    }
+}
+
+/// Gives every Q6_K super-block of `bytes` (random codes and signed sub-block scales) an f16
+/// `d` of about `scale`/1000, its last two bytes: a weight d·sc·(q − 32) then averages zero
+/// and is about `scale` in size.
+fn set_q6_k_scales(bytes: &mut [u8], scale: f32, rng: &mut StdRng) {
+    for block in bytes.chunks_exact_mut(GgmlType::Q6_K.type_size()) {
+        let d = scale / 1000.0 * rng.random_range(0.5..1.5);
+        let at = block.len() - 2;
+        block[at..].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+    }
+}
+
+/// The type of tensor `name` in `t`: the first [`Tiny::mix`] key its name (less the block
+/// prefix) starts with, else `t.ty`.
+fn mixed_type(t: &Tiny, name: &str) -> GgmlType {
+    let role = match name.strip_prefix("blk.") {
+        Some(rest) => rest.split_once('.').map_or(rest, |(_, role)| role),
+        None => name,
+    };
+    t.mix.iter().find(|(key, _)| role.starts_with(key)).map_or(t.ty, |&(_, ty)| ty)
 }
 
 /// Parses the bytes of `t`.

@@ -20,17 +20,20 @@
 //! - Q4_1: `Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j] + m_w·s_a`
 //! - Q8_0: `Σ_b (d_w·d_a) · Σ_j q_w[j]·q_a[j]`
 //!
-//! Inner sums are exact integers. Every path then performs the float operations of
-//! llama.cpp's kernels for the format on an AVX2 CPU, in their order, so the SIMD kernels,
-//! their scalar twins and llama.cpp's AVX2 build agree bit for bit, and greedy decoding picks
-//! the same tokens: for Q4_1 and Q8_0, eight lanes of fused multiply-adds per row and a fixed
-//! horizontal sum (`ggml_vec_dot_*`); for Q4_0, which llama.cpp repacks, one fused
-//! multiply-add per block and row (`ggml_gemv_q4_0_8x8_q8_0`). Q3_0 is lantern's own, with no
-//! llama.cpp kernel to match: every path rounds it as Q4_0, once per block and row.
+//! Inner sums are exact integers, and every path (the SIMD kernels and their scalar twins)
+//! combines them with the same float operations in the same order, so they agree bit for bit.
+//! For Q4_1, Q4_0 and Q5_0 that order is llama.cpp's on an AVX2 CPU, so its AVX2 build agrees
+//! too and greedy decoding picks the same tokens: for Q4_1 (and Q5_0), eight lanes of fused
+//! multiply-adds per row and a fixed horizontal sum (`ggml_vec_dot_*`); for Q4_0, which
+//! llama.cpp repacks, one fused multiply-add per block and row (`ggml_gemv_q4_0_8x8_q8_0`).
+//! Q3_0 is lantern's own, with no llama.cpp kernel to match: every path rounds it as Q4_0,
+//! once per block and row. Q8_0 rounds so too, as its interleaved rows do, and so differs
+//! from llama.cpp's eight lanes by float rounding only.
 //!
 //! [`interleaved`] holds copies of weight rows rearranged at load time for the SIMD paths:
-//! Q4_0 with the same bits as above, and Q5_0, which there rounds once per block and row as
-//! Q4_0 does, for twice the speed of ggml's eight lanes.
+//! Q4_0 and Q8_0 with the same bits as above (as are the K-quants' interleaved rows with
+//! their file rows'), and Q5_0, which there rounds once per block and row as Q4_0 does, for
+//! twice the speed of ggml's eight lanes.
 //!
 //! # Dispatch
 //! [`matmul_fn`] picks the fastest kernel once per process ([`best_isa`]); [`matmul_fn_for`]

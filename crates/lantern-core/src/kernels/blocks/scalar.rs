@@ -1,9 +1,12 @@
 //! Portable kernels for the 32-value block formats: the reference twin of every SIMD kernel.
 //!
-//! The kernels reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight
-//! lanes, see [`Lanes`], or one running sum for Q4_0), so that every path, this one included,
-//! gives llama.cpp's AVX2 results bit for bit: on a CPU without SIMD kernels the same tokens
-//! come out. Q3_0, which llama.cpp lacks, keeps one running sum as Q4_0 does.
+//! Q4_1 and Q5_0 reproduce the float arithmetic of llama.cpp's AVX2 kernels (eight lanes,
+//! see [`Lanes`]), and Q4_0 that of its repacked Q4_0 (one running sum per row), so that
+//! every path, this one included, gives llama.cpp's AVX2 results bit for bit: on a CPU
+//! without SIMD kernels the same tokens come out. Q3_0, which llama.cpp lacks, keeps one
+//! running sum as Q4_0 does, and so does Q8_0, as its interleaved rows
+//! ([`crate::kernels::interleaved`]) round: a Q8_0 row gives the same bits read from the file
+//! or interleaved, and differs from llama.cpp's eight lanes by float rounding only.
 
 use crate::kernels::{as_blocks, per_row, DotFn, MatmulFn};
 use crate::{BlockQ3_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8, BlockQ8_0, GgmlType, QK8};
@@ -116,13 +119,15 @@ fn dot_q5_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
     lanes.sum()
 }
 
+/// One f32 sum per row, as for Q4_0 and as the interleaved Q8_0 rows round: each block's
+/// exact integer sum of q·q_a with one fused multiply-add.
 fn dot_q8_0(row: &[u8], _x: &[f32], xq: &[BlockQ8]) -> f32 {
-    let mut lanes = Lanes::default();
+    let mut sum = 0.0f32;
     for (w, a) in as_blocks::<BlockQ8_0>(row).iter().zip(xq) {
-        let products = std::array::from_fn(|j| i32::from(w.qs[j]) * i32::from(a.qs[j]));
-        lanes.add_block(w.d() * a.d, &products);
+        let sumi: i32 = w.qs.iter().zip(&a.qs).map(|(&q, &a)| i32::from(q) * i32::from(a)).sum();
+        sum = (w.d() * a.d).mul_add(sumi as f32, sum);
     }
-    lanes.sum()
+    sum
 }
 
 #[cfg(test)]

@@ -8,13 +8,19 @@
 //! whole group of rows.
 //!
 //! # Layouts
-//! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row.
+//! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row: Q4_0 gives the file
+//!   layout's bits, Q5_0 differs from its file kernels (ggml's eight lanes) by rounding.
 //! - `q4_k`: Q4_K and Q5_K, two fused multiply-adds per super-block and row (codes and
-//!   minimums, in running sums of their own), in the order of the file layout's Q4_K
-//!   kernels: Q4_K gives their bits, Q5_K differs from its file kernels by rounding.
-//! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
-//!   close to the file layout's kernels, but not their bits.
-//! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128.
+//!   minimums, in running sums of their own), in the order of the file layout's kernels:
+//!   both give their bits.
+//! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in the order of the file
+//!   layout's kernels: the same bits.
+//! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128, in the
+//!   order of the file layout's kernels: the same bits.
+//!
+//! So a matrix gives the same results whether its rows are read interleaved (resident
+//! weights on x86) or from the file (streamed layers, the scalar path, ranges that start
+//! inside a group), for every format here but Q5_0.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;

@@ -26,11 +26,10 @@
 //! are), so none splits a cache line. A kernel reads one half group at a time.
 //!
 //! # Math
-//! The arithmetic of the file layout's Q4_K kernels (and of llama.cpp's repacked Q4_K), so
-//! that interleaved Q4_K rows give the file rows' bits; Q5_K's file-layout kernels keep
-//! ggml's lanes instead, so its interleaved rows differ from them by rounding. Per super-block
-//! and row, the exact integers `S = Σ_j sc_j·Σ_{i in j} q_i·q_a,i` and `M = Σ_k m_{k/2}·bsum_k`,
-//! with the activation block's codes `q_a` and its sums `bsum` over each 16 values; each is
+//! The arithmetic of the file layout's Q4_K and Q5_K kernels (and of llama.cpp's repacked
+//! Q4_K), so that interleaved rows give the file rows' bits. Per super-block and row, the
+//! exact integers `S = Σ_j sc_j·Σ_{i in j} q_i·q_a,i` and `M = Σ_k m_{k/2}·bsum_k`, with the
+//! activation block's codes `q_a` and its sums `bsum` over each 16 values; each is
 //! added with one fused multiply-add, `acc = S·(d_w·d_a) + acc` and
 //! `acc_min = M·(dmin_w·d_a) + acc_min`, over the super-blocks in order from 0, and the result
 //! is `acc − acc_min`. Neither sum leaves i32: `|Σ_{i in j} q_i·q_a,i| ≤ 32·31·128`, times

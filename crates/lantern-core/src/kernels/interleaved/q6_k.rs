@@ -25,11 +25,11 @@
 //! super-block is its scales, then its codes, then its `d`.
 //!
 //! # Math
-//! Our own order, not ggml's (so not the bits of the file layout's Q6_K kernels): per
-//! super-block and row the exact integer
-//! `S = Σ_j sc_j·Σ_{i in j} q_i·q_a,i − 32·Σ_j sc_j·bsum_j`, with the activation block's
-//! codes `q_a` and its sums `bsum_j` over each sub-block, then one fused multiply-add,
-//! `acc = S·(d_w·d_a) + acc`, over the super-blocks in order from 0. No partial sum leaves
+//! The arithmetic of the file layout's Q6_K kernels, so that interleaved rows give the file
+//! rows' bits (ggml keeps eight f32 lanes per row instead): per super-block and row the exact
+//! integer `S = Σ_j sc_j·Σ_{i in j} q_i·q_a,i − 32·Σ_j sc_j·bsum_j`, with the activation
+//! block's codes `q_a` and its sums `bsum_j` over each sub-block, then one fused
+//! multiply-add, `acc = S·(d_w·d_a) + acc`, over the super-blocks in order from 0. No partial sum leaves
 //! i32, in any order: `|Σ_{i in j} q_i·q_a,i| ≤ 16·63·127` and `|32·bsum_j| ≤ 32·16·127`,
 //! each times `|sc_j| ≤ 128`, over 16 sub-blocks, stays below 2^29.
 

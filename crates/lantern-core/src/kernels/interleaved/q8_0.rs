@@ -16,12 +16,12 @@
 //! (16 rows × 34 per block) plus at most 63 of padding.
 //!
 //! # Math
-//! One fused multiply-add per block and row, `(d_w·d_a)·Σ q·q_a`, the integer sum exact.
-//! ggml's `ggml_vec_dot_q8_0_q8_0`, which the file layout's kernels follow bit for bit, keeps
-//! eight f32 lanes per row instead and adds them at the end: interleaved rows round once per
-//! block and row, as Q5_0's do, and so differ from the file rows (and from llama.cpp's AVX2
-//! build) by float rounding. Kept in ggml's lanes, the interleaved kernel would do the file
-//! layout's float work per product and gain nothing.
+//! One fused multiply-add per block and row, `(d_w·d_a)·Σ q·q_a`, the integer sum exact: the
+//! arithmetic of the file layout's Q8_0 kernels, so that interleaved rows give the file rows'
+//! bits. ggml's `ggml_vec_dot_q8_0_q8_0` keeps eight f32 lanes per row instead and adds them
+//! at the end, so both layouts differ from llama.cpp's AVX2 build by float rounding. Kept in
+//! ggml's lanes, the interleaved kernel would do the file layout's float work per product and
+//! gain nothing.
 //!
 //! # Why `q + 128`
 //! Byte products take one operand unsigned (`vpdpbusd`, `maddubs`), and both `q` and `q_a`

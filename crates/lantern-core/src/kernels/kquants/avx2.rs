@@ -1,35 +1,26 @@
 //! AVX2 + FMA + F16C twins of the Q4_K, Q5_K and Q6_K kernels (x86-64), chosen at run time.
 //!
-//! Ported from ggml's x86 `ggml_vec_dot_q4_K_q8_K`, `ggml_vec_dot_q5_K_q8_K` and
-//! `ggml_vec_dot_q6_K_q8_K`, keeping their order of float operations so that our results match
-//! llama.cpp's AVX2 build:
-//! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
+//! The integer products are those of ggml's x86 `ggml_vec_dot_q4_K_q8_K`,
+//! `ggml_vec_dot_q5_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`
+//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>);
+//! the float operations are the scalar twins' ([`super::scalar`]), so every path gives the
+//! same bits, and so do the interleaved layouts:
 //! - Q4_K, per super-block: for each 64 values, `maddubs` of the 32 low and the 32 high
 //!   nibbles with their activation codes and `madd` by the sub-block scale, summed into eight
 //!   i32 lanes and then into one exact integer; the minimums: `bsums` added in pairs (`hadd`)
 //!   and multiplied by the eight minimums (`madd`), also summed into one integer. Each is
-//!   added with one FMA (by d_w·d_a and dmin_w·d_a), and the result is their difference: the
-//!   arithmetic of llama.cpp's repacked Q4_K (`ggml_gemv_q4_K_8x8_q8_K` in
-//!   `ggml-cpu/arch/x86/repack.cpp`), which it uses for Q4_K on every AVX2 CPU.
-//! - Q5_K, per super-block: for each 64 values, the codes of two sub-blocks (low and high
-//!   nibbles, each with its fifth bit from `qh` moved to bit 4), `maddubs` with their
-//!   activation codes and `madd` by the sub-block scale, summed into eight i32 lanes of four
-//!   adjacent elements per 32; the lanes are converted and FMA'd by d_w·d_a into eight f32
-//!   lanes. The minimums: `bsums` added in pairs and multiplied by the eight minimums (`madd`),
-//!   one exact integer, added to a running f32 with one FMA by −dmin_w·d_a (ggml writes
-//!   `summs += dmin * ...`, which GCC fuses). At the end, `hsum_float_8` of the lanes plus
-//!   that running sum.
+//!   added with one FMA (by d_w·d_a and dmin_w·d_a), and the result is their difference.
+//! - Q5_K: as Q4_K, with each code's fifth bit from `qh` moved to bit 4 (codes below 32, so
+//!   a pair of products still fits in i16).
 //! - Q6_K, per super-block: `maddubs` of the codes (0..64) with the activation codes, `madd`
-//!   by the sub-block scales, summed into eight i32 lanes; then the −32 offset comes off each
-//!   lane at once, as 32·(`bsums`·scales) (`madd`), and the lanes are converted and FMA'd by
-//!   d_w·d_a; one horizontal sum at the end. Where the offset is subtracted decides each
-//!   lane's value, so this follows the llama.cpp version the peer builds (0.3.36's vendor
-//!   tree), not older ones that subtract it per product.
+//!   by the sub-block scales, summed into eight i32 lanes; the −32 offset comes off at once,
+//!   as 32·(`bsums`·scales) (`madd`), and the lanes are summed into one exact integer, added
+//!   with one FMA by d_w·d_a.
 //!
 //! A row takes up to four inputs per pass, each super-block unpacked once for all of them. On
 //! CPUs with AVX-512 VNNI the same code runs with `vpdpwssd` in place of `madd` and an add,
 //! and with 32 registers, which hold the sums of eight inputs per pass; the integer lanes are
-//! the same, so the results are too (as are those of ggml's own VNNI variants).
+//! the same, so the results are too.
 //!
 //! # Safety design
 //! The `unsafe fn`s here require AVX2, FMA and F16C, and those given `Vnni` also AVX-512 F,
@@ -41,7 +32,7 @@
 use std::arch::x86_64::*;
 
 use super::{rows, RowDot, WIDE_INPUTS};
-use crate::kernels::avx2::{hsum, hsum_i32, path_fn, Dot, PathKernel};
+use crate::kernels::avx2::{hsum_i32, path_fn, Dot, PathKernel};
 use crate::kernels::{Input, MatmulFn};
 use crate::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, GgmlType, QK_K};
 
@@ -139,14 +130,6 @@ unsafe fn one_input<F: KFormat>(w: &[F::Block], a: &[BlockQ8K]) -> f32 {
     y
 }
 
-/// Horizontal sum of eight f32 lanes, in ggml's `hsum_float_8` order.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum_f32(x: __m256) -> f32 {
-    // SAFETY: register-only intrinsics, features enabled on this function.
-    unsafe { hsum(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x)) }
-}
-
 /// Two little-endian f16 values widened to f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -203,14 +186,34 @@ impl KFormat for Q4K {
                     }
                 }
                 for t in 0..T {
-                    let a = &a[t][b];
-                    let summ = minimums_sum(mins, &a.bsums);
-                    acc[t] = (hsum_i32(sumi[t]) as f32).mul_add(dw * a.d, acc[t]);
-                    acc_min[t] = (summ as f32).mul_add(dminw * a.d, acc_min[t]);
+                    let sums = (&mut acc[t], &mut acc_min[t]);
+                    add_with_minimums(sums, sumi[t], mins, &a[t][b], (dw, dminw));
                 }
             }
             std::array::from_fn(|t| acc[t] - acc_min[t])
         }
+    }
+}
+
+/// Adds one super-block's exact sums to one input's running sums `(acc, acc_min)`, with one
+/// FMA each: the codes' sum (the eight i32 lanes `sumi`) by d_w·d_a, the minimums' sum
+/// (`mins` against `a`'s `bsums`) by dmin_w·d_a.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn add_with_minimums(
+    (acc, acc_min): (&mut f32, &mut f32),
+    sumi: __m256i,
+    mins: __m128i,
+    a: &BlockQ8K,
+    (dw, dminw): (f32, f32),
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let summ = minimums_sum(mins, &a.bsums);
+        *acc = (hsum_i32(sumi) as f32).mul_add(dw * a.d, *acc);
+        *acc_min = (summ as f32).mul_add(dminw * a.d, *acc_min);
     }
 }
 
@@ -244,8 +247,7 @@ impl KFormat for Q5K {
         unsafe {
             let low_mask = _mm256_set1_epi8(0x0F);
             let one = _mm256_set1_epi8(1);
-            let mut acc = [_mm256_setzero_ps(); T];
-            let mut summs = [0.0f32; T];
+            let (mut acc, mut acc_min) = ([0.0f32; T], [0.0f32; T]);
             for (b, w) in w.iter().enumerate() {
                 let (dw, dminw) = f16_pair(w.d, w.dmin);
                 let sm = w.scales_and_mins();
@@ -279,14 +281,11 @@ impl KFormat for Q5K {
                     }
                 }
                 for t in 0..T {
-                    let a = &a[t][b];
-                    let summ = minimums_sum(mins, &a.bsums);
-                    summs[t] = (-a.d * dminw).mul_add(summ as f32, summs[t]);
-                    let d = _mm256_set1_ps(a.d * dw);
-                    acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                    let sums = (&mut acc[t], &mut acc_min[t]);
+                    add_with_minimums(sums, sumi[t], mins, &a[t][b], (dw, dminw));
                 }
             }
-            std::array::from_fn(|t| hsum_f32(acc[t]) + summs[t])
+            std::array::from_fn(|t| acc[t] - acc_min[t])
         }
     }
 }
@@ -304,7 +303,7 @@ impl KFormat for Q6K {
         unsafe {
             let low_mask = _mm256_set1_epi8(0x0F);
             let two_bits = _mm256_set1_epi8(3);
-            let mut acc = [_mm256_setzero_ps(); T];
+            let mut acc = [0.0f32; T];
             for (b, w) in w.iter().enumerate() {
                 let (dw, _) = f16_pair(w.d, [0, 0]);
                 let mut sumi = [_mm256_setzero_si256(); T];
@@ -355,180 +354,18 @@ impl KFormat for Q6K {
                         }
                     }
                 }
-                // The codes' offset of 32, per lane: 32·(bsum·scale) over the lane's two
-                // 16-value groups, subtracted once per super-block as llama.cpp does.
+                // The codes' offset of 32: 32·(bsum·scale) over the sixteen 16-value groups,
+                // subtracted once per super-block; then the lanes' exact sum, with one FMA.
                 let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast()));
                 for t in 0..T {
                     let a = &a[t][b];
                     let offsets =
                         _mm256_slli_epi32::<5>(_mm256_madd_epi16(load32(&a.bsums), scales));
-                    let sumi = _mm256_sub_epi32(sumi[t], offsets);
-                    acc[t] =
-                        _mm256_fmadd_ps(_mm256_set1_ps(a.d * dw), _mm256_cvtepi32_ps(sumi), acc[t]);
+                    let sumi = hsum_i32(_mm256_sub_epi32(sumi[t], offsets));
+                    acc[t] = (sumi as f32).mul_add(dw * a.d, acc[t]);
                 }
             }
-            let mut sums = [0.0; T];
-            for (sum, &acc) in sums.iter_mut().zip(&acc) {
-                *sum = hsum_f32(acc);
-            }
-            sums
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The AVX2 kernels against scalar models of ggml's AVX2 arithmetic: the same integer
-    //! lanes, the same FMAs and the same horizontal-sum order, so the results must be equal bit
-    //! for bit. This is what "keeps ggml's order of float operations" means, checked.
-
-    use super::*;
-    use crate::kernels::kquants::tests::{activations, quantize_q8k, random_row, rng};
-    use crate::kernels::Isa;
-    use crate::GgmlType;
-    use crate::QK_K;
-
-    /// ggml's `hsum_float_8`: ((x4 + x0) + (x6 + x2)) + ((x5 + x1) + (x7 + x3)).
-    fn hsum(x: [f32; 8]) -> f32 {
-        ((x[4] + x[0]) + (x[6] + x[2])) + ((x[5] + x[1]) + (x[7] + x[3]))
-    }
-
-    /// Adds `d·lanes[k]` to `acc[k]` with one rounding (an FMA), as `_mm256_fmadd_ps` does.
-    fn fma_lanes(acc: &mut [f32; 8], d: f32, lanes: [i32; 8]) {
-        for (a, l) in acc.iter_mut().zip(lanes) {
-            *a = d.mul_add(l as f32, *a);
-        }
-    }
-
-    /// In every 32 values, the i32 lane of value `i` holds values 4k..4k + 4 (k = lane): pairs
-    /// from `maddubs`, pairs of pairs from `madd`.
-    fn lane(i: usize) -> usize {
-        (i % 32) / 4
-    }
-
-    /// llama.cpp's repacked Q4_K (`ggml_gemv_q4_K_8x8_q8_K`): per super-block one exact
-    /// integer sum for the codes and one for the minimums, each added with one FMA.
-    fn model_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-        let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
-        for (w, a) in w.iter().zip(a) {
-            let sm = w.scales_and_mins();
-            let mut sumi = 0i32;
-            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
-                sumi += i32::from(sm[i / 32]) * i32::from(q) * i32::from(x);
-            }
-            let summ: i32 = (0..8)
-                .map(|s| {
-                    let pair = i32::from(a.bsums[2 * s]) + i32::from(a.bsums[2 * s + 1]);
-                    i32::from(sm[8 + s]) * pair
-                })
-                .sum();
-            acc = (sumi as f32).mul_add(w.d() * a.d, acc);
-            acc_min = (summ as f32).mul_add(w.dmin() * a.d, acc_min);
-        }
-        acc - acc_min
-    }
-
-    /// ggml's x86 `ggml_vec_dot_q5_K_q8_K`: eight lanes of four adjacent elements per 32,
-    /// FMA'd per super-block; the minimums' integer FMA'd into a running sum by −dmin·d_a.
-    fn model_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
-        let mut acc = [0.0f32; 8];
-        let mut summs = 0.0f32;
-        for (w, a) in w.iter().zip(a) {
-            let sm = w.scales_and_mins();
-            let mut lanes = [0i32; 8];
-            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
-                lanes[lane(i)] += i32::from(sm[i / 32]) * i32::from(q) * i32::from(x);
-            }
-            let summ: i32 = (0..8)
-                .map(|s| {
-                    let pair = i32::from(a.bsums[2 * s]) + i32::from(a.bsums[2 * s + 1]);
-                    i32::from(sm[8 + s]) * pair
-                })
-                .sum();
-            summs = (-a.d * w.dmin()).mul_add(summ as f32, summs);
-            fma_lanes(&mut acc, a.d * w.d(), lanes);
-        }
-        hsum(acc) + summs
-    }
-
-    fn model_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
-        let mut acc = [0.0f32; 8];
-        for (w, a) in w.iter().zip(a) {
-            let mut lanes = [0i32; 8];
-            for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
-                let unsigned = i32::from(q) + 32;
-                lanes[lane(i)] += i32::from(w.scales[i / 16]) * unsigned * i32::from(x);
-            }
-            // The offset of 32 comes off per lane from the activation sums, after the products.
-            for (m, lane) in lanes.iter_mut().enumerate() {
-                let groups = [2 * m, 2 * m + 1];
-                let sum: i32 =
-                    groups.iter().map(|&g| i32::from(a.bsums[g]) * i32::from(w.scales[g])).sum();
-                *lane -= 32 * sum;
-            }
-            fma_lanes(&mut acc, a.d * w.d(), lanes);
-        }
-        hsum(acc)
-    }
-
-    #[test]
-    fn kernels_give_the_bits_of_ggml_avx2_arithmetic() {
-        if !crate::kernels::runs(Isa::Avx2, "the AVX2 kernels are not run") {
-            return;
-        }
-        let mut rng = rng(31);
-        for blocks in [1, 2, 6] {
-            let n = blocks * QK_K;
-            for _ in 0..4 {
-                let x = activations(n, &mut rng);
-                let xqk = quantize_q8k(&x);
-
-                let row = random_row(GgmlType::Q4_K, n, &mut rng);
-                let model = model_q4_k(bytemuck::cast_slice(&row), &xqk);
-                assert_eq!(dot_q4_k(&row, &xqk).to_bits(), model.to_bits(), "Q4_K n={n}");
-
-                let row = random_row(GgmlType::Q5_K, n, &mut rng);
-                let model = model_q5_k(bytemuck::cast_slice(&row), &xqk);
-                assert_eq!(dot_q5_k(&row, &xqk).to_bits(), model.to_bits(), "Q5_K n={n}");
-
-                let row = random_row(GgmlType::Q6_K, n, &mut rng);
-                let model = model_q6_k(bytemuck::cast_slice(&row), &xqk);
-                assert_eq!(dot_q6_k(&row, &xqk).to_bits(), model.to_bits(), "Q6_K n={n}");
-            }
-        }
-    }
-
-    #[test]
-    fn many_inputs_give_the_bits_of_one() {
-        if !crate::kernels::runs(Isa::Avx2, "many inputs are not checked") {
-            return;
-        }
-        let mut rng = rng(32);
-        // One pass of eight inputs (VNNI) and a remainder of three, or two of four and three.
-        let (rows, inputs, len) = (3, 11, 2 * QK_K);
-        let x: Vec<f32> = (0..inputs).flat_map(|_| activations(len, &mut rng)).collect();
-        let xq = vec![crate::BlockQ8::default(); inputs * len / crate::QK8];
-        let xqk = quantize_q8k(&x);
-        let input = Input::new(&x, &xq, inputs).with_q8k(&xqk);
-        type OneRow = fn(&[u8], &[BlockQ8K]) -> f32;
-        let kernels: [(GgmlType, OneRow); 3] =
-            [(GgmlType::Q4_K, dot_q4_k), (GgmlType::Q5_K, dot_q5_k), (GgmlType::Q6_K, dot_q6_k)];
-        let vnni_runs = crate::kernels::runs(Isa::Avx512Vnni, "many inputs are not checked");
-        let vnni = [false, true].into_iter().filter(|&v| !v || vnni_runs);
-        for (vnni, (ty, dot)) in vnni.flat_map(|v| kernels.map(|k| (v, k))) {
-            let matmul = matmul_fn(ty, vnni).unwrap();
-            let w: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, len, &mut rng)).collect();
-            let row_bytes = w.len() / rows;
-            let mut out = vec![f32::NAN; rows * inputs];
-            matmul(&w, row_bytes, input, &mut out);
-            for (t, out) in out.chunks_exact(rows).enumerate() {
-                for (r, &y) in out.iter().enumerate() {
-                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
-                    let one = dot(row, &xqk[t * len / QK_K..(t + 1) * len / QK_K]);
-                    let path = if vnni { "vnni" } else { "avx2" };
-                    assert_eq!(y.to_bits(), one.to_bits(), "{ty:?} {path} row {r} input {t}");
-                }
-            }
+            acc
         }
     }
 }

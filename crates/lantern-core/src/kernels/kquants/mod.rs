@@ -20,24 +20,24 @@
 //! - Q5_K: as Q4_K, with codes in 0..32 (a fifth bit from `qh`).
 //! - Q6_K: `Σ_b (d_w·d_a) · Σ_s sc_s·Σ_j (q_w,j − 32)·q_a,j`, with sixteen sub-blocks of 16.
 //!
-//! Inner sums are exact integers. The scalar kernels follow ggml's generic
-//! `ggml_vec_dot_q4_K_q8_K_generic`, `ggml_vec_dot_q5_K_q8_K_generic` and
-//! `ggml_vec_dot_q6_K_q8_K_generic`
-//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/quants.c>),
-//! the AVX2 kernels ggml's x86 `ggml_vec_dot_q4_K_q8_K`, `ggml_vec_dot_q5_K_q8_K` and
-//! `ggml_vec_dot_q6_K_q8_K`, including the order of their float operations
-//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>).
-//! The two paths add the same exact integers in different float groupings (the generic code
-//! eight lanes by element index mod 8, the AVX2 code
-//! eight lanes of four adjacent elements per 32, with FMAs), so they differ by float rounding
-//! only, typically a few units in the last place of the result.
+//! Inner sums are exact integers, each super-block's folded into one (two for Q4_K and Q5_K:
+//! codes and minimums) and added with one fused multiply-add, `acc = S·(d_w·d_a) + acc`, in the
+//! float order of the interleaved layouts ([`super::interleaved`]), so that a row gives the
+//! same bits read from the file (streamed layers, the scalar path, rows outside a group) or
+//! interleaved at load. The integer products are those of ggml's
+//! `ggml_vec_dot_q4_K_q8_K`, `ggml_vec_dot_q5_K_q8_K` and `ggml_vec_dot_q6_K_q8_K`
+//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>);
+//! their float order is that of llama.cpp's repacked Q4_K (`ggml_gemv_q4_K_8x8_q8_K`), which
+//! it uses for Q4_K on AVX2 CPUs. For Q5_K and Q6_K ggml keeps eight f32 lanes per row, so
+//! these results differ from llama.cpp's by float rounding only, typically a few units in the
+//! last place.
 //!
 //! # Dispatch
 //! [`matmul_fn`] hands out the scalar kernels always, the AVX2 kernels only when this CPU
 //! has AVX2, FMA and F16C (and their VNNI variants with AVX-512 VNNI), and the NEON kernels on
 //! aarch64 (with `sdot` when the CPU has `dotprod`), as matrix kernels that take one row at a
-//! time, against one input (scalar) or up to four (SIMD). The NEON kernels keep the scalar
-//! twins' float order, so they give the same bits as the scalar path.
+//! time, against one input (scalar) or up to four (SIMD). Every path keeps the scalar twins'
+//! float order, so they all give the same bits.
 
 use super::{as_blocks, per_row, Input, Isa, MatmulFn};
 use crate::{BlockQ8K, GgmlType};
@@ -196,18 +196,20 @@ fn avx2_k_dot_fn(_ty: GgmlType) -> Option<DotQ8KFn> {
 
 #[cfg(test)]
 mod tests {
-    //! Every AVX2 kernel against its scalar twin, and both against an f64 reference.
+    //! Every SIMD kernel against its scalar twin, bit for bit, and all against an f64
+    //! reference.
     //!
     //! Error budgets, per output y = row · activation. Let A be Σ|terms| of the kernel's math
     //! at element granularity (in f64): Σ_i |d_w,s·q_i|·|d_a·q_a,i| for Q5_0 and Q6_K, and
     //! Σ_i (|d_w·sc_s·q_i| + |dmin_w·m_s|)·|d_a·q_a,i| for Q4_K and Q5_K, so that every partial sum any
-    //! path forms (lane, block or running total) is at most A.
-    //! - **AVX2 vs scalar**: both compute the same exact integer sums and differ only in how
-    //!   they group them into f32 lanes and round. Each path rounds at most a few dozen times
-    //!   along any chain of additions (≤ 48 blocks, 8 lanes, a 3-step horizontal sum), each time
-    //!   by at most 2^-24 of a partial sum bounded by A, so either path is within about
-    //!   60·2^-24·A ≈ 3.6e-6·A of the exact math; the budget is |Δ| ≤ 1e-5·A.
-    //! - **Either path vs the f32 reference** Σ w_i·x̂_i in f64, with w the dequantized row and
+    //! path forms (block or running total) is at most A.
+    //! - **SIMD vs scalar**: none. Every path forms the same exact integers and rounds them
+    //!   with the same float operations in the same order, so they agree bit for bit.
+    //! - **Against the exact math**: each path rounds a few times per block (d_w·d_a, the
+    //!   conversion of a sum, a fused multiply-add; ≤ 48 blocks, or Q5_0's 8 lanes and their
+    //!   3-step horizontal sum), each time by at most 2^-24 of a partial sum bounded by A, so
+    //!   within about 60·2^-24·A ≈ 3.6e-6·A of it; the budget is |Δ| ≤ 1e-5·A.
+    //! - **Against the f32 reference** Σ w_i·x̂_i in f64, with w the dequantized row and
     //!   x̂_i = d_a·q_a,i the activation as the kernels see it: the same exact math up to the
     //!   reference's own f32 roundings of w_i and x̂_i (one each, 2^-24 relative), so the same
     //!   budget 1e-5·A holds.
@@ -387,10 +389,7 @@ mod tests {
                 (y64 - reference).abs() <= tol,
                 "{ty:?} {isa} n={n}: {y} vs f32 reference {reference} (tol {tol:e})"
             );
-            assert!(
-                (y - scalar).abs() as f64 <= tol,
-                "{ty:?} {isa} n={n}: {y} vs scalar {scalar} (tol {tol:e})"
-            );
+            assert_eq!(y.to_bits(), scalar.to_bits(), "{ty:?} {isa} n={n}: {y} vs scalar {scalar}");
             let bound = act_err + tol;
             assert!(
                 (y64 - unquantized).abs() <= bound,
@@ -428,6 +427,62 @@ mod tests {
                     });
                 }
             }
+        }
+    }
+
+    /// A row of two super-blocks of `ty` (Q4_K, Q5_K or Q6_K) with the largest codes and
+    /// scales its blocks hold: Q4_K and Q5_K every code, scale and minimum at its largest
+    /// (d = dmin = 1); Q6_K a block of codes 31 (q − 32) with scales −128 and 127, then one
+    /// of codes −32 with the scales swapped.
+    fn extreme_row(ty: GgmlType) -> Vec<u8> {
+        let one = f16::ONE.to_le_bytes();
+        match ty {
+            GgmlType::Q4_K => [&one[..], &one, &[0xFF; 12], &[0xFF; 128]].concat().repeat(2),
+            GgmlType::Q5_K => {
+                [&one[..], &one, &[0xFF; 12], &[0xFF; 32], &[0xFF; 128]].concat().repeat(2)
+            }
+            GgmlType::Q6_K => {
+                let (low, high) = ([0x80u8; 8], [0x7Fu8; 8]);
+                let max = [&[0xFF; 128][..], &[0xFF; 64], &low, &high, &one].concat();
+                let min = [&[0x00; 128][..], &[0x00; 64], &high, &low, &one].concat();
+                [max, min].concat()
+            }
+            _ => unreachable!("{ty:?}"),
+        }
+    }
+
+    /// The formats in the shared twin checks ([`twins`]).
+    fn twin_formats() -> [twins::Format; 3] {
+        [
+            twins::Format {
+                ty: GgmlType::Q4_K,
+                matmul_fn: |isa| matmul_fn(GgmlType::Q4_K, isa),
+                scalar: scalar::dot_q4_k,
+                random_row: |n, rng| random_row(GgmlType::Q4_K, n, rng),
+                extreme_row: || extreme_row(GgmlType::Q4_K),
+            },
+            twins::Format {
+                ty: GgmlType::Q5_K,
+                matmul_fn: |isa| matmul_fn(GgmlType::Q5_K, isa),
+                scalar: scalar::dot_q5_k,
+                random_row: |n, rng| random_row(GgmlType::Q5_K, n, rng),
+                extreme_row: || extreme_row(GgmlType::Q5_K),
+            },
+            twins::Format {
+                ty: GgmlType::Q6_K,
+                matmul_fn: |isa| matmul_fn(GgmlType::Q6_K, isa),
+                scalar: scalar::dot_q6_k,
+                random_row: |n, rng| random_row(GgmlType::Q6_K, n, rng),
+                extreme_row: || extreme_row(GgmlType::Q6_K),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_path_gives_the_scalar_twins_bits() {
+        for (seed, format) in (14..).zip(twin_formats()) {
+            twins::one_row_matches_scalar(&format, seed);
+            twins::batches_match_scalar(&format, seed + 10);
         }
     }
 

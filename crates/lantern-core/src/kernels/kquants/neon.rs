@@ -2,25 +2,21 @@
 //! dot-product instructions.
 //!
 //! Each gives the bits of its scalar twin ([`super::scalar`]): the same exact integers,
-//! combined with the same float operations in the same order.
+//! combined with the same float operations in the same order, one or two fused multiply-adds
+//! per super-block.
 //! - Q4_K, per super-block: for each sub-block of 32 values, the products of codes and
 //!   activation codes summed into i32 lanes ([`Dot::dot32`]: two `sdot`s, or `smull` and
 //!   `smlal` into i16 and a pairwise add) and multiplied by the sub-block's scale, all into one
 //!   exact integer; the minimums: `bsums` added in pairs and multiplied by the eight minimums,
 //!   also one integer. Each is added with one FMA (by d_w·d_a and dmin_w·d_a), and the result
 //!   is their difference.
-//! - Q5_K, per super-block: eight i32 lanes by element index mod 8, as Q6_K's below (codes
-//!   below 32 with their fifth bit from `qh`, no offset, and the sub-block scale of each 32
-//!   values); the lanes times d_w·d_a are added to their f32 sums, a multiply and an add. The
-//!   minimums: `bsums` added in pairs and multiplied by the eight minimums, one integer, taken
-//!   off a running sum as (dmin_w·d_a)·integer, a multiply and a subtraction. At the end the
-//!   eight lane sums are added to that running sum in lane order.
+//! - Q5_K: as Q4_K, with the codes' integer formed as Q6_K's below (codes below 32 with their
+//!   fifth bit from `qh`, no offset, and the sub-block scale of each 32 values).
 //! - Q6_K, per super-block: eight i32 lanes by element index mod 8. `sdot` sums four adjacent
 //!   elements, which fall in four different lanes, so both paths run the same kernel: `smull`
 //!   and `smlal2` put the products of elements `l` and `l + 8` of each 16 in i16 lane `l`, and
-//!   `smlal` by the sub-block's scale adds them to the i32 lanes. Then, per lane, the lane
-//!   times d_w·d_a is added to its f32 sum, a multiply and an add (no FMA, as the scalar twin
-//!   rounds twice); the eight sums are added up in lane order at the end.
+//!   `smlal` by the sub-block's scale adds them to the i32 lanes. The lanes are then summed
+//!   into one exact integer, added with one FMA by d_w·d_a.
 //!
 //! A row takes up to four inputs per pass, each super-block unpacked once for all of them.
 //!
@@ -148,6 +144,20 @@ unsafe fn mla_lane(acc: int32x4_t, x: int32x4_t, v: int32x4_t, lane: usize) -> i
     }
 }
 
+/// Σ_s m_s · (Σ of `a`'s codes in sub-block s): the eight sub-block minimums `mins` against
+/// the activation's sixteen 16-value sums, paired; an exact integer.
+#[inline(always)]
+unsafe fn minimums_sum(mins: int16x8_t, a: &BlockQ8K) -> i32 {
+    // SAFETY: the loads read the 16 values of `bsums` at 0 and 8; the rest is register-only.
+    unsafe {
+        let bsums = [vld1q_s16(a.bsums.as_ptr()), vld1q_s16(a.bsums.as_ptr().add(8))];
+        // A sub-block's activation sum is two 16-value sums (at most 2·16·128).
+        let pairs = vpaddq_s16(bsums[0], bsums[1]);
+        let summ = vmull_s16(vget_low_s16(pairs), vget_low_s16(mins));
+        vaddvq_s32(vmlal_high_s16(summ, pairs, mins))
+    }
+}
+
 /// ggml `block_q4_K`.
 struct Q4K;
 
@@ -159,8 +169,7 @@ impl KFormat for Q4K {
         // Equal lengths, stated so that the indexing below needs no bounds checks.
         let a = a.map(|a| &a[..w.len()]);
         // SAFETY: the caller's contract; every load reads 16 bytes of one array field of one
-        // block: `qs` at 16-byte steps below 128 (weights) or 256 (activations), `bsums` at 0
-        // and 8 of its 16 values.
+        // block: `qs` at 16-byte steps below 128 (weights) or 256 (activations).
         unsafe {
             let low_mask = vdupq_n_u8(0x0F);
             let (mut acc, mut acc_min) = ([0.0f32; T], [0.0f32; T]);
@@ -203,13 +212,8 @@ impl KFormat for Q4K {
                 }
                 for t in 0..T {
                     let a = &a[t][b];
-                    let bsums = [vld1q_s16(a.bsums.as_ptr()), vld1q_s16(a.bsums.as_ptr().add(8))];
-                    // A sub-block's activation sum is two 16-value sums (at most 2·16·128).
-                    let pairs = vpaddq_s16(bsums[0], bsums[1]);
-                    let summ = vmull_s16(vget_low_s16(pairs), vget_low_s16(mins));
-                    let summ = vaddvq_s32(vmlal_high_s16(summ, pairs, mins));
                     acc[t] = (vaddvq_s32(sumi[t]) as f32).mul_add(dw * a.d, acc[t]);
-                    acc_min[t] = (summ as f32).mul_add(dminw * a.d, acc_min[t]);
+                    acc_min[t] = (minimums_sum(mins, a) as f32).mul_add(dminw * a.d, acc_min[t]);
                 }
             }
             std::array::from_fn(|t| acc[t] - acc_min[t])
@@ -282,12 +286,11 @@ impl KFormat for Q5K {
         // Equal lengths, stated so that the indexing below needs no bounds checks.
         let a = a.map(|a| &a[..w.len()]);
         // SAFETY: every load reads 16 bytes of one array field of one block: `qs` at 16-byte
-        // steps below 128, `qh` at 0 and 16, activation `qs` below 256, `bsums` at 0 and 8.
+        // steps below 128, `qh` at 0 and 16, activation `qs` below 256.
         unsafe {
             let zero = vdupq_n_s32(0);
             let (low_mask, one) = (vdupq_n_u8(0x0F), vdupq_n_u8(1));
-            let mut sums = [[vdupq_n_f32(0.0); 2]; T];
-            let mut sumf = [0.0f32; T];
+            let (mut acc, mut acc_min) = ([0.0f32; T], [0.0f32; T]);
             for (b, w) in w.iter().enumerate() {
                 let d = u32::from_le_bytes([w.d[0], w.d[1], w.dmin[0], w.dmin[1]]);
                 let d = widen_f16(vcreate_u16(u64::from(d)));
@@ -325,27 +328,12 @@ impl KFormat for Q5K {
                 }
                 for t in 0..T {
                     let a = &a[t][b];
-                    let d = dw * a.d;
-                    for (sum, &lane) in sums[t].iter_mut().zip(&lanes[t]) {
-                        *sum = vaddq_f32(*sum, vmulq_n_f32(vcvtq_f32_s32(lane), d));
-                    }
-                    let bsums = [vld1q_s16(a.bsums.as_ptr()), vld1q_s16(a.bsums.as_ptr().add(8))];
-                    // A sub-block's activation sum is two 16-value sums (at most 2·16·128).
-                    let pairs = vpaddq_s16(bsums[0], bsums[1]);
-                    let summ = vmull_s16(vget_low_s16(pairs), vget_low_s16(mins));
-                    let summ = vaddvq_s32(vmlal_high_s16(summ, pairs, mins));
-                    sumf[t] -= dminw * a.d * summ as f32;
+                    let sumi = vaddvq_s32(vaddq_s32(lanes[t][0], lanes[t][1]));
+                    acc[t] = (sumi as f32).mul_add(dw * a.d, acc[t]);
+                    acc_min[t] = (minimums_sum(mins, a) as f32).mul_add(dminw * a.d, acc_min[t]);
                 }
             }
-            let mut out = [0.0; T];
-            for ((out, sums), &sumf) in out.iter_mut().zip(&sums).zip(&sumf) {
-                let mut lanes = [0.0f32; 8];
-                vst1q_f32(lanes.as_mut_ptr(), sums[0]);
-                vst1q_f32(lanes.as_mut_ptr().add(4), sums[1]);
-                // From the running sum, one lane at a time, as the scalar twin adds them.
-                *out = lanes.iter().fold(sumf, |sum, &lane| sum + lane);
-            }
-            out
+            std::array::from_fn(|t| acc[t] - acc_min[t])
         }
     }
 }
@@ -364,7 +352,7 @@ impl KFormat for Q6K {
         // 16-byte steps below 128, `qh` below 64, `scales` at 0, activation `qs` below 256.
         unsafe {
             let zero = vdupq_n_s32(0);
-            let mut sums = [[vdupq_n_f32(0.0); 2]; T];
+            let mut acc = [0.0f32; T];
             for (b, w) in w.iter().enumerate() {
                 let dw =
                     vgetq_lane_f32::<0>(widen_f16(vcreate_u16(u64::from(u16::from_le_bytes(w.d)))));
@@ -392,21 +380,11 @@ impl KFormat for Q6K {
                     }
                 }
                 for t in 0..T {
-                    let d = dw * a[t][b].d;
-                    for (sum, &lane) in sums[t].iter_mut().zip(&lanes[t]) {
-                        *sum = vaddq_f32(*sum, vmulq_n_f32(vcvtq_f32_s32(lane), d));
-                    }
+                    let sumi = vaddvq_s32(vaddq_s32(lanes[t][0], lanes[t][1]));
+                    acc[t] = (sumi as f32).mul_add(dw * a[t][b].d, acc[t]);
                 }
             }
-            let mut out = [0.0; T];
-            for (out, sums) in out.iter_mut().zip(&sums) {
-                let mut lanes = [0.0f32; 8];
-                vst1q_f32(lanes.as_mut_ptr(), sums[0]);
-                vst1q_f32(lanes.as_mut_ptr().add(4), sums[1]);
-                // From 0.0, one lane at a time, as the scalar twin adds them.
-                *out = lanes.iter().fold(0.0, |sum, &lane| sum + lane);
-            }
-            out
+            acc
         }
     }
 }

@@ -1,15 +1,22 @@
-//! Portable Q5_0, Q4_K, Q5_K and Q6_K kernels: the reference twins of the AVX2 ones.
+//! Portable Q4_K, Q5_K and Q6_K kernels: the reference twins of the SIMD ones.
 //!
-//! Each follows ggml's generic kernel, including the order of its float operations:
-//! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/quants.c>
-//! - `ggml_vec_dot_q5_0_q8_0_generic`: an exact integer sum per block, then
-//!   `sum += (d_w·d_a)·sumi`.
-//! - `ggml_vec_dot_q5_K_q8_K_generic`, `ggml_vec_dot_q6_K_q8_K_generic`: per super-block, the
-//!   scaled integer products go into eight i32 lanes by element index mod 8, then
-//!   `sums[l] += (d_w·d_a)·lane[l]` for each lane; Q5_K also does `sumf -= (dmin_w·d_a)·Σ m·bsum`
-//!   per super-block. At the end the eight lane sums are added to `sumf` in lane order. Each
-//!   `+=` and `-=` here is a multiply and an add, rounded twice, as the C is written.
-//! - Q4_K instead follows llama.cpp's repacked Q4_K (see [`dot_q4_k`]).
+//! Each rounds once or twice per super-block, in the order of the interleaved layouts'
+//! kernels ([`crate::kernels::interleaved`]), so that a row gives the same bits whether it is
+//! read from the file or interleaved at load, on every path:
+//! - Q4_K and Q5_K: per super-block the exact integers `S = Σ_s sc_s·Σ_j q_j·q_a,j` and
+//!   `M = Σ_s m_s·(bsum_2s + bsum_2s+1)`, each added to a running sum of its own with one fused
+//!   multiply-add, `acc = S·(d_w·d_a) + acc` and `acc_min = M·(dmin_w·d_a) + acc_min`; the
+//!   result is `acc − acc_min`. This is also the arithmetic of llama.cpp's repacked Q4_K
+//!   (`ggml_gemv_q4_K_8x8_q8_K`), which it uses for Q4_K on every AVX2 CPU.
+//! - Q6_K: per super-block the exact integer `S = Σ_s sc_s·Σ_j (q_j − 32)·q_a,j`, then
+//!   `acc = S·(d_w·d_a) + acc` with one fused multiply-add. The SIMD kernels and the
+//!   interleaved layout take the offset off as `32·Σ_s sc_s·bsum_s`, the same integer for
+//!   `bsums` that are the sums of the activation codes, as the activation quantizer makes
+//!   them.
+//!
+//! ggml's own kernels keep eight f32 lanes per row instead (`ggml_vec_dot_q5_K_q8_K`,
+//! `ggml_vec_dot_q6_K_q8_K`), so Q5_K and Q6_K differ from llama.cpp's results by float
+//! rounding only, a few units in the last place.
 
 use crate::kernels::as_blocks;
 use crate::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
@@ -25,77 +32,53 @@ pub(super) fn k_dot_fn(ty: crate::GgmlType) -> Option<super::DotQ8KFn> {
     })
 }
 
-/// Adds `(d_w·d_a)·lanes[l]` to `sums[l]` for each lane, as ggml's generic K-quant kernels do.
+/// One super-block's exact sums `(S, M)` for a format with minimums: the codes `codes` (in
+/// element order) against the activation codes, each sub-block of 32 times its scale, and
+/// the minimums against the activation's sums (two 16-value sums per sub-block).
 #[inline(always)]
-fn accumulate_lanes(sums: &mut [f32; 8], d: f32, lanes: &[i32; 8]) {
-    for (s, &l) in sums.iter_mut().zip(lanes) {
-        *s += d * l as f32;
-    }
-}
-
-/// `sumf` plus the eight lane sums, added one at a time in lane order.
-#[inline(always)]
-fn add_lanes(mut sumf: f32, sums: &[f32; 8]) -> f32 {
-    for &s in sums {
-        sumf += s;
-    }
-    sumf
+fn sums_with_minimums(sm: &[u8; 16], codes: &[u8; 256], a: &BlockQ8K) -> (i32, i32) {
+    let (scales, mins) = sm.split_at(8);
+    let s = (codes.iter().zip(&a.qs).enumerate())
+        .map(|(i, (&q, &x))| i32::from(scales[i / 32]) * i32::from(q) * i32::from(x))
+        .sum();
+    let m = a.bsums.iter().enumerate().map(|(j, &s)| i32::from(s) * i32::from(mins[j / 2])).sum();
+    (s, m)
 }
 
 /// Per super-block one exact integer sum for the codes and one for the minimums, each added
-/// with one FMA, as llama.cpp's repacked Q4_K rounds (see the AVX2 twin).
+/// with one FMA (see the module docs).
 pub(super) fn dot_q4_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
     let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
     for (w, a) in as_blocks::<BlockQ4K>(row).iter().zip(xq) {
-        let sm = w.scales_and_mins();
-        let (scales, mins) = sm.split_at(8);
-        let codes = w.codes();
-        let sumi: i32 = (codes.iter().zip(&a.qs).enumerate())
-            .map(|(i, (&q, &x))| i32::from(scales[i / 32]) * i32::from(q) * i32::from(x))
-            .sum();
-        // Σ m·Σq_a per sub-block, from the two 16-value activation sums that cover it.
-        let summ: i32 =
-            a.bsums.iter().enumerate().map(|(j, &s)| i32::from(s) * i32::from(mins[j / 2])).sum();
-        acc = (sumi as f32).mul_add(w.d() * a.d, acc);
-        acc_min = (summ as f32).mul_add(w.dmin() * a.d, acc_min);
+        let (s, m) = sums_with_minimums(&w.scales_and_mins(), &w.codes(), a);
+        acc = (s as f32).mul_add(w.d() * a.d, acc);
+        acc_min = (m as f32).mul_add(w.dmin() * a.d, acc_min);
     }
     acc - acc_min
 }
 
-/// `ggml_vec_dot_q5_K_q8_K_generic`: eight lanes by element index mod 8 for the codes, one
-/// exact integer per super-block for the minimums, subtracted with a multiply and a subtraction.
+/// As [`dot_q4_k`], with codes below 32 (their fifth bits from `qh`).
 pub(super) fn dot_q5_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
+    let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
     for (w, a) in as_blocks::<BlockQ5K>(row).iter().zip(xq) {
-        let sm = w.scales_and_mins();
-        let (scales, mins) = sm.split_at(8);
-        let mut lanes = [0i32; 8];
-        for (i, (&q, &x)) in w.codes().iter().zip(&a.qs).enumerate() {
-            // Sub-block i/32; a code (below 32) times an activation code fits in i16, as ggml's
-            // `aux16` holds it.
-            lanes[i % 8] += i32::from(scales[i / 32]) * (i32::from(q) * i32::from(x));
-        }
-        let summ: i32 =
-            a.bsums.iter().enumerate().map(|(j, &s)| i32::from(s) * i32::from(mins[j / 2])).sum();
-        accumulate_lanes(&mut sums, w.d() * a.d, &lanes);
-        sumf -= w.dmin() * a.d * summ as f32;
+        let (s, m) = sums_with_minimums(&w.scales_and_mins(), &w.codes(), a);
+        acc = (s as f32).mul_add(w.d() * a.d, acc);
+        acc_min = (m as f32).mul_add(w.dmin() * a.d, acc_min);
     }
-    add_lanes(sumf, &sums)
+    acc - acc_min
 }
 
+/// Per super-block one exact integer sum, added with one FMA (see the module docs). The sum
+/// stays within i32: `|sc·(q − 32)·q_a| ≤ 128·32·128` over 256 values is at most 2^27.
 pub(super) fn dot_q6_k(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let mut sums = [0.0f32; 8];
+    let mut acc = 0.0f32;
     for (w, a) in as_blocks::<BlockQ6K>(row).iter().zip(xq) {
-        let mut lanes = [0i32; 8];
-        let codes = w.codes();
-        for (i, (&q, &x)) in codes.iter().zip(&a.qs).enumerate() {
-            // Sub-block i/16 (16 values, two runs of eight lanes).
-            lanes[i % 8] += i32::from(w.scales[i / 16]) * (i32::from(q) * i32::from(x));
-        }
-        accumulate_lanes(&mut sums, w.d() * a.d, &lanes);
+        let s: i32 = (w.codes().iter().zip(&a.qs).enumerate())
+            .map(|(i, (&q, &x))| i32::from(w.scales[i / 16]) * i32::from(q) * i32::from(x))
+            .sum();
+        acc = (s as f32).mul_add(w.d() * a.d, acc);
     }
-    add_lanes(0.0, &sums)
+    acc
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Test checks shared by the K-quant formats whose every path gives its scalar twin's bits
-//! (Q2_K, Q3_K): each path this CPU runs against the twin, bit for bit, on random and extreme
-//! rows and on batches; the twin against an f64 reference; ragged and short inputs.
+//! Test checks shared by the K-quant formats, whose every path gives its scalar twin's bits:
+//! each path this CPU runs against the twin, bit for bit, on random and extreme rows and on
+//! batches; the twin against an f64 reference (Q2_K, Q3_K; Q4_K, Q5_K and Q6_K have theirs in
+//! the parent module's tests); ragged and short inputs.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -195,6 +195,9 @@ impl Format for Q5_0 {
 trait SignedCodes {
     /// Bytes per block.
     const BLOCK_BYTES: usize;
+    /// Whether a row keeps one f32 lane, each block's exact sum added with one FMA (Q8_0),
+    /// rather than ggml's eight (Q5_0).
+    const ONE_LANE: bool;
 
     /// The 32 signed codes of the block at `block`.
     ///
@@ -208,6 +211,7 @@ pub(super) struct Q8Codes;
 
 impl SignedCodes for Q8Codes {
     const BLOCK_BYTES: usize = 34;
+    const ONE_LANE: bool = true;
 
     #[inline(always)]
     unsafe fn codes<D: Dot>(block: *const u8) -> __m256i {
@@ -221,6 +225,7 @@ pub(super) struct Q5Codes;
 
 impl SignedCodes for Q5Codes {
     const BLOCK_BYTES: usize = 22;
+    const ONE_LANE: bool = false;
 
     #[inline(always)]
     unsafe fn codes<D: Dot>(block: *const u8) -> __m256i {
@@ -237,10 +242,11 @@ impl SignedCodes for Q5Codes {
     }
 }
 
-/// Q8_0, and Q5_0 on VNNI: 4 rows by 2 inputs (4 with 32 registers), 8 f32 lanes per row
-/// and input, with room left to read each row's codes when its turn comes. A tile of 8 rows
-/// would leave room for one input only, and widening the 8 scales would then cost as much as
-/// the products.
+/// Q8_0, and Q5_0 on VNNI: 4 rows by 2 inputs (4 with 32 registers), with room left to read
+/// each row's codes when its turn comes. Q5_0 keeps 8 f32 lanes per row and input; Q8_0 one,
+/// the 4 rows' exact block sums sharing one register (see [`SignedCodes::ONE_LANE`]). A tile
+/// of 8 rows would leave room for one input only, and widening the 8 scales would then cost
+/// as much as the products.
 pub(super) struct Signed<C>(std::marker::PhantomData<C>);
 
 /// ggml `block_q8_0` in [`Signed`] tiles.
@@ -287,11 +293,34 @@ impl<C: SignedCodes> Format for Signed<C> {
     ) {
         // SAFETY: the caller's contract: each row's block is readable.
         unsafe {
-            let mut dd = [[0.0f32; 4]; T];
             let mut av = [_mm256_setzero_si256(); T];
             for t in 0..T {
-                _mm_storeu_ps(dd[t].as_mut_ptr(), _mm_mul_ps(*d, _mm_set1_ps(a[t].d)));
                 av[t] = D::signed_activation(_mm256_loadu_si256(a[t].qs.as_ptr().cast()));
+            }
+            if C::ONE_LANE {
+                let mut lanes = [[_mm256_setzero_si256(); SIGNED_ROWS]; T];
+                for r in 0..SIGNED_ROWS {
+                    let q = D::signed_weights(C::codes::<D>(blocks[r]));
+                    for t in 0..T {
+                        lanes[t][r] = D::signed_dot(&q, av[t]);
+                    }
+                }
+                for t in 0..T {
+                    // d_w·d_a per row times the rows' exact block sums, in row order.
+                    let sums = _mm_cvtepi32_ps(row_sums(&lanes[t]));
+                    let dd = _mm_mul_ps(*d, _mm_set1_ps(a[t].d));
+                    let acc = &mut acc[t].lanes[0];
+                    *acc = _mm256_zextps128_ps256(_mm_fmadd_ps(
+                        dd,
+                        sums,
+                        _mm256_castps256_ps128(*acc),
+                    ));
+                }
+                return;
+            }
+            let mut dd = [[0.0f32; 4]; T];
+            for t in 0..T {
+                _mm_storeu_ps(dd[t].as_mut_ptr(), _mm_mul_ps(*d, _mm_set1_ps(a[t].d)));
             }
             for r in 0..SIGNED_ROWS {
                 let q = D::signed_weights(C::codes::<D>(blocks[r]));
@@ -306,14 +335,32 @@ impl<C: SignedCodes> Format for Signed<C> {
 
     #[inline(always)]
     unsafe fn finish(acc: &Acc) -> [f32; ROWS] {
-        // SAFETY: register-only intrinsics.
+        // SAFETY: register-only intrinsics, and a store of 4 lanes into an array of 8.
         unsafe {
             let mut sums = [0.0; ROWS];
+            if C::ONE_LANE {
+                _mm_storeu_ps(sums.as_mut_ptr(), _mm256_castps256_ps128(acc.lanes[0]));
+                return sums;
+            }
             for (s, &v) in sums.iter_mut().zip(&acc.lanes).take(SIGNED_ROWS) {
                 *s = hsum(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
             }
             sums
         }
+    }
+}
+
+/// The exact sums of the eight i32 lanes of each of the 4 rows' `lanes`, in row order.
+#[inline(always)]
+unsafe fn row_sums(lanes: &[__m256i; SIGNED_ROWS]) -> __m128i {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's contract.
+    unsafe {
+        // Each 128-bit half ends with a partial sum of each row, in row order.
+        let pairs = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(lanes[0], lanes[1]),
+            _mm256_hadd_epi32(lanes[2], lanes[3]),
+        );
+        _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256::<1>(pairs))
     }
 }
 

@@ -4,16 +4,21 @@
 //! # Tiles
 //! The quantized kernels walk a tile of weight rows (8, or 4 for Q8_0) and one to four inputs
 //! over the blocks. Per block, they unpack the rows' codes and widen their f16 scales once for
-//! all inputs, and load each activation block once for all rows. Each row keeps the lanes of llama.cpp's
-//! kernel for its format, so results match llama.cpp's AVX2 build bit for bit:
-//! - Q4_1, Q5_0, Q8_0: 8 f32 lanes per row, lane `k` taking, with one FMA per block, the
-//!   exact integer sum of the products of elements `4k..4k + 4`; the result is the lanes'
+//! all inputs, and load each activation block once for all rows. Each row keeps the float
+//! order of its scalar twin ([`super::scalar`]), so the results are the same bits:
+//! - Q4_1, Q5_0: 8 f32 lanes per row, lane `k` taking, with one FMA per block, the exact
+//!   integer sum of the products of elements `4k..4k + 4`; the result is the lanes'
 //!   horizontal sum (plus, for Q4_1, the minimums' FMA chain), as `ggml_vec_dot_q4_1_q8_1`,
-//!   `ggml_vec_dot_q5_0_q8_0`, `ggml_vec_dot_q8_0_q8_0` and `hsum_float_8` compute it:
+//!   `ggml_vec_dot_q5_0_q8_0` and `hsum_float_8` compute it, so results match llama.cpp's
+//!   AVX2 build bit for bit:
 //!   <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //! - Q4_0: one lane per row, taking each block's exact integer sum with one FMA, as the
 //!   repacked `ggml_gemv_q4_0_8x8_q8_0` that llama.cpp uses for Q4_0 on AVX2 CPUs.
 //! - Q3_0 (lantern's own, which llama.cpp lacks): as Q4_0, one lane per row.
+//! - Q8_0: as Q4_0, one lane per row, as its interleaved rows round
+//!   ([`crate::kernels::interleaved`]), so that a row gives the same bits from the file or
+//!   interleaved; ggml's `ggml_vec_dot_q8_0_q8_0` keeps eight lanes, from which this differs
+//!   by float rounding only.
 //!
 //! The 4-bit formats (and Q5_0 and Q3_0, whose codes are unpacked the same way) hold two rows
 //! per register, row `p` in the low 128 bits and row `p + 4` in the high: one `maddubs` then

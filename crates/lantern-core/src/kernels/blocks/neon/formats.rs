@@ -4,7 +4,7 @@
 use std::arch::aarch64::*;
 
 use super::{Format, ROWS};
-use crate::kernels::neon::widen_f16;
+use crate::kernels::neon::{widen_f16, Dot};
 
 /// lantern `Q3_0` (14 bytes: f16 d, 8 bytes of low two bits, 4 bytes of third bits):
 /// value = d·(q − 4).
@@ -141,12 +141,24 @@ pub(super) struct Q8_0;
 
 impl Format for Q8_0 {
     const BLOCK_BYTES: usize = 34;
-    const INPUTS: usize = 2;
+    const INPUTS: usize = 4;
+    const ONE_LANE: bool = true;
 
     #[inline(always)]
     unsafe fn codes(block: *const u8) -> [int8x16_t; 2] {
         // SAFETY: the caller's contract: bytes 2..34 are the codes.
         unsafe { [vld1q_s8(block.add(2).cast()), vld1q_s8(block.add(18).cast())] }
+    }
+
+    /// Codes reach −128, so four products may leave i16 (`dot32` on the widening path): two
+    /// `dot4`s, whose pairs of products stay within it, and an add.
+    #[inline(always)]
+    unsafe fn block_sum<D: Dot>(
+        [lo, hi]: [int8x16_t; 2],
+        [a_lo, a_hi]: [int8x16_t; 2],
+    ) -> int32x4_t {
+        // SAFETY: the caller's contract.
+        unsafe { vaddq_s32(D::dot4(lo, a_lo), D::dot4(hi, a_hi)) }
     }
 }
 

@@ -6,13 +6,13 @@
 //! Per block, they widen the 4 rows' f16 scales at once, unpack each row's codes once for all
 //! inputs and load each activation block once for all rows. Each row keeps the float
 //! arithmetic of its scalar twin ([`super::scalar`]), so the results are the same bits:
-//! - Q4_1, Q5_0, Q8_0: 8 f32 lanes per row (two registers), lane `k` taking, with one FMA per
+//! - Q4_1, Q5_0: 8 f32 lanes per row (two registers), lane `k` taking, with one FMA per
 //!   block, the exact integer sum of the products of elements `4k..4k + 4` times `d_w·d_a`;
 //!   the result is the lanes' sum in `Lanes::sum`'s order (plus, for Q4_1, the minimums'
 //!   FMA chain, one lane per row). Two inputs per tile: their 16 accumulators take half the
 //!   32 vector registers.
-//! - Q4_0, Q3_0: one f32 lane per row, taking each block's exact integer sum with one FMA;
-//!   the 4 rows' sums share one register, so a tile takes four inputs.
+//! - Q4_0, Q3_0, Q8_0: one f32 lane per row, taking each block's exact integer sum with one
+//!   FMA; the 4 rows' sums share one register, so a tile takes four inputs.
 //!
 //! # Integer products
 //! Codes are unpacked as signed bytes (`q − 4`, `q − 8`, `q − 16`, or `q` itself), so both paths
@@ -82,7 +82,7 @@ trait Format {
     /// Inputs a tile takes at once (up to [`MAX_INPUTS`]), as many as keep the accumulators
     /// in registers.
     const INPUTS: usize;
-    /// Whether a row keeps one f32 lane (Q4_0) rather than eight.
+    /// Whether a row keeps one f32 lane (Q4_0, Q3_0, Q8_0) rather than eight.
     const ONE_LANE: bool = false;
     /// Whether blocks hold a minimum `m`, whose `m_w·s_a` chain is added at the end (Q4_1).
     const MIN: bool = false;
@@ -104,6 +104,18 @@ trait Format {
     /// # Safety
     /// The block's bytes are readable.
     unsafe fn codes(block: *const u8) -> [int8x16_t; 2];
+
+    /// Four i32 lanes whose total is the exact sum of the products of `codes` with the
+    /// activation codes `a`, for [`Format::ONE_LANE`]: [`Dot::dot32`], exact for codes of
+    /// magnitude up to 63.
+    ///
+    /// # Safety
+    /// The features of the path are available.
+    #[inline(always)]
+    unsafe fn block_sum<D: Dot>(codes: [int8x16_t; 2], a: [int8x16_t; 2]) -> int32x4_t {
+        // SAFETY: the caller's contract.
+        unsafe { D::dot32(codes, a) }
+    }
 }
 
 /// The f16 values at byte `offset` of the 4 rows, widened to f32 in row order.
@@ -251,10 +263,10 @@ unsafe fn tile<F: Format, D: Dot, const T: usize>(
                 }
                 for t in 0..T {
                     let s = [
-                        D::dot32(codes[0], a[t]),
-                        D::dot32(codes[1], a[t]),
-                        D::dot32(codes[2], a[t]),
-                        D::dot32(codes[3], a[t]),
+                        F::block_sum::<D>(codes[0], a[t]),
+                        F::block_sum::<D>(codes[1], a[t]),
+                        F::block_sum::<D>(codes[2], a[t]),
+                        F::block_sum::<D>(codes[3], a[t]),
                     ];
                     // Each row's lanes added up: the rows' exact block sums, in row order.
                     let sumi = vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
