@@ -9,6 +9,8 @@
 //!
 //! # Layouts
 //! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row.
+//! - `q3_k`: Q3_K, one fused multiply-add per super-block and row, in the order of the file
+//!   layout's Q3_K kernels, so that both give the same bits.
 //! - `q4_k`: Q4_K and Q5_K, two fused multiply-adds per super-block and row (codes and
 //!   minimums, in running sums of their own), in the order of the file layout's Q4_K
 //!   kernels: Q4_K gives their bits, Q5_K differs from its file kernels by rounding.
@@ -22,6 +24,7 @@ use crate::GgmlType;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod offset;
+mod q3_k;
 mod q4_k;
 mod q6_k;
 mod q8_0;
@@ -36,6 +39,8 @@ pub const GROUP_ROWS: usize = 16;
 enum Layout {
     /// Q4_0 or Q5_0.
     Offset(Offset),
+    /// Q3_K.
+    Q3K,
     /// Q4_K or, with fifth bits, Q5_K.
     K4 { fifth: bool },
     /// Q6_K.
@@ -50,6 +55,7 @@ impl Layout {
         Some(match ty {
             GgmlType::Q4_0 => Self::Offset(Offset::Q4_0),
             GgmlType::Q5_0 => Self::Offset(Offset::Q5_0),
+            GgmlType::Q3_K => Self::Q3K,
             GgmlType::Q4_K => Self::K4 { fifth: false },
             GgmlType::Q5_K => Self::K4 { fifth: true },
             GgmlType::Q6_K => Self::Q6K,
@@ -69,6 +75,7 @@ pub fn interleaves(ty: GgmlType) -> bool {
 pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => format.group_bytes(row_bytes),
+        Some(Layout::Q3K) => q3_k::group_bytes(row_bytes),
         Some(Layout::K4 { fifth }) => q4_k::group_bytes(fifth, row_bytes),
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
         Some(Layout::Q8_0) => q8_0::group_bytes(row_bytes),
@@ -91,6 +98,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     }
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => offset::interleave(format, w, row_bytes, out),
+        Some(Layout::Q3K) => q3_k::interleave(w, row_bytes, out),
         Some(Layout::K4 { fifth }) => q4_k::interleave(fifth, w, row_bytes, out),
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
         Some(Layout::Q8_0) => q8_0::interleave(w, row_bytes, out),
@@ -113,6 +121,7 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     match (layout, isa) {
         (Layout::Offset(Offset::Q4_0), Isa::Scalar) => Some(offset::scalar_q4_0),
         (Layout::Offset(Offset::Q5_0), Isa::Scalar) => Some(offset::scalar_q5_0),
+        (Layout::Q3K, Isa::Scalar) => Some(q3_k::scalar),
         (Layout::K4 { fifth: false }, Isa::Scalar) => Some(q4_k::scalar_q4_k),
         (Layout::K4 { fifth: true }, Isa::Scalar) => Some(q4_k::scalar_q5_k),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
