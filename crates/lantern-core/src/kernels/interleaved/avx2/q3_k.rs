@@ -8,11 +8,13 @@
 //! products, scaled by the rows' sub-block scales, into the super-block's exact sum `S` per
 //! row. Each super-block's sums then take one conversion and one fused multiply-add, with no
 //! horizontal sum anywhere. How a path scales its products depends on its byte products:
-//! - with VNNI (`vpdpbusd`), each sub-block's products go into one i32 per row, which starts
-//!   at the offset −4·bsum and is then multiplied by the scales (`vpmulld`);
-//! - on AVX2 (`maddubs`), a sub-block's four chunks' products go into i16 pairs (codes below 8
-//!   keep them small), which one `madd` multiplies by the scales and sums into i32; the
-//!   offsets take one more `madd` per pair of sub-blocks, −4 times the scales by the `bsums`.
+//! - with VNNI (`vpdpbusd`), each sub-block's products go into one i32 per row, small enough
+//!   for an i16 (codes below 8), which one `vpdpwssd` multiplies by the scales;
+//! - on AVX2 (`maddubs`), a sub-block's four chunks' products go into i16 pairs, which one
+//!   `madd` multiplies by the scales and sums into i32.
+//!
+//! On both, the offsets take one more `madd` per pair of sub-blocks, −4 times the scales by
+//! the `bsums`.
 //!
 //! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
 //! [`crate::kernels::interleaved::interleaved_fn_for`] hands out after feature detection; every
@@ -120,8 +122,6 @@ unsafe fn half_tile<D: Dot, const T: usize>(
             let block = group.as_ptr().add(SUPER_BYTES * b);
             let scales = block.add(HALF_SCALES * h);
             let codes = block.add(CODES + HALF_CODES * h);
-            // Where each sub-block's sum starts, on the path that sums sub-blocks first.
-            let starts = if D::FUSED_DOT4 { offsets(&x) } else { [[0; 2 * PAIRS]; T] };
             let mut s = [_mm256_setzero_si256(); T];
             for p in 0..PAIRS {
                 let until = next.len().min(share * (PAIRS * (e.blocks * h + b) + p + 1));
@@ -131,22 +131,22 @@ unsafe fn half_tile<D: Dot, const T: usize>(
                 }
                 // The rows' scales of sub-blocks 2p and 2p + 1: i16 pairs, one per lane.
                 let pair = _mm256_cvtepi8_epi16(_mm_loadu_si128(scales.add(16 * p).cast()));
+                // −4·sc: at most 128 in magnitude.
+                let offset = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16::<2>(pair));
+                for (s, x) in s.iter_mut().zip(&x) {
+                    let bsums = x.bsums.as_ptr().add(2 * p).cast::<i32>().read_unaligned();
+                    *s = D::madd_add(*s, offset, _mm256_set1_epi32(bsums));
+                }
                 let [q0, q1, q2, q3, q4, q5, q6, q7] = unpack(codes.add(PAIR_CODES * p));
                 let halves = [[q0, q1, q2, q3], [q4, q5, q6, q7]];
                 if D::FUSED_DOT4 {
-                    let even = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(pair));
-                    let odd = _mm256_srai_epi32::<16>(pair);
+                    // Each scale in the low i16 of its lane, 0 in the high one.
+                    let even = _mm256_and_si256(pair, _mm256_set1_epi32(0xFFFF));
+                    let odd = _mm256_srli_epi32::<16>(pair);
                     for (k, (scale, q)) in [even, odd].into_iter().zip(&halves).enumerate() {
-                        sub_block_fused::<D, T>(&mut s, q, scale, &x, 2 * p + k, &starts);
+                        sub_block_fused::<D, T>(&mut s, q, scale, &x, 2 * p + k);
                     }
                 } else {
-                    // −4·sc: at most 128 in magnitude.
-                    let offset =
-                        _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16::<2>(pair));
-                    for (s, x) in s.iter_mut().zip(&x) {
-                        let bsums = x.bsums.as_ptr().add(2 * p).cast::<i32>().read_unaligned();
-                        *s = D::madd_add(*s, offset, _mm256_set1_epi32(bsums));
-                    }
                     let even = _mm256_shuffle_epi8(pair, duplicate(0));
                     let odd = _mm256_shuffle_epi8(pair, duplicate(1));
                     for (k, (scale, q)) in [even, odd].into_iter().zip(&halves).enumerate() {
@@ -164,30 +164,6 @@ unsafe fn half_tile<D: Dot, const T: usize>(
             _mm256_storeu_ps(sums.as_mut_ptr(), *acc);
         }
     }
-}
-
-/// −4·bsum for each input and sub-block.
-///
-/// # Safety
-/// AVX2 is available.
-#[inline(always)]
-unsafe fn offsets<const T: usize>(x: &[&BlockQ8K; T]) -> [[i32; 2 * PAIRS]; T] {
-    let mut offsets = [[0i32; 2 * PAIRS]; T];
-    // SAFETY: AVX2 (the caller's contract); the loads read `bsums` (32 bytes) and the stores
-    // write 16 i32 of `offsets[t]` in two halves.
-    unsafe {
-        for (x, offsets) in x.iter().zip(&mut offsets) {
-            let bsums = _mm256_loadu_si256(x.bsums.as_ptr().cast());
-            let halves = [_mm256_castsi256_si128(bsums), _mm256_extracti128_si256::<1>(bsums)];
-            for (k, half) in halves.into_iter().enumerate() {
-                // At most 4 · 32768 in magnitude.
-                let times4 = _mm256_slli_epi32::<2>(_mm256_cvtepi16_epi32(half));
-                let offset = _mm256_sub_epi32(_mm256_setzero_si256(), times4);
-                _mm256_storeu_si256(offsets[8 * k..].as_mut_ptr().cast(), offset);
-            }
-        }
-    }
-    offsets
 }
 
 /// The four activation chunks of sub-block `j` of `x`, each broadcast to every i32 lane.
@@ -208,9 +184,9 @@ unsafe fn chunks(x: &BlockQ8K, j: usize) -> [__m256i; 4] {
     }
 }
 
-/// Sub-block `j` with codes `q` and the rows' scales `scale` (one i32 per lane) for `T`
-/// inputs, added to `s`: each input's products summed into one i32 per row, starting at
-/// `starts[t][j]`, then scaled.
+/// Sub-block `j` with codes `q` and the rows' scales `scale` (the low i16 of each lane, the
+/// high one 0) for `T` inputs, added to `s`: each input's products summed into one i32 per
+/// row, then scaled.
 ///
 /// # Safety
 /// The features of the path are available; `j < 16`.
@@ -221,23 +197,25 @@ unsafe fn sub_block_fused<D: Dot, const T: usize>(
     scale: __m256i,
     x: &[&BlockQ8K; T],
     j: usize,
-    starts: &[[i32; 2 * PAIRS]; T],
 ) {
     // SAFETY: the features and `j` (the caller's contract).
     unsafe {
         for t in 0..T {
             let xs = chunks(x[t], j);
-            let start = _mm256_set1_epi32(starts[t][j]);
+            let zero = _mm256_setzero_si256();
             // One input alone has too few sums to hide the products' latency, so it keeps
             // two chains.
             let sum = if T == 1 {
-                let even = D::dot8(start, q[0], xs[0], q[1], xs[1]);
-                let odd = D::dot8(_mm256_setzero_si256(), q[2], xs[2], q[3], xs[3]);
+                let even = D::dot8(zero, q[0], xs[0], q[1], xs[1]);
+                let odd = D::dot8(zero, q[2], xs[2], q[3], xs[3]);
                 _mm256_add_epi32(even, odd)
             } else {
-                D::dot8(D::dot8(start, q[0], xs[0], q[1], xs[1]), q[2], xs[2], q[3], xs[3])
+                D::dot8(D::dot8(zero, q[0], xs[0], q[1], xs[1]), q[2], xs[2], q[3], xs[3])
             };
-            s[t] = _mm256_add_epi32(s[t], _mm256_mullo_epi32(sum, scale));
+            // Sixteen products of codes below 8 and activation codes of at most 128 in
+            // magnitude: within ±16 · 7 · 128 = 14336, an i16, so the lane's high i16 is
+            // its sign, which the scales' zero high halves drop.
+            s[t] = D::madd_add(s[t], sum, scale);
         }
     }
 }
