@@ -67,7 +67,7 @@ impl QTensor {
     /// path of this CPU, when that path has an interleaved kernel for the type; otherwise
     /// unchanged. [`QTensor::matmul`] then reads the interleaved copy for row ranges that
     /// start on a group of [`GROUP_ROWS`]; the copy is made once, here. For Q4_0 the results
-    /// are the file rows' bit for bit, and for Q4_K too; Q5_0, Q5_K, Q6_K and Q8_0 round in an
+    /// are the file rows' bit for bit, and for Q3_K and Q4_K too; Q5_0, Q5_K, Q6_K and Q8_0 round in an
     /// order of their own (one fused multiply-add per block or super-block and row), so a
     /// row's result can differ from the file rows' in the last bits, and with it on whether
     /// its range starts on a group (the runtime's ranges always do).
