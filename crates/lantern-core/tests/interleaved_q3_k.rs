@@ -77,7 +77,7 @@ fn paths_and_file_rows_give_the_twin_bits() {
     for len in [256, 1536] {
         // Partial groups, pairs of groups, tiles of inputs and their remainders.
         for rows in [1, 8, 13, 16, 19, 40] {
-            for n in [1, 2, 3, 4, 5, 7, 8, 9] {
+            for n in 1..=9 {
                 let bytes = random_q3_k(&mut rng, rows, len);
                 let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
                 assert_paths_give_the_twin_bits(&bytes, (rows, rows), &xq, n);

@@ -18,9 +18,10 @@
 //!   register `m` holds row `8h + r`'s code of chunk `m` (element `32p + 4m + e`) in bits
 //!   0..3, that of chunk `4 + m` (the same place in the odd sub-block) in bits 3..6, and in
 //!   bits 6..8 bits `2m` and `2m + 1` of the six-bit `t` = code of chunk 3 | code of chunk 7
-//!   << 3. Loaded, the three registers give six chunks with three `and`s and three shifts,
-//!   and `t` as Q6_K gathers its fourth chunk; `t` gives chunks 3 and 7. I32 lane `r` then
-//!   holds row `8h + r`'s four codes of a chunk, ready for byte products with the chunk's four
+//!   << 3. Loaded, the three registers give six chunks with six `and`s and three shifts, and
+//!   `t` as Q6_K gathers its fourth chunk (three `and`s, three shifts, two `or`s); `t` gives
+//!   chunks 3 and 7 with one more shift and two `and`s. I32 lane `r` then holds row
+//!   `8h + r`'s four codes of a chunk, ready for byte products with the chunk's four
 //!   activation bytes;
 //! - the super-block scales: the 16 rows' f16 `d` in row order (32 bytes at `1792`).
 //!
