@@ -94,9 +94,9 @@ impl GroupTile for Q3Kx16 {
 
 /// Half group `h` of `group` times `T` inputs: row `8h + r` for input `t` goes to
 /// `sums[t][r]`. On the way it prefetches `next` into L2, `share` bytes per pair of
-/// sub-blocks, from where `prefetched` says it got to: L2 rather than L1 as Q6_K's kernel
-/// does, since from rows of a few super-blocks on, this group and the next are more than L1
-/// holds.
+/// sub-blocks, from where `prefetched` says it got to: L2 rather than L1, as Q6_K's kernel
+/// does, since a group is 1824 bytes per super-block: from rows of 9 super-blocks on, this
+/// group and the next are more than a 32 KiB L1 holds.
 ///
 /// # Safety
 /// As [`GroupTile::tile`], and `h < 2`.
