@@ -204,15 +204,7 @@ fn q2_k(b: &BlockQ2K, out: &mut [f32]) {
 /// `dequantize_row_q3_K`: (d·(sc − 32))·(q − 4) with the sub-block's scale.
 #[inline]
 fn q3_k(b: &BlockQ3K, out: &mut [f32]) {
-    let d = b.d();
-    let codes = b.codes();
-    for ((out, codes), &sc) in out.chunks_exact_mut(16).zip(codes.chunks_exact(16)).zip(&b.scales())
-    {
-        let ds = d * f32::from(sc);
-        for (o, &q) in out.iter_mut().zip(codes) {
-            *o = ds * f32::from(q);
-        }
-    }
+    scaled_sub_blocks_of_16(b.d(), &b.scales(), &b.codes(), out);
 }
 
 /// `dequantize_row_q4_K`: (d·sc)·q − dmin·m with the sub-block's scale and minimum.
@@ -242,13 +234,18 @@ pub(crate) fn k_sub_blocks(d: f32, dmin: f32, sm: &[u8; 16], codes: &[u8; QK_K],
 /// `dequantize_row_q6_K`: (d·sc)·(q − 32) with the sub-block's scale, multiplied in that order.
 #[inline]
 fn q6_k(b: &BlockQ6K, out: &mut [f32]) {
-    q6_k_sub_blocks(b.d(), &b.scales, &b.codes(), out);
+    scaled_sub_blocks_of_16(b.d(), &b.scales, &b.codes(), out);
 }
 
-/// (d·sc)·q for each of sixteen sub-blocks of 16 codes (already less 32), with the sub-block
-/// scales `scales`.
+/// (d·sc)·q for each of sixteen sub-blocks of 16 signed codes (Q3_K's and Q6_K's, their
+/// offsets taken off), with the sub-block scales `scales`.
 #[inline]
-pub(crate) fn q6_k_sub_blocks(d: f32, scales: &[i8; 16], codes: &[i8; QK_K], out: &mut [f32]) {
+pub(crate) fn scaled_sub_blocks_of_16(
+    d: f32,
+    scales: &[i8; 16],
+    codes: &[i8; QK_K],
+    out: &mut [f32],
+) {
     for ((out, codes), &sc) in out.chunks_exact_mut(16).zip(codes.chunks_exact(16)).zip(scales) {
         for (o, &q) in out.iter_mut().zip(codes) {
             *o = d * f32::from(sc) * f32::from(q);

@@ -66,9 +66,9 @@ impl QTensor {
     /// This tensor with its rows also [interleaved](kernels::interleaved) for the fastest
     /// path of this CPU, when that path has an interleaved kernel for the type; otherwise
     /// unchanged. [`QTensor::matmul`] then reads the interleaved copy for row ranges that
-    /// start on a group of [`GROUP_ROWS`]; the copy is made once, here. For Q4_0, Q8_0, Q4_K,
-    /// Q5_K and Q6_K the results are the file rows' bit for bit; Q5_0 rounds in an order of
-    /// its own (one fused multiply-add per block and row, where its file rows keep ggml's
+    /// start on a group of [`GROUP_ROWS`]; the copy is made once, here. For Q4_0, Q8_0, Q3_K,
+    /// Q4_K, Q5_K and Q6_K the results are the file rows' bit for bit; Q5_0 rounds in an order
+    /// of its own (one fused multiply-add per block and row, where its file rows keep ggml's
     /// eight lanes), so a row's result can differ from the file rows' in the last bits, and
     /// with it on whether its range starts on a group (the runtime's ranges always do).
     pub fn interleaved(self) -> Self {

@@ -48,13 +48,26 @@ pub(crate) fn quantize(ty: GgmlType, values: &[f32]) -> Vec<u8> {
 }
 
 /// `rows` Q6_K rows of `len` values (a multiple of 256), which lantern does not quantize to:
-/// random codes and sub-block scales, and a random f16 scale `d` in 0.01..0.1 per super-block.
+/// see [`random_with_d_last`].
 pub(crate) fn random_q6_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; GgmlType::Q6_K.tensor_bytes(&[len, rows]).unwrap()];
+    random_with_d_last(GgmlType::Q6_K, rng, rows, len)
+}
+
+/// `rows` Q3_K rows of `len` values (a multiple of 256), which lantern does not quantize to:
+/// see [`random_with_d_last`].
+pub(crate) fn random_q3_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
+    random_with_d_last(GgmlType::Q3_K, rng, rows, len)
+}
+
+/// `rows` rows of `len` values of type `ty`, Q3_K or Q6_K: random codes and sub-block scales,
+/// and a random f16 scale `d` in 0.01..0.1 per super-block (its last two bytes).
+fn random_with_d_last(ty: GgmlType, rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
     rng.fill(&mut bytes[..]);
-    for block in bytes.chunks_exact_mut(GgmlType::Q6_K.type_size()) {
+    let block_bytes = ty.type_size();
+    for block in bytes.chunks_exact_mut(block_bytes) {
         let d = half::f16::from_f32(rng.random_range(0.01..0.1));
-        block[208..].copy_from_slice(&d.to_le_bytes()); // `d` comes last
+        block[block_bytes - 2..].copy_from_slice(&d.to_le_bytes());
     }
     bytes
 }

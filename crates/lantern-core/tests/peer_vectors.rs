@@ -195,16 +195,17 @@ fn kernels_come_within_tolerance_of_the_peers_dot() {
     }
 }
 
-/// Q2_K and Q3_K keep the float order of ggml's x86 kernels on every path, and the peer's x86
-/// kernels for them have no AVX-512 variant: with vectors from an x86-64 build of the peer,
-/// as the committed ones are, every path gives the peer's dot bit for bit. (A peer built for
-/// aarch64 sums in another order; vectors from it would fail here and pass the tolerance.)
+/// Q2_K keeps the float order of ggml's x86 kernel on every path, and the peer's x86 kernel
+/// for it has no AVX-512 variant: with vectors from an x86-64 build of the peer, as the
+/// committed ones are, every path gives the peer's dot bit for bit. (A peer built for aarch64
+/// sums in another order; vectors from it would fail here and pass the tolerance. Q3_K rounds
+/// once per super-block instead, as its interleaved rows do, and meets the tolerance only.)
 #[test]
-fn q2_k_and_q3_k_give_the_peers_bits() {
+fn q2_k_gives_the_peers_bits() {
     let paths = isas();
     for path in files() {
         let v = parse(&path);
-        if !matches!(v.ty, GgmlType::Q2_K | GgmlType::Q3_K) {
+        if v.ty != GgmlType::Q2_K {
             continue;
         }
         for (isa, y) in v.dots(&paths) {

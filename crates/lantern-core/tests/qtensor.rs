@@ -5,8 +5,8 @@ use lantern_core::kernels::Input;
 use lantern_core::{quantize_row, Error, GgmlType, QTensor, TensorBytes, QK8};
 
 use crate::common::{
-    dequantize, dot64, quantize, quantize_x, quantize_xk, randn, random_q4_k, random_q5_k,
-    random_q6_k, rng,
+    dequantize, dot64, quantize, quantize_x, quantize_xk, randn, random_q3_k, random_q4_k,
+    random_q5_k, random_q6_k, rng,
 };
 
 const ROW_LEN: usize = 576;
@@ -87,6 +87,7 @@ fn interleaved_tensors_dequantize_rows_as_the_file_does() {
             .map(|ty| (ty, ROW_LEN, quantize(ty, &randn(&mut rng, ROW_LEN * rows, 0.05))))
             .collect();
     let len = 512;
+    cases.push((GgmlType::Q3_K, len, random_q3_k(&mut rng, rows, len)));
     cases.push((GgmlType::Q4_K, len, random_q4_k(&mut rng, rows, len)));
     cases.push((GgmlType::Q5_K, len, random_q5_k(&mut rng, rows, len)));
     cases.push((GgmlType::Q6_K, len, random_q6_k(&mut rng, rows, len)));

@@ -8,6 +8,7 @@ mod common;
 mod dequant;
 mod grid;
 mod interleaved;
+mod interleaved_q3_k;
 mod kernels;
 mod kquants;
 mod peer_vectors;

@@ -85,7 +85,7 @@ impl Projections {
 impl Weights {
     /// Finds, checks and wraps every weight the decoder needs. Quantized tensors stay
     /// zero-copy views of the file, and the matrices of formats whose fastest kernel reads
-    /// interleaved rows (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K on x86) also get that copy
+    /// interleaved rows (Q4_0, Q5_0, Q8_0, Q3_K, Q4_K, Q5_K and Q6_K on x86) also get that copy
     /// ([`QTensor::interleaved`]); norm gains are dequantized to f32 once. A block matrix
     /// absent from the file is read from its SWSC tensors when they are there.
     ///

@@ -10,6 +10,8 @@
 //! # Layouts
 //! - `offset`: Q4_0 and Q5_0, one fused multiply-add per block and row: Q4_0 gives the file
 //!   layout's bits, Q5_0 differs from its file kernels (ggml's eight lanes) by rounding.
+//! - `q3_k`: Q3_K, one fused multiply-add per super-block and row, in the order of the file
+//!   layout's Q3_K kernels, so that both give the same bits.
 //! - `q4_k`: Q4_K and Q5_K, two fused multiply-adds per super-block and row (codes and
 //!   minimums, in running sums of their own), in the order of the file layout's kernels:
 //!   both give their bits.
@@ -28,6 +30,7 @@ use crate::GgmlType;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod offset;
+mod q3_k;
 mod q4_k;
 mod q6_k;
 mod q8_0;
@@ -42,6 +45,8 @@ pub const GROUP_ROWS: usize = 16;
 enum Layout {
     /// Q4_0 or Q5_0.
     Offset(Offset),
+    /// Q3_K.
+    Q3K,
     /// Q4_K or, with fifth bits, Q5_K.
     K4 { fifth: bool },
     /// Q6_K.
@@ -56,6 +61,7 @@ impl Layout {
         Some(match ty {
             GgmlType::Q4_0 => Self::Offset(Offset::Q4_0),
             GgmlType::Q5_0 => Self::Offset(Offset::Q5_0),
+            GgmlType::Q3_K => Self::Q3K,
             GgmlType::Q4_K => Self::K4 { fifth: false },
             GgmlType::Q5_K => Self::K4 { fifth: true },
             GgmlType::Q6_K => Self::Q6K,
@@ -75,6 +81,7 @@ pub fn interleaves(ty: GgmlType) -> bool {
 pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => format.group_bytes(row_bytes),
+        Some(Layout::Q3K) => q3_k::group_bytes(row_bytes),
         Some(Layout::K4 { fifth }) => q4_k::group_bytes(fifth, row_bytes),
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
         Some(Layout::Q8_0) => q8_0::group_bytes(row_bytes),
@@ -97,6 +104,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
     }
     match Layout::of(ty) {
         Some(Layout::Offset(format)) => offset::interleave(format, w, row_bytes, out),
+        Some(Layout::Q3K) => q3_k::interleave(w, row_bytes, out),
         Some(Layout::K4 { fifth }) => q4_k::interleave(fifth, w, row_bytes, out),
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
         Some(Layout::Q8_0) => q8_0::interleave(w, row_bytes, out),
@@ -117,6 +125,7 @@ pub fn dequantize_row(ty: GgmlType, w: &[u8], row_bytes: usize, r: usize, out: &
     let group = group_bytes(ty, row_bytes);
     let (block_bytes, block_len) = match layout {
         Layout::Offset(format) => (format.block_bytes(), crate::QK8),
+        Layout::Q3K => (q3_k::BLOCK_BYTES, crate::QK_K),
         Layout::K4 { fifth } => (q4_k::block_bytes(fifth), crate::QK_K),
         Layout::Q6K => (q6_k::BLOCK_BYTES, crate::QK_K),
         Layout::Q8_0 => (q8_0::BLOCK_BYTES, crate::QK8),
@@ -129,6 +138,7 @@ pub fn dequantize_row(ty: GgmlType, w: &[u8], row_bytes: usize, r: usize, out: &
     let (w, lane) = (&w[group_at..][..group], r % GROUP_ROWS);
     match layout {
         Layout::Offset(format) => offset::dequantize_row(format, w, lane, row_blocks, out),
+        Layout::Q3K => q3_k::dequantize_row(w, lane, out),
         Layout::K4 { fifth } => q4_k::dequantize_row(fifth, w, lane, out),
         Layout::Q6K => q6_k::dequantize_row(w, lane, out),
         Layout::Q8_0 => q8_0::dequantize_row(w, lane, row_blocks, out),
@@ -150,6 +160,7 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
     match (layout, isa) {
         (Layout::Offset(Offset::Q4_0), Isa::Scalar) => Some(offset::scalar_q4_0),
         (Layout::Offset(Offset::Q5_0), Isa::Scalar) => Some(offset::scalar_q5_0),
+        (Layout::Q3K, Isa::Scalar) => Some(q3_k::scalar),
         (Layout::K4 { fifth: false }, Isa::Scalar) => Some(q4_k::scalar_q4_k),
         (Layout::K4 { fifth: true }, Isa::Scalar) => Some(q4_k::scalar_q5_k),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),

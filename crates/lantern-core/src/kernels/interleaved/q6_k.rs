@@ -108,7 +108,7 @@ pub(super) fn dequantize_row(group: &[u8], lane: usize, out: &mut [f32]) {
             q as i8 - 32
         });
         let d = half::f16::from_le_bytes([block[SCALES + 2 * lane], block[SCALES + 2 * lane + 1]]);
-        crate::dequant::q6_k_sub_blocks(d.to_f32(), &scales, &codes, out);
+        crate::dequant::scaled_sub_blocks_of_16(d.to_f32(), &scales, &codes, out);
     }
 }
 

@@ -1,5 +1,7 @@
 //! The eight f32 lanes of ggml's x86 K-quant kernels, in scalar form: the float order that the
-//! scalar twins of Q2_K and Q3_K keep, so that they give their SIMD kernels' bits.
+//! scalar twin of Q2_K keeps, so that it gives its SIMD kernels' bits. (Q3_K's kernels form
+//! the same integer lanes, and share `SCALE_SHUFFLE` on x86, but add each super-block's
+//! lanes up exactly before one FMA: see `q3_k/`.)
 //!
 //! ggml's AVX2 kernels sum the products of each 32 values into eight i32 lanes of four
 //! adjacent values (`maddubs` then `madd`), so value `i` of a super-block lands in lane

@@ -1,8 +1,9 @@
 //! K-quant (Q4_K, Q5_K, Q6_K) kernels, one row at a time.
 //!
 //! Q2_K and Q3_K have folders of their own (`q2_k/`, `q3_k/`: the scalar twin and the
-//! dispatch, then one file per instruction set), sharing this module's row driver and, in
-//! `lanes.rs`, the float order of ggml's x86 kernels, which every one of their paths keeps.
+//! dispatch, then one file per instruction set), sharing this module's row driver. Every path
+//! of Q2_K keeps the float order of ggml's x86 kernel (`lanes.rs`); every path of Q3_K rounds
+//! once per super-block, as the interleaved Q3_K kernels do.
 //!
 //! # Contract
 //! A kernel takes the raw bytes of one weight row in ggml's on-disk layout (no alignment

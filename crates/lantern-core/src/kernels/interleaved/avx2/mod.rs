@@ -1,7 +1,7 @@
 //! The interleaved kernels on the AVX2 and AVX-512 VNNI paths: [`offset`] for Q4_0 and Q5_0,
-//! [`q4_k`] for Q4_K and Q5_K, [`q6_k`] for Q6_K, [`q8_0`] for Q8_0, and the loop they share
-//! ([`run`]): group by group, inputs a tile at a time, the next group prefetched while one
-//! computes, results copied out per input.
+//! [`q3_k`] for Q3_K, [`q4_k`] for Q4_K and Q5_K, [`q6_k`] for Q6_K, [`q8_0`] for Q8_0, and
+//! the loop they share ([`run`]): group by group, inputs a tile at a time, the next group
+//! prefetched while one computes, results copied out per input.
 
 use std::arch::x86_64::*;
 
@@ -10,6 +10,7 @@ use crate::kernels::avx2::Dot;
 use crate::kernels::MatmulFn;
 
 mod offset;
+mod q3_k;
 mod q4_k;
 mod q6_k;
 mod q8_0;
@@ -19,6 +20,7 @@ mod q8_0;
 pub(super) fn matmul_fn(layout: Layout, vnni: bool) -> MatmulFn {
     match layout {
         Layout::Offset(format) => offset::matmul_fn(format, vnni),
+        Layout::Q3K => q3_k::matmul_fn(vnni),
         Layout::K4 { fifth } => q4_k::matmul_fn(fifth, vnni),
         Layout::Q6K => q6_k::matmul_fn(vnni),
         Layout::Q8_0 => q8_0::matmul_fn(vnni),

@@ -1,15 +1,15 @@
 //! AVX2 + FMA + F16C twin of the Q3_K kernel (x86-64), and its AVX-512 VNNI variant, chosen at
 //! run time.
 //!
-//! Ported from ggml's x86 `ggml_vec_dot_q3_K_q8_K`, keeping its integer lanes and its order of
-//! float operations (see the [parent module](super)), so that the results are ggml's:
+//! Ported from ggml's x86 `ggml_vec_dot_q3_K_q8_K`, keeping its integer lanes but not its
+//! float order (see the [parent module](super)):
 //! <https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>
 //! Per 32 values, the low two bits of the codes and the "minus 4 unless the third bit is set"
 //! part each go through `maddubs` with the activation codes, one is subtracted from the other
 //! in i16 pairs, and `madd` by the two sub-block scales (the low 128 bits take the first
-//! sub-block's, the high 128 bits the second's) adds them to eight i32 lanes. The lanes are
-//! converted and added to eight f32 lanes with one FMA by d_w·d_a per super-block; one
-//! horizontal sum ends the row.
+//! sub-block's, the high 128 bits the second's) adds them to eight i32 lanes. Per super-block
+//! the lanes are summed into the exact `S`, which one scalar FMA by d_w·d_a adds to the row's
+//! sum: the interleaved Q3_K kernels' rounding.
 //!
 //! A row takes up to four inputs per pass (eight on VNNI, with its 32 registers), each
 //! super-block unpacked once for all of them. On VNNI, a pass of two or more inputs forms the
@@ -17,9 +17,8 @@
 //! (`pshufb`) of −sc·(q − 4), which lies in −128..=124 and so fits a signed byte (sc·(q − 4)
 //! would reach 128), and one `vpdpbusd` per input and 32 values sums those bytes times the
 //! activation codes plus 128 (unsigned bytes); 128·Σ of the weight bytes, summed once per
-//! super-block, comes off the lanes, which are then the negated lanes of ggml, taken with
-//! −d_w·d_a: the same exact products. (A single input keeps ggml's way, which is faster
-//! there.)
+//! super-block, comes off the lanes, which are then the negated lanes of ggml, summing to
+//! −S: the same exact integer. (A single input keeps ggml's way, which is faster there.)
 //!
 //! # Safety design
 //! As in [`crate::kernels::avx2`]: the `unsafe fn`s need AVX2, FMA and F16C (and AVX-512 F, BW,
@@ -29,7 +28,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernels::avx2::{hsum, path_fn, Dot, PathKernel};
+use crate::kernels::avx2::{hsum_i32, path_fn, Dot, PathKernel};
 use crate::kernels::kquants::avx2::load32;
 use crate::kernels::kquants::{lanes, rows, RowDot, WIDE_INPUTS};
 use crate::kernels::{Input, MatmulFn};
@@ -80,7 +79,7 @@ impl<D: Dot> RowDot for Q3K<D> {
                 load32(&lanes::SCALE_SHUFFLE[2]),
                 load32(&lanes::SCALE_SHUFFLE[3]),
             ];
-            let mut acc = [_mm256_setzero_ps(); T];
+            let mut acc = [0.0f32; T];
             for (b, w) in w.iter().enumerate() {
                 let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
                     u16::from_le_bytes(w.d),
@@ -143,18 +142,16 @@ impl<D: Dot> RowDot for Q3K<D> {
                     }
                 }
                 for t in 0..T {
-                    let d = a[t][b].d * dw;
-                    // VNNI summed −sc·(q − 4): the same lanes negated, taken with −d.
-                    let (lanes, d) =
-                        if batched { (_mm256_sub_epi32(sumi[t], bias), -d) } else { (sumi[t], d) };
-                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[t]);
+                    // VNNI summed −sc·(q − 4): the same lanes negated.
+                    let s = if batched {
+                        -hsum_i32(_mm256_sub_epi32(sumi[t], bias))
+                    } else {
+                        hsum_i32(sumi[t])
+                    };
+                    acc[t] = (s as f32).mul_add(a[t][b].d * dw, acc[t]);
                 }
             }
-            let mut sums = [0.0; T];
-            for (sum, &acc) in sums.iter_mut().zip(&acc) {
-                *sum = hsum(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-            }
-            sums
+            acc
         }
     }
 }

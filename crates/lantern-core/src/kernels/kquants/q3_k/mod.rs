@@ -7,21 +7,21 @@
 //! `Σ_b (d_w·d_a) · Σ_s sc_s · Σ_j q_j·q_a,j`, sub-blocks of 16 values.
 //!
 //! # Float order
-//! Every path computes ggml's x86 `ggml_vec_dot_q3_K_q8_K`
-//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>):
-//! per super-block, eight exact i32 lanes of scaled products ([`lanes`](super::lanes): lane
-//! `l` takes values `4l..4l + 4` of every 32), converted and added to eight f32 lanes with one
-//! FMA each by `d_a·d_w`; at the end ggml's `hsum_float_8`. The scalar twin [`dot`] is written
-//! in that order, so every path (scalar, AVX2, AVX-512 VNNI, NEON with and without `dotprod`)
-//! gives the same bits, and those of ggml's x86 kernel, which has no AVX-512 variant (checked
-//! against the peer's own vectors in `tests/peer_vectors.rs`): what llama.cpp decodes Q3_K
-//! with on x86. Its prompts take a tiled path of their own, in another order.
+//! Every path computes, per super-block, the exact integer `S = Σ_s sc_s·Σ_j q_j·q_a,j` (at
+//! most 16·32·16·4·128 = 2^22 in magnitude, in any order of its partial sums) and adds it with
+//! one FMA, `acc = S·(d_w·d_a) + acc`, over the super-blocks in order from 0: the order of the
+//! [interleaved layout](crate::kernels::interleaved)'s Q3_K kernels, so that a row gives the
+//! same bits whether it is read from the file or from interleaved groups. The scalar twin
+//! [`dot`] is written in that order, and every path (scalar, AVX2, AVX-512 VNNI, NEON with and
+//! without `dotprod`) gives its bits. ggml's x86 `ggml_vec_dot_q3_K_q8_K`
+//! (<https://github.com/ggml-org/llama.cpp/blob/47b0c4b5488fd83ee273515e80a3c41fe9c11314/ggml/src/ggml-cpu/arch/x86/quants.c>)
+//! adds the same integers in eight f32 lanes instead, so the two differ by rounding only
+//! (checked against the peer's own vectors within a tolerance in `tests/peer_vectors.rs`).
 //!
-//! How each path forms the integer lanes is its own affair: AVX2 keeps ggml's `maddubs`
-//! pairs; VNNI with several inputs and NEON multiply the codes by their negated scales first
-//! and sum four products per lane. The integers are the same.
+//! How each path forms the integers is its own affair: AVX2 keeps ggml's `maddubs` pairs in
+//! eight i32 lanes, then sums them; VNNI with several inputs and NEON multiply the codes by
+//! their negated scales first and sum four products per lane. The integers are the same.
 
-use super::lanes::{fma_lanes, hsum, scaled_lanes};
 use crate::kernels::{as_blocks, per_row, Isa, MatmulFn};
 use crate::{BlockQ3K, BlockQ8K};
 
@@ -51,12 +51,15 @@ pub(super) fn matmul_fn(isa: Isa) -> Option<MatmulFn> {
 /// The scalar twin: one row (raw bytes) with one activation, in the float order of the module
 /// docs, over the blocks both hold.
 pub(super) fn dot(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let mut acc = [0.0f32; 8];
+    let mut acc = 0.0f32;
     for (w, a) in as_blocks::<BlockQ3K>(row).iter().zip(xq) {
-        let lanes = scaled_lanes(&w.scales().map(i32::from), w.codes().map(i32::from), &a.qs);
-        fma_lanes(&mut acc, a.d * w.d(), &lanes);
+        let scales = w.scales();
+        let s: i32 = (w.codes().iter().zip(&a.qs).enumerate())
+            .map(|(i, (&q, &x))| i32::from(scales[i / 16]) * i32::from(q) * i32::from(x))
+            .sum();
+        acc = (s as f32).mul_add(w.d() * a.d, acc);
     }
-    hsum(&acc)
+    acc
 }
 
 /// [`BlockQ3K::scales`] on 32-bit words, as `ggml_vec_dot_q3_K_q8_K` unpacks them: the

@@ -4,10 +4,8 @@
 //! Per 16 values (one sub-block), the codes q − 4 are multiplied by the negated sub-block
 //! scale: −sc·(q − 4) lies in −128..=124, so it fits a signed byte, where sc·(q − 4) would
 //! reach 128. [`Dot::dot4`] then sums four adjacent products of those bytes and the
-//! activation codes into each i32 lane, the four lanes of ggml's x86 kernel for these 16
-//! values, negated. Per super-block each f32 lane takes one FMA of the negated lane by
-//! −d_w·d_a, which is the same exact product as ggml's; the final sum is the scalar twin's
-//! ([`hsum`]).
+//! activation codes into each i32 lane. Per super-block the lanes sum to −S, the exact
+//! integer of the scalar twin negated, and the row's sum takes one FMA of S by d_w·d_a.
 //!
 //! A row takes up to four inputs per pass, each super-block unpacked once for all of them.
 //!
@@ -19,7 +17,6 @@
 
 use std::arch::aarch64::*;
 
-use crate::kernels::kquants::lanes::hsum;
 use crate::kernels::kquants::{rows, RowDot};
 use crate::kernels::neon::{path_fn, widen_f16, Dot, PathKernel};
 use crate::kernels::{Input, MatmulFn};
@@ -57,7 +54,7 @@ impl<D: Dot> RowDot for Q3K<D> {
         // block: `qs` at 0, 16, 32 and 48, `hmask` at 0 and 16, activation `qs` below 256.
         unsafe {
             let (three, four) = (vdupq_n_u8(3), vdupq_n_u8(4));
-            let mut acc = [[vdupq_n_f32(0.0); 2]; T];
+            let mut acc = [0.0f32; T];
             for (b, w) in w.iter().enumerate() {
                 let dw =
                     vgetq_lane_f32::<0>(widen_f16(vcreate_u16(u64::from(u16::from_le_bytes(w.d)))));
@@ -98,20 +95,12 @@ impl<D: Dot> RowDot for Q3K<D> {
                     }
                 }
                 for t in 0..T {
-                    let d = -(a[t][b].d * dw);
-                    for (acc, &lane) in acc[t].iter_mut().zip(&lanes[t]) {
-                        *acc = vfmaq_n_f32(*acc, vcvtq_f32_s32(lane), d);
-                    }
+                    // The lanes summed −sc·(q − 4): S negated.
+                    let s = -vaddvq_s32(vaddq_s32(lanes[t][0], lanes[t][1]));
+                    acc[t] = (s as f32).mul_add(a[t][b].d * dw, acc[t]);
                 }
             }
-            let mut out = [0.0; T];
-            for (out, acc) in out.iter_mut().zip(&acc) {
-                let mut lanes = [0.0f32; 8];
-                vst1q_f32(lanes.as_mut_ptr(), acc[0]);
-                vst1q_f32(lanes.as_mut_ptr().add(4), acc[1]);
-                *out = hsum(&lanes);
-            }
-            out
+            acc
         }
     }
 }
