@@ -15,12 +15,15 @@
 //! - `q6_k`: Q6_K, one fused multiply-add per super-block and row, in an order of its own:
 //!   close to the file layout's kernels, but not their bits.
 //! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128.
+//! - `iq4_xs`: IQ4_XS, one fused multiply-add per super-block and row, in the order of the file
+//!   layout's IQ4_XS kernels: interleaved rows give their bits.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod iq4_xs;
 mod offset;
 mod q4_k;
 mod q6_k;
@@ -42,6 +45,8 @@ enum Layout {
     Q6K,
     /// Q8_0.
     Q8_0,
+    /// IQ4_XS.
+    Iq4Xs,
 }
 
 impl Layout {
@@ -54,6 +59,7 @@ impl Layout {
             GgmlType::Q5_K => Self::K4 { fifth: true },
             GgmlType::Q6_K => Self::Q6K,
             GgmlType::Q8_0 => Self::Q8_0,
+            GgmlType::IQ4_XS => Self::Iq4Xs,
             _ => return None,
         })
     }
@@ -72,6 +78,7 @@ pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
         Some(Layout::K4 { fifth }) => q4_k::group_bytes(fifth, row_bytes),
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
         Some(Layout::Q8_0) => q8_0::group_bytes(row_bytes),
+        Some(Layout::Iq4Xs) => iq4_xs::group_bytes(row_bytes),
         None => 0,
     }
 }
@@ -94,6 +101,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
         Some(Layout::K4 { fifth }) => q4_k::interleave(fifth, w, row_bytes, out),
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
         Some(Layout::Q8_0) => q8_0::interleave(w, row_bytes, out),
+        Some(Layout::Iq4Xs) => iq4_xs::interleave(w, row_bytes, out),
         None => return false,
     }
     true
@@ -117,6 +125,7 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (Layout::K4 { fifth: true }, Isa::Scalar) => Some(q4_k::scalar_q5_k),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
         (Layout::Q8_0, Isa::Scalar) => Some(q8_0::scalar),
+        (Layout::Iq4Xs, Isa::Scalar) => Some(iq4_xs::scalar),
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) => Some(avx2::matmul_fn(layout, isa == Isa::Avx512Vnni)),
         _ => None,
