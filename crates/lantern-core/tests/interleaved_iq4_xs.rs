@@ -1,15 +1,20 @@
 //! Interleaved IQ4_XS rows: on every path, the bits of the file rows' kernels (which round
 //! as the interleaved ones do) on random rows, rows at the limits of every scale and code,
-//! partial groups and batches of 1 to 9 inputs; the scalar twin against its math in f64.
+//! partial groups and batches of 1 to 9 inputs, and through [`QTensor`] over any rows; the
+//! scalar twin against its math in f64.
 
 use half::f16;
-use lantern_core::kernels::interleaved::{group_bytes, interleave, interleaved_fn_for, GROUP_ROWS};
+use lantern_core::kernels::interleaved::{
+    group_bytes, interleave, interleaved_fn, interleaved_fn_for, GROUP_ROWS,
+};
 use lantern_core::kernels::{matmul_fn_for, Input, Isa};
-use lantern_core::{BlockQ8K, GgmlType, QK_K};
+use lantern_core::{BlockQ8K, GgmlType, QTensor, TensorBytes, QK_K};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::common::{absdot64, dequantize, dequantize_xk, dot64, isas, quantize_xk, randn, rng};
+use crate::common::{
+    absdot64, dequantize, dequantize_xk, dot64, isas, quantize_x, quantize_xk, randn, rng,
+};
 
 const TY: GgmlType = GgmlType::IQ4_XS;
 /// Bytes of one super-block in the file.
@@ -206,4 +211,26 @@ fn interleave_checks_length() {
     assert!(!interleave(TY, &bytes, 0, &mut out));
     // Rows shorter than a super-block: nothing to interleave.
     assert!(!interleave(TY, &bytes, BLOCK - 1, &mut out));
+}
+
+#[test]
+fn interleaved_tensors_give_the_file_rows_bits_over_any_rows() {
+    // IQ4_XS rows interleave where this CPU's fastest path has a kernel for them; ranges that
+    // start on a group read the interleaved rows, others the file's, with the same bits.
+    let (rows, len, n) = (40, 512, 5);
+    let plain =
+        QTensor::new(TY, &[len, rows], TensorBytes::from_vec(random_rows(&mut rng(34), rows, len)))
+            .unwrap();
+    let interleaved = plain.clone().interleaved();
+    assert_eq!(interleaved.is_interleaved(), interleaved_fn(TY).is_some());
+    let x = randn(&mut rng(35), len * n, 1.0);
+    let (xq, xqk) = (quantize_x(&x), quantize_xk(&x));
+    let input = Input::new(&x, &xq, n).with_q8k(&xqk);
+    for rows in [0..rows, 16..rows, 16..21, 3..rows, 0..5, 7..7] {
+        let mut a = vec![f32::NAN; rows.len() * n];
+        let mut b = vec![f32::NAN; rows.len() * n];
+        plain.matmul(rows.clone(), input, &mut a).unwrap();
+        interleaved.matmul(rows.clone(), input, &mut b).unwrap();
+        assert_eq!(bits(&a), bits(&b), "{rows:?}");
+    }
 }
