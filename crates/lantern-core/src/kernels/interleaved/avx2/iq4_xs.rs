@@ -14,8 +14,8 @@
 //!   (`vpmulld`), and `128·sc·Σ q_a` comes off with one `vpdpwssd` per sub-block and input
 //!   (`−128·sc` fits an i16) rather than as each sum's start, which would take a broadcast
 //!   of an integer computed per sub-block and input: in criterion's `--quick` runs on the
-//!   gate/up shape, alternated on a loaded 2-core machine, a batch of 64 took about 4% less
-//!   time so, and one input about 4% more, so one input keeps the start;
+//!   FFN down shape (576 × 1536), alternated on a loaded 2-core machine, a batch of 64 took
+//!   about 4% less time so, and one input about 4% more, so one input keeps the start;
 //! - on AVX2, `maddubs` of `v + 128` would saturate its i16 pairs (up to `2·241·127`), so it
 //!   takes ggml's sign form: `|v|` times `q_a` with `v`'s sign, pairs at most `2·127·127`
 //!   (exact for activation codes above −128, which the activation quantizer never goes
