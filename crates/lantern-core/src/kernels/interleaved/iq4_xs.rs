@@ -31,8 +31,9 @@
 //! No partial sum leaves i32, in any order: `|Σ_{i in j} v[q_i]·q_a,i| ≤ 32·127·128 = 2^19 −
 //! 2^12` (codebook values are at most 127 in magnitude, activation codes at least −128),
 //! times `|sc_j| ≤ 32`, over 8 sub-blocks, stays below 2^27. A kernel that takes the codes as
-//! `v + 128` (unsigned bytes) and subtracts `128·Σ_{i in j} q_a,i` per sub-block stays below
-//! `32·255·128 < 2^20` before the subtraction.
+//! `v + 128` (unsigned bytes, at most 241) and subtracts `128·sc_j·Σ_{i in j} q_a,i` apart
+//! stays below 2^28: `32·241·128 < 2^20` and `128·32·128 < 2^19` per value sum, times 32,
+//! over 8 sub-blocks.
 
 use super::{extent, GROUP_ROWS};
 use crate::kernels::{as_blocks, Input};
