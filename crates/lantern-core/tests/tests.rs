@@ -8,6 +8,7 @@ mod common;
 mod dequant;
 mod grid;
 mod interleaved;
+mod interleaved_iq4_nl;
 mod interleaved_iq4_xs;
 mod kernels;
 mod kquants;

@@ -30,7 +30,7 @@ fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect();
     let types = [GgmlType::Q3_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0];
-    for ty in types.into_iter().chain([GgmlType::Q6_K, GgmlType::IQ4_XS]) {
+    for ty in types.into_iter().chain([GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS]) {
         let shapes = if reads_q8k(ty) { &K_SHAPES[..] } else { &SHAPES[..] };
         for &(rows, len) in shapes {
             let bytes = weights(ty, rows, len);
@@ -86,14 +86,14 @@ fn matmul(c: &mut Criterion) {
     group.finish();
 }
 
-/// `rows` rows of `len` values of `ty`: random values quantized, or for Q6_K and IQ4_XS,
-/// which lantern does not quantize to, random blocks with a sane scale `d`.
+/// `rows` rows of `len` values of `ty`: random values quantized, or for Q6_K, IQ4_NL and
+/// IQ4_XS, which lantern does not quantize to, random blocks with a sane scale `d`.
 fn weights(ty: GgmlType, rows: usize, len: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
     // Where each block keeps its f16 `d`.
     let d_at = match ty {
         GgmlType::Q6_K => Some(208),
-        GgmlType::IQ4_XS => Some(0),
+        GgmlType::IQ4_NL | GgmlType::IQ4_XS => Some(0),
         _ => None,
     };
     if let Some(at) = d_at {

@@ -17,12 +17,15 @@
 //! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128.
 //! - `iq4_xs`: IQ4_XS, one fused multiply-add per super-block and row, in the order of the file
 //!   layout's IQ4_XS kernels: interleaved rows give their bits.
+//! - `iq4_nl`: IQ4_NL in Q4_0's layout, one fused multiply-add per block and row, as the file
+//!   layout's IQ4_NL kernels: interleaved rows give their bits.
 
 use super::{Isa, MatmulFn};
 use crate::GgmlType;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod iq4_nl;
 mod iq4_xs;
 mod offset;
 mod q4_k;
@@ -47,6 +50,8 @@ enum Layout {
     Q8_0,
     /// IQ4_XS.
     Iq4Xs,
+    /// IQ4_NL.
+    Iq4Nl,
 }
 
 impl Layout {
@@ -60,6 +65,7 @@ impl Layout {
             GgmlType::Q6_K => Self::Q6K,
             GgmlType::Q8_0 => Self::Q8_0,
             GgmlType::IQ4_XS => Self::Iq4Xs,
+            GgmlType::IQ4_NL => Self::Iq4Nl,
             _ => return None,
         })
     }
@@ -79,6 +85,7 @@ pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
         Some(Layout::Q8_0) => q8_0::group_bytes(row_bytes),
         Some(Layout::Iq4Xs) => iq4_xs::group_bytes(row_bytes),
+        Some(Layout::Iq4Nl) => iq4_nl::group_bytes(row_bytes),
         None => 0,
     }
 }
@@ -102,6 +109,7 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
         Some(Layout::Q8_0) => q8_0::interleave(w, row_bytes, out),
         Some(Layout::Iq4Xs) => iq4_xs::interleave(w, row_bytes, out),
+        Some(Layout::Iq4Nl) => iq4_nl::interleave(w, row_bytes, out),
         None => return false,
     }
     true
@@ -126,6 +134,7 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
         (Layout::Q8_0, Isa::Scalar) => Some(q8_0::scalar),
         (Layout::Iq4Xs, Isa::Scalar) => Some(iq4_xs::scalar),
+        (Layout::Iq4Nl, Isa::Scalar) => Some(iq4_nl::scalar),
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) => Some(avx2::matmul_fn(layout, isa == Isa::Avx512Vnni)),
         _ => None,
