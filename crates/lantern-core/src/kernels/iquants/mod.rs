@@ -45,8 +45,10 @@
 //!   rows; a row's exact block sum comes from its lanes by pairwise additions across the tile.
 //! - IQ4_XS: one row at a time with up to four inputs (eight with AVX-512's 32 registers), on
 //!   the K-quants' row driver; each super-block's codes are looked up once for all inputs.
-//!   Where an SIMD path has it, matrices resident in memory take the interleaved layout's
-//!   kernel instead, sixteen rows at a time.
+//!
+//! Matrices resident in memory take the [interleaved layouts'](super::interleaved) kernels
+//! instead where this CPU's fastest path has them (x86: AVX2 and AVX-512 VNNI), sixteen rows
+//! at a time, with the bits of the kernels here.
 //!
 //! # Dispatch
 //! [`matmul_fn`] hands out the scalar kernels always, the AVX2 kernels when this CPU has AVX2,
