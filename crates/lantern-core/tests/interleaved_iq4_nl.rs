@@ -84,7 +84,7 @@ fn extreme_codes_give_the_file_rows_bits() {
     let codes = [0x00, 0xFF, 0x0F, 0xF0];
     let bytes: Vec<u8> =
         (0..rows * blocks).flat_map(|i| [&d[..], &[codes[i % 4]; 16]].concat()).collect();
-    for sign in [|i: usize| if i % 3 == 0 { -1.0 } else { 1.0 }, |_| 1.0, |_| -1.0] {
+    for sign in [|i: usize| if i.is_multiple_of(3) { -1.0 } else { 1.0 }, |_| 1.0, |_| -1.0] {
         let x: Vec<f32> = (0..n * blocks * QK8).map(sign).collect();
         let xq = quantize_x(&x);
         assert!(xq.iter().all(|b| b.qs.iter().all(|&q| q.abs() == 127)));
