@@ -72,6 +72,20 @@ fn random_with_d_last(ty: GgmlType, rng: &mut StdRng, rows: usize, len: usize) -
     bytes
 }
 
+/// `rows` IQ4_NL or IQ4_XS rows of `len` values, which lantern does not quantize to: random
+/// codes (and sub-block scales), and an f16 `d` of either sign in 0.01..0.1 per block (its
+/// first two bytes).
+pub(crate) fn random_iq4(ty: GgmlType, rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
+    rng.fill(&mut bytes[..]);
+    for block in bytes.chunks_exact_mut(ty.type_size()) {
+        let d = rng.random_range(0.01f32..0.1);
+        let d = half::f16::from_f32(if rng.random() { d } else { -d });
+        block[..2].copy_from_slice(&d.to_le_bytes());
+    }
+    bytes
+}
+
 /// `rows` Q4_K rows of `len` values (a multiple of 256), which lantern does not quantize to:
 /// see [`random_k_with_minimums`].
 pub(crate) fn random_q4_k(rng: &mut StdRng, rows: usize, len: usize) -> Vec<u8> {

@@ -16,12 +16,13 @@
 //!   under about 60·2^-24·A ≈ 3.6e-6·A. The bound is still tight enough to catch one wrong
 //!   code: an average term is A/4096 here (4096 values for the K-quants, fewer for the
 //!   32-value formats), and a code off by one moves the dot by a sizeable fraction of that,
-//!   above 1e-5·A.
+//!   above 1e-5·A. Formats that interleave at load ([`interleaved`]) are checked so too,
+//!   their blocks interleaved as one row.
 
 use std::path::{Path, PathBuf};
 
 use half::f16;
-use lantern_core::kernels::{matmul_fn_for, reads_q8k, Input, Isa};
+use lantern_core::kernels::{interleaved, matmul_fn_for, reads_q8k, Input, Isa};
 use lantern_core::{dequantize_row, BlockQ8, BlockQ8K, GgmlType, QK8, QK_K};
 
 use crate::common::isas;
@@ -123,7 +124,7 @@ fn files() -> Vec<PathBuf> {
 fn every_format_has_its_file() {
     let names: Vec<String> =
         files().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
-    for ty in ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_0", "Q8_0"] {
+    for ty in ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_0", "Q8_0", "IQ4_NL", "IQ4_XS"] {
         assert!(names.iter().any(|n| n == ty), "no reference vectors for {ty}: {names:?}");
     }
     for (name, path) in names.iter().zip(files()) {
@@ -172,6 +173,25 @@ impl Vectors {
         };
         paths.iter().map(|&isa| dot(isa)).collect()
     }
+
+    /// The interleaved kernel's dot product on each path this CPU runs that has one for the
+    /// type, the blocks taken as one row.
+    fn interleaved_dots(&self, paths: &[Isa]) -> Vec<(Isa, f32)> {
+        let (x, q8, q8k) = self.input_parts();
+        let input = Input::new(&x, q8, 1).with_q8k(q8k);
+        let (ty, row_bytes) = (self.ty, self.blocks.len());
+        let mut groups = vec![0; interleaved::group_bytes(ty, row_bytes)];
+        if !interleaved::interleave(ty, &self.blocks, row_bytes, &mut groups) {
+            return Vec::new();
+        }
+        let dot = |isa: Isa| {
+            let matmul = interleaved::interleaved_fn_for(ty, isa)?;
+            let mut out = [f32::NAN];
+            matmul(&groups, row_bytes, input, &mut out);
+            Some((isa, out[0]))
+        };
+        paths.iter().filter_map(|&isa| dot(isa)).collect()
+    }
 }
 
 #[test]
@@ -183,7 +203,7 @@ fn kernels_come_within_tolerance_of_the_peers_dot() {
         let a: f64 =
             v.values.iter().zip(&x).map(|(&w, &x)| (f64::from(w) * f64::from(x)).abs()).sum();
         let tol = 1e-5 * a;
-        for (isa, y) in v.dots(&paths) {
+        for (isa, y) in v.dots(&paths).into_iter().chain(v.interleaved_dots(&paths)) {
             let gap = (f64::from(y) - f64::from(v.dot)).abs();
             let ty = v.ty;
             assert!(

@@ -5,8 +5,8 @@ use lantern_core::kernels::Input;
 use lantern_core::{quantize_row, Error, GgmlType, QTensor, TensorBytes, QK8};
 
 use crate::common::{
-    dequantize, dot64, quantize, quantize_x, quantize_xk, randn, random_q3_k, random_q4_k,
-    random_q5_k, random_q6_k, rng,
+    dequantize, dot64, quantize, quantize_x, quantize_xk, randn, random_iq4, random_q3_k,
+    random_q4_k, random_q5_k, random_q6_k, rng,
 };
 
 const ROW_LEN: usize = 576;
@@ -91,6 +91,9 @@ fn interleaved_tensors_dequantize_rows_as_the_file_does() {
     cases.push((GgmlType::Q4_K, len, random_q4_k(&mut rng, rows, len)));
     cases.push((GgmlType::Q5_K, len, random_q5_k(&mut rng, rows, len)));
     cases.push((GgmlType::Q6_K, len, random_q6_k(&mut rng, rows, len)));
+    for ty in [GgmlType::IQ4_NL, GgmlType::IQ4_XS] {
+        cases.push((ty, len, random_iq4(ty, &mut rng, rows, len)));
+    }
     for (ty, len, bytes) in cases {
         let plain = QTensor::new(ty, &[len, rows], TensorBytes::from_vec(bytes)).unwrap();
         let interleaved = plain.clone().interleaved();

@@ -8,6 +8,8 @@ mod common;
 mod dequant;
 mod grid;
 mod interleaved;
+mod interleaved_iq4_nl;
+mod interleaved_iq4_xs;
 mod interleaved_q3_k;
 mod kernels;
 mod kquants;

@@ -30,7 +30,8 @@ fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect();
     let types = [GgmlType::Q3_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0];
-    for ty in types.into_iter().chain([GgmlType::Q3_K, GgmlType::Q6_K]) {
+    let more = [GgmlType::Q3_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS];
+    for ty in types.into_iter().chain(more) {
         let shapes = if reads_q8k(ty) { &K_SHAPES[..] } else { &SHAPES[..] };
         for &(rows, len) in shapes {
             let bytes = weights(ty, rows, len);
@@ -86,16 +87,21 @@ fn matmul(c: &mut Criterion) {
     group.finish();
 }
 
-/// `rows` rows of `len` values of `ty`: random values quantized, or for Q3_K and Q6_K, which
-/// lantern does not quantize to, random blocks with a sane scale `d`.
+/// `rows` rows of `len` values of `ty`: random values quantized, or for Q3_K, Q6_K, IQ4_NL
+/// and IQ4_XS, which lantern does not quantize to, random blocks with a sane scale `d`.
 fn weights(ty: GgmlType, rows: usize, len: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; ty.tensor_bytes(&[len, rows]).unwrap()];
-    if matches!(ty, GgmlType::Q3_K | GgmlType::Q6_K) {
+    // Where each block keeps its f16 `d`.
+    let d_at = match ty {
+        GgmlType::Q3_K | GgmlType::Q6_K => Some(ty.type_size() - 2),
+        GgmlType::IQ4_NL | GgmlType::IQ4_XS => Some(0),
+        _ => None,
+    };
+    if let Some(at) = d_at {
         StdRng::seed_from_u64(1).fill(&mut bytes[..]);
         let d = half::f16::from_f32(0.05).to_le_bytes();
         for block in bytes.chunks_exact_mut(ty.type_size()) {
-            // Both keep `d` last.
-            block[ty.type_size() - 2..].copy_from_slice(&d);
+            block[at..at + 2].copy_from_slice(&d);
         }
     } else {
         quantize_row(ty, &random(rows * len, 0.1, 1), &mut bytes).unwrap();

@@ -19,6 +19,10 @@
 //!   layout's kernels: the same bits.
 //! - `q8_0`: Q8_0, one fused multiply-add per block and row, codes stored plus 128, in the
 //!   order of the file layout's kernels: the same bits.
+//! - `iq4_xs`: IQ4_XS, one fused multiply-add per super-block and row, in the order of the
+//!   file layout's IQ4_XS kernels: the same bits.
+//! - `iq4_nl`: IQ4_NL in Q4_0's layout, one fused multiply-add per block and row, as the file
+//!   layout's IQ4_NL kernels: the same bits.
 //!
 //! So a matrix gives the same results whether its rows are read interleaved (resident
 //! weights on x86) or from the file (streamed layers, the scalar path, ranges that start
@@ -29,6 +33,8 @@ use crate::GgmlType;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod iq4_nl;
+mod iq4_xs;
 mod offset;
 mod q3_k;
 mod q4_k;
@@ -53,6 +59,10 @@ enum Layout {
     Q6K,
     /// Q8_0.
     Q8_0,
+    /// IQ4_XS.
+    Iq4Xs,
+    /// IQ4_NL.
+    Iq4Nl,
 }
 
 impl Layout {
@@ -66,6 +76,8 @@ impl Layout {
             GgmlType::Q5_K => Self::K4 { fifth: true },
             GgmlType::Q6_K => Self::Q6K,
             GgmlType::Q8_0 => Self::Q8_0,
+            GgmlType::IQ4_XS => Self::Iq4Xs,
+            GgmlType::IQ4_NL => Self::Iq4Nl,
             _ => return None,
         })
     }
@@ -85,6 +97,8 @@ pub fn group_bytes(ty: GgmlType, row_bytes: usize) -> usize {
         Some(Layout::K4 { fifth }) => q4_k::group_bytes(fifth, row_bytes),
         Some(Layout::Q6K) => q6_k::group_bytes(row_bytes),
         Some(Layout::Q8_0) => q8_0::group_bytes(row_bytes),
+        Some(Layout::Iq4Xs) => iq4_xs::group_bytes(row_bytes),
+        Some(Layout::Iq4Nl) => iq4_nl::group_bytes(row_bytes),
         None => 0,
     }
 }
@@ -108,6 +122,8 @@ pub fn interleave(ty: GgmlType, w: &[u8], row_bytes: usize, out: &mut [u8]) -> b
         Some(Layout::K4 { fifth }) => q4_k::interleave(fifth, w, row_bytes, out),
         Some(Layout::Q6K) => q6_k::interleave(w, row_bytes, out),
         Some(Layout::Q8_0) => q8_0::interleave(w, row_bytes, out),
+        Some(Layout::Iq4Xs) => iq4_xs::interleave(w, row_bytes, out),
+        Some(Layout::Iq4Nl) => iq4_nl::interleave(w, row_bytes, out),
         None => return false,
     }
     true
@@ -129,6 +145,8 @@ pub fn dequantize_row(ty: GgmlType, w: &[u8], row_bytes: usize, r: usize, out: &
         Layout::K4 { fifth } => (q4_k::block_bytes(fifth), crate::QK_K),
         Layout::Q6K => (q6_k::BLOCK_BYTES, crate::QK_K),
         Layout::Q8_0 => (q8_0::BLOCK_BYTES, crate::QK8),
+        Layout::Iq4Xs => (iq4_xs::BLOCK_BYTES, crate::QK_K),
+        Layout::Iq4Nl => (iq4_nl::LAYOUT.block_bytes(), crate::QK8),
     };
     let row_blocks = row_bytes / block_bytes;
     let Some(group_at) = (r / GROUP_ROWS).checked_mul(group) else { return false };
@@ -142,6 +160,8 @@ pub fn dequantize_row(ty: GgmlType, w: &[u8], row_bytes: usize, r: usize, out: &
         Layout::K4 { fifth } => q4_k::dequantize_row(fifth, w, lane, out),
         Layout::Q6K => q6_k::dequantize_row(w, lane, out),
         Layout::Q8_0 => q8_0::dequantize_row(w, lane, row_blocks, out),
+        Layout::Iq4Xs => iq4_xs::dequantize_row(w, lane, out),
+        Layout::Iq4Nl => iq4_nl::dequantize_row(w, lane, row_blocks, out),
     }
     true
 }
@@ -165,6 +185,8 @@ pub fn interleaved_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         (Layout::K4 { fifth: true }, Isa::Scalar) => Some(q4_k::scalar_q5_k),
         (Layout::Q6K, Isa::Scalar) => Some(q6_k::scalar),
         (Layout::Q8_0, Isa::Scalar) => Some(q8_0::scalar),
+        (Layout::Iq4Xs, Isa::Scalar) => Some(iq4_xs::scalar),
+        (Layout::Iq4Nl, Isa::Scalar) => Some(iq4_nl::scalar),
         #[cfg(target_arch = "x86_64")]
         (_, Isa::Avx2 | Isa::Avx512Vnni) => Some(avx2::matmul_fn(layout, isa == Isa::Avx512Vnni)),
         _ => None,

@@ -15,9 +15,9 @@
 //!   shifted by a nibble (`vpsrlvd`), give its 32 codes in element order (values 0..16 in the
 //!   low lane, 16..32 in the high), as ggml's lanes have them. `maddubs` of the absolute codes
 //!   (a second lookup) and the activation with its sign flipped where a code is negative,
-//!   then `madd` by the sub-block's scale (`vpdpwssd` on VNNI) into eight i32 lanes; per
-//!   super-block one FMA per lane, and `hsum_float_8` at the end. The scales are unpacked for
-//!   all eight sub-blocks at once and broadcast with `vpermd`.
+//!   then `madd` by the sub-block's scale (`vpdpwssd` on VNNI) into eight i32 lanes, whose
+//!   sum is the super-block's exact integer; one FMA per super-block. The scales are
+//!   unpacked for all eight sub-blocks at once and broadcast with `vpermd`.
 //!
 //! Three `maddubs`-family operations per 32 values and input are the floor of both IQ4_XS
 //! paths; 512-bit registers gave no more on the AVX-512 machine this was measured on.
@@ -32,7 +32,7 @@
 use std::arch::x86_64::*;
 
 use super::{nl_tiles, NlTile, MAX_INPUTS, MAX_ROWS, NL_BYTES};
-use crate::kernels::avx2::{hsum, path_fn, Dot, PathKernel};
+use crate::kernels::avx2::{hsum_i32, path_fn, Dot, PathKernel};
 use crate::kernels::kquants::{rows, RowDot, WIDE_INPUTS};
 use crate::kernels::{Input, MatmulFn};
 use crate::{BlockIQ4XS, BlockQ8, BlockQ8K, GgmlType, IQ4NL_VALUES, QK8};
@@ -251,7 +251,7 @@ impl<D: Dot> RowDot for XsOn<D> {
             let mask = _mm256_set1_epi8(0x0F);
             // Shifts the high lane's copy of 16 code bytes to their high nibbles.
             let high_nibbles = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
-            let mut acc = [_mm256_setzero_ps(); T];
+            let mut acc = [0.0f32; T];
             for (b, w) in w.iter().enumerate() {
                 let ls = sub_block_scales(w);
                 let mut sumi = [_mm256_setzero_si256(); T];
@@ -272,15 +272,12 @@ impl<D: Dot> RowDot for XsOn<D> {
                 }
                 let dw = f16_to_f32(w.d);
                 for (t, acc) in acc.iter_mut().enumerate() {
-                    let d = _mm256_set1_ps(dw * a[t][b].d);
-                    *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[t]), *acc);
+                    // The lanes' sum is the super-block's exact S, in any order.
+                    let s = hsum_i32(sumi[t]) as f32;
+                    *acc = s.mul_add(dw * a[t][b].d, *acc);
                 }
             }
-            let mut sums = [0.0; T];
-            for (sum, acc) in sums.iter_mut().zip(&acc) {
-                *sum = hsum(_mm256_castps256_ps128(*acc), _mm256_extractf128_ps::<1>(*acc));
-            }
-            sums
+            acc
         }
     }
 }

@@ -17,20 +17,20 @@
 //! - IQ4_XS: `Σ_b (d_w·d_a) · Σ_s (ls_s − 32) · Σ_j v[q_j]·q_a,j`
 //!
 //! Inner sums are exact integers (a code is at most 127 in magnitude, so a pair of byte
-//! products fits in i16). Every path performs the float operations of llama.cpp's AVX2 kernels
-//! for the format, in their order, so the SIMD kernels, their scalar twins ([`scalar`]) and
-//! llama.cpp's AVX2 build agree bit for bit:
-//! - IQ4_NL: one FMA per block and row, `sum = fma(d_w·d_a, sumi, sum)`: llama.cpp repacks
-//!   IQ4_NL matrices on AVX2 CPUs and sums them so (`ggml_gemv_iq4_nl_8x8_q8_0`, through
-//!   `gemv_q4_b32_8x8_q8_0_lut_avx` in `ggml-cpu/arch/x86/repack.cpp`).
-//! - IQ4_XS: per super-block eight i32 lanes, lane `k` holding the products of values
-//!   `4k..4k + 4` of every sub-block times the sub-block's scale; the lanes are converted and
-//!   FMA'd by `d_w·d_a` into eight f32 lanes, which `hsum_float_8`'s order adds up at the end
-//!   (`ggml_vec_dot_iq4_xs_q8_K` in `ggml-cpu/arch/x86/quants.c`). ggml's NEON kernel sums one
-//!   integer per super-block instead; lantern's keeps the x86 order, so that every CPU gives
-//!   the same bits. llama.cpp's products of IQ4_XS with 8 inputs or more (its tiled matrix
-//!   product, `ggml-cpu/tiled/`) also sum one integer per super-block, so prompts there round
-//!   differently from its decode steps; lantern rounds every batch as one input.
+//! products fits in i16). Every path performs the same float operations in the same order, so
+//! the SIMD kernels and their scalar twins ([`scalar`]) agree bit for bit:
+//! - IQ4_NL: one FMA per block and row, `sum = fma(d_w·d_a, sumi, sum)`, as llama.cpp's
+//!   repacked IQ4_NL kernels on AVX2 CPUs (`ggml_gemv_iq4_nl_8x8_q8_0`, through
+//!   `gemv_q4_b32_8x8_q8_0_lut_avx` in `ggml-cpu/arch/x86/repack.cpp`), so lantern and
+//!   llama.cpp's AVX2 build agree bit for bit.
+//! - IQ4_XS: one exact integer `S = Σ_s (ls_s − 32)·Σ_j v[q_j]·q_a,j` per super-block and row
+//!   (below 2^27 in magnitude), then one FMA, `acc = fma(S, d_w·d_a, acc)`: the order of the
+//!   [interleaved layout](super::interleaved), so that a matrix gives the same bits whether
+//!   its rows are streamed in the file's layout or resident interleaved. It is also the
+//!   order of ggml's NEON kernel and of llama.cpp's products of 8 inputs or more (its tiled
+//!   matrix product, `ggml-cpu/tiled/`); ggml's x86 `ggml_vec_dot_iq4_xs_q8_K` instead keeps
+//!   eight f32 lanes per row and adds them at the end, so lantern's decode steps differ from
+//!   llama.cpp's AVX2 build by float rounding, within the peer vectors' budget.
 //!
 //! Codes become codebook values by a byte shuffle, as in ggml's `ggml_vec_dot_iq4_nl_q8_0` and
 //! `ggml_vec_dot_iq4_xs_q8_K`: `pshufb` of the 16-byte codebook on x86, `tbl` on aarch64.
@@ -45,6 +45,10 @@
 //!   rows; a row's exact block sum comes from its lanes by pairwise additions across the tile.
 //! - IQ4_XS: one row at a time with up to four inputs (eight with AVX-512's 32 registers), on
 //!   the K-quants' row driver; each super-block's codes are looked up once for all inputs.
+//!
+//! Matrices resident in memory take the [interleaved layouts'](super::interleaved) kernels
+//! instead where this CPU's fastest path has them (x86: AVX2 and AVX-512 VNNI), sixteen rows
+//! at a time, with the bits of the kernels here.
 //!
 //! # Dispatch
 //! [`matmul_fn`] hands out the scalar kernels always, the AVX2 kernels when this CPU has AVX2,

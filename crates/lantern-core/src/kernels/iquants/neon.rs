@@ -1,6 +1,6 @@
 //! NEON kernels for IQ4_NL and IQ4_XS (aarch64), on every aarch64 CPU or with the dot-product
-//! instructions. Both give the bits of their scalar twins ([`super::scalar`]), in the float
-//! order of ggml's x86 kernels (see the [family docs](super)).
+//! instructions. Both give the bits of their scalar twins ([`super::scalar`]), in their float
+//! order (see the [family docs](super)).
 //!
 //! Codes become codebook values with `tbl` of the 16-byte codebook, as ggml's
 //! `ggml_vec_dot_iq4_nl_q8_0` and `ggml_vec_dot_iq4_xs_q8_K` do on aarch64, and multiply the
@@ -11,8 +11,8 @@
 //!   which one FMA per block adds to the rows' sums.
 //! - IQ4_XS, a row at a time: per sub-block, the four i32 lanes of its values 0..16 and of
 //!   its values 16..32, each lane the products of four adjacent values, multiplied by the
-//!   sub-block's scale into the eight lanes of the super-block; one FMA per lane and
-//!   super-block, and `hsum_float_8`'s order at the end.
+//!   sub-block's scale into the eight lanes of the super-block, whose sum is its exact
+//!   integer; one FMA per super-block.
 //!
 //! # Safety design
 //! As in [`crate::kernels::neon`]: the `unsafe fn`s here require the features of their [`Dot`]
@@ -179,7 +179,7 @@ impl<D: Dot> RowDot for XsOn<D> {
         unsafe {
             let table = vld1q_s8(IQ4NL_VALUES.as_ptr());
             let zero = vdupq_n_s32(0);
-            let mut acc = [[vdupq_n_f32(0.0); 2]; T];
+            let mut acc = [0.0f32; T];
             for (b, w) in w.iter().enumerate() {
                 let ls = w.scales();
                 let mut lanes = [[zero; 2]; T];
@@ -195,18 +195,12 @@ impl<D: Dot> RowDot for XsOn<D> {
                 }
                 let dw = w.d();
                 for (acc, (lanes, a)) in acc.iter_mut().zip(lanes.iter().zip(&a)) {
-                    let d = dw * a[b].d;
-                    acc[0] = vfmaq_n_f32(acc[0], vcvtq_f32_s32(lanes[0]), d);
-                    acc[1] = vfmaq_n_f32(acc[1], vcvtq_f32_s32(lanes[1]), d);
+                    // The lanes' sum is the super-block's exact S, in any order.
+                    let s = vaddvq_s32(vaddq_s32(lanes[0], lanes[1])) as f32;
+                    *acc = s.mul_add(dw * a[b].d, *acc);
                 }
             }
-            let mut sums = [0.0; T];
-            for (sum, acc) in sums.iter_mut().zip(&acc) {
-                // ((a4 + a0) + (a6 + a2)) + ((a5 + a1) + (a7 + a3)).
-                let r = vaddq_f32(acc[1], acc[0]);
-                *sum = vpadds_f32(vadd_f32(vget_low_f32(r), vget_high_f32(r)));
-            }
-            sums
+            acc
         }
     }
 }

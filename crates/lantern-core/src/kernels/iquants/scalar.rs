@@ -30,24 +30,24 @@ pub(super) fn dot_iq4_nl(row: &[u8], xq: &[BlockQ8]) -> f32 {
     sum
 }
 
-/// `ggml_vec_dot_iq4_xs_q8_K` on x86: per super-block, lane `k` of eight takes the products
-/// of values `4k..4k + 4` of every sub-block times the sub-block's scale, exactly; each lane
-/// is added to its f32 sum with one FMA by d_w·d_a, and the eight sums are added up in
-/// `hsum_float_8`'s order.
+/// One f32 sum per row: each super-block's exact integer `S = Σ_s sc_s·Σ_j v[q_j]·q_a,j`
+/// with one fused multiply-add, `acc = S·(d_w·d_a) + acc`, as the interleaved layout
+/// ([`interleaved`](crate::kernels::interleaved)) keeps it. `|S|` stays below 2^27 (8
+/// sub-blocks of `|sc| ≤ 32` times 32 products of at most 127·128).
 pub(super) fn dot_iq4_xs(row: &[u8], xq: &[BlockQ8K]) -> f32 {
-    let mut acc = [0.0f32; 8];
+    let mut acc = 0.0f32;
     for (w, a) in as_blocks::<BlockIQ4XS>(row).iter().zip(xq) {
-        let scales = w.scales();
-        let mut lanes = [0i32; 8];
-        for (i, (&v, &q)) in w.values().iter().zip(&a.qs).enumerate() {
-            lanes[(i % 32) / 4] += i32::from(scales[i / 32]) * (i32::from(v) * i32::from(q));
+        let mut s = 0i32;
+        let values = w.values();
+        for ((&sc, v), q) in
+            w.scales().iter().zip(values.chunks_exact(32)).zip(a.qs.chunks_exact(32))
+        {
+            let sumi: i32 = v.iter().zip(q).map(|(&v, &q)| i32::from(v) * i32::from(q)).sum();
+            s += i32::from(sc) * sumi;
         }
-        let d = w.d() * a.d;
-        for (acc, &lane) in acc.iter_mut().zip(&lanes) {
-            *acc = d.mul_add(lane as f32, *acc);
-        }
+        acc = (s as f32).mul_add(w.d() * a.d, acc);
     }
-    ((acc[4] + acc[0]) + (acc[6] + acc[2])) + ((acc[5] + acc[1]) + (acc[7] + acc[3]))
+    acc
 }
 
 #[cfg(test)]

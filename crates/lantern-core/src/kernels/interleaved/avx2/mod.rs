@@ -1,7 +1,8 @@
 //! The interleaved kernels on the AVX2 and AVX-512 VNNI paths: [`offset`] for Q4_0 and Q5_0,
-//! [`q3_k`] for Q3_K, [`q4_k`] for Q4_K and Q5_K, [`q6_k`] for Q6_K, [`q8_0`] for Q8_0, and
-//! the loop they share ([`run`]): group by group, inputs a tile at a time, the next group
-//! prefetched while one computes, results copied out per input.
+//! [`q3_k`] for Q3_K, [`q4_k`] for Q4_K and Q5_K, [`q6_k`] for Q6_K, [`q8_0`] for Q8_0,
+//! [`iq4_xs`] for IQ4_XS, [`iq4_nl`] for IQ4_NL, and the loop they share ([`run`]): group by
+//! group, inputs a tile at a time, the next group prefetched while one computes, results
+//! copied out per input.
 
 use std::arch::x86_64::*;
 
@@ -9,6 +10,8 @@ use super::{Extent, Layout, GROUP_ROWS};
 use crate::kernels::avx2::Dot;
 use crate::kernels::MatmulFn;
 
+mod iq4_nl;
+mod iq4_xs;
 mod offset;
 mod q3_k;
 mod q4_k;
@@ -24,6 +27,8 @@ pub(super) fn matmul_fn(layout: Layout, vnni: bool) -> MatmulFn {
         Layout::K4 { fifth } => q4_k::matmul_fn(fifth, vnni),
         Layout::Q6K => q6_k::matmul_fn(vnni),
         Layout::Q8_0 => q8_0::matmul_fn(vnni),
+        Layout::Iq4Xs => iq4_xs::matmul_fn(vnni),
+        Layout::Iq4Nl => iq4_nl::matmul_fn(vnni),
     }
 }
 
