@@ -1,8 +1,9 @@
 //! The interleaved Q6_K kernel ([`crate::kernels::interleaved::q6_k`]) on the AVX2 and AVX-512
 //! VNNI paths.
 //!
-//! A tile takes one half group of 8 rows, one row per i32 lane, and up to eight inputs (four
-//! on AVX2). Per super-block and sub-block it loads the three registers of codes and unpacks
+//! On AVX2 a tile takes one half group of 8 rows at a time, one row per i32 lane of a 256-bit
+//! register, and up to four inputs; on the AVX-512 VNNI path [`wide`] takes the whole group at
+//! once in 512-bit registers, and up to eight inputs. Per super-block and sub-block it loads the three registers of codes and unpacks
 //! them into the four chunks' codes, once for all inputs; per input it multiplies them with
 //! each chunk's four activation bytes, broadcast to every lane, and adds the products, scaled
 //! by the rows' sub-block scales, into the super-block's exact sum `S` per row. Each
@@ -20,6 +21,8 @@
 //! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
+
+mod wide;
 
 use super::{duplicate, GroupTile, MAX_INPUTS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
@@ -77,6 +80,12 @@ impl GroupTile for Q6Kx16 {
         sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
     ) {
         debug_assert!(group.len() >= SUPER_BYTES * e.blocks && a.len() >= T * stride);
+        if D::WIDE && D::FUSED_DOT4 {
+            // SAFETY: the caller's contract; the path with 32 registers and `vpdpbusd` is
+            // the AVX-512 VNNI path.
+            unsafe { wide::tile::<T>(group, a, stride, e, next, sums) };
+            return;
+        }
         // An even share of the next group's cache lines per pair of sub-blocks.
         let share = next.len().div_ceil(HALVES * PAIRS * e.blocks.max(1));
         let mut prefetched = 0;

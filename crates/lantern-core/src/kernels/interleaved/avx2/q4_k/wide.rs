@@ -1,0 +1,211 @@
+//! The Q4_K and Q5_K tile of the AVX-512 VNNI path: the whole group of 16 rows in 512-bit
+//! registers, half group `h` in i32 lanes `8h..8h + 8`.
+//!
+//! The layout stores the two half groups apart, so each register of codes takes two 256-bit
+//! loads and an insert, and each mask of fifth bits two `u32`; that is once per register for
+//! all inputs. Per input, a whole group takes as many instructions as a half group did in
+//! 256-bit registers: one `vpdpbusd` per 4 codes of 16 rows, with the activation bytes
+//! broadcast from memory, one `vpmulld` per sub-block by the rows' scales, and one fused
+//! multiply-add per super-block. The minimums' sums take eight `vpdpwssd` per super-block
+//! and input, against the activation sums reordered once per input by one shuffle.
+//!
+//! The integer sums are those of the 256-bit tiles, added in another order, and the float
+//! operations per super-block are theirs, so the results are the same bits.
+
+use std::arch::x86_64::*;
+
+use super::{CHUNKS, PAIRS};
+use crate::kernels::interleaved::avx2::MAX_INPUTS;
+use crate::kernels::interleaved::q4_k::{
+    floats_at, super_bytes, CODES, FIFTHS, HALF_CODES, HALF_FIFTHS, HALF_SCALES, MINS, SUB_CODES,
+    SUB_FIFTHS,
+};
+use crate::kernels::interleaved::{Extent, GROUP_ROWS};
+use crate::BlockQ8K;
+
+/// The whole group `group` times `T` inputs: row `r` for input `t` goes to `sums[t][r]`. On
+/// the way it prefetches `next` into L2, an even share per sub-block.
+///
+/// # Safety
+/// As [`GroupTile::tile`](super::super::GroupTile::tile) on the VNNI path: AVX2, FMA, F16C
+/// and AVX-512 F, BW, VL and VNNI are available.
+#[inline(always)]
+pub(super) unsafe fn tile<const T: usize, const FIFTH: bool>(
+    group: &[u8],
+    a: &[BlockQ8K],
+    stride: usize,
+    e: &Extent,
+    next: &[u8],
+    sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
+) {
+    let (size, floats) = (super_bytes(FIFTH), floats_at(FIFTH));
+    let sub_blocks = 2 * PAIRS;
+    let share = next.len().div_ceil(sub_blocks * e.blocks.max(1));
+    let mut prefetched = 0;
+    // SAFETY: the loads stay within super-block `b < e.blocks` of the group
+    // (`size·(b + 1) <= e.group`): both halves' scales and minimums (`HALF_SCALES + MINS +
+    // 16·i + 16 <= CODES`), codes (`CODES + HALF_CODES + SUB_CODES·j + 128 <= FIFTHS`), fifth
+    // bits (`FIFTHS + HALF_FIFTHS + SUB_FIFTHS·j + 32 <= floats`, with `FIFTH`) and f16
+    // scales (`floats + 64 <= size`); within the activation blocks `a[t * stride + b]` and
+    // arrays on the stack; and prefetches read nothing. The rest is register-only.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); T];
+        for b in 0..e.blocks {
+            let x: [&BlockQ8K; T] = std::array::from_fn(|t| &a[t * stride + b]);
+            let block = group.as_ptr().add(size * b);
+            let mut s = [_mm512_setzero_si512(); T];
+            for i in 0..PAIRS {
+                // The rows' scales of sub-blocks 2i and 2i + 1: i16 pairs, one per lane.
+                let pair = _mm512_cvtepu8_epi16(both_halves_128(block.add(16 * i)));
+                for k in 0..2 {
+                    let j = 2 * i + k;
+                    let until = next.len().min(share * (sub_blocks * b + j + 1));
+                    while prefetched < until {
+                        _mm_prefetch::<_MM_HINT_T1>(next.as_ptr().add(prefetched).cast());
+                        prefetched += 64;
+                    }
+                    // Sub-block j's scale, alone in its i32 lane.
+                    let scale = if k == 0 {
+                        _mm512_and_si512(pair, _mm512_set1_epi32(0xFFFF))
+                    } else {
+                        _mm512_srli_epi32::<16>(pair)
+                    };
+                    let codes = block.add(CODES + SUB_CODES * j);
+                    let fifths = block.add(FIFTHS + SUB_FIFTHS * j);
+                    let mut q = [[_mm512_setzero_si512(); 2]; CHUNKS];
+                    for (c, q) in q.iter_mut().enumerate() {
+                        *q = chunk::<FIFTH>(codes, fifths, c);
+                    }
+                    for t in 0..T {
+                        let sum = sub_block(&q, x[t].qs.as_ptr().add(32 * j), T == 1);
+                        s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(sum, scale));
+                    }
+                }
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(block.add(floats).cast()));
+            for t in 0..T {
+                let d = _mm512_mul_ps(d, _mm512_set1_ps(x[t].d));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), d, acc[t]);
+            }
+        }
+        // The minimums' running sums, in a pass of their own: they need none of the codes,
+        // and beside the codes' sums they would take more registers than there are.
+        let mut acc_min = [_mm512_setzero_ps(); T];
+        for b in 0..e.blocks {
+            let x: [&BlockQ8K; T] = std::array::from_fn(|t| &a[t * stride + b]);
+            let block = group.as_ptr().add(size * b);
+            let mut mins = [_mm512_setzero_si512(); PAIRS];
+            for (i, mins) in mins.iter_mut().enumerate() {
+                *mins = _mm512_cvtepu8_epi16(both_halves_128(block.add(MINS + 16 * i)));
+            }
+            let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(block.add(floats + 32).cast()));
+            for t in 0..T {
+                let m = minimums(&mins, x[t]);
+                let dmin = _mm512_mul_ps(dmin, _mm512_set1_ps(x[t].d));
+                acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), dmin, acc_min[t]);
+            }
+        }
+        for ((sums, acc), acc_min) in sums.iter_mut().zip(&acc).zip(&acc_min) {
+            _mm512_storeu_ps(sums.as_mut_ptr(), _mm512_sub_ps(*acc, *acc_min));
+        }
+    }
+}
+
+/// The 16 bytes at `p` for half group 0, then those [`HALF_SCALES`] on for half group 1.
+///
+/// # Safety
+/// AVX2 is available; both 16-byte reads are in bounds.
+#[inline(always)]
+unsafe fn both_halves_128(p: *const u8) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe { _mm256_loadu2_m128i(p.add(HALF_SCALES).cast(), p.cast()) }
+}
+
+/// The low and high codes of chunk `c` of the sub-block whose half-group nibbles start at
+/// `codes` and, with `FIFTH`, whose masks of fifth bits start at `fifths`.
+///
+/// # Safety
+/// AVX-512 F and BW are available; 128 bytes at `codes` and at `codes + HALF_CODES` are
+/// readable, and with `FIFTH` 32 at `fifths` and at `fifths + HALF_FIFTHS`.
+#[inline(always)]
+unsafe fn chunk<const FIFTH: bool>(codes: *const u8, fifths: *const u8, c: usize) -> [__m512i; 2] {
+    // SAFETY: the caller's contract; the loads read 32 bytes at `codes + 32·c` for each half
+    // and 8 at `fifths + 8·c` for each half.
+    unsafe {
+        let nibble = _mm512_set1_epi8(0x0F);
+        let low_half = _mm256_loadu_si256(codes.add(32 * c).cast());
+        let high_half = _mm256_loadu_si256(codes.add(HALF_CODES + 32 * c).cast());
+        let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low_half), high_half);
+        let lo = _mm512_and_si512(q, nibble);
+        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), nibble);
+        if FIFTH {
+            // Each half's masks cover its 32 bytes: together, the register's 64.
+            let low_half = fifths.add(8 * c).cast::<u32>();
+            let high_half = fifths.add(HALF_FIFTHS + 8 * c).cast::<u32>();
+            let low_mask =
+                u64::from(low_half.read_unaligned()) | u64::from(high_half.read_unaligned()) << 32;
+            let high_mask = u64::from(low_half.add(1).read_unaligned())
+                | u64::from(high_half.add(1).read_unaligned()) << 32;
+            let sixteen = _mm512_set1_epi8(0x10);
+            [
+                _mm512_mask_add_epi8(lo, low_mask, lo, sixteen),
+                _mm512_mask_add_epi8(hi, high_mask, hi, sixteen),
+            ]
+        } else {
+            [lo, hi]
+        }
+    }
+}
+
+/// The products of one sub-block's codes `q` (chunk by chunk, low and high) with its 32
+/// activation bytes at `xq`, summed into one i32 per row; `alone` keeps two chains, as one
+/// input by itself has too few sums to hide the products' latency.
+///
+/// # Safety
+/// AVX-512 F and VNNI are available; `xq` points to 32 readable bytes.
+#[inline(always)]
+unsafe fn sub_block(q: &[[__m512i; 2]; CHUNKS], xq: *const i8, alone: bool) -> __m512i {
+    // SAFETY: the caller's contract; the reads lie within the 32 bytes at `xq`.
+    unsafe {
+        let chains = if alone { 2 } else { 1 };
+        let mut sum = [_mm512_setzero_si512(); 2];
+        for (c, [lo, hi]) in q.iter().enumerate() {
+            let xl = _mm512_set1_epi32(xq.add(4 * c).cast::<i32>().read_unaligned());
+            let xh = _mm512_set1_epi32(xq.add(16 + 4 * c).cast::<i32>().read_unaligned());
+            let sum = &mut sum[c % chains];
+            *sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(*sum, *lo, xl), *hi, xh);
+        }
+        _mm512_add_epi32(sum[0], sum[1])
+    }
+}
+
+/// `M` for input `x`: the rows' minimums `mins` (i16 pairs per lane, a pair of sub-blocks
+/// per register) times the sums of the activation codes over each 16 values that the
+/// sub-blocks cover.
+///
+/// # Safety
+/// AVX2 and AVX-512 F, BW and VNNI are available.
+#[inline(always)]
+unsafe fn minimums(mins: &[__m512i; PAIRS], x: &BlockQ8K) -> __m512i {
+    // SAFETY: the caller's contract; the load reads `bsums` (32 bytes) and the store writes
+    // `pairs` (32 bytes).
+    unsafe {
+        // Sub-blocks 2i and 2i + 1 cover the sums 4i, 4i + 1 and 4i + 2, 4i + 3: the first
+        // and third go with one `vpdpwssd`, the second and fourth with another. One shuffle
+        // puts each of those pairs of i16 in an i32 of its own, `pairs[2i + k]`.
+        let order = _mm256_setr_epi8(
+            0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15, //
+            0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15,
+        );
+        let bsums = _mm256_loadu_si256(x.bsums.as_ptr().cast());
+        let mut pairs = [0i32; 2 * PAIRS];
+        _mm256_storeu_si256(pairs.as_mut_ptr().cast(), _mm256_shuffle_epi8(bsums, order));
+        let mut m = _mm512_setzero_si512();
+        for (i, mins) in mins.iter().enumerate() {
+            for k in 0..2 {
+                m = _mm512_dpwssd_epi32(m, *mins, _mm512_set1_epi32(pairs[2 * i + k]));
+            }
+        }
+        m
+    }
+}
