@@ -72,14 +72,7 @@ pub(super) unsafe fn tile<const T: usize, const FIFTH: bool>(
                     };
                     let codes = block.add(CODES + SUB_CODES * j);
                     let fifths = block.add(FIFTHS + SUB_FIFTHS * j);
-                    let mut q = [[_mm512_setzero_si512(); 2]; CHUNKS];
-                    for (c, q) in q.iter_mut().enumerate() {
-                        *q = chunk::<FIFTH>(codes, fifths, c);
-                    }
-                    for t in 0..T {
-                        let sum = sub_block(&q, x[t].qs.as_ptr().add(32 * j), T == 1);
-                        s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(sum, scale));
-                    }
+                    sub_block::<T, FIFTH>(&mut s, codes, fifths, scale, &x, j);
                 }
             }
             let d = _mm512_cvtph_ps(_mm256_loadu_si256(block.add(floats).cast()));
@@ -157,25 +150,46 @@ unsafe fn chunk<const FIFTH: bool>(codes: *const u8, fifths: *const u8, c: usize
     }
 }
 
-/// The products of one sub-block's codes `q` (chunk by chunk, low and high) with its 32
-/// activation bytes at `xq`, summed into one i32 per row; `alone` keeps two chains, as one
-/// input by itself has too few sums to hide the products' latency.
+/// Sub-block `j` with the rows' scales `scale` (one i32 per lane) for `T` inputs, added to
+/// `s`: each input's products summed into one i32 per row, then scaled.
+///
+/// Chunk by chunk, each input's sum taking the chunk's products at once: in this order the
+/// compiler keeps the sums in registers and folds each broadcast of activation bytes into
+/// its `vpdpbusd`. Input by input, with a sub-block's codes unpacked first, it has hoisted
+/// every broadcast and spilled them with the sums.
 ///
 /// # Safety
-/// AVX-512 F and VNNI are available; `xq` points to 32 readable bytes.
+/// AVX-512 F, BW and VNNI are available; `codes` and `fifths` as [`chunk`] reads them.
 #[inline(always)]
-unsafe fn sub_block(q: &[[__m512i; 2]; CHUNKS], xq: *const i8, alone: bool) -> __m512i {
-    // SAFETY: the caller's contract; the reads lie within the 32 bytes at `xq`.
+unsafe fn sub_block<const T: usize, const FIFTH: bool>(
+    s: &mut [__m512i; T],
+    codes: *const u8,
+    fifths: *const u8,
+    scale: __m512i,
+    x: &[&BlockQ8K; T],
+    j: usize,
+) {
+    // SAFETY: the caller's contract; the reads of activation bytes lie within `qs`
+    // (`32·j + 16 + 4·c + 4 <= 256`).
     unsafe {
-        let chains = if alone { 2 } else { 1 };
-        let mut sum = [_mm512_setzero_si512(); 2];
-        for (c, [lo, hi]) in q.iter().enumerate() {
-            let xl = _mm512_set1_epi32(xq.add(4 * c).cast::<i32>().read_unaligned());
-            let xh = _mm512_set1_epi32(xq.add(16 + 4 * c).cast::<i32>().read_unaligned());
-            let sum = &mut sum[c % chains];
-            *sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(*sum, *lo, xl), *hi, xh);
+        // One input alone has too few sums to hide the products' latency, so it keeps two
+        // chains: even and odd chunks.
+        let chains = if T == 1 { 2 } else { 1 };
+        let mut sum = [[_mm512_setzero_si512(); 2]; T];
+        for c in 0..CHUNKS {
+            let [lo, hi] = chunk::<FIFTH>(codes, fifths, c);
+            for t in 0..T {
+                let xq = x[t].qs.as_ptr().add(32 * j + 4 * c);
+                let xl = _mm512_set1_epi32(xq.cast::<i32>().read_unaligned());
+                let xh = _mm512_set1_epi32(xq.add(16).cast::<i32>().read_unaligned());
+                let sum = &mut sum[t][c % chains];
+                *sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(*sum, lo, xl), hi, xh);
+            }
         }
-        _mm512_add_epi32(sum[0], sum[1])
+        for t in 0..T {
+            let sum = _mm512_add_epi32(sum[t][0], sum[t][1]);
+            s[t] = _mm512_add_epi32(s[t], _mm512_mullo_epi32(sum, scale));
+        }
     }
 }
 
