@@ -7,14 +7,15 @@
 //! 256-bit registers: one `vpdpbusd` per 4 codes of 16 rows, with the activation bytes
 //! broadcast from memory, one `vpmulld` per sub-block by the rows' scales, and one fused
 //! multiply-add per super-block. The minimums' sums take eight `vpdpwssd` per super-block
-//! and input, against the activation sums reordered once per input by one shuffle.
+//! and input, each sub-block's minimum against its pair of activation sums, broadcast from
+//! memory.
 //!
 //! The integer sums are those of the 256-bit tiles, added in another order, and the float
 //! operations per super-block are theirs, so the results are the same bits.
 
 use std::arch::x86_64::*;
 
-use super::{CHUNKS, PAIRS};
+use super::{duplicate, CHUNKS, PAIRS};
 use crate::kernels::interleaved::avx2::MAX_INPUTS;
 use crate::kernels::interleaved::q4_k::{
     floats_at, super_bytes, CODES, FIFTHS, HALF_CODES, HALF_FIFTHS, HALF_SCALES, MINS, SUB_CODES,
@@ -87,9 +88,15 @@ pub(super) unsafe fn tile<const T: usize, const FIFTH: bool>(
         for b in 0..e.blocks {
             let x: [&BlockQ8K; T] = std::array::from_fn(|t| &a[t * stride + b]);
             let block = group.as_ptr().add(size * b);
-            let mut mins = [_mm512_setzero_si512(); PAIRS];
-            for (i, mins) in mins.iter_mut().enumerate() {
-                *mins = _mm512_cvtepu8_epi16(both_halves_128(block.add(MINS + 16 * i)));
+            // Each sub-block's minimum twice per lane, for the pair of activation sums it
+            // covers.
+            let mut mins = [_mm512_setzero_si512(); 2 * PAIRS];
+            for i in 0..PAIRS {
+                let pair = _mm512_cvtepu8_epi16(both_halves_128(block.add(MINS + 16 * i)));
+                for k in 0..2 {
+                    let twice = _mm512_broadcast_i64x4(duplicate(k as i32));
+                    mins[2 * i + k] = _mm512_shuffle_epi8(pair, twice);
+                }
             }
             let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(block.add(floats + 32).cast()));
             for t in 0..T {
@@ -193,32 +200,20 @@ unsafe fn sub_block<const T: usize, const FIFTH: bool>(
     }
 }
 
-/// `M` for input `x`: the rows' minimums `mins` (i16 pairs per lane, a pair of sub-blocks
-/// per register) times the sums of the activation codes over each 16 values that the
-/// sub-blocks cover.
+/// `M` for input `x`: the rows' minimums `mins` (each sub-block's twice per lane) times the
+/// sums of the activation codes over each 16 values that the sub-blocks cover.
 ///
 /// # Safety
-/// AVX2 and AVX-512 F, BW and VNNI are available.
+/// AVX-512 F and VNNI are available.
 #[inline(always)]
-unsafe fn minimums(mins: &[__m512i; PAIRS], x: &BlockQ8K) -> __m512i {
-    // SAFETY: the caller's contract; the load reads `bsums` (32 bytes) and the store writes
-    // `pairs` (32 bytes).
+unsafe fn minimums(mins: &[__m512i; 2 * PAIRS], x: &BlockQ8K) -> __m512i {
+    // SAFETY: the caller's contract; the reads lie within `bsums` (`4·j + 4 <= 32` bytes).
     unsafe {
-        // Sub-blocks 2i and 2i + 1 cover the sums 4i, 4i + 1 and 4i + 2, 4i + 3: the first
-        // and third go with one `vpdpwssd`, the second and fourth with another. One shuffle
-        // puts each of those pairs of i16 in an i32 of its own, `pairs[2i + k]`.
-        let order = _mm256_setr_epi8(
-            0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15, //
-            0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15,
-        );
-        let bsums = _mm256_loadu_si256(x.bsums.as_ptr().cast());
-        let mut pairs = [0i32; 2 * PAIRS];
-        _mm256_storeu_si256(pairs.as_mut_ptr().cast(), _mm256_shuffle_epi8(bsums, order));
         let mut m = _mm512_setzero_si512();
-        for (i, mins) in mins.iter().enumerate() {
-            for k in 0..2 {
-                m = _mm512_dpwssd_epi32(m, *mins, _mm512_set1_epi32(pairs[2 * i + k]));
-            }
+        for (j, mins) in mins.iter().enumerate() {
+            // Sub-block j covers the sums 2j and 2j + 1: one i32 of `bsums`, broadcast.
+            let sums = x.bsums.as_ptr().add(2 * j).cast::<i32>().read_unaligned();
+            m = _mm512_dpwssd_epi32(m, *mins, _mm512_set1_epi32(sums));
         }
         m
     }
