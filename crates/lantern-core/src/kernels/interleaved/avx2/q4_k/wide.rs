@@ -136,8 +136,7 @@ unsafe fn chunk<const FIFTH: bool>(codes: *const u8, fifths: *const u8, c: usize
         let low_half = _mm256_loadu_si256(codes.add(32 * c).cast());
         let high_half = _mm256_loadu_si256(codes.add(HALF_CODES + 32 * c).cast());
         let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low_half), high_half);
-        let lo = _mm512_and_si512(q, nibble);
-        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), nibble);
+        let shifted = _mm512_srli_epi16::<4>(q);
         if FIFTH {
             // Each half's masks cover its 32 bytes: together, the register's 64.
             let low_half = fifths.add(8 * c).cast::<u32>();
@@ -147,12 +146,24 @@ unsafe fn chunk<const FIFTH: bool>(codes: *const u8, fifths: *const u8, c: usize
             let high_mask = u64::from(low_half.add(1).read_unaligned())
                 | u64::from(high_half.add(1).read_unaligned()) << 32;
             let sixteen = _mm512_set1_epi8(0x10);
+            // Each code's nibble where `nibble` is set, its fifth bit (16 or 0) elsewhere: one
+            // instruction for the `and` and the `or`. (A masked add of 16 is one instruction
+            // too, but the compiler makes it an `or` and a blend.)
+            const NIBBLE_ELSE_FIFTH: i32 = 0xE4;
             [
-                _mm512_mask_add_epi8(lo, low_mask, lo, sixteen),
-                _mm512_mask_add_epi8(hi, high_mask, hi, sixteen),
+                _mm512_ternarylogic_epi32::<NIBBLE_ELSE_FIFTH>(
+                    q,
+                    _mm512_maskz_mov_epi8(low_mask, sixteen),
+                    nibble,
+                ),
+                _mm512_ternarylogic_epi32::<NIBBLE_ELSE_FIFTH>(
+                    shifted,
+                    _mm512_maskz_mov_epi8(high_mask, sixteen),
+                    nibble,
+                ),
             ]
         } else {
-            [lo, hi]
+            [_mm512_and_si512(q, nibble), _mm512_and_si512(shifted, nibble)]
         }
     }
 }
