@@ -86,11 +86,15 @@ unsafe fn run<K: GroupTile, D: Dot>(
         // The next group, read while this one computes: DRAM latency is longer than the
         // hardware prefetcher's reach.
         let next = w.get((g + 1) * e.group..(g + 2) * e.group).unwrap_or_default();
+        // A batch's tiles share the next group's lines evenly, rather than the first tile
+        // reading them all: that many misses at once stall it.
+        let tiles = n.div_ceil(max_inputs).max(1);
+        let mut next = next.chunks(next.len().div_ceil(64 * tiles).max(1) * 64);
         let mut t0 = 0;
         while t0 < n {
             // Whole tiles, then the rest in tiles of up to four.
             let inputs = if n - t0 >= max_inputs { max_inputs } else { (n - t0).min(4) };
-            let next = if t0 == 0 { next } else { &[] };
+            let next = next.next().unwrap_or_default();
             let a = &a[t0 * stride..(t0 + inputs) * stride];
             let mut sums = [[0.0; GROUP_ROWS]; MAX_INPUTS];
             // SAFETY: the caller's contract, for `inputs` of the inputs.

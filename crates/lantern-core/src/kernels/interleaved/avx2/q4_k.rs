@@ -1,20 +1,24 @@
 //! The interleaved Q4_K and Q5_K kernels ([`crate::kernels::interleaved::q4_k`]) on the AVX2
 //! and AVX-512 VNNI paths.
 //!
-//! A tile takes one half group of 8 rows, one row per i32 lane, and up to eight inputs (four
-//! on AVX2). Per super-block, sub-block and chunk it loads one register of nibbles and splits
-//! it into low and high codes (with Q5_K's fifth bits set from their masks), once for all
-//! inputs; per input it multiplies them with the chunk's activation bytes, broadcast to every
-//! lane, into the sub-block's sum per row, which the rows' scales then multiply into the
-//! super-block's sum `S`, added with one fused multiply-add per super-block. The minimums'
-//! sums `M` take two `madd`s per pair of sub-blocks and input, in a pass of their own with
-//! one fused multiply-add per super-block; there is no horizontal sum anywhere. How a
-//! path scales its products depends on its byte products:
+//! A half tile takes one half group of 8 rows, one row per i32 lane of a 256-bit register, and
+//! up to four inputs. Per super-block, sub-block and chunk it loads one register of nibbles
+//! and splits it into low and high codes (with Q5_K's fifth bits set from their masks), once
+//! for all inputs; per input it multiplies them with the chunk's activation bytes, broadcast
+//! to every lane, into the sub-block's sum per row, which the rows' scales then multiply into
+//! the super-block's sum `S`, added with one fused multiply-add per super-block. The
+//! minimums' sums `M` take two `madd`s per pair of sub-blocks and input, in a pass of their
+//! own with one fused multiply-add per super-block; there is no horizontal sum anywhere. How
+//! a path scales its products depends on its byte products:
 //! - with VNNI (`vpdpbusd`), each sub-block's products go into one i32 per row, multiplied by
 //!   the scales (`vpmulld`);
 //! - on AVX2 (`maddubs`), each sub-block's products go into i16 pairs (Q4_K: all 16 products
 //!   of a pair, at most 16·15·128 = 30720; Q5_K: half of them, 8·31·128 = 31744), which `madd`
 //!   multiplies by the scales and sums into i32.
+//!
+//! With two inputs or more, the AVX-512 VNNI path takes the whole group at once in 512-bit
+//! registers instead ([`wide`]), with the same products and up to eight inputs; one input
+//! alone (a decode step) is bound by memory, and keeps the half tiles.
 //!
 //! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
 //! [`crate::kernels::interleaved::interleaved_fn_for`] hands out after feature detection; every
@@ -22,6 +26,8 @@
 //! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
+
+mod wide;
 
 use super::{duplicate, GroupTile, MAX_INPUTS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
@@ -86,6 +92,12 @@ impl<const FIFTH: bool> GroupTile for K4x16<FIFTH> {
         sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
     ) {
         debug_assert!(group.len() >= super_bytes(FIFTH) * e.blocks && a.len() >= T * stride);
+        if D::WIDE && D::FUSED_DOT4 && T > 1 {
+            // SAFETY: the caller's contract; the path with 32 registers and `vpdpbusd` is
+            // the AVX-512 VNNI path.
+            unsafe { wide::tile::<T, FIFTH>(group, a, stride, e, next, sums) };
+            return;
+        }
         // An even share of the next group's cache lines per sub-block.
         let share = next.len().div_ceil(HALVES * SUB_BLOCKS * e.blocks.max(1));
         let mut prefetched = 0;

@@ -1,11 +1,11 @@
 //! The interleaved Q6_K kernel ([`crate::kernels::interleaved::q6_k`]) on the AVX2 and AVX-512
 //! VNNI paths.
 //!
-//! A tile takes one half group of 8 rows, one row per i32 lane, and up to eight inputs (four
-//! on AVX2). Per super-block and sub-block it loads the three registers of codes and unpacks
-//! them into the four chunks' codes, once for all inputs; per input it multiplies them with
-//! each chunk's four activation bytes, broadcast to every lane, and adds the products, scaled
-//! by the rows' sub-block scales, into the super-block's exact sum `S` per row. Each
+//! A half tile takes one half group of 8 rows, one row per i32 lane of a 256-bit register, and
+//! up to four inputs. Per super-block and sub-block it loads the three registers of codes and
+//! unpacks them into the four chunks' codes, once for all inputs; per input it multiplies them
+//! with each chunk's four activation bytes, broadcast to every lane, and adds the products,
+//! scaled by the rows' sub-block scales, into the super-block's exact sum `S` per row. Each
 //! super-block's sums then take one conversion and one fused multiply-add, with no horizontal
 //! sum anywhere. How a path scales its products depends on its byte products:
 //! - with VNNI (`vpdpbusd`), each sub-block's products go into one i32 per row, which starts
@@ -14,12 +14,18 @@
 //!   multiplies by the scales and sums into i32; the offsets take one more `madd` per two
 //!   sub-blocks, −32 times the scales by the pair of `bsums`.
 //!
+//! With two inputs or more, the AVX-512 VNNI path takes the whole group at once in 512-bit
+//! registers instead ([`wide`]), with the same products and up to eight inputs; one input
+//! alone (a decode step) is bound by memory, and keeps the half tiles.
+//!
 //! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
 //! [`crate::kernels::interleaved::interleaved_fn_for`] hands out after feature detection; every
 //! pointer comes from the slice lengths checked in [`run`](Q6Kx16::run). No closures around
 //! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
+
+mod wide;
 
 use super::{duplicate, GroupTile, MAX_INPUTS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
@@ -77,6 +83,12 @@ impl GroupTile for Q6Kx16 {
         sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
     ) {
         debug_assert!(group.len() >= SUPER_BYTES * e.blocks && a.len() >= T * stride);
+        if D::WIDE && D::FUSED_DOT4 && T > 1 {
+            // SAFETY: the caller's contract; the path with 32 registers and `vpdpbusd` is
+            // the AVX-512 VNNI path.
+            unsafe { wide::tile::<T>(group, a, stride, e, next, sums) };
+            return;
+        }
         // An even share of the next group's cache lines per pair of sub-blocks.
         let share = next.len().div_ceil(HALVES * PAIRS * e.blocks.max(1));
         let mut prefetched = 0;
