@@ -16,7 +16,7 @@
 //! rows' bits.
 
 use super::offset::{Offset, GROUP_CODES, GROUP_SCALES, HALF_ROWS};
-use super::{extent, GROUP_ROWS};
+use super::scalar_rows;
 use crate::kernels::Input;
 use crate::{BlockQ8, IQ4NL_VALUES, QK8};
 
@@ -53,18 +53,8 @@ pub(super) fn dequantize_row(group: &[u8], lane: usize, row_blocks: usize, out: 
 
 /// The scalar twin: row by row, block by block, one fused multiply-add each.
 pub(super) fn scalar(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    let n = input.n();
-    let xq = input.q8_all();
-    let Some(stride) = xq.len().checked_div(n) else { return };
-    let row_blocks = row_bytes / LAYOUT.block_bytes();
-    let e = extent(w, group_bytes(row_bytes), row_blocks, stride, n, out);
-    for r in 0..e.rows {
-        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
-        for t in 0..n {
-            let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot(group, r % GROUP_ROWS, e.row_blocks, a);
-        }
-    }
+    let layout = (group_bytes(row_bytes), row_bytes / LAYOUT.block_bytes());
+    scalar_rows(w, layout, (input.q8_all(), input.n()), out, row_dot);
 }
 
 /// Row `lane` of `group` times the activation blocks `a`.

@@ -35,7 +35,7 @@
 //! stays below 2^28: `32·241·128 < 2^20` and `128·32·128 < 2^19` per value sum, times 32,
 //! over 8 sub-blocks.
 
-use super::{extent, GROUP_ROWS};
+use super::{scalar_rows, GROUP_ROWS};
 use crate::kernels::{as_blocks, Input};
 use crate::{BlockIQ4XS, BlockQ8K, IQ4NL_VALUES, QK_K};
 
@@ -118,17 +118,8 @@ fn code_offset(j: usize, c: usize, lane: usize) -> usize {
 
 /// The scalar twin: row by row, super-block by super-block, one fused multiply-add each.
 pub(super) fn scalar(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    let n = input.n();
-    let xq = input.q8k_all();
-    let Some(stride) = xq.len().checked_div(n) else { return };
-    let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
-    for r in 0..e.rows {
-        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
-        for t in 0..n {
-            let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot(group, r % GROUP_ROWS, a);
-        }
-    }
+    let (layout, xq) = ((group_bytes(row_bytes), row_bytes / BLOCK_BYTES), input.q8k_all());
+    scalar_rows(w, layout, (xq, input.n()), out, |group, lane, _, a| row_dot(group, lane, a));
 }
 
 /// Row `lane` of `group` times the activation blocks `a`.

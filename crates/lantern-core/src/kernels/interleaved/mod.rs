@@ -222,6 +222,28 @@ fn extent(
     }
 }
 
+/// The scalar twins' loop: for each row the groups of `w` hold and `out` takes, and each of
+/// the `n` inputs of `xq`, `row_dot(group, lane, row_blocks, a)` with the row's group and
+/// lane and the input's blocks `a`, over what [`extent`] says one call covers (`group`
+/// bytes per group, rows of `row_blocks` blocks).
+fn scalar_rows<B>(
+    w: &[u8],
+    (group, row_blocks): (usize, usize),
+    (xq, n): (&[B], usize),
+    out: &mut [f32],
+    row_dot: impl Fn(&[u8], usize, usize, &[B]) -> f32,
+) {
+    let Some(stride) = xq.len().checked_div(n) else { return };
+    let e = extent(w, group, row_blocks, stride, n, out);
+    for r in 0..e.rows {
+        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
+        for t in 0..n {
+            let a = &xq[t * stride..][..e.blocks];
+            out[t * e.rows + r] = row_dot(group, r % GROUP_ROWS, e.row_blocks, a);
+        }
+    }
+}
+
 /// What one call of an interleaved kernel covers; see [`extent`].
 struct Extent {
     /// Bytes per group.

@@ -25,7 +25,7 @@
 //! row, bit for bit with llama.cpp's AVX2 build, while interleaved rows round once per block
 //! and so differ from them by float rounding.
 
-use super::{extent, GROUP_ROWS};
+use super::{scalar_rows, GROUP_ROWS};
 use crate::kernels::Input;
 use crate::{BlockQ8, QK8};
 
@@ -158,19 +158,10 @@ pub(super) fn scalar(
     input: Input<'_>,
     out: &mut [f32],
 ) {
-    let n = input.n();
-    let xq = input.q8_all();
-    let Some(stride) = xq.len().checked_div(n) else { return };
-    let e =
-        extent(w, format.group_bytes(row_bytes), row_bytes / format.block_bytes(), stride, n, out);
-    for r in 0..e.rows {
-        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
-        let lane = r % GROUP_ROWS;
-        for t in 0..n {
-            let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot(format, group, lane, e.row_blocks, a);
-        }
-    }
+    let layout = (format.group_bytes(row_bytes), row_bytes / format.block_bytes());
+    scalar_rows(w, layout, (input.q8_all(), input.n()), out, |group, lane, row_blocks, a| {
+        row_dot(format, group, lane, row_blocks, a)
+    });
 }
 
 /// The scalar twin of the Q4_0 layout.

@@ -40,7 +40,7 @@
 //! 16·7·128` and `|4·bsum_j| ≤ 4·2^15` even for `bsums` that are not the codes' sums, each
 //! times `|sc_j| ≤ 32`, over 16 sub-blocks, stays below 2^27.
 
-use super::{extent, GROUP_ROWS};
+use super::{scalar_rows, GROUP_ROWS};
 use crate::kernels::{as_blocks, Input};
 use crate::{BlockQ3K, BlockQ8K, QK_K};
 
@@ -114,18 +114,8 @@ fn code_offset(p: usize, m: usize, lane: usize) -> usize {
 
 /// The scalar twin: row by row, super-block by super-block, one fused multiply-add each.
 pub(super) fn scalar(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    let n = input.n();
-    let xq = input.q8k_all();
-    let Some(stride) = xq.len().checked_div(n) else { return };
-    let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
-    for r in 0..e.rows {
-        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
-        let lane = r % GROUP_ROWS;
-        for t in 0..n {
-            let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot(group, lane, a);
-        }
-    }
+    let (layout, xq) = ((group_bytes(row_bytes), row_bytes / BLOCK_BYTES), input.q8k_all());
+    scalar_rows(w, layout, (xq, input.n()), out, |group, lane, _, a| row_dot(group, lane, a));
 }
 
 /// Dequantizes row `lane` of `group` into `out` (whole super-blocks) as the file row

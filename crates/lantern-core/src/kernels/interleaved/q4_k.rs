@@ -35,7 +35,7 @@
 //! is `acc − acc_min`. Neither sum leaves i32: `|Σ_{i in j} q_i·q_a,i| ≤ 32·31·128`, times
 //! `sc_j < 64`, over 8 sub-blocks, stays below 2^26; `|M| ≤ 16·63·2^15`.
 
-use super::{extent, GROUP_ROWS};
+use super::{scalar_rows, GROUP_ROWS};
 use crate::kernels::{as_blocks, Input};
 use crate::{BlockQ4K, BlockQ5K, BlockQ8K, QK_K};
 
@@ -211,19 +211,9 @@ pub(super) fn scalar_q5_k(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mu
 }
 
 fn scalar<const FIFTH: bool>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    let n = input.n();
-    let xq = input.q8k_all();
-    let Some(stride) = xq.len().checked_div(n) else { return };
-    let row_blocks = row_bytes / block_bytes(FIFTH);
-    let e = extent(w, group_bytes(FIFTH, row_bytes), row_blocks, stride, n, out);
-    for r in 0..e.rows {
-        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
-        let lane = r % GROUP_ROWS;
-        for t in 0..n {
-            let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot::<FIFTH>(group, lane, a);
-        }
-    }
+    let layout = (group_bytes(FIFTH, row_bytes), row_bytes / block_bytes(FIFTH));
+    let xq = (input.q8k_all(), input.n());
+    scalar_rows(w, layout, xq, out, |group, lane, _, a| row_dot::<FIFTH>(group, lane, a));
 }
 
 /// Row `lane` of `group` times the activation blocks `a`.

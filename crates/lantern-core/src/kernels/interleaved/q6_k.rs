@@ -33,7 +33,7 @@
 //! i32, in any order: `|Σ_{i in j} q_i·q_a,i| ≤ 16·63·127` and `|32·bsum_j| ≤ 32·16·127`,
 //! each times `|sc_j| ≤ 128`, over 16 sub-blocks, stays below 2^29.
 
-use super::{extent, GROUP_ROWS};
+use super::{scalar_rows, GROUP_ROWS};
 use crate::kernels::Input;
 use crate::{BlockQ6K, BlockQ8K, QK_K};
 
@@ -124,18 +124,8 @@ fn code_offset(j: usize, m: usize, lane: usize) -> usize {
 
 /// The scalar twin: row by row, super-block by super-block, one fused multiply-add each.
 pub(super) fn scalar(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    let n = input.n();
-    let xq = input.q8k_all();
-    let Some(stride) = xq.len().checked_div(n) else { return };
-    let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
-    for r in 0..e.rows {
-        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
-        let lane = r % GROUP_ROWS;
-        for t in 0..n {
-            let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot(group, lane, a);
-        }
-    }
+    let (layout, xq) = ((group_bytes(row_bytes), row_bytes / BLOCK_BYTES), input.q8k_all());
+    scalar_rows(w, layout, (xq, input.n()), out, |group, lane, _, a| row_dot(group, lane, a));
 }
 
 /// Row `lane` of `group` times the activation blocks `a`.

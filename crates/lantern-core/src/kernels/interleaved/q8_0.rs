@@ -35,7 +35,7 @@
 //! `xor` per register that all inputs share. The x86 kernel's module docs (`avx2/q8_0.rs`)
 //! give the measurements.
 
-use super::{extent, GROUP_ROWS};
+use super::{scalar_rows, GROUP_ROWS};
 use crate::kernels::Input;
 use crate::{BlockQ8, QK8};
 
@@ -102,18 +102,8 @@ pub(super) fn dequantize_row(group: &[u8], lane: usize, row_blocks: usize, out: 
 
 /// The scalar twin: row by row, block by block, one fused multiply-add each.
 pub(super) fn scalar(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
-    let n = input.n();
-    let xq = input.q8_all();
-    let Some(stride) = xq.len().checked_div(n) else { return };
-    let e = extent(w, group_bytes(row_bytes), row_bytes / BLOCK_BYTES, stride, n, out);
-    for r in 0..e.rows {
-        let group = &w[r / GROUP_ROWS * e.group..][..e.group];
-        let lane = r % GROUP_ROWS;
-        for t in 0..n {
-            let a = &xq[t * stride..][..e.blocks];
-            out[t * e.rows + r] = row_dot(group, lane, e.row_blocks, a);
-        }
-    }
+    let layout = (group_bytes(row_bytes), row_bytes / BLOCK_BYTES);
+    scalar_rows(w, layout, (input.q8_all(), input.n()), out, row_dot);
 }
 
 /// Row `lane` of `group` times the activation blocks `a`.
