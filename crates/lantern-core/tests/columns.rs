@@ -6,7 +6,7 @@ use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ8, ColumnMajor, GgmlType, QTensor, TensorBytes, QK8};
 use rand::Rng;
 
-use crate::common::{isas, quantize, quantize_x, randn, rng};
+use crate::common::{bits, isas, quantize, quantize_x, randn, rng};
 
 const FORMATS: [GgmlType; 2] = [GgmlType::Q4_0, GgmlType::Q4_1];
 
@@ -67,10 +67,6 @@ fn run(c: &ColumnMajor, xq: &[BlockQ8], rows: std::ops::Range<usize>) -> Vec<f32
     let mut out = vec![f32::NAN; rows.len()];
     c.matvec(xq, rows, &mut out).unwrap();
     out
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|f| f.to_bits()).collect()
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Shared helpers: the paths this CPU runs, seeded random data and f64 reference math.
 
+use lantern_core::kernels::interleaved::{group_bytes, interleave, GROUP_ROWS};
 use lantern_core::kernels::Isa;
 use lantern_core::{
     dequantize_row, quantize_activation, quantize_activation_k, quantize_row, BlockQ8, BlockQ8K,
@@ -152,4 +153,17 @@ pub(crate) fn dot64(a: &[f32], b: &[f32]) -> f64 {
 /// Σ |a·b| in f64: the scale against which float rounding errors are measured.
 pub(crate) fn absdot64(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum()
+}
+
+/// The bits of `v`, for comparing results bit for bit with a readable failure.
+pub(crate) fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|v| v.to_bits()).collect()
+}
+
+/// The rows `bytes` of type `ty` (`rows` of them) interleaved.
+pub(crate) fn interleaved(ty: GgmlType, bytes: &[u8], rows: usize) -> Vec<u8> {
+    let row_bytes = bytes.len() / rows;
+    let mut out = vec![0; rows.div_ceil(GROUP_ROWS) * group_bytes(ty, row_bytes)];
+    assert!(interleave(ty, bytes, row_bytes, &mut out));
+    out
 }

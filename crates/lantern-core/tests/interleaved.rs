@@ -2,24 +2,16 @@
 //! and Q8_0 against the file rows' kernels on every path, bit for bit; Q5_0, whose order is
 //! its own, and the K-quants and Q8_0 against their math in f64.
 
-use lantern_core::kernels::interleaved::{group_bytes, interleave, interleaved_fn_for, GROUP_ROWS};
+use lantern_core::kernels::interleaved::{group_bytes, interleave, interleaved_fn_for};
 use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ5_0, BlockQ8, BlockQ8K, BlockQ8_0, GgmlType, QK8, QK_K};
 
 use crate::common::{
-    absdot64, dequantize, dequantize_x, dequantize_xk, dot64, isas, quantize, quantize_x,
-    quantize_xk, randn, random_q4_k, random_q5_k, random_q6_k, rng,
+    absdot64, bits, dequantize, dequantize_x, dequantize_xk, dot64, interleaved, isas, quantize,
+    quantize_x, quantize_xk, randn, random_q4_k, random_q5_k, random_q6_k, rng,
 };
 
 const FORMATS: [GgmlType; 2] = [GgmlType::Q4_0, GgmlType::Q5_0];
-
-/// The rows `bytes` of type `ty` interleaved.
-fn interleaved(ty: GgmlType, bytes: &[u8], rows: usize) -> Vec<u8> {
-    let row_bytes = bytes.len() / rows;
-    let mut out = vec![0; rows.div_ceil(GROUP_ROWS) * group_bytes(ty, row_bytes)];
-    assert!(interleave(ty, bytes, row_bytes, &mut out));
-    out
-}
 
 /// The first `rows` results of the `all_rows` rows `bytes`, interleaved, on path `isa`.
 fn run(
@@ -36,10 +28,6 @@ fn run(
     let mut out = vec![f32::NAN; rows * n];
     kernel(&interleaved(ty, bytes, all_rows), row_bytes, Input::new(&x, xq, n), &mut out);
     Some(out)
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|v| v.to_bits()).collect()
 }
 
 /// Every path's interleaved kernel gives the scalar twin's bits, and for Q4_0 those of the

@@ -10,15 +10,11 @@ use lantern_core::kernels::interleaved::{
 use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ8, GgmlType, QTensor, TensorBytes, QK8};
 
-use crate::common::{isas, quantize_x, randn, random_iq4, rng};
+use crate::common::{bits, isas, quantize_x, randn, random_iq4, rng};
 
 const TY: GgmlType = GgmlType::IQ4_NL;
 /// Bytes of one block in the file.
 const BLOCK: usize = 18;
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|v| v.to_bits()).collect()
-}
 
 /// The file rows' scalar kernel on the first `rows` of the `all_rows` rows `bytes`; then, on
 /// every path, the interleaved kernel and the file rows' kernel must give its bits.

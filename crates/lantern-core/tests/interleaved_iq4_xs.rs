@@ -5,31 +5,19 @@
 
 use half::f16;
 use lantern_core::kernels::interleaved::{
-    group_bytes, interleave, interleaved_fn, interleaved_fn_for, GROUP_ROWS,
+    group_bytes, interleave, interleaved_fn, interleaved_fn_for,
 };
 use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ8K, GgmlType, QTensor, TensorBytes, QK_K};
 
 use crate::common::{
-    absdot64, dequantize, dequantize_xk, dot64, isas, quantize_x, quantize_xk, randn, random_iq4,
-    rng,
+    absdot64, bits, dequantize, dequantize_xk, dot64, interleaved, isas, quantize_x, quantize_xk,
+    randn, random_iq4, rng,
 };
 
 const TY: GgmlType = GgmlType::IQ4_XS;
 /// Bytes of one super-block in the file.
 const BLOCK: usize = 136;
-
-/// The rows `bytes` (`rows` of them) interleaved.
-fn interleaved(bytes: &[u8], rows: usize) -> Vec<u8> {
-    let row_bytes = bytes.len() / rows;
-    let mut out = vec![0; rows.div_ceil(GROUP_ROWS) * group_bytes(TY, row_bytes)];
-    assert!(interleave(TY, bytes, row_bytes, &mut out));
-    out
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|v| v.to_bits()).collect()
-}
 
 /// The file rows' scalar kernel on the first `rows` of the `all_rows` rows `bytes`; then, on
 /// every path, the interleaved kernel and the file rows' kernel must give its bits. Returns
@@ -51,7 +39,7 @@ fn assert_paths_agree(
         &mut expect,
     );
     assert!(expect.iter().all(|v| v.is_finite()), "{expect:?}");
-    let groups = interleaved(bytes, all_rows);
+    let groups = interleaved(TY, bytes, all_rows);
     for isa in isas() {
         let Some(kernel) = interleaved_fn_for(TY, isa) else { continue };
         let mut got = vec![f32::NAN; rows * n];
@@ -163,7 +151,7 @@ fn short_and_ragged_inputs_compute_what_fits() {
     let (rows, n) = (21, 3);
     let bytes = random_iq4(TY, &mut rng, rows, 3 * QK_K);
     let row_bytes = bytes.len() / rows;
-    let groups = interleaved(&bytes, rows);
+    let groups = interleaved(TY, &bytes, rows);
     let x = randn(&mut rng, n * 2 * QK_K, 1.0);
     let xq = quantize_xk(&x);
     let input = Input::new(&x, &[], n).with_q8k(&xq);

@@ -2,29 +2,18 @@
 //! give the interleaved scalar twin's bits (both round once per super-block), on random rows,
 //! extreme rows, partial groups and batches; the twin against its math in f64.
 
-use lantern_core::kernels::interleaved::{group_bytes, interleave, interleaved_fn_for, GROUP_ROWS};
+use lantern_core::kernels::interleaved::{group_bytes, interleave, interleaved_fn_for};
 use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ8K, GgmlType, QK_K};
 
 use crate::common::{
-    absdot64, dequantize, dequantize_xk, dot64, isas, quantize_xk, randn, random_q3_k, rng,
+    absdot64, bits, dequantize, dequantize_xk, dot64, interleaved, isas, quantize_xk, randn,
+    random_q3_k, rng,
 };
 
 const Q3_K: GgmlType = GgmlType::Q3_K;
 /// Bytes of one Q3_K super-block; its f16 `d` is the last two.
 const BLOCK: usize = 110;
-
-/// The rows `bytes` interleaved.
-fn interleaved(bytes: &[u8], rows: usize) -> Vec<u8> {
-    let row_bytes = bytes.len() / rows;
-    let mut out = vec![0; rows.div_ceil(GROUP_ROWS) * group_bytes(Q3_K, row_bytes)];
-    assert!(interleave(Q3_K, bytes, row_bytes, &mut out));
-    out
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|v| v.to_bits()).collect()
-}
 
 /// Runs the interleaved scalar twin on the first `rows` of the `all_rows` rows `bytes`, then
 /// every path's interleaved kernel and every path's file-layout kernel, requires the twin's
@@ -38,7 +27,7 @@ fn assert_paths_give_the_twin_bits(
     let row_bytes = bytes.len() / all_rows;
     let x = vec![0.0; xq.len() * QK_K];
     let input = Input::new(&x, &[], n).with_q8k(xq);
-    let groups = interleaved(bytes, all_rows);
+    let groups = interleaved(Q3_K, bytes, all_rows);
     let twin = interleaved_fn_for(Q3_K, Isa::Scalar).unwrap();
     let mut expect = vec![f32::NAN; rows * n];
     twin(&groups, row_bytes, input, &mut expect);
@@ -154,7 +143,7 @@ fn short_and_ragged_inputs_compute_what_fits() {
     let (rows, n, len) = (21, 3, 5 * QK_K);
     let bytes = random_q3_k(&mut rng, rows, len);
     let row_bytes = bytes.len() / rows;
-    let groups = interleaved(&bytes, rows);
+    let groups = interleaved(Q3_K, &bytes, rows);
     let xq = quantize_xk(&randn(&mut rng, n * 3 * QK_K, 1.0));
     let x = vec![0.0; xq.len() * QK_K];
     // The same rows cut to 3 super-blocks.
