@@ -1,14 +1,14 @@
 //! The interleaved IQ4_XS kernel ([`crate::kernels::interleaved::iq4_xs`]) on the AVX2 and
 //! AVX-512 VNNI paths.
 //!
-//! A tile takes one half group of 8 rows, one row per i32 lane, and up to eight inputs (four
-//! on AVX2). Per super-block, sub-block and chunk it loads one register of code bytes, splits
-//! it into low and high codes and looks them up in the codebook with one `pshufb` each, once
-//! for all inputs; per input it multiplies the values with the chunk's activation bytes,
-//! broadcast to every lane, into the sub-block's sum per row, which the rows' scales then
-//! multiply into the super-block's exact sum `S`, added with one fused multiply-add per
-//! super-block; there is no horizontal sum anywhere. How a path forms its products depends
-//! on its byte products:
+//! A half tile takes one half group of 8 rows, one row per i32 lane of a 256-bit register,
+//! and up to eight inputs (four on AVX2). Per super-block, sub-block and chunk it loads one
+//! register of code bytes, splits it into low and high codes and looks them up in the
+//! codebook with one `pshufb` each, once for all inputs; per input it multiplies the values
+//! with the chunk's activation bytes, broadcast to every lane, into the sub-block's sum per
+//! row, which the rows' scales then multiply into the super-block's exact sum `S`, added with
+//! one fused multiply-add per super-block; there is no horizontal sum anywhere. How a path
+//! forms its products depends on its byte products:
 //! - with VNNI (`vpdpbusd`, unsigned × signed), the codebook gives `v + 128` (1..=241), whose
 //!   products go into one i32 per row and sub-block; the rows' scales then multiply it
 //!   (`vpmulld`), and `128·sc·Σ q_a` comes off with one `vpdpwssd` per sub-block and input
@@ -23,12 +23,18 @@
 //!   and high codes' pairs together could reach `4·127·127`, beyond i16, so each takes its
 //!   own `madd`.
 //!
+//! With two inputs or more, the AVX-512 VNNI path takes the whole group at once in 512-bit
+//! registers instead ([`wide`]), with the same products and up to eight inputs; one input
+//! alone (a decode step) is bound by memory, and keeps the half tiles.
+//!
 //! Safety design as in [`crate::kernels::avx2`]: reached only through [`path_fn`], which
 //! [`crate::kernels::interleaved::interleaved_fn_for`] hands out after feature detection; every
 //! pointer comes from the slice lengths checked in [`run`](Iq4Xsx16::run). No closures around
 //! intrinsics, which would lose the target features.
 
 use std::arch::x86_64::*;
+
+mod wide;
 
 use super::{duplicate, GroupTile, MAX_INPUTS};
 use crate::kernels::avx2::{path_fn, Dot, PathKernel};
@@ -68,8 +74,8 @@ impl PathKernel for Iq4Xsx16 {
 
 impl GroupTile for Iq4Xsx16 {
     type Block = BlockQ8K;
-    /// The sums of 8 inputs and their running totals take 16 of AVX-512's 32 registers;
-    /// AVX2 has 16 for 4 inputs.
+    /// The sums of 8 inputs, their sub-block sums and running totals take 24 of AVX-512's 32
+    /// registers; AVX2 has 16 for 4 inputs.
     const INPUTS: usize = MAX_INPUTS;
 
     /// A half group at a time.
@@ -83,6 +89,12 @@ impl GroupTile for Iq4Xsx16 {
         sums: &mut [[f32; GROUP_ROWS]; MAX_INPUTS],
     ) {
         debug_assert!(group.len() >= SUPER_BYTES * e.blocks && a.len() >= T * stride);
+        if D::WIDE && D::FUSED_DOT4 && T > 1 {
+            // SAFETY: the caller's contract; the path with 32 registers and `vpdpbusd` is
+            // the AVX-512 VNNI path.
+            unsafe { wide::tile::<T>(group, a, stride, e, next, sums) };
+            return;
+        }
         // An even share of the next group's cache lines per sub-block.
         let share = next.len().div_ceil(HALVES * SUB_BLOCKS * e.blocks.max(1));
         let mut prefetched = 0;
