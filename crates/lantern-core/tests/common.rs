@@ -167,3 +167,25 @@ pub(crate) fn interleaved(ty: GgmlType, bytes: &[u8], rows: usize) -> Vec<u8> {
     assert!(interleave(ty, bytes, row_bytes, &mut out));
     out
 }
+
+/// Asserts that each result of `y` (`rows` per input, input by input) lies within
+/// 1e-5·Σ|w·x̂| of the exact Σ w·x̂ in f64, with `w` the rows `bytes` of type `ty` (`len`
+/// values each) dequantized and `x̂` the activation blocks `xq` dequantized.
+pub(crate) fn assert_within_reference(
+    ty: GgmlType,
+    (bytes, rows, len): (&[u8], usize, usize),
+    xq: &[BlockQ8K],
+    y: &[f32],
+) {
+    let row_bytes = bytes.len() / rows;
+    let xd = dequantize_xk(xq);
+    for (t, y) in y.chunks_exact(rows).enumerate() {
+        let x = &xd[t * len..(t + 1) * len];
+        for (r, &y) in y.iter().enumerate() {
+            let w = dequantize(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], len);
+            let (exact, budget) = (dot64(&w, x), 1e-5 * absdot64(&w, x));
+            let error = (f64::from(y) - exact).abs();
+            assert!(error <= budget, "{ty:?} row {r} input {t}: {y} vs {exact}, error {error:e}");
+        }
+    }
+}

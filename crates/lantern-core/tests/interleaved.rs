@@ -7,8 +7,9 @@ use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ5_0, BlockQ8, BlockQ8K, BlockQ8_0, GgmlType, QK8, QK_K};
 
 use crate::common::{
-    absdot64, bits, dequantize, dequantize_x, dequantize_xk, dot64, interleaved, isas, quantize,
-    quantize_x, quantize_xk, randn, random_q4_k, random_q5_k, random_q6_k, rng,
+    absdot64, assert_within_reference, bits, dequantize, dequantize_x, dequantize_xk, dot64,
+    interleaved, isas, quantize, quantize_x, quantize_xk, randn, random_q4_k, random_q5_k,
+    random_q6_k, rng,
 };
 
 const FORMATS: [GgmlType; 2] = [GgmlType::Q4_0, GgmlType::Q5_0];
@@ -278,17 +279,7 @@ fn q6_k_scalar_twin_matches_dequantized_reference() {
     let bytes = random_q6_k(&mut rng, rows, len);
     let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
     let y = assert_k_paths_give_the_twin_bits(GgmlType::Q6_K, &bytes, rows, rows, &xq, n);
-    let row_bytes = bytes.len() / rows;
-    let xd = dequantize_xk(&xq);
-    for (t, y) in y.chunks_exact(rows).enumerate() {
-        let x = &xd[t * len..(t + 1) * len];
-        for (r, &y) in y.iter().enumerate() {
-            let w = dequantize(GgmlType::Q6_K, &bytes[r * row_bytes..(r + 1) * row_bytes], len);
-            let (exact, budget) = (dot64(&w, x), 1e-5 * absdot64(&w, x));
-            let error = (f64::from(y) - exact).abs();
-            assert!(error <= budget, "row {r} input {t}: {y} vs {exact}, error {error:e}");
-        }
-    }
+    assert_within_reference(GgmlType::Q6_K, (&bytes, rows, len), &xq, &y);
 }
 
 /// Random rows of a format: `rows` of `len` values.
@@ -362,20 +353,7 @@ fn q4_k_and_q5_k_scalar_twins_match_dequantized_reference() {
         let bytes = random(&mut rng, rows, len);
         let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
         let y = assert_k_paths_give_the_twin_bits(ty, &bytes, rows, rows, &xq, n);
-        let row_bytes = bytes.len() / rows;
-        let xd = dequantize_xk(&xq);
-        for (t, y) in y.chunks_exact(rows).enumerate() {
-            let x = &xd[t * len..(t + 1) * len];
-            for (r, &y) in y.iter().enumerate() {
-                let w = dequantize(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], len);
-                let (exact, budget) = (dot64(&w, x), 1e-5 * absdot64(&w, x));
-                let error = (f64::from(y) - exact).abs();
-                assert!(
-                    error <= budget,
-                    "{ty:?} row {r} input {t}: {y} vs {exact}, error {error:e}"
-                );
-            }
-        }
+        assert_within_reference(ty, (&bytes, rows, len), &xq, &y);
     }
 }
 

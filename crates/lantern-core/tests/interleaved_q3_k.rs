@@ -7,8 +7,7 @@ use lantern_core::kernels::{matmul_fn_for, Input, Isa};
 use lantern_core::{BlockQ8K, GgmlType, QK_K};
 
 use crate::common::{
-    absdot64, bits, dequantize, dequantize_xk, dot64, interleaved, isas, quantize_xk, randn,
-    random_q3_k, rng,
+    assert_within_reference, bits, interleaved, isas, quantize_xk, randn, random_q3_k, rng,
 };
 
 const Q3_K: GgmlType = GgmlType::Q3_K;
@@ -122,17 +121,7 @@ fn twin_matches_dequantized_reference() {
     let bytes = random_q3_k(&mut rng, rows, len);
     let xq = quantize_xk(&randn(&mut rng, n * len, 1.0));
     let y = assert_paths_give_the_twin_bits(&bytes, (rows, rows), &xq, n);
-    let row_bytes = bytes.len() / rows;
-    let xd = dequantize_xk(&xq);
-    for (t, y) in y.chunks_exact(rows).enumerate() {
-        let x = &xd[t * len..(t + 1) * len];
-        for (r, &y) in y.iter().enumerate() {
-            let w = dequantize(Q3_K, &bytes[r * row_bytes..(r + 1) * row_bytes], len);
-            let (exact, budget) = (dot64(&w, x), 1e-5 * absdot64(&w, x));
-            let error = (f64::from(y) - exact).abs();
-            assert!(error <= budget, "row {r} input {t}: {y} vs {exact}, error {error:e}");
-        }
-    }
+    assert_within_reference(Q3_K, (&bytes, rows, len), &xq, &y);
 }
 
 #[test]
