@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use crate::kernels::interleaved::{self, GROUP_ROWS};
-use crate::kernels::{self, Input, MatmulFn};
+use crate::kernels::{self, GatherFn, Input, MatmulFn};
 use crate::{dequant, Error, GgmlType, Result, TensorBytes, QK8, QK_K};
 
 /// A tensor of any [`GgmlType`] over shared bytes.
@@ -21,6 +21,7 @@ pub struct QTensor {
     row_bytes: usize,
     bytes: TensorBytes,
     kernel: Option<MatmulFn>,
+    gather: Option<GatherFn>,
     interleaved: Option<Interleaved>,
 }
 
@@ -59,6 +60,7 @@ impl QTensor {
             row_bytes: ty.row_bytes(row_len)?,
             bytes,
             kernel: kernels::matmul_fn(ty),
+            gather: kernels::gather_fn(ty),
             interleaved: None,
         })
     }
@@ -235,25 +237,8 @@ impl QTensor {
     /// the sizes disagree.
     pub fn matmul(&self, rows: Range<usize>, input: Input<'_>, out: &mut [f32]) -> Result<()> {
         let kernel = self.kernel.ok_or(Error::UnsupportedType { ty: self.ty, op: "matmul" })?;
+        self.check_input("matmul", input)?;
         let n = input.n();
-        let (x_len, q8_len, q8k_len) = input.lens();
-        let (block, got) =
-            if kernels::reads_q8k(self.ty) { (QK_K, q8k_len) } else { (QK8, q8_len) };
-        let blocks = self.row_len.div_ceil(block);
-        // Float rows read the f32 values only, so their inputs may come without blocks.
-        let blocks_ok = got == blocks * n || kernels::reads_f32_only(self.ty);
-        if x_len != self.row_len * n || !blocks_ok {
-            return Err(Error::ShapeMismatch {
-                op: "matmul",
-                detail: format!(
-                    "{n} inputs of {} values need {} floats and {} blocks of {block}, got \
-                     {x_len} and {got}",
-                    self.row_len,
-                    self.row_len * n,
-                    blocks * n,
-                ),
-            });
-        }
         if rows.start > rows.end || rows.end > self.n_rows || out.len() != rows.len() * n {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
@@ -275,6 +260,72 @@ impl QTensor {
                 let bytes = &self.bytes[rows.start * self.row_bytes..rows.end * self.row_bytes];
                 kernel(bytes, self.row_bytes, input, out);
             }
+        }
+        Ok(())
+    }
+
+    /// `out[i] = row(rows[i]) · x` for the one input of `input`: only the listed rows are read,
+    /// from the file layout (never the interleaved copy, whose groups hold 16 rows each), with
+    /// the bits of the file rows' products (which the interleaved copy shares, but for Q5_0;
+    /// see [`QTensor::interleaved`]). A product whose outputs are mostly not
+    /// needed, such as an FFN up matrix whose neurons activation sparsity zeroes, reads a
+    /// share of the rows. Types without a [`GatherFn`] on this CPU run their matrix kernel
+    /// over each run of consecutive rows.
+    ///
+    /// # Errors
+    /// As [`QTensor::matmul`], and [`Error::ShapeMismatch`] for a row index past the end or
+    /// an input of more than one vector.
+    pub fn gather_rows(&self, rows: &[u32], input: Input<'_>, out: &mut [f32]) -> Result<()> {
+        let kernel = self.kernel.ok_or(Error::UnsupportedType { ty: self.ty, op: "gather_rows" })?;
+        self.check_input("gather_rows", input)?;
+        let bad = rows.iter().find(|&&r| r as usize >= self.n_rows);
+        if input.n() != 1 || out.len() != rows.len() || bad.is_some() {
+            return Err(Error::ShapeMismatch {
+                op: "gather_rows",
+                detail: format!(
+                    "{} rows (first out of range: {bad:?}) of {} × {} inputs into {} outputs",
+                    rows.len(),
+                    self.n_rows,
+                    input.n(),
+                    out.len()
+                ),
+            });
+        }
+        let rb = self.row_bytes;
+        if let Some(gather) = self.gather {
+            gather(&self.bytes, rb, rows, input.q8(0), out);
+            return Ok(());
+        }
+        let mut start = 0;
+        while start < rows.len() {
+            let first = rows[start] as usize;
+            let run = rows[start..].iter().zip(first..).take_while(|&(&r, i)| r as usize == i).count();
+            kernel(&self.bytes[first * rb..(first + run) * rb], rb, input, &mut out[start..start + run]);
+            start += run;
+        }
+        Ok(())
+    }
+
+    /// Checks that `input` holds the values and activation blocks a row of this tensor reads.
+    fn check_input(&self, op: &'static str, input: Input<'_>) -> Result<()> {
+        let n = input.n();
+        let (x_len, q8_len, q8k_len) = input.lens();
+        let (block, got) =
+            if kernels::reads_q8k(self.ty) { (QK_K, q8k_len) } else { (QK8, q8_len) };
+        let blocks = self.row_len.div_ceil(block);
+        // Float rows read the f32 values only, so their inputs may come without blocks.
+        let blocks_ok = got == blocks * n || kernels::reads_f32_only(self.ty);
+        if x_len != self.row_len * n || !blocks_ok {
+            return Err(Error::ShapeMismatch {
+                op,
+                detail: format!(
+                    "{n} inputs of {} values need {} floats and {} blocks of {block}, got \
+                     {x_len} and {got}",
+                    self.row_len,
+                    self.row_len * n,
+                    blocks * n,
+                ),
+            });
         }
         Ok(())
     }

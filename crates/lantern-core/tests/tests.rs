@@ -6,6 +6,7 @@
 mod columns;
 mod common;
 mod dequant;
+mod gather;
 mod grid;
 mod interleaved;
 mod interleaved_iq4_nl;

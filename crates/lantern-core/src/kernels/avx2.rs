@@ -22,7 +22,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{Input, MatmulFn};
+use super::{GatherFn, Input, MatmulFn};
+use crate::BlockQ8;
 
 /// A family of matrix kernels written once for every path's integer products.
 pub(super) trait PathKernel {
@@ -65,6 +66,77 @@ unsafe fn run_avx2<K: PathKernel>(w: &[u8], row_bytes: usize, input: Input<'_>, 
 unsafe fn run_vnni<K: PathKernel>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
     // SAFETY: the features `K` needs with `Vnni` are enabled here.
     unsafe { K::run::<Vnni>(w, row_bytes, input, out) }
+}
+
+/// A family of kernels that multiply listed rows, written once for every path's products.
+pub(super) trait GatherKernel {
+    /// The [`GatherFn`] contract, with `D`'s products.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available, and the features `D` needs.
+    unsafe fn gather<D: Dot>(
+        w: &[u8],
+        row_bytes: usize,
+        rows: &[u32],
+        x: &[BlockQ8],
+        out: &mut [f32],
+    );
+}
+
+/// `K`'s gather on the AVX2 path or, with `vnni`, on the AVX-512 VNNI path. Callers must have
+/// detected the features of the path (see the module docs).
+pub(super) fn gather_path_fn<K: GatherKernel>(vnni: bool) -> GatherFn {
+    if vnni {
+        gather_on_vnni::<K>
+    } else {
+        gather_on_avx2::<K>
+    }
+}
+
+fn gather_on_avx2<K: GatherKernel>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    // SAFETY: handed out only after AVX2/FMA/F16C detection (see the module docs).
+    unsafe { gather_avx2::<K>(w, row_bytes, rows, x, out) }
+}
+
+fn gather_on_vnni<K: GatherKernel>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    // SAFETY: handed out only after AVX2/FMA/F16C and AVX-512 F/BW/VL/VNNI detection.
+    unsafe { gather_vnni::<K>(w, row_bytes, rows, x, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gather_avx2<K: GatherKernel>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    // SAFETY: the features `K` needs with `Maddubs` are enabled here.
+    unsafe { K::gather::<Maddubs>(w, row_bytes, rows, x, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gather_vnni<K: GatherKernel>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    // SAFETY: the features `K` needs with `Vnni` are enabled here.
+    unsafe { K::gather::<Vnni>(w, row_bytes, rows, x, out) }
 }
 
 /// A path's integer products: sums of byte products into i32 lanes, the way its instructions

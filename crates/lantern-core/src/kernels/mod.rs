@@ -72,6 +72,13 @@ pub type DotFn = fn(row: &[u8], x: &[f32], xq: &[BlockQ8]) -> f32;
 /// Weight rows times `n` inputs, one run of results per input; see the [module docs](self).
 pub type MatmulFn = fn(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]);
 
+/// Listed rows of a matrix times one input: `out[i] = row_{rows[i]} · x` for the input's
+/// activation blocks `x`, the rows in the file layout of `w` (`row_bytes` each), so that a
+/// product with sparse outputs reads only the rows it needs. Each result has the bits of the
+/// row's [`MatmulFn`] result. A listed row past the end of `w` gets no result, and lengths are
+/// otherwise handled as for a [`MatmulFn`].
+pub type GatherFn = fn(w: &[u8], row_bytes: usize, rows: &[u32], x: &[BlockQ8], out: &mut [f32]);
+
 /// An instruction-set path for the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -208,6 +215,19 @@ pub fn matmul_fn_for(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         .or_else(|| float_rows::matmul_fn(ty, isa))
         .or_else(|| kquants::matmul_fn(ty, isa))
         .or_else(|| iquants::matmul_fn(ty, isa))
+}
+
+/// The fastest gather kernel for rows of type `ty` on this CPU, if it has one (see
+/// [`GatherFn`]); without one, [`QTensor::gather_rows`](crate::QTensor::gather_rows) runs the
+/// matrix kernel over runs of consecutive rows.
+pub fn gather_fn(ty: GgmlType) -> Option<GatherFn> {
+    gather_fn_for(ty, best_isa())
+}
+
+/// The gather kernel for rows of type `ty` on path `isa`, if that path has one and this CPU
+/// can run it.
+pub fn gather_fn_for(ty: GgmlType, isa: Isa) -> Option<GatherFn> {
+    blocks::gather_fn(ty, isa)
 }
 
 /// Whether rows of type `ty` read the 256-value activation blocks

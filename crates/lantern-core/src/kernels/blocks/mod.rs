@@ -5,7 +5,7 @@
 //! the reference twin ([`scalar`]), and tiled SIMD kernels that give the same bits: AVX2 with
 //! an AVX-512 VNNI variant on x86-64, NEON with a `dotprod` variant on aarch64.
 
-use super::{DotFn, Isa, MatmulFn};
+use super::{DotFn, GatherFn, Isa, MatmulFn};
 use crate::GgmlType;
 
 #[cfg(target_arch = "x86_64")]
@@ -30,6 +30,19 @@ pub(super) fn matmul_fn(ty: GgmlType, isa: Isa) -> Option<MatmulFn> {
         }
         #[cfg(target_arch = "aarch64")]
         Isa::Neon | Isa::NeonDot if isa.is_available() => neon::matmul_fn(ty, isa == Isa::NeonDot),
+        _ => None,
+    }
+}
+
+/// The gather kernel for rows of block format `ty` on path `isa`: the SIMD paths' tiles over
+/// listed rows. `None` for other types and paths, and on the scalar path, where the matrix
+/// kernel row by row is the reference.
+pub(super) fn gather_fn(ty: GgmlType, isa: Isa) -> Option<GatherFn> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
+            avx2::gather_fn(ty, isa == Isa::Avx512Vnni)
+        }
         _ => None,
     }
 }

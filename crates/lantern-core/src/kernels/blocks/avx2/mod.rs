@@ -37,8 +37,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernels::avx2::{path_fn, Dot, PathKernel};
-use crate::kernels::{Input, MatmulFn};
+use crate::kernels::avx2::{gather_path_fn, path_fn, Dot, GatherKernel, PathKernel};
+use crate::kernels::{GatherFn, Input, MatmulFn};
 use crate::{BlockQ8, GgmlType};
 
 mod formats;
@@ -59,6 +59,20 @@ pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
     })
 }
 
+/// The gather kernel for `ty` (one input, listed rows in the tiles of its single inputs), if
+/// there is one: with `vnni`, the AVX-512 VNNI variant. Callers must have detected the features
+/// of the path (see the module docs).
+pub(super) fn gather_fn(ty: GgmlType, vnni: bool) -> Option<GatherFn> {
+    Some(match ty {
+        GgmlType::Q3_0 => gather_path_fn::<Tiles<Q3_0>>(vnni),
+        GgmlType::Q4_0 => gather_path_fn::<Tiles<Q4_0>>(vnni),
+        GgmlType::Q4_1 => gather_path_fn::<Tiles<Q4_1>>(vnni),
+        GgmlType::Q5_0 => gather_path_fn::<Tiles<Q5_0>>(vnni),
+        GgmlType::Q8_0 => gather_path_fn::<Tiles<Q8_0>>(vnni),
+        _ => return None,
+    })
+}
+
 /// The tiles of format `F`.
 struct Tiles<F>(std::marker::PhantomData<F>);
 
@@ -67,6 +81,20 @@ impl<F: Format> PathKernel for Tiles<F> {
     unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
         // SAFETY: the caller's contract.
         unsafe { tiles::<F, D>(w, row_bytes, input.q8_all(), input.n(), out) }
+    }
+}
+
+impl<F: Format> GatherKernel for Tiles<F> {
+    #[inline(always)]
+    unsafe fn gather<D: Dot>(
+        w: &[u8],
+        row_bytes: usize,
+        rows: &[u32],
+        x: &[BlockQ8],
+        out: &mut [f32],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { gathered::<F, D>(w, row_bytes, rows, x, out) }
     }
 }
 
@@ -177,31 +205,30 @@ unsafe fn tiles<F: Format, D: Dot>(
         return;
     }
     let rows = (w.len() / row_bytes).min(out.len() / n);
+    // SAFETY: r <= rows - 1, so the row lies within `w`.
+    let row = |r: usize| unsafe { w.as_ptr().add(r.min(rows - 1) * row_bytes) };
     for r0 in (0..rows).step_by(F::ROWS) {
         // A last partial tile repeats its last row; the extra results are not stored.
-        let ptrs: [*const u8; ROWS] = std::array::from_fn(|i| {
-            let r = (r0 + i).min(rows - 1);
-            // SAFETY: r < rows, so the row lies within `w`.
-            unsafe { w.as_ptr().add(r * row_bytes) }
-        });
-        // The next tile, which the hardware prefetcher does not foresee: a tile reads its
-        // rows side by side, not as one stream.
-        let next = &w[w.len().min((r0 + F::ROWS) * row_bytes)..];
-        let next = &next[..next.len().min(F::ROWS * row_bytes)];
+        let ptrs: [*const u8; ROWS] = std::array::from_fn(|i| row(r0 + i));
+        let next = Upcoming {
+            rows: std::array::from_fn(|i| row(r0 + F::ROWS + i)),
+            count: rows.saturating_sub(r0 + F::ROWS).min(F::ROWS),
+            row_bytes,
+        };
         let mut t0 = 0;
         while t0 < n {
             let inputs = if D::WIDE { F::WIDE_INPUTS } else { F::INPUTS }.min(n - t0);
             let xq = &xq[t0 * stride..(t0 + inputs) * stride];
-            let next = if t0 == 0 { next } else { &[] };
+            let next = if t0 == 0 { next } else { Upcoming { count: 0, ..next } };
             let mut sums = [[0.0; ROWS]; MAX_INPUTS];
             // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes,
             // and `xq` holds `inputs` inputs of `stride >= blocks` blocks.
             unsafe {
                 match inputs {
-                    1 => tile::<F, D, 1>(&ptrs, xq, (blocks, stride), next, &mut sums),
-                    2 => tile::<F, D, 2>(&ptrs, xq, (blocks, stride), next, &mut sums),
-                    3 => tile::<F, D, 3>(&ptrs, xq, (blocks, stride), next, &mut sums),
-                    _ => tile::<F, D, MAX_INPUTS>(&ptrs, xq, (blocks, stride), next, &mut sums),
+                    1 => tile::<F, D, 1>(&ptrs, xq, (blocks, stride), &next, &mut sums),
+                    2 => tile::<F, D, 2>(&ptrs, xq, (blocks, stride), &next, &mut sums),
+                    3 => tile::<F, D, 3>(&ptrs, xq, (blocks, stride), &next, &mut sums),
+                    _ => tile::<F, D, MAX_INPUTS>(&ptrs, xq, (blocks, stride), &next, &mut sums),
                 }
             }
             let valid = F::ROWS.min(rows - r0);
@@ -214,6 +241,64 @@ unsafe fn tiles<F: Format, D: Dot>(
     }
 }
 
+/// `out[i] = row_{listed[i]} · x` for the rows of `w` that `listed` names, in tiles of
+/// `F::ROWS` listed rows, over the blocks that the rows and `x` both hold. A listed row past
+/// the end of `w` gets no result, and outputs beyond `out` are skipped.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available, and the features `D` needs.
+#[inline(always)]
+unsafe fn gathered<F: Format, D: Dot>(
+    w: &[u8],
+    row_bytes: usize,
+    listed: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    let blocks = (row_bytes / F::BLOCK_BYTES).min(x.len());
+    let rows = w.len() / row_bytes.max(1);
+    if blocks == 0 || rows == 0 {
+        return;
+    }
+    let listed = &listed[..listed.len().min(out.len())];
+    // A row past the end reads row 0 instead, and its result is dropped.
+    let row = |r: u32| {
+        let r = r as usize;
+        // SAFETY: the row lies within `w`.
+        unsafe { w.as_ptr().add(if r < rows { r * row_bytes } else { 0 }) }
+    };
+    // The listed rows of tile `i`, and their pointers (a partial tile repeats its last row).
+    let tile_rows = |i: usize| &listed[(i * F::ROWS).min(listed.len())..((i + 1) * F::ROWS).min(listed.len())];
+    let ptrs = |rs: &[u32]| -> [*const u8; ROWS] {
+        std::array::from_fn(|i| rs.get(i).or(rs.last()).map_or(w.as_ptr(), |&r| row(r)))
+    };
+    for i in 0..listed.len().div_ceil(F::ROWS) {
+        let (these, following) = (tile_rows(i), tile_rows(i + 1));
+        let next = Upcoming { rows: ptrs(following), count: following.len(), row_bytes };
+        let mut sums = [[0.0; ROWS]; MAX_INPUTS];
+        // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes,
+        // and `x` holds `blocks` blocks.
+        unsafe { tile::<F, D, 1>(&ptrs(these), x, (blocks, x.len()), &next, &mut sums) };
+        let out = &mut out[i * F::ROWS..];
+        for ((o, &r), &sum) in out.iter_mut().zip(these).zip(&sums[0]) {
+            if (r as usize) < rows {
+                *o = sum;
+            }
+        }
+    }
+}
+
+/// The rows the next tile reads, which the hardware prefetcher does not foresee (a tile reads
+/// its rows side by side, not as one stream): the tile prefetches a share of their cache
+/// lines per block.
+#[derive(Clone, Copy)]
+struct Upcoming {
+    rows: [*const u8; ROWS],
+    /// Rows of `rows` to prefetch.
+    count: usize,
+    row_bytes: usize,
+}
+
 /// One tile: `F::ROWS` rows times `T` inputs (input `t`'s blocks start at `t * stride`) over
 /// `blocks` blocks, prefetching `next` on the way; row `i`'s result for input `t` goes to
 /// `sums[t][i]`.
@@ -222,21 +307,26 @@ unsafe fn tile<F: Format, D: Dot, const T: usize>(
     rows: &[*const u8; ROWS],
     xq: &[BlockQ8],
     (blocks, stride): (usize, usize),
-    next: &[u8],
+    next: &Upcoming,
     sums: &mut [[f32; ROWS]; MAX_INPUTS],
 ) {
     // SAFETY: the caller's contract (see `matmul`).
     unsafe {
         let zero = Acc { lanes: [_mm256_setzero_ps(); ROWS], mins: _mm256_setzero_ps() };
         let mut acc = [zero; T];
-        // An even share of the next tile's cache lines per block.
-        let share = next.len().div_ceil(blocks);
-        let mut prefetched = 0;
+        // An even share of the next tile's cache lines per block, walked row by row.
+        let lines = next.count * next.row_bytes.div_ceil(64);
+        let share = lines.div_ceil(blocks);
+        let (mut prefetched, mut row, mut offset) = (0, 0, 0);
         for b in 0..blocks {
-            let until = next.len().min(share * (b + 1));
+            let until = lines.min(share * (b + 1));
             while prefetched < until {
-                _mm_prefetch::<_MM_HINT_T0>(next.as_ptr().add(prefetched).cast());
-                prefetched += 64;
+                _mm_prefetch::<_MM_HINT_T0>(next.rows[row].wrapping_add(offset).cast());
+                prefetched += 1;
+                offset += 64;
+                if offset >= next.row_bytes {
+                    (row, offset) = (row + 1, 0);
+                }
             }
             let w = F::load(rows, b * F::BLOCK_BYTES);
             F::accumulate_inputs::<D, T>(
