@@ -276,7 +276,8 @@ impl QTensor {
     /// As [`QTensor::matmul`], and [`Error::ShapeMismatch`] for a row index past the end or
     /// an input of more than one vector.
     pub fn gather_rows(&self, rows: &[u32], input: Input<'_>, out: &mut [f32]) -> Result<()> {
-        let kernel = self.kernel.ok_or(Error::UnsupportedType { ty: self.ty, op: "gather_rows" })?;
+        let kernel =
+            self.kernel.ok_or(Error::UnsupportedType { ty: self.ty, op: "gather_rows" })?;
         self.check_input("gather_rows", input)?;
         let bad = rows.iter().find(|&&r| r as usize >= self.n_rows);
         if input.n() != 1 || out.len() != rows.len() || bad.is_some() {
@@ -299,8 +300,14 @@ impl QTensor {
         let mut start = 0;
         while start < rows.len() {
             let first = rows[start] as usize;
-            let run = rows[start..].iter().zip(first..).take_while(|&(&r, i)| r as usize == i).count();
-            kernel(&self.bytes[first * rb..(first + run) * rb], rb, input, &mut out[start..start + run]);
+            let run =
+                rows[start..].iter().zip(first..).take_while(|&(&r, i)| r as usize == i).count();
+            kernel(
+                &self.bytes[first * rb..(first + run) * rb],
+                rb,
+                input,
+                &mut out[start..start + run],
+            );
             start += run;
         }
         Ok(())

@@ -20,7 +20,8 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::{Input, MatmulFn};
+use super::{GatherFn, Input, MatmulFn};
+use crate::BlockQ8;
 
 /// A family of matrix kernels written once for both paths' integer products.
 pub(super) trait PathKernel {
@@ -61,6 +62,66 @@ unsafe fn run_dotprod<K: PathKernel>(
 ) {
     // SAFETY: `dotprod` is enabled on this function.
     unsafe { K::run::<Sdot>(w, row_bytes, input, out) }
+}
+
+/// A family of kernels that multiply listed rows, written once for both paths' products.
+pub(super) trait GatherKernel {
+    /// The [`GatherFn`] contract, with `D`'s products.
+    ///
+    /// # Safety
+    /// The features `D` needs are available.
+    unsafe fn gather<D: Dot>(
+        w: &[u8],
+        row_bytes: usize,
+        rows: &[u32],
+        x: &[BlockQ8],
+        out: &mut [f32],
+    );
+}
+
+/// `K`'s gather with [`Sdot`] when `dotprod`, else with [`Widening`]. Callers must have
+/// detected `dotprod` before asking for it.
+pub(super) fn gather_path_fn<K: GatherKernel>(dotprod: bool) -> GatherFn {
+    if dotprod {
+        gather_on_dotprod::<K>
+    } else {
+        gather_on_neon::<K>
+    }
+}
+
+fn gather_on_neon<K: GatherKernel>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    // SAFETY: `Widening` needs only NEON, which every aarch64 CPU has.
+    unsafe { K::gather::<Widening>(w, row_bytes, rows, x, out) }
+}
+
+fn gather_on_dotprod<K: GatherKernel>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    // SAFETY: handed out only after `dotprod` detection (see the module docs).
+    unsafe { gather_dotprod::<K>(w, row_bytes, rows, x, out) }
+}
+
+/// `K`'s gather with `sdot`, compiled with the feature so that every `sdot` is inlined.
+#[target_feature(enable = "dotprod")]
+unsafe fn gather_dotprod<K: GatherKernel>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    // SAFETY: `dotprod` is enabled on this function.
+    unsafe { K::gather::<Sdot>(w, row_bytes, rows, x, out) }
 }
 
 /// A path's integer products of signed bytes, into i32 lanes. Both paths give the same

@@ -43,6 +43,8 @@ pub(super) fn gather_fn(ty: GgmlType, isa: Isa) -> Option<GatherFn> {
         Isa::Avx2 | Isa::Avx512Vnni if isa.is_available() => {
             avx2::gather_fn(ty, isa == Isa::Avx512Vnni)
         }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon | Isa::NeonDot if isa.is_available() => neon::gather_fn(ty, isa == Isa::NeonDot),
         _ => None,
     }
 }

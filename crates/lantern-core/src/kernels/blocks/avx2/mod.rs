@@ -268,7 +268,8 @@ unsafe fn gathered<F: Format, D: Dot>(
         unsafe { w.as_ptr().add(if r < rows { r * row_bytes } else { 0 }) }
     };
     // The listed rows of tile `i`, and their pointers (a partial tile repeats its last row).
-    let tile_rows = |i: usize| &listed[(i * F::ROWS).min(listed.len())..((i + 1) * F::ROWS).min(listed.len())];
+    let tile_rows =
+        |i: usize| &listed[(i * F::ROWS).min(listed.len())..((i + 1) * F::ROWS).min(listed.len())];
     let ptrs = |rs: &[u32]| -> [*const u8; ROWS] {
         std::array::from_fn(|i| rs.get(i).or(rs.last()).map_or(w.as_ptr(), |&r| row(r)))
     };

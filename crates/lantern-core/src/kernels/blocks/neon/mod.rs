@@ -36,8 +36,8 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use crate::kernels::neon::{path_fn, widen_f16, Dot, PathKernel};
-use crate::kernels::{Input, MatmulFn};
+use crate::kernels::neon::{gather_path_fn, path_fn, widen_f16, Dot, GatherKernel, PathKernel};
+use crate::kernels::{GatherFn, Input, MatmulFn};
 use crate::{BlockQ8, GgmlType, QK8};
 
 mod formats;
@@ -57,6 +57,19 @@ pub(super) fn matmul_fn(ty: GgmlType, dotprod: bool) -> Option<MatmulFn> {
     })
 }
 
+/// The gather kernel for `ty` (one input, listed rows in its tiles), if there is one: with
+/// `dotprod`, the `sdot` variant. Callers must have detected `dotprod` before asking for it.
+pub(super) fn gather_fn(ty: GgmlType, dotprod: bool) -> Option<GatherFn> {
+    Some(match ty {
+        GgmlType::Q3_0 => gather_path_fn::<Tiles<Q3_0>>(dotprod),
+        GgmlType::Q4_0 => gather_path_fn::<Tiles<Q4_0>>(dotprod),
+        GgmlType::Q4_1 => gather_path_fn::<Tiles<Q4_1>>(dotprod),
+        GgmlType::Q5_0 => gather_path_fn::<Tiles<Q5_0>>(dotprod),
+        GgmlType::Q8_0 => gather_path_fn::<Tiles<Q8_0>>(dotprod),
+        _ => return None,
+    })
+}
+
 /// Rows per tile.
 const ROWS: usize = 4;
 /// Inputs per tile at most.
@@ -72,6 +85,20 @@ impl<F: Format> PathKernel for Tiles<F> {
     unsafe fn run<D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>, out: &mut [f32]) {
         // SAFETY: the caller's contract.
         unsafe { tiles::<F, D>(w, row_bytes, input, out) }
+    }
+}
+
+impl<F: Format> GatherKernel for Tiles<F> {
+    #[inline(always)]
+    unsafe fn gather<D: Dot>(
+        w: &[u8],
+        row_bytes: usize,
+        rows: &[u32],
+        x: &[BlockQ8],
+        out: &mut [f32],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { gathered::<F, D>(w, row_bytes, rows, x, out) }
     }
 }
 
@@ -170,20 +197,20 @@ unsafe fn tiles<F: Format, D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>,
     let per_input = xq.len() / n;
     let blocks = (row_bytes / F::BLOCK_BYTES).min(per_input);
     let x = |t: usize| &xq[t * per_input..t * per_input + blocks];
+    // SAFETY: r <= rows - 1, so the row lies within `w`.
+    let row = |r: usize| unsafe { w.as_ptr().add(r.min(rows - 1) * row_bytes) };
     for r0 in (0..rows).step_by(ROWS) {
         // A last partial tile repeats its last row; the extra results are not stored.
-        let ptrs: [*const u8; ROWS] = std::array::from_fn(|i| {
-            let r = (r0 + i).min(rows - 1);
-            // SAFETY: r < rows, so the row lies within `w`.
-            unsafe { w.as_ptr().add(r * row_bytes) }
-        });
-        // The next tile's rows start where no stream the hardware prefetcher follows ends.
-        let next = &w[w.len().min((r0 + ROWS) * row_bytes)..];
-        let next = &next[..next.len().min(ROWS * row_bytes)];
+        let ptrs: [*const u8; ROWS] = std::array::from_fn(|i| row(r0 + i));
+        let next = Upcoming {
+            rows: std::array::from_fn(|i| row(r0 + ROWS + i)),
+            count: rows.saturating_sub(r0 + ROWS).min(ROWS),
+            row_bytes,
+        };
         let mut t0 = 0;
         while t0 < n {
             let inputs = F::INPUTS.min(n - t0);
-            let next = if t0 == 0 { next } else { &[] };
+            let next = &if t0 == 0 { next } else { Upcoming { count: 0, ..next } };
             let mut sums = [[0.0; ROWS]; MAX_INPUTS];
             // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes,
             // and each input `blocks` blocks; the features are the caller's contract. Arms
@@ -215,6 +242,62 @@ unsafe fn tiles<F: Format, D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>,
     }
 }
 
+/// `out[i] = row_{listed[i]} · x` for the rows of `w` that `listed` names, in tiles of
+/// [`ROWS`] listed rows, over the blocks that the rows and `x` both hold. A listed row past the
+/// end of `w` gets no result, and outputs beyond `out` are skipped.
+///
+/// # Safety
+/// The features `D` needs are available.
+#[inline(always)]
+unsafe fn gathered<F: Format, D: Dot>(
+    w: &[u8],
+    row_bytes: usize,
+    listed: &[u32],
+    x: &[BlockQ8],
+    out: &mut [f32],
+) {
+    let blocks = (row_bytes / F::BLOCK_BYTES).min(x.len());
+    let rows = w.len() / row_bytes.max(1);
+    if blocks == 0 || rows == 0 {
+        return;
+    }
+    let (x, listed) = (&x[..blocks], &listed[..listed.len().min(out.len())]);
+    // A row past the end reads row 0 instead, and its result is dropped.
+    let row = |r: u32| {
+        let r = r as usize;
+        // SAFETY: the row lies within `w`.
+        unsafe { w.as_ptr().add(if r < rows { r * row_bytes } else { 0 }) }
+    };
+    // The listed rows of tile `i`, and their pointers (a partial tile repeats its last row).
+    let tile_rows =
+        |i: usize| &listed[(i * ROWS).min(listed.len())..((i + 1) * ROWS).min(listed.len())];
+    let ptrs = |rs: &[u32]| -> [*const u8; ROWS] {
+        std::array::from_fn(|i| rs.get(i).or(rs.last()).map_or(w.as_ptr(), |&r| row(r)))
+    };
+    for i in 0..listed.len().div_ceil(ROWS) {
+        let (these, following) = (tile_rows(i), tile_rows(i + 1));
+        let next = Upcoming { rows: ptrs(following), count: following.len(), row_bytes };
+        // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes, and
+        // `x` holds `blocks` blocks.
+        let [sums] = unsafe { tile::<F, D, 1>(&ptrs(these), [x], &next) };
+        for ((o, &r), &sum) in out[i * ROWS..].iter_mut().zip(these).zip(&sums) {
+            if (r as usize) < rows {
+                *o = sum;
+            }
+        }
+    }
+}
+
+/// The rows the next tile reads, which start where no stream the hardware prefetcher follows
+/// ends: the tile prefetches a share of their cache lines per block.
+#[derive(Clone, Copy)]
+struct Upcoming {
+    rows: [*const u8; ROWS],
+    /// Rows of `rows` to prefetch.
+    count: usize,
+    row_bytes: usize,
+}
+
 /// One tile: `ROWS` rows times `T` inputs, over as many blocks as each input holds,
 /// prefetching `next` on the way. Returns row `i`'s result for input `t` at `[t][i]`.
 ///
@@ -225,7 +308,7 @@ unsafe fn tiles<F: Format, D: Dot>(w: &[u8], row_bytes: usize, input: Input<'_>,
 unsafe fn tile<F: Format, D: Dot, const T: usize>(
     rows: &[*const u8; ROWS],
     xq: [&[BlockQ8]; T],
-    next: &[u8],
+    next: &Upcoming,
 ) -> [[f32; ROWS]; T] {
     let blocks = xq[0].len();
     // Equal lengths, stated so that the indexing below needs no bounds checks.
@@ -233,14 +316,19 @@ unsafe fn tile<F: Format, D: Dot, const T: usize>(
     // SAFETY: the caller's contract; the activation loads read the 32 bytes of a block's `qs`.
     unsafe {
         let mut acc = [Acc::zero(); T];
-        // An even share of the next tile's cache lines per block.
-        let share = next.len().div_ceil(blocks.max(1));
-        let mut prefetched = 0;
+        // An even share of the next tile's cache lines per block, walked row by row.
+        let lines = next.count * next.row_bytes.div_ceil(CACHE_LINE);
+        let share = lines.div_ceil(blocks.max(1));
+        let (mut prefetched, mut row, mut offset) = (0, 0, 0);
         for b in 0..blocks {
-            let until = next.len().min(share * (b + 1));
+            let until = lines.min(share * (b + 1));
             while prefetched < until {
-                prefetch(next.as_ptr().add(prefetched));
-                prefetched += CACHE_LINE;
+                prefetch(next.rows[row].wrapping_add(offset));
+                prefetched += 1;
+                offset += CACHE_LINE;
+                if offset >= next.row_bytes {
+                    (row, offset) = (row + 1, 0);
+                }
             }
             let offset = b * F::BLOCK_BYTES;
             let (d, m) = F::scales(rows, offset);
