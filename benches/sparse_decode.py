@@ -6,15 +6,18 @@ Usage: python3 benches/sparse_decode.py MODEL.gguf LABEL=THRESHOLDS.txt [...]
 
 THRESHOLDS.txt come from `lantern calibrate`. Each round runs, one after another so that all
 see the same machine state: llama.cpp's llama-bench, dense lantern, and for each threshold
-file lantern with the thresholds reading the down matrices' rows (zeroing neurons, skipping
-no bytes) and with `--ffn-columns` (skipping the zeroed neurons' down columns). The table
-gives the median over rounds of each run's mean tokens/s.
+file lantern with the thresholds reading every row (zeroing neurons, skipping no bytes) and
+with `--ffn-columns` (the "sparse" run: skipping the zeroed neurons' up rows, when the
+thresholds score the gate, and their down columns). The table gives the median over rounds
+of each run's mean tokens/s.
 
 "Allowed" is the speedup the skipped bytes would give if decode time were proportional to
 the weight bytes read: 1 / (1 - skipped share). The skipped bytes are the zeroed share of
-the down matrices' codes (their scales are always read; Q4_0 or Q4_1 downs, the formats with
-column kernels), out of every weight byte a token
-reads; the zeroed share is measured by `lantern ppl` on the first chunks of WikiText-2 test.
+the up matrices' rows (gate thresholds only) and of the down matrices' codes (their scales
+are always read; Q4_0 or Q4_1 downs, the formats with column kernels), out of every weight
+byte a token reads; the zeroed share is measured by `lantern ppl` on the first chunks of
+WikiText-2 test. "Gain" is the share of the allowed gain the run reached:
+(speedup - 1) / (allowed - 1).
 Needs the peer (PEER=$(../shared/peer/llama-ref.sh)) and a release build of the CLI.
 """
 import argparse
@@ -47,8 +50,8 @@ def zeroed_share(model, thresholds, threads):
 
 
 def byte_shares(model):
-    """The down matrices' bytes and the weight bytes a token reads (every block's matrices and
-    the output head), from `lantern inspect --tensors`."""
+    """The up matrices' bytes, the down matrices' skippable codes, and the weight bytes a token
+    reads (every block's matrices and the output head), from `lantern inspect --tensors`."""
     out = subprocess.run([LANTERN, "inspect", model, "--tensors"], check=True, capture_output=True, text=True).stdout
     tensors = {m[1]: (m[2], m[3].count(",") + 1, int(m[4]))
                for m in re.finditer(r"^\s+(\S+)\s+(\S+)\s+\[([\d, ]+)\] @ \d+ \((\d+) bytes\)", out, re.M)}
@@ -56,7 +59,14 @@ def byte_shares(model):
     head = tensors.get("output.weight", tensors["token_embd.weight"])[2]
     # The codes of the down matrices, in formats whose columns can be skipped.
     down = sum(b * CODE_SHARE.get(ty, 0) for name, (ty, _, b) in tensors.items() if name.endswith("ffn_down.weight"))
-    return down, blocks + head
+    up = sum(b for name, (_, _, b) in tensors.items() if name.endswith("ffn_up.weight"))
+    return up, down, blocks + head
+
+
+def scores_gate(thresholds):
+    """Whether a thresholds file scores neurons on the gate alone (`criterion gate`)."""
+    with open(thresholds) as f:
+        return any(line.split() == ["criterion", "gate"] for line in f)
 
 
 def main():
@@ -70,35 +80,38 @@ def main():
     args = ap.parse_args()
     points = [p.split("=", 1) for p in args.points]
     peer = peer_dir()
-    down, per_token = byte_shares(args.model)
+    up, down, per_token = byte_shares(args.model)
     runs = {"llama.cpp": [], "dense": []}
     for label, _ in points:
         runs[f"{label} rows"] = []
-        runs[f"{label} columns"] = []
+        runs[f"{label} sparse"] = []
     for _ in range(args.rounds):
         runs["llama.cpp"].append(llama_bench(peer, args.model, "tg", args.gen, args.threads, args.reps)[0])
         runs["dense"].append(lantern_tg(args.model, args.threads, args.gen, args.reps))
         for label, path in points:
             runs[f"{label} rows"].append(lantern_tg(args.model, args.threads, args.gen, args.reps, "--thresholds", path))
-            runs[f"{label} columns"].append(
+            runs[f"{label} sparse"].append(
                 lantern_tg(args.model, args.threads, args.gen, args.reps, "--thresholds", path, "--ffn-columns"))
         print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     median = {name: statistics.median(v) for name, v in runs.items()}
     dense, peer_ts = median["dense"], median["llama.cpp"]
     print(f"{args.threads} threads, {args.gen} tokens, median of {args.rounds} rounds of {args.reps} runs; "
-          f"down matrices' codes {down / per_token:.1%} of the {per_token / 1e6:.1f} MB a token reads\n")
-    print("| run | zeroed | bytes skipped | t/s | vs dense | allowed | vs llama.cpp |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| llama.cpp | | | {peer_ts:.1f} | {peer_ts / dense:.2f}× | | 1.00× |")
-    print(f"| lantern dense | | | {dense:.1f} | 1.00× | | {dense / peer_ts:.2f}× |")
+          f"up matrices {up / per_token:.1%} and down matrices' codes {down / per_token:.1%} of the "
+          f"{per_token / 1e6:.1f} MB a token reads\n")
+    print("| run | zeroed | bytes skipped | t/s | vs dense | allowed | gain | vs llama.cpp |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| llama.cpp | | | {peer_ts:.1f} | {peer_ts / dense:.2f}× | | | 1.00× |")
+    print(f"| lantern dense | | | {dense:.1f} | 1.00× | | | {dense / peer_ts:.2f}× |")
     for label, path in points:
         share = zeroed_share(args.model, path, args.threads)
-        skipped = share * down / per_token
-        for kind, skip in (("rows", 0.0), ("columns", skipped)):
+        skipped = share * ((up if scores_gate(path) else 0) + down) / per_token
+        for kind, skip in (("rows", 0.0), ("sparse", skipped)):
             ts = median[f"{label} {kind}"]
+            allowed = 1 / (1 - skip)
+            gain = f"{(ts / dense - 1) / (allowed - 1):.0%}" if skip else ""
             print(f"| {label}, {kind} | {share:.1%} | {skip:.1%} | {ts:.1f} | {ts / dense:.2f}× | "
-                  f"{1 / (1 - skip):.2f}× | {ts / peer_ts:.2f}× |", flush=True)
+                  f"{allowed:.2f}× | {gain} | {ts / peer_ts:.2f}× |", flush=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ pub struct Model {
     streamed: Option<Streamed>,
     /// Column-major copies of the down matrices, for activation sparsity.
     down_columns: DownColumns,
+    /// Whether decoding with gate thresholds reads only the active neurons' up rows.
+    gather_up: bool,
     /// Whether some matrix reads activations quantized for K-quants.
     k_quants: bool,
 }
@@ -44,7 +46,8 @@ impl Model {
         config.ffn_widths = ffn_widths(&config, &|name| matrix_dims(file, name))?;
         let weights = Weights::load(file, &config)?;
         let k_quants = weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
-        Ok(Self { config, weights, streamed: None, down_columns: DownColumns::default(), k_quants })
+        let down_columns = DownColumns::default();
+        Ok(Self { config, weights, streamed: None, down_columns, gather_up: false, k_quants })
     }
 
     /// Builds the decoder over a container streamed from storage: norm gains and what
@@ -60,16 +63,25 @@ impl Model {
         let k_quants = streamed.types().any(kernels::reads_q8k)
             || weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
         let down_columns = DownColumns::default();
-        Ok(Self { config, weights, streamed: Some(streamed), down_columns, k_quants })
+        let streamed = Some(streamed);
+        Ok(Self { config, weights, streamed, down_columns, gather_up: false, k_quants })
     }
 
-    /// This model with a column-major copy of every resident block's FFN down matrix, where
-    /// this CPU has a column kernel for its type: a session with FFN thresholds then reads
-    /// only the active neurons' down columns when it decodes, bytes and work alike, with the
-    /// results of every column computed (a copy rounds like the file rows for Q4_0, and
-    /// once per block, not in ggml's eight lanes, for Q4_1). The copies cost the down
-    /// matrices' bytes again ([`Model::sparse_ffn_bytes`]). SWSC down matrices get no copy:
-    /// they take the dense product.
+    /// This model with the FFN products that activation sparsity can skip: a session with
+    /// FFN thresholds then reads, when it decodes, only the active neurons' rows of the up
+    /// matrices (with thresholds on the gate alone, which decide before the up product) and
+    /// their columns of the down matrices, bytes and work alike, with the results of every
+    /// neuron computed and the zeroed ones left out.
+    ///
+    /// The up rows are read from the file layout ([`QTensor::gather_rows`]), so a file whose
+    /// rows were interleaved at load maps them in again as they are read: up to the up
+    /// matrices' bytes. The down columns are a column-major copy of every resident block's
+    /// down matrix, where this CPU has a column kernel for its type (a copy rounds like the
+    /// file rows for Q4_0, and once per block, not in ggml's eight lanes, for Q4_1): the
+    /// down matrices' bytes again ([`Model::sparse_ffn_bytes`]). SWSC matrices take the
+    /// dense products.
+    ///
+    /// [`QTensor::gather_rows`]: lantern_core::QTensor::gather_rows
     #[must_use]
     pub fn with_sparse_ffn(mut self) -> Self {
         let downs = self
@@ -78,6 +90,7 @@ impl Model {
             .iter()
             .map(|l| l.projections.as_ref().and_then(|p| p.down.blocks()));
         self.down_columns = DownColumns::new(downs);
+        self.gather_up = true;
         self
     }
 
@@ -258,9 +271,13 @@ impl Model {
             norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             observe(l, InputSite::Ffn, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
-            let down_columns = &self.down_columns;
-            let w =
-                FfnWeights { gate: &layer.gate, up: &layer.up, down: &layer.down, down_columns };
+            let w = FfnWeights {
+                gate: &layer.gate,
+                up: &layer.up,
+                down: &layer.down,
+                down_columns: &self.down_columns,
+                gather_up: self.gather_up,
+            };
             let mut observe_hidden = |h: &[f32]| observe(l, InputSite::FfnDown, h);
             let mix = &mut buf.mix[..n * d];
             ffn.forward(workers, &mut buf.linear, w, l, xn, &mut observe_hidden, mix)?;

@@ -68,39 +68,45 @@ fn thresholds_must_match_the_layers() {
 }
 
 #[test]
-fn skipped_down_columns_give_the_logits_of_the_zeroed_neurons() {
-    // Decoding token by token with thresholds, the column-major copies compute only the
-    // active neurons' down columns. Q4_0's copies round as its rows do, so the logits are
-    // the rows' bit for bit; Q4_1's round once per block instead of in eight lanes, so they
-    // are close (the 8-bit activations of the next matrices often absorb the difference);
-    // other types keep no copy.
+fn skipped_rows_and_columns_give_the_logits_of_the_zeroed_neurons() {
+    // Decoding token by token with thresholds, a sparse model computes only the active
+    // neurons' down columns (column-major copies of Q4_0 and Q4_1 downs) and, with thresholds
+    // on the gate, only their up rows (read from the file layout). Q4_0's copies round as its
+    // rows do, so the logits are the rows' bit for bit; Q4_1's round once per block instead
+    // of in eight lanes, and Q5_0's file rows do not round as its interleaved rows, so those
+    // are close (the 8-bit activations of the next matrices often absorb the difference).
     let tokens = prompt(12, 96);
     for ty in WEIGHT_TYPES {
         let t = Tiny { dim: 128, ..Tiny::of(ty) };
-        let (rows, columns) = (load(&t), load(&t).with_sparse_ffn());
+        let (rows, sparse) = (load(&t), load(&t).with_sparse_ffn());
         let has_copies = matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1);
-        assert_eq!(columns.sparse_ffn_bytes() > 0, has_copies, "{ty:?}");
-        let mut calibrate = state(&rows, 64, 64, 1);
-        let histograms = ActivationHistograms::new(Criterion::GateUp, 2, None);
-        calibrate.observe_ffn(Some(histograms)).unwrap();
-        rows.forward(&mut calibrate, &tokens, 0).unwrap();
-        let thresholds = calibrate.observe_ffn(None).unwrap().unwrap().uniform_thresholds(0.5);
-        let decode = |model: &lantern_runtime::Model| {
-            let mut s = state(model, 64, 16, 2);
-            s.set_ffn_thresholds(Some(thresholds.clone())).unwrap();
-            let logits: Vec<f32> = tokens
-                .iter()
-                .flat_map(|&tok| model.forward(&mut s, &[tok], 0).unwrap().to_vec())
-                .collect();
-            (logits, s.ffn_zeroed_share().unwrap())
-        };
-        let ((expected, share), (got, _)) = (decode(&rows), decode(&columns));
-        assert!((0.4..0.6).contains(&share), "{ty:?}: {share}");
-        if ty == GgmlType::Q4_1 {
-            let diff = max_abs_diff(&got, &expected);
-            assert!(diff <= 1e-4 * spread(&expected), "{ty:?}: {diff}");
-        } else {
-            assert!(got == expected, "{ty:?}");
+        assert_eq!(sparse.sparse_ffn_bytes() > 0, has_copies, "{ty:?}");
+        for criterion in [Criterion::GateUp, Criterion::Gate] {
+            let mut calibrate = state(&rows, 64, 64, 1);
+            let histograms = ActivationHistograms::new(criterion, 2, None);
+            calibrate.observe_ffn(Some(histograms)).unwrap();
+            rows.forward(&mut calibrate, &tokens, 0).unwrap();
+            let thresholds = calibrate.observe_ffn(None).unwrap().unwrap().uniform_thresholds(0.5);
+            let decode = |model: &lantern_runtime::Model| {
+                let mut s = state(model, 64, 16, 2);
+                s.set_ffn_thresholds(Some(thresholds.clone())).unwrap();
+                let logits: Vec<f32> = tokens
+                    .iter()
+                    .flat_map(|&tok| model.forward(&mut s, &[tok], 0).unwrap().to_vec())
+                    .collect();
+                (logits, s.ffn_zeroed_share().unwrap())
+            };
+            let ((expected, share), (got, got_share)) = (decode(&rows), decode(&sparse));
+            assert!((0.4..0.6).contains(&share), "{ty:?} {criterion}: {share}");
+            assert_eq!(share, got_share, "{ty:?} {criterion}");
+            let rounds_otherwise =
+                ty == GgmlType::Q4_1 || (ty == GgmlType::Q5_0 && criterion == Criterion::Gate);
+            if rounds_otherwise {
+                let diff = max_abs_diff(&got, &expected);
+                assert!(diff <= 1e-4 * spread(&expected), "{ty:?} {criterion}: {diff}");
+            } else {
+                assert!(got == expected, "{ty:?} {criterion}");
+            }
         }
     }
 }

@@ -3,15 +3,17 @@
 //!
 //! With [`FfnThresholds`] set, neurons whose score falls below their threshold are zeroed
 //! ([`sparsity`]) and, when decoding one token on a model built with
-//! [`Model::with_sparse_ffn`](crate::Model::with_sparse_ffn), the down product reads only
-//! the active neurons' columns ([`down_columns`]). With every threshold 0 the pass is the
-//! dense one, bit for bit.
+//! [`Model::with_sparse_ffn`](crate::Model::with_sparse_ffn), the up product reads only the
+//! active neurons' rows (when the gate alone decides which are active) and the down product
+//! only their columns ([`down_columns`]). With every threshold 0 the pass is the dense one,
+//! bit for bit.
 
 pub(crate) mod down_columns;
 pub(crate) mod sparsity;
 mod thresholds;
 
 use lantern_core::kernels::{self, Input, QuantizedInput};
+use lantern_core::QTensor;
 
 use crate::matrix::LinearScratch;
 use crate::workers::Workers;
@@ -21,6 +23,9 @@ pub(crate) use down_columns::DownColumns;
 pub(crate) use sparsity::FfnSparsity;
 pub use thresholds::{Criterion, FfnThresholds};
 
+/// Rows a gather kernel takes at once: a task's share of the listed rows is a multiple of it.
+const GATHER_TILE: usize = 8;
+
 /// The matrices of one block's FFN, and the column-major copies of the model's downs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FfnWeights<'a> {
@@ -28,6 +33,8 @@ pub(crate) struct FfnWeights<'a> {
     pub(crate) up: &'a Matrix,
     pub(crate) down: &'a Matrix,
     pub(crate) down_columns: &'a DownColumns,
+    /// Whether one token's up product may read the active neurons' rows only.
+    pub(crate) gather_up: bool,
 }
 
 /// A state's FFN: activations sized for a batch, and the sparsity settings.
@@ -35,6 +42,9 @@ pub(crate) struct FfnWeights<'a> {
 pub(crate) struct Ffn {
     gate: Vec<f32>,
     up: Vec<f32>,
+    /// One token's active neurons, and their up values, when the up rows are gathered.
+    active: Vec<u32>,
+    gathered: Vec<f32>,
     /// The hidden activations quantized for the down product.
     hidden: QuantizedInput,
     pub(crate) sparsity: FfnSparsity,
@@ -47,6 +57,8 @@ impl Ffn {
         Self {
             gate: vec![0.0; batch * n_ff],
             up: vec![0.0; batch * n_ff],
+            active: Vec::new(),
+            gathered: Vec::new(),
             hidden: QuantizedInput::new(k_quants),
             sparsity: FfnSparsity::default(),
         }
@@ -69,10 +81,25 @@ impl Ffn {
         let n = xn.n();
         let (gate, up) = (&mut self.gate[..n * ff], &mut self.up[..n * ff]);
         w.gate.linear(workers, xn, gate, linear)?;
-        w.up.linear(workers, xn, up, linear)?;
         let sparsity = &mut self.sparsity;
-        if sparsity.active() {
+        let up_rows = w.up.blocks().filter(|_| n == 1 && w.gather_up && sparsity.zeroes_on_gate());
+        if let Some(up_rows) = up_rows {
+            // The thresholds zero `up` where a neuron is not active: ones mark the others.
+            up.fill(1.0);
             sparsity.before_product(layer, ff, gate, up);
+            self.active.clear();
+            self.active.extend((0..ff as u32).filter(|&i| up[i as usize] != 0.0));
+            self.gathered.resize(self.active.len(), 0.0);
+            gather_rows(workers, up_rows, &self.active, xn, &mut self.gathered)?;
+            up.fill(0.0);
+            for (&i, &v) in self.active.iter().zip(&self.gathered) {
+                up[i as usize] = v;
+            }
+        } else {
+            w.up.linear(workers, xn, up, linear)?;
+            if sparsity.active() {
+                sparsity.before_product(layer, ff, gate, up);
+            }
         }
         let up = &*up;
         workers.for_each_chunk(gate, ff, |t, gate| {
@@ -93,4 +120,20 @@ impl Ffn {
         }
         Ok(())
     }
+}
+
+/// `out[i] = row(rows[i]) · x` for one input, the listed rows split over the workers in whole
+/// tiles of rows.
+fn gather_rows(
+    workers: &Workers,
+    w: &QTensor,
+    rows: &[u32],
+    x: Input<'_>,
+    out: &mut [f32],
+) -> Result<()> {
+    let per_task = rows.len().div_ceil(workers.threads()).next_multiple_of(GATHER_TILE);
+    workers.for_each_chunk(out, per_task, |i, part| {
+        let start = i * per_task;
+        Ok(w.gather_rows(&rows[start..start + part.len()], x, part)?)
+    })
 }

@@ -27,6 +27,13 @@ impl FfnSparsity {
         self.thresholds.is_some() || self.observer.is_some()
     }
 
+    /// Whether the thresholds score neurons on [`Criterion::Gate`], so that the gate product
+    /// alone decides which are zeroed, and no observer needs every neuron's up value.
+    pub(crate) fn zeroes_on_gate(&self) -> bool {
+        self.observer.is_none()
+            && self.thresholds.as_ref().is_some_and(|t| t.criterion == Criterion::Gate)
+    }
+
     /// Before `SiLU(gate) · up`: scores layer `layer`'s neurons on [`Criterion::Gate`] for
     /// each token of `gate` and `up` (`ff` values per token) where asked, counts them, and
     /// zeroes `up` below the thresholds.
