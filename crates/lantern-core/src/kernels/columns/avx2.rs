@@ -160,7 +160,9 @@ unsafe fn chunk_sums(
                     pairs = 0;
                 }
             }
-            widen_into(&mut wide[..8 * n], &mut narrow[..4 * n]);
+            if pairs > 0 {
+                widen_into(&mut wide[..8 * n], &mut narrow[..4 * n]);
+            }
             let offset = _mm256_set1_epi32(format.offset() * a.sum);
             for g in 0..8 * n {
                 let sumi = _mm256_cvtepi32_ps(_mm256_sub_epi32(wide[g], offset));
