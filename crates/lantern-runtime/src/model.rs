@@ -247,12 +247,12 @@ impl Model {
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
             let kv = cache.layer(l, pos0 + n);
-            // The normed values are spent: attention's output takes their place, and the
-            // spent queries' place takes the block's output.
+            // The normed values and their quantization are spent: attention's output takes
+            // their place, and the spent queries' place takes the block's output.
             let (q, att) = (&buf.q[..n * q_dim], &mut buf.xn[..n * q_dim]);
             attention::attend(workers, heads, q, kv, pos0, &mut buf.attn_scratch, att)?;
             observe(l, InputSite::AttentionOutput, &buf.xn[..n * q_dim]);
-            let att = buf.attq.quantize_on(Some(workers.pool()), &buf.xn[..n * q_dim], n);
+            let att = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * q_dim], n);
             layer.wo.linear(workers, att, &mut buf.q[..n * d], &mut buf.linear)?;
             add_assign(&mut buf.x[..n * d], &buf.q[..n * d]);
 

@@ -48,7 +48,7 @@ impl std::fmt::Debug for dyn MatrixInputs {
     }
 }
 
-/// Activations of one batch outside the FFN, each sized for `batch_size` tokens. Two
+/// Activations of one batch outside the FFN, each sized for `batch_size` tokens. Three
 /// buffers serve twice in a block, since their first values are spent before the second
 /// are written: a long prompt's activations are then resident once, not twice.
 #[derive(Debug, Default)]
@@ -56,15 +56,13 @@ pub(crate) struct Buffers {
     /// The residual stream.
     pub(crate) x: Vec<f32>,
     /// Its normed values, and their quantization; after the Q, K and V products, the
-    /// heads' mixed values (attention's output).
+    /// heads' mixed values (attention's output) and theirs.
     pub(crate) xn: Vec<f32>,
     pub(crate) xq: QuantizedInput,
     /// The queries; after attention, a block's output before it joins the residual.
     pub(crate) q: Vec<f32>,
     pub(crate) k: Vec<f32>,
     pub(crate) v: Vec<f32>,
-    /// The quantization of attention's output.
-    pub(crate) attq: QuantizedInput,
     pub(crate) linear: LinearScratch,
     /// Logits of a run of the output head's rows, when it is streamed in runs.
     pub(crate) head_run: Vec<f32>,
@@ -204,7 +202,6 @@ impl State {
             q: vec![0.0; nb * width],
             k: vec![0.0; nb * c.kv_dim()],
             v: vec![0.0; nb * c.kv_dim()],
-            attq: QuantizedInput::new(k_quants),
             linear: LinearScratch::default(),
             head_run: Vec::new(),
             attn_scratch: Scratch::default(),
