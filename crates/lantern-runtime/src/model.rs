@@ -260,12 +260,14 @@ impl Model {
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
             let kv = cache.layer(l, pos0 + n);
-            let (q, att) = (&buf.q[..n * q_dim], &mut buf.att[..n * q_dim]);
+            // The normed values and their quantization are spent: attention's output takes
+            // their place, and the spent queries' place takes the block's output.
+            let (q, att) = (&buf.q[..n * q_dim], &mut buf.xn[..n * q_dim]);
             attention::attend(workers, heads, q, kv, pos0, &mut buf.attn_scratch, att)?;
-            observe(l, InputSite::AttentionOutput, &buf.att[..n * q_dim]);
-            let att = buf.attq.quantize_on(Some(workers.pool()), &buf.att[..n * q_dim], n);
-            layer.wo.linear(workers, att, &mut buf.mix[..n * d], &mut buf.linear)?;
-            add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
+            observe(l, InputSite::AttentionOutput, &buf.xn[..n * q_dim]);
+            let att = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * q_dim], n);
+            layer.wo.linear(workers, att, &mut buf.q[..n * d], &mut buf.linear)?;
+            add_assign(&mut buf.x[..n * d], &buf.q[..n * d]);
 
             // Gated FFN.
             norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
@@ -279,9 +281,9 @@ impl Model {
                 gather_up: self.gather_up,
             };
             let mut observe_hidden = |h: &[f32]| observe(l, InputSite::FfnDown, h);
-            let mix = &mut buf.mix[..n * d];
+            let mix = &mut buf.q[..n * d];
             ffn.forward(workers, &mut buf.linear, w, l, xn, &mut observe_hidden, mix)?;
-            add_assign(&mut buf.x[..n * d], &buf.mix[..n * d]);
+            add_assign(&mut buf.x[..n * d], &buf.q[..n * d]);
         }
         cache.set_len(pos0 + n);
         Ok(())

@@ -48,22 +48,21 @@ impl std::fmt::Debug for dyn MatrixInputs {
     }
 }
 
-/// Activations of one batch outside the FFN, each sized for `batch_size` tokens.
+/// Activations of one batch outside the FFN, each sized for `batch_size` tokens. Three
+/// buffers serve twice in a block, since their first values are spent before the second
+/// are written: a long prompt's activations are then resident once, not twice.
 #[derive(Debug, Default)]
 pub(crate) struct Buffers {
     /// The residual stream.
     pub(crate) x: Vec<f32>,
-    /// Its normed values, and their quantization.
+    /// Its normed values, and their quantization; after the Q, K and V products, the
+    /// heads' mixed values (attention's output) and theirs.
     pub(crate) xn: Vec<f32>,
     pub(crate) xq: QuantizedInput,
+    /// The queries; after attention, a block's output before it joins the residual.
     pub(crate) q: Vec<f32>,
     pub(crate) k: Vec<f32>,
     pub(crate) v: Vec<f32>,
-    /// The heads' mixed values, and their quantization.
-    pub(crate) att: Vec<f32>,
-    pub(crate) attq: QuantizedInput,
-    /// A block's output before it joins the residual.
-    pub(crate) mix: Vec<f32>,
     pub(crate) linear: LinearScratch,
     /// Logits of a run of the output head's rows, when it is streamed in runs.
     pub(crate) head_run: Vec<f32>,
@@ -194,17 +193,15 @@ impl State {
             }
         }
         let nb = config.batch_size;
-        let q_dim = c.n_heads * c.head_dim;
+        // `xn` and `q` each hold a model-width and a query-width value per token in turn.
+        let width = c.d_model.max(c.n_heads * c.head_dim);
         let buf = Buffers {
             x: vec![0.0; nb * c.d_model],
-            xn: vec![0.0; nb * c.d_model],
+            xn: vec![0.0; nb * width],
             xq: QuantizedInput::new(k_quants),
-            q: vec![0.0; nb * q_dim],
+            q: vec![0.0; nb * width],
             k: vec![0.0; nb * c.kv_dim()],
             v: vec![0.0; nb * c.kv_dim()],
-            att: vec![0.0; nb * q_dim],
-            attq: QuantizedInput::new(k_quants),
-            mix: vec![0.0; nb * c.d_model],
             linear: LinearScratch::default(),
             head_run: Vec::new(),
             attn_scratch: Scratch::default(),

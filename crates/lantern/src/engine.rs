@@ -228,8 +228,10 @@ impl EngineBuilder {
                         Origin::Source(source) => open_model_file(source)?,
                         Origin::File(file) => file,
                     };
-                    let model = Model::load(file.as_ref())?;
+                    // The tokenizer first: its build's temporaries then come and go before
+                    // the weights are resident, not on top of them.
                     let tokenizer = from_metadata(self.tokenizer_json.as_deref(), file.metadata())?;
+                    let model = Model::load(file.as_ref())?;
                     let source = file.source();
                     let path = source.path().map(Path::to_owned);
                     (model, tokenizer, path, source.len(), source.is_mapped())
