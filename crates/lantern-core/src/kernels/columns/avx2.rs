@@ -1,6 +1,6 @@
 //! The column kernels ([`super`]) on the AVX2 path, which the AVX-512 VNNI path shares.
 //!
-//! Up to nine tiles of 64 rows are computed together, block by block, so that each active
+//! Up to sixteen tiles of 64 rows are computed together, block by block, so that each active
 //! column is read as one run of bytes. The active columns go in pairs: per tile, each
 //! column's 32 bytes unpack into its 64 codes, the two columns' codes are interleaved byte
 //! by byte, and one `maddubs` per 16 rows multiplies them by the pair's two activation codes
@@ -39,9 +39,9 @@ fn on_avx2<const F: u8>(
 
 /// Pairs of columns an i16 sum takes before it is widened.
 const PAIRS_PER_WIDENING: usize = 8;
-/// Tiles computed together: each active column is read as one run of up to 288 bytes
-/// (one of the default model's down columns).
-const CHUNK_TILES: usize = 9;
+/// Tiles computed together: each active column is read as one run of up to 512 bytes (half
+/// a Llama-3.2-1B down column, one thread's share; 2–3% faster decode there than 9 tiles).
+const CHUNK_TILES: usize = 16;
 /// Active columns prefetched ahead of the ones computing.
 const PREFETCH_COLUMNS: usize = 16;
 /// Prefetch into L2: into L1, the many requests of a block queue behind each other.
