@@ -84,11 +84,7 @@ impl Ffn {
         let sparsity = &mut self.sparsity;
         let up_rows = w.up.blocks().filter(|_| n == 1 && w.gather_up && sparsity.zeroes_on_gate());
         if let Some(up_rows) = up_rows {
-            // The thresholds zero `up` where a neuron is not active: ones mark the others.
-            up.fill(1.0);
-            sparsity.before_product(layer, ff, gate, up);
-            self.active.clear();
-            self.active.extend((0..ff as u32).filter(|&i| up[i as usize] != 0.0));
+            sparsity.active_on_gate(layer, gate, &mut self.active);
             self.gathered.resize(self.active.len(), 0.0);
             gather_rows(workers, up_rows, &self.active, xn, &mut self.gathered)?;
             up.fill(0.0);

@@ -41,17 +41,53 @@ impl FfnSparsity {
         if !self.uses(Criterion::Gate) {
             return;
         }
-        let silu_mul = lantern_core::kernels::vector_kernels().silu_mul;
-        self.ones.resize(ff, 1.0);
         for (gate, up) in gate.chunks_exact(ff).zip(up.chunks_exact_mut(ff)) {
-            // SiLU(g) · 1 is the kernel's SiLU(g) exactly.
-            let mut scores = std::mem::take(&mut self.scores);
-            scores.clear();
-            scores.extend_from_slice(gate);
-            silu_mul(&mut scores, &self.ones);
+            let scores = self.gate_scores(gate);
             self.count_and_zero(Criterion::Gate, layer, Some(&scores), up);
             self.scores = scores;
         }
+    }
+
+    /// One token's active neurons of layer `layer` on [`Criterion::Gate`], into `active` in
+    /// order, counted as [`FfnSparsity::before_product`] counts them, for a product that
+    /// computes only those. Call only when [`FfnSparsity::zeroes_on_gate`].
+    pub(crate) fn active_on_gate(&mut self, layer: usize, gate: &[f32], active: &mut Vec<u32>) {
+        let scores = self.gate_scores(gate);
+        let Some(t) = self.thresholds.as_ref() else { return };
+        // Every index is written and the kept ones advance: no branch on random activity.
+        active.resize(gate.len(), 0);
+        let mut kept = 0;
+        let mut keep = |i: usize, score: f32, t: f32| {
+            active[kept] = i as u32;
+            kept += usize::from(score.abs() >= t);
+        };
+        match &t.layers[layer][..] {
+            [t] => scores.iter().enumerate().for_each(|(i, &s)| keep(i, s, *t)),
+            per_neuron => {
+                scores.iter().zip(per_neuron).enumerate().for_each(|(i, (&s, &t))| keep(i, s, t));
+            }
+        }
+        active.truncate(kept);
+        self.zeroed += (gate.len() - kept) as u64;
+        self.seen += gate.len() as u64;
+        if let Some(windows) = &mut self.windows {
+            let mut next = active.iter().peekable();
+            windows.add(layer, (0..gate.len() as u32).map(|i| next.next_if_eq(&&i).is_some()));
+        }
+        self.scores = scores;
+    }
+
+    /// `|SiLU(g)|`'s argument for each of one token's gate values: `SiLU(g)`, computed with the
+    /// product's own kernel (`SiLU(g) · 1` is its `SiLU(g)` exactly). The buffer is the
+    /// state's, to be put back.
+    fn gate_scores(&mut self, gate: &[f32]) -> Vec<f32> {
+        let silu_mul = lantern_core::kernels::vector_kernels().silu_mul;
+        self.ones.resize(gate.len(), 1.0);
+        let mut scores = std::mem::take(&mut self.scores);
+        scores.clear();
+        scores.extend_from_slice(gate);
+        silu_mul(&mut scores, &self.ones[..gate.len()]);
+        scores
     }
 
     /// After `h = SiLU(gate) · up`: scores layer `layer`'s neurons on
@@ -88,12 +124,12 @@ impl FfnSparsity {
         let Some(t) = self.thresholds.as_ref().filter(|t| t.criterion == criterion) else {
             return;
         };
+        // Branch-free: which neurons fall below is random, and a branch on it mispredicts.
         let mut zeroed = 0;
         let mut zero_below = |score: f32, t: f32, v: &mut f32| {
-            if score.abs() < t {
-                *v = 0.0;
-                zeroed += 1;
-            }
+            let below = score.abs() < t;
+            *v = if below { 0.0 } else { *v };
+            zeroed += u64::from(below);
         };
         match (&t.layers[layer][..], scores) {
             ([t], Some(scores)) => {
@@ -139,5 +175,34 @@ mod tests {
         let mut h = [-1.42, -0.0475, 0.0, 0.11, 1.76];
         s.after_product(0, 5, &mut h);
         assert_eq!(h, [-1.42, 0.0, 0.0, 0.0, 1.76]);
+    }
+
+    #[test]
+    fn active_neurons_are_those_the_zeroing_keeps() {
+        use crate::calibration::ActiveWindows;
+        let gate: Vec<f32> = (0..300).map(|i| ((i * 37 % 101) as f32 - 50.0) / 10.0).collect();
+        let single = vec![vec![0.3]];
+        let per_neuron = vec![(0..300).map(|i| (i % 7) as f32 / 10.0).collect()];
+        for layers in [single, per_neuron] {
+            let t = FfnThresholds::new(Criterion::Gate, layers).unwrap();
+            let sparsity = || FfnSparsity {
+                thresholds: Some(t.clone()),
+                windows: Some(ActiveWindows::new(&[1, 2], 1).unwrap()),
+                ..FfnSparsity::default()
+            };
+            let (mut zeroing, mut listing) = (sparsity(), sparsity());
+            let mut active = Vec::new();
+            for _ in 0..3 {
+                let mut up = vec![1.0; 300];
+                zeroing.before_product(0, 300, &gate, &mut up);
+                listing.active_on_gate(0, &gate, &mut active);
+                let kept: Vec<u32> = (0..300).filter(|&i| up[i as usize] != 0.0).collect();
+                assert_eq!(active, kept);
+                assert!(!kept.is_empty() && kept.len() < 300);
+            }
+            assert_eq!((zeroing.zeroed, zeroing.seen), (listing.zeroed, listing.seen));
+            let counts = |s: &FfnSparsity| s.windows.as_ref().unwrap().counts().collect::<Vec<_>>();
+            assert_eq!(format!("{:?}", counts(&zeroing)), format!("{:?}", counts(&listing)));
+        }
     }
 }
