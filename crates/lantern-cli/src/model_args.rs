@@ -37,8 +37,9 @@ pub struct ModelArgs {
     /// Compute every FFN neuron, even if the model carries thresholds.
     #[arg(long)]
     pub dense: bool,
-    /// Keep a column-major copy of the FFN down matrices, so that decoding with thresholds
-    /// reads only the active neurons' down columns (see docs/SPARSITY.md for when it pays).
+    /// Skip the zeroed FFN neurons' weights when decoding with thresholds: read only the
+    /// active neurons' up rows (thresholds on the gate) and their down columns, from a
+    /// column-major copy of the down matrices (see docs/SPARSITY.md for when it pays).
     #[arg(long, conflicts_with = "dense")]
     pub ffn_columns: bool,
     /// Stream the model (a .lantern container) from storage within this memory budget for

@@ -166,12 +166,14 @@ impl EngineBuilder {
         self
     }
 
-    /// Whether to keep a column-major copy of each resident FFN down matrix, so that
-    /// sessions with FFN thresholds read only the active neurons' down columns when they
-    /// decode ([`Model::with_sparse_ffn`]); the copies cost the down matrices' bytes again.
+    /// Whether sessions with FFN thresholds read only the active neurons' weights when they
+    /// decode: their up rows (thresholds on the gate) and, from a column-major copy of each
+    /// resident FFN down matrix, their down columns ([`Model::with_sparse_ffn`]). The copies
+    /// cost the down matrices' bytes again, and the up rows are read from the file as well
+    /// as from the interleaved copy the dense products use.
     ///
-    /// By default, no: where memory streams faster than it answers scattered reads (as on
-    /// the machine docs/SPARSITY.md measures), the file rows are as fast or faster.
+    /// By default, no: it pays from about half the neurons zeroed on models of 1B and more
+    /// (docs/SPARSITY.md), and below that, or on small models, the dense rows are as fast.
     pub fn sparse_ffn(mut self, on: bool) -> Self {
         self.sparse_ffn = on;
         self
