@@ -53,13 +53,18 @@ impl FfnSparsity {
     /// computes only those. Call only when [`FfnSparsity::zeroes_on_gate`].
     pub(crate) fn active_on_gate(&mut self, layer: usize, gate: &[f32], active: &mut Vec<u32>) {
         let scores = self.gate_scores(gate);
-        let Some(t) = self.thresholds.as_ref() else { return };
+        let Some(t) = self.thresholds.as_ref() else {
+            self.scores = scores;
+            return;
+        };
         // Every index is written and the kept ones advance: no branch on random activity.
+        // Kept is not below, as the zeroing has it (a NaN score keeps its neuron).
         active.resize(gate.len(), 0);
         let mut kept = 0;
         let mut keep = |i: usize, score: f32, t: f32| {
             active[kept] = i as u32;
-            kept += usize::from(score.abs() >= t);
+            let below = score.abs() < t;
+            kept += usize::from(!below);
         };
         match &t.layers[layer][..] {
             [t] => scores.iter().enumerate().for_each(|(i, &s)| keep(i, s, *t)),
@@ -77,9 +82,8 @@ impl FfnSparsity {
         self.scores = scores;
     }
 
-    /// `|SiLU(g)|`'s argument for each of one token's gate values: `SiLU(g)`, computed with the
-    /// product's own kernel (`SiLU(g) · 1` is its `SiLU(g)` exactly). The buffer is the
-    /// state's, to be put back.
+    /// `SiLU(g)` for each of one token's gate values `g`, by the product's own kernel
+    /// (`SiLU(g) · 1` is its `SiLU(g)` exactly), in the state's buffer, to be put back.
     fn gate_scores(&mut self, gate: &[f32]) -> Vec<f32> {
         let silu_mul = lantern_core::kernels::vector_kernels().silu_mul;
         self.ones.resize(gate.len(), 1.0);

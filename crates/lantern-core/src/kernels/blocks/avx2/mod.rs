@@ -59,9 +59,9 @@ pub(super) fn matmul_fn(ty: GgmlType, vnni: bool) -> Option<MatmulFn> {
     })
 }
 
-/// The gather kernel for `ty` (one input, listed rows in the tiles of its single inputs), if
-/// there is one: with `vnni`, the AVX-512 VNNI variant. Callers must have detected the features
-/// of the path (see the module docs).
+/// The gather kernel for `ty` (listed rows times one input, in its one-input tiles), if there
+/// is one: with `vnni`, the AVX-512 VNNI variant. Callers must have detected the features of
+/// the path (see the module docs).
 pub(super) fn gather_fn(ty: GgmlType, vnni: bool) -> Option<GatherFn> {
     Some(match ty {
         GgmlType::Q3_0 => gather_path_fn::<Tiles<Q3_0>>(vnni),
