@@ -44,8 +44,9 @@ fn broken_models_fail_with_a_message_not_a_panic() {
     let truncated = dir.path().join("truncated.gguf");
     let bytes = std::fs::read(&small).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    // The small file has neither a vocabulary nor weights: the tokenizer, read first, says so.
     let cases = [
-        (small.to_str().unwrap(), "token_embd.weight"),
+        (small.to_str().unwrap(), "tokenizer.ggml.model"),
         (truncated.to_str().unwrap(), "truncated"),
         ("/nonexistent/model.gguf", "/nonexistent/model.gguf"),
     ];
