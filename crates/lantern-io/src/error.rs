@@ -38,10 +38,20 @@ pub enum Error {
         file_len: u64,
     },
     /// The file does not start with `GGUF`.
-    #[error("not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")]
+    #[error("not a GGUF file: it starts with \"{}\", not \"GGUF\"", .found.escape_ascii())]
     BadMagic {
         /// The first four bytes of the file.
         found: [u8; 4],
+    },
+    /// A length-prefixed string longer than lantern reads.
+    #[error("{what} is {len} bytes long, more than the maximum of {max}")]
+    StringTooLong {
+        /// Which string.
+        what: &'static str,
+        /// Its recorded length.
+        len: u64,
+        /// The longest read.
+        max: u64,
     },
     /// A GGUF version other than 2 or 3 (v1 and big-endian files land here too).
     #[error("unsupported GGUF version {version} (lantern reads versions 2 and 3)")]
@@ -69,8 +79,8 @@ pub enum Error {
     },
     /// A bool stored as a byte other than 0 or 1.
     #[error(
-        "metadata key {key:?}: bool at offset {offset} has byte value {value}, expected 0 or 1"
-    )]
+        "metadata key {}: bool at offset {offset} has byte value {value}, expected 0 or 1"
+    , quoted(.key))]
     InvalidBool {
         /// The metadata key.
         key: String,
@@ -80,7 +90,7 @@ pub enum Error {
         value: u8,
     },
     /// A metadata value type id GGUF does not define.
-    #[error("metadata key {key:?} has unknown value type id {id}")]
+    #[error("metadata key {} has unknown value type id {id}", quoted(.key))]
     UnknownValueType {
         /// The metadata key.
         key: String,
@@ -88,7 +98,7 @@ pub enum Error {
         id: u32,
     },
     /// An array whose elements do not all have the same type (writer only).
-    #[error("metadata key {key:?}: array mixes {first} and {found} elements")]
+    #[error("metadata key {}: array mixes {first} and {found} elements", quoted(.key))]
     MixedArray {
         /// The metadata key.
         key: String,
@@ -98,7 +108,7 @@ pub enum Error {
         found: &'static str,
     },
     /// A tensor type id ggml does not define (in a GGUF file, lantern's own ids too).
-    #[error("tensor {tensor:?} has unknown type id {id}")]
+    #[error("tensor {} has unknown type id {id}", quoted(.tensor))]
     UnknownTensorType {
         /// The tensor's name.
         tensor: String,
@@ -106,7 +116,7 @@ pub enum Error {
         id: u32,
     },
     /// A tensor with more dimensions than ggml allows.
-    #[error("tensor {tensor:?} has {n_dims} dimensions, at most {max} are allowed")]
+    #[error("tensor {} has {n_dims} dimensions, at most {max} are allowed", quoted(.tensor))]
     TooManyDims {
         /// The tensor's name.
         tensor: String,
@@ -116,7 +126,7 @@ pub enum Error {
         max: u64,
     },
     /// A tensor whose data lies (partly) outside the file.
-    #[error("tensor {tensor:?}: {size} bytes at offset {offset} run past the end of the {file_len}-byte file")]
+    #[error("tensor {}: {size} bytes at offset {offset} run past the end of the {file_len}-byte file", quoted(.tensor))]
     TensorOutOfBounds {
         /// The tensor's name.
         tensor: String,
@@ -127,10 +137,26 @@ pub enum Error {
         /// Length of the whole file.
         file_len: u64,
     },
+    /// Two tensors whose data share bytes: each tensor's type and shape give its length, and
+    /// no two may overlap.
+    #[error(
+        "tensors {} and {} overlap: the first's data runs to byte {first_end}, the second's starts at {second_start}",
+        quoted(.first), quoted(.second)
+    )]
+    OverlappingTensors {
+        /// The tensor that starts first.
+        first: String,
+        /// Absolute end of its data.
+        first_end: u64,
+        /// The tensor whose data starts inside the first's.
+        second: String,
+        /// Absolute start of its data.
+        second_start: u64,
+    },
     /// A tensor whose data offset is not a multiple of the file's alignment.
     #[error(
-        "tensor {tensor:?}: data offset {offset} is not a multiple of the alignment {alignment}"
-    )]
+        "tensor {}: data offset {offset} is not a multiple of the alignment {alignment}"
+    , quoted(.tensor))]
     MisalignedTensor {
         /// The tensor's name.
         tensor: String,
@@ -146,7 +172,7 @@ pub enum Error {
         value: u64,
     },
     /// A metadata key or tensor name that appears twice.
-    #[error("duplicate {what} {name:?}")]
+    #[error("duplicate {what} {}", quoted(.name))]
     Duplicate {
         /// `"metadata key"` or `"tensor name"`.
         what: &'static str,
@@ -154,13 +180,13 @@ pub enum Error {
         name: String,
     },
     /// A required metadata key is absent.
-    #[error("metadata key {key:?} is missing")]
+    #[error("metadata key {} is missing", quoted(.key))]
     MissingKey {
         /// The key.
         key: String,
     },
     /// A metadata value of a different type than asked for.
-    #[error("metadata key {key:?} has type {found}, expected {expected}")]
+    #[error("metadata key {} has type {found}, expected {expected}", quoted(.key))]
     WrongType {
         /// The key.
         key: String,
@@ -170,7 +196,7 @@ pub enum Error {
         found: &'static str,
     },
     /// An integer metadata value that does not fit the type asked for.
-    #[error("metadata key {key:?} has value {value}, which does not fit {expected}")]
+    #[error("metadata key {} has value {value}, which does not fit {expected}", quoted(.key))]
     OutOfRange {
         /// The key.
         key: String,
@@ -180,13 +206,13 @@ pub enum Error {
         expected: &'static str,
     },
     /// A tensor the caller asked for is not in the file.
-    #[error("tensor {name:?} not found in the model file")]
+    #[error("tensor {} not found in the model file", quoted(.name))]
     MissingTensor {
         /// The tensor's name.
         name: String,
     },
     /// A tensor's shape, type and bytes do not fit together.
-    #[error("tensor {name:?}: {source}")]
+    #[error("tensor {}: {source}", quoted(.name))]
     Tensor {
         /// The tensor's name.
         name: String,
@@ -194,7 +220,7 @@ pub enum Error {
         source: lantern_core::Error,
     },
     /// A file that does not start with the `.lantern` container's magic.
-    #[error("not a .lantern container: magic is {found:02x?}, expected \"LANTERN\\0\"")]
+    #[error("not a .lantern container: it starts with \"{}\", not \"LANTERN\\0\"", .found.escape_ascii())]
     NotContainer {
         /// The first eight bytes of the file.
         found: [u8; 8],
@@ -252,7 +278,7 @@ pub enum Error {
     #[error("the prefetch thread has stopped")]
     StreamStopped,
     /// A tensor given to replace one of the model's does not fit it.
-    #[error("cannot replace tensor {name:?}: {detail}")]
+    #[error("cannot replace tensor {}: {detail}", quoted(.name))]
     Replacement {
         /// The tensor's name.
         name: String,
@@ -289,6 +315,16 @@ impl Error {
 }
 
 /// `path`, and where it leads when that is elsewhere.
+/// A name read from a file, quoted and escaped, and cut after 64 characters: a corrupt name
+/// can be any length and any bytes.
+fn quoted(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        None => format!("{name:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &name[..cut], name.len()),
+    }
+}
+
 fn shown(path: &Path, target: &Path) -> String {
     if path == target {
         path.display().to_string()

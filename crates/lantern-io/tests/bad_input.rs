@@ -27,7 +27,11 @@ fn empty_file() {
 fn bad_magic() {
     let mut bytes = sample_bytes();
     bytes[..4].copy_from_slice(b"GGML");
-    assert!(matches!(parse_err(&bytes), Error::BadMagic { found } if &found == b"GGML"));
+    let err = parse_err(&bytes);
+    assert!(matches!(err, Error::BadMagic { found } if &found == b"GGML"));
+    assert_eq!(err.to_string(), r#"not a GGUF file: it starts with "GGML", not "GGUF""#);
+    bytes[..4].copy_from_slice(&[0x7f, b'E', b'L', b'F']);
+    assert!(parse_err(&bytes).to_string().contains(r#""\x7fELF""#));
 }
 
 #[test]
@@ -99,7 +103,9 @@ fn huge_string_and_array_lengths_are_capped() {
     // The first key's length prefix follows the header.
     let mut b = bytes.clone();
     put_u64(&mut b, 24, u64::MAX);
-    assert!(matches!(parse_err(&b), Error::TooLarge { what: "metadata key", .. }));
+    let err = parse_err(&b);
+    assert!(matches!(err, Error::StringTooLong { what: "metadata key", .. }), "{err}");
+    assert!(err.to_string().starts_with("metadata key is 18446744073709551615 bytes long"));
     let mut b = bytes.clone();
     put_u64(&mut b, 24, 1 << 25);
     assert!(
@@ -117,7 +123,7 @@ fn huge_string_and_array_lengths_are_capped() {
     // The first string inside it.
     let mut b = bytes;
     put_u64(&mut b, count_at + 8, u64::MAX - 1);
-    assert!(matches!(parse_err(&b), Error::TooLarge { what: "metadata string", .. }));
+    assert!(matches!(parse_err(&b), Error::StringTooLong { what: "metadata string", .. }));
 }
 
 #[test]
@@ -215,6 +221,43 @@ fn tensor_past_end_of_file_names_the_tensor() {
     put_u64(&mut bytes, dim, u64::MAX / 2);
     let err = parse_err(&bytes);
     assert!(matches!(err, Error::Tensor { ref name, .. } if name == "norm.weight"), "{err}");
+}
+
+#[test]
+fn overlapping_tensors_are_refused() {
+    // norm.weight holds bytes 0..16 of the data, tiny 32..38, the Q4_0 matrix 64..100.
+    let mut bytes = sample_bytes();
+    let (_, _, _, offset) = tensor_fields(&bytes, "tiny", 1);
+    put_u64(&mut bytes, offset, 0);
+    let err = parse_err(&bytes);
+    assert!(
+        matches!(err, Error::OverlappingTensors { ref first, ref second, .. }
+            if first == "norm.weight" && second == "tiny"),
+        "{err}"
+    );
+    // A shape (or a type) claiming more bytes than the tensor's region holds runs into the
+    // next tensor's: 17 f16 values at 32 end at 66.
+    let mut bytes = sample_bytes();
+    let (_, dim, _, _) = tensor_fields(&bytes, "tiny", 1);
+    put_u64(&mut bytes, dim, 17);
+    let err = parse_err(&bytes);
+    assert!(
+        matches!(err, Error::OverlappingTensors { ref first, first_end, ref second, .. }
+            if first == "tiny" && second == "blk.0.ffn_up.weight" && first_end % 32 == 2),
+        "{err}"
+    );
+    // Up to the next one is fine.
+    put_u64(&mut bytes, dim, 16);
+    Gguf::parse(&bytes).unwrap();
+}
+
+#[test]
+fn names_in_errors_are_cut_short() {
+    let key = "\u{1}x".repeat(300);
+    let err = Error::MissingKey { key: key.clone() };
+    let shown = err.to_string();
+    assert!(shown.len() < 300 && shown.contains("(600 bytes)"), "{shown}");
+    assert!(Error::MissingKey { key: "a.b".into() }.to_string().contains(r#""a.b""#));
 }
 
 #[test]

@@ -150,11 +150,12 @@ impl ModelConfig {
                 format!("{} kv heads do not divide {} heads", self.n_kv_heads, self.n_heads),
             ));
         }
-        if self.rope_dim > self.head_dim || !self.rope_dim.is_multiple_of(2) {
+        // No rotated dimension would leave attention blind to position.
+        if self.rope_dim == 0 || self.rope_dim > self.head_dim || !self.rope_dim.is_multiple_of(2) {
             return Err(invalid(
                 "rope.dimension_count",
                 format!(
-                    "{} must be even and at most the head width {}",
+                    "{} must be even, from 2 to the head width {}",
                     self.rope_dim, self.head_dim
                 ),
             ));

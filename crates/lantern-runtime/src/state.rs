@@ -184,37 +184,53 @@ impl State {
     /// `k_quants` when some matrix reads 256-value activation blocks.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] for a zero context or batch size;
-    /// [`Error::ThreadPool`] if the workers cannot start.
+    /// [`Error::InvalidSetting`] for a zero context or batch size, or buffers too large to
+    /// allocate; [`Error::ThreadPool`] if the workers cannot start.
     pub(crate) fn new(c: &ModelConfig, config: StateConfig, k_quants: bool) -> Result<Self> {
         for (name, v) in [("ctx_len", config.ctx_len), ("batch_size", config.batch_size)] {
             if v == 0 {
                 return Err(Error::InvalidSetting { name, reason: "must be at least 1".into() });
             }
         }
-        let nb = config.batch_size;
+        let cache = KvCache::new(c.n_layers, config.ctx_len, c.kv_dim())?;
+        // A batch never holds more tokens than the context.
+        let nb = config.batch_size.min(config.ctx_len);
         // `xn` and `q` each hold a model-width and a query-width value per token in turn.
         let width = c.d_model.max(c.n_heads * c.head_dim);
         let buf = Buffers {
-            x: vec![0.0; nb * c.d_model],
-            xn: vec![0.0; nb * width],
+            x: batch_zeros(nb, c.d_model)?,
+            xn: batch_zeros(nb, width)?,
             xq: QuantizedInput::new(k_quants),
-            q: vec![0.0; nb * width],
-            k: vec![0.0; nb * c.kv_dim()],
-            v: vec![0.0; nb * c.kv_dim()],
+            q: batch_zeros(nb, width)?,
+            k: batch_zeros(nb, c.kv_dim())?,
+            v: batch_zeros(nb, c.kv_dim())?,
             linear: LinearScratch::default(),
             head_run: Vec::new(),
             attn_scratch: Scratch::default(),
         };
         Ok(Self {
-            cache: KvCache::new(c.n_layers, config.ctx_len, c.kv_dim())?,
+            cache,
             workers: Workers::new(config.threads)?,
             batch_size: nb,
             buf,
             logits: Vec::new(),
-            ffn: Ffn::new(nb, c.n_ff, k_quants),
+            ffn: Ffn::new(batch_zeros(nb, c.n_ff)?, batch_zeros(nb, c.n_ff)?, k_quants),
             ffn_widths: c.ffn_widths.clone(),
             inputs: None,
         })
     }
+}
+
+/// Zeros for `tokens` tokens of `per_token` values each, or [`Error::InvalidSetting`] naming
+/// the batch size when that many cannot be counted or allocated.
+fn batch_zeros(tokens: usize, per_token: usize) -> Result<Vec<f32>> {
+    let too_big = || Error::InvalidSetting {
+        name: "batch_size",
+        reason: format!("{tokens} tokens of {per_token} values each cannot be allocated"),
+    };
+    let len = tokens.checked_mul(per_token).ok_or_else(too_big)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| too_big())?;
+    v.resize(len, 0.0);
+    Ok(v)
 }

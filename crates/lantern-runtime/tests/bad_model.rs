@@ -4,9 +4,9 @@
 
 use lantern_core::GgmlType;
 use lantern_io::Value;
-use lantern_runtime::Error;
+use lantern_runtime::{Error, StateConfig};
 
-use lantern_test_support::models::{load, load_err, Tiny};
+use lantern_test_support::models::{load, load_err, prompt, state, Tiny};
 
 /// The default fixture loads with the hyper-parameters it was written with.
 #[test]
@@ -125,15 +125,36 @@ fn inconsistent_hyper_parameters_are_rejected() {
             "{key}={value:?}: {err:?}"
         );
     }
-    // An odd rotary width.
-    let err = load_err(&Tiny {
-        set_keys: vec![("llama.rope.dimension_count", Value::U32(7))],
-        ..Tiny::default()
-    });
-    assert!(
-        matches!(&err, Error::InvalidConfig { key, .. } if key == "llama.rope.dimension_count"),
-        "{err:?}"
-    );
+    // An odd rotary width, and none at all.
+    for width in [7, 0] {
+        let err = load_err(&Tiny {
+            set_keys: vec![("llama.rope.dimension_count", Value::U32(width))],
+            ..Tiny::default()
+        });
+        assert!(
+            matches!(&err, Error::InvalidConfig { key, .. } if key == "llama.rope.dimension_count"),
+            "{width}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn batch_sizes_past_any_memory_are_capped_by_the_context() {
+    // A batch never holds more tokens than the context, so sizes that overflow or cannot be
+    // allocated give a working state whose batches hold the whole context.
+    let model = load(&Tiny::default());
+    let tokens = prompt(20, 96);
+    let mut expected = state(&model, 32, 32, 1);
+    let expected = model.forward(&mut expected, &tokens, 0).unwrap().to_vec();
+    for batch_size in [1 << 62, usize::MAX, 100_000_000] {
+        let config = StateConfig { ctx_len: 32, batch_size, threads: 1 };
+        let mut s = model.new_state(config).unwrap();
+        assert_eq!(model.forward(&mut s, &tokens, 0).unwrap(), &expected[..], "{batch_size}");
+    }
+    // A context too large to count is an error naming it, not an abort.
+    let config = StateConfig { ctx_len: usize::MAX / 2, batch_size: 512, threads: 1 };
+    let err = model.new_state(config).unwrap_err();
+    assert!(matches!(&err, Error::InvalidSetting { name: "ctx_len", .. }), "{err:?}");
 }
 
 /// A required metadata key that is absent is `MissingKey` naming it; a mistyped one is

@@ -174,7 +174,8 @@ impl Session {
             fed: Vec::new(),
             history: Vec::new(),
             cancel: CancelHandle::default(),
-            batch_size: config.batch_size,
+            // As the state: a batch never holds more tokens than the context.
+            batch_size: config.batch_size.min(ctx_len),
         })
     }
 

@@ -155,6 +155,7 @@ impl Gguf {
             by_name.insert(info.name.clone(), tensors.len());
             tensors.push(info);
         }
+        check_disjoint(&tensors)?;
         tracing::debug!(
             version,
             kv = metadata.len(),
@@ -219,6 +220,26 @@ pub(crate) fn read_metadata(c: &mut Cursor<'_>, n: usize) -> Result<Metadata> {
         metadata.insert_new(key, value)?;
     }
     Ok(metadata)
+}
+
+/// Checks that no two tensors' data share a byte (empty tensors share none).
+fn check_disjoint(tensors: &[TensorInfo]) -> Result<()> {
+    let mut by_offset: Vec<&TensorInfo> = tensors.iter().filter(|t| t.size > 0).collect();
+    by_offset.sort_by_key(|t| t.offset);
+    for pair in by_offset.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        // Both lie within the file (`locate`), so the end does not overflow.
+        let a_end = a.offset + a.size as u64;
+        if b.offset < a_end {
+            return Err(Error::OverlappingTensors {
+                first: a.name.clone(),
+                first_end: a_end,
+                second: b.name.clone(),
+                second_start: b.offset,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn alignment_of(metadata: &Metadata) -> Result<u64> {

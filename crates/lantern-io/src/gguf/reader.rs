@@ -99,7 +99,7 @@ impl<'a> Cursor<'a> {
     pub(crate) fn string(&mut self, what: &'static str) -> Result<String> {
         let len = self.u64(what)?;
         if len > MAX_STRING_LEN {
-            return Err(Error::TooLarge { what, value: len, max: MAX_STRING_LEN });
+            return Err(Error::StringTooLong { what, len, max: MAX_STRING_LEN });
         }
         let offset = self.pos as u64;
         let bytes = self.take(len, what)?;

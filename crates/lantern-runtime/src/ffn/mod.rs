@@ -51,12 +51,12 @@ pub(crate) struct Ffn {
 }
 
 impl Ffn {
-    /// Buffers for `batch` tokens of at most `n_ff` neurons; `k_quants` when some matrix
-    /// reads 256-value activation blocks.
-    pub(crate) fn new(batch: usize, n_ff: usize, k_quants: bool) -> Self {
+    /// The FFN over buffers for a batch's gate and up values (as many tokens of the widest
+    /// layer's neurons); `k_quants` when some matrix reads 256-value activation blocks.
+    pub(crate) fn new(gate: Vec<f32>, up: Vec<f32>, k_quants: bool) -> Self {
         Self {
-            gate: vec![0.0; batch * n_ff],
-            up: vec![0.0; batch * n_ff],
+            gate,
+            up,
             active: Vec::new(),
             gathered: Vec::new(),
             hidden: QuantizedInput::new(k_quants),

@@ -4,7 +4,7 @@
 //! time on a fresh cache. Each test is repeated and reported as mean ± standard deviation
 //! of tokens per second, in the same table shape as llama-bench so the two line up.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use lantern_cli::measure::{generation_speed, prompt_speed};
 use lantern_cli::model_args::{model_name, stream_summary, ModelArgs};
@@ -39,10 +39,18 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     println!("| model | threads | test | t/s |");
     println!("| --- | ---: | ---: | ---: |");
     let name = model_name(&engine);
+    // The KV cache holds the longest test, or what --ctx-size gives if that holds it.
+    let need =
+        args.n_prompt.iter().chain(&args.n_gen).copied().max().unwrap_or(0).saturating_add(1);
+    let ctx = match args.model.ctx_size {
+        Some(ctx) if ctx < need => {
+            bail!("the longest test needs {need} positions; --ctx-size {ctx} holds fewer")
+        }
+        Some(ctx) => ctx,
+        None => need.max(16),
+    };
     for &t in &threads {
-        let need = args.n_prompt.iter().chain(&args.n_gen).copied().max().unwrap_or(1) + 1;
-        let mut session =
-            engine.session(base.clone().threads(t).ctx_len(need.max(16)).batch_size(512))?;
+        let mut session = engine.session(base.clone().threads(t).ctx_len(ctx))?;
         let tests = args
             .n_prompt
             .iter()
