@@ -52,3 +52,19 @@ pub fn init_tracing() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// Prints a command's error to stderr as both binaries do on failure: the error, then each
+/// cause on a line of its own, leaving out a cause whose text the line before already shows
+/// (a wrapper that displays its source), and never a backtrace, which says nothing about
+/// the input at fault.
+pub fn report_error(err: &anyhow::Error) {
+    eprintln!("Error: {err}");
+    let mut shown = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        shown = text;
+    }
+}

@@ -9,6 +9,8 @@
 //!
 //! Run with: `cargo run --release -p lantern-lab -- <command>`.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -52,9 +54,19 @@ enum Command {
     Bandwidth(bandwidth::BandwidthArgs),
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     lantern_cli::init_tracing();
-    match Cli::parse().command {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            lantern_cli::report_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::SparsitySweep(args) => sparsity_sweep::run(args),
         Command::Report(args) => report::run(args),

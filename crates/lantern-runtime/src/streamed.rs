@@ -53,6 +53,9 @@ impl Default for StreamOptions {
 /// assert_eq!("25%".parse::<Budget>()?, Budget::OfWeights(0.25));
 /// assert_eq!("24MB".parse::<Budget>()?, Budget::Bytes(24_000_000));
 /// assert_eq!("2GiB".parse::<Budget>()?, Budget::Bytes(2 << 30));
+/// assert_eq!("1TB".parse::<Budget>()?, Budget::Bytes(1_000_000_000_000));
+/// assert_eq!("1TiB".parse::<Budget>()?, Budget::Bytes(1 << 40));
+/// assert!("1e21GB".parse::<Budget>().is_err()); // more bytes than a u64 counts
 /// assert_eq!(Budget::OfWeights(0.25).bytes(1000), 250);
 /// # Ok::<(), lantern_runtime::Error>(())
 /// ```
@@ -77,8 +80,8 @@ impl Budget {
 impl std::str::FromStr for Budget {
     type Err = Error;
 
-    /// `N%` of the weights, or bytes with an optional unit: `kB`, `MB`, `GB` (powers of
-    /// ten) or `KiB`, `MiB`, `GiB`.
+    /// `N%` of the weights, or bytes with an optional unit: `kB`, `MB`, `GB`, `TB` (powers of
+    /// ten) or `KiB`, `MiB`, `GiB`, `TiB`; at most `u64::MAX` bytes.
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::InvalidSetting {
             name: "memory budget",
@@ -97,9 +100,11 @@ impl std::str::FromStr for Budget {
             ("KiB", 1u64 << 10),
             ("MiB", 1 << 20),
             ("GiB", 1 << 30),
+            ("TiB", 1 << 40),
             ("kB", 1000),
             ("MB", 1_000_000),
             ("GB", 1_000_000_000),
+            ("TB", 1_000_000_000_000),
             ("B", 1),
             ("", 1),
         ];
@@ -108,10 +113,12 @@ impl std::str::FromStr for Budget {
             .find_map(|&(unit, scale)| s.strip_suffix(unit).map(|n| (n.trim(), scale)))
             .ok_or_else(bad)?;
         let value: f64 = number.parse().map_err(|_| bad())?;
-        if !value.is_finite() || value < 0.0 {
+        let bytes = value * scale as f64;
+        // Past u64::MAX the cast would saturate into a budget nobody asked for.
+        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
             return Err(bad());
         }
-        Ok(Self::Bytes((value * scale as f64) as u64))
+        Ok(Self::Bytes(bytes as u64))
     }
 }
 

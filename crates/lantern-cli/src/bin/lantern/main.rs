@@ -5,6 +5,7 @@
 //! `lantern-lab`'s.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -60,9 +61,19 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     lantern_cli::init_tracing();
-    match Cli::parse().command {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            lantern_cli::report_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Chat(args) => chat::run(args),
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::run(args),
