@@ -1,8 +1,9 @@
 //! The `lantern` binary end to end: bad input gives a clear message and a failing exit
 //! status, never a panic. (The research commands' tests are `lantern-lab`'s.)
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use lantern_io::GgufWriter;
 
@@ -100,4 +101,30 @@ fn convert_writes_a_container_and_refuses_a_device_before_any_work() {
     // Compression options are the lab's.
     let lab = lantern(&["convert", gguf, "-o", out, "--quantize", "Q4_0"]);
     assert!(!lab.status.success() && stderr(&lab).contains("--quantize"), "{}", stderr(&lab));
+}
+
+#[test]
+fn chat_leaves_out_old_turns_when_the_context_is_full() {
+    // Five questions in a context of 160 positions: the later ones only fit without the
+    // first turns, and each still gets a reply, not an error.
+    let model = std::env::var("LANTERN_MODEL").expect("LANTERN_MODEL (scripts/test.sh sets it)");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(["chat", "-m", &model, "-c", "160", "-n", "24", "--temp", "0", "-t", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lantern chat");
+    let questions = "What is the capital of France?\nAnd of Germany?\nAnd of Italy?\n\
+                     And of Spain?\nAnd of Portugal?\n";
+    child.stdin.take().unwrap().write_all(questions.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("the context was full"), "{err}");
+    assert!(!err.contains("error"), "{err}");
+    // A prompt marker per question and one at the end of input, each reply on its line.
+    let replies = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(replies.matches("> ").count(), 6, "{replies}");
+    assert!(replies.lines().take(5).all(|l| l.len() > 2), "{replies}");
 }

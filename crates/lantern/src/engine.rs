@@ -22,6 +22,9 @@ pub(crate) struct Inner {
     pub(crate) model: Model,
     pub(crate) tokenizer: Tokenizer,
     pub(crate) template: Option<ChatTemplate>,
+    /// Why the model's own template could not be used, when it does not compile: chat says
+    /// so, and everything else runs.
+    pub(crate) template_error: Option<String>,
     pub(crate) info: ModelInfo,
     /// FFN thresholds stored with the model, the sessions' default.
     pub(crate) ffn_thresholds: Option<FfnThresholds>,
@@ -201,7 +204,9 @@ impl EngineBuilder {
     /// [`Error::Io`] for an unreadable, truncated or corrupt file or a missing tensor;
     /// [`Error::Runtime`] for an unsupported architecture, tensor type or inconsistent
     /// shapes; [`Error::Tokenizer`](crate::Error) variants for a bad tokenizer;
-    /// a chat-template error for a template that does not compile.
+    /// a chat-template error for a template given to [`EngineBuilder::chat_template`] that
+    /// does not compile (a model's own broken template fails only chat, see
+    /// [`Error::BrokenChatTemplate`]).
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn build(self) -> Result<Engine> {
         let start = Instant::now();
@@ -240,9 +245,15 @@ impl EngineBuilder {
                 }
             };
         let model = if self.sparse_ffn { model.with_sparse_ffn() } else { model };
-        let template = match &self.chat_template {
-            Some(source) => Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)),
-            None => ChatTemplate::from_tokenizer(&tokenizer)?,
+        let (template, template_error) = match &self.chat_template {
+            Some(source) => (Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)), None),
+            None => match ChatTemplate::from_tokenizer(&tokenizer) {
+                Ok(template) => (template, None),
+                Err(e) => {
+                    tracing::warn!("the model's chat template is unusable: {e}");
+                    (None, Some(e.to_string()))
+                }
+            },
         };
         let info = ModelInfo {
             path,
@@ -271,7 +282,7 @@ impl EngineBuilder {
                 model: model.config().vocab_size,
             });
         }
-        let inner = Inner { model, tokenizer, template, info, ffn_thresholds };
+        let inner = Inner { model, tokenizer, template, template_error, info, ffn_thresholds };
         Ok(Engine { inner: Arc::new(inner) })
     }
 }

@@ -94,8 +94,14 @@ pub enum Error {
     #[error("the prompt is empty")]
     EmptyPrompt,
     /// Chat asked of a model without a chat template.
-    #[error("the model has no chat template; set one with EngineBuilder::chat_template")]
+    #[error("the model has no chat template, so it cannot chat; plain completion works")]
     NoChatTemplate,
+    /// Chat asked of a model whose own chat template does not compile.
+    #[error("the model's chat template cannot be used ({reason}), so it cannot chat; plain completion works")]
+    BrokenChatTemplate {
+        /// The template error.
+        reason: String,
+    },
     /// A tokenizer with more tokens than the model has embedding rows.
     #[error("tokenizer has {tokenizer} tokens but the model only {model}")]
     VocabMismatch {

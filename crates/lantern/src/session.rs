@@ -231,7 +231,8 @@ impl Session {
     /// previous turn is reused.
     ///
     /// # Errors
-    /// [`Error::NoChatTemplate`] when the model has no template; otherwise as
+    /// [`Error::NoChatTemplate`] when the model has no template,
+    /// [`Error::BrokenChatTemplate`] when its template does not compile; otherwise as
     /// [`Session::generate`].
     pub fn chat(
         &mut self,
@@ -239,7 +240,10 @@ impl Session {
         config: &GenerateConfig,
     ) -> Result<Generation<'_>> {
         let inner = self.engine.inner();
-        let template = inner.template.as_ref().ok_or(Error::NoChatTemplate)?;
+        let template = inner.template.as_ref().ok_or_else(|| match &inner.template_error {
+            Some(reason) => Error::BrokenChatTemplate { reason: reason.clone() },
+            None => Error::NoChatTemplate,
+        })?;
         let text = template.render(messages, true)?;
         let mut tokens = inner.tokenizer.encode(&text, true)?;
         // Templates often write BOS themselves; the model asks for it once.

@@ -1,6 +1,6 @@
 //! Hostile or broken model files and inputs give specific errors, never panics.
 
-use lantern::{Engine, Error};
+use lantern::{Engine, Error, GenerateConfig, Message, SessionConfig};
 use lantern_io::{Error as IoError, GgufModel, ModelSource};
 
 use crate::testutil::model_path;
@@ -66,4 +66,21 @@ fn an_unknown_tensor_type_names_the_tensor() {
 fn a_missing_file_is_an_error_with_its_path() {
     let err = Engine::load("/nonexistent/model.gguf").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/model.gguf"), "{err}");
+}
+
+#[test]
+fn a_broken_chat_template_fails_chat_only() {
+    // "{% for" becomes "{% fxr", an unknown tag: the template no longer compiles.
+    let mut bytes = model_bytes();
+    let needle = b"{% for message in messages %}";
+    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("the template");
+    bytes[at + 3..at + 6].copy_from_slice(b"fxr");
+    let engine = load(bytes).unwrap();
+    assert!(engine.chat_template().is_none());
+    let mut session = engine.session(SessionConfig::default().ctx_len(64)).unwrap();
+    let done = session.generate("The capital of France is", &GenerateConfig::greedy(2)).unwrap();
+    assert_eq!(done.complete().unwrap().tokens.len(), 2);
+    let err = session.chat(&[Message::user("Hi")], &GenerateConfig::greedy(2)).unwrap_err();
+    assert!(matches!(err, Error::BrokenChatTemplate { .. }), "{err}");
+    assert!(err.to_string().contains("fxr"), "{err}");
 }

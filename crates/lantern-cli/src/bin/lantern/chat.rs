@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lantern::{GenerateConfig, Message};
+use lantern::{Error, GenerateConfig, Message};
 
 use lantern_cli::model_args::{peak_rss, ModelArgs};
 use lantern_cli::sampling_args::SamplingArgs;
@@ -83,13 +83,30 @@ pub(crate) fn run(args: ChatArgs) -> Result<()> {
         }
         messages.push(Message::user(input));
         replying.store(true, Ordering::Relaxed);
-        let reply = match session.chat(&messages, &config) {
-            Ok(generation) => generation.for_each_text(|text| {
-                let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-            }),
-            Err(e) => Err(e),
+        let mut left_out = 0;
+        let reply = loop {
+            match session.chat(&messages, &config) {
+                // The conversation no longer fits: its oldest turn (a message and its reply)
+                // is left out, as long as the new message has company.
+                Err(Error::PromptTooLong { .. }) if messages.len() > start.len() + 1 => {
+                    let turn = (messages.len() - start.len() - 1).min(2);
+                    messages.drain(start.len()..start.len() + turn);
+                    left_out += 1;
+                }
+                reply => {
+                    break reply.and_then(|generation| {
+                        generation.for_each_text(|text| {
+                            let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+                        })
+                    })
+                }
+            }
         };
         replying.store(false, Ordering::Relaxed);
+        if left_out > 0 {
+            let turns = if left_out == 1 { "turn".into() } else { format!("{left_out} turns") };
+            eprintln!("\n(the context was full: the oldest {turns} left out)");
+        }
         writeln!(stdout)?;
         match reply {
             Ok(completion) => {
@@ -107,9 +124,10 @@ pub(crate) fn run(args: ChatArgs) -> Result<()> {
                 messages.push(Message::assistant(completion.text));
             }
             Err(e) => {
-                // The turn failed (for example the context is full): drop it and go on.
+                // The turn failed (for example a message longer than the context): drop it
+                // and go on.
                 messages.pop();
-                eprintln!("error: {e}");
+                eprintln!("error: {e}; /reset starts over");
             }
         }
     }
