@@ -7,7 +7,7 @@ use lantern_io::container::write_container;
 use lantern_io::stream::{StorageModel, StreamedContainer};
 use lantern_runtime::{Budget, Error, Model, Pin, StreamOptions};
 
-use lantern_test_support::models::{open, prefill_then_decode, Tiny};
+use lantern_test_support::models::{open, prefill_then_decode, prompt, state, Tiny};
 
 /// `t` written as a container in `dir`, opened for streaming.
 fn streamed_file(t: &Tiny, dir: &tempfile::TempDir) -> StreamedContainer {
@@ -110,4 +110,55 @@ fn concurrent_sessions_take_their_passes_in_turn() {
             assert!(run.join().unwrap() == expected);
         }
     });
+}
+
+/// Runs `f` on a thread of its own and waits at most a minute for it: a hang fails the test
+/// instead of stalling the run.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(60)).expect("no answer within a minute")
+}
+
+#[test]
+fn failed_reads_are_errors_of_the_pass_never_hangs_or_other_tokens() {
+    // The container is damaged under a model streaming it: bytes flipped all through it (no
+    // chunk's checksum matches), or the file cut after its first page (reads come back
+    // short).
+    // Each pass that meets the damage fails with an I/O error, and so does every pass after
+    // it; none hangs, and none returns logits.
+    type Damage = fn(&std::path::Path);
+    let flip: Damage = |path| {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.iter_mut().skip(4096).step_by(512).for_each(|b| *b ^= 0x55);
+        std::fs::write(path, bytes).unwrap();
+    };
+    let cut: Damage = |path| {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(4096).unwrap();
+    };
+    for damage in [cut, flip] {
+        let t = Tiny::of(GgmlType::Q4_0);
+        let budget = minimum_budget(&t, Pin::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.lantern");
+        write_container(&open(&t), &path, |_, _| {}).unwrap();
+        let file = StreamedContainer::open(&path, StorageModel::UNTHROTTLED).unwrap();
+        let options =
+            StreamOptions { budget: Budget::Bytes(budget), depth: 0, pin: Pin::default() };
+        let model = Model::load_streamed(file, options).unwrap();
+        let tokens = prompt(4, t.vocab);
+        let passes = within_a_minute(move || {
+            let mut s = state(&model, 64, 16, 1);
+            let first = model.forward(&mut s, &tokens, 0).map(|l| l.len());
+            damage(&path);
+            let later: Vec<_> =
+                (0..3).map(|i| model.forward(&mut s, &tokens[i..=i], 0).map(|l| l.len())).collect();
+            (first, later)
+        });
+        assert!(passes.0.is_ok(), "{:?}", passes.0);
+        for pass in passes.1 {
+            assert!(matches!(pass, Err(Error::Io(_))), "{pass:?}");
+        }
+    }
 }
