@@ -53,10 +53,21 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Prints a command's error to stderr as both binaries do on failure: the error, then each
-/// cause on a line of its own, leaving out a cause whose text the line before already shows
-/// (a wrapper that displays its source), and never a backtrace, which says nothing about
-/// the input at fault.
+/// The exit status of a command's `result`, as both binaries end: success, or failure after
+/// [`report_error`].
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            report_error(&err);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a command's error to stderr: the error, then each cause on a line of its own,
+/// leaving out a cause whose text the line before already shows (a wrapper that displays
+/// its source), and never a backtrace, which says nothing about the input at fault.
 pub fn report_error(err: &anyhow::Error) {
     eprintln!("Error: {err}");
     let mut shown = err.to_string();

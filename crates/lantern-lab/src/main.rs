@@ -56,13 +56,7 @@ enum Command {
 
 fn main() -> ExitCode {
     lantern_cli::init_tracing();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            lantern_cli::report_error(&err);
-            ExitCode::FAILURE
-        }
-    }
+    lantern_cli::exit_code(run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> Result<()> {
