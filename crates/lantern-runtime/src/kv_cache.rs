@@ -7,6 +7,7 @@
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use crate::state::try_filled;
 use crate::{Error, Result};
 
 /// Keys and values of every layer for positions `0..len`.
@@ -31,13 +32,10 @@ impl KvCache {
             .checked_mul(ctx_len)
             .and_then(|n| n.checked_mul(kv_dim))
             .ok_or_else(|| too_big(format!("a KV cache of {ctx_len} positions overflows")))?;
-        let alloc = || -> Result<Vec<f16>> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(size).map_err(|_| {
+        let alloc = || {
+            try_filled(size, f16::ZERO).ok_or_else(|| {
                 too_big(format!("a KV cache of {} bytes cannot be allocated", 4 * size as u128))
-            })?;
-            v.resize(size, f16::ZERO);
-            Ok(v)
+            })
         };
         Ok(Self { keys: alloc()?, values: alloc()?, n_layers, kv_dim, ctx_len, len: 0 })
     }

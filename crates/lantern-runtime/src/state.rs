@@ -229,8 +229,14 @@ fn batch_zeros(tokens: usize, per_token: usize) -> Result<Vec<f32>> {
         reason: format!("{tokens} tokens of {per_token} values each cannot be allocated"),
     };
     let len = tokens.checked_mul(per_token).ok_or_else(too_big)?;
+    try_filled(len, 0.0).ok_or_else(too_big)
+}
+
+/// `len` copies of `value`, or `None` when the memory cannot be had: an allocation sized
+/// from a setting fails with an error naming it, never an abort.
+pub(crate) fn try_filled<T: Clone>(len: usize, value: T) -> Option<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| too_big())?;
-    v.resize(len, 0.0);
-    Ok(v)
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, value);
+    Some(v)
 }
