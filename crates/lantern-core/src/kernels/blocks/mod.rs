@@ -48,3 +48,42 @@ pub(super) fn gather_fn(ty: GgmlType, isa: Isa) -> Option<GatherFn> {
         _ => None,
     }
 }
+
+/// The rows a gather kernel lists, over a file-layout matrix `w` of `row_bytes` rows, taken a
+/// tile of `N` at a time.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+struct ListedRows<'a> {
+    w: &'a [u8],
+    row_bytes: usize,
+    /// Whole rows in `w`.
+    rows: usize,
+}
+
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+impl<'a> ListedRows<'a> {
+    fn new(w: &'a [u8], row_bytes: usize) -> Self {
+        Self { w, row_bytes, rows: w.len() / row_bytes.max(1) }
+    }
+
+    /// Whether listed row `r` is in the matrix: a row past the end gets no result.
+    fn holds(&self, r: u32) -> bool {
+        (r as usize) < self.rows
+    }
+
+    /// The `N` row pointers of a tile that lists `tile` (at most `N` rows): a partial tile
+    /// repeats its last row, and a row past the end reads row 0 instead.
+    fn pointers<const N: usize>(&self, tile: &[u32]) -> [*const u8; N] {
+        std::array::from_fn(|i| {
+            let r = tile.get(i).or(tile.last()).copied().filter(|&r| self.holds(r));
+            // In bounds: r < rows, so the row lies within `w`.
+            self.w.as_ptr().wrapping_add(r.map_or(0, |r| r as usize * self.row_bytes))
+        })
+    }
+}
+
+/// Each tile of `n` rows of `listed`, beside the tile after it (empty after the last), whose
+/// rows a tile prefetches.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+fn tiles_and_next(listed: &[u32], n: usize) -> impl Iterator<Item = (&[u32], &[u32])> {
+    listed.chunks(n).zip(listed.chunks(n).skip(1).chain([&[][..]]))
+}

@@ -37,6 +37,7 @@
 
 use std::arch::x86_64::*;
 
+use super::{tiles_and_next, ListedRows};
 use crate::kernels::avx2::{gather_path_fn, path_fn, Dot, GatherKernel, PathKernel};
 use crate::kernels::{GatherFn, Input, MatmulFn};
 use crate::{BlockQ8, GgmlType};
@@ -256,33 +257,19 @@ unsafe fn gathered<F: Format, D: Dot>(
     out: &mut [f32],
 ) {
     let blocks = (row_bytes / F::BLOCK_BYTES).min(x.len());
-    let rows = w.len() / row_bytes.max(1);
-    if blocks == 0 || rows == 0 {
+    let rows = ListedRows::new(w, row_bytes);
+    if blocks == 0 || rows.rows == 0 {
         return;
     }
     let listed = &listed[..listed.len().min(out.len())];
-    // A row past the end reads row 0 instead, and its result is dropped.
-    let row = |r: u32| {
-        let r = r as usize;
-        // SAFETY: the row lies within `w`.
-        unsafe { w.as_ptr().add(if r < rows { r * row_bytes } else { 0 }) }
-    };
-    // The listed rows of tile `i`, and their pointers (a partial tile repeats its last row).
-    let tile_rows =
-        |i: usize| &listed[(i * F::ROWS).min(listed.len())..((i + 1) * F::ROWS).min(listed.len())];
-    let ptrs = |rs: &[u32]| -> [*const u8; ROWS] {
-        std::array::from_fn(|i| rs.get(i).or(rs.last()).map_or(w.as_ptr(), |&r| row(r)))
-    };
-    for i in 0..listed.len().div_ceil(F::ROWS) {
-        let (these, following) = (tile_rows(i), tile_rows(i + 1));
-        let next = Upcoming { rows: ptrs(following), count: following.len(), row_bytes };
+    for ((these, following), out) in tiles_and_next(listed, F::ROWS).zip(out.chunks_mut(F::ROWS)) {
+        let next = Upcoming { rows: rows.pointers(following), count: following.len(), row_bytes };
         let mut sums = [[0.0; ROWS]; MAX_INPUTS];
         // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes,
         // and `x` holds `blocks` blocks.
-        unsafe { tile::<F, D, 1>(&ptrs(these), x, (blocks, x.len()), &next, &mut sums) };
-        let out = &mut out[i * F::ROWS..];
+        unsafe { tile::<F, D, 1>(&rows.pointers(these), x, (blocks, x.len()), &next, &mut sums) };
         for ((o, &r), &sum) in out.iter_mut().zip(these).zip(&sums[0]) {
-            if (r as usize) < rows {
+            if rows.holds(r) {
                 *o = sum;
             }
         }

@@ -36,6 +36,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
+use super::{tiles_and_next, ListedRows};
 use crate::kernels::neon::{gather_path_fn, path_fn, widen_f16, Dot, GatherKernel, PathKernel};
 use crate::kernels::{GatherFn, Input, MatmulFn};
 use crate::{BlockQ8, GgmlType, QK8};
@@ -257,31 +258,18 @@ unsafe fn gathered<F: Format, D: Dot>(
     out: &mut [f32],
 ) {
     let blocks = (row_bytes / F::BLOCK_BYTES).min(x.len());
-    let rows = w.len() / row_bytes.max(1);
-    if blocks == 0 || rows == 0 {
+    let rows = ListedRows::new(w, row_bytes);
+    if blocks == 0 || rows.rows == 0 {
         return;
     }
     let (x, listed) = (&x[..blocks], &listed[..listed.len().min(out.len())]);
-    // A row past the end reads row 0 instead, and its result is dropped.
-    let row = |r: u32| {
-        let r = r as usize;
-        // SAFETY: the row lies within `w`.
-        unsafe { w.as_ptr().add(if r < rows { r * row_bytes } else { 0 }) }
-    };
-    // The listed rows of tile `i`, and their pointers (a partial tile repeats its last row).
-    let tile_rows =
-        |i: usize| &listed[(i * ROWS).min(listed.len())..((i + 1) * ROWS).min(listed.len())];
-    let ptrs = |rs: &[u32]| -> [*const u8; ROWS] {
-        std::array::from_fn(|i| rs.get(i).or(rs.last()).map_or(w.as_ptr(), |&r| row(r)))
-    };
-    for i in 0..listed.len().div_ceil(ROWS) {
-        let (these, following) = (tile_rows(i), tile_rows(i + 1));
-        let next = Upcoming { rows: ptrs(following), count: following.len(), row_bytes };
+    for ((these, following), out) in tiles_and_next(listed, ROWS).zip(out.chunks_mut(ROWS)) {
+        let next = Upcoming { rows: rows.pointers(following), count: following.len(), row_bytes };
         // SAFETY: each row pointer has `blocks * BLOCK_BYTES <= row_bytes` readable bytes, and
         // `x` holds `blocks` blocks.
-        let [sums] = unsafe { tile::<F, D, 1>(&ptrs(these), [x], &next) };
-        for ((o, &r), &sum) in out[i * ROWS..].iter_mut().zip(these).zip(&sums) {
-            if (r as usize) < rows {
+        let [sums] = unsafe { tile::<F, D, 1>(&rows.pointers(these), [x], &next) };
+        for ((o, &r), &sum) in out.iter_mut().zip(these).zip(&sums) {
+            if rows.holds(r) {
                 *o = sum;
             }
         }
