@@ -72,3 +72,39 @@ fn syntax_and_render_errors_carry_the_message() {
     assert!(err.to_string().contains("Conversation must start with user"), "{err}");
     assert!(t.render(&[Message::user("x")], false).unwrap().is_empty());
 }
+
+#[test]
+fn hostile_templates_fail_in_bounded_time_and_memory() {
+    // A template is part of the model file: it may loop for ever or build a huge prompt.
+    let cases = [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{{ '' }}{% endfor %}{% endfor %}",
+        "{% for i in range(1000) %}{{ 'x' * 10000000 }}{% endfor %}",
+    ];
+    for source in cases {
+        let start = std::time::Instant::now();
+        let err = ChatTemplate::new(source).unwrap().render(&[Message::user("Hi")], true);
+        assert!(matches!(err, Err(Error::TemplateRender { .. })), "{source}: {err:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{source}");
+    }
+}
+
+#[test]
+fn a_reversed_slice_of_no_messages_renders() {
+    // Qwen3's template walks `messages[::-1]`; with no messages, the template engine once
+    // indexed past the end and panicked.
+    let t = ChatTemplate::new("{% for m in messages[::-1] %}{{ m.role }}{% endfor %}|").unwrap();
+    assert_eq!(t.render(&[], false).unwrap(), "|");
+    assert_eq!(
+        t.render(&[Message::user("a"), Message::system("b")], false).unwrap(),
+        "systemuser|"
+    );
+}
+
+#[test]
+fn long_conversations_render_within_the_fuel() {
+    let t = ChatTemplate::new(SMOLLM).unwrap();
+    let turn = [Message::user("How are you doing today?"), Message::assistant("Fine, thanks.")];
+    let messages: Vec<Message> = turn.iter().cycle().take(4000).cloned().collect();
+    let out = t.render(&messages, true).unwrap();
+    assert_eq!(out.matches("<|im_start|>").count(), 4002);
+}
