@@ -71,6 +71,13 @@ pub enum Error {
         /// The context length.
         ctx_len: usize,
     },
+    /// The forward pass gave a NaN or infinite logit: damaged weights, or activations that
+    /// overflow. The tokens stay in the cache; reset the state to go on.
+    #[error("the model computed a non-finite logit (NaN or infinity) at position {position}: its weights may be damaged, or its activations overflow")]
+    NonFiniteLogits {
+        /// Position of the token whose logits are not finite.
+        position: usize,
+    },
     /// A token id outside the vocabulary.
     #[error("token id {id} is outside the vocabulary of {vocab_size}")]
     InvalidToken {

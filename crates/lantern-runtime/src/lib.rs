@@ -79,3 +79,4 @@ pub use state::{State, StateConfig};
 pub use streamed::{Budget, Pin, StreamOptions};
 pub use swsc::{swsc_tensor_names, SwscMatrix, SwscScratch, SWSC_PARTS};
 pub use weights::{LayerWeights, Projections, Weights};
+pub use workers::MAX_THREADS;

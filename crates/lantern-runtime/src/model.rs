@@ -173,7 +173,8 @@ impl Model {
     ///
     /// # Errors
     /// [`Error::ContextFull`] when the tokens do not fit in the cache (nothing is computed),
-    /// [`Error::InvalidToken`] for an id outside the vocabulary.
+    /// [`Error::InvalidToken`] for an id outside the vocabulary, [`Error::NonFiniteLogits`]
+    /// when a logit is NaN or infinite.
     #[tracing::instrument(level = "trace", skip_all, fields(n = tokens.len()))]
     pub fn forward<'s>(
         &self,
@@ -210,6 +211,10 @@ impl Model {
             }
         }
         drop(lease);
+        // A NaN would otherwise be sampled as some token, silently.
+        if let Some(i) = state.logits.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteLogits { position: used + logits_from + i / vocab });
+        }
         if let (Some(before), Some(after)) = (streamed_before, self.stream_stats()) {
             let pass = after.since(&before);
             tracing::debug!(

@@ -21,6 +21,10 @@ const MIN_INPUTS_PER_TASK: usize = 4;
 /// multiple of the kernels' tile height.
 const MIN_ROWS_PER_TASK: usize = 16;
 
+/// Most worker threads a session may start (llama.cpp's cap too): more never helps, and a
+/// mistyped count would start that many threads before the OS refused one.
+pub const MAX_THREADS: usize = 512;
+
 /// A fixed set of worker threads owned by one session.
 #[derive(Debug)]
 pub(crate) struct Workers {
@@ -30,10 +34,10 @@ pub(crate) struct Workers {
 impl Workers {
     /// Starts `threads` workers (none for one thread: the caller's thread does the work).
     pub(crate) fn new(threads: usize) -> Result<Self> {
-        if threads == 0 {
+        if !(1..=MAX_THREADS).contains(&threads) {
             return Err(Error::InvalidSetting {
                 name: "threads",
-                reason: "must be at least 1".into(),
+                reason: format!("must be from 1 to {MAX_THREADS}, not {threads}"),
             });
         }
         let pool = ThreadPool::new(threads)

@@ -3,10 +3,10 @@
 //! hyper-parameters that contradict each other.
 
 use lantern_core::GgmlType;
-use lantern_io::Value;
-use lantern_runtime::{Error, StateConfig};
+use lantern_io::{Gguf, GgufModel, ModelSource, Value};
+use lantern_runtime::{Error, Model, StateConfig, MAX_THREADS};
 
-use lantern_test_support::models::{load, load_err, prompt, state, Tiny};
+use lantern_test_support::models::{load, load_err, prompt, state, tiny_model, Tiny};
 
 /// The default fixture loads with the hyper-parameters it was written with.
 #[test]
@@ -151,6 +151,11 @@ fn batch_sizes_past_any_memory_are_capped_by_the_context() {
         let mut s = model.new_state(config).unwrap();
         assert_eq!(model.forward(&mut s, &tokens, 0).unwrap(), &expected[..], "{batch_size}");
     }
+    // Thread counts: 0 and more than any machine needs are errors naming the setting.
+    for threads in [0, MAX_THREADS + 1, usize::MAX] {
+        let err = model.new_state(StateConfig { ctx_len: 32, batch_size: 8, threads }).unwrap_err();
+        assert!(matches!(&err, Error::InvalidSetting { name: "threads", .. }), "{err:?}");
+    }
     // A context too large to count is an error naming it, not an abort.
     let config = StateConfig { ctx_len: usize::MAX / 2, batch_size: 512, threads: 1 };
     let err = model.new_state(config).unwrap_err();
@@ -214,4 +219,20 @@ fn a_scored_token_outside_the_vocabulary_is_an_error_not_a_panic() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidToken { id, .. } if id == vocab), "{err}");
     assert!(state.is_empty());
+}
+
+#[test]
+fn non_finite_logits_are_an_error_not_a_token() {
+    // A NaN in a norm's gain (a damaged file) makes every logit NaN; sampled, it would be
+    // some token. The pass says where it happened instead.
+    let mut bytes = tiny_model(&Tiny::default());
+    let gguf = Gguf::parse(&bytes).unwrap();
+    let at = gguf.tensor_info("blk.1.ffn_norm.weight").unwrap().offset as usize;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let model = Model::load(&GgufModel::open(ModelSource::from_vec(bytes)).unwrap()).unwrap();
+    let mut s = state(&model, 32, 8, 1);
+    let err = model.forward(&mut s, &prompt(3, 96), 0).unwrap_err();
+    assert!(matches!(err, Error::NonFiniteLogits { position: 0 }), "{err:?}");
+    let err = model.forward(&mut s, &[5], 0).unwrap_err();
+    assert!(matches!(err, Error::NonFiniteLogits { position: 3 }), "{err:?}");
 }
