@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lantern_io::stream::{ReadPath, StorageModel, StreamStats, StreamedContainer};
+use lantern_io::stream::{ReadAt, ReadPath, StorageModel, StreamStats, StreamedContainer};
 use lantern_io::{open_model_file, ModelFile, ModelSource};
 use lantern_runtime::{FfnThresholds, Model, ModelConfig, StreamOptions};
 
@@ -54,10 +54,12 @@ enum Origin {
     Path(PathBuf),
     Source(ModelSource),
     File(Box<dyn ModelFile>),
+    /// A container the host reads, and the name it has in errors.
+    Reader(Box<dyn ReadAt>, PathBuf),
 }
 
-/// Builds an [`Engine`]; made by [`Engine::builder`], [`Engine::builder_from_source`] or
-/// [`Engine::builder_from_file`].
+/// Builds an [`Engine`]; made by [`Engine::builder`], [`Engine::builder_from_source`],
+/// [`Engine::builder_from_file`] or [`Engine::builder_from_reader`].
 #[derive(Debug)]
 #[must_use]
 pub struct EngineBuilder {
@@ -87,6 +89,17 @@ impl Engine {
     /// ([`lantern_io::Replaced`]). Such a model cannot be streamed.
     pub fn builder_from_file(file: Box<dyn ModelFile>) -> EngineBuilder {
         EngineBuilder::new(Origin::File(file))
+    }
+
+    /// A builder over a `.lantern` container that the host reads itself (an asset in an app
+    /// bundle, an encrypted store): `source` gives its bytes and `name` names it in errors.
+    /// Such a model is streamed, by default with [`StreamOptions::default`] through
+    /// unthrottled storage; [`EngineBuilder::stream`] sets both.
+    pub fn builder_from_reader(
+        source: impl ReadAt + 'static,
+        name: impl Into<PathBuf>,
+    ) -> EngineBuilder {
+        EngineBuilder::new(Origin::Reader(Box::new(source), name.into()))
     }
 
     /// Loads the GGUF file at `path` with default settings.
@@ -151,7 +164,8 @@ impl EngineBuilder {
     /// Streams the model from storage instead of loading it whole: the matrices are read
     /// every pass by a prefetch thread, within `options.budget`, through `storage` (which
     /// can slow reads down to a device's speed). The model must be a `.lantern` container
-    /// given by path ([`Engine::builder`]); `lantern convert` makes one from a GGUF file.
+    /// given by path ([`Engine::builder`]) or read by the host
+    /// ([`Engine::builder_from_reader`]); `lantern convert` makes one from a GGUF file.
     ///
     /// By default, the model is resident: memory-mapped or read.
     pub fn stream(mut self, options: StreamOptions, storage: StorageModel) -> Self {
@@ -210,30 +224,44 @@ impl EngineBuilder {
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn build(self) -> Result<Engine> {
         let start = Instant::now();
+        let stream = match (&self.origin, self.stream) {
+            (Origin::Reader(..), None) => Some(Default::default()),
+            (_, stream) => stream,
+        };
         let (model, (tokenizer, ffn_thresholds), path, file_bytes, mapped) =
-            match (self.origin, self.stream) {
+            match (self.origin, stream) {
                 (origin, Some((options, storage))) => {
-                    let Origin::Path(path) = origin else {
-                        return Err(Error::Io(lantern_io::Error::InvalidSetting {
-                            name: "model source",
-                            reason: "a streamed model is opened by path".into(),
-                        }));
-                    };
-                    let file = match self.read_path {
-                        Some(reads) => StreamedContainer::open_with(&path, storage, reads)?,
-                        None => StreamedContainer::open(&path, storage)?,
+                    let (file, path) = match origin {
+                        Origin::Path(path) => {
+                            let file = match self.read_path {
+                                Some(reads) => StreamedContainer::open_with(&path, storage, reads)?,
+                                None => StreamedContainer::open(&path, storage)?,
+                            };
+                            (file, Some(path))
+                        }
+                        Origin::Reader(source, name) => {
+                            (StreamedContainer::open_from(source, name, storage)?, None)
+                        }
+                        Origin::Source(_) | Origin::File(_) => {
+                            return Err(Error::Io(lantern_io::Error::InvalidSetting {
+                                name: "model source",
+                                reason: "a streamed model is opened by path or through a reader"
+                                    .into(),
+                            }));
+                        }
                     };
                     // The tokenizer first: the model keeps the file.
                     let tokenizer = from_metadata(self.tokenizer_json.as_deref(), file.metadata())?;
-                    let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+                    let file_bytes = file.container_bytes() as usize;
                     let model = Model::load_streamed(file, options)?;
-                    (model, tokenizer, Some(path), file_bytes, false)
+                    (model, tokenizer, path, file_bytes, false)
                 }
                 (origin, None) => {
                     let file = match origin {
                         Origin::Path(path) => open_model_file(ModelSource::read(path)?)?,
                         Origin::Source(source) => open_model_file(source)?,
                         Origin::File(file) => file,
+                        Origin::Reader(..) => unreachable!("a reader's model is streamed"),
                     };
                     // The tokenizer first: its build's temporaries then come and go before
                     // the weights are resident, not on top of them.

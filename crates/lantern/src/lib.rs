@@ -88,7 +88,7 @@ pub use session::{CancelHandle, GenerateConfig, Session, SessionConfig, Sparsity
 pub use stream_decoder::StreamDecoder;
 pub use tokenizer::Tokenizer;
 
-pub use lantern_io::stream::{ReadPath, StorageModel, StreamStats};
+pub use lantern_io::stream::{ReadAt, ReadPath, StorageModel, StreamStats};
 pub use lantern_io::{Metadata, ModelFile, ModelSource};
 pub use lantern_runtime::scoring::context_chunks;
 pub use lantern_runtime::{Budget, FfnThresholds, ModelConfig, Pin, SamplerConfig, StreamOptions};

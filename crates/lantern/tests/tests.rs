@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod chat_template;
+mod faults;
 mod generation;
 mod perplexity;
 mod testutil;

@@ -15,7 +15,7 @@ mod read;
 mod write;
 
 pub use planes::{from_planes, from_planes_into, to_planes};
-pub(crate) use read::{decode_chunk, read_exact_at};
+pub(crate) use read::decode_chunk;
 pub use read::{Container, ContainerModel};
 pub use write::{
     write_container, write_container_into, write_container_with, ConvertStats, WriteOptions,

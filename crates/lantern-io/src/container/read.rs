@@ -11,6 +11,7 @@ use super::{
 };
 use crate::gguf::reader::Cursor;
 use crate::gguf::{read_metadata, MAX_DIMS, MAX_KV, MAX_TENSORS, MIN_KV_SIZE};
+use crate::stream::{read_full, ReadAt};
 use crate::{Error, Metadata, ModelFile, ModelSource, Result};
 
 /// Most chunks accepted in one container.
@@ -56,20 +57,26 @@ impl Container {
     ///
     /// # Errors
     /// As [`Container::parse`], and [`Error::Io`] naming `path` if a read fails.
-    pub fn read_from(file: &std::fs::File, path: &std::path::Path) -> Result<Self> {
+    pub fn read_from(source: &dyn ReadAt, path: &std::path::Path) -> Result<Self> {
         let io = |e| Error::io(path, e);
-        let file_len = file.metadata().map_err(io)?.len();
-        let mut head = vec![0; HEADER_BYTES.min(file_len as usize)];
-        read_exact_at(file, &mut head, 0).map_err(io)?;
+        let file_len = source.size().map_err(io)?;
+        let head_len = HEADER_BYTES.min(usize::try_from(file_len).unwrap_or(usize::MAX));
+        let mut head = vec![0; head_len];
+        read_full(source, &mut head, 0, head_len).map_err(io)?;
         let header = Header::parse(&head, file_len)?;
-        let read = |(offset, len): (u64, u64)| -> Result<Vec<u8>> {
-            // The header check placed every section inside the file.
-            let mut bytes = vec![0; len as usize];
-            read_exact_at(file, &mut bytes, offset).map_err(io)?;
+        let read = |(offset, len): (u64, u64), what: &str| -> Result<Vec<u8>> {
+            // The header check placed every section inside the file, but a file (or a host's
+            // storage) may claim more than memory holds.
+            let too_large = || corrupt(what, format!("{len} bytes cannot be allocated"));
+            let len = usize::try_from(len).map_err(|_| too_large())?;
+            let mut bytes = Vec::new();
+            bytes.try_reserve_exact(len).map_err(|_| too_large())?;
+            bytes.resize(len, 0);
+            read_full(source, &mut bytes, offset, len).map_err(io)?;
             Ok(bytes)
         };
-        let metadata = read(header.meta)?;
-        let index = read(header.index)?;
+        let metadata = read(header.meta, "metadata")?;
+        let index = read(header.index, "index")?;
         header.with_sections(
             checked(&metadata, header.meta.1, "metadata")?,
             checked(&index, header.index.1, "index")?,
@@ -168,25 +175,6 @@ impl Header {
         let (tensors, chunks) = parse_index(index, self.index.0, self.data_offset, self.alignment)?;
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(Container { alignment: self.alignment, metadata, tensors, by_name, chunks })
-    }
-}
-
-/// Reads `buf.len()` bytes at `offset`.
-pub(crate) fn read_exact_at(
-    file: &std::fs::File,
-    buf: &mut [u8],
-    offset: u64,
-) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-    }
-    #[cfg(not(unix))]
-    {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = file;
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(buf)
     }
 }
 

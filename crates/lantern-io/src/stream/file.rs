@@ -1,5 +1,5 @@
 //! [`ChunkFile`]: reads of a container's chunks, past the page cache or through it
-//! ([`ReadPath`]).
+//! ([`ReadPath`]), or from the host's own [`ReadAt`].
 //!
 //! Direct reads open the file with `O_DIRECT` on Linux, so every read comes from the device
 //! and none stays cached: a streamed model is measured as the device delivers it, not as RAM
@@ -13,13 +13,14 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::buffer::{Buffer, ALIGN};
-use crate::container::read_exact_at;
+use super::read_at::{read_full, ReadAt};
 use crate::{Error, Result};
 
-/// A container file opened for chunk reads.
+/// A container opened for chunk reads.
 #[derive(Debug)]
 pub(crate) struct ChunkFile {
-    file: File,
+    source: Source,
+    /// The file's path, or the name the host gave its storage: for errors.
     path: PathBuf,
     len: u64,
     direct: bool,
@@ -41,6 +42,22 @@ pub enum ReadPath {
     Cached,
 }
 
+/// What a [`ChunkFile`] reads.
+#[derive(Debug)]
+enum Source {
+    File(File),
+    Host(Box<dyn ReadAt>),
+}
+
+impl Source {
+    fn as_read_at(&self) -> &dyn ReadAt {
+        match self {
+            Self::File(file) => file,
+            Self::Host(host) => host.as_ref(),
+        }
+    }
+}
+
 impl ChunkFile {
     pub(crate) fn open(path: &Path, reads: ReadPath) -> Result<Self> {
         let io = |e| Error::io(path, e);
@@ -51,7 +68,24 @@ impl ChunkFile {
         };
         let len = file.metadata().map_err(io)?.len();
         tracing::debug!(path = %path.display(), direct, "opened container for streaming");
-        Ok(Self { file, path: path.to_owned(), len, direct, reads })
+        Ok(Self { source: Source::File(file), path: path.to_owned(), len, direct, reads })
+    }
+
+    /// Reads from the host's `source`, named `name` in errors.
+    pub(crate) fn from_host(source: Box<dyn ReadAt>, name: PathBuf) -> Result<Self> {
+        let len = source.size().map_err(|e| Error::io(&name, e))?;
+        let reads = ReadPath::Cached;
+        Ok(Self { source: Source::Host(source), path: name, len, direct: false, reads })
+    }
+
+    /// Size of the container in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// What chunks are read from.
+    pub(crate) fn source(&self) -> &dyn ReadAt {
+        self.source.as_read_at()
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -89,44 +123,18 @@ impl ChunkFile {
             ));
         }
         let dst = &mut buf.as_mut_slice()[..want];
-        let read = if self.direct {
-            read_direct(&self.file, dst, span.start, (offset + len - span.start) as usize)
-        } else {
-            let read = read_exact_at(&self.file, dst, span.start);
-            if self.reads == ReadPath::Direct {
-                drop_cached(&self.file, span.clone());
-            }
-            read
-        };
+        // With O_DIRECT the span may run past the end of the file to a page boundary.
+        let needed = (offset + len - span.start) as usize;
+        let read = read_full(self.source(), dst, span.start, needed);
+        if let (Source::File(file), false, ReadPath::Direct) =
+            (&self.source, self.direct, self.reads)
+        {
+            drop_cached(file, span.clone());
+        }
         read.map_err(|e| Error::io(&self.path, e))?;
         let start = (offset - span.start) as usize;
         Ok(start..start + len as usize)
     }
-}
-
-/// Fills `dst` from `offset` with `O_DIRECT` reads, which may stop short at the end of the
-/// file; at least `needed` bytes must arrive.
-fn read_direct(file: &File, dst: &mut [u8], offset: u64, needed: usize) -> io::Result<()> {
-    let mut done = 0;
-    while done < needed {
-        match read_at(file, &mut dst[done..], offset + done as u64) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-#[cfg(not(unix))]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    read_exact_at(file, buf, offset).map(|()| buf.len())
 }
 
 #[cfg(target_os = "linux")]

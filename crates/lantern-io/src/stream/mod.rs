@@ -20,15 +20,18 @@ mod chunks;
 mod file;
 mod plan;
 mod prefetch;
+mod read_at;
 mod stats;
 mod storage;
 
 pub use file::ReadPath;
 pub use prefetch::{Loaded, Stream};
+pub(crate) use read_at::read_full;
+pub use read_at::ReadAt;
 pub use stats::StreamStats;
 pub use storage::StorageModel;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use lantern_core::QTensor;
@@ -89,7 +92,26 @@ impl StreamedContainer {
         // chunks past it.
         let index_file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let container = Container::read_from(&index_file, path)?;
-        let file = ChunkFile::open(path, reads)?;
+        Ok(Self::new(container, ChunkFile::open(path, reads)?, storage))
+    }
+
+    /// Opens a container the host reads itself (an asset in an app bundle, an encrypted
+    /// store): `source` gives its bytes, `name` names it in errors, and reads go through
+    /// `storage` like those of a file. See [`ReadAt`].
+    ///
+    /// # Errors
+    /// As [`StreamedContainer::open`], naming `name`.
+    pub fn open_from(
+        source: impl ReadAt + 'static,
+        name: impl Into<PathBuf>,
+        storage: StorageModel,
+    ) -> Result<Self> {
+        let name = name.into();
+        let container = Container::read_from(&source, &name)?;
+        Ok(Self::new(container, ChunkFile::from_host(Box::new(source), name)?, storage))
+    }
+
+    fn new(container: Container, file: ChunkFile, storage: StorageModel) -> Self {
         let mut chunk_tensor = vec![0; container.chunks().len()];
         for (t, entry) in container.tensors().iter().enumerate() {
             chunk_tensor[entry.chunks.clone()].fill(t);
@@ -102,7 +124,7 @@ impl StreamedContainer {
             counters: Counters::default(),
             meter: Arc::new(Meter::default()),
         };
-        Ok(Self { shared: Arc::new(shared), rows: Mutex::new(None) })
+        Self { shared: Arc::new(shared), rows: Mutex::new(None) }
     }
 
     /// The parsed header, metadata and index.
@@ -118,6 +140,11 @@ impl StreamedContainer {
     /// The file.
     pub fn path(&self) -> &Path {
         self.shared.file.path()
+    }
+
+    /// Size of the container in bytes.
+    pub fn container_bytes(&self) -> u64 {
+        self.shared.file.len()
     }
 
     /// Whether chunks are read with `O_DIRECT`. [`ReadPath::Direct`] falls back to buffered

@@ -122,13 +122,22 @@ impl Stream {
                     reason: "at depth 0 a load must be dropped before the next is taken".into(),
                 })?;
                 let shared = &self.shared;
-                for piece in &self.loads[load].pieces {
-                    let mut at = piece.at;
-                    for chunk in piece.chunks.clone() {
-                        let raw = shared.container.chunks()[chunk].raw_bytes as usize;
-                        shared.read_chunk(chunk, bufs, &mut slab.as_mut_slice()[at..at + raw])?;
-                        at += raw;
+                let mut read = || {
+                    for piece in &self.loads[load].pieces {
+                        let mut at = piece.at;
+                        for chunk in piece.chunks.clone() {
+                            let raw = shared.container.chunks()[chunk].raw_bytes as usize;
+                            let out = &mut slab.as_mut_slice()[at..at + raw];
+                            shared.read_chunk(chunk, bufs, out)?;
+                            at += raw;
+                        }
                     }
+                    Ok(())
+                };
+                if let Err(e) = read() {
+                    // The slab goes back for the next pass, as a taken load's would.
+                    let _ = home.send(slab);
+                    return Err(e);
                 }
                 loaded(shared, &self.loads, load, slab, home)?
             }
