@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use lantern_io::GgufWriter;
+use lantern_test_support::models::{tiny_model, Tiny};
+use proptest::prelude::*;
 
 fn lantern(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lantern")).args(args).output().expect("run lantern")
@@ -127,4 +129,64 @@ fn chat_leaves_out_old_turns_when_the_context_is_full() {
     let replies = String::from_utf8_lossy(&out.stdout);
     assert_eq!(replies.matches("> ").count(), 6, "{replies}");
     assert!(replies.lines().take(5).all(|l| l.len() > 2), "{replies}");
+}
+
+/// What a user might type for a size: small and edge values, any `u64`, one past it,
+/// negatives, decimals and units, and junk.
+fn size_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u64..600).prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        Just("18446744073709551616".to_owned()),
+        (-1000i64..0).prop_map(|n| n.to_string()),
+        "([0-9]{1,5}|[0-9]{13,30})(\\.[0-9]{0,3})?(|k|M|MB|MiB|GB|TiB|e9|%)",
+        "[^\\x00]{0,8}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Any values of the size flags of `run` (context, batch, threads, tokens to predict)
+    /// give a run, or an error (exit status 1) or a usage error (2) that says what is wrong
+    /// first, never a panic, an abort or a hang.
+    #[test]
+    fn size_flags_give_a_run_or_a_clear_error(
+        sizes in proptest::collection::vec((0..4usize, size_text()), 1..4)
+    ) {
+        static MODEL: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+            std::sync::OnceLock::new();
+        let (_, model) = MODEL.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("tiny.gguf");
+            std::fs::write(&path, tiny_model(&Tiny::with_tokenizer())).unwrap();
+            (dir, path)
+        });
+        // A long context filled by a long reply is a long run, not a fault: left out.
+        let size = |flag| sizes.iter().filter(|(f, _)| *f == flag).find_map(|(_, v)| v.parse().ok());
+        prop_assume!(size(0).unwrap_or(0usize).min(size(3).unwrap_or(0)) <= 1024);
+        let mut args = vec!["run", "-m", model.to_str().unwrap(), "-p", "hello", "--temp", "0"];
+        for (flag, value) in &sizes {
+            args.extend([["-c", "-b", "-t", "-n"][*flag], value.as_str()]);
+        }
+        let out = within_a_minute(Command::new(env!("CARGO_BIN_EXE_lantern")).args(&args));
+        let err = stderr(&out);
+        prop_assert!(matches!(out.status.code(), Some(0..=2)), "{args:?}: {err}");
+        prop_assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
+        if !out.status.success() {
+            prop_assert!(err.to_lowercase().starts_with("error: "), "{args:?}: {err}");
+        }
+    }
+}
+
+/// Runs `command` and returns its output; fails if it takes over a minute.
+fn within_a_minute(command: &mut Command) -> Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut command = std::mem::replace(command, Command::new(""));
+    std::thread::spawn(move || tx.send(command.output().unwrap()));
+    rx.recv_timeout(std::time::Duration::from_secs(60)).expect("done within a minute")
 }

@@ -8,7 +8,7 @@ use lantern::{Engine, GenerateConfig, SessionConfig};
 use lantern_core::GgmlType;
 use lantern_io::container::ContainerModel;
 use lantern_io::{GgufWriter, ModelSource};
-use lantern_test_support::models::{byte_char, tiny_model, Tiny};
+use lantern_test_support::models::{tiny_model, Tiny};
 
 fn lab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lantern-lab")).args(args).output().expect("run lantern-lab")
@@ -30,29 +30,15 @@ fn type_of(types: &[(String, String)], part: &str) -> String {
     types.iter().find(|(n, _)| n.contains(part)).map_or(String::new(), |(_, t)| t.clone())
 }
 
-/// A runnable one-block llama (d 64, FFN 128, tied head) of F32 weights with a byte-level
-/// tokenizer (the 256 bytes, `he`, `<s>` and `</s>`), and a calibration text of 2,000 bytes.
+/// A runnable one-block llama (d 64, FFN 128, tied head) of F32 weights with the fixture's
+/// byte-level tokenizer, and a calibration text of 2,000 bytes.
 fn write_tiny_llama(gguf: &Path, text: &Path) {
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
-    tokens.extend(["he", "<s>", "</s>"].map(String::from));
-    let mut types = vec![1i32; tokens.len()];
-    (types[257], types[258]) = (3, 3);
     let tiny = Tiny {
         ty: GgmlType::F32,
         tied: true,
         layers: 1,
-        vocab: tokens.len(),
-        set_keys: vec![
-            ("llama.context_length", 512u32.into()),
-            ("tokenizer.ggml.model", "gpt2".into()),
-            ("tokenizer.ggml.pre", "smollm".into()),
-            ("tokenizer.ggml.tokens", tokens.into()),
-            ("tokenizer.ggml.merges", vec!["h e"].into()),
-            ("tokenizer.ggml.token_type", types.into()),
-            ("tokenizer.ggml.bos_token_id", 257u32.into()),
-            ("tokenizer.ggml.eos_token_id", 258u32.into()),
-        ],
-        ..Tiny::default()
+        set_keys: vec![("llama.context_length", 512u32.into())],
+        ..Tiny::with_tokenizer()
     };
     std::fs::write(gguf, tiny_model(&tiny)).unwrap();
     let sentence = "The lamp in the harbour burned all night, and the ships came home. ";

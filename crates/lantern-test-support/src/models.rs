@@ -70,6 +70,9 @@ pub struct Tiny {
     pub set_keys: Vec<(&'static str, Value)>,
     /// Metadata keys (full names) left out.
     pub omit_keys: Vec<&'static str>,
+    /// Write [`write_byte_tokenizer`]'s vocabulary; `vocab` must then be
+    /// [`BYTE_TOKENIZER_VOCAB`] (see [`Tiny::with_tokenizer`]).
+    pub tokenizer: bool,
 }
 
 impl Default for Tiny {
@@ -91,6 +94,7 @@ impl Default for Tiny {
             mix: Vec::new(),
             set_keys: Vec::new(),
             omit_keys: Vec::new(),
+            tokenizer: false,
         }
     }
 }
@@ -100,12 +104,55 @@ impl Tiny {
     pub fn of(ty: GgmlType) -> Self {
         Self { ty, ..Self::default() }
     }
+
+    /// The default model with the byte-level tokenizer of [`write_byte_tokenizer`] and a
+    /// ChatML template: a model the `lantern` facade can load and chat with.
+    pub fn with_tokenizer() -> Self {
+        Self { tokenizer: true, vocab: BYTE_TOKENIZER_VOCAB, ..Self::default() }
+    }
 }
+
+/// Tokens of [`write_byte_tokenizer`]'s vocabulary.
+pub const BYTE_TOKENIZER_VOCAB: usize = 260;
+
+/// Writes a GGUF byte-level BPE tokenizer (`gpt2`, `smollm` splits) with no merges above
+/// single bytes except `h e`, so that every multi-byte character is one token per byte. Ids:
+/// bytes 0..256 in order, then `he`, `<|im_start|>` (BOS, control), `<|im_end|>` (EOS,
+/// control), `<tool>` (user-defined); the chat template is ChatML.
+pub fn write_byte_tokenizer(w: &mut GgufWriter) {
+    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
+    tokens.extend(["he", "<|im_start|>", "<|im_end|>", "<tool>"].map(String::from));
+    let mut types = vec![1i32; tokens.len()];
+    types[257] = 3;
+    types[258] = 3;
+    types[259] = 4;
+    w.metadata("tokenizer.ggml.model", "gpt2")
+        .metadata("tokenizer.ggml.pre", "smollm")
+        .metadata("tokenizer.ggml.tokens", tokens)
+        .metadata("tokenizer.ggml.merges", vec!["h e"])
+        .metadata("tokenizer.ggml.token_type", types)
+        .metadata("tokenizer.ggml.bos_token_id", 257u32)
+        .metadata("tokenizer.ggml.eos_token_id", 258u32)
+        .metadata("tokenizer.chat_template", CHATML);
+}
+
+/// The ChatML template, as SmolLM2 and Qwen models write it.
+pub const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 /// Builds the GGUF bytes of `t`: llama.cpp's tensor names, dims innermost first, seeded
 /// uniform weights (projections scaled by 1.5/√fan_in, embedding and head in ±1, norm gains
 /// around 1.0) quantized with `quantize_row`.
 pub fn tiny_model(t: &Tiny) -> Vec<u8> {
+    try_tiny_model(t).expect("the fixture writes its model")
+}
+
+/// [`tiny_model`], with an error for a `Tiny` the GGUF writer refuses (a shape that does not
+/// fit its type, an alignment that is not a power of two): for fuzzers, which build models
+/// from arbitrary descriptions.
+///
+/// # Errors
+/// The writer's, as text.
+pub fn try_tiny_model(t: &Tiny) -> Result<Vec<u8>, String> {
     let mut w = GgufWriter::new();
     let a = t.arch;
     let defaults: Vec<(String, Value)> = vec![
@@ -123,6 +170,9 @@ pub fn tiny_model(t: &Tiny) -> Vec<u8> {
         if !t.omit_keys.contains(&k.as_str()) {
             w.metadata(k, v);
         }
+    }
+    if t.tokenizer {
+        write_byte_tokenizer(&mut w);
     }
     for (k, v) in &t.set_keys {
         w.metadata(*k, v.clone());
@@ -174,7 +224,8 @@ pub fn tiny_model(t: &Tiny) -> Vec<u8> {
             None if norm => GgmlType::F32,
             None => mixed_type(t, &name),
         };
-        let mut bytes = vec![0u8; ty.tensor_bytes(&dims).expect("fixture dims fit the type")];
+        let size = ty.tensor_bytes(&dims).map_err(|e| format!("{name}: {e}"))?;
+        let mut bytes = vec![0u8; size];
         if quantize_row(ty, &values, &mut bytes).is_err() {
             // A type without a quantizer (Q3_K, …): bytes of the right size are enough, except
             // for Q5_K, which the runtime computes with: its super-block scales are set so that
@@ -187,9 +238,9 @@ pub fn tiny_model(t: &Tiny) -> Vec<u8> {
                 _ => {}
             }
         }
-        w.tensor(name, ty, &dims, bytes).expect("fixture tensor");
+        w.tensor(name, ty, &dims, bytes).map_err(|e| e.to_string())?;
     }
-    w.to_bytes().expect("fixture serializes")
+    w.to_bytes().map_err(|e| e.to_string())
 }
 
 /// Gives every Q5_K super-block of `bytes` (random codes, sub-block scales and minimums) an

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use lantern::{Error, StreamDecoder, Tokenizer};
 use lantern_io::{Gguf, GgufWriter, Metadata};
-use lantern_test_support::models::byte_char;
+use lantern_test_support::models::{write_byte_tokenizer, CHATML};
 
 use crate::testutil::model_metadata;
 
@@ -112,25 +112,10 @@ fn smollm_stream_decoder_never_splits_characters() {
     assert_streams(t, &ids, false);
 }
 
-/// A GGUF byte-level tokenizer with no merges above single bytes except `h e`, so every
-/// multi-byte character is split into one token per byte. Ids: bytes 0..256 in order, then
-/// `he`, `<|im_start|>` (256+1), `<|im_end|>` (256+2), `<tool>` (user-defined, 256+3).
+/// The byte-level fixture tokenizer (`write_byte_tokenizer`), edited.
 fn fixture(edit: impl FnOnce(&mut GgufWriter)) -> Metadata {
-    let mut tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
-    tokens.extend(["he", "<|im_start|>", "<|im_end|>", "<tool>"].map(String::from));
-    let mut types = vec![1i32; tokens.len()];
-    types[257] = 3;
-    types[258] = 3;
-    types[259] = 4;
     let mut w = GgufWriter::new();
-    w.metadata("tokenizer.ggml.model", "gpt2")
-        .metadata("tokenizer.ggml.pre", "smollm")
-        .metadata("tokenizer.ggml.tokens", tokens)
-        .metadata("tokenizer.ggml.merges", vec!["h e"])
-        .metadata("tokenizer.ggml.token_type", types)
-        .metadata("tokenizer.ggml.bos_token_id", 257u32)
-        .metadata("tokenizer.ggml.eos_token_id", 258u32)
-        .metadata("tokenizer.chat_template", "{{ messages[0].content }}");
+    write_byte_tokenizer(&mut w);
     edit(&mut w);
     Gguf::parse(&w.to_bytes().unwrap()).unwrap().metadata().clone()
 }
@@ -141,7 +126,7 @@ fn fixture_encodes_bytes_merges_and_specials() {
     assert_eq!(t.vocab_size(), 260);
     assert_eq!(t.encode("<|im_start|>hey<tool>", false).unwrap(), [257, 256, u32::from(b'y'), 259]);
     assert_eq!(t.stop_tokens(), &[258]);
-    assert_eq!(t.chat_template(), Some("{{ messages[0].content }}"));
+    assert_eq!(t.chat_template(), Some(CHATML));
     // User-defined tokens are text when decoding, control tokens are skipped.
     let ids = t.encode("<|im_start|>x<tool><|im_end|>", false).unwrap();
     assert_eq!(t.decode(&ids, true).unwrap(), "x<tool>");
