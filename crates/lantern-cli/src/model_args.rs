@@ -95,8 +95,9 @@ impl ModelArgs {
             ModelSource::read(&path)
         } else {
             // SAFETY: the mapping is read-only and lives as long as the engine; the CLI
-            // never writes model files, and a model file changed by another process
-            // while it runs is outside what the command supports (as with llama.cpp).
+            // never writes model files. A model file cut short by another process while it
+            // runs faults; the process then ends with a message saying so.
+            crate::mapped::explain_faults();
             unsafe { ModelSource::mmap(&path) }
         }
         .with_context(|| format!("opening {}", path.display()))?;

@@ -131,6 +131,35 @@ fn chat_leaves_out_old_turns_when_the_context_is_full() {
     assert!(replies.lines().take(5).all(|l| l.len() > 2), "{replies}");
 }
 
+#[test]
+fn a_mapped_model_cut_short_while_chatting_ends_with_a_message() {
+    // The file is truncated after the model is mapped and before the first reply.
+    let model = std::env::var("LANTERN_MODEL").expect("LANTERN_MODEL (scripts/test.sh sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.gguf");
+    std::fs::copy(model, &path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(["chat", "-m", path.to_str().unwrap(), "-n", "8", "--temp", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr_lines = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("loaded in") {
+        banner.clear();
+        assert_ne!(std::io::BufRead::read_line(&mut stderr_lines, &mut banner).unwrap(), 0);
+    }
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1_000_000).unwrap();
+    child.stdin.take().unwrap().write_all(b"Hi\n").unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr_lines, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(rest.contains("cut short") && rest.contains("--no-mmap"), "{rest}");
+}
+
 /// What a user might type for a size: small and edge values, any `u64`, one past it,
 /// negatives, decimals and units, and junk.
 fn size_text() -> impl Strategy<Value = String> {

@@ -85,6 +85,7 @@ fn sum(words: &[u64]) -> u64 {
 
 /// The bytes of the weights a decode step reads: every block's matrices and the output head.
 fn bytes_per_token(path: &std::path::Path) -> Result<usize> {
+    lantern_cli::mapped::explain_faults();
     // SAFETY: only the header is read, while nothing else writes model files here.
     let source = unsafe { ModelSource::mmap(path) };
     let model = GgufModel::open(source.with_context(|| format!("mapping {}", path.display()))?)
