@@ -94,10 +94,10 @@ impl ModelArgs {
         let source = if self.no_mmap {
             ModelSource::read(&path)
         } else {
+            crate::mapped::explain_faults();
             // SAFETY: the mapping is read-only and lives as long as the engine; the CLI
             // never writes model files. A model file cut short by another process while it
             // runs faults; the process then ends with a message saying so.
-            crate::mapped::explain_faults();
             unsafe { ModelSource::mmap(&path) }
         }
         .with_context(|| format!("opening {}", path.display()))?;
