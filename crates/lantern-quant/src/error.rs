@@ -14,6 +14,9 @@ pub enum Error {
     /// A target type whose blocks are not one scale over evenly spaced codes.
     #[error("cannot re-quantize to {0:?} with a calibrated objective: it has no block grid")]
     NoGrid(GgmlType),
+    /// A model whose block the reconstruction's own forward pass does not compute.
+    #[error("reconstruction runs llama blocks only, not {0:?} (use the nearest objective)")]
+    Architecture(String),
     /// Calibration inputs missing or not fitting the matrix.
     #[error("calibration: {0}")]
     Calibration(String),

@@ -1,14 +1,17 @@
 //! [`ModelConfig`]: the decoder's hyper-parameters, read from GGUF metadata.
 //!
-//! Architectures differ here, in data, not in code: the decoder is one generic llama-family
-//! block, and an architecture is a metadata key prefix plus defaults.
+//! Architectures differ here, in data, not in code: the decoder is one generic block, and an
+//! architecture is a metadata key prefix, the block's options ([`BlockOptions`]) and
+//! defaults.
 
 use lantern_io::Metadata;
 
+use crate::architecture::{BlockOptions, SUPPORTED_ARCHITECTURES};
 use crate::{Error, Result};
 
-/// Architectures the generic decoder runs, by their `general.architecture` name.
-pub const SUPPORTED_ARCHITECTURES: &str = "llama";
+/// Gemma 3's layers are local (sliding-window) but every sixth, when the file gives no
+/// pattern (llama.cpp's default for it).
+const GEMMA3_GLOBAL_PERIOD: usize = 6;
 
 /// Caps that keep a hostile file from asking for absurd allocations.
 const MAX_LAYERS: usize = 1024;
@@ -16,11 +19,13 @@ const MAX_DIM: usize = 1 << 20;
 const MAX_CONTEXT: usize = 1 << 24;
 const MAX_VOCAB: usize = 1 << 24;
 
-/// Hyper-parameters of a llama-family decoder.
+/// Hyper-parameters of a decoder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     /// `general.architecture`, e.g. `llama`.
     pub architecture: String,
+    /// How this architecture's block differs from llama's.
+    pub block: BlockOptions,
     /// Number of transformer blocks.
     pub n_layers: usize,
     /// Width of the residual stream.
@@ -35,12 +40,24 @@ pub struct ModelConfig {
     pub n_heads: usize,
     /// Key/value heads (fewer than query heads under grouped-query attention).
     pub n_kv_heads: usize,
-    /// Width of one head.
+    /// Width of one head (`attention.key_length`, else `d_model / n_heads`).
     pub head_dim: usize,
     /// Leading dimensions of each head that RoPE rotates.
     pub rope_dim: usize,
-    /// RoPE frequency base.
+    /// RoPE frequency base (of the global layers, when some layers are local).
     pub rope_base: f32,
+    /// RoPE frequency scale of the global layers: `1 / rope.scaling.factor` under linear
+    /// scaling, else 1.
+    pub rope_scale: f32,
+    /// Positions a local layer attends to: its own and the `sliding_window − 1` before it;
+    /// 0 when every layer is global.
+    pub sliding_window: usize,
+    /// Which layers are local (sliding-window); empty when none are.
+    pub local_layers: Vec<bool>,
+    /// RoPE frequency base of the local layers.
+    pub rope_base_local: f32,
+    /// Logits are `cap · tanh(logit / cap)` when set (`final_logit_softcapping`).
+    pub logit_softcap: Option<f32>,
     /// RMSNorm epsilon.
     pub rms_eps: f32,
     /// Context length the model was trained for.
@@ -61,14 +78,15 @@ impl ModelConfig {
     /// of range or inconsistent with each other.
     pub fn from_metadata(metadata: &Metadata, vocab_size: usize) -> Result<Self> {
         let arch = metadata.str("general.architecture")?;
-        if !SUPPORTED_ARCHITECTURES.split(", ").any(|a| a == arch) {
-            return Err(Error::UnsupportedArchitecture {
-                arch: arch.to_owned(),
-                supported: SUPPORTED_ARCHITECTURES,
-            });
-        }
+        let block = BlockOptions::of(arch).ok_or_else(|| Error::UnsupportedArchitecture {
+            arch: arch.to_owned(),
+            supported: SUPPORTED_ARCHITECTURES,
+        })?;
         let key = |k: &str| format!("{arch}.{k}");
         let usize_of = |k: &str| -> Result<usize> { Ok(metadata.u32(&key(k))? as usize) };
+        let opt_usize = |k: &str| -> Result<Option<usize>> {
+            Ok(metadata.opt_u32(&key(k))?.map(|v| v as usize))
+        };
 
         let d_model = usize_of("embedding_length")?;
         let n_heads = usize_of("attention.head_count")?;
@@ -76,7 +94,8 @@ impl ModelConfig {
             Some(n) => n as usize,
             None => n_heads,
         };
-        let head_dim = d_model.checked_div(n_heads).unwrap_or(0);
+        let key_length = opt_usize("attention.key_length")?;
+        let head_dim = key_length.unwrap_or_else(|| d_model.checked_div(n_heads).unwrap_or(0));
         let rope_dim = match metadata.opt_u32(&key("rope.dimension_count"))? {
             Some(n) => n as usize,
             None => head_dim,
@@ -92,8 +111,35 @@ impl ModelConfig {
                 .collect(),
             None => vec![usize_of("feed_forward_length")?; n_layers.min(MAX_LAYERS)],
         };
+        let sliding_window = opt_usize("attention.sliding_window")?.unwrap_or(0);
+        let pattern_key = key("attention.sliding_window_pattern");
+        let local_layers = match metadata.get(&pattern_key).and_then(|v| v.as_array()) {
+            _ if sliding_window == 0 => Vec::new(),
+            // One flag per layer.
+            Some(flags) => flags
+                .iter()
+                .map(|f| {
+                    f.as_bool().ok_or_else(|| Error::InvalidConfig {
+                        key: pattern_key.clone(),
+                        reason: "an array of other values than booleans".into(),
+                    })
+                })
+                .collect::<Result<_>>()?,
+            // A period whose last layer is global.
+            None => {
+                let period = opt_usize("attention.sliding_window_pattern")?;
+                let period = period.unwrap_or(GEMMA3_GLOBAL_PERIOD).max(1);
+                (0..n_layers.min(MAX_LAYERS)).map(|l| l % period < period - 1).collect()
+            }
+        };
+        let rope_base = metadata.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0);
+        let rope_scale = match metadata.opt_str(&key("rope.scaling.type"))? {
+            Some("linear") => 1.0 / metadata.f32(&key("rope.scaling.factor"))?,
+            _ => 1.0,
+        };
         let config = Self {
             architecture: arch.to_owned(),
+            block,
             n_layers,
             d_model,
             n_ff: ffn_widths.iter().copied().max().unwrap_or(0),
@@ -102,16 +148,23 @@ impl ModelConfig {
             n_kv_heads,
             head_dim,
             rope_dim,
-            rope_base: metadata.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+            rope_base,
+            rope_scale,
+            sliding_window: if local_layers.is_empty() { 0 } else { sliding_window },
+            local_layers,
+            rope_base_local: metadata.opt_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0),
+            logit_softcap: metadata.opt_f32(&key("final_logit_softcapping"))?.filter(|&c| c > 0.0),
             rms_eps: metadata.f32(&key("attention.layer_norm_rms_epsilon"))?,
             train_ctx_len: usize_of("context_length")?,
             vocab_size,
         };
-        config.validate()?;
+        config.validate(key_length.is_none())?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks every value's range and their agreement; `heads_split_width` when the head
+    /// width is the model width split over the heads, which must then divide it.
+    fn validate(&self, heads_split_width: bool) -> Result<()> {
         let arch = &self.architecture;
         let invalid =
             |k: &str, reason: String| Error::InvalidConfig { key: format!("{arch}.{k}"), reason };
@@ -131,6 +184,12 @@ impl ModelConfig {
                 format!("{} lengths for {} blocks", self.ffn_widths.len(), self.n_layers),
             ));
         }
+        if !self.local_layers.is_empty() && self.local_layers.len() != self.n_layers {
+            return Err(invalid(
+                "attention.sliding_window_pattern",
+                format!("{} flags for {} blocks", self.local_layers.len(), self.n_layers),
+            ));
+        }
         for &width in &self.ffn_widths {
             in_range("feed_forward_length", width, self.n_ff)?;
         }
@@ -138,12 +197,13 @@ impl ModelConfig {
         in_range("attention.head_count_kv", self.n_kv_heads, self.n_heads)?;
         in_range("context_length", self.train_ctx_len, MAX_CONTEXT)?;
         in_range("vocab_size", self.vocab_size, MAX_VOCAB)?;
-        if !self.d_model.is_multiple_of(self.n_heads) {
+        if heads_split_width && !self.d_model.is_multiple_of(self.n_heads) {
             return Err(invalid(
                 "attention.head_count",
                 format!("{} heads do not divide the width {}", self.n_heads, self.d_model),
             ));
         }
+        in_range("attention.key_length", self.head_dim, MAX_DIM)?;
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(invalid(
                 "attention.head_count_kv",
@@ -166,6 +226,16 @@ impl ModelConfig {
                 format!("{} is not a positive number", self.rope_base),
             ));
         }
+        for (k, v) in
+            [("rope.freq_base_swa", self.rope_base_local), ("rope.scaling.factor", self.rope_scale)]
+        {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(invalid(k, format!("{v} is not a positive number")));
+            }
+        }
+        if self.logit_softcap.is_some_and(|c| !c.is_finite()) {
+            return Err(invalid("final_logit_softcapping", "is not finite".into()));
+        }
         if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
             return Err(invalid(
                 "attention.layer_norm_rms_epsilon",
@@ -178,5 +248,15 @@ impl ModelConfig {
     /// Width of the key (and value) projection: `n_kv_heads · head_dim`.
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// Width of the query projection: `n_heads · head_dim`.
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+
+    /// Whether layer `layer` attends within the sliding window only.
+    pub fn is_local(&self, layer: usize) -> bool {
+        self.local_layers.get(layer).copied().unwrap_or(false)
     }
 }

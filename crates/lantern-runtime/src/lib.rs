@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod architecture;
 mod attention;
 mod block_matrix;
 pub mod calibration;
@@ -68,8 +69,9 @@ mod swsc;
 mod weights;
 mod workers;
 
+pub use architecture::{Activation, BlockOptions, RopeStyle, SUPPORTED_ARCHITECTURES};
 pub use block_matrix::BlockMatrix;
-pub use config::{ModelConfig, SUPPORTED_ARCHITECTURES};
+pub use config::ModelConfig;
 pub use error::{Error, Result};
 pub use ffn::{Criterion, FfnThresholds};
 pub use matrix::Matrix;

@@ -11,7 +11,7 @@ use lantern_io::ModelFile;
 use crate::attention::{self, Heads};
 use crate::calibration::{squared_column_norms, squared_row_norms, InputSite};
 use crate::ffn::{DownColumns, FfnWeights};
-use crate::ops::{add_assign, rms_norm, rope};
+use crate::ops::{add_assign, add_rows, rms_norm, rms_norm_heads, rope, Rope};
 use crate::state::State;
 use crate::streamed::{Lease, StreamOptions, Streamed};
 use crate::weights::{ffn_widths, matrix_dims};
@@ -237,7 +237,7 @@ impl Model {
     ) -> Result<()> {
         let c = &self.config;
         let n = tokens.len();
-        let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.n_heads * c.head_dim);
+        let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.q_dim());
         let pos0 = state.cache.len();
         let State { cache, workers, buf, ffn, inputs, .. } = state;
         let mut observe = |l, site, x: &[f32]| {
@@ -247,35 +247,71 @@ impl Model {
         };
 
         lease.embed(tokens, &mut buf.x[..n * d])?;
-        let heads = Heads { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
-        for (l, norms) in self.weights.layers.iter().enumerate() {
+        if c.block.embedding_scale {
+            let scale = (d as f32).sqrt();
+            buf.x[..n * d].iter_mut().for_each(|v| *v *= scale);
+        }
+        let query_scale = 1.0 / (c.head_dim as f32).sqrt();
+        let heads = Heads {
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            scale: if c.block.scale_queries { 1.0 } else { query_scale },
+        };
+        for (l, vectors) in self.weights.layers.iter().enumerate() {
             let layer = lease.layer(l)?;
             // Attention.
-            norm_on(workers, &buf.x[..n * d], &norms.attn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
+            norm_on(workers, &buf.x[..n * d], &vectors.attn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             observe(l, InputSite::Attention, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
-            layer.wq.linear(workers, xn, &mut buf.q[..n * q_dim], &mut buf.linear)?;
-            layer.wk.linear(workers, xn, &mut buf.k[..n * kv_dim], &mut buf.linear)?;
-            layer.wv.linear(workers, xn, &mut buf.v[..n * kv_dim], &mut buf.linear)?;
-            for (x, dim) in [(&mut buf.q[..n * q_dim], q_dim), (&mut buf.k[..n * kv_dim], kv_dim)] {
+            let (q, k, v) =
+                (&mut buf.q[..n * q_dim], &mut buf.k[..n * kv_dim], &mut buf.v[..n * kv_dim]);
+            layer.wq.linear(workers, xn, q, &mut buf.linear)?;
+            layer.wk.linear(workers, xn, k, &mut buf.linear)?;
+            layer.wv.linear(workers, xn, v, &mut buf.linear)?;
+            if let Some([bq, bk, bv]) = &vectors.qkv_bias {
+                add_rows(q, bq);
+                add_rows(k, bk);
+                add_rows(v, bv);
+            }
+            if let Some([q_norm, k_norm]) = &vectors.qk_norm {
+                rms_norm_heads(q, q_norm, c.rms_eps);
+                rms_norm_heads(k, k_norm, c.rms_eps);
+            }
+            let local = c.is_local(l);
+            let turn = Rope {
+                dim: c.rope_dim,
+                base: if local { c.rope_base_local } else { c.rope_base },
+                scale: if local { 1.0 } else { c.rope_scale },
+                style: c.block.rope,
+                factors: self.weights.rope_factors.as_deref(),
+            };
+            for (x, dim) in [(q, q_dim), (k, kv_dim)] {
                 workers.for_each_chunk(x, dim, |t, x| {
-                    rope(x, pos0 + t, c.head_dim, c.rope_dim, c.rope_base);
+                    rope(x, pos0 + t, c.head_dim, &turn);
                     Ok(())
                 })?;
+            }
+            if c.block.scale_queries {
+                buf.q[..n * q_dim].iter_mut().for_each(|v| *v *= query_scale);
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
             let kv = cache.layer(l, pos0 + n);
             // The normed values and their quantization are spent: attention's output takes
             // their place, and the spent queries' place takes the block's output.
             let (q, att) = (&buf.q[..n * q_dim], &mut buf.xn[..n * q_dim]);
-            attention::attend(workers, heads, q, kv, pos0, &mut buf.attn_scratch, att)?;
+            let window = local.then_some(c.sliding_window);
+            attention::attend(workers, heads, q, kv, pos0, window, &mut buf.attn_scratch, att)?;
             observe(l, InputSite::AttentionOutput, &buf.xn[..n * q_dim]);
             let att = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * q_dim], n);
             layer.wo.linear(workers, att, &mut buf.q[..n * d], &mut buf.linear)?;
+            if let Some([post_attention, _]) = &vectors.post_norms {
+                rms_norm_heads(&mut buf.q[..n * d], post_attention, c.rms_eps);
+            }
             add_assign(&mut buf.x[..n * d], &buf.q[..n * d]);
 
             // Gated FFN.
-            norm_on(workers, &buf.x[..n * d], &norms.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
+            norm_on(workers, &buf.x[..n * d], &vectors.ffn_norm, c.rms_eps, &mut buf.xn[..n * d])?;
             observe(l, InputSite::Ffn, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             let w = FfnWeights {
@@ -284,10 +320,14 @@ impl Model {
                 down: &layer.down,
                 down_columns: &self.down_columns,
                 gather_up: self.gather_up,
+                activation: c.block.activation,
             };
             let mut observe_hidden = |h: &[f32]| observe(l, InputSite::FfnDown, h);
             let mix = &mut buf.q[..n * d];
             ffn.forward(workers, &mut buf.linear, w, l, xn, &mut observe_hidden, mix)?;
+            if let Some([_, post_ffn]) = &vectors.post_norms {
+                rms_norm_heads(&mut buf.q[..n * d], post_ffn, c.rms_eps);
+            }
             add_assign(&mut buf.x[..n * d], &buf.q[..n * d]);
         }
         cache.set_len(pos0 + n);
@@ -325,7 +365,12 @@ impl Model {
                 logits[t * vocab + head_rows.start..][..m].copy_from_slice(run);
             }
             Ok(())
-        })
+        })?;
+        if let Some(cap) = self.config.logit_softcap {
+            let inv = 1.0 / cap;
+            logits.iter_mut().for_each(|v| *v = (*v * inv).tanh() * cap);
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use crate::ffn::Ffn;
 use crate::kv_cache::KvCache;
 use crate::matrix::LinearScratch;
 use crate::workers::Workers;
-use crate::{Error, FfnThresholds, ModelConfig, Result};
+use crate::{Activation, Error, FfnThresholds, ModelConfig, Result};
 
 /// Per-sequence settings of a [`State`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub struct State {
     pub(crate) ffn: Ffn,
     /// Each block's FFN width, which per-neuron thresholds must match.
     ffn_widths: Vec<usize>,
+    /// The FFN gate's activation, which the thresholds' scores assume is SiLU.
+    activation: Activation,
     pub(crate) inputs: Option<Box<dyn MatrixInputs>>,
 }
 
@@ -102,6 +104,15 @@ impl State {
     /// # Errors
     /// [`Error::InvalidSetting`] when the thresholds are not for this model's layers.
     pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
+        if thresholds.is_some() && self.activation != Activation::Silu {
+            return Err(Error::InvalidSetting {
+                name: "FFN thresholds",
+                reason: format!(
+                    "activation sparsity scores SiLU-gated FFNs; this model's gate is {:?}",
+                    self.activation
+                ),
+            });
+        }
         if let Some(t) = &thresholds {
             let widths = &self.ffn_widths;
             let fits = |(l, &ff): (&Vec<f32>, &usize)| l.len() == 1 || l.len() == ff;
@@ -216,6 +227,7 @@ impl State {
             logits: Vec::new(),
             ffn: Ffn::new(batch_zeros(nb, c.n_ff)?, batch_zeros(nb, c.n_ff)?, k_quants),
             ffn_widths: c.ffn_widths.clone(),
+            activation: c.block.activation,
             inputs: None,
         })
     }

@@ -9,7 +9,9 @@ use lantern_core::{GgmlType, QTensor};
 use lantern_io::stream::{Stream, StreamConfig, StreamStats, StreamedContainer};
 
 use crate::swsc::swsc_tensor_names;
-use crate::weights::{check_matrix, ffn_widths, vector, LayerWeights, Projections};
+use crate::weights::{
+    check_matrix, ffn_widths, rope_factors, vector, LayerWeights, Projections, ROPE_FACTORS,
+};
 use crate::{BlockMatrix, Error, Matrix, ModelConfig, Result, Weights};
 
 /// How to run a streamed model.
@@ -211,7 +213,8 @@ impl Streamed {
         // Refuse a budget too small before reading anything into it.
         let weight_bytes = container.chunks().iter().map(|c| c.raw_bytes).sum();
         let budget = options.budget.bytes(weight_bytes);
-        let norm_bytes = ((2 * n + 1) * d * std::mem::size_of::<f32>()) as u64;
+        let vector_len = n * LayerWeights::vector_len(&config) + d + config.rope_dim / 2;
+        let norm_bytes = (vector_len * std::mem::size_of::<f32>()) as u64;
         let pinned_names: Vec<&str> = pinned.iter().map(String::as_str).collect();
         let minimum = file.minimum_budget(&units, &pinned_names, norm_bytes, !embd_pinned)?;
         if budget < minimum {
@@ -228,7 +231,7 @@ impl Streamed {
         let read = |name: &str| Ok(file.read_tensor(name)?);
         let mut layers = Vec::with_capacity(n);
         for l in 0..n {
-            let mut layer = LayerWeights::norms(&config, l, &read)?;
+            let mut layer = LayerWeights::vectors(&config, l, &read)?;
             if pinned_layer(l) {
                 let names = BlockMatrix::tensor_names(l);
                 let matrices = names
@@ -251,7 +254,9 @@ impl Streamed {
             StreamConfig { budget, depth: options.depth, row_lookups: token_embd.is_none() };
         let stream = file.stream(&units, config_stream)?;
         tracing::debug!(units = units.len(), depth = stream.depth(), "streaming the model");
-        let weights = Weights { token_embd, layers, output_norm, output };
+        let has_factors = container.tensor(ROPE_FACTORS).is_some();
+        let rope_factors = rope_factors(has_factors, &read, &config)?;
+        let weights = Weights { token_embd, layers, output_norm, output, rope_factors };
         let streamed = Self {
             file,
             stream: Mutex::new(stream),

@@ -38,6 +38,14 @@ pub struct LayerWeights {
     pub attn_norm: Vec<f32>,
     /// RMSNorm gain before the FFN, `[d_model]`.
     pub ffn_norm: Vec<f32>,
+    /// Biases of the Q, K and V projections, where the architecture has them.
+    pub qkv_bias: Option<[Vec<f32>; 3]>,
+    /// RMSNorm gains of each query and each key head, `[head_dim]`, where the architecture
+    /// normalises them.
+    pub qk_norm: Option<[Vec<f32>; 2]>,
+    /// RMSNorm gains of the attention and the FFN outputs, `[d_model]`, where the
+    /// architecture normalises them before the residual.
+    pub post_norms: Option<[Vec<f32>; 2]>,
     /// The matrices; `None` when they are streamed from storage.
     pub projections: Option<Projections>,
 }
@@ -54,6 +62,9 @@ pub struct Weights {
     /// Output head, `[d_model, vocab]` (the embedding itself when the model ties them);
     /// `None` when it is streamed.
     pub output: Option<QTensor>,
+    /// Llama 3's RoPE frequency factors (`rope_freqs.weight`, `[rope_dim / 2]`): each
+    /// pair's angle is divided by its factor.
+    pub rope_factors: Option<Vec<f32>>,
 }
 
 impl Projections {
@@ -100,7 +111,7 @@ impl Weights {
         let read = |name: &str| Ok(file.tensor(name)?);
         let layers = (0..config.n_layers)
             .map(|i| {
-                let norms = LayerWeights::norms(config, i, &read)?;
+                let norms = LayerWeights::vectors(config, i, &read)?;
                 let names = BlockMatrix::tensor_names(i);
                 let matrices = names
                     .iter()
@@ -127,6 +138,7 @@ impl Weights {
             layers,
             output_norm: vector("output_norm.weight", read("output_norm.weight")?, d)?,
             output: Some(output),
+            rope_factors: rope_factors(file.has_tensor(ROPE_FACTORS), &read, config)?,
         })
     }
 
@@ -156,20 +168,72 @@ impl Weights {
 }
 
 impl LayerWeights {
-    /// Block `layer`'s norm gains, read with `read`, and no matrices.
-    pub(crate) fn norms(
+    /// Values of one block's gains and biases under `config`: what
+    /// [`LayerWeights::vectors`] reads.
+    pub(crate) fn vector_len(config: &ModelConfig) -> usize {
+        let (d, b) = (config.d_model, config.block);
+        let biases = if b.qkv_bias { config.q_dim() + 2 * config.kv_dim() } else { 0 };
+        let qk = if b.qk_norm { 2 * config.head_dim } else { 0 };
+        let post = if b.post_norms { 2 * d } else { 0 };
+        2 * d + biases + qk + post
+    }
+
+    /// Block `layer`'s gains and biases, read with `read`, and no matrices.
+    pub(crate) fn vectors(
         config: &ModelConfig,
         layer: usize,
         read: &dyn Fn(&str) -> Result<QTensor>,
     ) -> Result<Self> {
-        let name = |t: &str| block_tensor_name(layer, &format!("{t}.weight"));
-        let (attn, ffn) = (name("attn_norm"), name("ffn_norm"));
+        let vector_of = |part: &str, len: usize| {
+            let name = block_tensor_name(layer, part);
+            vector(&name, read(&name)?, len)
+        };
+        let (d, q, kv, head) = (config.d_model, config.q_dim(), config.kv_dim(), config.head_dim);
+        let b = config.block;
+        let qkv_bias = b.qkv_bias.then(|| -> Result<_> {
+            Ok([
+                vector_of("attn_q.bias", q)?,
+                vector_of("attn_k.bias", kv)?,
+                vector_of("attn_v.bias", kv)?,
+            ])
+        });
+        let qk_norm = b.qk_norm.then(|| -> Result<_> {
+            Ok([vector_of("attn_q_norm.weight", head)?, vector_of("attn_k_norm.weight", head)?])
+        });
+        let post_norms = b.post_norms.then(|| -> Result<_> {
+            Ok([vector_of("post_attention_norm.weight", d)?, vector_of("post_ffw_norm.weight", d)?])
+        });
         Ok(Self {
-            attn_norm: vector(&attn, read(&attn)?, config.d_model)?,
-            ffn_norm: vector(&ffn, read(&ffn)?, config.d_model)?,
+            attn_norm: vector_of("attn_norm.weight", d)?,
+            ffn_norm: vector_of("ffn_norm.weight", d)?,
+            qkv_bias: qkv_bias.transpose()?,
+            qk_norm: qk_norm.transpose()?,
+            post_norms: post_norms.transpose()?,
             projections: None,
         })
     }
+}
+
+/// The tensor of Llama 3's RoPE frequency factors.
+pub(crate) const ROPE_FACTORS: &str = "rope_freqs.weight";
+
+/// Llama 3's RoPE frequency factors, read with `read` when the file `has` them.
+pub(crate) fn rope_factors(
+    has: bool,
+    read: &dyn Fn(&str) -> Result<QTensor>,
+    config: &ModelConfig,
+) -> Result<Option<Vec<f32>>> {
+    if !has {
+        return Ok(None);
+    }
+    let factors = vector(ROPE_FACTORS, read(ROPE_FACTORS)?, config.rope_dim / 2)?;
+    if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+        return Err(Error::InvalidConfig {
+            key: ROPE_FACTORS.to_owned(),
+            reason: format!("a factor of {bad} is not a positive number"),
+        });
+    }
+    Ok(Some(factors))
 }
 
 /// Quantization blocks hold 32 values: an FFN width is a whole number of them.

@@ -4,6 +4,7 @@
 //! is downloaded.
 
 mod allocations;
+mod architectures;
 mod bad_model;
 mod ffn_sparsity;
 mod ffn_widths;

@@ -24,7 +24,7 @@
 
 use lantern_core::{quantize_row, GgmlType};
 use lantern_io::{GgufModel, GgufWriter, ModelSource, Value};
-use lantern_runtime::{Error, Model, State, StateConfig};
+use lantern_runtime::{BlockOptions, Error, Model, State, StateConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -44,6 +44,8 @@ pub struct Tiny {
     pub arch: &'static str,
     /// Number of decoder blocks.
     pub layers: usize,
+    /// Width of one head, written as `attention.key_length`; `dim / heads` when `None`.
+    pub head_dim: Option<usize>,
     /// Embedding width.
     pub dim: usize,
     /// FFN hidden width.
@@ -82,6 +84,7 @@ impl Default for Tiny {
             tied: false,
             arch: "llama",
             layers: 2,
+            head_dim: None,
             dim: 64,
             ff: 128,
             heads: 4,
@@ -166,6 +169,9 @@ pub fn try_tiny_model(t: &Tiny) -> Result<Vec<u8>, String> {
         (format!("{a}.attention.layer_norm_rms_epsilon"), 1e-5f32.into()),
         (format!("{a}.context_length"), 256u32.into()),
     ];
+    let defaults = defaults
+        .into_iter()
+        .chain(t.head_dim.map(|h| (format!("{a}.attention.key_length"), (h as u32).into())));
     for (k, v) in defaults {
         if !t.omit_keys.contains(&k.as_str()) {
             w.metadata(k, v);
@@ -179,29 +185,50 @@ pub fn try_tiny_model(t: &Tiny) -> Result<Vec<u8>, String> {
     }
 
     let mut rng = StdRng::seed_from_u64(t.seed);
-    let (d, kv) = (t.dim, t.dim / t.heads.max(1) * t.kv_heads);
-    let mut tensors: Vec<(String, Vec<usize>, bool)> = vec![
-        ("token_embd.weight".into(), vec![d, t.vocab], false),
-        ("output_norm.weight".into(), vec![d], true),
+    let block = BlockOptions::of(t.arch).unwrap_or(BlockOptions::of("llama").expect("llama"));
+    let head = t.head_dim.unwrap_or(t.dim / t.heads.max(1));
+    let (d, q, kv) = (t.dim, t.heads * head, head * t.kv_heads);
+    let mut tensors: Vec<(String, Vec<usize>, Kind)> = vec![
+        ("token_embd.weight".into(), vec![d, t.vocab], Kind::Matrix),
+        ("output_norm.weight".into(), vec![d], Kind::Gain),
     ];
     if !t.tied {
-        tensors.push(("output.weight".into(), vec![d, t.vocab], false));
+        tensors.push(("output.weight".into(), vec![d, t.vocab], Kind::Matrix));
     }
     for i in 0..t.layers {
-        let blk = |n: &str, dims: Vec<usize>, norm| (format!("blk.{i}.{n}.weight"), dims, norm);
+        let blk = |n: &str, dims: Vec<usize>, kind| (format!("blk.{i}.{n}"), dims, kind);
         tensors.extend([
-            blk("attn_norm", vec![d], true),
-            blk("attn_q", vec![d, d], false),
-            blk("attn_k", vec![d, kv], false),
-            blk("attn_v", vec![d, kv], false),
-            blk("attn_output", vec![d, d], false),
-            blk("ffn_norm", vec![d], true),
-            blk("ffn_gate", vec![d, t.ff], false),
-            blk("ffn_up", vec![d, t.ff], false),
-            blk("ffn_down", vec![t.ff, d], false),
+            blk("attn_norm.weight", vec![d], Kind::Gain),
+            blk("attn_q.weight", vec![d, q], Kind::Matrix),
+            blk("attn_k.weight", vec![d, kv], Kind::Matrix),
+            blk("attn_v.weight", vec![d, kv], Kind::Matrix),
+            blk("attn_output.weight", vec![q, d], Kind::Matrix),
+            blk("ffn_norm.weight", vec![d], Kind::Gain),
+            blk("ffn_gate.weight", vec![d, t.ff], Kind::Matrix),
+            blk("ffn_up.weight", vec![d, t.ff], Kind::Matrix),
+            blk("ffn_down.weight", vec![t.ff, d], Kind::Matrix),
         ]);
+        if block.qkv_bias {
+            tensors.extend([
+                blk("attn_q.bias", vec![q], Kind::Bias),
+                blk("attn_k.bias", vec![kv], Kind::Bias),
+                blk("attn_v.bias", vec![kv], Kind::Bias),
+            ]);
+        }
+        if block.qk_norm {
+            tensors.extend([
+                blk("attn_q_norm.weight", vec![head], Kind::Gain),
+                blk("attn_k_norm.weight", vec![head], Kind::Gain),
+            ]);
+        }
+        if block.post_norms {
+            tensors.extend([
+                blk("post_attention_norm.weight", vec![d], Kind::Gain),
+                blk("post_ffw_norm.weight", vec![d], Kind::Gain),
+            ]);
+        }
     }
-    for (name, mut dims, norm) in tensors {
+    for (name, mut dims, kind) in tensors {
         if t.omit_tensor == Some(name.as_str()) {
             continue;
         }
@@ -214,14 +241,14 @@ pub fn try_tiny_model(t: &Tiny) -> Result<Vec<u8>, String> {
         } else {
             1.5 / (dims[0] as f32).sqrt()
         };
-        let values: Vec<f32> = if norm {
-            (0..len).map(|_| 1.0 + rng.random_range(-0.2..0.2)).collect()
-        } else {
-            (0..len).map(|_| scale * rng.random_range(-1.0..1.0)).collect()
+        let values: Vec<f32> = match kind {
+            Kind::Gain => (0..len).map(|_| 1.0 + rng.random_range(-0.2..0.2)).collect(),
+            Kind::Bias => (0..len).map(|_| rng.random_range(-0.1..0.1)).collect(),
+            Kind::Matrix => (0..len).map(|_| scale * rng.random_range(-1.0..1.0)).collect(),
         };
         let ty = match t.retype.as_ref().filter(|(n, _)| *n == name) {
             Some(&(_, ty)) => ty,
-            None if norm => GgmlType::F32,
+            None if kind != Kind::Matrix => GgmlType::F32,
             None => mixed_type(t, &name),
         };
         let size = ty.tensor_bytes(&dims).map_err(|e| format!("{name}: {e}"))?;
@@ -241,6 +268,17 @@ pub fn try_tiny_model(t: &Tiny) -> Result<Vec<u8>, String> {
         w.tensor(name, ty, &dims, bytes).map_err(|e| e.to_string())?;
     }
     w.to_bytes().map_err(|e| e.to_string())
+}
+
+/// What a fixture tensor holds, which decides its values and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A weight matrix, in the model's type.
+    Matrix,
+    /// A norm's gain, about 1, in F32.
+    Gain,
+    /// A bias, about 0, in F32.
+    Bias,
 }
 
 /// Gives every Q5_K super-block of `bytes` (random codes, sub-block scales and minimums) an

@@ -104,6 +104,9 @@ pub fn reconstruct(
         return Err(Error::Calibration("no calibration tokens, or a window of no blocks".into()));
     }
     let model = &Model::load(file)?;
+    if model.config().architecture != "llama" {
+        return Err(Error::Architecture(model.config().architecture.clone()));
+    }
     let original = Original::load(model)?;
     let shape = Shape::of(model.config());
     let longest = chunks.iter().map(|c| c.len()).max().unwrap_or(0);

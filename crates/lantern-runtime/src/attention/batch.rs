@@ -172,7 +172,12 @@ mod tests {
 
     /// Three query heads per kv head, and a batch that starts inside the first tile and
     /// ends in the third.
-    const HEADS: Heads = Heads { n_heads: 6, n_kv_heads: 2, head_dim: 8 };
+    const HEADS: Heads = Heads {
+        n_heads: 6,
+        n_kv_heads: 2,
+        head_dim: 8,
+        scale: std::f32::consts::FRAC_1_SQRT_2 / 2.0,
+    };
     const FIRST_LEN: usize = 60;
     const TOKENS: usize = 80;
 

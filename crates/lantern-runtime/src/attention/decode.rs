@@ -121,7 +121,12 @@ mod tests {
 
     #[test]
     fn one_position_returns_its_value() {
-        let heads = Heads { n_heads: 2, n_kv_heads: 1, head_dim: 2 };
+        let heads = Heads {
+            n_heads: 2,
+            n_kv_heads: 1,
+            head_dim: 2,
+            scale: std::f32::consts::FRAC_1_SQRT_2,
+        };
         let mut out = [0.0; 4];
         let (keys, values) = (halves([1.0, 0.0]), halves([3.0, -2.0]));
         attend(heads, &[1.0, 2.0, 3.0, 4.0], &keys, &values, 1, &mut Scratch::default(), &mut out);
@@ -130,7 +135,7 @@ mod tests {
 
     #[test]
     fn matches_a_plain_softmax() {
-        let heads = Heads { n_heads: 4, n_kv_heads: 2, head_dim: 4 };
+        let heads = Heads { n_heads: 4, n_kv_heads: 2, head_dim: 4, scale: 0.5 };
         let keys = halves((0..80).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0));
         let values = halves((0..80).map(|i| ((i * 3) % 13) as f32 / 6.0 - 1.0));
         let q: Vec<f32> = (0..16).map(|i| ((i * 5) % 9) as f32 / 4.0 - 1.0).collect();

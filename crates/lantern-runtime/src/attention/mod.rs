@@ -7,7 +7,8 @@
 //!   of tokens per task.
 //!
 //! `q` holds `n` tokens of `n_heads` heads; token `t` sits at position `pos0 + t` and sees
-//! the positions up to its own. Outputs have `q`'s layout.
+//! the positions up to its own, or in a sliding-window layer the last `window` of them.
+//! Outputs have `q`'s layout.
 
 mod batch;
 mod decode;
@@ -22,12 +23,14 @@ pub(crate) use decode::Scratch;
 /// Batches at least this long use the tiled path (the peer's `GGML_FA_TILE_Q`).
 pub(crate) const LONG_BATCH: usize = 64;
 
-/// Head geometry shared by every attention call of a model.
+/// Head geometry shared by every attention call of a model, and the factor applied to
+/// every score (1/√head_dim, or 1 where the queries were scaled instead).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Heads {
     pub(crate) n_heads: usize,
     pub(crate) n_kv_heads: usize,
     pub(crate) head_dim: usize,
+    pub(crate) scale: f32,
 }
 
 impl Heads {
@@ -41,9 +44,9 @@ impl Heads {
         self.n_kv_heads * self.head_dim
     }
 
-    /// The factor applied to every score, 1/√head_dim.
+    /// The factor applied to every score.
     pub(crate) fn scale(&self) -> f32 {
-        1.0 / (self.head_dim as f32).sqrt()
+        self.scale
     }
 }
 
@@ -52,26 +55,39 @@ impl Heads {
 const TASKS_PER_THREAD: usize = 4;
 
 /// Attention of `n` query tokens at positions `pos0..pos0 + n` over the first `pos0 + n`
-/// rows of the layer's cached `(keys, values)`, into `out` (`n` tokens of
-/// `n_heads · head_dim` values), split over the workers; `scratch` serves a single token.
+/// rows of the layer's cached `(keys, values)` (each token over its last `window` positions
+/// at most, when set), into `out` (`n` tokens of `n_heads · head_dim` values), split over the
+/// workers; `scratch` serves a single token.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     workers: &Workers,
     heads: Heads,
     q: &[f32],
     (keys, values): (&[f16], &[f16]),
     pos0: usize,
+    window: Option<usize>,
     scratch: &mut Scratch,
     out: &mut [f32],
 ) -> Result<()> {
     let q_dim = heads.n_heads * heads.head_dim;
     let n = q.len() / q_dim.max(1);
+    let kv_dim = heads.kv_dim();
+    // The positions token `t` sees: up to its own, the last `window` of them at most.
+    let seen = |t: usize| {
+        let end = pos0 + t + 1;
+        let start = window.map_or(0, |w| end.saturating_sub(w));
+        (&keys[start * kv_dim..end * kv_dim], &values[start * kv_dim..end * kv_dim], end - start)
+    };
     if n == 1 {
-        decode::attend(heads, q, keys, values, pos0 + 1, scratch, out);
-    } else if n < LONG_BATCH {
-        // Short batches take the f16 path of decoding, token by token.
+        let (keys, values, n_pos) = seen(0);
+        decode::attend(heads, q, keys, values, n_pos, scratch, out);
+    } else if n < LONG_BATCH || window.is_some() {
+        // Short batches take the f16 path of decoding, token by token; so do batches of a
+        // sliding-window layer, whose tokens each see a window of their own.
         workers.for_each_chunk(out, q_dim, |t, out| {
             let q = &q[t * q_dim..(t + 1) * q_dim];
-            decode::attend(heads, q, keys, values, pos0 + t + 1, &mut Scratch::default(), out);
+            let (keys, values, n_pos) = seen(t);
+            decode::attend(heads, q, keys, values, n_pos, &mut Scratch::default(), out);
             Ok(())
         })?;
     } else {

@@ -1,5 +1,5 @@
 //! The gated FFN of a decoder block, dense and sparse in one place:
-//! `out = down · (SiLU(gate · x) ⊙ up · x)`.
+//! `out = down · (act(gate · x) ⊙ up · x)`, `act` SiLU or GELU ([`Activation`]).
 //!
 //! With [`FfnThresholds`] set, neurons whose score falls below their threshold are zeroed
 //! ([`sparsity`]) and, when decoding one token on a model built with
@@ -16,8 +16,9 @@ use lantern_core::kernels::{self, Input, QuantizedInput};
 use lantern_core::QTensor;
 
 use crate::matrix::LinearScratch;
+use crate::ops::gelu_mul;
 use crate::workers::Workers;
-use crate::{Matrix, Result};
+use crate::{Activation, Matrix, Result};
 
 pub(crate) use down_columns::DownColumns;
 pub(crate) use sparsity::FfnSparsity;
@@ -35,6 +36,8 @@ pub(crate) struct FfnWeights<'a> {
     pub(crate) down_columns: &'a DownColumns,
     /// Whether one token's up product may read the active neurons' rows only.
     pub(crate) gather_up: bool,
+    /// The gate's activation.
+    pub(crate) activation: Activation,
 }
 
 /// A state's FFN: activations sized for a batch, and the sparsity settings.
@@ -98,8 +101,12 @@ impl Ffn {
             }
         }
         let up = &*up;
+        let act_mul = match w.activation {
+            Activation::Silu => kernels::vector_kernels().silu_mul,
+            Activation::GeluTanh => gelu_mul,
+        };
         workers.for_each_chunk(gate, ff, |t, gate| {
-            (kernels::vector_kernels().silu_mul)(gate, &up[t * ff..(t + 1) * ff]);
+            act_mul(gate, &up[t * ff..(t + 1) * ff]);
             Ok(())
         })?;
         let h = gate;

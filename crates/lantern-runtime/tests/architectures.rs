@@ -1,0 +1,98 @@
+//! The architectures beside llama, as options of the one block: each family's tiny model
+//! loads, batches give the logits of one token at a time, a sliding window hides what lies
+//! before it, and what a family needs that a file lacks is named.
+
+use lantern_core::GgmlType;
+use lantern_io::Value;
+use lantern_runtime::{Criterion, Error, FfnThresholds, StateConfig};
+
+use lantern_test_support::models::{
+    decode_one_by_one, load, load_err, max_abs_diff, prompt, spread, state, Tiny,
+};
+
+/// A tiny model of `arch` with heads wider than `dim / heads` (as Gemma 3's are) and, for
+/// gemma3, a window of 4 positions on every other layer.
+fn tiny(arch: &'static str) -> Tiny {
+    let mut t = Tiny { arch, ty: GgmlType::Q8_0, head_dim: Some(32), ..Tiny::default() };
+    if arch == "gemma3" {
+        t.set_keys = vec![
+            ("gemma3.attention.sliding_window", Value::U32(4)),
+            ("gemma3.attention.sliding_window_pattern", Value::U32(2)),
+        ];
+    }
+    t
+}
+
+#[test]
+fn every_family_batches_as_it_decodes() {
+    let tokens = prompt(11, 96);
+    for arch in ["llama", "qwen2", "qwen3", "gemma3"] {
+        let model = load(&tiny(arch));
+        assert_eq!(model.config().architecture, arch);
+        let decoded = decode_one_by_one(&model, &tokens);
+        assert!(decoded.iter().all(|v| v.is_finite()), "{arch}");
+        for batch_size in [16, 4] {
+            let mut s = state(&model, 64, batch_size, 2);
+            let prefill = model.forward(&mut s, &tokens, 0).unwrap();
+            let err = max_abs_diff(prefill, &decoded);
+            assert!(err <= 1e-5 * spread(&decoded), "{arch} batch {batch_size}: {err}");
+        }
+    }
+}
+
+#[test]
+fn families_differ_from_llama_where_their_options_do() {
+    // The same seeds give the same weights; each family's options change the logits.
+    let tokens = prompt(6, 96);
+    let llama = decode_one_by_one(&load(&tiny("llama")), &tokens);
+    for arch in ["qwen2", "qwen3", "gemma3"] {
+        let logits = decode_one_by_one(&load(&tiny(arch)), &tokens);
+        assert!(max_abs_diff(&logits, &llama) > 1e-3, "{arch} computes llama's block");
+    }
+}
+
+#[test]
+fn a_sliding_window_hides_the_positions_before_it() {
+    // Every layer local with a window of 3: the last token's logits depend on the last
+    // 1 + 2·2 = 5 positions only, through two layers.
+    let all_local = |window| Tiny {
+        set_keys: vec![
+            ("gemma3.attention.sliding_window", Value::U32(window)),
+            ("gemma3.attention.sliding_window_pattern", Value::Array(vec![Value::Bool(true); 2])),
+        ],
+        ..tiny("gemma3")
+    };
+    let a = prompt(16, 96);
+    let mut b = a.clone();
+    b[..10].iter_mut().for_each(|t| *t = (*t + 7) % 96);
+    let last = |model: &lantern_runtime::Model, tokens: &[u32]| {
+        let mut s = state(model, 64, 16, 1);
+        model.forward(&mut s, tokens, tokens.len() - 1).unwrap().to_vec()
+    };
+    let windowed = load(&all_local(3));
+    assert_eq!(last(&windowed, &a), last(&windowed, &b));
+    // A window of 16 sees the changed positions.
+    let wide = load(&all_local(16));
+    assert_ne!(last(&wide, &a), last(&wide, &b));
+}
+
+#[test]
+fn a_missing_family_tensor_is_named() {
+    for (arch, missing) in [
+        ("qwen2", "blk.0.attn_k.bias"),
+        ("qwen3", "blk.1.attn_q_norm.weight"),
+        ("gemma3", "blk.0.post_ffw_norm.weight"),
+    ] {
+        let err = load_err(&Tiny { omit_tensor: Some(missing), ..tiny(arch) });
+        assert!(err.to_string().contains(missing), "{arch}: {err}");
+    }
+}
+
+#[test]
+fn sparsity_thresholds_are_refused_for_a_gelu_gate() {
+    let model = load(&tiny("gemma3"));
+    let mut s = model.new_state(StateConfig { ctx_len: 16, batch_size: 4, threads: 1 }).unwrap();
+    let thresholds = FfnThresholds::new(Criterion::Gate, vec![vec![0.1]; 2]).unwrap();
+    let err = s.set_ffn_thresholds(Some(thresholds)).unwrap_err();
+    assert!(matches!(err, Error::InvalidSetting { name: "FFN thresholds", .. }), "{err}");
+}
