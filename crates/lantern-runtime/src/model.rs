@@ -296,12 +296,11 @@ impl Model {
                 buf.q[..n * q_dim].iter_mut().for_each(|v| *v *= query_scale);
             }
             cache.store(l, pos0, &buf.k[..n * kv_dim], &buf.v[..n * kv_dim]);
-            let kv = cache.layer(l, pos0 + n);
             // The normed values and their quantization are spent: attention's output takes
             // their place, and the spent queries' place takes the block's output.
             let (q, att) = (&buf.q[..n * q_dim], &mut buf.xn[..n * q_dim]);
-            let window = local.then_some(c.sliding_window);
-            attention::attend(workers, heads, q, kv, pos0, window, &mut buf.attn_scratch, att)?;
+            let kv = cache.layer(l);
+            attention::attend(workers, heads, q, kv, pos0, &mut buf.attn_scratch, att)?;
             observe(l, InputSite::AttentionOutput, &buf.xn[..n * q_dim]);
             let att = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * q_dim], n);
             layer.wo.linear(workers, att, &mut buf.q[..n * d], &mut buf.linear)?;

@@ -92,9 +92,11 @@ impl State {
         self.workers.threads()
     }
 
-    /// Forgets every position from `len` on, keeping the prefix for reuse.
-    pub fn truncate(&mut self, len: usize) {
-        self.cache.truncate(len);
+    /// Forgets every position from `len` on, keeping the prefix for reuse, and returns the
+    /// positions kept: `len`, or 0 when a sliding-window layer's cache has written over rows
+    /// that position `len` attends to (the prefix must then be computed again).
+    pub fn truncate(&mut self, len: usize) -> usize {
+        self.cache.truncate(len)
     }
 
     /// Zeroes FFN neurons whose score is below their threshold ([`FfnThresholds`]) from the
@@ -203,9 +205,11 @@ impl State {
                 return Err(Error::InvalidSetting { name, reason: "must be at least 1".into() });
             }
         }
-        let cache = KvCache::new(c.n_layers, config.ctx_len, c.kv_dim())?;
         // A batch never holds more tokens than the context.
         let nb = config.batch_size.min(config.ctx_len);
+        let windows: Vec<Option<usize>> =
+            (0..c.n_layers).map(|l| c.is_local(l).then_some(c.sliding_window)).collect();
+        let cache = KvCache::new(&windows, config.ctx_len, nb, c.kv_dim())?;
         // `xn` and `q` each hold a model-width and a query-width value per token in turn.
         let width = c.d_model.max(c.n_heads * c.head_dim);
         let buf = Buffers {

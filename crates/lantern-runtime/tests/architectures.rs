@@ -96,3 +96,22 @@ fn sparsity_thresholds_are_refused_for_a_gelu_gate() {
     let err = s.set_ffn_thresholds(Some(thresholds)).unwrap_err();
     assert!(matches!(err, Error::InvalidSetting { name: "FFN thresholds", .. }), "{err}");
 }
+
+#[test]
+fn a_window_layer_keeps_its_window_and_a_batch_and_refeeds_only_what_it_holds() {
+    // Window 4, batches of 3: the local layers keep 6 positions. Truncating a little gives
+    // the logits of a fresh pass; truncating past what the ring holds keeps nothing.
+    let model = load(&tiny("gemma3"));
+    let tokens = prompt(12, 96);
+    let fresh = {
+        let mut s = state(&model, 64, 3, 1);
+        model.forward(&mut s, &tokens, 0).unwrap().to_vec()
+    };
+    let mut s = state(&model, 64, 3, 1);
+    model.forward(&mut s, &tokens, 0).unwrap();
+    assert_eq!(s.truncate(10), 10);
+    let refed = model.forward(&mut s, &tokens[10..], 0).unwrap();
+    assert_eq!(refed, &fresh[10 * 96..]);
+    assert_eq!(s.truncate(5), 0);
+    assert_eq!(model.forward(&mut s, &tokens, 0).unwrap(), &fresh[..]);
+}

@@ -275,7 +275,7 @@ impl Session {
         // Keep the common prefix, but recompute at least the last prompt token: its logits
         // pick the first new token.
         let keep = common_prefix(&self.fed, tokens).min(tokens.len() - 1);
-        self.state.truncate(keep);
+        let keep = self.state.truncate(keep);
         self.fed.truncate(keep);
         self.history = tokens.to_vec();
         self.cancel.take();

@@ -15,6 +15,7 @@ use half::f16;
 use lantern_core::kernels::f16_kernels;
 
 use super::Heads;
+use crate::kv_cache::Seen;
 use crate::ops::fused_multiply_add;
 
 /// Buffers reused between calls so decoding allocates nothing.
@@ -24,16 +25,15 @@ pub(crate) struct Scratch {
     acc: Vec<f16>,
 }
 
-/// Attention of one query token over positions `0..n_pos` of a layer's f16 cache.
+/// Attention of one query token over the positions it sees in a layer's f16 cache, `seen`
+/// in order (one run of rows, or two where a ring wraps).
 ///
-/// `q` holds `n_heads` heads; `keys` and `values` hold `n_pos` rows of `n_kv_heads` heads;
-/// query head `h` reads kv head `h / (n_heads / n_kv_heads)`.
+/// `q` holds `n_heads` heads; each run holds rows of `n_kv_heads` heads; query head `h`
+/// reads kv head `h / (n_heads / n_kv_heads)`.
 pub(crate) fn attend(
     heads: Heads,
     q: &[f32],
-    keys: &[f16],
-    values: &[f16],
-    n_pos: usize,
+    seen: Seen<'_>,
     scratch: &mut Scratch,
     out: &mut [f32],
 ) {
@@ -49,8 +49,11 @@ pub(crate) fn attend(
         }
         acc.fill(f16::ZERO);
         let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-        for j in 0..n_pos {
-            let row = j * kv_dim + kv;
+        let rows = seen
+            .iter()
+            .flat_map(|&(keys, values)| keys.chunks_exact(kv_dim).zip(values.chunks_exact(kv_dim)));
+        for (keys, values) in rows {
+            let row = kv;
             let s = (kernels.dot)(query, &keys[row..row + d]) * scale;
             // A new maximum rescales what was accumulated so far; otherwise this position
             // is weighted relative to the maximum.
@@ -129,7 +132,8 @@ mod tests {
         };
         let mut out = [0.0; 4];
         let (keys, values) = (halves([1.0, 0.0]), halves([3.0, -2.0]));
-        attend(heads, &[1.0, 2.0, 3.0, 4.0], &keys, &values, 1, &mut Scratch::default(), &mut out);
+        let seen = [(&keys[..], &values[..]), (&[][..], &[][..])];
+        attend(heads, &[1.0, 2.0, 3.0, 4.0], seen, &mut Scratch::default(), &mut out);
         assert_eq!(out, [3.0, -2.0, 3.0, -2.0]);
     }
 
@@ -140,7 +144,9 @@ mod tests {
         let values = halves((0..80).map(|i| ((i * 3) % 13) as f32 / 6.0 - 1.0));
         let q: Vec<f32> = (0..16).map(|i| ((i * 5) % 9) as f32 / 4.0 - 1.0).collect();
         let mut out = [0.0; 16];
-        attend(heads, &q, &keys, &values, 10, &mut Scratch::default(), &mut out);
+        // Split in two runs, as a wrapped ring gives them.
+        let seen = [(&keys[..24], &values[..24]), (&keys[24..], &values[24..])];
+        attend(heads, &q, seen, &mut Scratch::default(), &mut out);
         // The f16 accumulator holds about three decimal digits.
         let expect = plain_attention(heads, &q, &keys, &values, 10);
         for (x, e) in out.iter().zip(&expect) {

@@ -13,8 +13,7 @@
 mod batch;
 mod decode;
 
-use half::f16;
-
+use crate::kv_cache::LayerView;
 use crate::workers::Workers;
 use crate::Result;
 
@@ -54,46 +53,36 @@ impl Heads {
 /// several tasks each let the threads even out.
 const TASKS_PER_THREAD: usize = 4;
 
-/// Attention of `n` query tokens at positions `pos0..pos0 + n` over the first `pos0 + n`
-/// rows of the layer's cached `(keys, values)` (each token over its last `window` positions
-/// at most, when set), into `out` (`n` tokens of `n_heads · head_dim` values), split over the
-/// workers; `scratch` serves a single token.
-#[allow(clippy::too_many_arguments)]
+/// Attention of `n` query tokens at positions `pos0..pos0 + n` over the cached positions
+/// each sees in `layer` (up to its own, or the last `window` of them in a sliding-window
+/// layer), into `out` (`n` tokens of `n_heads · head_dim` values), split over the workers;
+/// `scratch` serves a single token.
 pub(crate) fn attend(
     workers: &Workers,
     heads: Heads,
     q: &[f32],
-    (keys, values): (&[f16], &[f16]),
+    layer: LayerView<'_>,
     pos0: usize,
-    window: Option<usize>,
     scratch: &mut Scratch,
     out: &mut [f32],
 ) -> Result<()> {
     let q_dim = heads.n_heads * heads.head_dim;
     let n = q.len() / q_dim.max(1);
-    let kv_dim = heads.kv_dim();
-    // The positions token `t` sees: up to its own, the last `window` of them at most.
-    let seen = |t: usize| {
-        let end = pos0 + t + 1;
-        let start = window.map_or(0, |w| end.saturating_sub(w));
-        (&keys[start * kv_dim..end * kv_dim], &values[start * kv_dim..end * kv_dim], end - start)
-    };
     if n == 1 {
-        let (keys, values, n_pos) = seen(0);
-        decode::attend(heads, q, keys, values, n_pos, scratch, out);
-    } else if n < LONG_BATCH || window.is_some() {
+        decode::attend(heads, q, layer.seen(pos0 + 1), scratch, out);
+    } else if n < LONG_BATCH || layer.is_windowed() {
         // Short batches take the f16 path of decoding, token by token; so do batches of a
         // sliding-window layer, whose tokens each see a window of their own.
         workers.for_each_chunk(out, q_dim, |t, out| {
             let q = &q[t * q_dim..(t + 1) * q_dim];
-            let (keys, values, n_pos) = seen(t);
-            decode::attend(heads, q, keys, values, n_pos, &mut Scratch::default(), out);
+            decode::attend(heads, q, layer.seen(pos0 + t + 1), &mut Scratch::default(), out);
             Ok(())
         })?;
     } else {
         // Long batches take the tiled f32 path, a run of tokens per task: the more tokens,
         // the more rows share each tile of the cache.
         let per_task = n.div_ceil(workers.threads() * TASKS_PER_THREAD);
+        let (keys, values) = layer.all(pos0 + n);
         workers.for_each_chunk(out, per_task * q_dim, |i, out| {
             let t0 = i * per_task;
             let q = &q[t0 * q_dim..t0 * q_dim + out.len()];
