@@ -106,14 +106,8 @@ impl State {
     /// # Errors
     /// [`Error::InvalidSetting`] when the thresholds are not for this model's layers.
     pub fn set_ffn_thresholds(&mut self, thresholds: Option<FfnThresholds>) -> Result<()> {
-        if thresholds.is_some() && self.activation != Activation::Silu {
-            return Err(Error::InvalidSetting {
-                name: "FFN thresholds",
-                reason: format!(
-                    "activation sparsity scores SiLU-gated FFNs; this model's gate is {:?}",
-                    self.activation
-                ),
-            });
+        if thresholds.is_some() {
+            self.check_silu_gate("FFN thresholds")?;
         }
         if let Some(t) = &thresholds {
             let widths = &self.ffn_widths;
@@ -134,6 +128,20 @@ impl State {
         Ok(())
     }
 
+    /// Activation sparsity's scores are those of a SiLU gate: `name` is refused otherwise.
+    fn check_silu_gate(&self, name: &'static str) -> Result<()> {
+        if self.activation == Activation::Silu {
+            return Ok(());
+        }
+        Err(Error::InvalidSetting {
+            name,
+            reason: format!(
+                "activation sparsity scores SiLU-gated FFNs; this model's gate is {:?}",
+                self.activation
+            ),
+        })
+    }
+
     /// The share of FFN neurons the thresholds zeroed since they were set.
     pub fn ffn_zeroed_share(&self) -> Option<f64> {
         let s = &self.ffn.sparsity;
@@ -150,6 +158,7 @@ impl State {
         histograms: Option<ActivationHistograms>,
     ) -> Result<Option<ActivationHistograms>> {
         if let Some(h) = &histograms {
+            self.check_silu_gate("FFN histograms")?;
             self.check_layers("FFN histograms", h.layers())?;
         }
         Ok(std::mem::replace(&mut self.ffn.sparsity.observer, histograms))

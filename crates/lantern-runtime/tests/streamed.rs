@@ -162,3 +162,29 @@ fn failed_reads_are_errors_of_the_pass_never_hangs_or_other_tokens() {
         }
     }
 }
+
+#[test]
+fn every_family_streams_the_logits_it_computes_resident() {
+    for arch in ["qwen2", "qwen3", "gemma3"] {
+        let t = Tiny {
+            arch,
+            ty: GgmlType::Q8_0,
+            head_dim: Some(32),
+            set_keys: vec![("gemma3.attention.sliding_window", lantern_io::Value::U32(4))],
+            ..Tiny::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let options = StreamOptions {
+            budget: Budget::Bytes(minimum_budget(&t, Pin::default())),
+            depth: 1,
+            pin: Pin::default(),
+        };
+        let streamed = Model::load_streamed(streamed_file(&t, &dir), options).unwrap();
+        let resident = Model::load(&open(&t)).unwrap();
+        assert_eq!(
+            prefill_then_decode(&streamed, 14, 1),
+            prefill_then_decode(&resident, 14, 1),
+            "{arch}"
+        );
+    }
+}
