@@ -163,6 +163,22 @@ impl QTensor {
         Self::new(self.ty, &[self.row_len, rows.len()], TensorBytes::from_vec(bytes))
     }
 
+    /// Rows `rows` as a matrix of their own, a view of the same bytes (the file layout; no
+    /// interleaved copy). Splits a fused matrix, such as Q, K and V in one, into its parts.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `rows` does not lie within [`QTensor::n_rows`].
+    pub fn row_range(&self, rows: Range<usize>) -> Result<Self> {
+        if rows.start > rows.end || rows.end > self.n_rows {
+            return Err(Error::ShapeMismatch {
+                op: "row_range",
+                detail: format!("rows {rows:?} of {}", self.n_rows),
+            });
+        }
+        let bytes = self.bytes.slice(rows.start * self.row_bytes..rows.end * self.row_bytes)?;
+        Self::new(self.ty, &[self.row_len, rows.len()], bytes)
+    }
+
     /// Dequantizes row `i` into `out`, which must hold `row_len` values. An
     /// [interleaved](QTensor::interleaved) tensor reads its copy, with the same values.
     ///

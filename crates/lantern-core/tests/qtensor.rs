@@ -301,3 +301,15 @@ fn selected_rows_keep_their_bytes_and_bad_rows_are_errors() {
     let err = q.select_rows(&[0, ROWS]).unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { op: "select_rows", .. }), "{err:?}");
 }
+
+#[test]
+fn a_row_range_is_a_view_of_those_rows() {
+    let (q, _) = tensor(GgmlType::Q8_0, 16);
+    let part = q.row_range(3..7).unwrap();
+    assert_eq!((part.ty(), part.dims()), (GgmlType::Q8_0, &[ROW_LEN, 4][..]));
+    assert_eq!(part.row(0).as_ptr(), q.row(3).as_ptr(), "no copy");
+    assert_eq!(part.row(3), q.row(6));
+    assert_eq!(q.row_range(ROWS..ROWS).unwrap().n_rows(), 0);
+    let err = q.row_range(2..ROWS + 1).unwrap_err();
+    assert!(matches!(err, Error::ShapeMismatch { op: "row_range", .. }), "{err:?}");
+}

@@ -5,21 +5,21 @@
 //! are metadata, in [`ModelConfig`](crate::ModelConfig).
 
 /// Architectures the generic decoder runs, by their `general.architecture` name.
-pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, qwen3, gemma3";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, qwen3, gemma3, phi3";
 
 /// Which values of a head RoPE turns together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeStyle {
     /// Adjacent pairs `(2i, 2i+1)`: llama, whose Q/K weights GGUF stores permuted for it.
     Adjacent,
-    /// Value `i` with value `i + rope_dim/2` (GPT-NeoX's): Qwen, Gemma.
+    /// Value `i` with value `i + rope_dim/2` (GPT-NeoX's): Qwen, Gemma, Phi-3.
     Halves,
 }
 
 /// The gate's activation in the gated FFN, `down · (act(gate · x) ⊙ up · x)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
-    /// SiLU (SwiGLU): llama, Qwen.
+    /// SiLU (SwiGLU): llama, Qwen, Phi-3.
     Silu,
     /// GELU, tanh approximation (GeGLU): Gemma.
     GeluTanh,
@@ -42,8 +42,11 @@ pub struct BlockOptions {
     /// Token embeddings scaled by √d_model: Gemma.
     pub embedding_scale: bool,
     /// Queries scaled before attention, which then scales scores by 1 (the order Gemma's
-    /// reference graph rounds in); otherwise scores are scaled.
+    /// and Phi-3's reference graphs round in); otherwise scores are scaled.
     pub scale_queries: bool,
+    /// Whether `attention.sliding_window` makes some layers local: Gemma 3. (Phi-3 and
+    /// Qwen2 files may declare a window that their reference graphs do not apply.)
+    pub sliding_window: bool,
 }
 
 impl BlockOptions {
@@ -55,6 +58,7 @@ impl BlockOptions {
         post_norms: false,
         embedding_scale: false,
         scale_queries: false,
+        sliding_window: false,
     };
 
     /// The options of architecture `name`, or `None` if the decoder does not run it.
@@ -70,8 +74,12 @@ impl BlockOptions {
                 post_norms: true,
                 embedding_scale: true,
                 scale_queries: true,
+                sliding_window: true,
                 ..halves
             },
+            // Its fused matrices (`attn_qkv`, and `ffn_up` holding gate and up) are read as
+            // the separate ones of the block.
+            "phi3" => Self { scale_queries: true, ..halves },
             _ => return None,
         })
     }

@@ -58,6 +58,12 @@ pub struct ModelConfig {
     pub rope_base_local: f32,
     /// Logits are `cap · tanh(logit / cap)` when set (`final_logit_softcapping`).
     pub logit_softcap: Option<f32>,
+    /// RoPE's magnitude factor (`rope.scaling.attn_factor`, LongRoPE's), 1 by default.
+    pub rope_attn_factor: f32,
+    /// The context the model was trained for before RoPE scaling
+    /// (`rope.scaling.original_context_length`): a longer context takes LongRoPE's long
+    /// factors.
+    pub rope_original_ctx: usize,
     /// RMSNorm epsilon.
     pub rms_eps: f32,
     /// Context length the model was trained for.
@@ -114,7 +120,7 @@ impl ModelConfig {
         let sliding_window = opt_usize("attention.sliding_window")?.unwrap_or(0);
         let pattern_key = key("attention.sliding_window_pattern");
         let local_layers = match metadata.get(&pattern_key).and_then(|v| v.as_array()) {
-            _ if sliding_window == 0 => Vec::new(),
+            _ if sliding_window == 0 || !block.sliding_window => Vec::new(),
             // One flag per layer.
             Some(flags) => flags
                 .iter()
@@ -137,6 +143,7 @@ impl ModelConfig {
             Some("linear") => 1.0 / metadata.f32(&key("rope.scaling.factor"))?,
             _ => 1.0,
         };
+        let train_ctx_len = usize_of("context_length")?;
         let config = Self {
             architecture: arch.to_owned(),
             block,
@@ -155,7 +162,10 @@ impl ModelConfig {
             rope_base_local: metadata.opt_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0),
             logit_softcap: metadata.opt_f32(&key("final_logit_softcapping"))?.filter(|&c| c > 0.0),
             rms_eps: metadata.f32(&key("attention.layer_norm_rms_epsilon"))?,
-            train_ctx_len: usize_of("context_length")?,
+            train_ctx_len,
+            rope_attn_factor: metadata.opt_f32(&key("rope.scaling.attn_factor"))?.unwrap_or(1.0),
+            rope_original_ctx: opt_usize("rope.scaling.original_context_length")?
+                .unwrap_or(train_ctx_len),
             vocab_size,
         };
         config.validate(key_length.is_none())?;

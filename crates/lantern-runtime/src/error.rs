@@ -61,6 +61,15 @@ pub enum Error {
         /// The matrix's name (`blk.N.PART.weight`).
         matrix: String,
     },
+    /// A fused matrix (Phi-3's `attn_qkv`) in a container to stream.
+    #[error(
+        "{matrix} holds several of the block's matrices in one, which a streamed model cannot \
+         read yet; load the model resident"
+    )]
+    FusedNotStreamed {
+        /// The fused matrix's name (`blk.N.PART.weight`).
+        matrix: String,
+    },
     /// More tokens than the context holds.
     #[error("{needed} tokens do not fit in a context of {ctx_len} ({used} already used)")]
     ContextFull {

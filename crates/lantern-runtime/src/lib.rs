@@ -66,6 +66,7 @@ pub mod scoring;
 mod state;
 mod streamed;
 mod swsc;
+mod unfused;
 mod weights;
 mod workers;
 
@@ -80,5 +81,5 @@ pub use sampler::{Sampler, SamplerConfig};
 pub use state::{State, StateConfig};
 pub use streamed::{Budget, Pin, StreamOptions};
 pub use swsc::{swsc_tensor_names, SwscMatrix, SwscScratch, SWSC_PARTS};
-pub use weights::{LayerWeights, Projections, Weights};
+pub use weights::{LayerWeights, Projections, RopeFactors, Weights};
 pub use workers::MAX_THREADS;

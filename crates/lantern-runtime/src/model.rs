@@ -14,6 +14,7 @@ use crate::ffn::{DownColumns, FfnWeights};
 use crate::ops::{add_assign, add_rows, rms_norm, rms_norm_heads, rope, Rope};
 use crate::state::State;
 use crate::streamed::{Lease, StreamOptions, Streamed};
+use crate::unfused::Unfused;
 use crate::weights::{ffn_widths, matrix_dims};
 use crate::workers::Workers;
 use crate::{Error, ModelConfig, Projections, Result, StateConfig, Weights};
@@ -43,6 +44,7 @@ impl Model {
         let embd = file.tensor("token_embd.weight")?;
         let vocab_size = embd.dims().get(1).copied().unwrap_or(0);
         let mut config = ModelConfig::from_metadata(file.metadata(), vocab_size)?;
+        let file = &Unfused::new(file, &config)?;
         config.ffn_widths = ffn_widths(&config, &|name| matrix_dims(file, name))?;
         let weights = Weights::load(file, &config)?;
         let k_quants = weights.matrices().any(|t| kernels::reads_q8k(t.ty()));
@@ -252,6 +254,9 @@ impl Model {
             buf.x[..n * d].iter_mut().for_each(|v| *v *= scale);
         }
         let query_scale = 1.0 / (c.head_dim as f32).sqrt();
+        let ctx_len = cache.capacity();
+        let factors = self.weights.rope_factors.as_ref();
+        let factors = factors.map(|f| f.for_context(ctx_len, c.rope_original_ctx));
         let heads = Heads {
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
@@ -284,7 +289,8 @@ impl Model {
                 base: if local { c.rope_base_local } else { c.rope_base },
                 scale: if local { 1.0 } else { c.rope_scale },
                 style: c.block.rope,
-                factors: self.weights.rope_factors.as_deref(),
+                factors,
+                magnitude: c.rope_attn_factor,
             };
             for (x, dim) in [(q, q_dim), (k, kv_dim)] {
                 workers.for_each_chunk(x, dim, |t, x| {

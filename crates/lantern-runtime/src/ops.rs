@@ -49,15 +49,18 @@ pub(crate) struct Rope<'a> {
     pub(crate) scale: f32,
     /// Which values turn together.
     pub(crate) style: RopeStyle,
-    /// Per-pair divisors of the angle (Llama 3's `rope_freqs`).
+    /// Per-pair divisors of the angle (Llama 3's `rope_freqs`, LongRoPE's factors).
     pub(crate) factors: Option<&'a [f32]>,
+    /// Factor of the sines and cosines (LongRoPE's `attn_factor`; 1 for none).
+    pub(crate) magnitude: f32,
 }
 
 /// Rotary position embedding of one token's heads, in place.
 ///
 /// `x` holds `x.len() / head_dim` heads; within each, the first `rope.dim` values turn in
 /// pairs (adjacent ones, or value `i` with `i + dim/2`), pair `i` by the angle
-/// `scale · pos · base^(−2i/dim) / factor_i`, computed as ggml computes it.
+/// `scale · pos · base^(−2i/dim) / factor_i`, its sine and cosine times `magnitude`,
+/// computed as ggml computes them.
 pub(crate) fn rope(x: &mut [f32], pos: usize, head_dim: usize, rope: &Rope<'_>) {
     /// Pairs whose angles are computed at a time, once for all heads.
     const GROUP: usize = 32;
@@ -70,7 +73,8 @@ pub(crate) fn rope(x: &mut [f32], pos: usize, head_dim: usize, rope: &Rope<'_>) 
         let mut turns = [(0.0f32, 0.0f32); GROUP];
         for (i, turn) in turns[..len].iter_mut().enumerate() {
             let factor = rope.factors.and_then(|f| f.get(start + i)).copied().unwrap_or(1.0);
-            *turn = (rope.scale * (theta / factor)).sin_cos();
+            let (sin, cos) = (rope.scale * (theta / factor)).sin_cos();
+            *turn = (sin * rope.magnitude, cos * rope.magnitude);
             theta *= theta_scale;
         }
         for head in x.chunks_exact_mut(head_dim) {
@@ -154,8 +158,14 @@ mod tests {
     fn rope_at_zero_is_identity_and_preserves_norm() {
         let mut x: Vec<f32> = (0..8).map(|i| i as f32).collect();
         let orig = x.clone();
-        let r =
-            Rope { dim: 8, base: 10_000.0, scale: 1.0, style: RopeStyle::Adjacent, factors: None };
+        let r = Rope {
+            dim: 8,
+            base: 10_000.0,
+            scale: 1.0,
+            style: RopeStyle::Adjacent,
+            factors: None,
+            magnitude: 1.0,
+        };
         rope(&mut x, 0, 8, &r);
         assert_eq!(x, orig);
         rope(&mut x, 7, 8, &r);
@@ -179,6 +189,7 @@ mod tests {
             scale: 1.0,
             style: RopeStyle::Adjacent,
             factors: None,
+            magnitude: 1.0,
         };
         rope(&mut all, pos, head_dim, &r);
         for (h, head) in all.chunks_exact(head_dim).enumerate() {

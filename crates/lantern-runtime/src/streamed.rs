@@ -6,12 +6,11 @@ use std::ops::{Deref, Range};
 use std::sync::{Mutex, MutexGuard};
 
 use lantern_core::{GgmlType, QTensor};
+use lantern_io::gguf::block_tensor_name;
 use lantern_io::stream::{Stream, StreamConfig, StreamStats, StreamedContainer};
 
 use crate::swsc::swsc_tensor_names;
-use crate::weights::{
-    check_matrix, ffn_widths, rope_factors, vector, LayerWeights, Projections, ROPE_FACTORS,
-};
+use crate::weights::{check_matrix, ffn_widths, rope_factors, vector, LayerWeights, Projections};
 use crate::{BlockMatrix, Error, Matrix, ModelConfig, Result, Weights};
 
 /// How to run a streamed model.
@@ -155,6 +154,10 @@ impl Streamed {
         let embd = entry("token_embd.weight")?;
         let vocab = embd.dims.get(1).copied().unwrap_or(0);
         let mut config = ModelConfig::from_metadata(file.metadata(), vocab)?;
+        let fused = (0..config.n_layers).map(|l| block_tensor_name(l, "attn_qkv.weight"));
+        if let Some(matrix) = fused.into_iter().find(|name| container.tensor(name).is_some()) {
+            return Err(Error::FusedNotStreamed { matrix });
+        }
         for name in (0..config.n_layers).flat_map(BlockMatrix::tensor_names) {
             let swsc = || swsc_tensor_names(&name).into_iter().flatten();
             if container.tensor(&name).is_none() && swsc().any(|n| container.tensor(&n).is_some()) {
@@ -213,7 +216,8 @@ impl Streamed {
         // Refuse a budget too small before reading anything into it.
         let weight_bytes = container.chunks().iter().map(|c| c.raw_bytes).sum();
         let budget = options.budget.bytes(weight_bytes);
-        let vector_len = n * LayerWeights::vector_len(&config) + d + config.rope_dim / 2;
+        // The rope factors: at most two sets of rope_dim / 2.
+        let vector_len = n * LayerWeights::vector_len(&config) + d + config.rope_dim;
         let norm_bytes = (vector_len * std::mem::size_of::<f32>()) as u64;
         let pinned_names: Vec<&str> = pinned.iter().map(String::as_str).collect();
         let minimum = file.minimum_budget(&units, &pinned_names, norm_bytes, !embd_pinned)?;
@@ -254,8 +258,7 @@ impl Streamed {
             StreamConfig { budget, depth: options.depth, row_lookups: token_embd.is_none() };
         let stream = file.stream(&units, config_stream)?;
         tracing::debug!(units = units.len(), depth = stream.depth(), "streaming the model");
-        let has_factors = container.tensor(ROPE_FACTORS).is_some();
-        let rope_factors = rope_factors(has_factors, &read, &config)?;
+        let rope_factors = rope_factors(&|name| container.tensor(name).is_some(), &read, &config)?;
         let weights = Weights { token_embd, layers, output_norm, output, rope_factors };
         let streamed = Self {
             file,

@@ -62,9 +62,9 @@ pub struct Weights {
     /// Output head, `[d_model, vocab]` (the embedding itself when the model ties them);
     /// `None` when it is streamed.
     pub output: Option<QTensor>,
-    /// Llama 3's RoPE frequency factors (`rope_freqs.weight`, `[rope_dim / 2]`): each
-    /// pair's angle is divided by its factor.
-    pub rope_factors: Option<Vec<f32>>,
+    /// RoPE's frequency factors (`[rope_dim / 2]`): each pair's angle is divided by its
+    /// factor.
+    pub rope_factors: Option<RopeFactors>,
 }
 
 impl Projections {
@@ -138,7 +138,7 @@ impl Weights {
             layers,
             output_norm: vector("output_norm.weight", read("output_norm.weight")?, d)?,
             output: Some(output),
-            rope_factors: rope_factors(file.has_tensor(ROPE_FACTORS), &read, config)?,
+            rope_factors: rope_factors(&|name| file.has_tensor(name), &read, config)?,
         })
     }
 
@@ -214,26 +214,54 @@ impl LayerWeights {
     }
 }
 
-/// The tensor of Llama 3's RoPE frequency factors.
-pub(crate) const ROPE_FACTORS: &str = "rope_freqs.weight";
+/// Per-pair divisors of RoPE's angles: Llama 3's one set (`rope_freqs`), or LongRoPE's
+/// two (`rope_factors_short`, `rope_factors_long`), chosen by the context's length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RopeFactors {
+    /// The factors of a context up to the original one (Llama 3's only set).
+    pub short: Vec<f32>,
+    /// The factors of a longer context.
+    pub long: Option<Vec<f32>>,
+}
 
-/// Llama 3's RoPE frequency factors, read with `read` when the file `has` them.
+impl RopeFactors {
+    /// The factors a context of `ctx_len` positions takes, the model trained for
+    /// `original`.
+    pub fn for_context(&self, ctx_len: usize, original: usize) -> &[f32] {
+        match &self.long {
+            Some(long) if ctx_len > original => long,
+            _ => &self.short,
+        }
+    }
+}
+
+/// RoPE's frequency factors, when the file `has` them, read with `read`.
 pub(crate) fn rope_factors(
-    has: bool,
+    has: &dyn Fn(&str) -> bool,
     read: &dyn Fn(&str) -> Result<QTensor>,
     config: &ModelConfig,
-) -> Result<Option<Vec<f32>>> {
-    if !has {
-        return Ok(None);
+) -> Result<Option<RopeFactors>> {
+    let factors = |name: &str| -> Result<Option<Vec<f32>>> {
+        if !has(name) {
+            return Ok(None);
+        }
+        let factors = vector(name, read(name)?, config.rope_dim / 2)?;
+        if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+            return Err(Error::InvalidConfig {
+                key: name.to_owned(),
+                reason: format!("a factor of {bad} is not a positive number"),
+            });
+        }
+        Ok(Some(factors))
+    };
+    if let Some(short) = factors("rope_freqs.weight")? {
+        return Ok(Some(RopeFactors { short, long: None }));
     }
-    let factors = vector(ROPE_FACTORS, read(ROPE_FACTORS)?, config.rope_dim / 2)?;
-    if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
-        return Err(Error::InvalidConfig {
-            key: ROPE_FACTORS.to_owned(),
-            reason: format!("a factor of {bad} is not a positive number"),
-        });
-    }
-    Ok(Some(factors))
+    Ok(match (factors("rope_factors_short.weight")?, factors("rope_factors_long.weight")?) {
+        (Some(short), long) => Some(RopeFactors { short, long }),
+        (None, Some(long)) => Some(RopeFactors { short: vec![1.0; long.len()], long: Some(long) }),
+        (None, None) => None,
+    })
 }
 
 /// Quantization blocks hold 32 values: an FFN width is a whole number of them.

@@ -3,11 +3,11 @@
 //! before it, and what a family needs that a file lacks is named.
 
 use lantern_core::GgmlType;
-use lantern_io::Value;
-use lantern_runtime::{Criterion, Error, FfnThresholds, StateConfig};
+use lantern_io::{GgufModel, GgufWriter, ModelSource, Value};
+use lantern_runtime::{Criterion, Error, FfnThresholds, Model, StateConfig};
 
 use lantern_test_support::models::{
-    decode_one_by_one, load, load_err, max_abs_diff, prompt, spread, state, Tiny,
+    decode_one_by_one, load, load_err, max_abs_diff, prompt, spread, state, tiny_model, Tiny,
 };
 
 /// A tiny model of `arch` with heads wider than `dim / heads` (as Gemma 3's are) and, for
@@ -26,7 +26,7 @@ fn tiny(arch: &'static str) -> Tiny {
 #[test]
 fn every_family_batches_as_it_decodes() {
     let tokens = prompt(11, 96);
-    for arch in ["llama", "qwen2", "qwen3", "gemma3"] {
+    for arch in ["llama", "qwen2", "qwen3", "gemma3", "phi3"] {
         let model = load(&tiny(arch));
         assert_eq!(model.config().architecture, arch);
         let decoded = decode_one_by_one(&model, &tokens);
@@ -45,7 +45,7 @@ fn families_differ_from_llama_where_their_options_do() {
     // The same seeds give the same weights; each family's options change the logits.
     let tokens = prompt(6, 96);
     let llama = decode_one_by_one(&load(&tiny("llama")), &tokens);
-    for arch in ["qwen2", "qwen3", "gemma3"] {
+    for arch in ["qwen2", "qwen3", "gemma3", "phi3"] {
         let logits = decode_one_by_one(&load(&tiny(arch)), &tokens);
         assert!(max_abs_diff(&logits, &llama) > 1e-3, "{arch} computes llama's block");
     }
@@ -114,4 +114,71 @@ fn a_window_layer_keeps_its_window_and_a_batch_and_refeeds_only_what_it_holds() 
     assert_eq!(refed, &fresh[10 * 96..]);
     assert_eq!(s.truncate(5), 0);
     assert_eq!(model.forward(&mut s, &tokens, 0).unwrap(), &fresh[..]);
+}
+
+/// `t`'s file with each block's Q, K and V rows in one `attn_qkv` matrix and its gate and
+/// up rows in one `ffn_up`, gate first, as Phi-3's files hold them.
+fn fused(t: &Tiny) -> Vec<u8> {
+    let gguf = GgufModel::open(ModelSource::from_vec(tiny_model(t))).unwrap();
+    let mut w = GgufWriter::new();
+    for (key, value) in gguf.metadata().iter() {
+        w.metadata(key, value.clone());
+    }
+    let tensor = |name: &str| gguf.tensor(name).unwrap();
+    let concat = |names: [String; 2]| -> (Vec<u8>, usize) {
+        let parts = names.map(|n| tensor(&n));
+        let rows = parts.iter().map(|p| p.n_rows()).sum();
+        (parts.iter().flat_map(|p| p.bytes().to_vec()).collect(), rows)
+    };
+    for info in gguf.gguf().tensors() {
+        let (name, block) = (&info.name, |part: &str| info.name.replace(part, ""));
+        if name.contains("attn_k.") || name.contains("attn_v.") || name.contains("ffn_gate.") {
+            continue;
+        }
+        let (name, bytes, rows) = if name.contains("attn_q.") {
+            let prefix = block("attn_q.weight");
+            let (qk, _) =
+                concat([format!("{prefix}attn_q.weight"), format!("{prefix}attn_k.weight")]);
+            let v = tensor(&format!("{prefix}attn_v.weight"));
+            let rows = info.dims[1] + 2 * v.n_rows();
+            let bytes = [qk, v.bytes().to_vec()].concat();
+            (format!("{prefix}attn_qkv.weight"), bytes, rows)
+        } else if name.contains("ffn_up.") {
+            let prefix = block("ffn_up.weight");
+            let (bytes, rows) =
+                concat([format!("{prefix}ffn_gate.weight"), format!("{prefix}ffn_up.weight")]);
+            (name.clone(), bytes, rows)
+        } else {
+            (name.clone(), tensor(name).bytes().to_vec(), info.dims[1..].iter().product())
+        };
+        let dims = if info.dims.len() == 1 { vec![info.dims[0]] } else { vec![info.dims[0], rows] };
+        w.tensor(name, info.ty, &dims, bytes).unwrap();
+    }
+    w.to_bytes().unwrap()
+}
+
+#[test]
+fn phi3s_fused_matrices_compute_as_the_separate_ones() {
+    let t = tiny("phi3");
+    let separate = load(&t);
+    let fused = Model::load(&GgufModel::open(ModelSource::from_vec(fused(&t))).unwrap()).unwrap();
+    let tokens = prompt(9, 96);
+    assert_eq!(decode_one_by_one(&fused, &tokens), decode_one_by_one(&separate, &tokens));
+}
+
+#[test]
+fn a_fused_matrix_is_refused_for_streaming_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phi3.lantern");
+    let gguf = GgufModel::open(ModelSource::from_vec(fused(&tiny("phi3")))).unwrap();
+    lantern_io::container::write_container(&gguf, &path, |_, _| {}).unwrap();
+    let file = lantern_io::stream::StreamedContainer::open(
+        &path,
+        lantern_io::stream::StorageModel::UNTHROTTLED,
+    )
+    .unwrap();
+    let err = Model::load_streamed(file, lantern_runtime::StreamOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::FusedNotStreamed { matrix } if matrix == "blk.0.attn_qkv.weight")
+    );
 }
