@@ -79,7 +79,7 @@ mod session;
 mod stream_decoder;
 mod tokenizer;
 
-pub use chat_template::{ChatTemplate, Message};
+pub use chat_template::{ChatTemplate, Message, TemplateValue};
 pub use engine::{Engine, EngineBuilder, ModelInfo};
 pub use error::{Error, Result};
 pub use generation::{Completion, Generation, StopReason, Timings, Token};

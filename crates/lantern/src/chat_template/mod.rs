@@ -1,13 +1,29 @@
 //! [`ChatTemplate`] and [`Message`]: a conversation to the prompt text a chat model was
 //! trained on, through the Jinja template the model ships.
 
+mod generation_tag;
+mod strftime;
+mod tojson;
+
+use std::collections::BTreeMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::SystemTime;
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::{context, Environment, ErrorKind};
+use minijinja::value::{Kwargs, ValueKind};
+use minijinja::{context, Environment, ErrorKind, State, Value};
 
 use crate::{Error, Result, Tokenizer};
+
+use strftime::DateTime;
+
+/// A value a template variable can hold: a string, number, boolean, none, list or map, as
+/// JSON has them. Build one with `TemplateValue::from` (`"text"`, `true`, `3`, a `Vec`), or
+/// read JSON into one with `serde_json::from_str::<TemplateValue>(text)`, which keeps the
+/// keys of each object in their order (Python's, so `tojson` writes them as transformers
+/// does).
+pub type TemplateValue = Value;
 
 /// The name the template is stored under; it appears in error messages.
 const NAME: &str = "chat_template";
@@ -57,10 +73,17 @@ impl Message {
 /// Turns a conversation ([`Message`]s) into the prompt text a chat model was trained on, by
 /// running the Jinja template the model ships (`tokenizer.chat_template`). Templates see what
 /// HuggingFace's `apply_chat_template` passes them: `messages` (a list of `{role, content}`
-/// maps), `add_generation_prompt`, `bos_token` and `eos_token`. They are rendered as
-/// `transformers` does, with `trim_blocks` and `lstrip_blocks` on, Python string methods
-/// (`.strip()`, `.startswith()`, …) and `tojson` available, and a `raise_exception(msg)`
-/// function.
+/// maps), `add_generation_prompt`, `bos_token`, `eos_token`, and `tools` and `documents`
+/// (none unless given to [`ChatTemplate::render_with`], which also passes any other variable
+/// a template reads, such as Qwen3's `enable_thinking`). They are rendered as `transformers`
+/// does, with `trim_blocks` and `lstrip_blocks` on, `{% break %}` and `{% continue %}`,
+/// Python string methods (`.strip()`, `.startswith()`, …), a `tojson` filter that writes
+/// Python's `json.dumps` text, a `raise_exception(msg)` function, and `strftime_now(format)`,
+/// which writes the date (see [`ChatTemplate::with_time`]).
+///
+/// The real templates of Qwen 2.5, Qwen 3 and 3.5, Llama 3.1–3.3, Phi-3.5, Gemma 2 and 4,
+/// SmolLM2 and 3, Mistral Nemo and DeepSeek R1 render to the same text as transformers'
+/// (docs/CHAT_TEMPLATES.md).
 ///
 /// # Example
 ///
@@ -79,6 +102,8 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
+    /// The moment `strftime_now` formats; `None` reads the clock at each render.
+    time: Option<SystemTime>,
 }
 
 impl ChatTemplate {
@@ -100,9 +125,38 @@ impl ChatTemplate {
         env.set_fuel(Some(RENDER_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned(NAME, source.to_owned())
+        // Python's tests, which differ from minijinja's on none (not iterable) and strings,
+        // maps and undefined (sequences): `tools is iterable and tools | length > 0` must be
+        // false, not an error, when there are no tools.
+        env.add_test("iterable", |v: &Value| match v.kind() {
+            ValueKind::None | ValueKind::Bool | ValueKind::Number | ValueKind::Plain => false,
+            ValueKind::Undefined => true,
+            _ => v.try_iter().is_ok(),
+        });
+        env.add_test("sequence", |v: &Value| {
+            matches!(
+                v.kind(),
+                ValueKind::String
+                    | ValueKind::Bytes
+                    | ValueKind::Seq
+                    | ValueKind::Map
+                    | ValueKind::Undefined
+            )
+        });
+        env.add_filter(
+            "tojson",
+            |state: &State<'_, '_>, value: &Value, args: &[Value], kwargs: Kwargs| {
+                let json = tojson::tojson(value, args, &kwargs, RENDER_BYTES)?;
+                // Walking the value costs about what the engine's own `tojson` charges per byte,
+                // so a template cannot loop over large dumps for free.
+                let bytes = json.as_str().map_or(0, str::len);
+                state.consume_fuel(u64::try_from(bytes / 4).unwrap_or(u64::MAX))?;
+                Ok::<_, minijinja::Error>(json)
+            },
+        );
+        env.add_template_owned(NAME, generation_tag::rewrite(source).into_owned())
             .map_err(|source| Error::TemplateSyntax { source })?;
-        Ok(Self { env, bos_token: String::new(), eos_token: String::new() })
+        Ok(Self { env, bos_token: String::new(), eos_token: String::new(), time: None })
     }
 
     /// The template stored in the tokenizer's model, with its BOS/EOS token strings; `None`
@@ -141,6 +195,28 @@ impl ChatTemplate {
         self
     }
 
+    /// Pins the moment `strftime_now(format)` formats, as a UTC date and time; templates such
+    /// as Llama 3.x's write it into the system prompt ("Today Date: 26 Jul 2024"). Pin it for
+    /// prompts that must not change from one day to the next (tests, prompt caches); for the
+    /// local date, pass the time shifted by the local offset.
+    ///
+    /// By default, each render reads the system clock, as transformers does: a model told a
+    /// stale date answers questions about today wrongly.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use lantern::{ChatTemplate, Message};
+    /// let template = ChatTemplate::new("{{ strftime_now('%d %b %Y') }}")?
+    ///     .with_time(UNIX_EPOCH + Duration::from_secs(1_721_952_000));
+    /// assert_eq!(template.render(&[Message::user("Hi")], true)?, "26 Jul 2024");
+    /// # Ok::<(), lantern::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_time(mut self, time: SystemTime) -> Self {
+        self.time = Some(time);
+        self
+    }
+
     /// Renders the conversation to prompt text. With `add_generation_prompt`, the template
     /// appends the header of the assistant's reply (`<|im_start|>assistant\n`), so the model
     /// answers rather than continuing the last message.
@@ -152,16 +228,66 @@ impl ChatTemplate {
     /// [`Error::TemplateRender`] if the template fails, including when it calls
     /// `raise_exception` (for example, on roles it does not accept).
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with(messages, add_generation_prompt, &[])
+    }
+
+    /// Renders as [`ChatTemplate::render`], with more variables for the template: `tools` (a
+    /// list of function definitions, as transformers takes them), `documents`, and whatever
+    /// else a family's template reads, such as `enable_thinking` (Qwen3, SmolLM3, Gemma 4).
+    /// A variable given here replaces the one the template would otherwise see (`tools` and
+    /// `documents` are none by default, `bos_token`, `eos_token`, `strftime_now`); a variable
+    /// the template reads and nobody gives is undefined, as in transformers.
+    ///
+    /// ```
+    /// use lantern::{ChatTemplate, Message, TemplateValue};
+    /// let template = ChatTemplate::new(
+    ///     "{% if enable_thinking is defined and not enable_thinking %}/no_think {% endif %}\
+    ///      {% for t in tools %}{{ t | tojson }}{% endfor %}",
+    /// )?;
+    /// let tools: TemplateValue = TemplateValue::from(vec![TemplateValue::from("get_weather")]);
+    /// let extra = [("enable_thinking", TemplateValue::from(false)), ("tools", tools)];
+    /// let prompt = template.render_with(&[Message::user("Hi")], true, &extra)?;
+    /// assert_eq!(prompt, "/no_think \"get_weather\"");
+    /// # Ok::<(), lantern::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ChatTemplate::render`], and [`Error::TemplateRender`] for an extra variable named
+    /// `messages` or `add_generation_prompt`, which the arguments already give.
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extra: &[(&str, TemplateValue)],
+    ) -> Result<String> {
+        if let Some((name, _)) =
+            extra.iter().find(|(name, _)| matches!(*name, "messages" | "add_generation_prompt"))
+        {
+            return Err(Error::TemplateRender {
+                source: minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("the extra variable `{name}` would replace an argument of the render"),
+                ),
+            });
+        }
         let messages: Vec<_> = messages
             .iter()
             .map(|m| context! { role => m.role.as_str(), content => m.content.as_str() })
             .collect();
-        let ctx = context! {
-            messages,
-            add_generation_prompt,
-            bos_token => self.bos_token.as_str(),
-            eos_token => self.eos_token.as_str(),
-        };
+        let now = DateTime::from_system_time(self.time.unwrap_or_else(SystemTime::now));
+        let strftime_now = Value::from_function(move |format: &str| now.format(format));
+        let mut vars: BTreeMap<String, Value> = BTreeMap::from([
+            ("messages".to_owned(), Value::from(messages)),
+            ("add_generation_prompt".to_owned(), Value::from(add_generation_prompt)),
+            ("bos_token".to_owned(), Value::from(self.bos_token.as_str())),
+            ("eos_token".to_owned(), Value::from(self.eos_token.as_str())),
+            ("tools".to_owned(), Value::from(())),
+            ("documents".to_owned(), Value::from(())),
+            ("strftime_now".to_owned(), strftime_now),
+        ]);
+        // A variable the host gives replaces the default of the same name.
+        vars.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), value.clone())));
+        let ctx = Value::from(vars);
         let mut out = Capped { bytes: Vec::new(), limit: RENDER_BYTES };
         let render = || self.env.get_template(NAME)?.render_captured_to(ctx, &mut out).map(drop);
         // The template engine must not take the host down with it on a hostile template.
