@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod chat_template;
+mod chat_template_reference;
 mod faults;
 mod generation;
 mod perplexity;
