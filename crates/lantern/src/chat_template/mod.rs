@@ -147,8 +147,8 @@ impl ChatTemplate {
             "tojson",
             |state: &State<'_, '_>, value: &Value, args: &[Value], kwargs: Kwargs| {
                 let json = tojson::tojson(value, args, &kwargs, RENDER_BYTES)?;
-                // Walking the value costs about what the engine's own `tojson` charges per byte,
-                // so a template cannot loop over large dumps for free.
+                // About what the engine's own `tojson` charges per byte written, so a
+                // template cannot loop over large dumps for free.
                 let bytes = json.as_str().map_or(0, str::len);
                 state.consume_fuel(u64::try_from(bytes / 4).unwrap_or(u64::MAX))?;
                 Ok::<_, minijinja::Error>(json)
