@@ -32,7 +32,7 @@ pub enum Error {
         /// What is wrong with its value.
         reason: String,
     },
-    /// The model's tokenizer kind or pre-tokenizer is not implemented yet.
+    /// The model's tokenizer kind or pre-tokenizer is not supported.
     #[error("unsupported tokenizer: {key} = {value:?}")]
     UnsupportedTokenizer {
         /// The metadata key that selects it (`tokenizer.ggml.model` or `tokenizer.ggml.pre`).
@@ -61,6 +61,12 @@ pub enum Error {
     Tokenizer {
         /// What the `tokenizers` crate reported.
         source: tokenizers::Error,
+    },
+    /// A pre-tokenizer pattern gave up on a text (the regex engine's backtracking limit).
+    #[error("cannot split the text into words: {reason}")]
+    TextSplit {
+        /// What the regex engine reported.
+        reason: String,
     },
     /// A token id not in the tokenizer's vocabulary.
     #[error("token id {id} is out of range for a vocabulary of {vocab_size} tokens")]

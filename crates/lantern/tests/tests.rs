@@ -5,6 +5,7 @@ mod chat_template;
 mod chat_template_reference;
 mod faults;
 mod generation;
+mod llama_vocab;
 mod perplexity;
 mod testutil;
 mod tokenizer;

@@ -178,14 +178,14 @@ fn from_gguf_errors_name_the_key() {
     assert!(matches!(err_naming(&no_tokens, "tokenizer.ggml.tokens"), Error::Io(_)));
     assert!(matches!(err_naming(&Metadata::new(), "tokenizer.ggml.model"), Error::Io(_)));
 
-    let llama = fixture(|w| {
-        w.metadata("tokenizer.ggml.model", "llama");
+    let t5 = fixture(|w| {
+        w.metadata("tokenizer.ggml.model", "t5");
     });
-    assert!(matches!(err_naming(&llama, "llama"), Error::UnsupportedTokenizer { .. }));
+    assert!(matches!(err_naming(&t5, "t5"), Error::UnsupportedTokenizer { .. }));
     let pre = fixture(|w| {
-        w.metadata("tokenizer.ggml.pre", "qwen2");
+        w.metadata("tokenizer.ggml.pre", "no-such-split");
     });
-    assert!(matches!(err_naming(&pre, "qwen2"), Error::UnsupportedTokenizer { .. }));
+    assert!(matches!(err_naming(&pre, "no-such-split"), Error::UnsupportedTokenizer { .. }));
     let bos = fixture(|w| {
         w.metadata("tokenizer.ggml.bos_token_id", 260u32);
     });
@@ -200,22 +200,54 @@ fn from_gguf_errors_name_the_key() {
     assert!(matches!(err_naming(&wrong_type, "tokenizer.ggml.tokens"), Error::Io(_)));
 }
 
+/// The default model's vocabulary as a `tokenizer.json`: byte-level BPE with SmolLM's
+/// split (digits one by one, then GPT-2's), its control tokens special.
+fn smollm_json() -> String {
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::digits::Digits;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::AddedToken;
+
+    let metadata = model_metadata();
+    let tokens = metadata.strings("tokenizer.ggml.tokens").unwrap();
+    let types = metadata.i32s("tokenizer.ggml.token_type").unwrap();
+    let vocab: tokenizers::models::bpe::Vocab =
+        tokens.iter().enumerate().map(|(i, t)| ((*t).to_owned(), i as u32)).collect();
+    let merges = metadata.strings("tokenizer.ggml.merges").unwrap();
+    let merges = merges.iter().map(|m| m.split_once(' ').unwrap()).map(|(a, b)| (a.into(), b.into()));
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges.collect()).build().unwrap();
+    let mut inner = tokenizers::Tokenizer::new(bpe);
+    let gpt2 = ByteLevel::new(false, false, true);
+    inner.with_pre_tokenizer(Some(Sequence::new(vec![Digits::new(true).into(), gpt2.into()])));
+    inner.with_decoder(Some(ByteLevel::default()));
+    let control = tokens.iter().zip(&types).filter(|(_, &ty)| ty == 3);
+    let added: Vec<_> = control.map(|(t, _)| AddedToken::from(*t, true).normalized(false)).collect();
+    inner.add_special_tokens(added).unwrap();
+    inner.to_string(false).unwrap()
+}
+
 #[test]
-fn from_json_round_trips_a_gguf_tokenizer() {
+fn from_json_agrees_with_the_gguf_tokenizer() {
     let t = smollm();
-    let json = t.inner().to_string(false).unwrap();
+    assert!(t.inner().is_none(), "a GGUF vocabulary is encoded by lantern itself");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokenizer.json");
-    std::fs::write(&path, json).unwrap();
+    std::fs::write(&path, smollm_json()).unwrap();
     let from_file = Tokenizer::from_file(&path).unwrap();
+    assert_eq!(from_file.kind(), "tokenizer.json");
     assert_eq!(from_file.stop_tokens(), &[0, 2]);
     assert_eq!(from_file.bos(), None, "tokenizer.json does not record BOS");
     for &s in SAMPLES {
         assert_eq!(from_file.encode(s, false).unwrap(), t.encode(s, false).unwrap());
+        let ids = t.encode(s, false).unwrap();
+        assert_eq!(from_file.decode(&ids, false).unwrap(), t.decode(&ids, false).unwrap());
+        assert_streams(&from_file, &ids, false);
     }
     let prompt =
         "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
     assert_eq!(from_file.encode(prompt, true).unwrap(), t.encode(prompt, true).unwrap());
+    assert!(from_file.tokenize(prompt, false, false).is_err(), "it cannot leave specials unparsed");
 }
 
 #[test]
