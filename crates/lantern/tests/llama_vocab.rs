@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lantern::{Error, Tokenizer};
+use lantern::{Error, StreamDecoder, Tokenizer};
 use lantern_io::Gguf;
 
 /// Vocabularies that must be supported and match.
@@ -84,7 +84,8 @@ fn check_vocabulary(path: &Path, inp: &Path, out: &Path, failures: &mut Vec<Stri
         if &ids == expected {
             matched += 1;
         } else if failures.len() < 40 {
-            failures.push(format!("{name}: {text:?}\n  llama.cpp {expected:?}\n  lantern   {ids:?}"));
+            failures
+                .push(format!("{name}: {text:?}\n  llama.cpp {expected:?}\n  lantern   {ids:?}"));
         }
     }
     Row { name, kind, build_ms, matched, total: vectors.len(), supported: true }
@@ -133,4 +134,39 @@ fn llama_cpp_vocab_vectors_match() {
     }
     let short: Vec<_> = rows.iter().filter(|r| r.supported && r.matched < r.total).collect();
     assert!(short.is_empty(), "{} vocabularies do not match llama.cpp", short.len());
+}
+
+/// Vocabularies whose decoding gives back the text (no space clean-up).
+const LOSSLESS: &[&str] =
+    &["llama-spm", "phi-3", "qwen2", "qwen35", "command-r", "deepseek-llm", "deepseek-coder"];
+
+/// The test texts decode back to themselves, and the stream decoder's pieces are whole
+/// characters that add up to the same text (less the first space SentencePiece adds).
+#[test]
+fn llama_cpp_vocab_texts_round_trip_and_stream() {
+    let Some(dir) = models_dir() else { return };
+    for name in LOSSLESS {
+        let path = dir.join(format!("ggml-vocab-{name}.gguf"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let tokenizer = Tokenizer::from_gguf(Gguf::parse(&bytes).unwrap().metadata()).unwrap();
+        let inp = PathBuf::from(format!("{}.inp", path.display()));
+        let out = PathBuf::from(format!("{}.out", path.display()));
+        for (text, ids) in read_vectors(&inp, &out) {
+            assert_eq!(tokenizer.decode(&ids, false).unwrap(), text, "{name}: {ids:?}");
+            let mut stream = StreamDecoder::new(false);
+            let mut streamed = String::new();
+            for &id in &ids {
+                if let Some(piece) = stream.step(&tokenizer, id).unwrap() {
+                    assert!(!piece.contains('\u{FFFD}'), "{name}: {piece:?} splits a character");
+                    streamed.push_str(&piece);
+                }
+            }
+            streamed.extend(stream.flush(&tokenizer).unwrap());
+            let streamed = match tokenizer.kind() {
+                "spm" => streamed.strip_prefix(' ').unwrap_or(&streamed).to_owned(),
+                _ => streamed,
+            };
+            assert_eq!(streamed, text, "{name}: {ids:?}");
+        }
+    }
 }

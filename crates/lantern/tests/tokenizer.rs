@@ -215,14 +215,16 @@ fn smollm_json() -> String {
     let vocab: tokenizers::models::bpe::Vocab =
         tokens.iter().enumerate().map(|(i, t)| ((*t).to_owned(), i as u32)).collect();
     let merges = metadata.strings("tokenizer.ggml.merges").unwrap();
-    let merges = merges.iter().map(|m| m.split_once(' ').unwrap()).map(|(a, b)| (a.into(), b.into()));
+    let merges =
+        merges.iter().map(|m| m.split_once(' ').unwrap()).map(|(a, b)| (a.into(), b.into()));
     let bpe = BPE::builder().vocab_and_merges(vocab, merges.collect()).build().unwrap();
     let mut inner = tokenizers::Tokenizer::new(bpe);
     let gpt2 = ByteLevel::new(false, false, true);
     inner.with_pre_tokenizer(Some(Sequence::new(vec![Digits::new(true).into(), gpt2.into()])));
     inner.with_decoder(Some(ByteLevel::default()));
     let control = tokens.iter().zip(&types).filter(|(_, &ty)| ty == 3);
-    let added: Vec<_> = control.map(|(t, _)| AddedToken::from(*t, true).normalized(false)).collect();
+    let added: Vec<_> =
+        control.map(|(t, _)| AddedToken::from(*t, true).normalized(false)).collect();
     inner.add_special_tokens(added).unwrap();
     inner.to_string(false).unwrap()
 }
@@ -270,4 +272,59 @@ fn from_json_rejects_bad_input_without_panicking() {
     assert!(matches!(err, Error::TokenizerJson { path: Some(_), .. }), "{err}");
     let err = Tokenizer::from_file(dir.path().join("missing.json")).unwrap_err();
     assert!(matches!(err, Error::File { .. }), "{err}");
+}
+
+/// A small SentencePiece vocabulary: `<unk>`, `<s>`, `</s>`, the 256 byte tokens, then
+/// `▁` (259), `h`, `e`, `▁h` (score -1), `he` (score -0.5) and a control token `<ctrl>`
+/// (264).
+fn spm_fixture() -> Tokenizer {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    tokens.extend(["▁", "h", "e", "▁h", "he", "<ctrl>"].map(String::from));
+    let mut types = vec![6i32; tokens.len()];
+    types[..3].copy_from_slice(&[2, 3, 3]);
+    types[259..].copy_from_slice(&[1, 1, 1, 1, 1, 3]);
+    let mut scores = vec![0f32; tokens.len()];
+    scores[262] = -1.0;
+    scores[263] = -0.5;
+    let mut w = GgufWriter::new();
+    w.metadata("tokenizer.ggml.model", "llama")
+        .metadata("tokenizer.ggml.tokens", tokens)
+        .metadata("tokenizer.ggml.scores", scores)
+        .metadata("tokenizer.ggml.token_type", types);
+    let metadata = Gguf::parse(&w.to_bytes().unwrap()).unwrap().metadata().clone();
+    Tokenizer::from_gguf(&metadata).unwrap()
+}
+
+#[test]
+fn spm_merges_by_score_with_byte_fallback() {
+    let t = spm_fixture();
+    assert_eq!(t.kind(), "spm");
+    // llama.cpp's defaults: BOS 1, EOS 2 (a stop token), BOS added.
+    assert_eq!((t.bos(), t.eos(), t.add_bos()), (Some(1), Some(2), true));
+    assert_eq!(t.stop_tokens(), &[2]);
+    // `he` (-0.5) beats `▁h` (-1): the space prefix stays alone.
+    assert_eq!(t.encode("he", false).unwrap(), [259, 263]);
+    // `é` has no token: its two UTF-8 bytes.
+    let ids = t.encode("hé", false).unwrap();
+    assert_eq!(ids, [262, 3 + 0xC3, 3 + 0xA9]);
+    assert_eq!(t.decode(&ids, false).unwrap(), "hé");
+    // A space goes before text that follows a special token too.
+    assert_eq!(t.encode("<ctrl>he", true).unwrap(), [1, 264, 259, 263]);
+    assert_eq!(t.tokenize("<ctrl>", false, false).unwrap()[..2], [259, 3 + b'<' as u32]);
+    assert_eq!(t.decode(&[1, 264, 259, 263], true).unwrap(), " he");
+    assert_eq!(t.decode(&[1, 264, 259, 263], false).unwrap(), "<s><ctrl> he");
+}
+
+#[test]
+fn spm_stream_decoder_joins_byte_tokens() {
+    let t = spm_fixture();
+    let mut stream = StreamDecoder::new(true);
+    let pieces: Vec<Option<String>> =
+        [262, 3 + 0xC3, 3 + 0xA9, 1].iter().map(|&id| stream.step(&t, id).unwrap()).collect();
+    assert_eq!(pieces, [Some(" h".to_owned()), None, Some("é".to_owned()), None]);
+    // A byte that can never start a character comes out as U+FFFD at once.
+    assert_eq!(stream.step(&t, 3 + 0xFF).unwrap().as_deref(), Some("\u{FFFD}"));
+    assert_eq!(stream.step(&t, 3 + 0xC3).unwrap(), None);
+    assert_eq!(stream.flush(&t).unwrap().as_deref(), Some("\u{FFFD}"));
 }

@@ -31,7 +31,9 @@ impl Merges {
             let (Some(space), Ok(rank)) = (space, u32::try_from(rank)) else {
                 return Err(Error::InvalidTokenizer {
                     key: "tokenizer.ggml.merges",
-                    reason: format!("merge {rank} ({merge:?}) is not two tokens separated by a space"),
+                    reason: format!(
+                        "merge {rank} ({merge:?}) is not two tokens separated by a space"
+                    ),
                 });
             };
             // `space` < merge.len() <= u32::MAX: GGUF strings are shorter.

@@ -8,10 +8,16 @@ impl GgufTokenizer {
     /// SentencePiece text loses the space its encoding put first (unless a BOS was
     /// dropped before it, as in llama.cpp), and vocabularies that clean up spaces
     /// (`clean_up_tokenization_spaces`) do so. `ids` must be in range.
-    pub(crate) fn detokenize(&self, ids: &[u32], remove_special: bool, unparse_special: bool) -> Vec<u8> {
+    pub(crate) fn detokenize(
+        &self,
+        ids: &[u32],
+        remove_special: bool,
+        unparse_special: bool,
+    ) -> Vec<u8> {
         let mut ids = ids;
         let mut remove_space = self.add_space_prefix;
-        if remove_special && self.add_bos && self.bos.is_some() && ids.first() == self.bos.as_ref() {
+        if remove_special && self.add_bos && self.bos.is_some() && ids.first() == self.bos.as_ref()
+        {
             remove_space = false;
             ids = &ids[1..];
         }

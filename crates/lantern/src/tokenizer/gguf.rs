@@ -6,8 +6,8 @@ use lantern_io::Metadata;
 use super::bpe::{Merges, WordMerger};
 use super::pre_split::{byte_chars, char_bytes, PreSplit};
 use super::special::{end_of_generation, Fragment, SpecialTokens};
-use super::vocab::{Attr, Vocab};
 use super::spm;
+use super::vocab::{Attr, Vocab};
 use crate::{Error, Result};
 
 /// `▁` (U+2581), which SentencePiece vocabularies write for a space.
@@ -69,7 +69,9 @@ impl GgufTokenizer {
                     ("gemma4", _) => "gemma4",
                     (_, Some(pre)) => pre,
                     (_, None) => {
-                        tracing::warn!("no tokenizer.ggml.pre in the model, using llama.cpp's default split");
+                        tracing::warn!(
+                            "no tokenizer.ggml.pre in the model, using llama.cpp's default split"
+                        );
                         "default"
                     }
                 };
@@ -109,7 +111,8 @@ impl GgufTokenizer {
         };
         let add_space_prefix =
             metadata.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(add_space_prefix);
-        let mut add_bos = metadata.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(kind_add_bos);
+        let mut add_bos =
+            metadata.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(kind_add_bos);
         if matches!(&kind, Kind::Bpe { split, .. } if split.whole_newlines) {
             // llama.cpp adds BOS for Gemma 4 whatever the metadata says.
             add_bos = true;
@@ -143,15 +146,17 @@ impl GgufTokenizer {
             match &kind {
                 Kind::Bpe { split, .. } if split.byte_encode => {
                     // A piece's single byte, looked up as text: only ASCII can match.
-                    u8::try_from(b).ok().filter(u8::is_ascii).and_then(|b| {
-                        vocab.id(char::from(b).encode_utf8(&mut [0; 4]))
-                    })
+                    u8::try_from(b)
+                        .ok()
+                        .filter(u8::is_ascii)
+                        .and_then(|b| vocab.id(char::from(b).encode_utf8(&mut [0; 4])))
                 }
                 Kind::Bpe { .. } => vocab.id(&hex),
                 Kind::Spm => vocab.id(&hex).or_else(|| {
-                    u8::try_from(b).ok().filter(u8::is_ascii).and_then(|b| {
-                        vocab.id(char::from(b).encode_utf8(&mut [0; 4]))
-                    })
+                    u8::try_from(b)
+                        .ok()
+                        .filter(u8::is_ascii)
+                        .and_then(|b| vocab.id(char::from(b).encode_utf8(&mut [0; 4])))
                 }),
             }
         });
@@ -177,7 +182,12 @@ impl GgufTokenizer {
     ///
     /// # Errors
     /// [`Error::TextSplit`] if the pre-tokenizer's pattern gives up on the text.
-    pub(crate) fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+    pub(crate) fn encode(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>> {
         let fragments = self.special.partition(&self.vocab, text, parse_special);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
@@ -185,7 +195,9 @@ impl GgufTokenizer {
         }
         match &self.kind {
             Kind::Spm => self.encode_spm(text, &fragments, &mut out),
-            Kind::Bpe { merges, split } => self.encode_bpe(text, &fragments, merges, split, &mut out)?,
+            Kind::Bpe { merges, split } => {
+                self.encode_bpe(text, &fragments, merges, split, &mut out)?
+            }
         }
         if add_special && self.add_eos {
             out.extend(self.eos);

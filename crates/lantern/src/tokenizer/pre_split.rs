@@ -110,11 +110,21 @@ impl PreSplit {
             }
             "deepseek-coder" => {
                 split.clean_spaces = false;
-                &["[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", r"[\x{4e00}-\x{9fa5}\x{800}-\x{4e00}\x{ac00}-\x{d7ff}]+", r"\p{N}"]
+                &[
+                    "[\r\n]",
+                    r"\s?\p{L}+",
+                    r"\s?\p{P}+",
+                    r"[\x{4e00}-\x{9fa5}\x{800}-\x{4e00}\x{ac00}-\x{d7ff}]+",
+                    r"\p{N}",
+                ]
             }
             "deepseek-v3" | "hunyuan-dense" | "joyai-llm" | "hy_v4" => {
                 split.clean_spaces = false;
-                &[r"\p{N}{1,3}", r"[\x{4e00}-\x{9fa5}\x{3040}-\x{309f}\x{30a0}-\x{30ff}]+", DEEPSEEK3]
+                &[
+                    r"\p{N}{1,3}",
+                    r"[\x{4e00}-\x{9fa5}\x{3040}-\x{309f}\x{30a0}-\x{30ff}]+",
+                    DEEPSEEK3,
+                ]
             }
             "gemma4" | "granite-embed-multi-311m" => {
                 split.byte_encode = false;

@@ -160,7 +160,12 @@ impl SpecialTokens {
     /// right. Control and unknown tokens are matched only with `parse_special`;
     /// user-defined ones always. A token with the lstrip (rstrip) attribute swallows the
     /// whitespace before (after) it.
-    pub(crate) fn partition(&self, vocab: &Vocab, text: &str, parse_special: bool) -> Vec<Fragment> {
+    pub(crate) fn partition(
+        &self,
+        vocab: &Vocab,
+        text: &str,
+        parse_special: bool,
+    ) -> Vec<Fragment> {
         let mut fragments = Vec::new();
         if text.is_empty() {
             return fragments;
@@ -237,13 +242,7 @@ mod tests {
         let frags = s.partition(&v, text, false);
         assert_eq!(
             frags,
-            [
-                Text { start: 0, end: 1 },
-                Token(3),
-                Token(3),
-                Token(3),
-                Text { start: 10, end: 14 }
-            ]
+            [Text { start: 0, end: 1 }, Token(3), Token(3), Token(3), Text { start: 10, end: 14 }]
         );
     }
 
@@ -253,10 +252,14 @@ mod tests {
         v.set_attr(2, Attr::CONTROL | Attr::RSTRIP);
         let s = SpecialTokens::new(&v).unwrap();
         let frags = s.partition(&v, "a<|end|> \n a", true);
-        assert_eq!(frags, [Fragment::Text { start: 0, end: 1 }, Fragment::Token(2), Fragment::Text {
-            start: 11,
-            end: 12
-        }]);
+        assert_eq!(
+            frags,
+            [
+                Fragment::Text { start: 0, end: 1 },
+                Fragment::Token(2),
+                Fragment::Text { start: 11, end: 12 }
+            ]
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::vocab::Vocab;
 use super::symbol::Symbol;
+use super::vocab::Vocab;
 
 /// A candidate merge of `left` and `right` symbols into a token of `score`.
 #[derive(Debug)]
