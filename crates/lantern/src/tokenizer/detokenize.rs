@@ -88,8 +88,8 @@ fn contractions(text: &[u8]) -> Vec<u8> {
         if text[i - 1] == b' ' && x == b'\'' && i + 1 < text.len() {
             let x1 = text[i + 1];
             let x2 = text.get(i + 2).copied();
-            let drop_space = matches!(x1, b's' | b'm')
-                || (!matches!(x1, b't' | b'd') && matches!((x1, x2), (b'r' | b'v', Some(b'e'))));
+            let drop_space =
+                matches!(x1, b's' | b'm') || matches!((x1, x2), (b'r' | b'v', Some(b'e')));
             if drop_space {
                 out.pop();
             }
