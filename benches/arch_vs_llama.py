@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """lantern beside llama.cpp on GGUF files: greedy tokens, perplexity and (optionally) speed.
 
-Usage: python3 benches/arch_vs_llama.py FILE.gguf... [--n 64] [--ctx 128] [--ppl-tol 1]
-         [--tie-margin 0] [--greedy-peer DIR] [--text-bytes 8192] [--threads 2] [--speed]
+Usage: python3 benches/arch_vs_llama.py FILE.gguf... [--n 64] [--ctx 128] [--ppl-tol 0.1]
+         [--tie-margin 0] [--peer-build DIR] [--text-bytes 8192] [--threads 2] [--speed]
 Needs the peer (PEER=$(../shared/peer/llama-ref.sh)), its top_logits tool (benches/peer/build.sh,
 built on first use) and a release build of the CLI (cargo build --release -p lantern-cli).
 
@@ -97,16 +97,19 @@ def compare(theirs, ours, n):
 
 
 def greedy(tool, model, args):
-    """Rows of the greedy table, every llama.cpp margin, and whether the file fails."""
-    rows, margins, failed = [], [], False
+    """Rows of the greedy table, every llama.cpp margin, and whether the file fails. A file
+    lantern cannot load gives one row with its error; llama.cpp's margins are still measured."""
+    rows, margins, failed, error = [], [], False, None
     for prompt in PROMPTS:
-        prompt_ids, steps = llama_greedy(tool, model, prompt, args.n, args.greedy_peer)
+        prompt_ids, steps = llama_greedy(tool, model, prompt, args.n, args.peer_build)
         margins += [m for _, m in steps]
+        if error:
+            continue
         theirs = [t for t, _ in steps]
         ours, error = lantern_greedy(model, prompt, args.n, args.threads)
         label = prompt if len(prompt) <= 40 else prompt[:37] + "..."
         if error:
-            rows.append((label, len(theirs), "lantern failed: " + error, ""))
+            rows.append(("all", "", "lantern failed: " + error, ""))
             failed = True
             continue
         step = compare(theirs, ours, args.n)
@@ -140,16 +143,16 @@ def ppl_text(n_bytes):
 FINAL = re.compile(r"Final estimate: PPL = ([\d.]+(?:e[+-]?\d+)?) \+/- ([\d.]+(?:e[+-]?\d+)?)")
 
 
-def llama_ppl(peer, model, text, ctx, threads):
+def llama_ppl(peer, model, text, ctx, batch, threads):
     run = subprocess.run([os.path.join(peer, "llama-perplexity"), "-m", model, "-f", text, "-c", str(ctx),
-                          "-t", str(threads)], capture_output=True)
+                          "-ub", str(batch), "-t", str(threads)], capture_output=True)
     m = FINAL.search(run.stdout.decode(errors="replace") + run.stderr.decode(errors="replace"))
     return (float(m.group(1)), float(m.group(2))) if m else error_text(run.stderr)
 
 
-def lantern_ppl(model, text, ctx, threads):
-    run = subprocess.run([LANTERN, "ppl", "-m", model, "-f", text, "-c", str(ctx), "-t", str(threads)],
-                         capture_output=True)
+def lantern_ppl(model, text, ctx, batch, threads):
+    run = subprocess.run([LANTERN, "ppl", "-m", model, "-f", text, "-c", str(ctx), "-b", str(batch),
+                          "-t", str(threads)], capture_output=True)
     m = FINAL.search(run.stdout.decode(errors="replace"))
     return (float(m.group(1)), float(m.group(2))) if m else error_text(run.stderr)
 
@@ -188,9 +191,13 @@ def report(model, args, peer, tool, text):
     identical = sum(r[2] == "identical" for r in rows)
     print(f"\n{identical}/{len(rows)} prompts identical. llama.cpp's top-1/top-2 logit margins, {quantiles(margins)}.\n")
 
-    theirs = llama_ppl(peer, model, text, args.ctx, args.threads)
-    ours = lantern_ppl(model, text, args.ctx, args.threads)
-    print(f"| perplexity, -c {args.ctx} | lantern | llama.cpp | difference |")
+    ppl_peer = peer
+    if args.peer_build and os.path.exists(os.path.join(args.peer_build, "llama-perplexity")):
+        ppl_peer = args.peer_build
+    theirs = llama_ppl(ppl_peer, model, text, args.ctx, args.ppl_batch, args.threads)
+    ours = lantern_ppl(model, text, args.ctx, args.ppl_batch, args.threads)
+    which = "" if ppl_peer == peer else f" ({os.path.basename(os.path.dirname(ppl_peer.rstrip('/')))})"
+    print(f"| perplexity, -c {args.ctx} | lantern | llama.cpp{which} | difference |")
     print("| --- | ---: | ---: | ---: |")
     if isinstance(theirs, tuple) and isinstance(ours, tuple):
         diff = 100 * (ours[0] - theirs[0]) / theirs[0]
@@ -220,13 +227,17 @@ def main():
     ap.add_argument("--n", type=int, default=64, help="tokens to generate per prompt")
     ap.add_argument("--ctx", type=int, default=128, help="perplexity chunk length")
     ap.add_argument("--text-bytes", type=int, default=8192, help="bytes of wiki.test.raw for perplexity")
-    ap.add_argument("--ppl-tol", type=float, default=1.0, help="largest perplexity difference that passes, in percent")
+    ap.add_argument("--ppl-batch", type=int, default=32,
+                    help="tokens per forward pass in perplexity (lantern's -b, llama-perplexity's -ub): "
+                         "kernels for larger batches round otherwise, and these files' perplexity shows it")
+    ap.add_argument("--ppl-tol", type=float, default=0.1, help="largest perplexity difference that passes, in percent")
     ap.add_argument("--tie-margin", type=float, default=0.0,
                     help="a first difference where llama.cpp's top-1/top-2 margin is below this passes as a near-tie")
-    ap.add_argument("--greedy-peer", metavar="DIR",
-                    help="llama.cpp build whose libraries the greedy side loads, e.g. $(benches/peer/avx2.sh): "
-                         "lantern's kernels keep the AVX2 build's order, so Q4_0, Q4_1 and Q8_0 files "
-                         "can agree bit for bit. By default, the native peer")
+    ap.add_argument("--peer-build", metavar="DIR",
+                    help="another llama.cpp build's bin folder, e.g. $(benches/peer/avx2.sh): the greedy side "
+                         "loads its libraries, and its llama-perplexity, if built there, measures perplexity. "
+                         "lantern's kernels keep the AVX2 build's order, so Q4_0 and Q4_1 files agree with it "
+                         "bit for bit. By default, the native peer")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--speed", action="store_true", help="also measure prompt and decode speed")
     ap.add_argument("--speed-tests", default="pp128,tg64")
