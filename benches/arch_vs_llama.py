@@ -189,7 +189,8 @@ def report(model, args, peer, tool, text):
     for label, n, what, margin in rows:
         print(f"| {label} | {n} | {what} | {margin} |")
     identical = sum(r[2] == "identical" for r in rows)
-    print(f"\n{identical}/{len(rows)} prompts identical. llama.cpp's top-1/top-2 logit margins, {quantiles(margins)}.\n")
+    verdict = "lantern failed" if rows[-1][0] == "all" else f"{identical}/{len(rows)} prompts identical"
+    print(f"\n{verdict}. llama.cpp's top-1/top-2 logit margins, {quantiles(margins)}.\n")
 
     ppl_peer = peer
     if args.peer_build and os.path.exists(os.path.join(args.peer_build, "llama-perplexity")):
@@ -201,8 +202,9 @@ def report(model, args, peer, tool, text):
     print("| --- | ---: | ---: | ---: |")
     if isinstance(theirs, tuple) and isinstance(ours, tuple):
         diff = 100 * (ours[0] - theirs[0]) / theirs[0]
+        shown = f"{diff:+.3f}%" if abs(diff) >= 1e-3 else f"{diff:+.1e}%"
         print(f"| first {args.text_bytes} bytes of wiki.test.raw | {ours[0]:.4f} ± {ours[1]:.4f} | "
-              f"{theirs[0]:.4f} ± {theirs[1]:.4f} | {diff:+.3f}% |")
+              f"{theirs[0]:.4f} ± {theirs[1]:.4f} | {shown} |")
         failed |= abs(diff) > args.ppl_tol
     else:
         show = lambda r: f"{r[0]:.4f}" if isinstance(r, tuple) else f"failed: {r}"
@@ -210,7 +212,7 @@ def report(model, args, peer, tool, text):
         failed = True
 
     if args.speed and not any("lantern failed" in r[2] for r in rows):
-        print(f"\n| threads | test | lantern t/s | llama.cpp t/s | ratio |")
+        print("\n| threads | test | lantern t/s | llama.cpp t/s | ratio |")
         print("| ---: | ---: | ---: | ---: | ---: |")
         for name in args.speed_tests.split(","):
             test, n = name[:2], int(name[2:])
