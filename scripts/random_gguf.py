@@ -356,8 +356,8 @@ def main():
         if s.pop("original_context", None):
             s["context"] = 4096
     vocab = args.vocab or FAMILIES[args.family]["vocab"]
-    if not os.path.isabs(vocab):
-        vocab = os.path.join(LLAMA, "models", vocab)
+    if not os.path.isfile(vocab):
+        vocab = os.path.join(LLAMA, "models", vocab)  # a name in llama.cpp's models/
     if not os.path.isfile(vocab):
         sys.exit(f"error: vocabulary file {vocab} not found (give one with --vocab)")
     out = os.path.abspath(args.output)
