@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # importing a sibling bench must leave no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from speed_vs_llama import LANTERN, ROOT, lantern_bench, llama_bench, machine, peer_dir  # noqa: E402
 
