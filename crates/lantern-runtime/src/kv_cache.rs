@@ -5,6 +5,8 @@
 //! oldest rows the next positions write over. f16 halves the cache's memory and matches
 //! llama.cpp's default cache type, so attention sees the same rounded keys and values.
 
+use std::borrow::Cow;
+
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
@@ -154,21 +156,39 @@ impl KvCache {
 }
 
 impl<'a> LayerView<'a> {
-    /// Whether the layer attends within a sliding window.
-    pub(crate) fn is_windowed(&self) -> bool {
-        self.rows.window.is_some()
-    }
-
-    /// The keys and values of positions `0..end`, of a layer that keeps every position.
-    pub(crate) fn all(&self, end: usize) -> (&'a [f16], &'a [f16]) {
-        let range = 0..end.min(self.rows.slots) * self.kv_dim;
-        (&self.keys[range.clone()], &self.values[range])
+    /// The window of a sliding-window layer.
+    pub(crate) fn window(&self) -> Option<usize> {
+        self.rows.window
     }
 
     /// The rows the token at position `end − 1` attends to: positions up to its own, the
     /// last `window` of them in a sliding-window layer, oldest first.
     pub(crate) fn seen(&self, end: usize) -> Seen<'a> {
-        let first = self.rows.window.map_or(0, |w| end.saturating_sub(w));
+        self.positions(self.first_seen(end), end)
+    }
+
+    /// The rows a run of tokens attends to, from what the token at position
+    /// `first_end − 1` sees to the position `last_end − 1`, in one slice (copied where the
+    /// ring wraps).
+    pub(crate) fn span(&self, first_end: usize, last_end: usize) -> Span<'a> {
+        let first = self.first_seen(first_end);
+        let [(keys, values), (wrapped_keys, wrapped_values)] = self.positions(first, last_end);
+        if wrapped_keys.is_empty() {
+            return Span { first, keys: Cow::Borrowed(keys), values: Cow::Borrowed(values) };
+        }
+        Span {
+            first,
+            keys: Cow::Owned([keys, wrapped_keys].concat()),
+            values: Cow::Owned([values, wrapped_values].concat()),
+        }
+    }
+
+    fn first_seen(&self, end: usize) -> usize {
+        self.rows.window.map_or(0, |w| end.saturating_sub(w))
+    }
+
+    /// The rows of positions `first..end`, oldest first.
+    fn positions(&self, first: usize, end: usize) -> Seen<'a> {
         let (slots, d) = (self.rows.slots, self.kv_dim);
         let (start, len) = (first % slots, end - first);
         let run = |rows: std::ops::Range<usize>| {
@@ -180,6 +200,20 @@ impl<'a> LayerView<'a> {
         } else {
             [run(start..slots), run(0..start + len - slots)]
         }
+    }
+}
+
+/// Consecutive positions of one layer's cache, from position `first` on.
+pub(crate) struct Span<'a> {
+    pub(crate) first: usize,
+    keys: Cow<'a, [f16]>,
+    values: Cow<'a, [f16]>,
+}
+
+impl Span<'_> {
+    /// The keys and values, one row per position.
+    pub(crate) fn rows(&self) -> (&[f16], &[f16]) {
+        (&self.keys, &self.values)
     }
 }
 

@@ -43,16 +43,19 @@ pub(crate) struct TileScratch {
 }
 
 /// Attention of consecutive tokens, the first of which sees cache positions
-/// `0..first_len` and each next one position more.
+/// `0..first_len` and each next one position more; in a sliding-window layer, each sees
+/// only the last `window` of those (`usize::MAX`: all of them).
 ///
 /// `q` and `out` hold one row of `n_heads` heads per token; `keys` and `values` hold at
 /// least the positions the last token sees.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn attend_batch(
     heads: Heads,
     q: &[f32],
     keys: &[f16],
     values: &[f16],
     first_len: usize,
+    window: usize,
     scratch: &mut TileScratch,
     out: &mut [f32],
 ) {
@@ -82,17 +85,26 @@ pub(crate) fn attend_batch(
         s.sum.clear();
         s.sum.resize(rows, 0.0);
 
-        for start in (0..last_len).step_by(KV_TILE) {
+        let first_seen = first_len.saturating_sub(window);
+        for start in (first_seen / KV_TILE * KV_TILE..last_len).step_by(KV_TILE) {
             let len = KV_TILE.min(last_len - start);
             load_tile(heads, keys, values, kv_head, start..start + len, &mut s.keys, &mut s.values);
-            // Rows from `r0` on belong to tokens that see position `start`.
+            // Rows `r0..r1` belong to the tokens that see some position of the tile: from
+            // the first that sees `start` to the last whose window reaches into the tile.
             let r0 = (start + 1).saturating_sub(first_len) * group;
-            let scores = &mut s.scores[r0 * KV_TILE..];
+            let r1 = (start + len).saturating_add(window).saturating_sub(first_len).min(n) * group;
+            if r0 >= r1 {
+                continue;
+            }
+            let scores = &mut s.scores[r0 * KV_TILE..r1 * KV_TILE];
             scores.fill(0.0);
-            gemm(scores, &s.queries[r0 * d..], &s.keys, d, KV_TILE);
+            gemm(scores, &s.queries[r0 * d..r1 * d], &s.keys, d, KV_TILE);
             for (r, row) in (r0..).zip(scores.chunks_exact_mut(KV_TILE)) {
-                let visible = (first_len + r / group - start).min(len);
-                let (seen, unseen) = row.split_at_mut(visible);
+                let end = first_len + r / group;
+                let from = end.saturating_sub(window).max(start) - start;
+                let (before, row) = row.split_at_mut(from);
+                before.fill(0.0);
+                let (seen, unseen) = row.split_at_mut((end - start).min(len) - from);
                 unseen.fill(0.0);
                 let tile_max = scale_and_max(seen, heads.scale());
                 let old = s.max[r];
@@ -105,7 +117,13 @@ pub(crate) fn attend_batch(
                 }
                 s.sum[r] = (f64::from(s.sum[r]) + exp_shifted(seen, s.max[r])) as f32;
             }
-            gemm(&mut s.acc[r0 * d..], &s.scores[r0 * KV_TILE..], &s.values, KV_TILE, d);
+            gemm(
+                &mut s.acc[r0 * d..r1 * d],
+                &s.scores[r0 * KV_TILE..r1 * KV_TILE],
+                &s.values,
+                KV_TILE,
+                d,
+            );
         }
 
         for (r, acc) in s.acc.chunks_exact(d).enumerate() {
@@ -194,7 +212,16 @@ mod tests {
     fn every_token_matches_a_plain_softmax() {
         let (q, keys, values) = inputs();
         let mut out = vec![0.0; q.len()];
-        attend_batch(HEADS, &q, &keys, &values, FIRST_LEN, &mut TileScratch::default(), &mut out);
+        attend_batch(
+            HEADS,
+            &q,
+            &keys,
+            &values,
+            FIRST_LEN,
+            usize::MAX,
+            &mut TileScratch::default(),
+            &mut out,
+        );
         for (t, (q, out)) in q.chunks_exact(48).zip(out.chunks_exact(48)).enumerate() {
             let expect = plain_attention(HEADS, q, &keys, &values, FIRST_LEN + t);
             for (x, e) in out.iter().zip(&expect) {
@@ -204,14 +231,57 @@ mod tests {
     }
 
     #[test]
+    fn a_sliding_window_hides_what_lies_before_it() {
+        let (q, keys, values) = inputs();
+        let kv = HEADS.kv_dim();
+        // Windows shorter than a tile, across tiles, and as long as the cache.
+        for window in [1, 5, 64, 70, FIRST_LEN + TOKENS] {
+            let mut out = vec![0.0; q.len()];
+            attend_batch(
+                HEADS,
+                &q,
+                &keys,
+                &values,
+                FIRST_LEN,
+                window,
+                &mut TileScratch::default(),
+                &mut out,
+            );
+            for (t, (q, out)) in q.chunks_exact(48).zip(out.chunks_exact(48)).enumerate() {
+                let end = FIRST_LEN + t;
+                let first = end.saturating_sub(window);
+                let expect = plain_attention(
+                    HEADS,
+                    q,
+                    &keys[first * kv..],
+                    &values[first * kv..],
+                    end - first,
+                );
+                for (x, e) in out.iter().zip(&expect) {
+                    assert!((x - e).abs() < 1e-5, "window {window}, token {t}: {x} vs {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_token_gets_the_same_bits_in_any_batch() {
         let (q, keys, values) = inputs();
         let mut whole = vec![0.0; q.len()];
         let mut scratch = TileScratch::default();
-        attend_batch(HEADS, &q, &keys, &values, FIRST_LEN, &mut scratch, &mut whole);
+        attend_batch(HEADS, &q, &keys, &values, FIRST_LEN, usize::MAX, &mut scratch, &mut whole);
         for (t, (q, whole)) in q.chunks_exact(48).zip(whole.chunks_exact(48)).enumerate() {
             let mut alone = [0.0; 48];
-            attend_batch(HEADS, q, &keys, &values, FIRST_LEN + t, &mut scratch, &mut alone);
+            attend_batch(
+                HEADS,
+                q,
+                &keys,
+                &values,
+                FIRST_LEN + t,
+                usize::MAX,
+                &mut scratch,
+                &mut alone,
+            );
             assert_eq!(whole, alone, "token {t}");
         }
     }

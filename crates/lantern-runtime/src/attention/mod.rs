@@ -70,9 +70,8 @@ pub(crate) fn attend(
     let n = q.len() / q_dim.max(1);
     if n == 1 {
         decode::attend(heads, q, layer.seen(pos0 + 1), scratch, out);
-    } else if n < LONG_BATCH || layer.is_windowed() {
-        // Short batches take the f16 path of decoding, token by token; so do batches of a
-        // sliding-window layer, whose tokens each see a window of their own.
+    } else if n < LONG_BATCH {
+        // Short batches take the f16 path of decoding, token by token.
         workers.for_each_chunk(out, q_dim, |t, out| {
             let q = &q[t * q_dim..(t + 1) * q_dim];
             decode::attend(heads, q, layer.seen(pos0 + t + 1), &mut Scratch::default(), out);
@@ -80,14 +79,18 @@ pub(crate) fn attend(
         })?;
     } else {
         // Long batches take the tiled f32 path, a run of tokens per task: the more tokens,
-        // the more rows share each tile of the cache.
+        // the more rows share each tile of the cache. A sliding-window layer's span starts
+        // where the first token's window does.
+        let span = layer.span(pos0 + 1, pos0 + n);
+        let (keys, values) = span.rows();
+        let first_len = pos0 + 1 - span.first;
+        let window = layer.window().unwrap_or(usize::MAX);
         let per_task = n.div_ceil(workers.threads() * TASKS_PER_THREAD);
-        let (keys, values) = layer.all(pos0 + n);
         workers.for_each_chunk(out, per_task * q_dim, |i, out| {
             let t0 = i * per_task;
             let q = &q[t0 * q_dim..t0 * q_dim + out.len()];
             let mut scratch = batch::TileScratch::default();
-            batch::attend_batch(heads, q, keys, values, pos0 + t0 + 1, &mut scratch, out);
+            batch::attend_batch(heads, q, keys, values, first_len + t0, window, &mut scratch, out);
             Ok(())
         })?;
     }
