@@ -236,9 +236,11 @@ impl ModelConfig {
                 format!("{} is not a positive number", self.rope_base),
             ));
         }
-        for (k, v) in
-            [("rope.freq_base_swa", self.rope_base_local), ("rope.scaling.factor", self.rope_scale)]
-        {
+        for (k, v) in [
+            ("rope.freq_base_swa", self.rope_base_local),
+            ("rope.scaling.factor", self.rope_scale),
+            ("rope.scaling.attn_factor", self.rope_attn_factor),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(invalid(k, format!("{v} is not a positive number")));
             }

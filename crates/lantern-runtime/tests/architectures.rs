@@ -102,6 +102,28 @@ fn long_batches_of_window_layers_give_the_logits_of_decoding() {
 }
 
 #[test]
+fn a_familys_out_of_range_keys_are_named() {
+    let cases = [
+        ("gemma3.attention.sliding_window_pattern", Value::Array(vec![Value::Bool(true); 3])),
+        ("gemma3.attention.sliding_window_pattern", Value::Array(vec![Value::U32(1); 2])),
+        ("gemma3.attention.key_length", Value::U32(0)),
+        ("gemma3.rope.freq_base_swa", Value::F32(-1.0)),
+        ("gemma3.final_logit_softcapping", Value::F32(f32::INFINITY)),
+        ("gemma3.rope.scaling.attn_factor", Value::F32(f32::NAN)),
+    ];
+    for (key, value) in cases {
+        let mut t = tiny("gemma3");
+        t.set_keys.retain(|(k, _)| *k != key);
+        t.set_keys.push((key, value.clone()));
+        let err = load_err(&t);
+        assert!(
+            matches!(&err, Error::InvalidConfig { key: k, .. } if k == key),
+            "{key}={value:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
 fn a_missing_family_tensor_is_named() {
     for (arch, missing) in [
         ("qwen2", "blk.0.attn_k.bias"),
