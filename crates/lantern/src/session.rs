@@ -7,7 +7,7 @@ use std::time::Instant;
 use lantern_runtime::{FfnThresholds, SamplerConfig, State, StateConfig};
 
 use crate::generation::{Generation, Timings};
-use crate::{Engine, Error, Message, Result};
+use crate::{Engine, Error, Message, Result, TemplateValue};
 
 /// Settings of a session, fixed when it is opened.
 #[derive(Clone, Debug, PartialEq)]
@@ -239,12 +239,27 @@ impl Session {
         messages: &[Message],
         config: &GenerateConfig,
     ) -> Result<Generation<'_>> {
+        self.chat_with(messages, &[], config)
+    }
+
+    /// As [`Session::chat`], with more variables for the template, as
+    /// [`ChatTemplate::render_with`] takes them: `tools`, or `enable_thinking = false` for
+    /// a Qwen3 reply without its reasoning.
+    ///
+    /// # Errors
+    /// As [`Session::chat`].
+    pub fn chat_with(
+        &mut self,
+        messages: &[Message],
+        extra: &[(&str, TemplateValue)],
+        config: &GenerateConfig,
+    ) -> Result<Generation<'_>> {
         let inner = self.engine.inner();
         let template = inner.template.as_ref().ok_or_else(|| match &inner.template_error {
             Some(reason) => Error::BrokenChatTemplate { reason: reason.clone() },
             None => Error::NoChatTemplate,
         })?;
-        let text = template.render(messages, true)?;
+        let text = template.render_with(messages, true, extra)?;
         let mut tokens = inner.tokenizer.encode(&text, true)?;
         // Templates often write BOS themselves; the model asks for it once.
         if let (Some(bos), [first, second, ..]) = (inner.tokenizer.bos(), tokens.as_slice()) {

@@ -168,6 +168,27 @@ fn a_second_chat_turn_reuses_the_cache_and_matches_a_fresh_session() {
     assert_eq!(second.tokens, fresh);
 }
 
+#[test]
+fn chat_with_gives_the_template_its_variables() {
+    let template =
+        "{% if enable_thinking is defined and not enable_thinking %}<|im_start|>system\n\
+                    Answer at once.<|im_end|>\n{% endif %}{% for m in messages %}<|im_start|>\
+                    {{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n";
+    let engine = Engine::builder(model_path()).chat_template(template).build().unwrap();
+    let question = [Message::user("What is the capital of France?")];
+    let config = GenerateConfig::greedy(1);
+    let paris = engine.tokenizer().encode(PARIS_PROMPT, true).unwrap();
+    let mut session = session(&engine);
+    session.chat(&question, &config).unwrap().complete().unwrap();
+    assert_eq!(session.tokens()[..paris.len()], paris[..]);
+    let no_think = [("enable_thinking", lantern::TemplateValue::from(false))];
+    session.chat_with(&question, &no_think, &config).unwrap().complete().unwrap();
+    let system = "<|im_start|>system\nAnswer at once.<|im_end|>\n";
+    let system = engine.tokenizer().encode(system, true).unwrap();
+    assert_eq!(session.tokens()[..system.len()], system[..]);
+    assert_eq!(session.tokens()[system.len()..][..paris.len()], paris[..]);
+}
+
 fn session_fresh_reply(engine: &Engine, messages: &[Message], config: &GenerateConfig) -> Vec<u32> {
     let mut session = session(engine);
     session.chat(messages, config).unwrap().complete().unwrap().tokens
