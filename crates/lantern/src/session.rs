@@ -243,7 +243,7 @@ impl Session {
     }
 
     /// As [`Session::chat`], with more variables for the template, as
-    /// [`ChatTemplate::render_with`] takes them: `tools`, or `enable_thinking = false` for
+    /// [`ChatTemplate::render_with`](crate::ChatTemplate::render_with) takes them: `tools`, or `enable_thinking = false` for
     /// a Qwen3 reply without its reasoning.
     ///
     /// # Errors
