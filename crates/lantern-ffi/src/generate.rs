@@ -211,9 +211,12 @@ unsafe fn generate_config(options: *const lantern_generate_options) -> FfiResult
         seed: options.seed,
         ..SamplerConfig::default()
     };
+    // Checked here so that the message names the options, not the prompt.
+    sampler.validate().map_err(|e| Failure::from_error("options", &e.into()))?;
     let mut config = GenerateConfig::greedy(options.max_tokens as usize).sampler(sampler);
     if options.n_stop > 0 && options.stop.is_null() {
-        return Err(Failure::null("options->stop (with options->n_stop > 0)"));
+        let what = format!("options->stop (with options->n_stop = {})", options.n_stop);
+        return Err(Failure::null(&what));
     }
     for i in 0..options.n_stop {
         // SAFETY: `stop` is not NULL and holds `n_stop` pointers, by this function's contract.
@@ -231,7 +234,10 @@ unsafe fn generate_config(options: *const lantern_generate_options) -> FfiResult
 /// `messages` is NULL or points to `n` messages whose strings are NULL or NUL-terminated.
 unsafe fn read_messages(messages: *const lantern_message, n: usize) -> FfiResult<Vec<Message>> {
     if n == 0 {
-        return Err(Failure::invalid("n_messages", "is 0: a chat needs at least one message"));
+        return Err(Failure::new(
+            lantern_status::LANTERN_INVALID_ARGUMENT,
+            "n_messages is 0: a chat needs at least one message",
+        ));
     }
     if messages.is_null() {
         return Err(Failure::null("messages"));

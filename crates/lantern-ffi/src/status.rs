@@ -100,10 +100,6 @@ impl Failure {
         Self::new(LANTERN_NULL_ARGUMENT, format!("{what} is NULL"))
     }
 
-    pub(crate) fn invalid(what: &str, reason: impl std::fmt::Display) -> Self {
-        Self::new(LANTERN_INVALID_ARGUMENT, format!("{what}: {reason}"))
-    }
-
     /// A facade error, with what it was doing (`context`, naming the file or argument).
     pub(crate) fn from_error(context: &str, error: &lantern::Error) -> Self {
         Self::new(crate::errors::status_of(error), format!("{context}: {}", message_chain(error)))
@@ -179,4 +175,44 @@ pub extern "C" fn lantern_status_name(s: StatusCode) -> *const c_char {
         let status = usize::try_from(s).ok().and_then(|i| ALL_STATUSES.get(i));
         status.map_or(c"LANTERN_UNKNOWN_STATUS", |s| s.name()).as_ptr()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: valid until this thread's next call.
+        unsafe { CStr::from_ptr(lantern_last_error()) }.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_panic_is_caught_and_reported_as_internal() {
+        let status = call("lantern_test", || panic!("the bug"));
+        assert_eq!(status, LANTERN_INTERNAL);
+        assert!(last_error().contains("lantern_test") && last_error().contains("the bug"));
+        // The next call that succeeds clears the message.
+        assert_eq!(call("lantern_test", || Ok(())), LANTERN_OK);
+        assert_eq!(last_error(), "");
+        assert_eq!(call_infallible(7, || panic!("again")), 7);
+    }
+
+    #[test]
+    fn messages_with_nul_bytes_survive() {
+        let status = call("lantern_test", || Err(Failure::null("a\0b")));
+        assert_eq!(status, LANTERN_NULL_ARGUMENT);
+        assert_eq!(last_error(), "lantern_test: a\\0b is NULL");
+    }
+
+    #[test]
+    fn every_status_has_its_name() {
+        for (value, status) in ALL_STATUSES.iter().enumerate() {
+            assert_eq!(*status as usize, value);
+            // SAFETY: static strings.
+            let name = unsafe { CStr::from_ptr(lantern_status_name(value as StatusCode)) };
+            assert_eq!(name.to_str().unwrap(), format!("{status:?}"));
+        }
+    }
 }

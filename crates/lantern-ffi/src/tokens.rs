@@ -13,7 +13,7 @@ fn check_capacity(what: &str, needed: usize, capacity: usize, unit: &str) -> Ffi
     }
     Err(Failure::new(
         lantern_status::LANTERN_BUFFER_TOO_SMALL,
-        format!("{what} holds {capacity} {unit}, {needed} are needed"),
+        format!("{what} has room for {capacity} {unit}; {needed} are needed"),
     ))
 }
 
@@ -97,7 +97,7 @@ pub unsafe extern "C" fn lantern_detokenize(
             .map_err(|e| Failure::from_error("tokens", &e))?;
         // SAFETY: `len` is not NULL and the caller passes a writable pointer.
         unsafe { len.write(text.len()) };
-        check_capacity("out", text.len() + 1, capacity, "bytes (with the NUL)")?;
+        check_capacity("out", text.len() + 1, capacity, "bytes (the text and its NUL)")?;
         // SAFETY: `out` is not NULL (capacity > text.len()) and the caller passes
         // `capacity` writable bytes there; `text` is a separate allocation.
         unsafe {
