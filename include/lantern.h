@@ -407,7 +407,7 @@ enum lantern_status lantern_session_new(const struct lantern_engine *engine,
 
 /**
  * Frees a session. NULL or a handle that is not live: nothing. A generation running on
- * it in another thread finishes first.
+ * it in another thread (a misuse) runs to its end; the session is freed after it.
  */
 void lantern_session_free(struct lantern_session *session);
 

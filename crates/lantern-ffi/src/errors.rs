@@ -46,15 +46,48 @@ fn status_of_io(error: &lantern_io::Error) -> lantern_status {
         | E::MissingTensor { .. }
         | E::Tensor { .. }
         | E::Replacement { .. } => LANTERN_MODEL,
-        // Unreadable, truncated or corrupt files, failed reads, and the rest.
+        // Unreadable, truncated or corrupt files and failed reads.
+        E::Io { .. }
+        | E::Write { .. }
+        | E::Truncated { .. }
+        | E::BadMagic { .. }
+        | E::StringTooLong { .. }
+        | E::TooLarge { .. }
+        | E::InvalidUtf8 { .. }
+        | E::InvalidBool { .. }
+        | E::UnknownValueType { .. }
+        | E::MixedArray { .. }
+        | E::TooManyDims { .. }
+        | E::TensorOutOfBounds { .. }
+        | E::OverlappingTensors { .. }
+        | E::MisalignedTensor { .. }
+        | E::BadAlignment { .. }
+        | E::Duplicate { .. }
+        | E::NotContainer { .. }
+        | E::Checksum { .. }
+        | E::Corrupt { .. }
+        | E::StreamStopped
+        | E::NotRegularFile { .. }
+        | E::SymlinkLoop { .. } => LANTERN_IO,
+        // A variant added after this crate was written: most are about the file.
         _ => LANTERN_IO,
     }
 }
 
-fn status_of_core(_error: &lantern_core::Error) -> lantern_status {
-    // Unknown or unsupported tensor types, shapes that do not fit their type or overflow:
-    // all say the model's tensors are not what lantern can compute with.
-    LANTERN_MODEL
+fn status_of_core(error: &lantern_core::Error) -> lantern_status {
+    use lantern_core::Error as E;
+    match error {
+        // Unknown or unsupported tensor types, shapes that do not fit their type or
+        // overflow: the model's tensors are not what lantern can compute with.
+        E::UnknownType { .. }
+        | E::UnknownTypeName { .. }
+        | E::UnsupportedType { .. }
+        | E::RaggedRow { .. }
+        | E::SizeMismatch { .. }
+        | E::ShapeMismatch { .. }
+        | E::Overflow { .. } => LANTERN_MODEL,
+        _ => LANTERN_MODEL,
+    }
 }
 
 fn status_of_runtime(error: &lantern_runtime::Error) -> lantern_status {
@@ -77,6 +110,7 @@ fn status_of_runtime(error: &lantern_runtime::Error) -> lantern_status {
         | E::FusedNotStreamed { .. }
         | E::NonFiniteLogits { .. }
         | E::InvalidThresholds { .. } => LANTERN_MODEL,
+        // A variant added after this crate was written: its message still says what it is.
         _ => LANTERN_INTERNAL,
     }
 }

@@ -122,7 +122,7 @@ pub unsafe extern "C" fn lantern_session_new(
 }
 
 /// Frees a session. NULL or a handle that is not live: nothing. A generation running on
-/// it in another thread finishes first.
+/// it in another thread (a misuse) runs to its end; the session is freed after it.
 #[no_mangle]
 pub extern "C" fn lantern_session_free(session: *mut lantern_session) {
     call_infallible((), || SESSIONS.remove(session));

@@ -68,10 +68,14 @@ fn header_is_valid_c_and_cpp_and_declares_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("uses_lantern.c");
     std::fs::write(&source, USES_THE_CONTRACT).unwrap();
-    compiles("cc", &["-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"], &source);
+    compiles(
+        "cc",
+        &["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"],
+        &source,
+    );
     compiles(
         "c++",
-        &["-std=c++11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++"],
+        &["-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only", "-x", "c++"],
         &source,
     );
 }
