@@ -115,6 +115,98 @@ static lantern_message message = {"user", "What is the capital of France?"};
 static lantern_stats stats = {0.5, 16u, 100.0, 7u, 50.0, (uint64_t)0, (uint64_t)0,
                               LANTERN_STOP_END_OF_TEXT, 24u, 512u};
 
+/* Every field's exact type, in C (C++ has no _Generic), and the fields' order. */
+#ifndef __cplusplus
+#include <stddef.h>
+#define FIELD(S, f, T) CHECK(_Generic(((S *)0)->f, T: 1, default: 0), #S "." #f " is " #T)
+#define BEFORE(S, a, b) CHECK(offsetof(S, a) < offsetof(S, b), #S "." #a " before " #b)
+FIELD(lantern_engine_options, budget, const char *);
+FIELD(lantern_engine_options, storage, const char *);
+FIELD(lantern_engine_options, depth, uint32_t);
+BEFORE(lantern_engine_options, budget, storage);
+BEFORE(lantern_engine_options, storage, depth);
+FIELD(lantern_session_options, threads, uint32_t);
+FIELD(lantern_session_options, ctx_len, uint32_t);
+BEFORE(lantern_session_options, threads, ctx_len);
+FIELD(lantern_generate_options, max_tokens, uint32_t);
+FIELD(lantern_generate_options, temperature, float);
+FIELD(lantern_generate_options, top_k, uint32_t);
+FIELD(lantern_generate_options, top_p, float);
+FIELD(lantern_generate_options, min_p, float);
+FIELD(lantern_generate_options, repeat_penalty, float);
+FIELD(lantern_generate_options, seed, uint64_t);
+FIELD(lantern_generate_options, stop, const char *const *);
+FIELD(lantern_generate_options, n_stop, size_t);
+BEFORE(lantern_generate_options, max_tokens, temperature);
+BEFORE(lantern_generate_options, temperature, top_k);
+BEFORE(lantern_generate_options, top_k, top_p);
+BEFORE(lantern_generate_options, top_p, min_p);
+BEFORE(lantern_generate_options, min_p, repeat_penalty);
+BEFORE(lantern_generate_options, repeat_penalty, seed);
+BEFORE(lantern_generate_options, seed, stop);
+BEFORE(lantern_generate_options, stop, n_stop);
+FIELD(lantern_message, role, const char *);
+FIELD(lantern_message, content, const char *);
+BEFORE(lantern_message, role, content);
+FIELD(lantern_stats, load_seconds, double);
+FIELD(lantern_stats, prompt_tokens, uint32_t);
+FIELD(lantern_stats, prompt_tokens_per_second, double);
+FIELD(lantern_stats, generated_tokens, uint32_t);
+FIELD(lantern_stats, generate_tokens_per_second, double);
+FIELD(lantern_stats, bytes_streamed, uint64_t);
+FIELD(lantern_stats, peak_resident_bytes, uint64_t);
+FIELD(lantern_stats, stop_reason, lantern_stop_reason);
+FIELD(lantern_stats, context_used, uint32_t);
+FIELD(lantern_stats, context_size, uint32_t);
+BEFORE(lantern_stats, load_seconds, prompt_tokens);
+BEFORE(lantern_stats, prompt_tokens, prompt_tokens_per_second);
+BEFORE(lantern_stats, prompt_tokens_per_second, generated_tokens);
+BEFORE(lantern_stats, generated_tokens, generate_tokens_per_second);
+BEFORE(lantern_stats, generate_tokens_per_second, bytes_streamed);
+BEFORE(lantern_stats, bytes_streamed, peak_resident_bytes);
+BEFORE(lantern_stats, peak_resident_bytes, stop_reason);
+BEFORE(lantern_stats, stop_reason, context_used);
+BEFORE(lantern_stats, context_used, context_size);
+#endif
+
+/* The contract's declarations, verbatim: a redeclaration of another type is an error. */
+typedef struct lantern_engine lantern_engine;
+typedef struct lantern_session lantern_session;
+typedef int (*lantern_piece_fn)(const char *piece, size_t len, void *user_data);
+#ifdef __cplusplus
+extern "C" {
+#endif
+uint32_t lantern_abi_version(void);
+const char *lantern_version(void);
+const char *lantern_last_error(void);
+const char *lantern_status_name(lantern_status s);
+void lantern_engine_options_default(lantern_engine_options *out);
+void lantern_session_options_default(lantern_session_options *out);
+void lantern_generate_options_default(lantern_generate_options *out);
+lantern_status lantern_engine_load(const char *path, const lantern_engine_options *options,
+                                   lantern_engine **out);
+void lantern_engine_free(lantern_engine *engine);
+lantern_status lantern_tokenize(const lantern_engine *engine, const char *text, int add_special,
+                                uint32_t *tokens, size_t capacity, size_t *n_tokens);
+lantern_status lantern_detokenize(const lantern_engine *engine, const uint32_t *tokens,
+                                  size_t n_tokens, char *out, size_t capacity, size_t *len);
+lantern_status lantern_session_new(const lantern_engine *engine,
+                                   const lantern_session_options *options,
+                                   lantern_session **out);
+void lantern_session_free(lantern_session *session);
+lantern_status lantern_session_reset(lantern_session *session);
+lantern_status lantern_session_cancel(const lantern_session *session);
+lantern_status lantern_session_stats(const lantern_session *session, lantern_stats *out);
+lantern_status lantern_chat(lantern_session *session, const lantern_message *messages,
+                            size_t n_messages, const lantern_generate_options *options,
+                            lantern_piece_fn on_piece, void *user_data);
+lantern_status lantern_complete(lantern_session *session, const char *prompt,
+                                const lantern_generate_options *options,
+                                lantern_piece_fn on_piece, void *user_data);
+#ifdef __cplusplus
+}
+#endif
+
 /* Every function, through a pointer of its exact type. */
 static uint32_t (*abi_version)(void) = lantern_abi_version;
 static const char *(*version)(void) = lantern_version;
