@@ -6,8 +6,8 @@
 //!   freed or foreign handle gives `LANTERN_INVALID_HANDLE`, never undefined behaviour.
 //! - Fallible functions return a `lantern_status`; on failure `lantern_last_error()` on
 //!   the same thread says what went wrong, naming the file, key or argument.
-//! - No panic crosses the boundary: each function runs in [`status::call`], which turns a
-//!   panic into `LANTERN_INTERNAL`.
+//! - No panic crosses the boundary: each function runs its body inside `catch_unwind`,
+//!   and a panic becomes `LANTERN_INTERNAL`.
 //! - Every pointer is checked for NULL, every string for UTF-8.
 //! - The library reads no environment variables and installs no `tracing` subscriber;
 //!   the one thing it reads from the OS is the process's peak resident memory.
