@@ -13,6 +13,8 @@
 //! - `models` (feature `models`): `Tiny`, the description of a tiny llama GGUF (a valid
 //!   two-block model by default, with fields to break it), `tiny_model` to write its
 //!   bytes, and helpers to load it, run it and compare logits.
+//! - [`real_model::model_path`]: where the real default model is (`$LANTERN_MODEL` or
+//!   `lantern fetch`'s cache), for the tests that run it.
 //!
 //! Fixtures panic with a message on failure rather than return errors: they run in tests
 //! only, where a panic is the failure report.
@@ -45,6 +47,7 @@
 
 #[cfg(feature = "models")]
 pub mod models;
+pub mod real_model;
 pub mod skips;
 
 pub use skips::skip;
