@@ -14,6 +14,7 @@
 //! # Overview
 //! - [`model_args::ModelArgs`]: which model to load and how to run it; loads the engine.
 //! - [`sampling_args::SamplingArgs`]: sampling flags, named as llama.cpp names them.
+//! - [`template_args::TemplateArgs`]: variables for the chat template (`--chat-template-kwargs`).
 //! - [`container::ContainerArgs`]: a GGUF model converted into a `.lantern` container, its
 //!   output checked before any long work.
 //! - [`text::TextFile`] and [`text::ChunkedText`]: texts read, tokenized and cut into the
@@ -39,6 +40,7 @@ pub mod model_args;
 pub mod progress;
 pub mod sampling_args;
 pub mod score;
+pub mod template_args;
 pub mod text;
 pub mod thresholds;
 

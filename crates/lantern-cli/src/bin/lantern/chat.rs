@@ -10,6 +10,7 @@ use lantern::{Error, GenerateConfig, Message};
 
 use lantern_cli::model_args::{peak_rss, ModelArgs};
 use lantern_cli::sampling_args::SamplingArgs;
+use lantern_cli::template_args::{self, TemplateArgs};
 
 /// Chat with a model; `/reset` starts over, `/quit` (or end of input) leaves, Ctrl-C stops
 /// a reply.
@@ -19,6 +20,8 @@ pub(crate) struct ChatArgs {
     model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    template: TemplateArgs,
     /// System prompt. By default, the template's own (if any).
     #[arg(long)]
     system: Option<String>,
@@ -31,6 +34,8 @@ pub(crate) struct ChatArgs {
 }
 
 pub(crate) fn run(args: ChatArgs) -> Result<()> {
+    let vars = args.template.vars()?;
+    let template_vars = template_args::borrowed(&vars);
     let engine = args.model.engine()?;
     let mut session = engine.session(args.model.session_config()?)?;
     // Ctrl-C stops the reply being written (the conversation goes on), or leaves at the prompt.
@@ -85,7 +90,7 @@ pub(crate) fn run(args: ChatArgs) -> Result<()> {
         replying.store(true, Ordering::Relaxed);
         let mut left_out = 0;
         let reply = loop {
-            match session.chat(&messages, &config) {
+            match session.chat_with(&messages, &template_vars, &config) {
                 // The conversation no longer fits: its oldest turn (a message and its reply)
                 // is left out, as long as the new message has company.
                 Err(Error::PromptTooLong { .. }) if messages.len() > start.len() + 1 => {

@@ -8,6 +8,7 @@ use lantern::{GenerateConfig, Message};
 
 use lantern_cli::model_args::{peak_rss, stream_summary, ModelArgs};
 use lantern_cli::sampling_args::SamplingArgs;
+use lantern_cli::template_args::{self, TemplateArgs};
 
 /// Complete a prompt.
 #[derive(Debug, Args)]
@@ -16,6 +17,8 @@ pub(crate) struct RunArgs {
     model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    template: TemplateArgs,
     /// The prompt.
     #[arg(short, long)]
     prompt: String,
@@ -34,6 +37,8 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<()> {
+    let vars = args.template.vars()?;
+    let template_vars = template_args::borrowed(&vars);
     let engine = args.model.engine()?;
     let streamed_before = engine.stream_stats();
     let mut session = engine.session(args.model.session_config()?)?;
@@ -43,7 +48,7 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
         config = config.stop(stop.clone());
     }
     let generation = if args.chat {
-        session.chat(&[Message::user(args.prompt.as_str())], &config)?
+        session.chat_with(&[Message::user(args.prompt.as_str())], &template_vars, &config)?
     } else {
         session.generate(&args.prompt, &config)?
     };
