@@ -293,9 +293,9 @@ static int answer(lantern_session *session, struct watcher *w, struct history *h
         break;
     }
     atomic_store(&w->replying, 0);
-    if (left_out && !quiet)
-        fprintf(stderr, "(the context was full: the oldest %d turn%s left out)\n", left_out,
-                left_out == 1 ? "" : "s");
+    if (left_out == 1 && !quiet) fprintf(stderr, "(the context was full: the oldest turn left out)\n");
+    if (left_out > 1 && !quiet)
+        fprintf(stderr, "(the context was full: the oldest %d turns left out)\n", left_out);
     free(r.text);
     return ok;
 }
