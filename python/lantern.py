@@ -60,7 +60,8 @@ class LanternError(Exception):
         self.name = name
         self.message = message
         self.call = call
-        super().__init__(f"{call}: {name}: {message}")
+        # The message names the function already.
+        super().__init__(f"{name}: {message}")
 
 
 class PromptTooLong(LanternError):
