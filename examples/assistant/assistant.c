@@ -279,7 +279,9 @@ static int answer(lantern_session *session, struct watcher *w, struct history *h
         /* The reply ran into the end of the context: ask again with less history. */
         if (st.stop_reason == LANTERN_STOP_CONTEXT_FULL && history_drop_oldest_turn(h)) {
             left_out++;
-            if (!quiet) fprintf(stderr, "\n(the context filled up; asking again with less history)\n");
+            if (r.len) putchar('\n'); /* the abandoned attempt keeps its own line */
+            fflush(stdout);
+            if (!quiet) fprintf(stderr, "(the context filled up; asking again with less history)\n");
             continue;
         }
         putchar('\n');
