@@ -7,6 +7,7 @@
 #     pkg-config against the shared library from that prefix);
 #   - each build answers the Paris question greedily with the reply `lantern run --chat`
 #     gives, and the Python example (python/stream_reply.py, ctypes) gives it too;
+#   - streaming a .lantern container within a 32MB budget gives the same reply;
 #   - with a system prompt, the assistant's reply equals `lantern run` on the prompt the
 #     template renders for the same two messages;
 #   - a whole interactive session (two turns, /reset, a reply stopped by SIGINT, one more
@@ -126,6 +127,13 @@ LANTERN_LIB="$lib/liblantern_ffi.so" python3 python/stream_reply.py -m "$model" 
 same "python/stream_reply.py" "$tmp/ref-chat.txt" "$tmp/python.txt"
 "$tmp/assistant" -m "$model" --system "$system" -p "$question" --greedy -n $n -t 2 >"$tmp/reply.txt"
 same "assistant --system against the rendered prompt" "$tmp/ref-system.txt" "$tmp/reply.txt"
+
+step "streaming a .lantern container within a 32MB budget gives the same reply"
+$lantern convert "$model" -o "$tmp/model.lantern" >/dev/null
+"$tmp/assistant" -m "$tmp/model.lantern" --budget 32MB -p "$question" --greedy -n $n -t 2 \
+    --stats >"$tmp/reply.txt" 2>"$tmp/stats.txt"
+same "assistant --budget 32MB" "$tmp/ref-chat.txt" "$tmp/reply.txt"
+grep -q "streamed [1-9]" "$tmp/stats.txt" || fail "nothing was streamed: $(cat "$tmp/stats.txt")"
 
 step "errors: a missing model names the file and exits 1"
 status=0
