@@ -6,7 +6,8 @@
 # `lantern run`; the C side is benches/ffi/decode.c over liblantern_ffi.a. Both report the
 # library's own generation rate; the runs alternate (C first on odd repetitions) so that
 # drift in the machine's speed falls on both. Prints every run, each side's median and mean,
-# the ratio C/Rust of the medians, and the median of the per-repetition ratios. The model is $LANTERN_MODEL or the default model.
+# the ratio C/Rust of the medians, and the median of the per-repetition ratios.
+# The model is $LANTERN_MODEL or the default model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-7}
