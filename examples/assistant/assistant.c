@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,6 +40,20 @@ static void on_sigint(int sig) {
     ssize_t ignored = write(g_wake[1], &byte, 1);
     (void)ignored;
     errno = saved;
+}
+
+/* During a reply the handler restarts interrupted system calls, so that a read inside the
+ * library on this thread is not cut short by EINTR; at the prompt it does not, so that
+ * Ctrl-C interrupts the blocking read of stdin. (Linux delivers a process-directed signal
+ * to the main thread when it does not block it, as here; the watcher and the library's
+ * threads would only ever see the flag.) */
+static int install_sigint(int restart) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGINT, &sa, NULL);
 }
 
 struct watcher {
@@ -254,6 +269,7 @@ static int answer(lantern_session *session, struct watcher *w, struct history *h
     int ok = 0, left_out = 0;
     g_interrupted = 0;
     atomic_store(&w->replying, 1);
+    if (install_sigint(1) != 0) perror("assistant: sigaction");
     for (;;) {
         r.len = 0;
         if (r.text) r.text[0] = '\0';
@@ -295,6 +311,7 @@ static int answer(lantern_session *session, struct watcher *w, struct history *h
         break;
     }
     atomic_store(&w->replying, 0);
+    if (install_sigint(0) != 0) perror("assistant: sigaction");
     if (left_out == 1 && !quiet) fprintf(stderr, "(the context was full: the oldest turn left out)\n");
     if (left_out > 1 && !quiet)
         fprintf(stderr, "(the context was full: the oldest %d turns left out)\n", left_out);
@@ -359,7 +376,8 @@ int main(int argc, char **argv) {
         h.keep = 1;
     }
 
-    if (pipe(g_wake) != 0) {
+    /* The handler must never block on a full pipe. */
+    if (pipe(g_wake) != 0 || fcntl(g_wake[1], F_SETFL, O_NONBLOCK) != 0) {
         perror("assistant: pipe");
         goto done;
     }
@@ -369,12 +387,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     watching = 1;
-    /* No SA_RESTART: Ctrl-C at the prompt must interrupt the blocking read of stdin. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) != 0) {
+    if (install_sigint(0) != 0) {
         perror("assistant: sigaction");
         goto done;
     }
