@@ -23,8 +23,13 @@ find_dependency(Threads)
 
 if(NOT TARGET lantern::static AND EXISTS "${_lantern_libdir}/liblantern_ffi.a")
   add_library(lantern::static STATIC IMPORTED)
-  # What `rustc --print native-static-libs` lists for a staticlib on Linux with glibc.
-  set(_lantern_system_libs Threads::Threads dl m rt util gcc_s c)
+  # What `rustc --print native-static-libs` lists for a staticlib on Linux with glibc; on
+  # other systems, take that command's list for the target (only Linux is tested).
+  if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    set(_lantern_system_libs Threads::Threads dl m rt util gcc_s c)
+  else()
+    set(_lantern_system_libs Threads::Threads ${CMAKE_DL_LIBS} m)
+  endif()
   set_target_properties(lantern::static PROPERTIES
     IMPORTED_LOCATION "${_lantern_libdir}/liblantern_ffi.a"
     INTERFACE_INCLUDE_DIRECTORIES "${_lantern_include}"
