@@ -53,6 +53,7 @@ impl Default for StreamOptions {
 ///
 /// assert_eq!("25%".parse::<Budget>()?, Budget::OfWeights(0.25));
 /// assert_eq!("24MB".parse::<Budget>()?, Budget::Bytes(24_000_000));
+/// assert_eq!("64KB".parse::<Budget>()?, "64kB".parse::<Budget>()?);
 /// assert_eq!("2GiB".parse::<Budget>()?, Budget::Bytes(2 << 30));
 /// assert_eq!("1TB".parse::<Budget>()?, Budget::Bytes(1_000_000_000_000));
 /// assert_eq!("1TiB".parse::<Budget>()?, Budget::Bytes(1 << 40));
@@ -81,8 +82,8 @@ impl Budget {
 impl std::str::FromStr for Budget {
     type Err = Error;
 
-    /// `N%` of the weights, or bytes with an optional unit: `kB`, `MB`, `GB`, `TB` (powers of
-    /// ten) or `KiB`, `MiB`, `GiB`, `TiB`; at most `u64::MAX` bytes.
+    /// `N%` of the weights, or bytes with an optional unit: `kB` (or `KB`), `MB`, `GB`, `TB`
+    /// (powers of ten) or `KiB`, `MiB`, `GiB`, `TiB`; at most `u64::MAX` bytes.
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::InvalidSetting {
             name: "memory budget",
@@ -103,6 +104,7 @@ impl std::str::FromStr for Budget {
             ("GiB", 1 << 30),
             ("TiB", 1 << 40),
             ("kB", 1000),
+            ("KB", 1000),
             ("MB", 1_000_000),
             ("GB", 1_000_000_000),
             ("TB", 1_000_000_000_000),
