@@ -198,8 +198,37 @@ def version(lib: Optional[str] = None) -> str:
 Messages = Iterable[Union[Tuple[str, str], Mapping[str, str]]]
 
 
-class Engine:
+class _Handle:
+    """A handle of the library, freed by `close`, by leaving a `with` block or when collected.
+    Subclasses set `_handle` and `_lib`, and name their kind and the function that frees it."""
+    _kind = ""
+    _free = ""
+
+    def _live(self) -> int:
+        if not getattr(self, "_handle", None):
+            raise ValueError(f"the {self._kind} is closed")
+        return self._handle
+
+    def close(self) -> None:
+        """Frees the handle (an engine's sessions stay usable: they keep the model alive)."""
+        if getattr(self, "_handle", None):
+            getattr(self._lib.c, self._free)(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class Engine(_Handle):
     """A loaded model (GGUF, or a .lantern container streamed within `budget`)."""
+    _kind = "engine"
+    _free = "lantern_engine_free"
 
     def __init__(self, path: str, *, budget: Optional[str] = None, storage: Optional[str] = None,
                  depth: int = 0, lib: Optional[str] = None):
@@ -214,26 +243,6 @@ class Engine:
                                                         ctypes.byref(handle)),
                         "lantern_engine_load")
         self._handle: Optional[int] = handle.value
-
-    def _live(self) -> int:
-        if not self._handle:
-            raise ValueError("the engine is closed")
-        return self._handle
-
-    def close(self) -> None:
-        """Frees the engine; its sessions stay usable (they keep the model alive)."""
-        if getattr(self, "_handle", None):
-            self._lib.c.lantern_engine_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> "Engine":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
     def tokenize(self, text: str, add_special: bool = True) -> list:
         needed = c_size_t()
@@ -267,8 +276,10 @@ class Engine:
         return Session(self, threads, ctx_len)
 
 
-class Session:
+class Session(_Handle):
     """A conversation's KV cache and threads; use from one thread at a time (cancel aside)."""
+    _kind = "session"
+    _free = "lantern_session_free"
 
     def __init__(self, engine: Engine, threads: int = 0, ctx_len: int = 0):
         self._lib = engine._lib
@@ -281,25 +292,6 @@ class Session:
                                                         ctypes.byref(handle)),
                         "lantern_session_new")
         self._handle: Optional[int] = handle.value
-
-    def _live(self) -> int:
-        if not self._handle:
-            raise ValueError("the session is closed")
-        return self._handle
-
-    def close(self) -> None:
-        if getattr(self, "_handle", None):
-            self._lib.c.lantern_session_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
     def reset(self) -> None:
         self._lib.check(self._lib.c.lantern_session_reset(self._live()), "lantern_session_reset")
