@@ -8,6 +8,7 @@
 #   - each build answers the Paris question greedily with the reply `lantern run --chat`
 #     gives, and the Python example (python/stream_reply.py, ctypes) gives it too;
 #   - streaming a .lantern container within a 32MB budget gives the same reply;
+#   - five turns in a 160-token context are all answered, the oldest turns left out;
 #   - with a system prompt, the assistant's reply equals `lantern run` on the prompt the
 #     template renders for the same two messages;
 #   - a whole interactive session (two turns, /reset, a reply stopped by SIGINT, one more
@@ -134,6 +135,15 @@ $lantern convert "$model" -o "$tmp/model.lantern" >/dev/null
     --stats >"$tmp/reply.txt" 2>"$tmp/stats.txt"
 same "assistant --budget 32MB" "$tmp/ref-chat.txt" "$tmp/reply.txt"
 grep -q "streamed [1-9]" "$tmp/stats.txt" || fail "nothing was streamed: $(cat "$tmp/stats.txt")"
+
+step "a conversation longer than the context: the oldest turns are left out, every turn answered"
+printf '%s\n' "$question" "Name a color." "What is two plus two?" "Name an animal." \
+    "What is the largest ocean?" |
+    "$tmp/assistant" -m "$model" --greedy -n 24 -c 160 -t 2 --stats >/dev/null 2>"$tmp/trim.txt" ||
+    fail "the long conversation: $(cat "$tmp/trim.txt")"
+[ "$(grep -c '^\[load' "$tmp/trim.txt")" -eq 5 ] || fail "not 5 replies: $(cat "$tmp/trim.txt")"
+grep -q "oldest turn left out" "$tmp/trim.txt" || fail "no turn was left out: $(cat "$tmp/trim.txt")"
+echo "   5 replies in a 160-token context, $(grep -c 'left out' "$tmp/trim.txt") time(s) with the oldest turn left out"
 
 step "errors: a missing model names the file and exits 1"
 status=0
