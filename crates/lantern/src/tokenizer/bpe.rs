@@ -3,10 +3,10 @@
 //! repeatedly merge the adjacent pair with the lowest rank in `tokenizer.ggml.merges`
 //! (leftmost on a tie), then emit each piece as its token or, failing that, as byte tokens.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::collections::HashMap;
 
-use super::symbol::Symbol;
+use super::symbol::{merge_pairs, Symbol};
 use super::vocab::Vocab;
 use crate::{Error, Result};
 
@@ -54,27 +54,6 @@ impl Merges {
     }
 }
 
-/// A candidate merge of `left` and `right` symbols with `rank`.
-#[derive(Debug, PartialEq, Eq)]
-struct Bigram {
-    left: usize,
-    right: usize,
-    rank: u32,
-    len: usize,
-}
-
-// Max-heap order: the lowest rank first, then the leftmost.
-impl Ord for Bigram {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.rank.cmp(&self.rank).then_with(|| other.left.cmp(&self.left))
-    }
-}
-impl PartialOrd for Bigram {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 /// How one word is merged.
 pub(crate) struct WordMerger<'v> {
     pub(crate) vocab: &'v Vocab,
@@ -101,27 +80,11 @@ impl WordMerger<'_> {
         }
         let mut symbols = Symbol::chars(word);
         let mut key = String::new();
-        let mut queue = BinaryHeap::new();
-        let mut try_add = |queue: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left, right| {
-            let (Some(left), Some(right)) = (left, right) else { return };
-            let (l, r): (&Symbol, &Symbol) = (&symbols[left], &symbols[right]);
-            if let Some(rank) = self.merges.rank(&mut key, l.text(word), r.text(word)) {
-                queue.push(Bigram { left, right, rank, len: l.len + r.len });
-            }
-        };
-        for i in 1..symbols.len() {
-            try_add(&mut queue, &symbols, Some(i - 1), Some(i));
-        }
-        while let Some(Bigram { left, right, len, .. }) = queue.pop() {
-            // Skip a pair one of whose symbols has changed since it was queued.
+        // The lowest rank first.
+        merge_pairs(&mut symbols, |symbols, left, right| {
             let (l, r) = (&symbols[left], &symbols[right]);
-            if l.len == 0 || r.len == 0 || l.len + r.len != len {
-                continue;
-            }
-            Symbol::merge(&mut symbols, left, right);
-            try_add(&mut queue, &symbols, symbols[left].prev, Some(left));
-            try_add(&mut queue, &symbols, Some(left), symbols[left].next);
-        }
+            self.merges.rank(&mut key, l.text(word), r.text(word)).map(Reverse)
+        });
         for symbol in Symbol::chain(&symbols) {
             let piece = symbol.text(word);
             match self.vocab.id(piece) {

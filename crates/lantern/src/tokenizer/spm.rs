@@ -4,37 +4,9 @@
 //! then emit each piece as its token, or as `<0xXX>` byte tokens.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
-use super::symbol::Symbol;
+use super::symbol::{merge_pairs, Symbol};
 use super::vocab::Vocab;
-
-/// A candidate merge of `left` and `right` symbols into a token of `score`.
-#[derive(Debug)]
-struct Bigram {
-    left: usize,
-    right: usize,
-    score: f32,
-    len: usize,
-}
-
-// Max-heap order: the highest score first, then the leftmost.
-impl Ord for Bigram {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then_with(|| other.left.cmp(&self.left))
-    }
-}
-impl PartialOrd for Bigram {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Bigram {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Bigram {}
 
 /// Encodes one fragment of text (spaces already written as `▁`), appending ids to `out`.
 ///
@@ -54,27 +26,11 @@ pub(crate) fn encode(
     if symbols.is_empty() {
         return;
     }
-    let mut queue = BinaryHeap::new();
-    let try_add = |queue: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left, right| {
-        let (Some(left), Some(right)) = (left, right) else { return };
-        let merged = Symbol::text_of_pair(text, symbols, left, right);
-        if let Some(id) = vocab.id(merged) {
-            queue.push(Bigram { left, right, score: vocab.score(id), len: merged.len() });
-        }
-    };
-    for i in 1..symbols.len() {
-        try_add(&mut queue, &symbols, Some(i - 1), Some(i));
-    }
-    while let Some(Bigram { left, right, len, .. }) = queue.pop() {
-        // Skip a pair one of whose symbols has changed since it was queued.
-        let (l, r) = (&symbols[left], &symbols[right]);
-        if l.len == 0 || r.len == 0 || l.len + r.len != len {
-            continue;
-        }
-        Symbol::merge(&mut symbols, left, right);
-        try_add(&mut queue, &symbols, symbols[left].prev, Some(left));
-        try_add(&mut queue, &symbols, Some(left), symbols[left].next);
-    }
+    // The highest score first: f32's total order, as llama.cpp compares scores.
+    merge_pairs(&mut symbols, |symbols, left, right| {
+        let id = vocab.id(Symbol::text_of_pair(text, symbols, left, right))?;
+        Some(Score(vocab.score(id)))
+    });
     for symbol in Symbol::chain(&symbols) {
         let piece = symbol.text(text);
         match vocab.id(piece) {
@@ -85,3 +41,19 @@ pub(crate) fn encode(
         }
     }
 }
+
+/// A token's score, ordered by `f32::total_cmp`.
+#[derive(PartialEq)]
+struct Score(f32);
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Eq for Score {}

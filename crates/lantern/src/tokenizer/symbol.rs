@@ -1,5 +1,8 @@
-//! [`Symbol`]: a piece of text in a doubly linked list, which the merge loops of both
-//! tokenizer kinds join pair by pair (llama.cpp's `llm_symbol`).
+//! [`Symbol`]: a piece of text in a doubly linked list, and [`merge_pairs`], the merge loop
+//! both tokenizer kinds run over it (llama.cpp's `llm_symbol` and its bigram queue).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 /// A byte range of the text being merged, linked to its neighbours. A symbol merged into
 /// its left neighbour keeps `len == 0` and is unlinked.
@@ -59,5 +62,61 @@ impl Symbol {
             at = symbol.next;
             Some(symbol)
         })
+    }
+}
+
+/// A candidate merge of adjacent symbols `left` and `right`, of `len` bytes together when
+/// queued. Max-heap order: the highest `priority` first, then the leftmost.
+struct Bigram<P> {
+    left: usize,
+    right: usize,
+    len: usize,
+    priority: P,
+}
+
+impl<P: Ord> Ord for Bigram<P> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority.cmp(&other.priority).then_with(|| other.left.cmp(&self.left))
+    }
+}
+impl<P: Ord> PartialOrd for Bigram<P> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<P: Ord> PartialEq for Bigram<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<P: Ord> Eq for Bigram<P> {}
+
+/// Merges adjacent symbols pair by pair until no pair may merge: `priority(symbols, left,
+/// right)` says whether a pair may (`Some`) and how early; the best pair is merged first,
+/// the leftmost on a tie, and its new neighbours are offered in turn.
+pub(crate) fn merge_pairs<P: Ord>(
+    symbols: &mut [Symbol],
+    mut priority: impl FnMut(&[Symbol], usize, usize) -> Option<P>,
+) {
+    let mut queue = BinaryHeap::new();
+    let mut offer = |queue: &mut BinaryHeap<Bigram<P>>, symbols: &[Symbol], left, right| {
+        let (Some(left), Some(right)) = (left, right) else { return };
+        if let Some(priority) = priority(symbols, left, right) {
+            let len = symbols[left].len + symbols[right].len;
+            queue.push(Bigram { left, right, len, priority });
+        }
+    };
+    for i in 1..symbols.len() {
+        offer(&mut queue, symbols, Some(i - 1), Some(i));
+    }
+    while let Some(Bigram { left, right, len, .. }) = queue.pop() {
+        // Skip a pair one of whose symbols has changed since it was queued.
+        let (l, r) = (&symbols[left], &symbols[right]);
+        if l.len == 0 || r.len == 0 || l.len + r.len != len {
+            continue;
+        }
+        Symbol::merge(symbols, left, right);
+        offer(&mut queue, symbols, symbols[left].prev, Some(left));
+        offer(&mut queue, symbols, Some(left), symbols[left].next);
     }
 }
