@@ -112,6 +112,26 @@ pub enum Error {
         /// Why it is rejected.
         reason: String,
     },
+    /// A LoRA adapter file that is malformed.
+    #[error("invalid LoRA adapter: {reason}")]
+    InvalidAdapter {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A LoRA adapter made for another model.
+    #[error("the LoRA adapter does not fit this model: {reason}")]
+    AdapterMismatch {
+        /// The first disagreement.
+        reason: String,
+    },
+    /// An adapter update that cannot be merged into its matrix.
+    #[error("cannot merge the adapter into {matrix}: {reason}; apply it unmerged instead")]
+    MergeUnsupported {
+        /// The matrix (`blk.N.PART.weight`).
+        matrix: String,
+        /// Why not.
+        reason: String,
+    },
     /// The worker pool could not be started.
     #[error("cannot start {threads} worker threads: {reason}")]
     ThreadPool {

@@ -20,6 +20,10 @@
 //!   format.
 //! - [`calibration`]: instruments that watch the forward pass (score histograms,
 //!   active-neuron windows, matrix inputs).
+//! - [`LoraAdapter`]: low-rank updates of block matrices in llama.cpp's GGUF adapter format,
+//!   applied per state ([`Model::set_adapters`]) or merged at load ([`Model::merge_adapter`]).
+//! - [`Exits`] and [`ExitRule`]: early exits whose predictions combine by a confidence
+//!   vote or the first confident exit ([`State::set_exits`]).
 //! - [`Sampler`] and [`SamplerConfig`]: greedy, temperature, top-k, top-p, min-p,
 //!   repetition penalty, seeded.
 //! - [`scoring`]: llama.cpp's perplexity method (chunks of a context, the second half of
@@ -50,12 +54,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod adapter;
 mod architecture;
 mod attention;
 mod block_matrix;
 pub mod calibration;
 mod config;
 mod error;
+mod exits;
 mod ffn;
 mod kv_cache;
 mod matrix;
@@ -70,10 +76,12 @@ mod unfused;
 mod weights;
 mod workers;
 
+pub use adapter::{LoraAdapter, LowRank, EXITS_KEY};
 pub use architecture::{Activation, BlockOptions, RopeStyle, SUPPORTED_ARCHITECTURES};
 pub use block_matrix::BlockMatrix;
 pub use config::ModelConfig;
 pub use error::{Error, Result};
+pub use exits::{ExitRule, Exits};
 pub use ffn::{Criterion, FfnThresholds};
 pub use matrix::Matrix;
 pub use model::Model;

@@ -4,10 +4,13 @@
 //! returns logits for the tokens asked for. A batch of one is decoding; a longer batch is
 //! prefill, where each weight row is read once for the whole batch.
 
-use lantern_core::kernels;
+use lantern_core::kernels::{self, Input};
 use lantern_io::stream::{StreamStats, StreamedContainer};
 use lantern_io::ModelFile;
 
+use std::sync::Arc;
+
+use crate::adapter;
 use crate::attention::{self, Heads};
 use crate::calibration::{squared_column_norms, squared_row_norms, InputSite};
 use crate::ffn::{DownColumns, FfnWeights};
@@ -17,7 +20,11 @@ use crate::streamed::{Lease, StreamOptions, Streamed};
 use crate::unfused::Unfused;
 use crate::weights::{ffn_widths, matrix_dims};
 use crate::workers::Workers;
-use crate::{Error, ModelConfig, Projections, Result, StateConfig, Weights};
+use crate::exits::{confidence, keep_max, softmax_rows, votes_to_logits};
+use crate::{
+    BlockMatrix, Error, ExitRule, LoraAdapter, ModelConfig, Projections, Result, StateConfig,
+    Weights,
+};
 
 /// A loaded decoder: hyper-parameters and weights, resident or streamed. One model serves
 /// many sessions on many threads; a streamed model runs their passes one at a time.
@@ -170,6 +177,42 @@ impl Model {
         State::new(&self.config, config, self.k_quants)
     }
 
+    /// From the next forward pass on, `state` adds each adapter's updates, times its scale,
+    /// to the products of the matrices it adapts, leaving the shared weights untouched; an
+    /// empty list runs the base model.
+    ///
+    /// # Errors
+    /// [`Error::AdapterMismatch`] for an adapter made for another model;
+    /// [`Error::InvalidSetting`] for a scale that is not finite.
+    pub fn set_adapters(
+        &self,
+        state: &mut State,
+        adapters: Vec<(Arc<LoraAdapter>, f32)>,
+    ) -> Result<()> {
+        for (adapter, scale) in &adapters {
+            adapter.check(&self.config)?;
+            if !scale.is_finite() {
+                let reason = format!("an adapter scale of {scale}");
+                return Err(Error::InvalidSetting { name: "adapter scale", reason });
+            }
+        }
+        state.adapters.set(adapters);
+        Ok(())
+    }
+
+    /// Merges `adapter`'s updates, times `scale`, into the weights: every state of this
+    /// model then runs the adapted model at the base model's speed. Each updated matrix is
+    /// quantized again to its own type, which rounds the update.
+    ///
+    /// # Errors
+    /// [`Error::AdapterMismatch`] for an adapter made for another model;
+    /// [`Error::MergeUnsupported`] for a streamed block, a SWSC matrix or a type lantern
+    /// cannot quantize to (nothing is merged then).
+    pub fn merge_adapter(&mut self, adapter: &LoraAdapter, scale: f32) -> Result<()> {
+        adapter.check(&self.config)?;
+        adapter::merge::merge(&mut self.weights.layers, adapter, scale)
+    }
+
     /// Runs `tokens` at the next positions of `state` and returns the logits of
     /// `tokens[logits_from..]`, one row of `vocab_size` values per token.
     ///
@@ -209,7 +252,11 @@ impl Model {
             if skip < batch.len() {
                 let out_start = (first + skip - logits_from) * vocab;
                 let out_end = out_start + (batch.len() - skip) * vocab;
-                self.output_head(state, &mut lease, skip..batch.len(), out_start..out_end)?;
+                if state.exits.is_some() {
+                    self.exit_heads(state, &mut lease, skip..batch.len(), out_start..out_end)?;
+                } else {
+                    self.output_head(state, &mut lease, skip..batch.len(), out_start..out_end)?;
+                }
             }
         }
         drop(lease);
@@ -241,7 +288,7 @@ impl Model {
         let n = tokens.len();
         let (d, kv_dim, q_dim) = (c.d_model, c.kv_dim(), c.q_dim());
         let pos0 = state.cache.len();
-        let State { cache, workers, buf, ffn, inputs, .. } = state;
+        let State { cache, workers, buf, ffn, inputs, adapters, exits, .. } = state;
         let mut observe = |l, site, x: &[f32]| {
             if let Some(o) = inputs.as_mut() {
                 o.observe(l, site, x, n);
@@ -274,6 +321,9 @@ impl Model {
             layer.wq.linear(workers, xn, q, &mut buf.linear)?;
             layer.wk.linear(workers, xn, k, &mut buf.linear)?;
             layer.wv.linear(workers, xn, v, &mut buf.linear)?;
+            for (m, out) in [(BlockMatrix::AttnQ, &mut *q), (BlockMatrix::AttnK, k), (BlockMatrix::AttnV, v)] {
+                adapters.add(workers, l, m, xn.values(), n, out)?;
+            }
             if let Some([bq, bk, bv]) = &vectors.qkv_bias {
                 add_rows(q, bq);
                 add_rows(k, bk);
@@ -310,6 +360,7 @@ impl Model {
             observe(l, InputSite::AttentionOutput, &buf.xn[..n * q_dim]);
             let att = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * q_dim], n);
             layer.wo.linear(workers, att, &mut buf.q[..n * d], &mut buf.linear)?;
+            adapters.add(workers, l, BlockMatrix::AttnOutput, att.values(), n, &mut buf.q[..n * d])?;
             if let Some([post_attention, _]) = &vectors.post_norms {
                 rms_norm_heads(&mut buf.q[..n * d], post_attention, c.rms_eps);
             }
@@ -320,6 +371,7 @@ impl Model {
             observe(l, InputSite::Ffn, &buf.xn[..n * d]);
             let xn = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * d], n);
             let w = FfnWeights {
+                layer: l,
                 gate: &layer.gate,
                 up: &layer.up,
                 down: &layer.down,
@@ -329,14 +381,87 @@ impl Model {
             };
             let mut observe_hidden = |h: &[f32]| observe(l, InputSite::FfnDown, h);
             let mix = &mut buf.q[..n * d];
-            ffn.forward(workers, &mut buf.linear, w, l, xn, &mut observe_hidden, mix)?;
+            let mut side = |m, x: Input<'_>, out: &mut [f32]| {
+                adapters.add(workers, l, m, x.values(), x.n(), out)
+            };
+            ffn.forward(workers, &mut buf.linear, w, xn, &mut observe_hidden, &mut side, mix)?;
             if let Some([_, post_ffn]) = &vectors.post_norms {
                 rms_norm_heads(&mut buf.q[..n * d], post_ffn, c.rms_eps);
             }
             add_assign(&mut buf.x[..n * d], &buf.q[..n * d]);
+            if let Some(e) = exits.as_mut() {
+                if let Some(i) = e.exits.early().iter().position(|&after| after == l + 1) {
+                    e.streams[i][..n * d].copy_from_slice(&buf.x[..n * d]);
+                }
+            }
         }
         cache.set_len(pos0 + n);
         Ok(())
+    }
+
+    /// The logits of batch rows `rows` into `state.logits[out]`, from the state's exits
+    /// combined by their rule.
+    fn exit_heads(
+        &self,
+        state: &mut State,
+        lease: &mut Lease<'_>,
+        rows: std::ops::Range<usize>,
+        out: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let vocab = self.config.vocab_size;
+        let Some(mut e) = state.exits.take() else { return Ok(()) };
+        e.combined.resize(out.len(), 0.0);
+        e.combined.fill(0.0);
+        let rule = e.exits.rule();
+        let n_exits = e.exits.layers().len();
+        // Rows still to settle, for the first confident exit.
+        let mut open = vec![true; rows.len()];
+        let mut result = Ok(());
+        for i in 0..n_exits {
+            let early = i + 1 < n_exits;
+            if early {
+                std::mem::swap(&mut state.buf.x, &mut e.streams[i]);
+            }
+            result = self.output_head(state, lease, rows.clone(), out.clone());
+            if early {
+                std::mem::swap(&mut state.buf.x, &mut e.streams[i]);
+            }
+            if result.is_err() {
+                break;
+            }
+            let logits = &mut state.logits[out.clone()];
+            match rule {
+                ExitRule::Vote => {
+                    softmax_rows(logits, vocab);
+                    keep_max(&mut e.combined, logits);
+                }
+                ExitRule::FirstConfident { threshold } => {
+                    let rows = logits.chunks_exact(vocab).zip(e.combined.chunks_exact_mut(vocab));
+                    for ((row, chosen), open) in rows.zip(&mut open) {
+                        if !*open {
+                            continue;
+                        }
+                        chosen.copy_from_slice(row);
+                        softmax_rows(chosen, vocab);
+                        if confidence(chosen) >= threshold || !early {
+                            chosen.copy_from_slice(row);
+                            *open = false;
+                        }
+                    }
+                    if !open.contains(&true) {
+                        break;
+                    }
+                }
+            }
+        }
+        if result.is_ok() {
+            if rule == ExitRule::Vote {
+                votes_to_logits(&mut e.combined, vocab);
+            }
+            state.logits[out].copy_from_slice(&e.combined);
+        }
+        state.exits = Some(e);
+        result
     }
 
     /// Final norm and output head for batch rows `rows`, into `state.logits[out]`.

@@ -3,13 +3,14 @@
 
 use lantern_core::kernels::QuantizedInput;
 
+use crate::adapter::side::ActiveAdapters;
 use crate::attention::Scratch;
 use crate::calibration::{ActivationHistograms, ActiveWindows, MatrixInputs};
 use crate::ffn::Ffn;
 use crate::kv_cache::KvCache;
 use crate::matrix::LinearScratch;
 use crate::workers::Workers;
-use crate::{Activation, Error, FfnThresholds, ModelConfig, Result};
+use crate::{Activation, Error, Exits, FfnThresholds, ModelConfig, Result};
 
 /// Per-sequence settings of a [`State`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,19 @@ pub struct State {
     /// The FFN gate's activation, which the thresholds' scores assume is SiLU.
     activation: Activation,
     pub(crate) inputs: Option<Box<dyn MatrixInputs>>,
+    /// The LoRA adapters applied to the products, with their scales.
+    pub(crate) adapters: ActiveAdapters,
+    /// Early exits and what they keep of a batch.
+    pub(crate) exits: Option<ExitState>,
+}
+
+/// A state's early exits: the rule, the residual stream after each early exit for a batch
+/// (as long as [`Buffers::x`]), and the combined rows of a batch's logits.
+#[derive(Debug)]
+pub(crate) struct ExitState {
+    pub(crate) exits: Exits,
+    pub(crate) streams: Vec<Vec<f32>>,
+    pub(crate) combined: Vec<f32>,
 }
 
 impl std::fmt::Debug for dyn MatrixInputs {
@@ -80,6 +94,39 @@ impl State {
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.cache.is_empty()
+    }
+
+    /// The LoRA adapters the forward pass applies, with their scales
+    /// ([`Model::set_adapters`](crate::Model::set_adapters)).
+    pub fn adapters(&self) -> &[(std::sync::Arc<crate::LoraAdapter>, f32)] {
+        self.adapters.list()
+    }
+
+    /// The exits whose predictions the logits combine, if set ([`State::set_exits`]).
+    pub fn exits(&self) -> Option<&Exits> {
+        self.exits.as_ref().map(|e| &e.exits)
+    }
+
+    /// From the next forward pass on, the logits combine the predictions of `exits`
+    /// ([`Exits`]); `None` reads the final layer alone.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when an exit is past this model's blocks, or the streams
+    /// cannot be allocated.
+    pub fn set_exits(&mut self, exits: Option<Exits>) -> Result<()> {
+        let Some(exits) = exits else {
+            self.exits = None;
+            return Ok(());
+        };
+        self.check_layers("exits", *exits.layers().last().unwrap_or(&0))?;
+        let len = self.buf.x.len();
+        let streams = exits.early().iter().map(|_| try_filled(len, 0.0)).collect::<Option<_>>();
+        let streams = streams.ok_or_else(|| Error::InvalidSetting {
+            name: "exits",
+            reason: format!("{} streams of {len} values cannot be allocated", exits.early().len()),
+        })?;
+        self.exits = Some(ExitState { exits, streams, combined: Vec::new() });
+        Ok(())
     }
 
     /// Positions the cache holds.
@@ -242,6 +289,8 @@ impl State {
             ffn_widths: c.ffn_widths.clone(),
             activation: c.block.activation,
             inputs: None,
+            adapters: ActiveAdapters::default(),
+            exits: None,
         })
     }
 }

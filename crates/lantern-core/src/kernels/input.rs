@@ -49,6 +49,11 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// The f32 values of every vector, one after another.
+    pub fn values(&self) -> &'a [f32] {
+        self.x
+    }
+
     /// The f32 values of vector `t` (empty when out of range).
     pub fn x(&self, t: usize) -> &'a [f32] {
         part(self.x, self.n, t)

@@ -18,11 +18,15 @@ use lantern_core::QTensor;
 use crate::matrix::LinearScratch;
 use crate::ops::gelu_mul;
 use crate::workers::Workers;
-use crate::{Activation, Matrix, Result};
+use crate::{Activation, BlockMatrix, Matrix, Result};
 
 pub(crate) use down_columns::DownColumns;
 pub(crate) use sparsity::FfnSparsity;
 pub use thresholds::{Criterion, FfnThresholds};
+
+/// Adds to a product's results, for block matrix `m` and input `x`: `Ok(true)` when it did.
+pub(crate) type SideProduct<'a> =
+    dyn FnMut(BlockMatrix, Input<'_>, &mut [f32]) -> Result<bool> + 'a;
 
 /// Rows a gather kernel takes at once: a task's share of the listed rows is a multiple of it.
 const GATHER_TILE: usize = 8;
@@ -30,6 +34,8 @@ const GATHER_TILE: usize = 8;
 /// The matrices of one block's FFN, and the column-major copies of the model's downs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FfnWeights<'a> {
+    /// The block.
+    pub(crate) layer: usize,
     pub(crate) gate: &'a Matrix,
     pub(crate) up: &'a Matrix,
     pub(crate) down: &'a Matrix,
@@ -67,23 +73,24 @@ impl Ffn {
         }
     }
 
-    /// Block `layer`'s FFN of the `n` tokens of `xn` (the normed residual, quantized) into
-    /// `out`; `observe` sees the hidden activations the down matrix multiplies, after any
-    /// zeroing.
+    /// Block `w.layer`'s FFN of the `n` tokens of `xn` (the normed residual, quantized)
+    /// into `out`; `observe` sees the hidden activations the down matrix multiplies, after
+    /// any zeroing; `side` adds to each product's results (adapters), saying whether it did.
     pub(crate) fn forward(
         &mut self,
         workers: &Workers,
         linear: &mut LinearScratch,
         w: FfnWeights<'_>,
-        layer: usize,
         xn: Input<'_>,
         observe: &mut dyn FnMut(&[f32]),
+        side: &mut SideProduct<'_>,
         out: &mut [f32],
     ) -> Result<()> {
-        let ff = w.gate.n_rows();
+        let (ff, layer) = (w.gate.n_rows(), w.layer);
         let n = xn.n();
         let (gate, up) = (&mut self.gate[..n * ff], &mut self.up[..n * ff]);
         w.gate.linear(workers, xn, gate, linear)?;
+        side(BlockMatrix::FfnGate, xn, gate)?;
         let sparsity = &mut self.sparsity;
         let up_rows = w.up.blocks().filter(|_| n == 1 && w.gather_up && sparsity.zeroes_on_gate());
         if let Some(up_rows) = up_rows {
@@ -91,11 +98,19 @@ impl Ffn {
             self.gathered.resize(self.active.len(), 0.0);
             gather_rows(workers, up_rows, &self.active, xn, &mut self.gathered)?;
             up.fill(0.0);
+            if side(BlockMatrix::FfnUp, xn, up)? {
+                // The side product of the active neurons only: the others stay 0.
+                for (&i, v) in self.active.iter().zip(&mut self.gathered) {
+                    *v += up[i as usize];
+                }
+                up.fill(0.0);
+            }
             for (&i, &v) in self.active.iter().zip(&self.gathered) {
                 up[i as usize] = v;
             }
         } else {
             w.up.linear(workers, xn, up, linear)?;
+            side(BlockMatrix::FfnUp, xn, up)?;
             if sparsity.active() {
                 sparsity.before_product(layer, ff, gate, up);
             }
@@ -121,6 +136,7 @@ impl Ffn {
         if !sparse {
             w.down.linear(workers, hidden, out, linear)?;
         }
+        side(BlockMatrix::FfnDown, hidden, out)?;
         Ok(())
     }
 }
