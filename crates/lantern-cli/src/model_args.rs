@@ -1,12 +1,13 @@
 //! Options shared by the commands that load a model, and the loading itself.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use lantern::{
-    Budget, Engine, Pin, ReadPath, SessionConfig, Sparsity, StorageModel, StreamOptions,
-    StreamStats,
+    Budget, Engine, ExitRule, LoraAdapter, Pin, ReadPath, SessionConfig, Sparsity, StorageModel,
+    StreamOptions, StreamStats,
 };
 use lantern_io::ModelSource;
 
@@ -61,6 +62,24 @@ pub struct ModelArgs {
     /// first=N, last=N (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "LIST", help_heading = "Streaming")]
     pub pin: Vec<String>,
+    /// A LoRA adapter (llama.cpp's GGUF adapter format) applied at scale 1; repeatable.
+    #[arg(long, value_name = "FILE", help_heading = "Adapters")]
+    pub lora: Vec<PathBuf>,
+    /// A LoRA adapter applied at a scale, as FILE:SCALE; repeatable.
+    #[arg(long, value_name = "FILE:SCALE", help_heading = "Adapters")]
+    pub lora_scaled: Vec<String>,
+    /// Merge the adapters into the weights at load (each adapted matrix quantized again)
+    /// instead of adding their low-rank products beside the base's.
+    #[arg(long, help_heading = "Adapters")]
+    pub lora_merge: bool,
+    /// Combine the predictions of early exits: `adapter` for those the (first) adapter was
+    /// tuned with, or block counts such as 10,20 (the last block's exit is always one).
+    #[arg(long, value_name = "LIST", help_heading = "Adapters")]
+    pub exits: Option<String>,
+    /// How exits combine: `vote` (each exit's softmax, their maximum, renormalised) or
+    /// `first=P` (the first exit whose top token has probability P or more).
+    #[arg(long, default_value = "vote", value_parser = parse_exit_rule, help_heading = "Adapters")]
+    pub exit_rule: ExitRule,
 }
 
 impl ModelArgs {
@@ -80,6 +99,10 @@ impl ModelArgs {
     /// Loads the engine, with column-major copies of the FFN down matrices or without.
     pub fn engine_with(&self, ffn_columns: bool) -> Result<Engine> {
         let path = self.path()?;
+        anyhow::ensure!(
+            !(self.lora_merge && self.budget.is_some()),
+            "a streamed model cannot merge adapters: drop --lora-merge to apply them unmerged"
+        );
         if let Some(budget) = self.budget {
             let options = StreamOptions { budget, depth: self.depth, pin: self.pin()? };
             let mut builder = Engine::builder(&path).stream(options, self.storage);
@@ -101,10 +124,32 @@ impl ModelArgs {
             unsafe { ModelSource::mmap(&path) }
         }
         .with_context(|| format!("opening {}", path.display()))?;
-        Engine::builder_from_source(source)
-            .sparse_ffn(ffn_columns)
-            .build()
-            .with_context(|| format!("loading {}", path.display()))
+        let mut builder = Engine::builder_from_source(source).sparse_ffn(ffn_columns);
+        if self.lora_merge {
+            for (adapter, scale) in self.adapters()? {
+                builder = builder.merge_adapter(adapter, scale);
+            }
+        }
+        builder.build().with_context(|| format!("loading {}", path.display()))
+    }
+
+    /// The adapters the options name, each with its scale, read from their files.
+    pub fn adapters(&self) -> Result<Vec<(Arc<LoraAdapter>, f32)>> {
+        let scaled = self.lora_scaled.iter().map(|arg| {
+            let (path, scale) = arg.rsplit_once(':').unwrap_or((arg, ""));
+            let scale = scale.parse::<f32>().ok().filter(|s| s.is_finite());
+            let scale = scale.with_context(|| format!("--lora-scaled takes FILE:SCALE, not {arg:?}"));
+            (PathBuf::from(path), scale)
+        });
+        let plain = self.lora.iter().map(|path| (path.clone(), Ok(1.0)));
+        plain
+            .chain(scaled)
+            .map(|(path, scale)| {
+                let adapter = LoraAdapter::read(&path)
+                    .with_context(|| format!("reading the adapter {}", path.display()))?;
+                Ok((Arc::new(adapter), scale?))
+            })
+            .collect()
     }
 
     /// Session settings from the options.
@@ -120,6 +165,25 @@ impl ModelArgs {
         }
         if let Some(ctx) = self.ctx_size {
             config = config.ctx_len(ctx);
+        }
+        let adapters = if self.lora_merge { Vec::new() } else { self.adapters()? };
+        if let Some(exits) = &self.exits {
+            let layers = if exits == "adapter" {
+                let first = adapters.first().context("--exits adapter needs an unmerged --lora")?;
+                anyhow::ensure!(
+                    !first.0.exits().is_empty(),
+                    "the adapter records no exits (it was tuned at the last block only)"
+                );
+                first.0.exits().to_vec()
+            } else {
+                let parse = |e: &str| e.trim().parse::<usize>().ok();
+                let layers: Option<Vec<usize>> = exits.split(',').map(parse).collect();
+                layers.with_context(|| format!("--exits takes `adapter` or block counts, not {exits:?}"))?
+            };
+            config = config.exits(layers, self.exit_rule);
+        }
+        for (adapter, scale) in adapters {
+            config = config.adapter(adapter, scale);
         }
         Ok(config)
     }
@@ -140,6 +204,20 @@ impl ModelArgs {
             }
         }
         Ok(pin)
+    }
+}
+
+/// `vote` or `first=P`.
+fn parse_exit_rule(s: &str) -> Result<ExitRule, String> {
+    match s.split_once('=') {
+        None if s == "vote" => Ok(ExitRule::Vote),
+        Some(("first", p)) => match p.parse::<f32>() {
+            Ok(threshold) if threshold > 0.0 && threshold <= 1.0 => {
+                Ok(ExitRule::FirstConfident { threshold })
+            }
+            _ => Err(format!("first=P takes a probability in (0, 1], not {p:?}")),
+        },
+        _ => Err(format!("expected vote or first=P, not {s:?}")),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use lantern_io::stream::{ReadAt, ReadPath, StorageModel, StreamStats, StreamedContainer};
 use lantern_io::{open_model_file, ModelFile, ModelSource};
-use lantern_runtime::{FfnThresholds, Model, ModelConfig, StreamOptions};
+use lantern_runtime::{FfnThresholds, LoraAdapter, Model, ModelConfig, StreamOptions};
 
 use crate::{ChatTemplate, Error, Result, Session, SessionConfig, Tokenizer};
 
@@ -69,6 +69,7 @@ pub struct EngineBuilder {
     stream: Option<(StreamOptions, StorageModel)>,
     read_path: Option<ReadPath>,
     sparse_ffn: bool,
+    merged: Vec<(Arc<LoraAdapter>, f32)>,
 }
 
 impl Engine {
@@ -158,6 +159,7 @@ impl EngineBuilder {
             stream: None,
             read_path: None,
             sparse_ffn: false,
+            merged: Vec::new(),
         }
     }
 
@@ -193,6 +195,18 @@ impl EngineBuilder {
     /// (docs/SPARSITY.md), and below that, or on small models, the dense rows are as fast.
     pub fn sparse_ffn(mut self, on: bool) -> Self {
         self.sparse_ffn = on;
+        self
+    }
+
+    /// Merges a LoRA adapter at `scale` into the weights at load: every session then runs
+    /// the adapted model at the base model's decode speed, but the base is gone until the
+    /// model is loaded again, and each adapted matrix is quantized again to its own type,
+    /// which rounds the update. A streamed model cannot merge. Per-session adapters
+    /// ([`SessionConfig::adapter`](crate::SessionConfig::adapter)) keep the base.
+    ///
+    /// By default, none.
+    pub fn merge_adapter(mut self, adapter: Arc<LoraAdapter>, scale: f32) -> Self {
+        self.merged.push((adapter, scale));
         self
     }
 
@@ -272,6 +286,10 @@ impl EngineBuilder {
                     (model, tokenizer, path, source.len(), source.is_mapped())
                 }
             };
+        let mut model = model;
+        for (adapter, scale) in &self.merged {
+            model.merge_adapter(adapter, *scale)?;
+        }
         let model = if self.sparse_ffn { model.with_sparse_ffn() } else { model };
         let (template, template_error) = match &self.chat_template {
             Some(source) => (Some(ChatTemplate::new(source)?.with_tokens_of(&tokenizer)), None),

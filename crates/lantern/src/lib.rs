@@ -91,4 +91,7 @@ pub use tokenizer::Tokenizer;
 pub use lantern_io::stream::{ReadAt, ReadPath, StorageModel, StreamStats};
 pub use lantern_io::{Metadata, ModelFile, ModelSource};
 pub use lantern_runtime::scoring::context_chunks;
-pub use lantern_runtime::{Budget, FfnThresholds, ModelConfig, Pin, SamplerConfig, StreamOptions};
+pub use lantern_runtime::{
+    Budget, ExitRule, Exits, FfnThresholds, LoraAdapter, LowRank, ModelConfig, Pin,
+    SamplerConfig, StreamOptions,
+};

@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lantern_runtime::{FfnThresholds, SamplerConfig, State, StateConfig};
+use lantern_runtime::{
+    ExitRule, Exits, FfnThresholds, LoraAdapter, SamplerConfig, State, StateConfig,
+};
 
 use crate::generation::{Generation, Timings};
 use crate::{Engine, Error, Message, Result, TemplateValue};
@@ -22,6 +24,13 @@ pub struct SessionConfig {
     /// Which FFN neurons are zeroed (activation sparsity). By default, the thresholds the
     /// model's file carries, if any.
     pub sparsity: Sparsity,
+    /// LoRA adapters applied on top of the shared weights, each with its scale. By default,
+    /// none.
+    pub adapters: Vec<(Arc<LoraAdapter>, f32)>,
+    /// Early exits whose predictions the logits combine: the blocks after which the head
+    /// reads the stream (the last block's exit is always one), and the rule. By default,
+    /// none: the last block alone.
+    pub exits: Option<(Vec<usize>, ExitRule)>,
 }
 
 /// Which FFN neurons a session zeroes.
@@ -39,7 +48,14 @@ pub enum Sparsity {
 impl Default for SessionConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { ctx_len: None, threads, batch_size: 512, sparsity: Sparsity::FromModel }
+        Self {
+            ctx_len: None,
+            threads,
+            batch_size: 512,
+            sparsity: Sparsity::FromModel,
+            adapters: Vec::new(),
+            exits: None,
+        }
     }
 }
 
@@ -69,6 +85,23 @@ impl SessionConfig {
     #[must_use]
     pub fn sparsity(mut self, sparsity: Sparsity) -> Self {
         self.sparsity = sparsity;
+        self
+    }
+
+    /// Adds a LoRA adapter at `scale` (1 applies it as trained). The engine's weights stay
+    /// shared: each session runs its own adapters, as a low-rank product beside each
+    /// adapted matrix. By default, none.
+    #[must_use]
+    pub fn adapter(mut self, adapter: Arc<LoraAdapter>, scale: f32) -> Self {
+        self.adapters.push((adapter, scale));
+        self
+    }
+
+    /// Combines the predictions of the exits after blocks `layers` (and after the last) by
+    /// `rule`. By default, the last block alone.
+    #[must_use]
+    pub fn exits(mut self, layers: Vec<usize>, rule: ExitRule) -> Self {
+        self.exits = Some((layers, rule));
         self
     }
 }
@@ -168,6 +201,11 @@ impl Session {
             Sparsity::Thresholds(t) => Some(t),
         };
         state.set_ffn_thresholds(thresholds)?;
+        let model = &engine.inner().model;
+        model.set_adapters(&mut state, config.adapters)?;
+        if let Some((layers, rule)) = config.exits {
+            state.set_exits(Some(Exits::new(layers, rule, model.config().n_layers)?))?;
+        }
         Ok(Self {
             engine,
             state,
