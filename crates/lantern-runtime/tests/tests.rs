@@ -3,6 +3,7 @@
 //! Every model is a tiny random llama written in memory by [`lantern_test_support::models::tiny_model`]; nothing
 //! is downloaded.
 
+mod adapters;
 mod allocations;
 mod architectures;
 mod bad_model;
