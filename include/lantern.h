@@ -417,6 +417,19 @@ void lantern_session_free(struct lantern_session *session);
 enum lantern_status lantern_session_reset(struct lantern_session *session);
 
 /**
+ * Applies the LoRA adapter at `path` (llama.cpp's GGUF adapter format) at `scale` to this
+ * session alone, in place of any it had; NULL `path`: the base model again. The engine's
+ * weights are shared and unchanged. The conversation is forgotten. LANTERN_MODEL for an
+ * adapter made for another model; the session is unchanged on any error.
+ *
+ * # Safety
+ * `path` is NULL or NUL-terminated.
+ */
+enum lantern_status lantern_session_set_adapter(struct lantern_session *session,
+                                                const char *path,
+                                                float scale);
+
+/**
  * Stops the generation running on `session` in another thread (its call returns
  * LANTERN_OK with stop reason LANTERN_STOP_CANCELLED); no effect when none runs.
  * Thread-safe.

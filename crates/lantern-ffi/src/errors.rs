@@ -109,7 +109,10 @@ fn status_of_runtime(error: &lantern_runtime::Error) -> lantern_status {
         | E::SwscNotStreamed { .. }
         | E::FusedNotStreamed { .. }
         | E::NonFiniteLogits { .. }
-        | E::InvalidThresholds { .. } => LANTERN_MODEL,
+        | E::InvalidThresholds { .. }
+        | E::InvalidAdapter { .. }
+        | E::AdapterMismatch { .. }
+        | E::MergeUnsupported { .. } => LANTERN_MODEL,
         // A variant added after this crate was written: its message still says what it is.
         _ => LANTERN_INTERNAL,
     }

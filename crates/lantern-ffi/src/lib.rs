@@ -47,7 +47,7 @@ pub use generate::{
 pub use session::{
     lantern_session, lantern_session_cancel, lantern_session_free, lantern_session_new,
     lantern_session_options, lantern_session_options_default, lantern_session_reset,
-    lantern_session_stats,
+    lantern_session_set_adapter, lantern_session_stats,
 };
 pub use stats::{lantern_stats, lantern_stop_reason};
 pub use status::{lantern_last_error, lantern_status, lantern_status_name, StatusCode};

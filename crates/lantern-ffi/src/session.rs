@@ -4,15 +4,16 @@
 //! a second call on the same session from another thread gets `LANTERN_BUSY` (`try_lock`)
 //! rather than waiting. Cancelling does not take the lock: the cancel handle is outside it.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::ffi::c_char;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
-use lantern::{CancelHandle, Engine, Session, SessionConfig};
+use lantern::{CancelHandle, Engine, LoraAdapter, Session, SessionConfig};
 
 use crate::engine::{lantern_engine, ENGINES};
 use crate::handles::Registry;
 use crate::stats::{count, lantern_stats, peak_resident_bytes, LastGeneration};
 use crate::status::{call, call_infallible, lantern_status, Failure, FfiResult};
-use crate::strings::{options_or, out_arg};
+use crate::strings::{optional_utf8_arg, options_or, out_arg};
 
 /// A conversation (opaque): its own KV cache and threads. One thread at a time.
 #[derive(Debug)]
@@ -134,6 +135,38 @@ pub extern "C" fn lantern_session_reset(session: *mut lantern_session) -> lanter
     call("lantern_session_reset", || {
         let session = SESSIONS.get(session, "session")?;
         session.lock()?.reset();
+        session.record(LastGeneration { context_used: 0, ..session.last() });
+        Ok(())
+    })
+}
+
+/// Applies the LoRA adapter at `path` (llama.cpp's GGUF adapter format) at `scale` to this
+/// session alone, in place of any it had; NULL `path`: the base model again. The engine's
+/// weights are shared and unchanged. The conversation is forgotten. LANTERN_MODEL for an
+/// adapter made for another model; the session is unchanged on any error.
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn lantern_session_set_adapter(
+    session: *mut lantern_session,
+    path: *const c_char,
+    scale: f32,
+) -> lantern_status {
+    call("lantern_session_set_adapter", || {
+        let session = SESSIONS.get(session, "session")?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let path = unsafe { optional_utf8_arg(path, "path") }?;
+        let adapters = match path {
+            None => Vec::new(),
+            Some(path) => {
+                let adapter = LoraAdapter::read(path).map_err(|e| {
+                    Failure::from_error(&format!("reading the adapter {path}"), &e.into())
+                })?;
+                vec![(Arc::new(adapter), scale)]
+            }
+        };
+        session.lock()?.set_adapters(adapters).map_err(|e| Failure::from_error("adapter", &e))?;
         session.record(LastGeneration { context_used: 0, ..session.last() });
         Ok(())
     })

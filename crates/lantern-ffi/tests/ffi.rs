@@ -7,6 +7,7 @@
 //! `testutil` keep the pointers they pass alive for each call.
 #![allow(clippy::undocumented_unsafe_blocks)]
 
+mod adapters;
 mod bad_arguments;
 mod generation;
 mod testutil;

@@ -92,6 +92,6 @@ pub use lantern_io::stream::{ReadAt, ReadPath, StorageModel, StreamStats};
 pub use lantern_io::{Metadata, ModelFile, ModelSource};
 pub use lantern_runtime::scoring::context_chunks;
 pub use lantern_runtime::{
-    Budget, ExitRule, Exits, FfnThresholds, LoraAdapter, LowRank, ModelConfig, Pin,
+    BlockMatrix, Budget, ExitRule, Exits, FfnThresholds, LoraAdapter, LowRank, ModelConfig, Pin,
     SamplerConfig, StreamOptions,
 };

@@ -217,6 +217,19 @@ impl Session {
         })
     }
 
+    /// Switches the LoRA adapters this session applies (an empty list: the base model),
+    /// without reloading the engine. The conversation is forgotten, since its cache was
+    /// computed with the adapters it had.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] for an adapter made for another model or a scale that is not
+    /// finite; the session keeps its adapters and conversation then.
+    pub fn set_adapters(&mut self, adapters: Vec<(Arc<LoraAdapter>, f32)>) -> Result<()> {
+        self.engine.inner().model.set_adapters(&mut self.state, adapters)?;
+        self.reset();
+        Ok(())
+    }
+
     /// The engine this session runs on.
     pub fn engine(&self) -> &Engine {
         &self.engine
