@@ -138,7 +138,8 @@ impl ModelArgs {
         let scaled = self.lora_scaled.iter().map(|arg| {
             let (path, scale) = arg.rsplit_once(':').unwrap_or((arg, ""));
             let scale = scale.parse::<f32>().ok().filter(|s| s.is_finite());
-            let scale = scale.with_context(|| format!("--lora-scaled takes FILE:SCALE, not {arg:?}"));
+            let scale =
+                scale.with_context(|| format!("--lora-scaled takes FILE:SCALE, not {arg:?}"));
             (PathBuf::from(path), scale)
         });
         let plain = self.lora.iter().map(|path| (path.clone(), Ok(1.0)));
@@ -178,7 +179,9 @@ impl ModelArgs {
             } else {
                 let parse = |e: &str| e.trim().parse::<usize>().ok();
                 let layers: Option<Vec<usize>> = exits.split(',').map(parse).collect();
-                layers.with_context(|| format!("--exits takes `adapter` or block counts, not {exits:?}"))?
+                layers.with_context(|| {
+                    format!("--exits takes `adapter` or block counts, not {exits:?}")
+                })?
             };
             config = config.exits(layers, self.exit_rule);
         }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::adapter;
 use crate::attention::{self, Heads};
 use crate::calibration::{squared_column_norms, squared_row_norms, InputSite};
+use crate::exits::{confidence, keep_max, softmax_rows, votes_to_logits};
 use crate::ffn::{DownColumns, FfnWeights};
 use crate::ops::{add_assign, add_rows, rms_norm, rms_norm_heads, rope, Rope};
 use crate::state::State;
@@ -20,7 +21,6 @@ use crate::streamed::{Lease, StreamOptions, Streamed};
 use crate::unfused::Unfused;
 use crate::weights::{ffn_widths, matrix_dims};
 use crate::workers::Workers;
-use crate::exits::{confidence, keep_max, softmax_rows, votes_to_logits};
 use crate::{
     BlockMatrix, Error, ExitRule, LoraAdapter, ModelConfig, Projections, Result, StateConfig,
     Weights,
@@ -321,7 +321,9 @@ impl Model {
             layer.wq.linear(workers, xn, q, &mut buf.linear)?;
             layer.wk.linear(workers, xn, k, &mut buf.linear)?;
             layer.wv.linear(workers, xn, v, &mut buf.linear)?;
-            for (m, out) in [(BlockMatrix::AttnQ, &mut *q), (BlockMatrix::AttnK, k), (BlockMatrix::AttnV, v)] {
+            for (m, out) in
+                [(BlockMatrix::AttnQ, &mut *q), (BlockMatrix::AttnK, k), (BlockMatrix::AttnV, v)]
+            {
                 adapters.add(workers, l, m, xn.values(), n, out)?;
             }
             if let Some([bq, bk, bv]) = &vectors.qkv_bias {
@@ -360,7 +362,14 @@ impl Model {
             observe(l, InputSite::AttentionOutput, &buf.xn[..n * q_dim]);
             let att = buf.xq.quantize_on(Some(workers.pool()), &buf.xn[..n * q_dim], n);
             layer.wo.linear(workers, att, &mut buf.q[..n * d], &mut buf.linear)?;
-            adapters.add(workers, l, BlockMatrix::AttnOutput, att.values(), n, &mut buf.q[..n * d])?;
+            adapters.add(
+                workers,
+                l,
+                BlockMatrix::AttnOutput,
+                att.values(),
+                n,
+                &mut buf.q[..n * d],
+            )?;
             if let Some([post_attention, _]) = &vectors.post_norms {
                 rms_norm_heads(&mut buf.q[..n * d], post_attention, c.rms_eps);
             }

@@ -39,10 +39,18 @@ impl LowRank {
     /// # Errors
     /// [`Error::InvalidAdapter`] when a length disagrees with the sizes, a size is 0 or a
     /// value is not finite.
-    pub fn new(rank: usize, inputs: usize, outputs: usize, a: Vec<f32>, b: Vec<f32>) -> Result<Self> {
+    pub fn new(
+        rank: usize,
+        inputs: usize,
+        outputs: usize,
+        a: Vec<f32>,
+        b: Vec<f32>,
+    ) -> Result<Self> {
         let bad = |reason: String| Err(Error::InvalidAdapter { reason });
         if rank == 0 || inputs == 0 || outputs == 0 {
-            return bad(format!("a low-rank update of rank {rank} from {inputs} to {outputs} values"));
+            return bad(format!(
+                "a low-rank update of rank {rank} from {inputs} to {outputs} values"
+            ));
         }
         if a.len() != rank * inputs || b.len() != outputs * rank {
             return bad(format!(
@@ -95,7 +103,12 @@ pub struct LoraAdapter {
 impl LoraAdapter {
     /// An adapter with no updates yet, for models of `architecture`.
     pub fn new(architecture: impl Into<String>, alpha: f32) -> Self {
-        Self { architecture: architecture.into(), alpha, updates: BTreeMap::new(), exits: Vec::new() }
+        Self {
+            architecture: architecture.into(),
+            alpha,
+            updates: BTreeMap::new(),
+            exits: Vec::new(),
+        }
     }
 
     /// Sets the update of block `layer`'s `matrix`, replacing any.

@@ -109,7 +109,8 @@ mod tests {
         // factor = 0.5 · 4 / 2 = 1.
         for t in 0..2 {
             let x = &x[t * inputs..][..inputs];
-            let ax: Vec<f32> = a.chunks(inputs).map(|r| r.iter().zip(x).map(|(p, q)| p * q).sum()).collect();
+            let ax: Vec<f32> =
+                a.chunks(inputs).map(|r| r.iter().zip(x).map(|(p, q)| p * q).sum()).collect();
             for o in 0..outputs {
                 let expected = 1.0 + (0..rank).map(|r| b[o * rank + r] * ax[r]).sum::<f32>();
                 assert!((out[t * outputs + o] - expected).abs() < 1e-5);
