@@ -190,6 +190,73 @@ pub enum Error {
         /// The candidate's label.
         candidate: String,
     },
+    /// A tuning setting out of range.
+    #[error("tuning: {name} {reason}")]
+    TuneSetting {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A model whose blocks tuning's forward pass does not compute exactly.
+    #[error("tuning runs llama-style blocks only; this model has {what}")]
+    TuneUnsupported {
+        /// What the model has that tuning does not compute.
+        what: String,
+    },
+    /// A training text too short for one sequence.
+    #[error(
+        "the training text has {tokens} tokens, fewer than one sequence of {needed} \
+         (seq_len + 1)"
+    )]
+    TooFewTokens {
+        /// Tokens of the text.
+        tokens: usize,
+        /// Tokens one sequence takes.
+        needed: usize,
+    },
+    /// A training loss that is NaN or infinite: training diverged (nothing of that step is
+    /// kept).
+    #[error("non-finite loss at step {step} (try a lower learning rate)")]
+    NonFiniteLoss {
+        /// The step, counted from 1.
+        step: usize,
+    },
+    /// A memory budget below what training is estimated to need.
+    #[error(
+        "a budget of {budget} bytes is too small to train: the run needs about {estimate} bytes \
+         (try a smaller window, shorter sequences or fewer of them)"
+    )]
+    TuneBudget {
+        /// The budget asked for.
+        budget: u64,
+        /// The estimate of peak memory.
+        estimate: u64,
+    },
+    /// A checkpoint made by another run: another model, text or setting.
+    #[error(
+        "{} was made with {setting} {checkpoint}, this run has {run}: resume with the same \
+         settings or start afresh",
+        path.display()
+    )]
+    CheckpointMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The setting that differs.
+        setting: String,
+        /// Its value in the checkpoint.
+        checkpoint: String,
+        /// Its value in this run.
+        run: String,
+    },
+    /// A file that is not a tuning checkpoint, or one that is damaged.
+    #[error("{} is not a tuning checkpoint lantern wrote: {reason}", path.display())]
+    NotCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Result with re-quantization's [`Error`].

@@ -43,6 +43,11 @@
 //! ([`Swsc::tensors`]) are what the runtime's `SwscMatrix` reads from a container.
 //! [`plan_swsc`] and [`factor_swsc`] apply [`SwscSpec`]s to a model.
 //!
+//! [`Tuner`] trains a LoRA adapter ([`lantern_runtime::LoraAdapter`]) on a device, through
+//! the same twin, with Edge-LLM's adaptive layer tuning: each step backpropagates through a
+//! window of blocks only, to an exit right above it ([`TuneConfig`], [`Depth`]), so that
+//! memory is bounded by the window rather than the model.
+//!
 //! The calibration inputs come from the real forward pass: [`Grams`] observes the values
 //! each block's matrices multiply ([`lantern_runtime::calibration::MatrixInputs`]) and
 //! keeps their Gram matrices.
@@ -66,6 +71,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod adapt;
 mod error;
 mod error_feedback;
 mod grams;
@@ -76,7 +82,12 @@ mod reconstruct;
 mod scale_search;
 mod swsc;
 mod tensor_class;
+mod twin;
 
+pub use adapt::{
+    estimate_memory, Checkpoints, Depth, MemoryEstimate, Plan, Schedule, StepReport, TuneConfig,
+    Tuner,
+};
 pub use error::{Error, Result};
 pub use grams::{Gram, Grams};
 pub use matrices::requantize_matrices;

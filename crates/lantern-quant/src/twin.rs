@@ -1,9 +1,10 @@
 //! A differentiable twin of the runtime's decoder block, in candle: the same RMSNorm,
 //! adjacent-pair RoPE, causal grouped-query attention and gated FFN, on f32 activations
 //! (the runtime quantizes them to 8 bits before each product), so that gradients can reach
-//! the quantization scales of a block's matrices.
+//! the quantization scales of a block's matrices (re-quantization) or to low-rank updates
+//! added to them (LoRA tuning, [`adapted_block`]).
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Tensor, D};
 use lantern_runtime::ModelConfig;
 
 use crate::{Error, Result};
@@ -47,6 +48,7 @@ pub(crate) struct BlockTensors {
 }
 
 /// The angles of RoPE for positions `0..tokens`: `(cos, sin)`, each `[tokens, 1, pairs, 1]`.
+#[derive(Debug)]
 pub(crate) struct Rotation {
     cos: Tensor,
     sin: Tensor,
@@ -78,7 +80,49 @@ pub(crate) fn rms_norm(x: &Tensor, gain: &Tensor, eps: f64) -> Result<Tensor> {
 
 /// `x·Wᵀ` for `x` of `[tokens, inputs]` and `w` of `[outputs, inputs]`.
 pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.track_op() && !w.track_op() {
+        return Ok(x.contiguous()?.apply_op1(FrozenProduct(w.clone()))?);
+    }
     Ok(x.matmul(&w.t()?)?)
+}
+
+/// `x·Wᵀ` for a `W` that is not trained. candle's matmul computes the gradients of both
+/// factors, so a frozen weight would cost as much work again as the input's gradient, and a
+/// weight-sized buffer per matrix; this product's backward pass gives the input's only.
+struct FrozenProduct(Tensor);
+
+impl CustomOp1 for FrozenProduct {
+    fn name(&self) -> &'static str {
+        "frozen-product"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let (tokens, inputs) = layout.shape().dims2()?;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("frozen-product: the input must be contiguous")
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let y = Tensor::from_slice(x, (tokens, inputs), &Device::Cpu)?.matmul(&self.0.t()?)?;
+        let shape = y.shape().clone();
+        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.0)?))
+    }
+}
+
+/// A low-rank update of one matrix's product: `x·Wᵀ` becomes `x·Wᵀ + (x·Aᵀ)·Bᵀ·factor`, for
+/// `a` of `[rank, inputs]` and `b` of `[outputs, rank]`: the runtime's `W + factor·B·A`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Delta<'a> {
+    pub(crate) a: &'a Tensor,
+    pub(crate) b: &'a Tensor,
+    pub(crate) factor: f64,
 }
 
 /// Block `b`'s output for the residual stream `x` (`[tokens, d_model]`, positions from 0).
@@ -88,13 +132,29 @@ pub(crate) fn block(
     b: &BlockTensors,
     x: &Tensor,
 ) -> Result<Tensor> {
-    let [wq, wk, wv, wo, gate, up, down] = &b.matrices;
+    adapted_block(shape, rotation, b, &[None; 7], x)
+}
+
+/// [`block`] with `deltas` added to the products of its matrices (in the order of
+/// [`BlockTensors::matrices`]); `None` leaves a matrix as it is.
+pub(crate) fn adapted_block(
+    shape: &Shape,
+    rotation: &Rotation,
+    b: &BlockTensors,
+    deltas: &[Option<Delta<'_>>; 7],
+    x: &Tensor,
+) -> Result<Tensor> {
+    let product = |i: usize, x: &Tensor| -> Result<Tensor> {
+        let base = linear(x, &b.matrices[i])?;
+        let Some(d) = deltas[i] else { return Ok(base) };
+        Ok((base + (linear(&linear(x, d.a)?, d.b)? * d.factor)?)?)
+    };
     let h = rms_norm(x, &b.attn_norm, shape.eps)?;
-    let att = attention(shape, rotation, &linear(&h, wq)?, &linear(&h, wk)?, &linear(&h, wv)?)?;
-    let x = (x + linear(&att, wo)?)?;
+    let att = attention(shape, rotation, &product(0, &h)?, &product(1, &h)?, &product(2, &h)?)?;
+    let x = (x + product(3, &att)?)?;
     let h = rms_norm(&x, &b.ffn_norm, shape.eps)?;
-    let act = (linear(&h, gate)?.silu()? * linear(&h, up)?)?;
-    Ok((&x + linear(&act, down)?)?)
+    let act = (product(4, &h)?.silu()? * product(5, &h)?)?;
+    Ok((&x + product(6, &act)?)?)
 }
 
 /// Causal attention of `[tokens, heads·head_dim]` queries over keys and values of
@@ -119,8 +179,40 @@ fn attention(
     let (k, v) = (repeat(k)?, repeat(v.contiguous()?)?);
     let scores = (q.contiguous()?.matmul(&k.t()?)? / (hd as f64).sqrt())?;
     let scores = scores.broadcast_add(&causal_mask(n)?)?;
-    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    let weights = scores.contiguous()?.apply_op1(Softmax)?;
     Ok(weights.matmul(&v)?.transpose(0, 1)?.reshape((n, heads * hd))?)
+}
+
+/// Softmax over the last dimension, with a backward pass: candle_nn's fast
+/// `softmax_last_dim` has none (it is applied without one), so gradients would not reach the
+/// queries and keys; composing it of exp, sum and div would keep four score-sized tensors per
+/// block for the backward pass where this keeps one.
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("softmax: the input must be contiguous")
+        };
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let x = Tensor::from_slice(x, layout.shape(), &Device::Cpu)?;
+        let y = candle_nn::ops::softmax_last_dim(&x)?;
+        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), layout.shape().clone()))
+    }
+
+    /// `y ⊙ (g − Σ g⊙y)`, the sum over the last dimension.
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let dot = (grad * y)?.sum_keepdim(D::Minus1)?;
+        Ok(Some((y * grad.broadcast_sub(&dot)?)?))
+    }
 }
 
 /// 0 where a token may attend, −∞ where it may not: `[tokens, tokens]`.

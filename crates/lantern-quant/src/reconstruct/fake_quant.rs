@@ -10,7 +10,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lantern_core::{BlockScale, Grid, QK8};
 
-use crate::reconstruct::twin;
+use crate::twin;
 use crate::Result;
 
 /// One matrix's weights and the learnable scales of its blocks.

@@ -20,7 +20,6 @@
 //! [`Objective::ScaleSearch`]: crate::Objective::ScaleSearch
 
 mod fake_quant;
-mod twin;
 
 use std::ops::Range;
 
@@ -31,7 +30,7 @@ use lantern_io::ModelFile;
 use lantern_runtime::{BlockMatrix, Model};
 
 use crate::reconstruct::fake_quant::FakeQuant;
-use crate::reconstruct::twin::{BlockTensors, Rotation, Shape};
+use crate::twin::{self, BlockTensors, Rotation, Shape};
 use crate::{scale_search, Error, Grams, Result};
 
 /// Where a block's quantization error is measured.
