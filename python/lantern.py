@@ -163,6 +163,7 @@ class _Library:
             "lantern_session_new": (st, [c_void_p, POINTER(_SessionOptions), POINTER(c_void_p)]),
             "lantern_session_free": (None, [c_void_p]),
             "lantern_session_reset": (st, [c_void_p]),
+            "lantern_session_set_adapter": (st, [c_void_p, c_char_p, ctypes.c_float]),
             "lantern_session_cancel": (st, [c_void_p]),
             "lantern_session_stats": (st, [c_void_p, POINTER(_Stats)]),
             "lantern_chat": (st, [c_void_p, POINTER(_Message), c_size_t, POINTER(_GenerateOptions),
@@ -295,6 +296,13 @@ class Session(_Handle):
 
     def reset(self) -> None:
         self._lib.check(self._lib.c.lantern_session_reset(self._live()), "lantern_session_reset")
+
+    def set_adapter(self, path: Optional[str], scale: float = 1.0) -> None:
+        """Applies a LoRA adapter file (llama.cpp's GGUF format) to this session alone, in
+        place of any it had; None: the base model again. The conversation is forgotten."""
+        raw = os.fsencode(path) if path is not None else None
+        self._lib.check(self._lib.c.lantern_session_set_adapter(self._live(), raw, scale),
+                        "lantern_session_set_adapter")
 
     def cancel(self) -> None:
         """Stops the generation running in another thread (it ends with StopReason.CANCELLED)."""
