@@ -3,6 +3,8 @@
 //!
 //! The peak is at the end of the forward pass of the widest window: its blocks' f32
 //! matrices and every activation their backward pass needs are alive, with the logits.
+//! Not counted: the program itself and what its caller holds besides the model (a
+//! tokenizer, the text), which add some tens of megabytes to a process's peak.
 
 use lantern_runtime::{Model, ModelConfig};
 
@@ -22,7 +24,7 @@ pub struct MemoryEstimate {
     /// What the backward pass keeps of the widest window's activations, and the gradients
     /// of one block as it runs.
     pub activations: u64,
-    /// The logits, their log-softmax and gradients.
+    /// The logits, the log-softmax's intermediates and their gradients.
     pub logits: u64,
     /// The LoRA factors, their gradients and AdamW's two moments.
     pub lora: u64,
@@ -64,7 +66,9 @@ pub fn estimate_memory(model: &Model, config: &TuneConfig) -> Result<MemoryEstim
         weights,
         head: (c.vocab_size * c.d_model * 4) as u64,
         activations: per_block * (widest.len() as u64 + 1),
-        logits: tokens * c.vocab_size as u64 * 4 * 4,
+        // The log-softmax keeps its input, the shifted logits, their exponentials and its
+        // output; the backward pass adds about as many gradients of their size.
+        logits: tokens * c.vocab_size as u64 * 4 * 9,
         lora: lora_values * 4 * 4,
     })
 }
