@@ -19,6 +19,7 @@ mod inspect;
 mod ppl;
 mod run;
 mod tokenize;
+mod tune;
 
 /// Embeddable LLM inference for edge devices.
 #[derive(Debug, Parser)]
@@ -46,6 +47,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the token ids of a text.
     Tokenize(tokenize::TokenizeArgs),
+    /// Train a LoRA adapter on a text, on this device (a build with the `tune` feature).
+    Tune(tune::TuneArgs),
     /// Download and verify a known model (or calibration text) into the cache; prints its
     /// path.
     Fetch {
@@ -76,6 +79,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Calibrate(args) => calibrate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Fetch { model, cache_dir, quiet } => {
             let model = fetch::find(&model).ok_or_else(|| {
                 let known: Vec<_> = fetch::PINNED_FILES.iter().map(|m| m.name).collect();
