@@ -111,10 +111,14 @@ fn an_adapter_file_round_trips_in_llama_cpp_layout() {
     assert_eq!(LoraAdapter::from_gguf(&file).unwrap(), adapter);
 }
 
+/// An adapter file's tensors: name, ggml dimensions, values.
+type Parts = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// A change to a valid adapter file.
+type Edit = Box<dyn FnOnce(&mut GgufWriter, &mut Parts)>;
+
 /// An adapter file with `edit` applied to a valid one's parts.
-fn adapter_file(
-    edit: impl FnOnce(&mut GgufWriter, &mut Vec<(String, Vec<usize>, Vec<f32>)>),
-) -> Result<LoraAdapter, Error> {
+fn adapter_file(edit: impl FnOnce(&mut GgufWriter, &mut Parts)) -> Result<LoraAdapter, Error> {
     let mut w = GgufWriter::new();
     w.metadata("general.architecture", "llama")
         .metadata("general.type", "adapter")
@@ -143,7 +147,7 @@ fn malformed_adapters_are_refused_with_the_reason() {
         },
     };
     assert_eq!(reason(adapter_file(|_, _| {})), "accepted");
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut GgufWriter, &mut Vec<_>)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "not a LoRA adapter",
             Box::new(|w, _| {

@@ -4,6 +4,7 @@
 use candle_core::{Device, Tensor};
 use lantern_runtime::{Activation, Matrix, Model, RopeStyle};
 
+use super::head_loss::HeadCrossEntropy;
 use crate::twin::{self, BlockTensors, Rotation, Shape};
 use crate::{Error, Result};
 
@@ -60,9 +61,11 @@ impl<'m> Base<'m> {
         })
     }
 
-    /// The logits of the residual stream `x` at an exit: the final norm, then the head.
-    pub(crate) fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        twin::linear(&twin::rms_norm(x, &self.output_norm, self.shape.eps())?, &self.head)
+    /// The mean next-token cross-entropy of the residual stream `x` at an exit against
+    /// `targets`: the final norm, then the head, whose logits are never all held at once.
+    pub(crate) fn loss(&self, x: &Tensor, targets: Vec<u32>) -> Result<Tensor> {
+        let normed = twin::rms_norm(x, &self.output_norm, self.shape.eps())?;
+        Ok(normed.apply_op1(HeadCrossEntropy::new(self.head.clone(), targets))?)
     }
 }
 

@@ -10,6 +10,7 @@ use lantern_runtime::{Model, ModelConfig};
 
 use crate::adapt::base;
 use crate::adapt::config::{Plan, TuneConfig};
+use crate::adapt::head_loss::TOKENS_PER_CHUNK;
 use crate::Result;
 
 /// Bytes a tuning run takes at its peak, by what holds them.
@@ -24,7 +25,7 @@ pub struct MemoryEstimate {
     /// What the backward pass keeps of the widest window's activations, and the gradients
     /// of one block as it runs.
     pub activations: u64,
-    /// The logits, the log-softmax's intermediates and their gradients.
+    /// A chunk of tokens' logits, their softmax and its gradient.
     pub logits: u64,
     /// The LoRA factors, their gradients and AdamW's two moments.
     pub lora: u64,
@@ -66,9 +67,9 @@ pub fn estimate_memory(model: &Model, config: &TuneConfig) -> Result<MemoryEstim
         weights,
         head: (c.vocab_size * c.d_model * 4) as u64,
         activations: per_block * (widest.len() as u64 + 1),
-        // The log-softmax keeps its input, the shifted logits, their exponentials and its
-        // output; the backward pass adds about as many gradients of their size.
-        logits: tokens * c.vocab_size as u64 * 4 * 9,
+        // The head's loss holds one chunk of tokens' logits at a time, with their softmax
+        // and its gradient.
+        logits: tokens.min(TOKENS_PER_CHUNK as u64) * c.vocab_size as u64 * 4 * 3,
         lora: lora_values * 4 * 4,
     })
 }

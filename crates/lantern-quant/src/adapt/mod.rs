@@ -29,6 +29,7 @@ mod checkpoint;
 mod config;
 mod data;
 mod fingerprint;
+mod head_loss;
 mod lora;
 mod memory;
 mod tuner;

@@ -10,7 +10,7 @@ use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use lantern_runtime::{LoraAdapter, Model};
 
 use crate::adapt::adamw::AdamW;
@@ -171,9 +171,7 @@ impl<'m> Tuner<'m> {
         }
         let targets: Vec<u32> = sequences.iter().flat_map(|s| s[1..].iter().copied()).collect();
         let tokens = targets.len();
-        let targets = Tensor::from_vec(targets, tokens, &Device::Cpu)?;
-        let logits = self.base.logits(&Tensor::cat(&xs, 0)?)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+        let loss = self.base.loss(&Tensor::cat(&xs, 0)?, targets)?;
         let value = f64::from(loss.to_scalar::<f32>()?);
         if !value.is_finite() {
             return Err(Error::NonFiniteLoss { step: self.step + 1 });

@@ -193,8 +193,7 @@ impl LoraAdapter {
         }
         let mut adapter = Self::new(architecture, alpha);
         adapter.exits = read_exits(meta)?;
-        let mut pairs: BTreeMap<(usize, BlockMatrix), [Option<(Vec<f32>, [usize; 2])>; 2]> =
-            BTreeMap::new();
+        let mut pairs: BTreeMap<(usize, BlockMatrix), [Option<Factor>; 2]> = BTreeMap::new();
         for info in file.gguf().tensors() {
             let name = info.name.as_str();
             let (base, side) = match (name.strip_suffix(".lora_a"), name.strip_suffix(".lora_b")) {
@@ -305,6 +304,9 @@ impl LoraAdapter {
         Ok(())
     }
 }
+
+/// A factor read from a file: its values and ggml dimensions `[columns, rows]`.
+type Factor = (Vec<f32>, [usize; 2]);
 
 fn read_exits(meta: &Metadata) -> Result<Vec<usize>> {
     if !meta.contains(EXITS_KEY) {
