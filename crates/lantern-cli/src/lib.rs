@@ -28,7 +28,8 @@
 //! - [`init_tracing`]: the binaries' log output.
 //!
 //! # Features
-//! No optional features.
+//! - `tune`: the `lantern tune` command (LoRA training on candle, from `lantern-quant`); off
+//!   by default, so that the `lantern` binary builds no candle or faer.
 
 #![deny(missing_docs)]
 

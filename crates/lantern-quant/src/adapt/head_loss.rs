@@ -4,9 +4,12 @@
 //! Through candle's own ops, `cross_entropy(x·Wᵀ)` keeps the logits, their log-softmax and
 //! its intermediates for the backward pass: about nine tensors of `tokens × vocab` floats,
 //! 450 MB for 256 tokens of a 49k vocabulary, more than the blocks of a small window. Here
-//! the forward pass computes the loss a few tokens at a time, and the backward pass
-//! computes the logits again, a few tokens at a time, for `∂loss/∂x = (softmax − onehot)·W /
-//! tokens`. The head is frozen, so no gradient flows to it.
+//! the forward pass takes a few tokens at a time: their logits give both their share of the
+//! loss and of its gradient `∂loss/∂x = (softmax − onehot)·W / tokens`, which is kept (it is
+//! as small as `x`) for the backward pass, so the logits are computed once. The head is
+//! frozen, so no gradient flows to it.
+
+use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 
@@ -19,11 +22,13 @@ pub(crate) struct HeadCrossEntropy {
     /// `[vocab, d_model]`, f32.
     head: Tensor,
     targets: Vec<u32>,
+    /// `∂loss/∂x`, from the forward pass.
+    gradient: Mutex<Option<Tensor>>,
 }
 
 impl HeadCrossEntropy {
     pub(crate) fn new(head: Tensor, targets: Vec<u32>) -> Self {
-        Self { head, targets }
+        Self { head, targets, gradient: Mutex::new(None) }
     }
 
     /// The logits of rows `start..start + len` of `x`: `[len, vocab]`.
@@ -61,42 +66,41 @@ impl CustomOp1 for HeadCrossEntropy {
         let x = Tensor::from_slice(values, layout.shape(), self.head.device())?;
         let n = x.dim(0)?;
         self.check(n)?;
+        let vocab = self.head.dim(0)?;
         let mut total = 0.0f64;
+        let mut parts = Vec::with_capacity(n.div_ceil(TOKENS_PER_CHUNK));
         for (start, len) in Self::chunks(n) {
             let logits = self.logits(&x, start, len)?;
             let max = logits.max_keepdim(D::Minus1)?;
             let lse = (logits.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + max)?;
             let lse: Vec<f32> = lse.flatten_all()?.to_vec1()?;
+            let mut p: Vec<Vec<f32>> = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2()?;
             let rows: Vec<Vec<f32>> = logits.to_vec2()?;
-            for ((row, lse), &t) in rows.iter().zip(lse).zip(&self.targets[start..start + len]) {
+            let targets = &self.targets[start..start + len];
+            for (((row, p), lse), &t) in rows.iter().zip(&mut p).zip(lse).zip(targets) {
                 total += f64::from(lse - row[t as usize]);
+                p[t as usize] -= 1.0;
             }
+            let dp = Tensor::from_vec(p.concat(), (len, vocab), x.device())?;
+            parts.push((dp.matmul(&self.head)? / n as f64)?);
         }
+        *self.gradient.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Tensor::cat(&parts, 0)?);
         Ok((CpuStorage::F32(vec![(total / n as f64) as f32]), Shape::from(())))
     }
 
     fn bwd(
         &self,
-        arg: &Tensor,
+        _arg: &Tensor,
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        let x = arg.detach();
-        let n = x.dim(0)?;
-        self.check(n)?;
-        let scale = f64::from(grad_res.to_dtype(DType::F32)?.to_scalar::<f32>()?) / n as f64;
-        let mut parts = Vec::with_capacity(n.div_ceil(TOKENS_PER_CHUNK));
-        for (start, len) in Self::chunks(n) {
-            let p = candle_nn::ops::softmax_last_dim(&self.logits(&x, start, len)?)?;
-            let mut rows: Vec<Vec<f32>> = p.to_vec2()?;
-            for (row, &t) in rows.iter_mut().zip(&self.targets[start..start + len]) {
-                row[t as usize] -= 1.0;
-            }
-            let vocab = self.head.dim(0)?;
-            let dp = Tensor::from_vec(rows.concat(), (len, vocab), x.device())?;
-            parts.push((dp.matmul(&self.head)? * scale)?);
-        }
-        Ok(Some(Tensor::cat(&parts, 0)?))
+        let gradient = self.gradient.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(gradient) = gradient.as_ref() else {
+            candle_core::bail!("head-cross-entropy's backward pass before its forward pass");
+        };
+        let scale = grad_res.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        Ok(Some((gradient * f64::from(scale))?))
     }
 }
 

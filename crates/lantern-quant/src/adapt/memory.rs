@@ -69,7 +69,7 @@ pub fn estimate_memory(model: &Model, config: &TuneConfig) -> Result<MemoryEstim
         activations: per_block * (widest.len() as u64 + 1),
         // The head's loss holds one chunk of tokens' logits at a time, with their softmax
         // and its gradient.
-        logits: tokens.min(TOKENS_PER_CHUNK as u64) * c.vocab_size as u64 * 4 * 3,
+        logits: tokens.min(TOKENS_PER_CHUNK as u64) * c.vocab_size as u64 * 4 * 6,
         lora: lora_values * 4 * 4,
     })
 }
