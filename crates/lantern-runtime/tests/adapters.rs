@@ -249,3 +249,16 @@ fn one_exit_is_the_last_block_and_the_rules_combine_exits() {
     let mut s = state(&model, 32, 16, 2);
     assert!(s.set_exits(Some(Exits::new(vec![1], ExitRule::Vote, 5).unwrap())).is_err());
 }
+
+#[test]
+fn a_matrix_lantern_cannot_quantize_to_is_not_merged_and_nothing_is() {
+    let tokens = prompt(5, 96);
+    let tiny = Tiny { ty: GgmlType::Q4_K, dim: 256, ff: 256, ..Tiny::default() };
+    let mut model = load(&tiny);
+    let adapter = random_adapter(&model, 2, 0.1, 6);
+    let before = logits(&model, vec![], &tokens);
+    let err = model.merge_adapter(&adapter, 1.0).unwrap_err();
+    assert!(matches!(err, Error::MergeUnsupported { .. }), "{err}");
+    assert!(err.to_string().contains("apply it unmerged instead"), "{err}");
+    assert_eq!(logits(&model, vec![], &tokens), before);
+}
