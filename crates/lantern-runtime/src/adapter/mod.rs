@@ -31,6 +31,9 @@ pub struct LowRank {
     outputs: usize,
     a: Vec<f32>,
     b: Vec<f32>,
+    /// `B` transposed, `rank` rows of `outputs` values: the side product adds its rows
+    /// scaled, which vectorizes where `B`'s rows of `rank` values would not.
+    b_columns: Vec<f32>,
 }
 
 impl LowRank {
@@ -62,7 +65,8 @@ impl LowRank {
         if a.iter().chain(&b).any(|v| !v.is_finite()) {
             return bad("a factor holds NaN or infinity".into());
         }
-        Ok(Self { rank, inputs, outputs, a, b })
+        let b_columns = (0..rank).flat_map(|r| b.iter().skip(r).step_by(rank).copied()).collect();
+        Ok(Self { rank, inputs, outputs, a, b, b_columns })
     }
 
     /// The rank.
@@ -88,6 +92,11 @@ impl LowRank {
     /// `B`: `outputs` rows of `rank` values.
     pub fn b(&self) -> &[f32] {
         &self.b
+    }
+
+    /// `B`'s columns: `rank` runs of `outputs` values.
+    pub(crate) fn b_columns(&self) -> &[f32] {
+        &self.b_columns
     }
 }
 
