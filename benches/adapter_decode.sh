@@ -13,7 +13,7 @@ adapter=${1:?usage: benches/adapter_decode.sh ADAPTER [ROUNDS] [THREADS]}
 rounds=${2:-5}
 threads=${3:-2}
 
-cargo build --release -q -p lantern-cli
+cargo build --release -q -p lantern-cli --features tune
 lantern=target/release/lantern
 model="${LANTERN_MODEL:-$($lantern fetch --quiet)}"
 tmp=$(mktemp -d)

@@ -4,11 +4,11 @@
 //! returns logits for the tokens asked for. A batch of one is decoding; a longer batch is
 //! prefill, where each weight row is read once for the whole batch.
 
+use std::sync::Arc;
+
 use lantern_core::kernels::{self, Input};
 use lantern_io::stream::{StreamStats, StreamedContainer};
 use lantern_io::ModelFile;
-
-use std::sync::Arc;
 
 use crate::adapter;
 use crate::attention::{self, Heads};
@@ -424,7 +424,8 @@ impl Model {
         let rule = e.exits.rule();
         let n_exits = e.exits.layers().len();
         // Rows still to settle, for the first confident exit.
-        let mut open = vec![true; rows.len()];
+        e.open.clear();
+        e.open.resize(rows.len(), true);
         let mut result = Ok(());
         for i in 0..n_exits {
             let early = i + 1 < n_exits;
@@ -446,7 +447,7 @@ impl Model {
                 }
                 ExitRule::FirstConfident { threshold } => {
                     let rows = logits.chunks_exact(vocab).zip(e.combined.chunks_exact_mut(vocab));
-                    for ((row, chosen), open) in rows.zip(&mut open) {
+                    for ((row, chosen), open) in rows.zip(&mut e.open) {
                         if !*open {
                             continue;
                         }
@@ -457,7 +458,7 @@ impl Model {
                             *open = false;
                         }
                     }
-                    if !open.contains(&true) {
+                    if !e.open.contains(&true) {
                         break;
                     }
                 }

@@ -50,12 +50,14 @@ pub struct State {
 }
 
 /// A state's early exits: the rule, the residual stream after each early exit for a batch
-/// (as long as [`Buffers::x`]), and the combined rows of a batch's logits.
+/// (as long as [`Buffers::x`]), the combined rows of a batch's logits, and which rows the
+/// first confident exit has yet to settle.
 #[derive(Debug)]
 pub(crate) struct ExitState {
     pub(crate) exits: Exits,
     pub(crate) streams: Vec<Vec<f32>>,
     pub(crate) combined: Vec<f32>,
+    pub(crate) open: Vec<bool>,
 }
 
 impl std::fmt::Debug for dyn MatrixInputs {
@@ -125,7 +127,7 @@ impl State {
             name: "exits",
             reason: format!("{} streams of {len} values cannot be allocated", exits.early().len()),
         })?;
-        self.exits = Some(ExitState { exits, streams, combined: Vec::new() });
+        self.exits = Some(ExitState { exits, streams, combined: Vec::new(), open: Vec::new() });
         Ok(())
     }
 
