@@ -1,17 +1,22 @@
 //! LoRA adapters: the side product is the merged matrix's product, a file round-trips, a
-//! zero update is the base model, adapters are per state, bad adapters are refused; and
-//! early exits: one exit is the base model, votes and the first confident exit combine.
+//! zero update is the base model, adapters are per state, streamed and sparse models run
+//! them, bad adapters are refused; and early exits: one exit is the base model, votes and
+//! the first confident exit combine.
 
 use std::sync::Arc;
 
 use lantern_core::GgmlType;
+use lantern_io::container::write_container;
+use lantern_io::stream::{StorageModel, StreamedContainer};
 use lantern_io::{GgufModel, GgufWriter, ModelSource};
+use lantern_runtime::calibration::ActivationHistograms;
 use lantern_runtime::{
-    BlockMatrix, Error, ExitRule, Exits, LoraAdapter, LowRank, Model, Projections,
+    BlockMatrix, Budget, Criterion, Error, ExitRule, Exits, LoraAdapter, LowRank, Model, Pin,
+    Projections, StreamOptions,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use lantern_test_support::models::{load, max_abs_diff, prompt, spread, state, Tiny};
+use lantern_test_support::models::{load, max_abs_diff, open, prompt, spread, state, Tiny};
 
 /// An adapter updating every matrix of every block of `model`, with values of about `size`.
 fn random_adapter(model: &Model, rank: usize, size: f32, seed: u64) -> LoraAdapter {
@@ -261,4 +266,48 @@ fn a_matrix_lantern_cannot_quantize_to_is_not_merged_and_nothing_is() {
     assert!(matches!(err, Error::MergeUnsupported { .. }), "{err}");
     assert!(err.to_string().contains("apply it unmerged instead"), "{err}");
     assert_eq!(logits(&model, vec![], &tokens), before);
+}
+
+#[test]
+fn a_streamed_model_runs_an_adapter_as_the_resident_one_does() {
+    let t = Tiny::of(GgmlType::Q4_0);
+    let resident = load(&t);
+    let adapter = Arc::new(random_adapter(&resident, 3, 0.1, 7));
+    let tokens = prompt(9, 96);
+    let expected = logits(&resident, vec![(adapter.clone(), 1.0)], &tokens);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.lantern");
+    write_container(&open(&t), &path, |_, _| {}).unwrap();
+    let file = StreamedContainer::open(&path, StorageModel::UNTHROTTLED).unwrap();
+    let options = StreamOptions { budget: Budget::Bytes(1 << 30), depth: 2, pin: Pin::default() };
+    let streamed = Model::load_streamed(file, options).unwrap();
+    assert!(logits(&streamed, vec![(adapter, 1.0)], &tokens) == expected);
+}
+
+#[test]
+fn sparse_ffn_products_add_the_adapter_to_the_active_neurons_only() {
+    // Decoding with thresholds on the gate, a sparse model reads only the active neurons'
+    // up rows; with an adapter the zeroed neurons must stay zero, as in the dense products.
+    let tokens = prompt(12, 96);
+    let t = Tiny { dim: 128, ..Tiny::of(GgmlType::Q4_0) };
+    let (rows, sparse) = (load(&t), load(&t).with_sparse_ffn());
+    let adapter = Arc::new(random_adapter(&rows, 3, 0.1, 8));
+    let mut calibrate = state(&rows, 64, 64, 1);
+    calibrate.observe_ffn(Some(ActivationHistograms::new(Criterion::Gate, 2, None))).unwrap();
+    rows.forward(&mut calibrate, &tokens, 0).unwrap();
+    let thresholds = calibrate.observe_ffn(None).unwrap().unwrap().uniform_thresholds(0.5);
+    let decode = |model: &Model| {
+        let mut s = state(model, 64, 16, 2);
+        s.set_ffn_thresholds(Some(thresholds.clone())).unwrap();
+        model.set_adapters(&mut s, vec![(adapter.clone(), 1.0)]).unwrap();
+        let out: Vec<f32> = tokens
+            .iter()
+            .flat_map(|&tok| model.forward(&mut s, &[tok], 0).unwrap().to_vec())
+            .collect();
+        (out, s.ffn_zeroed_share().unwrap())
+    };
+    let ((expected, share), (got, got_share)) = (decode(&rows), decode(&sparse));
+    assert!((0.3..0.7).contains(&share), "{share}");
+    assert_eq!(share, got_share);
+    assert!(got == expected);
 }
