@@ -11,13 +11,7 @@ version=1.0.0
 name=gemma-3-270m-q4_k_m.gguf
 sha256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 
-if [ -n "${LANTERN_CACHE:-}" ]; then
-    cache=$LANTERN_CACHE
-elif [ -n "${XDG_CACHE_HOME:-}" ]; then
-    cache=$XDG_CACHE_HOME/lantern
-else
-    cache=$HOME/.cache/lantern
-fi
+. "$(dirname "$0")/cache-dir.sh"
 path=$cache/gemma3/$name
 if [ -f "$path" ]; then
     echo "$path"

@@ -9,13 +9,7 @@ set -euo pipefail
 deb=dict-jargon_4.4.7-3.1_all.deb
 sha256=405f8168d7994ed2cb71407bb95493daec2e9aa66fc0461dafa74a9d6728a8c1
 
-if [ -n "${LANTERN_CACHE:-}" ]; then
-    cache=$LANTERN_CACHE
-elif [ -n "${XDG_CACHE_HOME:-}" ]; then
-    cache=$XDG_CACHE_HOME/lantern
-else
-    cache=$HOME/.cache/lantern
-fi
+. "$(dirname "$0")/cache-dir.sh"
 dir=$cache/jargon
 if [ -f "$dir/train.txt" ] && [ -f "$dir/test.txt" ]; then
     echo "$dir"

@@ -12,13 +12,7 @@ version=0.3.36
 sdist=llama_cpp_python-$version.tar.gz
 sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 
-if [ -n "${LANTERN_CACHE:-}" ]; then
-    cache=$LANTERN_CACHE
-elif [ -n "${XDG_CACHE_HOME:-}" ]; then
-    cache=$XDG_CACHE_HOME/lantern
-else
-    cache=$HOME/.cache/lantern
-fi
+. "$(dirname "$0")/cache-dir.sh"
 dir=$cache/llama-models-$version
 if [ -f "$dir/.complete" ]; then
     echo "$dir"
