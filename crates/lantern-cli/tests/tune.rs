@@ -74,6 +74,23 @@ mod with_the_feature {
     }
 
     #[test]
+    fn tune_adapts_a_lantern_container() {
+        // A converted (or compressed) model is a base too, Edge-LLM's full setting.
+        let dir = tempfile::tempdir().unwrap();
+        let (model, text) = fixtures(dir.path());
+        let container = path(dir.path(), "tiny.lantern");
+        let out = lantern(&["convert", &model, "-o", &container]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let adapter = path(dir.path(), "adapter.gguf");
+        let mut args = vec!["tune", &container, "--text", &text, "-o", &adapter];
+        args.extend(SMALL);
+        let out = lantern(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let run = lantern(&["run", "-m", &container, "--lora", &adapter, "-p", "the", "-n", "2"]);
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+
+    #[test]
     fn tune_trains_on_conversations() {
         let dir = tempfile::tempdir().unwrap();
         let (model, _) = fixtures(dir.path());

@@ -26,7 +26,7 @@ mod with_feature {
     use anyhow::{bail, Context, Result};
     use clap::{ArgGroup, Args, ValueEnum};
     use lantern::{BlockMatrix, Budget};
-    use lantern_io::{AtomicFile, GgufModel, ModelSource};
+    use lantern_io::{open_model_file, AtomicFile, ModelFile, ModelSource};
     use lantern_quant::{Checkpoints, Depth, Schedule, TuneConfig, Tuner};
     use lantern_runtime::Model;
 
@@ -37,7 +37,8 @@ mod with_feature {
     #[derive(Debug, Args)]
     #[command(group(ArgGroup::new("data").required(true).args(["text", "chat"])))]
     pub(crate) struct TuneArgs {
-        /// GGUF model file to adapt (llama-style blocks).
+        /// Model to adapt (llama-style blocks): a GGUF file, or a `.lantern` container such as
+        /// a compressed one.
         model: PathBuf,
         /// Training text (UTF-8), one stream of tokens.
         #[arg(long, value_name = "FILE")]
@@ -144,9 +145,9 @@ mod with_feature {
             (None, None) => bail!("give the training data with --text or --chat"),
         };
         let file = open(&args)?;
-        let tokens = training_tokens(&file, &data)?;
-        let model =
-            Model::load(&file).with_context(|| format!("loading {}", args.model.display()))?;
+        let tokens = training_tokens(file.metadata(), &data)?;
+        let model = Model::load(file.as_ref())
+            .with_context(|| format!("loading {}", args.model.display()))?;
         let mut tuner = Tuner::new(&model, config, tokens)?;
         if args.resume {
             let path = &checkpoints.as_ref().map(|c| c.path.clone()).unwrap_or_default();
@@ -248,7 +249,9 @@ mod with_feature {
         Ok(Some(Checkpoints { path: path.clone(), every: args.checkpoint_every }))
     }
 
-    fn open(args: &TuneArgs) -> Result<GgufModel> {
+    /// The model file: GGUF, or a `.lantern` container such as a compressed one
+    /// (`lantern-lab convert --budget-bytes`), Edge-LLM's full setting.
+    fn open(args: &TuneArgs) -> Result<Box<dyn ModelFile>> {
         let path = &args.model;
         let source = if args.no_mmap {
             ModelSource::read(path)
@@ -260,7 +263,7 @@ mod with_feature {
             unsafe { ModelSource::mmap(path) }
         }
         .with_context(|| format!("opening {}", path.display()))?;
-        GgufModel::open(source).with_context(|| format!("reading {}", path.display()))
+        open_model_file(source).with_context(|| format!("reading {}", path.display()))
     }
 }
 

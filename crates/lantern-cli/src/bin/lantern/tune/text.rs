@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use lantern::{ChatTemplate, Message, Tokenizer};
-use lantern_io::GgufModel;
+use lantern_io::Metadata;
 use serde_json::Value;
 
 /// Training data, read but not yet tokenized.
@@ -62,10 +62,10 @@ impl Data {
     }
 }
 
-/// The tokens of `data` for the model in `file`: a text with the BOS the model asks for,
-/// conversations each rendered whole by the chat template, one after another.
-pub(super) fn training_tokens(file: &GgufModel, data: &Data) -> Result<Vec<u32>> {
-    let tokenizer = Tokenizer::from_gguf(file.metadata()).context("reading the vocabulary")?;
+/// The tokens of `data` for the model whose metadata is `meta`: a text with the BOS the
+/// model asks for, conversations each rendered whole by the chat template, one after another.
+pub(super) fn training_tokens(meta: &Metadata, data: &Data) -> Result<Vec<u32>> {
+    let tokenizer = Tokenizer::from_gguf(meta).context("reading the vocabulary")?;
     match &data.kind {
         Kind::Text(text) => Ok(tokenizer.encode(text, true)?),
         Kind::Chat(conversations, time) => {
