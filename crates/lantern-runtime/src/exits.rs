@@ -4,6 +4,8 @@
 //! An adapter tuned with adaptive layer tuning trains each window of blocks to predict
 //! through the exit right after it; at inference each exit gives a distribution.
 
+use lantern_core::kernels::vector_kernels;
+
 use crate::{Error, Result};
 
 /// How the exits' predictions become one.
@@ -72,14 +74,10 @@ impl Exits {
 
 /// `logits` (rows of `vocab`) turned into probabilities, in place.
 pub(crate) fn softmax_rows(logits: &mut [f32], vocab: usize) {
+    let exp_shifted = vector_kernels().exp_shifted;
     for row in logits.chunks_exact_mut(vocab) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f64;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += f64::from(*v);
-        }
-        let inv = (1.0 / sum) as f32;
+        let inv = (1.0 / exp_shifted(row, max)) as f32;
         row.iter_mut().for_each(|v| *v *= inv);
     }
 }

@@ -87,6 +87,19 @@ impl Projections {
         matrices.is_empty().then_some(Self { wq, wk, wv, wo, gate, up, down })
     }
 
+    /// The matrix `m`.
+    pub(crate) fn get_mut(&mut self, m: BlockMatrix) -> &mut Matrix {
+        match m {
+            BlockMatrix::AttnQ => &mut self.wq,
+            BlockMatrix::AttnK => &mut self.wk,
+            BlockMatrix::AttnV => &mut self.wv,
+            BlockMatrix::AttnOutput => &mut self.wo,
+            BlockMatrix::FfnGate => &mut self.gate,
+            BlockMatrix::FfnUp => &mut self.up,
+            BlockMatrix::FfnDown => &mut self.down,
+        }
+    }
+
     /// The matrices in the order a token meets them.
     pub fn iter(&self) -> impl Iterator<Item = &Matrix> {
         [&self.wq, &self.wk, &self.wv, &self.wo, &self.gate, &self.up, &self.down].into_iter()

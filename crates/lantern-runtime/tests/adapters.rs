@@ -26,16 +26,7 @@ fn random_adapter(model: &Model, rank: usize, size: f32, seed: u64) -> LoraAdapt
     let mut adapter = LoraAdapter::new(c.architecture.clone(), 2.0 * rank as f32);
     for (l, layer) in model.weights().layers.iter().enumerate() {
         let p: &Projections = layer.projections.as_ref().unwrap();
-        for m in BlockMatrix::ALL {
-            let matrix = match m {
-                BlockMatrix::AttnQ => &p.wq,
-                BlockMatrix::AttnK => &p.wk,
-                BlockMatrix::AttnV => &p.wv,
-                BlockMatrix::AttnOutput => &p.wo,
-                BlockMatrix::FfnGate => &p.gate,
-                BlockMatrix::FfnUp => &p.up,
-                BlockMatrix::FfnDown => &p.down,
-            };
+        for (m, matrix) in BlockMatrix::ALL.into_iter().zip(p.iter()) {
             let (inputs, outputs) = (matrix.row_len(), matrix.n_rows());
             let a = values(rank * inputs);
             let b = values(outputs * rank);

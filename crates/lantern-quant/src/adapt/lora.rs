@@ -36,9 +36,8 @@ pub(crate) type BlockFactors = [Option<(Tensor, Tensor)>; 7];
 #[derive(Debug)]
 pub(crate) struct LoraParams {
     alpha: f32,
-    /// `alpha / rank`, or 1 when alpha is 0: llama.cpp's rule, as
-    /// [`LoraAdapter::factor`] applies it at scale 1, so the trained update means at
-    /// inference what it meant in training.
+    /// [`LoraAdapter::factor_of`] at scale 1, so the trained update means at inference what
+    /// it meant in training.
     factor: f64,
     updates: BTreeMap<(usize, BlockMatrix), Update>,
 }
@@ -54,7 +53,7 @@ impl LoraParams {
         shapes: impl Fn(usize) -> Result<[(usize, usize); 7]>,
         seed: u64,
     ) -> Result<Self> {
-        let factor = if alpha == 0.0 { 1.0 } else { f64::from(alpha) / rank as f64 };
+        let factor = f64::from(LoraAdapter::factor_of(alpha, rank, 1.0));
         let mut updates = BTreeMap::new();
         for l in layers {
             let shapes = shapes(l)?;

@@ -5,22 +5,7 @@
 
 use lantern_core::QTensor;
 
-use crate::{BlockMatrix, Error, LayerWeights, LoraAdapter, Matrix, Projections, Result};
-
-impl Projections {
-    /// The matrix `m`.
-    pub(crate) fn get_mut(&mut self, m: BlockMatrix) -> &mut Matrix {
-        match m {
-            BlockMatrix::AttnQ => &mut self.wq,
-            BlockMatrix::AttnK => &mut self.wk,
-            BlockMatrix::AttnV => &mut self.wv,
-            BlockMatrix::AttnOutput => &mut self.wo,
-            BlockMatrix::FfnGate => &mut self.gate,
-            BlockMatrix::FfnUp => &mut self.up,
-            BlockMatrix::FfnDown => &mut self.down,
-        }
-    }
-}
+use crate::{Error, LayerWeights, LoraAdapter, Matrix, Result};
 
 /// `layers`' matrices with `adapter`'s updates at `scale` merged in: all of them, or on an
 /// error none.
@@ -61,11 +46,9 @@ pub(crate) fn merge(layers: &mut [LayerWeights], adapter: &LoraAdapter, scale: f
 /// `values` quantized to `like`'s type and shape, interleaved as `like` is.
 fn quantized(like: &QTensor, values: &[f32]) -> Result<QTensor> {
     let ty = like.ty();
-    let row_bytes = ty.row_bytes(like.row_len())?;
-    let mut bytes = vec![0; row_bytes * like.n_rows()];
-    for (out, row) in bytes.chunks_exact_mut(row_bytes).zip(values.chunks_exact(like.row_len())) {
-        lantern_core::quantize_row(ty, row, out)?;
-    }
+    // Rows are whole blocks of `ty`, so the rows one after another quantize as one.
+    let mut bytes = vec![0; ty.tensor_bytes(like.dims())?];
+    lantern_core::quantize_row(ty, values, &mut bytes)?;
     let t = QTensor::new(ty, like.dims(), lantern_core::TensorBytes::from_vec(bytes))?;
     Ok(if like.is_interleaved() { t.interleaved() } else { t })
 }

@@ -158,16 +158,17 @@ impl LoraAdapter {
 
     /// The factor an update is multiplied by, for a user's `scale`: llama.cpp's rule.
     pub fn factor(&self, update: &LowRank, scale: f32) -> f32 {
-        if self.alpha == 0.0 {
-            scale
-        } else {
-            scale * self.alpha / update.rank as f32
-        }
+        Self::factor_of(self.alpha, update.rank, scale)
     }
 
-    /// Bytes of the factors.
-    pub fn bytes(&self) -> usize {
-        self.updates.values().map(|u| (u.a.len() + u.b.len()) * 4).sum()
+    /// `scale · alpha / rank`, or `scale` when alpha is 0: the factor of an update of rank
+    /// `rank` in an adapter of `alpha`, as llama.cpp applies it (and training must too).
+    pub fn factor_of(alpha: f32, rank: usize, scale: f32) -> f32 {
+        if alpha == 0.0 {
+            scale
+        } else {
+            scale * alpha / rank as f32
+        }
     }
 
     /// Reads an adapter file.
