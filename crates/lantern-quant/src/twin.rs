@@ -101,14 +101,7 @@ impl CustomOp1 for FrozenProduct {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let (tokens, inputs) = layout.shape().dims2()?;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("frozen-product: the input must be contiguous")
-        };
-        let x = &storage.as_slice::<f32>()?[start..end];
-        let y = Tensor::from_slice(x, (tokens, inputs), &Device::Cpu)?.matmul(&self.0.t()?)?;
-        let shape = y.shape().clone();
-        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
+        op_output(&op_input(self.name(), storage, layout)?.matmul(&self.0.t()?)?)
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -183,6 +176,23 @@ fn attention(
     Ok(weights.matmul(&v)?.transpose(0, 1)?.reshape((n, heads * hd))?)
 }
 
+/// The f32 values a custom op's CPU pass receives, as a tensor of their shape.
+pub(crate) fn op_input(
+    op: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<Tensor> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: the input must be contiguous")
+    };
+    Tensor::from_slice(&storage.as_slice::<f32>()?[start..end], layout.shape(), &Device::Cpu)
+}
+
+/// A custom op's result `y`, as its CPU pass returns it.
+fn op_output(y: &Tensor) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+    Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), y.shape().clone()))
+}
+
 /// Softmax over the last dimension, with a backward pass: candle_nn's fast
 /// `softmax_last_dim` has none (it is applied without one), so gradients would not reach the
 /// queries and keys; composing it of exp, sum and div would keep four score-sized tensors per
@@ -199,13 +209,7 @@ impl CustomOp1 for Softmax {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax: the input must be contiguous")
-        };
-        let x = &storage.as_slice::<f32>()?[start..end];
-        let x = Tensor::from_slice(x, layout.shape(), &Device::Cpu)?;
-        let y = candle_nn::ops::softmax_last_dim(&x)?;
-        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), layout.shape().clone()))
+        op_output(&candle_nn::ops::softmax_last_dim(&op_input(self.name(), storage, layout)?)?)
     }
 
     /// `y ⊙ (g − Σ g⊙y)`, the sum over the last dimension.

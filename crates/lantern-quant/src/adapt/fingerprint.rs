@@ -21,7 +21,7 @@ pub(crate) fn settings(
         (
             "model",
             format!(
-                "{} of {} blocks, d_model {}, vocab {}, weights {:016x}",
+                "{} of {} blocks, d_model {}, vocab {}, weights {:08x}",
                 c.architecture,
                 c.n_layers,
                 c.d_model,
@@ -29,7 +29,7 @@ pub(crate) fn settings(
                 model_hash(model)
             ),
         ),
-        ("text", format!("{} tokens, {:016x}", tokens.len(), tokens_hash(tokens))),
+        ("text", format!("{} tokens, {:08x}", tokens.len(), tokens_hash(tokens))),
         ("rank", config.rank.to_string()),
         ("alpha", config.alpha.to_string()),
         ("targets", targets.join(",")),
@@ -54,41 +54,24 @@ pub(crate) fn targets(config: &TuneConfig) -> Vec<BlockMatrix> {
 
 /// A hash of the model's norms and the first bytes of each matrix: enough to tell two
 /// models, or two quantizations of one, apart without reading all of it.
-fn model_hash(model: &Model) -> u64 {
+fn model_hash(model: &Model) -> u32 {
     let w = model.weights();
-    let mut h = Fnv::default();
+    let mut h = crc32fast::Hasher::new();
     for layer in &w.layers {
-        layer.attn_norm.iter().chain(&layer.ffn_norm).for_each(|v| h.write(&v.to_le_bytes()));
+        layer.attn_norm.iter().chain(&layer.ffn_norm).for_each(|v| h.update(&v.to_le_bytes()));
         let Some(p) = &layer.projections else { continue };
         for m in [&p.wq, &p.wk, &p.wv, &p.wo, &p.gate, &p.up, &p.down] {
             for t in m.tensors() {
-                h.write(&t.bytes()[..t.bytes().len().min(256)]);
+                h.update(&t.bytes()[..t.bytes().len().min(256)]);
             }
         }
     }
-    w.output_norm.iter().for_each(|v| h.write(&v.to_le_bytes()));
-    h.0
+    w.output_norm.iter().for_each(|v| h.update(&v.to_le_bytes()));
+    h.finalize()
 }
 
-fn tokens_hash(tokens: &[u32]) -> u64 {
-    let mut h = Fnv::default();
-    tokens.iter().for_each(|t| h.write(&t.to_le_bytes()));
-    h.0
-}
-
-/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+fn tokens_hash(tokens: &[u32]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    tokens.iter().for_each(|t| h.update(&t.to_le_bytes()));
+    h.finalize()
 }

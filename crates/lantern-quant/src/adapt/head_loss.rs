@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 
+use crate::twin::op_input;
+
 /// Tokens whose logits are held at once.
 pub(crate) const TOKENS_PER_CHUNK: usize = 32;
 
@@ -59,11 +61,7 @@ impl CustomOp1 for HeadCrossEntropy {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(values), true) = (storage, layout.is_contiguous()) else {
-            candle_core::bail!("head-cross-entropy takes contiguous f32 rows");
-        };
-        let values = &values[layout.start_offset()..][..layout.shape().elem_count()];
-        let x = Tensor::from_slice(values, layout.shape(), self.head.device())?;
+        let x = op_input(self.name(), storage, layout)?;
         let n = x.dim(0)?;
         self.check(n)?;
         let vocab = self.head.dim(0)?;
